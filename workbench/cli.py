@@ -1,0 +1,215 @@
+"""The `workbench` command line: each command parses its options and calls one library function."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import ingest, stats
+from .errors import InputFileError, WorkbenchError
+from .store import Store
+
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class CLIGroup(click.Group):
+    """Turns WorkbenchError into one clear line and exit status 1 instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputFileError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            sys.exit(2)
+        except WorkbenchError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            sys.exit(1)
+
+
+@click.group(cls=CLIGroup)
+@click.option("--store", "store_dir", type=click.Path(file_okay=False), envvar="WORKBENCH_STORE",
+              help="The data folder (default: ./store, or $WORKBENCH_STORE).")
+@click.pass_context
+def main(ctx: click.Context, store_dir: str | None) -> None:
+    """sft-workbench: collect badcases, check and fix them, export training sets, train LoRA adapters."""
+    ctx.obj = {"store_dir": store_dir}
+
+
+def open_store(ctx: click.Context) -> Store:
+    return Store.open(ctx.obj.get("store_dir"))
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
+                    TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--dataset", default="badcases", show_default=True,
+              help="Dataset to import into (badcases, general, eval, or a new badcases dataset's name).")
+@click.option("--category", help="Category for records that do not name one.")
+@click.option("--author", default=lambda: os.environ.get("USER", "cli"), help="Who imported (kept in the log).")
+@click.pass_context
+def import_cmd(ctx, paths, dataset, category, author):
+    """Import JSONL, JSON, CSV/TSV or Parquet files of chat records."""
+    store = open_store(ctx)
+    for path in paths:
+        name = Path(path).name
+        with progress_bar() as bar:
+            task = bar.add_task(f"importing {name}", total=None)
+
+            def show(stage, done, total, task=task, name=name, bar=bar):
+                bar.update(task, description=f"{name}: {stage}", completed=done)
+
+            report = ingest.import_file(store, path, dataset=dataset, category=category, author=author, progress=show)
+        out.print(render_import(report))
+
+
+def render_import(report: ingest.ImportReport) -> Table:
+    table = Table(title=f"{Path(report.file).name} → {report.dataset} (import #{report.import_id})",
+                  show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("file format", f"{report.file_format}, {report.encoding}")
+    table.add_row("record format", report.detected_format)
+    table.add_row("imported", f"{report.imported:,}" + (f" ({report.repaired} repaired)" if report.repaired else ""))
+    table.add_row("rejected", f"{report.rejected:,}" + (
+        "  " + ", ".join(f"{code} {n}" for code, n in report.reject_counts.items()) if report.rejected else ""))
+    if report.blank_lines:
+        table.add_row("blank lines", f"{report.blank_lines:,} (skipped)")
+    for rej in report.rejects[:5]:
+        table.add_row("", f"line {rej.line}: [{rej.code}] {rej.reason}")
+    if report.rejected > 5:
+        table.add_row("", f"... every rejected line is kept: workbench rejects {report.import_id}")
+    issues = ", ".join(f"{code} {n}" for code, _sev, n in report.issue_counts) or "none"
+    table.add_row("issues", issues)
+    if report.earlier_import:
+        eid, name, when = report.earlier_import
+        table.add_row("note", f"the same file was imported before as #{eid} ({name}, {when})")
+    table.add_row("time", f"{report.seconds:.1f} s")
+    return table
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input record, in input order.")
+@click.option("--fix", "fix_out", type=click.Path(dir_okay=False), help="Write the records with safe autofixes applied here (JSONL).")
+@click.option("--max-tokens", type=int, default=None, help="Flag records longer than this many tokens (default 2048).")
+@click.option("--model", default=None, help="Whose tokenizer counts tokens (default: the embedded SmolLM2).")
+def check(path, as_json, fix_out, max_tokens, model):
+    """Check a file without importing it. Exit status: 0 no errors, 1 errors found, 2 unreadable input."""
+    from .checks import CheckContext
+    from .models import token_counter
+
+    ctx = CheckContext(max_tokens=max_tokens or 2048, count_tokens=token_counter(model))
+    checked = list(ingest.check_file(path, ctx))
+    errors = sum(1 for c in checked if not c.ok)
+    if as_json:
+        for item in checked:
+            out.print(json.dumps(item.as_dict(), ensure_ascii=False), markup=False)
+    else:
+        render_check(path, checked)
+    if fix_out:
+        written = skipped = fixed = 0
+        with open(fix_out, "w", encoding="utf-8") as f:
+            for _item, record, applied in ingest.fixed_records(iter(checked), ctx):
+                if record is None:
+                    skipped += 1
+                    continue
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                written += 1
+                fixed += bool(applied)
+        console.print(f"wrote {written} records to {fix_out} ({fixed} repaired); "
+                      f"{skipped} unreadable lines left out (see the report above)")
+    sys.exit(1 if errors else 0)
+
+
+def render_check(path: str, checked: list) -> None:
+    from collections import Counter
+
+    counts = Counter((i.code, i.severity, bool(i.fix)) for c in checked for i in c.issues)
+    bad = sum(1 for c in checked if not c.ok)
+    out.print(f"{path}: {len(checked)} records, {bad} with errors, "
+              f"{sum(1 for c in checked if c.issues and c.ok)} with warnings only")
+    if counts:
+        table = Table("code", "severity", "records", "autofix")
+        for (code, severity, fixable), n in counts.most_common():
+            table.add_row(code, severity, str(n), "yes" if fixable else "")
+        out.print(table)
+    for item in [c for c in checked if c.issues][:10]:
+        for issue in item.issues[:3]:
+            where = f"line {item.line}" + (f", turn {issue.turn}" if issue.turn else "")
+            out.print(f"  {where}: [{issue.code}] {issue.message}", markup=False)
+
+
+@main.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def stats_cmd(ctx, as_json):
+    """Counts by dataset, category, status and issue code."""
+    summary = stats.store_summary(open_store(ctx))
+    if as_json:
+        out.print(json.dumps(summary.as_dict(), ensure_ascii=False, default=str), markup=False)
+        return
+    for title, rows, header in (
+        ("datasets", summary.datasets, ("dataset", "kind", "records")),
+        ("statuses", summary.statuses, ("status", "records")),
+        ("categories", summary.categories, ("category", "records")),
+        ("issues", summary.issues, ("code", "severity", "records")),
+    ):
+        table = Table(*header, title=title, title_justify="left")
+        for row in rows:
+            table.add_row(*[str(x) if x is not None else "(none)" for x in row])
+        out.print(table)
+
+
+@main.command()
+@click.argument("import_id", type=int)
+@click.pass_context
+def rejects(ctx, import_id):
+    """Every line an import rejected, with the reason and the raw text."""
+    from .store.imports import rejects_of
+
+    store = open_store(ctx)
+    with store.connect(read_only=True) as con:
+        for rej in rejects_of(con, import_id):
+            out.print(json.dumps({"line": rej.line, "code": rej.code, "reason": rej.reason, "raw": rej.raw},
+                                 ensure_ascii=False), markup=False)
+
+
+@main.command()
+@click.option("--port", default=8501, show_default=True)
+@click.pass_context
+def app(ctx, port):
+    """Open the browser workbench (Streamlit, on localhost)."""
+    entry = Path(__file__).resolve().parent.parent / "app.py"
+    if not entry.exists():
+        raise WorkbenchError(f"{entry} is missing: run the app from a checkout of sft-workbench (make app)")
+    os.execvp(sys.executable, [sys.executable, "-m", "streamlit", "run", str(entry), "--server.address", "localhost",
+                               "--server.port", str(port)])
+
+
+def _register_commands() -> None:
+    """Commands of the other areas (dedup, export, train, ...) live in workbench/commands/, one module each."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(main)
+
+
+_register_commands()
+
+if __name__ == "__main__":
+    main()

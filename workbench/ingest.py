@@ -1,0 +1,261 @@
+"""Importing files into the store, and checking a file without one.
+
+An import lands whole or not at all: the records, every rejected line with its reason, and the
+check results are written in one transaction, and the file itself is kept verbatim under the
+store's `imports/` folder, so the original of every record stays at hand.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from . import checks, formats, readers
+from .checks import CheckContext, Issue
+from .errors import InputFileError, WorkbenchError
+from .store import Store
+from .store import imports as sql
+from .store import issues as store_issues
+from .store.imports import Reject
+from .store.records import Selection, ensure_dataset
+
+Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
+
+
+@dataclass
+class ImportReport:
+    file: str
+    file_format: str
+    encoding: str
+    dataset: str
+    import_id: int | None = None
+    formats: dict[str, int] = field(default_factory=dict)
+    imported: int = 0
+    rejected: int = 0
+    blank_lines: int = 0
+    repaired: int = 0
+    reject_counts: dict[str, int] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)  # the first ones, for showing
+    issue_counts: list[tuple[str, str, int]] = field(default_factory=list)  # (code, severity, records)
+    earlier_import: tuple | None = None  # (id, file name, when) of an earlier import of the same bytes
+    seconds: float = 0.0
+
+    @property
+    def detected_format(self) -> str:
+        return ", ".join(f"{name} ({n})" for name, n in self.formats.items()) or "-"
+
+
+def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", category: str | None = None,
+                author: str | None = None, progress: Progress | None = None, keep_file: bool = True) -> ImportReport:
+    """Import one file into `dataset`; records without a category get `category` when given."""
+    started = time.perf_counter()
+    info = readers.sniff(path)
+    scan = readers.scan_bytes(info.path)
+    report = ImportReport(str(info.path), info.file_format, info.encoding, dataset)
+    tell = progress or (lambda stage, done, total: None)
+    with store.transaction() as con:
+        earlier = sql.find_import_by_sha(con, scan.sha256) if store.root else None
+        ensure_dataset(con, dataset)
+        import_id = sql.start_import(con, file_name=info.path.name, file_path=str(info.path), dataset=dataset,
+                                     category=category, author=author)
+        report.import_id = import_id
+        tell("reading", 0, info.size)
+        rejects = _stage(con, info, scan, tell)
+        items, blank = sql.staged_line_count(con)
+        tell("normalising", 0, items)
+        id_base = sql.next_record_id_base(con)
+        report.imported = sql.insert_records(con, source=sql.LINES, import_id=import_id, dataset=dataset,
+                                             category=category, id_base=id_base)
+        leftovers = sql.unimported_items(con, import_id, id_base)
+        if leftovers and info.duckdb_can_read and info.file_format == "jsonl":
+            exact = readers.raw_lines(info, {line for _, line, _ in leftovers})
+            leftovers = [(seq, line, exact.get(line, text)) for seq, line, text in leftovers]
+        repaired, more_rejects, more_blank = _sort_leftovers(con, leftovers)
+        if repaired:
+            report.repaired = _insert_repaired(con, repaired, import_id, dataset, category, id_base)
+            report.imported += report.repaired
+        rejects += more_rejects
+        sql.insert_rejects(con, import_id, rejects)
+        report.rejected = len(rejects)
+        report.blank_lines = blank + more_blank
+        sql.drop_staging(con)
+        tell("checking", 0, report.imported)
+        ctx = checks.context_for_store(con, store.models_dir if store.root else None)
+        checks.run_checks(con, Selection(import_id=import_id), ctx, lambda n: tell("checking", n, report.imported))
+        report.formats = sql.record_formats(con, import_id)
+        report.reject_counts = sql.reject_counts(con, import_id)
+        report.rejects = sql.rejects_of(con, import_id, limit=50)
+        report.issue_counts = store_issues.issue_counts(con, Selection(import_id=import_id))
+        stored = _keep(store, info.path, import_id) if keep_file and store.root else None
+        sql.finish_import(con, import_id, sha256=scan.sha256, size_bytes=info.size, encoding=info.encoding,
+                          file_format=info.file_format, record_formats=report.formats, imported=report.imported,
+                          rejected=report.rejected, blank_lines=report.blank_lines, stored_file=stored)
+    report.earlier_import = earlier
+    report.seconds = time.perf_counter() - started
+    tell("done", report.imported, report.imported)
+    return report
+
+
+def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, scan: readers.FileScan, tell: Progress) -> list[Reject]:
+    """Put every line of the file into the staging table; returns lines that could not even be decoded."""
+    if info.file_format == "parquet":
+        try:
+            sql.stage_parquet(con, str(info.path))
+        except duckdb.Error as exc:
+            raise InputFileError(f"{info.path}: the Parquet file cannot be read ({_first_line(exc)})") from None
+        return []
+    if info.duckdb_can_read and not scan.lone_cr:
+        try:
+            sql.stage_jsonl(con, str(info.path))
+            return []
+        except duckdb.InvalidInputException:
+            pass  # bytes that are not UTF-8 somewhere: read line by line and reject just those lines
+    rejects: list[Reject] = []
+    sql.stage_empty(con)
+    done = 0
+    try:
+        for batch in readers.batched(readers.python_reader(info)):
+            sql.stage_batch(con, batch.seqs, batch.lines, batch.texts)
+            rejects += batch.rejects
+            done += len(batch.seqs) + len(batch.rejects)
+            tell("reading", done, None)
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{info.path}: not valid {info.encoding} ({exc.reason}); re-save the file as UTF-8") from None
+    return rejects
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def _sort_leftovers(con, leftovers: list[tuple[int, int, str]]
+                    ) -> tuple[list[tuple[int, int, str]], list[Reject], int]:
+    """Split the items that did not import into curly-quote repairs, rejects with reasons, and blank lines."""
+    repaired, rejects, blank = [], [], 0
+    verdicts = sql.normaliser_verdicts(con, [item for item in leftovers if item[2].strip()])
+    for seq, line, text in leftovers:
+        if not text.strip():
+            blank += 1
+            continue
+        if verdicts.get(seq) == "empty-messages":
+            rejects.append(Reject(seq, line, text, "empty-messages", "the record has no messages: nothing to train on"))
+            continue
+        fixed = formats.repair_curly_quotes(text)
+        if fixed is not None and verdicts.get(seq) == "unparsed":
+            repaired.append((seq, line, fixed))
+            continue
+        code, reason = formats.diagnose(text)
+        rejects.append(Reject(seq, line, text, code, reason))
+    return repaired, rejects, blank
+
+
+def _insert_repaired(con, repaired: list[tuple[int, int, str]], import_id: int, dataset: str, category: str | None,
+                     id_base: int) -> int:
+    con.register("wb_repaired", sql.items_table(repaired))
+    try:
+        n = sql.insert_records(con, source="wb_repaired", import_id=import_id, dataset=dataset, category=category,
+                               id_base=id_base)
+    finally:
+        con.unregister("wb_repaired")
+    note = "the line was JSON written with curly quotes; straightened on import (the imported file keeps the original)"
+    con.execute("""UPDATE records SET import_issues = list_append(import_issues,
+                       {'code': 'repaired-on-import', 'turn': NULL::INTEGER, 'detail': ?})
+                   WHERE import_id = ? AND list_contains(?, id)""",
+                [note, import_id, [id_base + r[0] for r in repaired]])
+    return n
+
+
+def _keep(store: Store, path: Path, import_id: int) -> str:
+    folder = store.root / "imports"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{import_id:05d}-{path.name}"
+    shutil.copyfile(path, target)
+    return str(target.relative_to(store.root))
+
+
+def import_files(store: Store, paths: list[str | Path], **options) -> list[ImportReport]:
+    return [import_file(store, p, **options) for p in paths]
+
+
+# --- checking a file without a store ----------------------------------------------------------------
+
+@dataclass
+class CheckedRecord:
+    index: int  # 0-based position among the file's records
+    line: int | None
+    issues: list[Issue]
+    messages: list[dict] | None  # canonical messages; None when the line could not be read as a record
+    record: dict | None  # the canonical record (badcase fields included) for --fix output
+
+    @property
+    def ok(self) -> bool:
+        return not checks.has_errors(self.issues)
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "line": self.line, "ok": self.ok, "issues": [i.as_dict() for i in self.issues]}
+
+
+def check_file(path: str | Path, ctx: CheckContext | None = None) -> Iterator[CheckedRecord]:
+    """Every record of a file, in input order, with its issues (the file is read into a throwaway store)."""
+    from .store.records import list_records
+
+    store = Store.in_memory()
+    report = import_file(store, path, keep_file=False)
+    with store.connect() as con:
+        if ctx is not None:
+            checks.run_checks(con, Selection(), ctx)
+        # the throwaway store starts empty, so a record's id is its item number (seq) in the file
+        items: dict[int, tuple[str, object]] = {}
+        for rec in _all_records(con, list_records):
+            items[rec.id] = ("record", rec)
+        for rej in sql.rejects_of(con, report.import_id):
+            items[rej.seq] = ("reject", rej)
+        issues_by_record: dict[int, list[Issue]] = {}
+        for record_id, code, severity, turn, message, fix, _stage in con.execute(
+                f"SELECT record_id, code, severity, turn, message, fix, stage FROM {store_issues.ALL_ISSUES} i "
+                "ORDER BY record_id, turn NULLS FIRST, code").fetchall():
+            if code == "repaired-on-import":  # in a file being checked, that line is still broken
+                code, severity, fix = "curly-quote-json", "error", "straighten the quotes"
+                message = "the line is JSON written with curly quotes “ ”: it does not parse as it is"
+            issues_by_record.setdefault(record_id, []).append(Issue(code, severity, message, turn, fix))
+    for index, seq in enumerate(sorted(items)):
+        kind, item = items[seq]
+        if kind == "reject":
+            yield CheckedRecord(index, item.line, [_reject_issue(item)], None, None)
+        else:
+            yield CheckedRecord(index, item.line, issues_by_record.get(item.id, []), item.messages, item.to_json())
+
+
+def _all_records(con, list_records):
+    offset = 0
+    while batch := list_records(con, limit=10_000, offset=offset):
+        yield from batch
+        offset += len(batch)
+
+
+def _reject_issue(rej: Reject) -> Issue:
+    rule = checks.RULES.get(rej.code)
+    return Issue(rej.code, rule.severity if rule else "error", rej.reason, None, None)
+
+
+def fixed_records(checked: Iterator[CheckedRecord], ctx: CheckContext | None = None) -> Iterator[tuple[CheckedRecord, dict | None, list[Issue]]]:
+    """For `check --fix`: each record with every safe autofix applied (None for unreadable lines)."""
+    for item in checked:
+        if item.record is None:
+            yield item, None, []
+            continue
+        messages, applied = checks.fix_record(item.messages, item.record.get("category"), ctx)
+        applied = [i for i in item.issues if i.code == "curly-quote-json" and i.turn is None] + applied
+        yield item, {**item.record, "messages": [formats.message_for_json(m) for m in messages]}, applied
+
+
+def require_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise WorkbenchError(f"{path}: no such file")
+    return path

@@ -1,0 +1,378 @@
+"""Reading input files: file type and encoding detection, and streaming every record out as JSON text.
+
+UTF-8 JSONL (the common case, and the big one) and Parquet are read by DuckDB itself; other
+encodings, JSON arrays and CSV/TSV stream through Python in batches, so memory stays flat.
+Each reader yields (line, text, problem) for every item in file order: `line` is where the item
+starts in the file, `text` one JSON record (None for a blank line), and `problem` a
+(code, reason) pair instead of text for an item that cannot even be read (bad bytes, broken JSON).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputFileError
+from .store.imports import Reject
+
+SAMPLE_BYTES = 1 << 20
+BATCH = 20_000
+
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
+              ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+# CSV cells under these names hold JSON (a list of messages, tags, ...) and are parsed as such.
+JSON_COLUMNS = {"messages", "conversations", "history", "tags", "tools"}
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: Path
+    file_format: str  # jsonl | json | csv | tsv | parquet
+    encoding: str  # a Python codec name: utf-8, utf-8-sig, utf-16, gb18030
+    size: int
+
+    @property
+    def duckdb_can_read(self) -> bool:
+        return self.file_format == "parquet" or (self.file_format == "jsonl" and self.encoding in ("utf-8", "utf-8-sig"))
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What one pass over the bytes tells: the hash, and whether line endings are plain \\n or \\r\\n."""
+
+    sha256: str
+    lone_cr: bool
+
+
+def sniff(path: str | Path) -> FileInfo:
+    """Detect the file type (extension first, then content) and the text encoding."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(SAMPLE_BYTES)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(f"{path} is a folder; give the data files inside it") from None
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    if head.startswith(b"PAR1"):
+        return FileInfo(path, "parquet", "binary", size)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        raise InputFileError(f"{path}: not a Parquet file (it does not start with PAR1); check the export")
+    encoding = detect_encoding(head, complete=len(head) == size)
+    kind = EXTENSIONS.get(path.suffix.lower())
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff \t\r\n")
+    if kind in (None, "json"):
+        if text.startswith("["):
+            kind = "json"
+        elif text.startswith("{"):
+            kind = "jsonl" if kind is None or _looks_like_jsonl(text) else "json"
+        elif kind is None:
+            kind = "tsv" if "\t" in text.split("\n", 1)[0] else "csv"
+    return FileInfo(path, kind, encoding, size)
+
+
+def _looks_like_jsonl(text: str) -> bool:
+    first = text.split("\n", 1)[0].strip()
+    try:
+        json.loads(first)
+    except ValueError:
+        return False
+    return True
+
+
+def detect_encoding(head: bytes, complete: bool) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 when it decodes cleanly, else UTF-8."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = head if complete else _cut_at_line(head)
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        decoded = sample.decode("gb18030")
+    except UnicodeDecodeError:
+        return "utf-8"  # mostly UTF-8 with some bad bytes: those lines are rejected one by one
+    return "gb18030" if re.search(r"[\u4e00-\u9fff]", decoded) else "utf-8"
+
+
+def _cut_at_line(head: bytes) -> bytes:
+    cut = head.rfind(b"\n")
+    return head[: cut + 1] if cut > 0 else head[:-4]
+
+
+def scan_bytes(path: Path) -> FileScan:
+    """One pass over the file: its SHA-256, and whether it has carriage returns not followed by \\n."""
+    digest = hashlib.sha256()
+    lone_cr = False
+    previous_cr = False
+    with path.open("rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+            if not lone_cr and b"\r" in chunk:
+                if previous_cr and not chunk.startswith(b"\n"):
+                    lone_cr = True
+                lone_cr = lone_cr or chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r") > 0
+            previous_cr = chunk.endswith(b"\r")
+    return FileScan(digest.hexdigest(), lone_cr)
+
+
+# --- Python readers ---------------------------------------------------------------------------------
+
+Item = tuple[int, "str | None", "tuple[str, str] | None"]
+
+
+def read_lines(info: FileInfo) -> Iterator[Item]:
+    """JSON Lines in any encoding: one record per line; undecodable lines become rejects."""
+    encoding = "utf-8" if info.encoding == "utf-8-sig" else info.encoding
+    if encoding == "utf-16":
+        with info.path.open("r", encoding="utf-16", newline="") as f:
+            for number, line in enumerate(_split_text_lines(f), 1):
+                yield number, _or_blank(line), None
+        return
+    with info.path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            raw = raw.rstrip(b"\n").rstrip(b"\r")
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                yield number, raw.decode(encoding, errors="backslashreplace"), (
+                    "bad-encoding", f"bytes {raw[exc.start:exc.start + 4]!r} at column {exc.start + 1} are not "
+                                    f"valid {info.encoding}; fix the line or re-save the file as UTF-8")
+                continue
+            yield number, _or_blank(text), None
+
+
+def _split_text_lines(f: io.TextIOBase) -> Iterator[str]:
+    for line in f:
+        yield line.rstrip("\n").rstrip("\r")
+
+
+def _or_blank(text: str) -> str | None:
+    return text if text.strip() else None
+
+
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\r\n]*")
+_RESYNC = re.compile(r"\}\s*,\s*(?=\{)")
+
+
+def read_json_stream(info: FileInfo) -> Iterator[Item]:
+    """A JSON array of records (or concatenated JSON objects), streamed item by item.
+
+    Each item's line is the line it starts on. An item that does not parse is rejected with its
+    text and the reader picks up again at the next `}, {` boundary.
+    """
+    encoding = "utf-8" if info.encoding == "utf-8-sig" else info.encoding
+    with info.path.open("r", encoding=encoding, errors="strict", newline="") as f:
+        reader = _Buffer(f)
+        reader.skip_ws()
+        if reader.peek() == "\ufeff":
+            reader.pos += 1
+            reader.skip_ws()
+        in_array = reader.peek() == "["
+        if in_array:
+            reader.pos += 1
+        while True:
+            reader.skip_ws()
+            ch = reader.peek()
+            if ch == "":
+                if in_array:
+                    yield reader.line, "", ("invalid-json", "the JSON array is not closed with ]: the file looks cut off")
+                return
+            if in_array and ch == "]":
+                return
+            if in_array and ch == ",":
+                reader.pos += 1
+                continue
+            start_line = reader.line
+            try:
+                text = reader.decode_item()
+            except ValueError as exc:
+                yield start_line, reader.skip_bad_item(), ("invalid-json", f"not valid JSON: {exc}")
+                continue
+            yield start_line, text, None
+
+
+class _Buffer:
+    """A growing text window over a file, tracking the line number of its read position."""
+
+    def __init__(self, f: io.TextIOBase, chunk: int = 1 << 20):
+        self.f, self.chunk = f, chunk
+        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        more = self.f.read(self.chunk)
+        if not more:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos:] + more
+        self.pos = 0
+        return True
+
+    def _advance(self, to: int) -> None:
+        self.line += self.buf.count("\n", self.pos, to)
+        self.pos = to
+
+    def peek(self) -> str:
+        while self.pos >= len(self.buf):
+            if not self._fill():
+                return ""
+        return self.buf[self.pos]
+
+    def skip_ws(self) -> None:
+        while True:
+            end = _WS.match(self.buf, self.pos).end()
+            self._advance(end)
+            if end < len(self.buf) or not self._fill():
+                return
+
+    def decode_item(self) -> str:
+        while True:
+            try:
+                _, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                # The item may only be cut by the end of the window: read on before calling it bad.
+                if not self.eof and len(self.buf) - self.pos < (64 << 20) and self._fill():
+                    continue
+                raise ValueError(f"{exc.msg} (line {self.line + self.buf.count(chr(10), self.pos, exc.pos)})") from None
+            text = self.buf[self.pos:end]
+            self._advance(end)
+            return text
+
+    def skip_bad_item(self) -> str:
+        while True:
+            match = _RESYNC.search(self.buf, self.pos)
+            if match or not self._fill():
+                break
+        end = match.start() + 1 if match else len(self.buf)
+        if not match:
+            end = max(self.buf.rfind("]"), self.pos + 1) if self.eof else len(self.buf)
+        raw = self.buf[self.pos:end]
+        self._advance(end)
+        return raw
+
+
+def read_csv_rows(info: FileInfo) -> Iterator[Item]:
+    """CSV/TSV with a header row: each row becomes a JSON object of its non-empty cells."""
+    encoding = "utf-8-sig" if info.encoding in ("utf-8", "utf-8-sig") else info.encoding
+    with info.path.open("r", encoding=encoding, errors="strict", newline="") as f:
+        sample = f.read(64 << 10)
+        f.seek(0)
+        delimiter = "\t" if info.file_format == "tsv" else _sniff_delimiter(sample)
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise InputFileError(f"{info.path}: the header is not valid {info.encoding} ({exc.reason})") from None
+        names = [h.strip().lstrip("\ufeff") for h in header]
+        if not any(names):
+            raise InputFileError(f"{info.path}: the first row must name the columns (messages, prompt, response, ...)")
+        start = reader.line_num + 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                code = "bad-encoding" if isinstance(exc, UnicodeDecodeError) else "invalid-json"
+                yield start, "", (code, f"the rest of the file from here cannot be read as CSV: {exc}")
+                return
+            line, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                yield line, None, None
+                continue
+            record = {}
+            for name, cell in zip(names, row, strict=False):
+                if name and cell != "":
+                    record[name] = _cell_value(name, cell)
+            if len(row) > len(names):
+                record["_extra_cells"] = row[len(names):]
+            yield line, json.dumps(record, ensure_ascii=False), None
+
+
+def _sniff_delimiter(sample: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample[:8192], delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _cell_value(name: str, cell: str):
+    if name.lower() in JSON_COLUMNS and cell.strip()[:1] in ("[", "{", '"'):
+        try:
+            return json.loads(cell)
+        except ValueError:
+            return cell
+    return cell
+
+
+def python_reader(info: FileInfo) -> Iterator[Item]:
+    if info.file_format == "jsonl":
+        return read_lines(info)
+    if info.file_format == "json":
+        return read_json_stream(info)
+    if info.file_format in ("csv", "tsv"):
+        return read_csv_rows(info)
+    raise InputFileError(f"{info.path}: {info.file_format} files are read by DuckDB, not line by line")
+
+
+@dataclass
+class Batch:
+    seqs: list[int]
+    lines: list[int]
+    texts: list[str | None]
+    rejects: list[Reject]
+
+
+def batched(items: Iterator[Item], size: int = BATCH) -> Iterator[Batch]:
+    """Number the items (seq) and group them: readable ones to stage, unreadable ones as rejects."""
+    batch = Batch([], [], [], [])
+    for seq, (line, text, problem) in enumerate(items, 1):
+        if problem:
+            batch.rejects.append(Reject(seq, line, text or "", *problem))
+        else:
+            batch.seqs.append(seq)
+            batch.lines.append(line)
+            batch.texts.append(text)
+        if len(batch.seqs) + len(batch.rejects) >= size:
+            yield batch
+            batch = Batch([], [], [], [])
+    if batch.seqs or batch.rejects:
+        yield batch
+
+
+def raw_lines(info: FileInfo, wanted: set[int]) -> dict[int, str]:
+    """The exact text of some physical lines (for rejects whose staged text may be cut short)."""
+    found: dict[int, str] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    encoding = "utf-8" if info.encoding == "utf-8-sig" else info.encoding
+    with info.path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            if number in wanted:
+                text = raw.rstrip(b"\n").rstrip(b"\r").decode(encoding, errors="backslashreplace")
+                found[number] = text.lstrip("\ufeff") if number == 1 else text
+            if number >= last:
+                break
+    return found

@@ -1,0 +1,63 @@
+"""Opening the store's DuckDB file: one operation at a time, waiting politely when another process holds it.
+
+DuckDB lets one process at a time open a database file for writing (and a writer shuts out
+readers in other processes too), so every caller opens the file for one operation and closes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import duckdb
+
+from ..errors import StoreBusyError
+
+_LOCK_WORDS = ("Could not set lock", "Conflicting lock")
+_PID = re.compile(r"PID (\d+)")
+
+
+def open_duckdb(path: Path, *, read_only: bool = False, wait_s: float = 8.0) -> duckdb.DuckDBPyConnection:
+    """Open `path`, retrying while another process holds it; after `wait_s`, raise StoreBusyError."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if not any(word in text for word in _LOCK_WORDS):
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreBusyError(describe_lock_holder(path, text)) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def describe_lock_holder(path: Path, duckdb_message: str) -> str:
+    """A sentence naming the process that holds the store and what to do about it."""
+    match = _PID.search(duckdb_message)
+    holder = "another process"
+    if match:
+        pid = int(match.group(1))
+        holder = f"process {pid}"
+        command = _command_line(pid)
+        if command:
+            holder += f" ({command})"
+    return (
+        f"The store {path} is in use by {holder}. DuckDB lets only one process at a time open a store "
+        f"file. Wait for that process to finish (a training run never holds the store; the app and the CLI "
+        f"open it per operation), stop it, or point WORKBENCH_STORE at another folder."
+    )
+
+
+def _command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    parts = [p.decode("utf-8", "replace") for p in raw.split(b"\0") if p]
+    parts = [os.path.basename(parts[0])] + parts[1:] if parts else parts
+    return " ".join(parts)[:200]

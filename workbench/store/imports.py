@@ -1,0 +1,177 @@
+"""SQL for imports: staging a file's lines, normalising them into records, rejects, the import log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from .. import formats
+
+# The staged input: one row per item in file order. seq numbers the items (so two records on one
+# line of a JSON array stay apart), line is where the item starts, text is NULL for a blank line.
+LINES = "wb_lines"
+
+
+def start_import(con: duckdb.DuckDBPyConnection, *, file_name: str, file_path: str | None, dataset: str,
+                 category: str | None, author: str | None) -> int:
+    import_id = con.execute("SELECT nextval('seq_imports')").fetchone()[0]
+    con.execute(
+        "INSERT INTO imports (id, file_name, file_path, dataset, category, author) VALUES (?, ?, ?, ?, ?, ?)",
+        [import_id, file_name, file_path, dataset, category, author],
+    )
+    return import_id
+
+
+def finish_import(con: duckdb.DuckDBPyConnection, import_id: int, **fields) -> None:
+    fields = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in fields.items()}
+    sets = ", ".join(f"{k} = ?" for k in fields)
+    con.execute(f"UPDATE imports SET {sets}, finished_at = current_timestamp WHERE id = ?",
+                [*fields.values(), import_id])
+
+
+def find_import_by_sha(con: duckdb.DuckDBPyConnection, sha256: str) -> tuple[int, str, str] | None:
+    return con.execute(
+        "SELECT id, file_name, strftime(started_at, '%Y-%m-%d %H:%M') FROM imports "
+        "WHERE sha256 = ? AND finished_at IS NOT NULL ORDER BY id LIMIT 1", [sha256]).fetchone()
+
+
+# --- staging --------------------------------------------------------------------------------------
+
+def _csv_lines(path: str) -> str:
+    # DuckDB's CSV reader as a line reader: no quoting, no header, one VARCHAR column. Empty lines
+    # come back as NULL rows, so row_number() is the line number. A line holding the \x01
+    # delimiter would be cut there, but such a line is not valid JSON either (control characters
+    # must be escaped), and rejected lines are re-read exactly by the caller.
+    escaped = path.replace("'", "''")
+    return (f"read_csv('{escaped}', columns = {{'text': 'VARCHAR'}}, delim = chr(1), quote = '', escape = '', "
+            f"header = false, auto_detect = false, strict_mode = false, parallel = true)")
+
+
+def stage_jsonl(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Stage a UTF-8 JSONL file with DuckDB's own reader (raises duckdb errors on invalid UTF-8)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {LINES} AS "
+                f"SELECT row_number() OVER () AS seq, seq AS line, text FROM {_csv_lines(path)}")
+
+
+def stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    escaped = path.replace("'", "''")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {LINES} AS "
+                f"SELECT row_number() OVER () AS seq, seq AS line, to_json(p)::VARCHAR AS text FROM read_parquet('{escaped}') p")
+
+
+def stage_empty(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {LINES} (seq BIGINT, line BIGINT, text VARCHAR)")
+
+
+def stage_batch(con: duckdb.DuckDBPyConnection, seqs: Sequence[int], lines: Sequence[int],
+                texts: Sequence[str | None]) -> None:
+    batch = pa.table({"seq": pa.array(seqs, pa.int64()), "line": pa.array(lines, pa.int64()),
+                      "text": pa.array(texts, pa.string())})
+    con.register("wb_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {LINES} SELECT seq, line, text FROM wb_batch")
+    finally:
+        con.unregister("wb_batch")
+
+
+def staged_line_count(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(lines, blank lines) staged."""
+    return con.execute(f"SELECT count(*), count(*) FILTER (WHERE text IS NULL) FROM {LINES}").fetchone()
+
+
+# --- normalising into records ---------------------------------------------------------------------
+
+RECORD_COLUMNS = ("id, dataset, messages, tools, category, task_type, status, tags, source, bad_output, "
+                  "content_hash, format, import_issues, import_id, line, created_at, updated_at, version")
+
+
+def insert_records(con: duckdb.DuckDBPyConnection, *, source: str, import_id: int, dataset: str,
+                   category: str | None, id_base: int) -> int:
+    """Normalise `source(seq, line, text)` into records with id = id_base + seq; returns how many landed."""
+    formats.install_macros(con)
+    return con.execute(f"""
+        INSERT INTO records ({RECORD_COLUMNS})
+        SELECT ? + seq, ?, messages, tools, coalesce(category, ?), task_type, 'new', tags, source, bad_output,
+               wb_content_hash(messages), format, import_issues, ?, line, current_timestamp, current_timestamp, 1
+        FROM ({formats.normalised_select(source)})
+        WHERE reject IS NULL
+    """, [id_base, dataset, category, import_id]).fetchone()[0]
+
+
+def next_record_id_base(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT coalesce(max(id), 0) FROM records").fetchone()[0]
+
+
+def unimported_items(con: duckdb.DuckDBPyConnection, import_id: int, id_base: int) -> list[tuple[int, int, str]]:
+    """(seq, line, text) of staged non-blank items that did not become records: the few that need a closer look."""
+    return con.execute(f"""
+        SELECT l.seq, l.line, l.text FROM {LINES} l
+        WHERE l.text IS NOT NULL
+          AND l.seq NOT IN (SELECT id - ? FROM records WHERE import_id = ?)
+        ORDER BY l.seq
+    """, [id_base, import_id]).fetchall()
+
+
+def items_table(rows: Sequence[tuple[int, int, str]]) -> pa.Table:
+    return pa.table({"seq": pa.array([r[0] for r in rows], pa.int64()), "line": pa.array([r[1] for r in rows], pa.int64()),
+                     "text": pa.array([r[2] for r in rows], pa.string())})
+
+
+def normaliser_verdicts(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple[int, int, str]]) -> dict[int, str | None]:
+    """For items that did not import: seq -> the normaliser's reason ('unparsed', 'empty-messages')."""
+    if not rows:
+        return {}
+    formats.install_macros(con)
+    con.register("wb_recheck", items_table(rows))
+    try:
+        return dict(con.execute(f"SELECT seq, reject FROM ({formats.normalised_select('wb_recheck')})").fetchall())
+    finally:
+        con.unregister("wb_recheck")
+
+
+@dataclass(frozen=True)
+class Reject:
+    seq: int | None
+    line: int | None
+    raw: str
+    code: str
+    reason: str
+
+
+def insert_rejects(con: duckdb.DuckDBPyConnection, import_id: int, rejects: Sequence[Reject]) -> None:
+    if rejects:
+        con.executemany("INSERT INTO rejects (import_id, seq, line, raw, code, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                        [(import_id, r.seq, r.line, r.raw, r.code, r.reason) for r in rejects])
+
+
+def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {LINES}")
+
+
+def record_formats(con: duckdb.DuckDBPyConnection, import_id: int) -> dict[str, int]:
+    return dict(con.execute("SELECT format, count(*) FROM records WHERE import_id = ? GROUP BY format ORDER BY 2 DESC",
+                            [import_id]).fetchall())
+
+
+def rejects_of(con: duckdb.DuckDBPyConnection, import_id: int, limit: int | None = None) -> list[Reject]:
+    sql = "SELECT seq, line, raw, code, reason FROM rejects WHERE import_id = ? ORDER BY seq"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return [Reject(*row) for row in con.execute(sql, [import_id]).fetchall()]
+
+
+def reject_counts(con: duckdb.DuckDBPyConnection, import_id: int) -> dict[str, int]:
+    return dict(con.execute("SELECT code, count(*) FROM rejects WHERE import_id = ? GROUP BY code ORDER BY 2 DESC",
+                            [import_id]).fetchall())
+
+
+def list_imports(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict]:
+    cur = con.execute(
+        "SELECT id, file_name, dataset, file_format, encoding, imported, rejected, blank_lines, started_at "
+        "FROM imports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT ?", [limit])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -1,0 +1,95 @@
+"""SQL for check results: which records to check, storing what the rules found, and counting issues.
+
+Issues come from two places: `record_issues` (the rules, re-run on demand) and each record's
+`import_issues` (what the import saw in the raw line). The functions here read both as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from .records import Selection
+
+# Both kinds of issue as one relation: record_id, code, severity, turn, message, fix, stage.
+ALL_ISSUES = """(
+    SELECT record_id, code, severity, turn, message, fix, stage FROM record_issues
+    UNION ALL
+    SELECT r.id, i.code, 'warning', i.turn,
+           CASE i.code
+               WHEN 'unrecognized-key' THEN 'unrecognised key ' || coalesce(i.detail, '?')
+                   || ' in the message: training ignores it (the imported file keeps it)'
+               WHEN 'non-text-content' THEN 'content parts other than text (images, audio) were left out'
+               WHEN 'content-not-string' THEN 'the content was a JSON object or list, kept as its JSON text'
+               WHEN 'message-not-object' THEN 'this message was not a JSON object'
+               WHEN 'bad-tool-call' THEN 'the function_call value is not JSON; kept as text'
+               ELSE coalesce(i.detail, replace(i.code, '-', ' ')) END,
+           NULL, 'import'
+    FROM (SELECT id, unnest(import_issues) AS i FROM records WHERE len(import_issues) > 0) r
+)"""
+
+
+def records_to_check(con: duckdb.DuckDBPyConnection, selection: Selection, clean_sql: str,
+                     always_categories: Sequence[str], batch: int = 5000) -> Iterator[list[tuple]]:
+    """Batches of (id, messages, category) for the selected records that `clean_sql` cannot call clean.
+
+    Each batch is its own query (keyset paging on id), so the caller may write between batches.
+    """
+    where, params = selection.sql()
+    last = -1
+    while True:
+        rows = con.execute(f"""
+            SELECT id, messages, category FROM records
+            WHERE id > ? AND {where} AND (list_contains(?, category) OR NOT {clean_sql})
+            ORDER BY id LIMIT ?""", [last, *params, list(always_categories), batch]).fetchall()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def clear_check_issues(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
+    where, params = selection.sql()
+    con.execute(f"DELETE FROM record_issues WHERE stage = 'check' AND record_id IN (SELECT id FROM records WHERE {where})",
+                params)
+
+
+def insert_issues(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
+    """rows: (record_id, code, severity, turn, message, fix)."""
+    if not rows:
+        return
+    cols = list(zip(*rows, strict=True))
+    table = pa.table({
+        "record_id": pa.array(cols[0], pa.int64()), "code": pa.array(cols[1], pa.string()),
+        "severity": pa.array(cols[2], pa.string()), "turn": pa.array(cols[3], pa.int32()),
+        "message": pa.array(cols[4], pa.string()), "fix": pa.array(cols[5], pa.string()),
+    })
+    con.register("wb_issues", table)
+    try:
+        con.execute("INSERT INTO record_issues (record_id, code, severity, turn, message, fix, stage) "
+                    "SELECT record_id, code, severity, turn, message, fix, 'check' FROM wb_issues")
+    finally:
+        con.unregister("wb_issues")
+
+
+def issue_counts(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> list[tuple[str, str, int]]:
+    """(code, severity, records with it), most frequent first."""
+    where, params = selection.sql()
+    return con.execute(f"""
+        SELECT code, severity, count(DISTINCT record_id) FROM {ALL_ISSUES} i
+        WHERE record_id IN (SELECT id FROM records WHERE {where})
+        GROUP BY code, severity ORDER BY 3 DESC, 1""", params).fetchall()
+
+
+def issues_of(con: duckdb.DuckDBPyConnection, record_id: int) -> list[tuple]:
+    """(code, severity, turn, message, fix, stage) for one record."""
+    return con.execute(f"SELECT code, severity, turn, message, fix, stage FROM {ALL_ISSUES} i WHERE record_id = ? "
+                       "ORDER BY turn NULLS FIRST, code", [record_id]).fetchall()
+
+
+def records_with_errors(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> int:
+    where, params = selection.sql()
+    return con.execute(f"""SELECT count(DISTINCT record_id) FROM record_issues
+        WHERE severity = 'error' AND record_id IN (SELECT id FROM records WHERE {where})""", params).fetchone()[0]

@@ -1,0 +1,37 @@
+"""SQL for the store's counts: by dataset, status, category and issue code, and recent activity."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+
+from .issues import issue_counts
+from .records import list_datasets, recent_revisions
+
+
+@dataclass
+class StoreSummary:
+    records: int = 0
+    imports: int = 0
+    datasets: list[tuple[str, str, int]] = field(default_factory=list)
+    statuses: list[tuple[str, int]] = field(default_factory=list)
+    categories: list[tuple[str | None, int]] = field(default_factory=list)
+    issues: list[tuple[str, str, int]] = field(default_factory=list)
+    recent: list[tuple] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def summary(con: duckdb.DuckDBPyConnection) -> StoreSummary:
+    return StoreSummary(
+        records=con.execute("SELECT count(*) FROM records").fetchone()[0],
+        imports=con.execute("SELECT count(*) FROM imports WHERE finished_at IS NOT NULL").fetchone()[0],
+        datasets=list_datasets(con),
+        statuses=con.execute("SELECT status, count(*) FROM records GROUP BY status ORDER BY 2 DESC").fetchall(),
+        categories=con.execute(
+            "SELECT category, count(*) FROM records GROUP BY category ORDER BY 2 DESC, 1 NULLS LAST").fetchall(),
+        issues=issue_counts(con),
+        recent=recent_revisions(con, 10),
+    )
