@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class ImportReport:
     rejects: list[Reject] = field(default_factory=list)  # the first ones, for showing
     issue_counts: list[tuple[str, str, int]] = field(default_factory=list)  # (code, severity, records)
     earlier_import: tuple | None = None  # (id, file name, when) of an earlier import of the same bytes
+    stored_file: str | None = None  # where the store keeps a copy of the file, relative to the store folder
     seconds: float = 0.0
 
     @property
@@ -55,53 +57,69 @@ def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", ca
     """Import one file into `dataset`; records without a category get `category` when given."""
     started = time.perf_counter()
     info = readers.sniff(path)
-    scan = readers.scan_bytes(info.path)
     report = ImportReport(str(info.path), info.file_format, info.encoding, dataset)
     tell = progress or (lambda stage, done, total: None)
-    with store.transaction() as con:
-        earlier = sql.find_import_by_sha(con, scan.sha256) if store.root else None
-        ensure_dataset(con, dataset)
-        import_id = sql.start_import(con, file_name=info.path.name, file_path=str(info.path), dataset=dataset,
-                                     category=category, author=author)
-        report.import_id = import_id
+    with ThreadPoolExecutor(1) as pool, store.connect() as con:
+        sha256 = pool.submit(readers.sha256_of, info.path)  # hashing releases the GIL: runs beside DuckDB
         tell("reading", 0, info.size)
-        rejects = _stage(con, info, scan, tell)
-        items, blank = sql.staged_line_count(con)
-        tell("normalising", 0, items)
-        id_base = sql.next_record_id_base(con)
-        report.imported = sql.insert_records(con, source=sql.LINES, import_id=import_id, dataset=dataset,
-                                             category=category, id_base=id_base)
-        leftovers = sql.unimported_items(con, import_id, id_base)
-        if leftovers and info.duckdb_can_read and info.file_format == "jsonl":
-            exact = readers.raw_lines(info, {line for _, line, _ in leftovers})
-            leftovers = [(seq, line, exact.get(line, text)) for seq, line, text in leftovers]
-        repaired, more_rejects, more_blank = _sort_leftovers(con, leftovers)
-        if repaired:
-            report.repaired = _insert_repaired(con, repaired, import_id, dataset, category, id_base)
-            report.imported += report.repaired
-        rejects += more_rejects
-        sql.insert_rejects(con, import_id, rejects)
-        report.rejected = len(rejects)
-        report.blank_lines = blank + more_blank
-        sql.drop_staging(con)
-        tell("checking", 0, report.imported)
-        ctx = checks.context_for_store(con, store.models_dir if store.root else None)
-        checks.run_checks(con, Selection(import_id=import_id), ctx, lambda n: tell("checking", n, report.imported))
-        report.formats = sql.record_formats(con, import_id)
-        report.reject_counts = sql.reject_counts(con, import_id)
-        report.rejects = sql.rejects_of(con, import_id, limit=50)
-        report.issue_counts = store_issues.issue_counts(con, Selection(import_id=import_id))
-        stored = _keep(store, info.path, import_id) if keep_file and store.root else None
-        sql.finish_import(con, import_id, sha256=scan.sha256, size_bytes=info.size, encoding=info.encoding,
-                          file_format=info.file_format, record_formats=report.formats, imported=report.imported,
-                          rejected=report.rejected, blank_lines=report.blank_lines, stored_file=stored)
-    report.earlier_import = earlier
+        rejects = _stage(con, info, tell)  # a temp table, outside the transaction: a failed fast path can fall back
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _import_staged(con, store, info, report, rejects, sha256.result(), dataset, category, author, tell,
+                           keep_file)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            if report.stored_file:
+                (store.root / report.stored_file).unlink(missing_ok=True)
+            raise
+        finally:
+            sql.drop_staging(con)
     report.seconds = time.perf_counter() - started
     tell("done", report.imported, report.imported)
     return report
 
 
-def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, scan: readers.FileScan, tell: Progress) -> list[Reject]:
+def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportReport, rejects: list[Reject],
+                   sha256: str, dataset: str, category: str | None, author: str | None, tell: Progress,
+                   keep_file: bool) -> None:
+    """Everything durable of an import, inside the caller's transaction."""
+    report.earlier_import = sql.find_import_by_sha(con, sha256) if store.root else None
+    ensure_dataset(con, dataset)
+    import_id = sql.start_import(con, file_name=info.path.name, file_path=str(info.path), dataset=dataset,
+                                 category=category, author=author)
+    report.import_id = import_id
+    items, blank = sql.staged_line_count(con)
+    tell("normalising", 0, items)
+    id_base = sql.next_record_id_base(con)
+    report.imported = sql.insert_records(con, source=sql.LINES, import_id=import_id, dataset=dataset,
+                                         category=category, id_base=id_base)
+    leftovers = sql.unimported_items(con, import_id, id_base)
+    if leftovers and info.duckdb_can_read and info.file_format == "jsonl":
+        exact = readers.raw_lines(info, {line for _, line, _ in leftovers})
+        leftovers = [(seq, line, exact.get(line, text)) for seq, line, text in leftovers]
+    repaired, more_rejects, more_blank = _sort_leftovers(con, leftovers)
+    if repaired:
+        report.repaired = _insert_repaired(con, repaired, import_id, dataset, category, id_base)
+        report.imported += report.repaired
+    rejects += more_rejects
+    sql.insert_rejects(con, import_id, rejects)
+    report.rejected = len(rejects)
+    report.blank_lines = blank + more_blank
+    tell("checking", 0, report.imported)
+    ctx = checks.context_for_store(con, store.models_dir if store.root else None)
+    checks.run_checks(con, Selection(import_id=import_id), ctx, lambda n: tell("checking", n, report.imported))
+    report.formats = sql.record_formats(con, import_id)
+    report.reject_counts = sql.reject_counts(con, import_id)
+    report.rejects = sql.rejects_of(con, import_id, limit=50)
+    report.issue_counts = store_issues.issue_counts(con, Selection(import_id=import_id))
+    report.stored_file = _keep(store, info.path, import_id) if keep_file and store.root else None
+    sql.finish_import(con, import_id, sha256=sha256, size_bytes=info.size, encoding=info.encoding,
+                      file_format=info.file_format, record_formats=report.formats, imported=report.imported,
+                      rejected=report.rejected, blank_lines=report.blank_lines, stored_file=report.stored_file)
+
+
+def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, tell: Progress) -> list[Reject]:
     """Put every line of the file into the staging table; returns lines that could not even be decoded."""
     if info.file_format == "parquet":
         try:
@@ -109,12 +127,13 @@ def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, scan: readers
         except duckdb.Error as exc:
             raise InputFileError(f"{info.path}: the Parquet file cannot be read ({_first_line(exc)})") from None
         return []
-    if info.duckdb_can_read and not scan.lone_cr:
+    if info.duckdb_can_read and not readers.has_lone_cr(info.path):
         try:
             sql.stage_jsonl(con, str(info.path))
             return []
         except duckdb.InvalidInputException:
             pass  # bytes that are not UTF-8 somewhere: read line by line and reject just those lines
+    # other encodings, stray bytes that are not UTF-8, JSON arrays, CSV: line by line in Python
     rejects: list[Reject] = []
     sql.stage_empty(con)
     done = 0

@@ -43,14 +43,6 @@ class FileInfo:
         return self.file_format == "parquet" or (self.file_format == "jsonl" and self.encoding in ("utf-8", "utf-8-sig"))
 
 
-@dataclass(frozen=True)
-class FileScan:
-    """What one pass over the bytes tells: the hash, and whether line endings are plain \\n or \\r\\n."""
-
-    sha256: str
-    lone_cr: bool
-
-
 def sniff(path: str | Path) -> FileInfo:
     """Detect the file type (extension first, then content) and the text encoding."""
     path = Path(path)
@@ -114,20 +106,26 @@ def _cut_at_line(head: bytes) -> bytes:
     return head[: cut + 1] if cut > 0 else head[:-4]
 
 
-def scan_bytes(path: Path) -> FileScan:
-    """One pass over the file: its SHA-256, and whether it has carriage returns not followed by \\n."""
-    digest = hashlib.sha256()
-    lone_cr = False
+def has_lone_cr(path: Path) -> bool:
+    """Whether the file has carriage returns not followed by \\n (old Mac line ends), which DuckDB's
+    line reader would count as line breaks and Python's would not."""
     previous_cr = False
     with path.open("rb") as f:
         while chunk := f.read(8 << 20):
-            digest.update(chunk)
-            if not lone_cr and b"\r" in chunk:
-                if previous_cr and not chunk.startswith(b"\n"):
-                    lone_cr = True
-                lone_cr = lone_cr or chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r") > 0
+            if previous_cr and not chunk.startswith(b"\n"):
+                return True
+            if b"\r" in chunk and chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r") > 0:
+                return True
             previous_cr = chunk.endswith(b"\r")
-    return FileScan(digest.hexdigest(), lone_cr)
+    return False
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --- Python readers ---------------------------------------------------------------------------------
