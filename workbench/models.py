@@ -112,9 +112,11 @@ def token_counter(name: str | None = None, models_dir: Path | None = None) -> Ca
         plain = [{"role": m.get("role") or "user", "content": m.get("content") or ""} for m in messages]
         if tok.chat_template:
             try:
-                return len(tok.apply_chat_template(plain, tokenize=True))
+                ids = tok.apply_chat_template(plain, tokenize=True)
             except Exception:  # a template that rejects this record's roles: count the text alone
-                pass
+                ids = None
+            if ids is not None:
+                return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
         return sum(len(tok(m["content"])["input_ids"]) + 4 for m in plain)
 
     return count
