@@ -16,7 +16,7 @@ from . import ingest, stats
 from .errors import InputFileError, WorkbenchError
 from .store import Store
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
