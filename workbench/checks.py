@@ -8,6 +8,7 @@ for the records a cheap SQL test cannot prove clean, and runs these rules on tho
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import zlib
@@ -138,6 +139,7 @@ def _edit_distance(a: str, b: str) -> int:
     return prev[len(b)]
 
 
+@functools.lru_cache(maxsize=4096)
 def classify_role(role: str) -> tuple[str, str | None] | None:
     """(code, replacement) for a role that is not one of the known ones; None for a known role."""
     if role in KNOWN_ROLES:
@@ -525,7 +527,11 @@ def _mojibake_class() -> str:
     return "[" + "".join(ranges) + "]"
 
 
-_SUSPICIOUS = r"[\x{FFFD}\x00-\x08\x0B\x0C\x0E-\x1F\x7F]|\{\{|\{%|^\s*[\[{]|" + _mojibake_class()
+# Unicode spaces Python's str.strip() removes but DuckDB's trim() keeps count as suspicious too, so
+# that a content SQL finds non-blank is non-blank for the rules as well.
+_ODD_SPACES = r"\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
+_SUSPICIOUS = (r"[\x{FFFD}\x00-\x08\x0B\x0C\x0E-\x1F\x7F" + _ODD_SPACES + r"]|\{\{|\{%|(?m)^\s*[\[{]|"
+               + _mojibake_class())
 _PROBE = 8
 
 
@@ -544,13 +550,14 @@ def clean_record_sql(max_tokens: int) -> str:
     suspicious = _SUSPICIOUS.replace("'", "''")
     loops = _loops_sql("m.content")
     return f"""(
-        regexp_full_match(array_to_string(list_transform(messages, lambda m: coalesce(m.role, '?')), ','),
-                          '(system,)?user,assistant(,user,assistant)*')
+        CASE WHEN len(messages) = 2 THEN coalesce(messages[1].role = 'user' AND messages[2].role = 'assistant', false)
+             ELSE regexp_full_match(array_to_string(list_transform(messages, lambda m: coalesce(m.role, '?')), ','),
+                                    '(system,)?user,assistant(,user,assistant)*') END
         AND list_bool_and(list_transform(messages, lambda m:
-            m.content IS NOT NULL AND m.tool_calls IS NULL
-            AND regexp_matches(m.content, '[^\\s\\p{{Z}}]')
-            AND NOT regexp_matches(m.content, '{suspicious}')
-            AND (length(m.content) < {REPEAT_MIN_CHARS} OR NOT ({loops}))))
+            m.content IS NOT NULL AND m.tool_calls IS NULL AND regexp_matches(m.content, '[^ \t\r\n]')))
+        AND NOT coalesce(list_bool_or(list_transform(
+            list_filter(messages, lambda m: length(m.content) >= {REPEAT_MIN_CHARS}), lambda m: {loops})), false)
+        AND NOT regexp_matches(array_to_string(list_transform(messages, lambda m: m.content), chr(10)), '{suspicious}')
         AND list_sum(list_transform(messages, lambda m: strlen(m.content))) + 16 * len(messages) + 64
             <= {int(max_tokens)}
     )"""

@@ -213,7 +213,10 @@ def normalised_select(source: str) -> str:
     """
     return f"""
     WITH parsed AS (
-        SELECT seq, line, text, TRY(json_transform(text, '{_RECORD_SHAPE}')) AS r
+        SELECT seq, line, text,
+               -- json_valid first, not TRY(): TRY falls back to row-at-a-time work on every vector that
+               -- holds one bad line, which made a file with 0.05% broken lines 30 times slower
+               CASE WHEN json_valid(text) THEN json_transform(text, '{_RECORD_SHAPE}') END AS r
         FROM {source} WHERE text IS NOT NULL
     ), detected AS (
         SELECT *, wb_format(r) AS format FROM parsed

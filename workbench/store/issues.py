@@ -35,19 +35,26 @@ def records_to_check(con: duckdb.DuckDBPyConnection, selection: Selection, clean
                      always_categories: Sequence[str], batch: int = 5000) -> Iterator[list[tuple]]:
     """Batches of (id, messages, category) for the selected records that `clean_sql` cannot call clean.
 
-    Each batch is its own query (keyset paging on id), so the caller may write between batches.
+    The pre-test runs once, into a temp table of ids; each batch is then its own small query, so the
+    caller may write between batches.
     """
     where, params = selection.sql()
-    last = -1
-    while True:
-        rows = con.execute(f"""
-            SELECT id, messages, category FROM records
-            WHERE id > ? AND {where} AND (list_contains(?, category) OR NOT {clean_sql})
-            ORDER BY id LIMIT ?""", [last, *params, list(always_categories), batch]).fetchall()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE wb_to_check AS
+        SELECT id FROM records WHERE {where} AND (list_contains(?, category) OR NOT {clean_sql})""",
+                [*params, list(always_categories)])
+    try:
+        last = -1
+        while True:
+            rows = con.execute("""
+                SELECT r.id, r.messages, r.category FROM records r
+                WHERE r.id IN (SELECT id FROM wb_to_check WHERE id > ? ORDER BY id LIMIT ?)
+                ORDER BY r.id""", [last, batch]).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+    finally:
+        con.execute("DROP TABLE IF EXISTS wb_to_check")
 
 
 def clear_check_issues(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
