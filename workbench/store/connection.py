@@ -19,13 +19,19 @@ _LOCK_WORDS = ("Could not set lock", "Conflicting lock")
 _PID = re.compile(r"PID (\d+)")
 
 
-def open_duckdb(path: Path, *, read_only: bool = False, wait_s: float = 8.0) -> duckdb.DuckDBPyConnection:
-    """Open `path`, retrying while another process holds it; after `wait_s`, raise StoreBusyError."""
+def open_duckdb(path: Path, *, read_only: bool = False, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open `path`, retrying while another process holds it; after `wait_s` (default
+    $WORKBENCH_STORE_WAIT or 8 seconds), raise StoreBusyError."""
+    if wait_s is None:
+        wait_s = float(os.environ.get("WORKBENCH_STORE_WAIT", "8"))
     deadline = time.monotonic() + wait_s
     delay = 0.05
+    # A bounded memory budget with spilling to disk keeps a huge import's memory flat in its size.
+    config = {"memory_limit": os.environ.get("WORKBENCH_MEMORY_LIMIT", "4GB"),
+              "temp_directory": str(path.parent / ".tmp")}
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             text = str(exc)
             if not any(word in text for word in _LOCK_WORDS):

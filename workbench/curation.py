@@ -1,0 +1,124 @@
+"""Curating records in the store: edits, autofixes, undo, output contracts and re-checking on demand.
+
+Every change goes through `store.records.update_record`, so it carries the version it started from
+(a stale edit fails with a conflict, nothing overwritten) and leaves a revision behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import checks
+from .contracts import Contract
+from .errors import WorkbenchError
+from .store import Store
+from .store import issues as store_issues
+from .store import settings as store_settings
+from .store.records import Record, Selection, get_record, get_revision, list_records, update_record
+
+
+def _recheck(con, store: Store, selection: Selection) -> None:
+    checks.run_checks(con, selection, checks.context_for_store(con, store.models_dir if store.root else None))
+
+
+def edit_record(store: Store, record_id: int, expected_version: int, changes: dict[str, Any], author: str,
+                note: str | None = None) -> Record:
+    """Change fields of one record (messages, category, status, tags, ...) and re-check it."""
+    with store.transaction() as con:
+        record = update_record(con, record_id, expected_version, changes, author, "edit", note)
+        _recheck(con, store, Selection(ids=(record_id,)))
+        return record
+
+
+@dataclass
+class FixReport:
+    fixed: dict[int, list[str]] = field(default_factory=dict)  # record id -> codes fixed
+    looked_at: int = 0
+
+
+def apply_autofixes(store: Store, selection: Selection, author: str,
+                    progress: Callable[[int, int], None] | None = None) -> FixReport:
+    """Apply every safe autofix to the selected records that have fixable issues; one revision per record."""
+    report = FixReport()
+    with store.transaction() as con:
+        ctx = checks.context_for_store(con, store.models_dir if store.root else None)
+        where, params = selection.sql()
+        ids = [r[0] for r in con.execute(
+            f"SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL "
+            f"AND record_id IN (SELECT id FROM records WHERE {where}) ORDER BY 1", params).fetchall()]
+        for n, record_id in enumerate(ids, 1):
+            record = get_record(con, record_id)
+            messages, applied = checks.fix_record(record.messages, record.category, ctx)
+            report.looked_at += 1
+            if applied:
+                update_record(con, record_id, record.version, {"messages": messages}, author, "autofix",
+                              "fixed: " + ", ".join(sorted({i.code for i in applied})))
+                report.fixed[record_id] = sorted({i.code for i in applied})
+            if progress:
+                progress(n, len(ids))
+        if report.fixed:
+            checks.run_checks(con, Selection(ids=tuple(report.fixed)), ctx)
+    return report
+
+
+def undo_revision(store: Store, revision_id: int, author: str) -> Record:
+    """Put back the fields one revision changed, as a new revision (history is never rewritten)."""
+    with store.transaction() as con:
+        revision = get_revision(con, revision_id)
+        if revision.before is None:
+            raise WorkbenchError(f"revision {revision_id} created record {revision.record_id}; there is nothing "
+                                 f"before it to go back to (set its status to rejected instead)")
+        current = get_record(con, revision.record_id)
+        record = update_record(con, revision.record_id, current.version, revision.before, author, "undo",
+                               f"undo of revision {revision_id}")
+        _recheck(con, store, Selection(ids=(revision.record_id,)))
+        return record
+
+
+def set_status(store: Store, selection: Selection, status: str, author: str) -> int:
+    """Set the status of every selected record (e.g. approve a reviewed batch); returns how many changed."""
+    changed = 0
+    with store.transaction() as con:
+        offset = 0
+        while batch := list_records(con, selection, limit=1000, offset=offset):
+            for record in batch:
+                if record.status != status:
+                    update_record(con, record.id, record.version, {"status": status}, author, "status")
+                    changed += 1
+            offset += len(batch)
+    return changed
+
+
+def set_contract(store: Store, contract: Contract) -> list[tuple[str, str, int]]:
+    """Declare what answers in a category must be, and re-check that category; returns its issue counts."""
+    with store.transaction() as con:
+        store_settings.set_contract(con, contract)
+        selection = Selection(category=contract.category)
+        _recheck(con, store, selection)
+        return store_issues.issue_counts(con, selection)
+
+
+def remove_contract(store: Store, category: str) -> None:
+    with store.transaction() as con:
+        store_settings.delete_contract(con, category)
+        _recheck(con, store, Selection(category=category))
+
+
+def recheck(store: Store, selection: Selection = Selection(),
+            progress: Callable[[int], None] | None = None) -> list[tuple[str, str, int]]:
+    """Run the rules again over the selected records (after changing settings or contracts)."""
+    with store.transaction() as con:
+        checks.run_checks(con, selection, checks.context_for_store(con, store.models_dir if store.root else None),
+                          progress)
+        return store_issues.issue_counts(con, selection)
+
+
+def set_setting(store: Store, key: str, value: Any) -> None:
+    if key not in store_settings.DEFAULTS:
+        raise WorkbenchError(f"unknown setting {key!r}; settings are {', '.join(store_settings.DEFAULTS)}")
+    if key == "max_tokens" and (not isinstance(value, int) or value < 16):
+        raise WorkbenchError("max_tokens must be a whole number of tokens, at least 16")
+    with store.transaction() as con:
+        store_settings.set_setting(con, key, value)
