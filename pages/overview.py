@@ -17,12 +17,12 @@ except WorkbenchError as exc:
     st.stop()
 
 st.caption(f"Store: `{store.root}`")
-errors = sum(n for _code, severity, n in summary.issues if severity == "error")
 a, b, c, d = st.columns(4)
 a.metric("Records", f"{summary.records:,}")
 b.metric("Imports", f"{summary.imports:,}")
 c.metric("Categories", f"{sum(1 for cat, _ in summary.categories if cat):,}")
-d.metric("Records with errors (by code)", f"{errors:,}")
+d.metric("Records with errors", f"{summary.records_with_errors:,}",
+         help="Records with at least one error-level issue; they are left out of training exports until fixed.")
 
 if not summary.records:
     st.info("The store is empty. Import a file from the command line: `workbench import data.jsonl`.")
@@ -30,7 +30,8 @@ if not summary.records:
 
 
 def bar(frame: pd.DataFrame, x: str, y: str, color: str | None = None) -> alt.Chart:
-    enc = {"x": alt.X(x, sort="-y", title=None), "y": alt.Y(y, title="records"), "tooltip": list(frame.columns)}
+    enc = {"x": alt.X(x, sort="-y", title=None, axis=alt.Axis(labelAngle=0, labelLimit=160)),
+           "y": alt.Y(y, title="records", axis=alt.Axis(tickMinStep=1, format="d")), "tooltip": list(frame.columns)}
     if color:
         enc["color"] = color
     return alt.Chart(frame).mark_bar().encode(**enc).properties(height=260)

@@ -6,13 +6,14 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
-from .issues import issue_counts
+from .issues import issue_counts, records_with_errors
 from .records import list_datasets, recent_revisions
 
 
 @dataclass
 class StoreSummary:
     records: int = 0
+    records_with_errors: int = 0
     imports: int = 0
     datasets: list[tuple[str, str, int]] = field(default_factory=list)
     statuses: list[tuple[str, int]] = field(default_factory=list)
@@ -27,6 +28,7 @@ class StoreSummary:
 def summary(con: duckdb.DuckDBPyConnection) -> StoreSummary:
     return StoreSummary(
         records=con.execute("SELECT count(*) FROM records").fetchone()[0],
+        records_with_errors=records_with_errors(con),
         imports=con.execute("SELECT count(*) FROM imports WHERE finished_at IS NOT NULL").fetchone()[0],
         datasets=list_datasets(con),
         statuses=con.execute("SELECT status, count(*) FROM records GROUP BY status ORDER BY 2 DESC").fetchall(),
