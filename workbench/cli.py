@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -87,7 +88,7 @@ def render_import(report: ingest.ImportReport) -> Table:
     if report.blank_lines:
         table.add_row("blank lines", f"{report.blank_lines:,} (skipped)")
     for rej in report.rejects[:5]:
-        table.add_row("", f"line {rej.line}: [{rej.code}] {rej.reason}")
+        table.add_row("", escape(f"line {rej.line}: [{rej.code}] {rej.reason}"))
     if report.rejected > 5:
         table.add_row("", f"... every rejected line is kept: workbench rejects {report.import_id}")
     issues = ", ".join(f"{code} {n}" for code, _sev, n in report.issue_counts) or "none"
