@@ -360,17 +360,35 @@ def batched(items: Iterator[Item], size: int = BATCH) -> Iterator[Batch]:
 
 
 def raw_lines(info: FileInfo, wanted: set[int]) -> dict[int, str]:
-    """The exact text of some physical lines (for rejects whose staged text may be cut short)."""
+    """The exact text of some physical lines (for rejects whose staged text may be cut short).
+
+    Counts newlines chunk by chunk and splits only the chunks that hold a wanted line.
+    """
     found: dict[int, str] = {}
     if not wanted:
         return found
-    last = max(wanted)
     encoding = "utf-8" if info.encoding == "utf-8-sig" else info.encoding
+    ordered = sorted(wanted)
+    next_wanted = 0
+    first_line = 1  # number of the first line that starts in `pending`
+    pending = b""
     with info.path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
-            if number in wanted:
-                text = raw.rstrip(b"\n").rstrip(b"\r").decode(encoding, errors="backslashreplace")
-                found[number] = text.lstrip("\ufeff") if number == 1 else text
-            if number >= last:
+        while next_wanted < len(ordered):
+            chunk = f.read(8 << 20)
+            data = pending + chunk
+            complete = data.count(b"\n") if chunk else data.count(b"\n") + 1
+            last_line = first_line + complete - 1  # lines wholly inside `data`
+            if ordered[next_wanted] <= last_line:
+                lines = data.split(b"\n")
+                for number in range(first_line, last_line + 1):
+                    if next_wanted < len(ordered) and number == ordered[next_wanted]:
+                        raw = lines[number - first_line].rstrip(b"\r")
+                        text = raw.decode(encoding, errors="backslashreplace")
+                        found[number] = text.lstrip("\ufeff") if number == 1 else text
+                        next_wanted += 1
+            if not chunk:
                 break
+            cut = data.rfind(b"\n") + 1
+            pending = data[cut:]
+            first_line = last_line + 1
     return found
