@@ -1,0 +1,520 @@
+"""Exporting training sets: approved records of the chosen datasets and categories, balanced, mixed, split.
+
+`export_training_set(store, config)` reads what it needs in one snapshot of the store, writes
+`exports/<name>-<hash>/` (train/val files, manifest.json, report.md) without holding the store,
+then records the export in one short transaction. Same store and config, same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .. import __version__
+from ..errors import WorkbenchError
+from ..store import Store
+from ..store import exports as sql
+from ..store.records import STATUSES
+from ..store.settings import get_contracts
+from . import plan, writers
+from .plan import CategoryPlan
+from .report import render_report
+
+Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
+
+GENERAL_SHARE_RANGE = (0.0, 0.5)  # allowed
+GENERAL_SHARE_ADVISED = (0.15, 0.30)  # outside this the report raises a flag
+MANIFEST_SCHEMA = 1
+_NAME = re.compile(r"^[\w][\w.-]*$")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class ExportConfig:
+    """What goes into a training set. Every field has a default; the help texts are what the UI shows."""
+
+    name: str = field(default="train", metadata=_help(
+        "Name of the training set; the folder is exports/<name>-<short hash>. Letters, digits, _ . - "
+        "(Chinese characters are fine)."))
+    datasets: tuple[str, ...] | None = field(default=None, metadata=_help(
+        "Badcase datasets to take records from. Default: every dataset of kind badcases."))
+    categories: tuple[str, ...] | None = field(default=None, metadata=_help(
+        "Categories to export. Default: every category in the chosen datasets."))
+    statuses: tuple[str, ...] = field(default=("approved", "fixed"), metadata=_help(
+        "Record statuses that count as ready for training."))
+    per_category: int | None = field(default=None, metadata=_help(
+        "Target records per category (train lines plus val). Bigger categories are down-sampled; smaller "
+        "ones are reported, and repeated when upsample is on. Default: no target, every record is taken."))
+    category_targets: dict[str, int] = field(default_factory=dict, metadata=_help(
+        "Target records for single categories, e.g. {\"refund\": 500}; overrides per_category."))
+    category_shares: dict[str, float] = field(default_factory=dict, metadata=_help(
+        "Share of the badcase part for single categories, e.g. {\"refund\": 0.4}; categories not named share "
+        "what is left. Cannot be mixed with per_category or category_targets."))
+    task_records: int | None = field(default=None, metadata=_help(
+        "Size of the badcase part (train lines plus val) when balancing by shares. Alone it means equal shares "
+        "per category. Default with shares: the largest set in which no category needs repeating."))
+    upsample: bool = field(default=False, metadata=_help(
+        "Repeat the train records of categories below their target to reach it (capped by max_repeat)."))
+    max_repeat: int = field(default=3, metadata=_help(
+        "With upsample: how many times a record may appear in train at most (1 = never repeated)."))
+    general_share: float = field(default=0.2, metadata=_help(
+        "Share of general SFT data in the set (0 to 0.5); it keeps the model's general manners. "
+        "The report flags a share outside 15-30%."))
+    general_datasets: tuple[str, ...] | None = field(default=None, metadata=_help(
+        "Datasets the general data comes from. Default: every dataset of kind general."))
+    general_statuses: tuple[str, ...] = field(default=("new", "labeled", "fixed", "approved"), metadata=_help(
+        "Statuses of general records that may be mixed in (imported general data is 'new'; 'rejected' never is)."))
+    val: float = field(default=0.1, metadata=_help(
+        "Share of records held out for validation, stratified by category (at least one per category that "
+        "has two or more records). 0 to 0.5."))
+    seed: int = field(default=42, metadata=_help(
+        "Seed for sampling, the split and the order of lines. The same seed gives the same files."))
+    format: str = field(default="messages", metadata=_help(
+        "File format besides the messages JSONL (train.jsonl/val.jsonl, always written): messages (nothing else), "
+        "sharegpt or alpaca (LLaMA-Factory JSON plus dataset_info.json)."))
+    weights: str = field(default="ark", metadata=_help(
+        "Per-message loss weights: ark (loss_weight kept, or added: assistant 1, others 0), stored (only where "
+        "a record has one), openai (OpenAI's weight 0/1 on assistant messages), none."))
+    leakage_guard: str = field(default="auto", metadata=_help(
+        "How records too close to eval records are found: auto (the dedup area's find_leaks when installed: "
+        "exact, lexical and semantic; else exact only), exact (same messages or same last user turn)."))
+
+    def __post_init__(self) -> None:
+        for name in ("datasets", "categories", "general_datasets"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, tuple(value))
+        self.statuses = tuple(self.statuses)
+        self.general_statuses = tuple(self.general_statuses)
+        self.category_targets = dict(self.category_targets)
+        self.category_shares = dict(self.category_shares)
+
+    @classmethod
+    def help_texts(cls) -> dict[str, str]:
+        return {f.name: f.metadata["help"] for f in fields(cls)}
+
+    def validate(self) -> None:
+        """Raise WorkbenchError saying which option is wrong and what it may be."""
+        if not _NAME.match(self.name):
+            raise WorkbenchError(f"the export name {self.name!r} cannot be a folder name; use letters, digits, _ . -")
+        for name, statuses in (("statuses", self.statuses), ("general_statuses", self.general_statuses)):
+            unknown = [s for s in statuses if s not in STATUSES]
+            if unknown:
+                raise WorkbenchError(f"unknown status {', '.join(unknown)} in {name}; use {', '.join(STATUSES)}")
+        low, high = GENERAL_SHARE_RANGE
+        if not low <= self.general_share <= high:
+            raise WorkbenchError(f"general_share is {self.general_share}; it must be between {low} and {high} "
+                                 f"(0.2 = 20% general data)")
+        if not 0 <= self.val <= 0.5:
+            raise WorkbenchError(f"val is {self.val}; it must be between 0 and 0.5 (0.1 = 10% held out)")
+        if self.format not in writers.FORMATS:
+            raise WorkbenchError(f"unknown format {self.format!r}; use one of {', '.join(writers.FORMATS)}")
+        if self.weights not in sql.WEIGHTS:
+            raise WorkbenchError(f"unknown weights {self.weights!r}; use one of {', '.join(sql.WEIGHTS)}")
+        if self.leakage_guard not in ("auto", "exact"):
+            raise WorkbenchError(f"unknown leakage_guard {self.leakage_guard!r}; use auto or exact")
+        if self.max_repeat < 1:
+            raise WorkbenchError("max_repeat must be 1 or more (1 = no record repeated)")
+        for label, value in [("per_category", self.per_category), ("task_records", self.task_records),
+                             *[(f"the target of {k!r}", v) for k, v in self.category_targets.items()]]:
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise WorkbenchError(f"{label} is {value!r}; it must be a whole number, 0 or more")
+        plan.check_shares(self.category_shares)
+        if self.category_shares and (self.per_category is not None or self.category_targets):
+            raise WorkbenchError("balance by counts (per_category, category_targets) or by shares (category_shares), "
+                                 "not both")
+        if self.task_records is not None and (self.per_category is not None or self.category_targets):
+            raise WorkbenchError("task_records sizes a set balanced by shares; with per_category or category_targets "
+                                 "the targets themselves say how big it is")
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as plain JSON (lists for tuples, sorted dicts), as written into manifest.json."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(sorted(value.items()))
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExportConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and why: the numbers per category, what was left out, the flags raised."""
+
+    name: str
+    hash: str
+    folder: Path
+    config: ExportConfig
+    categories: list[CategoryPlan]  # the badcase part, one per category
+    general: list[CategoryPlan]  # the general mix, one per general category
+    general_wanted: int  # general lines the share asked for
+    train_records: int  # train lines (repeats included)
+    val_records: int
+    general_share: float  # general lines / all lines
+    excluded: dict[str, int]  # reason -> records
+    leakage_guard: str  # what found leaks: 'exact' or 'exact + dedup.find_leaks'
+    eval_records: int
+    warnings: list[str]
+    files: list[writers.FileSummary]
+    seconds: float = 0.0
+    reused: bool = False  # the folder was already there with the same bytes
+
+    @property
+    def leaks(self) -> int:
+        return self.excluded.get("eval-leak", 0)
+
+
+@dataclass
+class _Snapshot:
+    """Everything the files need, read in one store snapshot."""
+
+    task: list[CategoryPlan]
+    general: list[CategoryPlan]
+    general_wanted: int
+    train: pa.Table  # line, id, content_hash in file order
+    val: pa.Table
+    excluded: list[tuple]  # (id, pool, category, reason, detail)
+    unselected: list[tuple[str, int]]  # (status, records) the status filter left out
+    contracts: dict[str, dict]
+    task_types: dict[str, list[str]]
+    eval_records: int
+    guard: str
+    notes: list[str]
+
+
+def export_training_set(store: Store, config: ExportConfig, progress: Progress | None = None) -> ExportResult:
+    """Export the training set `config` describes into exports/<name>-<hash>/ and log it in the store."""
+    config.validate()
+    if store.root is None:
+        raise WorkbenchError("an in-memory store has no exports folder; open a store folder to export")
+    tell = progress or (lambda stage, done, total: None)
+    started = time.perf_counter()
+    tell("selecting", 0, None)
+    with store.connect() as con:
+        con.execute("BEGIN TRANSACTION")  # one snapshot for every read; the temp tables go with the rollback
+        try:
+            snap = _read(con, config, tell)
+        finally:
+            con.execute("ROLLBACK")
+    result = _write(store, config, snap, tell)
+    with store.transaction() as con:
+        sql.record_export(con, hash=result.hash, name=config.name, folder=str(result.folder.relative_to(store.root)),
+                          format=config.format, config=config.to_json(), counts=_counts(snap, result),
+                          train_records=result.train_records, val_records=result.val_records,
+                          general_share=result.general_share)
+    result.seconds = time.perf_counter() - started
+    tell("done", result.train_records + result.val_records, result.train_records + result.val_records)
+    return result
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) -> _Snapshot:
+    task_ds, general_ds, eval_ds = _datasets(con, config)
+    spec = sql.PoolSpec(task_datasets=task_ds, general_datasets=general_ds, eval_datasets=eval_ds,
+                        statuses=config.statuses, general_statuses=tuple(s for s in config.general_statuses
+                                                                         if s != "rejected"),
+                        categories=config.categories, seed=config.seed)
+    sql.stage_pool(con, spec)
+    find_leaks = _leak_finder(config)
+    eval_ids = sql.eval_ids(con)
+    guard = "exact + dedup.find_leaks" if find_leaks else "exact"
+    checked: set[int] = set()
+    while True:
+        task, general, wanted, notes = _plan(con, config)
+        sql.select_rows(con, [sql.Quota(p.pool, p.category, p.available, p.take, p.val, p.train_rows)
+                                for p in task + general],
+                        config.seed)
+        if not find_leaks or not eval_ids:
+            break
+        fresh = [i for i in sql.selected_ids(con) if i not in checked]
+        if not fresh:
+            break
+        tell("checking for eval leaks", 0, len(fresh))
+        leaks = find_leaks(con, fresh, eval_ids, progress=lambda done, total: tell("checking for eval leaks", done,
+                                                                                    total))
+        checked.update(fresh)
+        fresh_set = set(fresh)
+        first: dict[int, Any] = {}
+        for leak in sorted(leaks, key=lambda x: (x.train_id, -x.score, x.eval_id)):
+            if leak.train_id in fresh_set:
+                first.setdefault(leak.train_id, leak)
+        if not first:
+            break
+        sql.exclude(con, [(tid, "eval-leak", f"{leak.kind} ({leak.score:.2f}): like eval record {leak.eval_id}")
+                          for tid, leak in sorted(first.items())])
+    if not any(p.take for p in task):
+        raise WorkbenchError(_nothing_to_export(con, spec, task_ds))
+    tell("building lines", 0, None)
+    train = sql.output_lines(con, "train", config.weights)
+    val = sql.output_lines(con, "val", config.weights)
+    exported_categories = {p.category for p in task if p.take and p.category is not None}
+    contracts = {name: {"kind": c.kind, "spec": c.spec} for name, c in get_contracts(con).items()
+                 if name in exported_categories}
+    return _Snapshot(task, general, wanted, train, val, sql.exclusions(con), sql.unselected_statuses(con, spec),
+                     contracts, sql.task_types(con), len(eval_ids), guard, notes)
+
+
+def _datasets(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> tuple[tuple[str, ...], ...]:
+    """(task, general, eval) dataset names, checking that the named ones exist and are of the right kind."""
+    kinds = sql.dataset_kinds(con)
+    for name in (config.datasets or ()) + (config.general_datasets or ()):
+        if name not in kinds:
+            raise WorkbenchError(f"there is no dataset {name!r}; the store has {', '.join(kinds) or 'none'}")
+    for name in config.datasets or ():
+        if kinds[name] == "eval":
+            raise WorkbenchError(f"{name!r} is an eval dataset: eval records never enter training")
+        if kinds[name] == "general":
+            raise WorkbenchError(f"{name!r} is general data: it is mixed in by general_share (name it in "
+                                 f"general_datasets), not exported as badcases")
+    for name in config.general_datasets or ():
+        if kinds[name] != "general":
+            raise WorkbenchError(f"{name!r} is a {kinds[name]} dataset, not general data")
+    task = config.datasets if config.datasets is not None else tuple(n for n, k in kinds.items() if k == "badcases")
+    general = (config.general_datasets if config.general_datasets is not None
+               else tuple(n for n, k in kinds.items() if k == "general"))
+    evals = tuple(n for n, k in kinds.items() if k == "eval")
+    return tuple(task), tuple(general), evals
+
+
+def _leak_finder(config: ExportConfig) -> Callable | None:
+    """The dedup area's find_leaks when it is installed and the config allows it."""
+    if config.leakage_guard != "auto":
+        return None
+    try:
+        from .. import dedup
+    except ImportError:
+        return None
+    return getattr(dedup, "find_leaks", None)
+
+
+def _plan(con: duckdb.DuckDBPyConnection, config: ExportConfig
+          ) -> tuple[list[CategoryPlan], list[CategoryPlan], int, list[str]]:
+    available: dict[str, dict] = {"task": {}, "general": {}}
+    for pool, category in sql.pool_categories(con):
+        available[pool][category] = (0, 0)
+    for category in config.categories or ():
+        available["task"].setdefault(category, (0, 0))
+    for pool, category, n, fixed in sql.available_counts(con):
+        available[pool][category] = (n, fixed)
+    task_avail = available["task"]
+    targets, notes = plan.task_targets({c: n for c, (n, _) in task_avail.items()}, per_category=config.per_category,
+                                       category_targets=config.category_targets,
+                                       category_shares=config.category_shares, task_records=config.task_records)
+    task = plan.plan_pool("task", task_avail, targets, val=config.val, upsample=config.upsample,
+                          max_repeat=config.max_repeat)
+    task_rows = sum(p.rows for p in task)
+    general, wanted = plan.plan_general(available["general"], task_rows, share=config.general_share, val=config.val)
+    return task, general, wanted, notes
+
+
+def _nothing_to_export(con: duckdb.DuckDBPyConnection, spec: sql.PoolSpec, task_ds: tuple[str, ...]) -> str:
+    if not task_ds:
+        return "there is no badcases dataset to export from; import badcases first (workbench import FILE)"
+    left_out = ", ".join(f"{n} {status}" for status, n in sql.unselected_statuses(con, spec))
+    excluded = {}
+    for _id, pool, _cat, reason, _detail in sql.exclusions(con):
+        if pool == "task":
+            excluded[reason] = excluded.get(reason, 0) + 1
+    why = "; ".join(f"{n} {sql.REASONS[r].split(' (')[0]}" for r, n in excluded.items())
+    return (f"nothing to export: no record in {', '.join(task_ds)} has status {' or '.join(spec.statuses)}"
+            + (" and passes the checks" if excluded else "")
+            + (f" (left out by status: {left_out})" if left_out else "")
+            + (f" (excluded: {why})" if why else "")
+            + ". Approve or fix records first, or choose other statuses (--statuses).")
+
+
+# --- writing ------------------------------------------------------------------------------------------------
+
+def _write(store: Store, config: ExportConfig, snap: _Snapshot, tell: Progress) -> ExportResult:
+    exports_dir = store.exports_dir
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    tmp = exports_dir / f".tmp-{config.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        total = snap.train.num_rows + snap.val.num_rows
+        tell("writing", 0, total)
+        files = [writers.write_lines_column(tmp / "train.jsonl", snap.train.column("line")),
+                 writers.write_lines_column(tmp / "val.jsonl", snap.val.column("line"))]
+        tell("writing", total, total)
+        conversion_notes: dict[str, int] = {}
+        if config.format != "messages":
+            names = {}
+            for split, table in (("train", snap.train), ("val", snap.val)):
+                tell(f"writing {config.format}", 0, table.num_rows)
+                items, lost, _left_out = writers.convert_lines(table.column("line").to_pylist(), config.format)
+                for note, n in lost.items():
+                    key = f"{config.format}: {note}"
+                    conversion_notes[key] = conversion_notes.get(key, 0) + n
+                names[split] = f"{split}.{config.format}.json"
+                files.append(writers.write_json_array(tmp / names[split], items))
+            info = writers.dataset_info(config.name, config.format, names)
+            (tmp / "dataset_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n",
+                                                   encoding="utf-8")
+        set_hash = _set_hash(config, files)
+        folder = exports_dir / f"{config.name}-{set_hash[:10]}"
+        result = _result(config, snap, set_hash, folder, files, conversion_notes)
+        manifest = _manifest_text(config, snap, result)
+        (tmp / "manifest.json").write_text(manifest, encoding="utf-8")
+        (tmp / "report.md").write_text(render_report(result, snap.excluded, snap.unselected), encoding="utf-8")
+        (tmp / "excluded.jsonl").write_text("".join(
+            json.dumps({"id": i, "pool": p, "category": c, "reason": r, "detail": d}, ensure_ascii=False) + "\n"
+            for i, p, c, r, d in snap.excluded), encoding="utf-8")
+        result.reused = _move_into_place(tmp, folder)
+        return result
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _set_hash(config: ExportConfig, files: list[writers.FileSummary]) -> str:
+    """sha256 over the config and every data file: the same hash means the same set, made the same way."""
+    digest = hashlib.sha256(json.dumps(config.to_json(), ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    for f in files:
+        digest.update(f"\n{f.name} {f.sha256}".encode())
+    return digest.hexdigest()
+
+
+def _move_into_place(tmp: Path, folder: Path) -> bool:
+    """Rename the finished folder into place; True when an identical folder was already there."""
+    if folder.exists():
+        same = all((folder / p.name).is_file() and (folder / p.name).read_bytes() == p.read_bytes()
+                   for p in (tmp / "manifest.json", tmp / "report.md"))
+        if same:
+            shutil.rmtree(tmp)
+            return True
+        old = folder.with_name(f".old-{folder.name}-{uuid.uuid4().hex[:8]}")
+        folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+        return False
+    tmp.rename(folder)
+    return False
+
+
+def _result(config: ExportConfig, snap: _Snapshot, set_hash: str, folder: Path, files: list[writers.FileSummary],
+            conversion_notes: dict[str, int]) -> ExportResult:
+    task_rows = sum(p.rows for p in snap.task)
+    general_rows = sum(p.rows for p in snap.general)
+    share = general_rows / (task_rows + general_rows) if task_rows + general_rows else 0.0
+    excluded: dict[str, int] = {}
+    for _id, _pool, _cat, reason, _detail in snap.excluded:
+        excluded[reason] = excluded.get(reason, 0) + 1
+    result = ExportResult(
+        name=config.name, hash=set_hash, folder=folder, config=config, categories=snap.task, general=snap.general,
+        general_wanted=snap.general_wanted, train_records=snap.train.num_rows, val_records=snap.val.num_rows,
+        general_share=share, excluded=excluded, leakage_guard=snap.guard, eval_records=snap.eval_records,
+        warnings=[], files=files)
+    result.warnings = _warnings(config, result, snap.notes, conversion_notes)
+    return result
+
+
+def _warnings(config: ExportConfig, result: ExportResult, notes: list[str], conversion: dict[str, int]) -> list[str]:
+    out = list(notes)
+    low, high = GENERAL_SHARE_ADVISED
+    general_rows = sum(p.rows for p in result.general)
+    if general_rows < result.general_wanted:
+        out.append(f"not enough general data: {result.general_wanted:,} general records were wanted for a "
+                   f"{config.general_share:.0%} share, {general_rows:,} could be used "
+                   "(import more, e.g. workbench import alpaca_en_demo.json --dataset general)")
+    if not low <= result.general_share <= high:
+        out.append(f"general data is {result.general_share:.1%} of the set, outside the advised "
+                   f"{low:.0%}-{high:.0%}: too little lets the model forget its general manners, too much "
+                   "dilutes the badcases")
+    for p in result.categories:
+        label = _label(p.category)
+        if p.available == 0:
+            out.append(f"category {label} has no records to export")
+        elif p.short:
+            how = (f"repeated up to {config.max_repeat}x" if config.upsample
+                   else "turn on upsample to repeat its records")
+            out.append(f"category {label} is {p.short:,} short of its target {p.target:,} "
+                       f"({p.available:,} records; {how})")
+        if p.take == 1 and config.val > 0:
+            out.append(f"category {label} has a single record: it is in train, with no val record")
+    for note, n in sorted(conversion.items()):
+        out.append(f"{note} ({n:,} records)")
+    return out
+
+
+def _label(category: str | None) -> str:
+    return "(no category)" if category is None else repr(category)
+
+
+def _counts(snap: _Snapshot, result: ExportResult) -> dict[str, Any]:
+    by_source: dict[str, dict[str, int]] = {}
+    for source, plans in (("badcase", snap.task), ("general", snap.general)):
+        by_source[source] = {"train": sum(p.train_rows for p in plans), "val": sum(p.val for p in plans),
+                             "records": sum(p.take for p in plans)}
+    return {
+        "train": result.train_records, "val": result.val_records,
+        "records": sum(p.take for p in snap.task + snap.general),
+        "by_source": by_source,
+        "by_category": [p.as_dict() for p in snap.task],
+        "general_by_category": [p.as_dict() for p in snap.general],
+        "excluded": dict(sorted(result.excluded.items())),
+        "left_out_by_status": dict(snap.unselected),
+    }
+
+
+def _manifest_text(config: ExportConfig, snap: _Snapshot, result: ExportResult) -> str:
+    """manifest.json: the summary pretty-printed, then the record lists compact (they can hold a million ids)."""
+    summary = {
+        "schema": MANIFEST_SCHEMA,
+        "name": config.name,
+        "hash": result.hash,
+        "folder": result.folder.name,
+        "created_by": f"sft-workbench {__version__}",
+        "format": config.format,
+        "weights": config.weights,
+        "seed": config.seed,
+        "config": config.to_json(),
+        "files": {f.name: f.as_dict() for f in result.files},
+        "counts": _counts(snap, result),
+        "categories": sorted(p.category for p in snap.task if p.take and p.category is not None),
+        "general_share": round(result.general_share, 6),
+        "general_share_target": config.general_share,
+        "contracts": snap.contracts,
+        "task_types": snap.task_types,
+        "leakage": {"guard": result.leakage_guard, "eval_records": result.eval_records, "removed": result.leaks},
+        "warnings": result.warnings,
+    }
+    head = json.dumps(summary, ensure_ascii=False, indent=2)
+    records = {split: {"ids": table.column("id").to_pylist(), "content_hashes": table.column("content_hash").to_pylist()}
+               for split, table in (("train", snap.train), ("val", snap.val))}
+    tail = ",\n".join(f'    "{split}": ' + json.dumps(lists, separators=(",", ":")) for split, lists in records.items())
+    return head[:-2] + ',\n  "records": {\n' + tail + "\n  }\n}\n"
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """An export folder's manifest.json (for the trainer and the app)."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise WorkbenchError(f"{folder} is not an export folder (no manifest.json); run workbench export first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+__all__ = ["ExportConfig", "ExportResult", "CategoryPlan", "export_training_set", "read_manifest"]
