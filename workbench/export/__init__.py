@@ -214,11 +214,16 @@ def export_training_set(store: Store, config: ExportConfig, progress: Progress |
     started = time.perf_counter()
     tell("selecting", 0, None)
     with store.connect() as con:
-        con.execute("BEGIN TRANSACTION")  # one snapshot for every read; the temp tables go with the rollback
+        # One snapshot for every read. The export itself writes nothing but temp tables; the commit keeps
+        # what the dedup area's leak check may cache on the way (MinHash signatures).
+        con.execute("BEGIN TRANSACTION")
         try:
             snap = _read(con, config, tell)
-        finally:
+            sql.drop_temp(con)
+        except BaseException:
             con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
     result = _write(store, config, snap, tell)
     with store.transaction() as con:
         sql.record_export(con, hash=result.hash, name=config.name, folder=str(result.folder.relative_to(store.root)),
@@ -254,8 +259,8 @@ def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) 
         if not fresh:
             break
         tell("checking for eval leaks", 0, len(fresh))
-        leaks = find_leaks(con, fresh, eval_ids, progress=lambda done, total: tell("checking for eval leaks", done,
-                                                                                    total))
+        leaks = find_leaks(con, fresh, eval_ids,
+                           progress=lambda stage, done, total: tell(f"checking for eval leaks: {stage}", done, total))
         checked.update(fresh)
         fresh_set = set(fresh)
         first: dict[int, Any] = {}

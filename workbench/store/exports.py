@@ -57,12 +57,12 @@ def salt(seed: int, purpose: str) -> int:
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0] > 0
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()[0][0] > 0
 
 
 def column_exists(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     return con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
-                       [table, column]).fetchone()[0] > 0
+                       [table, column]).fetchall()[0][0] > 0
 
 
 def dataset_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -70,10 +70,17 @@ def dataset_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 def cluster_relation(con: duckdb.DuckDBPyConnection) -> str | None:
-    """SQL giving (record_id, cluster VARCHAR) when the dedup area's cluster table is in the store, else None."""
-    if column_exists(con, "cluster_members", "record_id") and column_exists(con, "cluster_members", "cluster_id"):
-        return "(SELECT record_id, min(cluster_id)::VARCHAR AS cluster FROM cluster_members GROUP BY record_id)"
-    return None
+    """SQL giving (record_id, cluster VARCHAR) from the dedup area's clusterings, or None when there are none.
+
+    A record's cluster is the one its latest clustering run put it in ('<run>:<cluster>'); HDBSCAN's
+    noise (cluster -1) is no group, so such records fall back to the text group.
+    """
+    if not (column_exists(con, "cluster_members", "record_id") and column_exists(con, "cluster_members", "cluster")
+            and column_exists(con, "cluster_members", "run_id")):
+        return None
+    return """(SELECT record_id, CASE WHEN c >= 0 THEN r || ':' || c END AS cluster
+               FROM (SELECT record_id, max(run_id) AS r, arg_max(cluster, run_id) AS c FROM cluster_members
+                     GROUP BY record_id))"""
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,7 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
     cluster_join = f"LEFT JOIN {clusters} c ON c.record_id = r.id" if clusters else ""
     cluster_col = "c.cluster" if clusters else "NULL::VARCHAR"
     task_sql, task_params = spec.task_filter()
-    has_eval = con.execute(f"SELECT count(*) > 0 FROM {EVAL}").fetchone()[0]
+    has_eval = con.execute(f"SELECT count(*) > 0 FROM {EVAL}").fetchall()[0][0]
     user_hash = "hash(wb_last_user(r.messages))" if has_eval else "NULL::UBIGINT"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {POOL} AS
         WITH errs AS (
@@ -409,5 +416,5 @@ def find_export(con: duckdb.DuckDBPyConnection, name_or_hash: str) -> ExportRow 
     """The newest export whose name, folder name or hash (or hash prefix) is `name_or_hash`."""
     row = con.execute(f"""SELECT {_EXPORT_COLUMNS} FROM exports
         WHERE name = ? OR folder = ? OR (length(?) >= 6 AND starts_with(hash, ?))
-        ORDER BY created_at DESC LIMIT 1""", [name_or_hash, name_or_hash, name_or_hash, name_or_hash]).fetchone()
-    return _export_row(row) if row else None
+        ORDER BY created_at DESC LIMIT 1""", [name_or_hash, name_or_hash, name_or_hash, name_or_hash]).fetchall()
+    return _export_row(row[0]) if row else None

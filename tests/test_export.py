@@ -1,0 +1,470 @@
+"""Exporting training sets: selection and exclusions, quotas and shares, the split, the leakage guard, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from workbench.contracts import Contract
+from workbench.curation import set_contract, set_status
+from workbench.errors import WorkbenchError
+from workbench.export import ExportConfig, export_training_set, read_manifest
+from workbench.export.plan import apportion, val_count
+from workbench.ingest import import_file
+from workbench.store import Store
+from workbench.store.exports import column_exists, list_exports
+from workbench.store.records import Selection
+
+CATEGORIES = {"退款": 40, "intent": 25, "extract": 12, "rare": 3}
+
+
+def badcase_records(sizes: dict[str, int] = CATEGORIES) -> list[dict]:
+    """Distinct chats per category, Chinese and English, each with its right answer."""
+    out = []
+    for category, n in sizes.items():
+        for i in range(n):
+            user = f"{category} 第{i}个问题：订单 {1000 + i} 怎么处理？" if i % 2 else f"{category} case {i}: what about order {i}?"
+            out.append({"messages": [{"role": "user", "content": user},
+                                     {"role": "assistant", "content": f"{category} 的答案 {i}"}],
+                        "category": category, "task_type": "classification" if category == "intent" else "generation"})
+    return out
+
+
+def build(store: Store, write_jsonl, records: list[dict], *, status: str = "approved", name: str = "bad.jsonl",
+          dataset: str = "badcases") -> int:
+    """Import `records` and give them `status`; returns the import id."""
+    report = import_file(store, write_jsonl(records, name=name), dataset=dataset)
+    if status != "new":
+        set_status(store, Selection(import_id=report.import_id), status, "test")
+    return report.import_id
+
+
+def lines(folder: Path, split: str) -> list[dict]:
+    return [json.loads(line) for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def by_category(rows: list[dict]) -> Counter:
+    return Counter(r["category"] for r in rows if r["source"] == "badcase")
+
+
+@pytest.fixture
+def badcases(store, write_jsonl):
+    build(store, write_jsonl, badcase_records())
+    return store
+
+
+def exact(**options) -> ExportConfig:
+    """A config with the built-in exact leakage guard (these tests are about the export, not dedup's checks)."""
+    return ExportConfig(leakage_guard="exact", general_share=0.0, **options)
+
+
+# --- the folder and its files --------------------------------------------------------------------------
+
+def test_export_writes_train_val_manifest_and_report_into_a_versioned_folder(badcases):
+    result = export_training_set(badcases, exact(name="v1"))
+    assert re.fullmatch(r"v1-[0-9a-f]{10}", result.folder.name)
+    assert result.folder.parent == badcases.exports_dir
+    for name in ("train.jsonl", "val.jsonl", "manifest.json", "report.md", "excluded.jsonl"):
+        assert (result.folder / name).is_file()
+    manifest = read_manifest(result.folder)
+    assert manifest["hash"] == result.hash and result.folder.name == f"v1-{result.hash[:10]}"
+    for key in ("name", "hash", "config", "seed", "counts", "categories", "general_share", "contracts", "task_types",
+                "records", "files"):
+        assert key in manifest
+    train, val = lines(result.folder, "train"), lines(result.folder, "val")
+    assert manifest["records"]["train"]["ids"] == [r["id"] for r in train]
+    assert manifest["records"]["val"]["ids"] == [r["id"] for r in val]
+    assert len(manifest["records"]["train"]["content_hashes"]) == len(train)
+    assert manifest["counts"]["train"] == len(train) and manifest["counts"]["val"] == len(val)
+    assert manifest["categories"] == sorted(CATEGORIES)
+    assert len(train) + len(val) == sum(CATEGORIES.values())
+    assert not [p for p in badcases.exports_dir.iterdir() if p.name.startswith(".")]  # no temp folder left behind
+
+
+def test_lines_follow_the_trainer_contract(badcases):
+    result = export_training_set(badcases, exact(name="contract"))
+    for row in lines(result.folder, "train") + lines(result.folder, "val"):
+        assert list(row) == ["messages", "id", "category", "source"]
+        assert row["source"] == "badcase"
+        for m in row["messages"]:
+            assert list(m) == ["role", "content", "loss_weight"]
+            assert m["loss_weight"] == (1.0 if m["role"] == "assistant" else 0.0)
+
+
+def test_manifest_content_hashes_are_the_stores(badcases):
+    result = export_training_set(badcases, exact(name="hashes"))
+    manifest = read_manifest(result.folder)
+    with badcases.connect() as con:
+        stored = dict(con.execute("SELECT id, content_hash FROM records").fetchall())
+    train = manifest["records"]["train"]
+    assert train["content_hashes"] == [stored[i] for i in train["ids"]]
+
+
+def test_export_is_logged_in_the_store(badcases):
+    result = export_training_set(badcases, exact(name="logged"))
+    with badcases.connect() as con:
+        rows = list_exports(con)
+    assert [(r.name, r.hash, r.folder) for r in rows] == [("logged", result.hash, f"exports/{result.folder.name}")]
+    assert rows[0].train_records == result.train_records and rows[0].config["name"] == "logged"
+
+
+# --- what goes in ------------------------------------------------------------------------------------------
+
+def test_only_the_chosen_statuses_are_exported_and_the_rest_are_reported(store, write_jsonl):
+    build(store, write_jsonl, badcase_records({"a": 10}), status="approved", name="a.jsonl")
+    build(store, write_jsonl, badcase_records({"b": 6}), status="fixed", name="b.jsonl")
+    build(store, write_jsonl, badcase_records({"c": 5}), status="new", name="c.jsonl")
+    build(store, write_jsonl, badcase_records({"d": 4}), status="rejected", name="d.jsonl")
+    result = export_training_set(store, exact(name="s"))
+    exported = by_category(lines(result.folder, "train") + lines(result.folder, "val"))
+    assert exported == {"a": 10, "b": 6}
+    report = (result.folder / "report.md").read_text(encoding="utf-8")
+    assert "5 new" in report and "4 rejected" in report
+    only_fixed = export_training_set(store, exact(name="f", statuses=("fixed",)))
+    assert set(by_category(lines(only_fixed.folder, "train") + lines(only_fixed.folder, "val"))) == {"b"}
+
+
+def test_records_with_error_level_issues_are_never_exported_and_are_listed(store, write_jsonl):
+    records = badcase_records({"intent": 20})
+    records += [{"messages": [{"role": "user", "content": "空答案"}, {"role": "assistant", "content": "  "}],
+                 "category": "intent"},
+                {"messages": [{"role": "user", "content": "Hi {{name}}"}, {"role": "assistant", "content": "ok"}],
+                 "category": "intent"}]
+    build(store, write_jsonl, records)
+    with store.connect() as con:
+        bad = {row[0] for row in con.execute(
+            "SELECT DISTINCT record_id FROM record_issues WHERE severity = 'error'").fetchall()}
+        warned = {row[0] for row in con.execute(
+            "SELECT DISTINCT record_id FROM record_issues WHERE severity = 'warning'").fetchall()}
+    assert len(bad) == 2
+    result = export_training_set(store, exact(name="e"))
+    exported = {r["id"] for r in lines(result.folder, "train") + lines(result.folder, "val")}
+    assert not exported & bad
+    assert warned - bad <= exported  # warnings alone do not keep a record out
+    excluded = [json.loads(x) for x in (result.folder / "excluded.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {x["id"] for x in excluded if x["reason"] == "error-issues"} == bad
+    report = (result.folder / "report.md").read_text(encoding="utf-8")
+    for record_id in bad:
+        assert f"record {record_id} (intent)" in report
+    assert "empty-answer" in report and "template-placeholder" in report
+    assert result.excluded == {"error-issues": 2}
+
+
+def test_duplicates_that_dedup_did_not_keep_are_left_out(badcases):
+    if not column_exists_in(badcases, "records", "dup_of"):
+        pytest.skip("this store has no dedup schema (records.dup_of)")
+    with badcases.connect() as con:
+        kept, dup = con.execute("SELECT min(id), max(id) FROM records WHERE category = 'intent'").fetchone()
+        con.execute("UPDATE records SET dup_of = ? WHERE id = ?", [kept, dup])
+    result = export_training_set(badcases, exact(name="d"))
+    exported = {r["id"] for r in lines(result.folder, "train") + lines(result.folder, "val")}
+    assert dup not in exported and kept in exported
+    assert result.excluded == {"duplicate": 1}
+    assert f"record {dup} (intent): duplicate of record {kept}" in (result.folder / "report.md").read_text("utf-8")
+
+
+def column_exists_in(store: Store, table: str, column: str) -> bool:
+    with store.connect() as con:
+        return column_exists(con, table, column)
+
+
+def test_exact_copies_within_the_export_are_kept_once(store, write_jsonl):
+    records = badcase_records({"a": 8})
+    records.append(dict(records[0]))  # the same chat imported twice
+    build(store, write_jsonl, records)
+    result = export_training_set(store, exact(name="r"))
+    rows = lines(result.folder, "train") + lines(result.folder, "val")
+    assert len(rows) == 8 and result.excluded == {"repeated": 1}
+
+
+def test_categories_filter_and_dataset_choice(store, write_jsonl):
+    build(store, write_jsonl, badcase_records({"a": 6, "b": 6}), name="one.jsonl")
+    build(store, write_jsonl, badcase_records({"z": 5}), name="two.jsonl", dataset="客服")
+    only_b = export_training_set(store, exact(name="b", categories=("b",)))
+    assert set(by_category(lines(only_b.folder, "train") + lines(only_b.folder, "val"))) == {"b"}
+    other = export_training_set(store, exact(name="kf", datasets=("客服",)))
+    assert set(by_category(lines(other.folder, "train") + lines(other.folder, "val"))) == {"z"}
+    everything = export_training_set(store, exact(name="all"))
+    assert read_manifest(everything.folder)["categories"] == ["a", "b", "z"]
+
+
+def test_naming_an_eval_or_general_dataset_as_badcases_is_refused(badcases):
+    with pytest.raises(WorkbenchError, match="eval records never enter training"):
+        export_training_set(badcases, exact(datasets=("eval",)))
+    with pytest.raises(WorkbenchError, match="general_share"):
+        export_training_set(badcases, exact(datasets=("general",)))
+    with pytest.raises(WorkbenchError, match="no dataset 'nope'"):
+        export_training_set(badcases, exact(datasets=("nope",)))
+
+
+def test_nothing_to_export_says_why(store, write_jsonl):
+    build(store, write_jsonl, badcase_records({"a": 3}), status="new")
+    with pytest.raises(WorkbenchError, match=r"nothing to export.*3 new.*--statuses"):
+        export_training_set(store, exact(name="empty"))
+
+
+def test_bad_config_values_are_refused_with_the_option_named(badcases):
+    for config, words in [(ExportConfig(general_share=0.6), "general_share"), (ExportConfig(val=0.7), "val"),
+                          (ExportConfig(name="a/b"), "folder name"), (ExportConfig(format="csv"), "format"),
+                          (ExportConfig(statuses=("done",)), "status"),
+                          (ExportConfig(category_shares={"a": 0.7, "b": 0.5}), "add up"),
+                          (ExportConfig(per_category=5, category_shares={"a": 0.5}), "not both")]:
+        with pytest.raises(WorkbenchError, match=words):
+            export_training_set(badcases, config)
+
+
+def test_every_config_field_has_a_help_text():
+    helps = ExportConfig.help_texts()
+    assert set(helps) == set(ExportConfig().to_json())
+    assert all(len(text) > 20 for text in helps.values())
+    assert ExportConfig.from_json(ExportConfig(per_category=3, datasets=("x",)).to_json()) == ExportConfig(
+        per_category=3, datasets=("x",))
+
+
+# --- balance ------------------------------------------------------------------------------------------------
+
+def test_per_category_target_down_samples_big_categories_and_reports_small_ones(badcases):
+    result = export_training_set(badcases, exact(name="t", per_category=15))
+    counts = by_category(lines(result.folder, "train") + lines(result.folder, "val"))
+    assert counts == {"退款": 15, "intent": 15, "extract": 12, "rare": 3}
+    plans = {p.category: p for p in result.categories}
+    assert plans["退款"].downsampled == 25 and plans["extract"].short == 3 and plans["rare"].short == 12
+    assert any("'extract' is 3 short of its target 15" in w for w in result.warnings)
+    report = (result.folder / "report.md").read_text(encoding="utf-8")
+    assert "| extract | 12 | 0 | 15 (short 3) |" in report
+
+
+def test_category_targets_override_per_category(badcases):
+    result = export_training_set(badcases, exact(name="o", per_category=10, category_targets={"退款": 30, "rare": 1}))
+    counts = by_category(lines(result.folder, "train") + lines(result.folder, "val"))
+    assert counts == {"退款": 30, "intent": 10, "extract": 10, "rare": 1}
+
+
+def test_upsampling_repeats_train_records_up_to_the_cap_and_never_val_records(badcases):
+    result = export_training_set(badcases, exact(name="u", per_category=20, upsample=True, max_repeat=3))
+    train, val = lines(result.folder, "train"), lines(result.folder, "val")
+    counts = by_category(train + val)
+    assert counts["extract"] == 20  # 12 records: 1 val + 11 train repeated to 19 lines
+    assert counts["rare"] == 1 + 2 * 3  # 3 records: 1 val, 2 train at most 3 times each: short of 20
+    assert max(Counter(r["id"] for r in train).values()) == 3
+    assert not {r["id"] for r in val} & {r["id"] for r in train}
+    assert len({r["id"] for r in val}) == len(val)
+    rare = next(p for p in result.categories if p.category == "rare")
+    assert rare.repeats == 4 and rare.short == 13
+    assert "repeated up to 3x" in " ".join(result.warnings)
+    assert "each at most 3 times" in (result.folder / "report.md").read_text(encoding="utf-8")
+
+
+def test_category_shares_hold_within_one_record(store, write_jsonl):
+    build(store, write_jsonl, badcase_records({"a": 60, "b": 50, "c": 40, "d": 30}))
+    shares = {"a": 0.4, "b": 0.3}
+    result = export_training_set(store, exact(name="sh", category_shares=shares, task_records=97))
+    counts = by_category(lines(result.folder, "train") + lines(result.folder, "val"))
+    assert sum(counts.values()) == 97
+    for category, share in {**shares, "c": 0.15, "d": 0.15}.items():
+        assert abs(counts[category] - share * 97) <= 1, (category, counts)
+    # without a size: the largest set in which no category needs repeating (d's 30 records at 15% -> 200 lines)
+    largest = export_training_set(store, exact(name="sh2", category_shares={"d": 0.5}))
+    counts = by_category(lines(largest.folder, "train") + lines(largest.folder, "val"))
+    assert counts["d"] == 30 and abs(sum(counts.values()) - 60) <= 1
+
+
+def test_task_records_alone_means_equal_shares(badcases):
+    result = export_training_set(badcases, exact(name="eq", task_records=36, upsample=True))
+    counts = by_category(lines(result.folder, "train") + lines(result.folder, "val"))
+    assert counts["退款"] == counts["intent"] == counts["extract"] == 9
+    assert counts["rare"] < 9  # 3 records, at most 1 val + 2 train x 3
+
+
+def test_down_sampling_prefers_fixed_records_and_spreads_near_copies(store, write_jsonl):
+    near = [{"messages": [{"role": "user", "content": f"请把这段话翻译成英文，并保持原来的语气和格式，不要改动：第{i}段"},
+                          {"role": "assistant", "content": f"translation {i}"}], "category": "t"} for i in range(30)]
+    diverse = [{"messages": [{"role": "user", "content": f"{i} 号问题完全不同的开头"},
+                             {"role": "assistant", "content": f"answer {i}"}], "category": "t"} for i in range(10)]
+    fixed = [{"messages": [{"role": "user", "content": f"fixed case {i} about something"},
+                           {"role": "assistant", "content": f"right {i}"}], "category": "t"} for i in range(5)]
+    build(store, write_jsonl, near, name="near.jsonl")
+    build(store, write_jsonl, diverse, name="diverse.jsonl")
+    build(store, write_jsonl, fixed, name="fixed.jsonl", status="fixed")
+    result = export_training_set(store, exact(name="p", per_category=16, val=0.0))
+    texts = [r["messages"][0]["content"] for r in lines(result.folder, "train")]
+    assert len(texts) == 16
+    assert sum(t.startswith("fixed case") for t in texts) == 5
+    assert sum(t.startswith("请把这段话") for t in texts) == 1
+    assert sum("号问题" in t for t in texts) == 10
+
+
+def test_down_sampling_spreads_across_stored_clusters(store, write_jsonl):
+    if not column_exists_in(store, "cluster_members", "cluster"):
+        pytest.skip("this store has no clustering schema (cluster_members)")
+    build(store, write_jsonl, badcase_records({"t": 30}))
+    with store.connect() as con:
+        ids = [r[0] for r in con.execute("SELECT id FROM records ORDER BY id").fetchall()]
+        # one big cluster of 27 and three singletons: a sample of 4 takes one of each
+        rows = [(1, i, 0 if n < 27 else n, 0.0, 0.0) for n, i in enumerate(ids)]
+        con.executemany("INSERT INTO cluster_members (run_id, record_id, cluster, x, y) VALUES (?, ?, ?, ?, ?)", rows)
+    result = export_training_set(store, exact(name="c", per_category=4, val=0.0))
+    taken = {r["id"] for r in lines(result.folder, "train")}
+    assert set(ids[27:]) <= taken and len(taken & set(ids[:27])) == 1
+
+
+# --- general data ------------------------------------------------------------------------------------------
+
+def test_general_share_holds_within_one_record(badcases, real_data):
+    import_file(badcases, real_data / "alpaca_en_demo.json", dataset="general")
+    for share in (0.2, 0.3, 0.05):
+        result = export_training_set(badcases, ExportConfig(name=f"g{share}", general_share=share,
+                                                            leakage_guard="exact"))
+        rows = lines(result.folder, "train") + lines(result.folder, "val")
+        general = sum(r["source"] == "general" for r in rows)
+        assert abs(general - share * len(rows)) <= 1, (share, general, len(rows))
+        assert result.general_share == pytest.approx(general / len(rows))
+        assert any(r["source"] == "general" for r in lines(result.folder, "val")) == (general >= 2)
+    flagged = [w for w in result.warnings if "outside the advised 15%-30%" in w]
+    assert flagged  # 5% is flagged
+    assert "FLAG: outside 15-30%" in (result.folder / "report.md").read_text(encoding="utf-8")
+
+
+def test_chinese_alpaca_demo_imports_as_general_data_out_of_the_box(badcases, real_data):
+    import_file(badcases, real_data / "alpaca_zh_demo.json", dataset="general")
+    result = export_training_set(badcases, ExportConfig(name="zh", leakage_guard="exact"))
+    general = [r for r in lines(result.folder, "train") if r["source"] == "general"]
+    assert general and all(r["category"] is None for r in general)
+    assert any(re.search(r"[\u4e00-\u9fff]", r["messages"][-1]["content"]) for r in general)
+    assert not result.warnings or all("general data is" not in w for w in result.warnings)
+
+
+def test_too_little_general_data_is_flagged(badcases, write_jsonl):
+    build(badcases, write_jsonl, [{"messages": [{"role": "user", "content": f"hello {i}"},
+                                                {"role": "assistant", "content": f"hi {i}"}]} for i in range(3)],
+          status="new", dataset="general", name="g.jsonl")
+    result = export_training_set(badcases, ExportConfig(name="few", leakage_guard="exact"))
+    assert any(w.startswith("not enough general data") for w in result.warnings)
+    assert sum(p.take for p in result.general) == 3
+
+
+# --- the split ----------------------------------------------------------------------------------------------
+
+def test_val_split_is_stratified_by_category_with_one_record_at_least(badcases):
+    result = export_training_set(badcases, exact(name="v", val=0.1))
+    val = by_category(lines(result.folder, "val"))
+    assert val == {"退款": 4, "intent": 3, "extract": 1, "rare": 1}  # 40, 25 (2.5 rounds up), 12, 3 -> at least one
+    train_ids = {r["id"] for r in lines(result.folder, "train")}
+    assert not train_ids & {r["id"] for r in lines(result.folder, "val")}
+
+
+def test_a_category_with_one_record_stays_in_train_and_is_flagged(store, write_jsonl):
+    build(store, write_jsonl, badcase_records({"a": 10, "solo": 1}))
+    result = export_training_set(store, exact(name="solo"))
+    assert "solo" not in by_category(lines(result.folder, "val"))
+    assert any("'solo' has a single record" in w for w in result.warnings)
+
+
+def test_val_count_and_apportion_rules():
+    assert [val_count(n, 0.1) for n in (0, 1, 2, 5, 15, 25, 100)] == [0, 0, 1, 1, 2, 3, 10]
+    assert val_count(10, 0.0) == 0 and val_count(2, 0.5) == 1
+    parts = apportion(10, {"a": 1, "b": 1, "c": 1})
+    assert sum(parts.values()) == 10 and sorted(parts.values()) == [3, 3, 4]
+    assert apportion(7, {None: 2.0, "x": 5.0}) == {None: 2, "x": 5}
+
+
+# --- determinism -------------------------------------------------------------------------------------------
+
+def _store_with_data(root: Path, write_jsonl, real_data) -> Store:
+    store = Store.open(root)
+    build(store, write_jsonl, badcase_records())
+    import_file(store, real_data / "alpaca_en_demo.json", dataset="general")
+    return store
+
+
+def test_same_inputs_and_config_give_byte_identical_files(tmp_path, write_jsonl, real_data):
+    config = ExportConfig(name="same", per_category=20, upsample=True, leakage_guard="exact")
+    first = export_training_set(_store_with_data(tmp_path / "one", write_jsonl, real_data), config)
+    second = export_training_set(_store_with_data(tmp_path / "two", write_jsonl, real_data), config)
+    assert first.folder.name == second.folder.name
+    names = sorted(p.name for p in first.folder.iterdir())
+    assert names == sorted(p.name for p in second.folder.iterdir())
+    for name in names:
+        assert (first.folder / name).read_bytes() == (second.folder / name).read_bytes(), name
+    again = export_training_set(Store.open(tmp_path / "one"), config)
+    assert again.reused and again.folder == first.folder
+
+
+def test_another_seed_gives_another_sample_and_split(badcases):
+    a = export_training_set(badcases, exact(name="s", per_category=15, seed=1))
+    b = export_training_set(badcases, exact(name="s", per_category=15, seed=2))
+    assert a.hash != b.hash and a.folder != b.folder
+    assert {r["id"] for r in lines(a.folder, "val")} != {r["id"] for r in lines(b.folder, "val")}
+    assert by_category(lines(a.folder, "train") + lines(a.folder, "val")) == by_category(
+        lines(b.folder, "train") + lines(b.folder, "val"))
+
+
+# --- the leakage guard ---------------------------------------------------------------------------------------
+
+def test_eval_records_and_exact_copies_of_them_never_enter_training(store, write_jsonl):
+    records = badcase_records({"intent": 20})
+    copy_of_eval = {"messages": [{"role": "user", "content": "我的快递到哪了？"}, {"role": "assistant", "content": "查询中"}],
+                    "category": "intent"}
+    same_question = {"messages": [{"role": "user", "content": "Where is my parcel?"},
+                                  {"role": "assistant", "content": "a different answer"}], "category": "intent"}
+    build(store, write_jsonl, records + [copy_of_eval, same_question])
+    build(store, write_jsonl, [{"messages": [{"role": "user", "content": "我的快递到哪了？"},
+                                             {"role": "assistant", "content": "查询中"}]},
+                               {"messages": [{"role": "user", "content": "Where is my parcel?"},
+                                             {"role": "assistant", "content": "in transit"}]}],
+          dataset="eval", status="new", name="eval.jsonl")
+    with store.connect() as con:
+        eval_ids = {r[0] for r in con.execute("SELECT id FROM records WHERE dataset = 'eval'").fetchall()}
+        leaked = {r[0] for r in con.execute(
+            "SELECT id FROM records WHERE dataset = 'badcases' AND messages[1].content IN "
+            "('我的快递到哪了？', 'Where is my parcel?')").fetchall()}
+    result = export_training_set(store, exact(name="leak"))
+    exported = {r["id"] for r in lines(result.folder, "train") + lines(result.folder, "val")}
+    assert not exported & eval_ids and not exported & leaked
+    assert result.excluded == {"eval-leak": 2} and result.leaks == 2
+    report = (result.folder / "report.md").read_text(encoding="utf-8")
+    assert "exact: the same messages as eval record" in report
+    assert "exact: the same last user turn as eval record" in report
+    manifest = read_manifest(result.folder)
+    assert manifest["leakage"] == {"guard": "exact", "eval_records": 2, "removed": 2}
+
+
+QUESTIONS = ["How do I reset my password after the account was locked?", "退货运费由谁承担？",
+             "Can I change the delivery address once the parcel has shipped?", "会员积分什么时候过期？",
+             "Why was my card declined even though the balance is fine?", "发票抬头写错了可以重开吗？"]
+
+
+def test_auto_guard_uses_dedup_find_leaks_when_it_is_installed(store, write_jsonl):
+    dedup = pytest.importorskip("workbench.dedup")
+    if not hasattr(dedup, "find_leaks"):
+        pytest.skip("workbench.dedup has no find_leaks yet")
+    build(store, write_jsonl, [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "ok"}],
+                                "category": "faq"} for q in QUESTIONS])
+    # a variant that the exact guard cannot see: other case, spacing and punctuation
+    build(store, write_jsonl, [{"messages": [{"role": "user", "content": "how do I reset my password after the "
+                                             "account was locked ??"}, {"role": "assistant", "content": "ok"}]}],
+          dataset="eval", status="new", name="eval.jsonl")
+    exact_only = export_training_set(store, exact(name="exact"))
+    assert exact_only.leaks == 0
+    result = export_training_set(store, ExportConfig(name="auto", general_share=0.0))
+    assert result.leakage_guard == "exact + dedup.find_leaks"
+    excluded = [json.loads(x) for x in (result.folder / "excluded.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [x["reason"] for x in excluded] == ["eval-leak"]
+    exported = [r["messages"][0]["content"] for r in lines(result.folder, "train") + lines(result.folder, "val")]
+    assert QUESTIONS[0] not in exported and len(exported) == len(QUESTIONS) - 1
+
+
+# --- contracts and task types for the trainer ---------------------------------------------------------------
+
+def test_manifest_carries_contracts_and_task_types_of_exported_categories(store, write_jsonl):
+    build(store, write_jsonl, badcase_records({"intent": 6, "extract": 4}))
+    set_contract(store, Contract("intent", "regex", r"intent 的答案 \d+"))
+    set_contract(store, Contract("unused", "labels", ["a", "b"]))
+    result = export_training_set(store, exact(name="c"))
+    manifest = read_manifest(result.folder)
+    assert manifest["contracts"] == {"intent": {"kind": "regex", "spec": r"intent 的答案 \d+"}}
+    assert manifest["task_types"] == {"extract": ["generation"], "intent": ["classification"]}

@@ -1,0 +1,144 @@
+"""CLI for exports: `workbench export` writes a balanced training set, `workbench exports` lists them.
+
+Each option's help text is the ExportConfig field's, so the CLI, the app and the library say the same.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import WorkbenchError
+from ..export import ExportConfig, ExportResult, export_training_set
+from ..export.writers import FORMATS
+from ..store.exports import WEIGHTS, list_exports
+
+HELP = ExportConfig.help_texts()
+DEFAULTS = ExportConfig()
+
+
+def _names(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Repeated and/or comma-separated names; None when none were given."""
+    names = tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+    return names or None
+
+
+def _pairs(values: tuple[str, ...], kind: type, option: str) -> dict:
+    """CATEGORY=VALUE options into a dict (the last '=' splits, so a category may contain '=')."""
+    out = {}
+    for value in values:
+        category, sep, number = value.rpartition("=")
+        if not sep or not category:
+            raise WorkbenchError(f"{option} {value!r}: write it as CATEGORY=VALUE, e.g. {option} refund=500")
+        try:
+            out[category] = kind(number)
+        except ValueError:
+            raise WorkbenchError(f"{option} {value!r}: {number!r} is not a {kind.__name__}") from None
+    return out
+
+
+def register(main: click.Group) -> None:
+    from ..cli import open_store, out, progress_bar
+
+    @main.command("export")
+    @click.option("--name", required=True, help=HELP["name"])
+    @click.option("--datasets", multiple=True, metavar="NAMES", help=HELP["datasets"] + " Comma-separated or repeated.")
+    @click.option("--categories", multiple=True, metavar="NAMES",
+                  help=HELP["categories"] + " Comma-separated or repeated.")
+    @click.option("--statuses", default=",".join(DEFAULTS.statuses), show_default=True, help=HELP["statuses"])
+    @click.option("--per-category", type=int, help=HELP["per_category"])
+    @click.option("--target", "targets", multiple=True, metavar="CATEGORY=N", help=HELP["category_targets"])
+    @click.option("--share", "shares", multiple=True, metavar="CATEGORY=F", help=HELP["category_shares"])
+    @click.option("--task-records", type=int, help=HELP["task_records"])
+    @click.option("--upsample/--no-upsample", default=DEFAULTS.upsample, show_default=True, help=HELP["upsample"])
+    @click.option("--max-repeat", type=int, default=DEFAULTS.max_repeat, show_default=True, help=HELP["max_repeat"])
+    @click.option("--general-share", type=float, default=DEFAULTS.general_share, show_default=True,
+                  help=HELP["general_share"])
+    @click.option("--general-datasets", multiple=True, metavar="NAMES", help=HELP["general_datasets"])
+    @click.option("--val", type=float, default=DEFAULTS.val, show_default=True, help=HELP["val"])
+    @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True, help=HELP["seed"])
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULTS.format, show_default=True,
+                  help=HELP["format"])
+    @click.option("--weights", type=click.Choice(WEIGHTS), default=DEFAULTS.weights, show_default=True,
+                  help=HELP["weights"])
+    @click.option("--leakage-guard", type=click.Choice(["auto", "exact"]), default=DEFAULTS.leakage_guard,
+                  show_default=True, help=HELP["leakage_guard"])
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the manifest's summary).")
+    @click.pass_context
+    def export_cmd(ctx, name, datasets, categories, statuses, per_category, targets, shares, task_records, upsample,
+                   max_repeat, general_share, general_datasets, val, seed, fmt, weights, leakage_guard, as_json):
+        """Export a balanced training set into exports/<name>-<hash>/ (train/val JSONL, manifest, report)."""
+        config = ExportConfig(
+            name=name, datasets=_names(datasets), categories=_names(categories),
+            statuses=_names((statuses,)) or DEFAULTS.statuses, per_category=per_category,
+            category_targets=_pairs(targets, int, "--target"), category_shares=_pairs(shares, float, "--share"),
+            task_records=task_records, upsample=upsample, max_repeat=max_repeat, general_share=general_share,
+            general_datasets=_names(general_datasets), val=val, seed=seed, format=fmt, weights=weights,
+            leakage_guard=leakage_guard)
+        store = open_store(ctx)
+        with progress_bar() as bar:
+            task = bar.add_task("exporting", total=None)
+
+            def show(stage, done, total):
+                bar.update(task, description=stage, completed=done, total=total)
+
+            result = export_training_set(store, config, progress=show)
+        if as_json:
+            manifest = json.loads((result.folder / "manifest.json").read_text(encoding="utf-8"))
+            manifest.pop("records", None)
+            out.print(json.dumps(manifest, ensure_ascii=False, indent=2), markup=False)
+            return
+        for renderable in render_export(result):
+            out.print(renderable)
+
+    @main.command("exports")
+    @click.option("--limit", type=int, default=20, show_default=True)
+    @click.pass_context
+    def exports_cmd(ctx, limit):
+        """The training sets exported so far, newest first."""
+        store = open_store(ctx)
+        with store.connect(read_only=True) as con:
+            rows = list_exports(con, limit)
+        table = Table("name", "folder", "format", "train", "val", "general", "exported", title="exports",
+                      title_justify="left")
+        for row in rows:
+            share = "-" if row.general_share is None else f"{row.general_share:.1%}"
+            table.add_row(escape(row.name), escape(row.folder), row.format, f"{row.train_records:,}",
+                          f"{row.val_records:,}", share, str(row.created_at)[:16])
+        out.print(table)
+
+
+def render_export(result: ExportResult) -> list:
+    """The summary table per category, then the totals, flags and where the files are."""
+    table = Table("category", "available", "target", "taken", "train", "val", "repeats", "note",
+                  title=f"{result.name} → {result.folder}", title_justify="left")
+    for p in result.categories:
+        note = []
+        if p.downsampled:
+            note.append(f"down-sampled {p.downsampled:,}")
+        if p.short:
+            note.append(f"short {p.short:,}")
+        table.add_row(escape("(no category)" if p.category is None else p.category), f"{p.available:,}",
+                      "-" if p.target is None else f"{p.target:,}", f"{p.take:,}", f"{p.train_rows:,}", f"{p.val:,}",
+                      f"{p.repeats:,}", ", ".join(note))
+    general_rows = sum(p.rows for p in result.general)
+    general_train = sum(p.train_rows for p in result.general)
+    table.add_row("[italic]general data[/italic]", f"{sum(p.available for p in result.general):,}",
+                  f"{result.general_wanted:,}", f"{general_rows:,}", f"{general_train:,}",
+                  f"{general_rows - general_train:,}", "0", f"{result.general_share:.1%} of all lines")
+    table.add_row("[bold]total[/bold]", "", "", "", f"[bold]{result.train_records:,}[/bold]",
+                  f"[bold]{result.val_records:,}[/bold]", "", "")
+    lines: list = [table]
+    excluded = ", ".join(f"{reason} {n:,}" for reason, n in result.excluded.items()) or "none"
+    lines.append(f"left out: {excluded} (every one is listed in report.md and excluded.jsonl)")
+    lines.append(f"leakage guard: {result.leakage_guard}, {result.eval_records:,} eval records")
+    for warning in result.warnings:
+        lines.append(f"[yellow]flag:[/yellow] {escape(warning)}")
+    files = ", ".join(f.name for f in result.files)
+    lines.append(f"wrote {files}, manifest.json, report.md in {result.folder}"
+                 + (" (identical to the earlier export)" if result.reused else "")
+                 + f" in {result.seconds:.1f} s")
+    return lines
