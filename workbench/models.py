@@ -120,3 +120,89 @@ def token_counter(name: str | None = None, models_dir: Path | None = None) -> Ca
         return sum(len(tok(m["content"])["input_ids"]) + 4 for m in plain)
 
     return count
+
+
+# --- training and generation ------------------------------------------------------------------------
+
+# Templates for models that ship without a chat template (base models). `plain` works with any
+# tokenizer: it ends every assistant answer with the model's own end-of-text token, so the tuned
+# model learns to stop and generation stops there. `chatml` is the format most chat models use; on
+# a tokenizer without <|im_start|>/<|im_end|> tokens they are spelled out in ordinary tokens.
+FALLBACK_TEMPLATES = {
+    "plain": (
+        "{% for message in messages %}"
+        "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
+        "{% elif message['role'] == 'assistant' %}### Assistant:\n{{ message['content'] }}{{ eos_token }}\n\n"
+        "{% else %}### {{ message['role'] | capitalize }}:\n{{ message['content'] }}\n\n{% endif %}"
+        "{% endfor %}{% if add_generation_prompt %}### Assistant:\n{% endif %}"
+    ),
+    "chatml": (
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+        "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    ),
+}
+
+
+def load_chat_tokenizer(name: str | None = None, models_dir: Path | None = None, chat_template: str | None = None):
+    """The model's tokenizer with a chat template: its own, or `chat_template` ('plain', 'chatml' or a file).
+
+    A model without a template and no fallback chosen is an error that names the choices.
+    """
+    tok = load_tokenizer(name, models_dir)
+    if chat_template:
+        if chat_template in FALLBACK_TEMPLATES:
+            tok.chat_template = FALLBACK_TEMPLATES[chat_template]
+        else:
+            path = Path(chat_template).expanduser()
+            if not path.is_file():
+                raise WorkbenchError(f"chat template {chat_template!r} is neither "
+                                     f"{' nor '.join(map(repr, FALLBACK_TEMPLATES))} nor a template file")
+            tok.chat_template = path.read_text(encoding="utf-8")
+    elif not tok.chat_template:
+        raise WorkbenchError(
+            f"the model {name or EMBEDDED_MODEL!r} has no chat template (it is probably a base model, not a chat "
+            f"model). Choose one: --chat-template plain (### User / ### Assistant turns, answers end with the "
+            f"model's end-of-text token), --chat-template chatml, or --chat-template FILE.jinja")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token  # only ever used to fill batches; masked out everywhere
+    return tok
+
+
+def pick_device(device: str | None = None) -> tuple[str, object]:
+    """(device, dtype) for training: CUDA with bfloat16 when a GPU is there (float32 on GPUs without bf16),
+    else the CPU in float32 (bfloat16 matmuls on CPUs without AMX are hundreds of times slower)."""
+    import torch
+
+    if not device:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise WorkbenchError(f"device {device!r} was asked for, but torch sees no CUDA GPU here")
+        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return device, torch.float32
+
+
+def load_causal_lm(name: str | None = None, models_dir: Path | None = None, *, dtype=None, device: str | None = None):
+    """A causal LM ready to train: plain weights (no GGUF quantization config), `dtype`, on `device`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model(name, models_dir)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, attn_implementation="sdpa")
+    if getattr(model.config, "quantization_config", None) is not None:
+        raise WorkbenchError(
+            f"{path} carries a quantization config ({type(model.config.quantization_config).__name__}); the trainer "
+            f"needs plain weights: save the model de-quantized (save_pretrained after dropping quantization_config)")
+    return model.to(device) if device else model
+
+
+def end_of_turn_ids(name: str | None = None, models_dir: Path | None = None) -> list[int]:
+    """The token ids that end an assistant turn, from the model's generation_config.json (chat models often
+    list several, e.g. Llama 3's <|eot_id|> and <|end_of_text|>); the tokenizer's eos is added by callers."""
+    from transformers import GenerationConfig
+
+    try:
+        eos = GenerationConfig.from_pretrained(resolve_model(name, models_dir)).eos_token_id
+    except (OSError, ValueError):
+        return []
+    return [eos] if isinstance(eos, int) else list(eos or [])

@@ -1,0 +1,355 @@
+"""Training data: read an export folder, tokenise conversations with the model's chat template, mark the
+tokens the loss is computed on (assistant answers and their end-of-turn token, by `loss_weight`), and
+pack conversations into padding-free batches.
+
+How the trained tokens are found: the conversation is rendered with the chat template one assistant
+turn at a time. The text up to the assistant's turn (with the generation prompt) is exactly what the
+model sees at inference; what the next render adds is the answer, through its end-of-turn token.
+Each piece is tokenised on its own, so the prompt tokens are the ones inference will feed and the
+answer tokens the ones the model must produce.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..contracts import Contract
+from ..errors import WorkbenchError
+
+# --- the export folder -------------------------------------------------------------------------------
+
+@dataclass
+class ExportData:
+    """An export folder as the trainer reads it."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    train: list[dict]
+    val: list[dict]
+    contracts: dict[str, Contract]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name") or self.folder.name)
+
+    @property
+    def hash(self) -> str | None:
+        return self.manifest.get("hash")
+
+
+def read_export(folder: str | Path) -> ExportData:
+    """Read `train.jsonl`, `val.jsonl` and `manifest.json` of an export folder (unknown manifest keys are kept)."""
+    folder = Path(folder).expanduser().resolve()
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise WorkbenchError(f"{folder} is not an export folder (it has no manifest.json); "
+                             f"make one with `workbench export --name NAME`")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise WorkbenchError(f"{manifest_path} is not valid JSON ({exc}); export the set again") from None
+    train = _read_jsonl(folder / "train.jsonl", required=True)
+    val = _read_jsonl(folder / "val.jsonl", required=False)
+    contracts = {}
+    for category, spec in (manifest.get("contracts") or {}).items():
+        if isinstance(spec, dict) and spec.get("kind"):
+            contracts[category] = Contract(category, spec["kind"], spec.get("spec"))
+    return ExportData(folder, manifest, train, val, contracts)
+
+
+def _read_jsonl(path: Path, *, required: bool) -> list[dict]:
+    if not path.is_file():
+        if required:
+            raise WorkbenchError(f"{path} is missing: the trainer reads train.jsonl (messages format) from the "
+                                 f"export folder; export with --format messages")
+        return []
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise WorkbenchError(f"{path}, line {line_no}: not valid JSON ({exc}); export the set again") from None
+            if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
+                raise WorkbenchError(f"{path}, line {line_no}: a record needs a 'messages' list")
+            record.setdefault("_line", line_no)
+            records.append(record)
+    return records
+
+
+# --- tokenising with the loss mask ---------------------------------------------------------------------
+
+@dataclass
+class Example:
+    """One tokenised conversation. `weights[t]` weighs the loss of predicting token t (0: not trained)."""
+
+    input_ids: list[int]
+    weights: list[float]
+    record_id: Any = None
+    category: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(1 for w in self.weights if w > 0)
+
+
+class SkipRecord(Exception):
+    """A record the trainer leaves out, with the reason (counted in the run's log)."""
+
+
+def message_weight(message: dict) -> float:
+    """The loss weight of a message: `loss_weight` (Ark, LLaMA-Factory) or `weight` (OpenAI); assistant
+    turns default to 1, other turns are never trained."""
+    if message.get("role") != "assistant":
+        return 0.0
+    for key in ("loss_weight", "weight"):
+        value = message.get(key)
+        if value is not None:
+            try:
+                weight = float(value)
+            except (TypeError, ValueError):
+                raise SkipRecord(f"{key} {value!r} is not a number") from None
+            if weight < 0:
+                raise SkipRecord(f"{key} {weight} is negative")
+            return weight
+    return 1.0
+
+
+def _for_template(message: dict) -> dict:
+    out = {"role": message.get("role") or "user", "content": message.get("content") or ""}
+    for key in ("name", "tool_calls", "tool_call_id"):
+        value = message.get(key)
+        if value:
+            out[key] = json.loads(value) if key == "tool_calls" and isinstance(value, str) else value
+    return out
+
+
+class ChatEncoder:
+    """Turns conversations into token ids plus per-token loss weights, using the tokenizer's chat template."""
+
+    def __init__(self, tokenizer, end_of_turn_ids: Iterable[int] | None = None):
+        self.tok = tokenizer
+        ids = set(end_of_turn_ids or ())
+        if tokenizer.eos_token_id is not None:
+            ids.add(tokenizer.eos_token_id)
+        self.end_of_turn_ids = ids
+        self.eos_id = tokenizer.eos_token_id
+
+    def render(self, messages: list[dict], *, generation: bool, tools: Any = None) -> str:
+        return self.tok.apply_chat_template(messages, tools=tools or None, tokenize=False,
+                                            add_generation_prompt=generation)
+
+    def tokens(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def encode(self, messages: Sequence[dict], tools: Any = None) -> tuple[list[int], list[float]]:
+        """Token ids and weights for one conversation; raises SkipRecord when it cannot be trained on."""
+        msgs = [_for_template(m) for m in messages]
+        weights_per_message = [message_weight(m) for m in messages]
+        answers = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
+        if not answers or not any(weights_per_message[i] > 0 for i in answers):
+            raise SkipRecord("no assistant answer to learn (none, or every loss_weight is 0)")
+        try:
+            return self._encode_turns(msgs, answers, weights_per_message, tools)
+        except _PrefixMismatch:
+            # Templates that rewrite earlier turns (e.g. drop reasoning from history) render a conversation
+            # differently as it grows; then only the final answer can be located and trained.
+            last = answers[-1]
+            if weights_per_message[last] <= 0:
+                raise SkipRecord("the chat template rewrites earlier turns and the final answer has loss_weight 0") \
+                    from None
+            return self._encode_turns(msgs[: last + 1], [last], weights_per_message, tools, only_last=True)
+
+    def _encode_turns(self, msgs, answers, weights_per_message, tools, only_last=False):
+        ids: list[int] = []
+        weights: list[float] = []
+        done = ""
+        for i in answers:
+            prompt = self.render(msgs[:i], generation=True, tools=tools)
+            full = self.render(msgs[: i + 1], generation=False, tools=tools)
+            if not prompt.startswith(done) or not full.startswith(prompt):
+                if only_last:
+                    raise SkipRecord("the chat template renders the conversation differently with and without "
+                                     "its answer, so the answer tokens cannot be located")
+                raise _PrefixMismatch
+            head = self.tokens(prompt[len(done):])
+            ids += head
+            weights += [0.0] * len(head)
+            answer = full[len(prompt):]
+            if msgs[i].get("tool_calls") and not _renders_tool_calls(answer, msgs[i]["tool_calls"]):
+                raise SkipRecord("the chat template does not render the assistant's tool calls")
+            answer_ids = self.tokens(answer)
+            trained, rest = self._split_at_end_of_turn(answer_ids)
+            w = weights_per_message[i] if (not only_last or i == answers[-1]) else 0.0
+            ids += trained + rest
+            weights += [w] * len(trained) + [0.0] * len(rest)
+            done = full
+        return ids, weights
+
+    def _split_at_end_of_turn(self, answer_ids: list[int]) -> tuple[list[int], list[int]]:
+        """The answer through its first end-of-turn token (what the model must produce, stop included), and
+        what the template puts after it (a newline, say). A template that ends answers without such a token
+        gets the end-of-text token appended, so the tuned model still learns to stop."""
+        for j, token in enumerate(answer_ids):
+            if token in self.end_of_turn_ids:
+                return answer_ids[: j + 1], answer_ids[j + 1:]
+        if self.eos_id is None:
+            return answer_ids, []
+        return answer_ids + [self.eos_id], []
+
+    def prompt_ids(self, messages: Sequence[dict], tools: Any = None) -> list[int]:
+        """What the model is given to answer the final assistant turn (everything before it, plus the
+        generation prompt), tokenised as in training."""
+        msgs = [_for_template(m) for m in messages]
+        answers = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
+        cut = answers[-1] if answers else len(msgs)
+        ids: list[int] = []
+        done = ""
+        for i in [a for a in answers if a < cut] + [cut]:
+            prompt = self.render(msgs[:i], generation=True, tools=tools)
+            if not prompt.startswith(done):  # a history-rewriting template: one piece, as inference sees it
+                return self.tokens(prompt)
+            ids += self.tokens(prompt[len(done):])
+            if i == cut:
+                break
+            full = self.render(msgs[: i + 1], generation=False, tools=tools)
+            if not full.startswith(prompt):
+                return self.tokens(self.render(msgs[:cut], generation=True, tools=tools))
+            ids += self.tokens(full[len(prompt):])
+            done = full
+        return ids
+
+
+class _PrefixMismatch(Exception):
+    pass
+
+
+def _renders_tool_calls(answer: str, tool_calls: Any) -> bool:
+    names = [((c.get("function") or {}).get("name") or c.get("name")) for c in tool_calls if isinstance(c, dict)]
+    return all(name and name in answer for name in names) if names else True
+
+
+def reference_answer(messages: Sequence[dict]) -> str | None:
+    """The final assistant turn's text: what task accuracy compares generated answers with."""
+    for m in reversed(messages):
+        if m.get("role") == "assistant":
+            return m.get("content") or ""
+    return None
+
+
+@dataclass
+class Encoded:
+    """A split tokenised: the examples, and the records left out with why (reason → count, first lines)."""
+
+    examples: list[Example] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+    skipped_lines: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(e) for e in self.examples)
+
+
+def encode_records(encoder: ChatEncoder, records: Sequence[dict], max_length: int) -> Encoded:
+    """Tokenise records; too-long and untrainable ones are counted in `skipped`, never silently lost."""
+    out = Encoded()
+    for record in records:
+        try:
+            ids, weights = encoder.encode(record["messages"], record.get("tools"))
+            if len(ids) > max_length:
+                raise SkipRecord(f"longer than max_length={max_length} tokens")
+        except SkipRecord as why:
+            reason = str(why)
+            out.skipped[reason] += 1
+            out.skipped_lines.setdefault(reason, [])
+            if len(out.skipped_lines[reason]) < 5:
+                out.skipped_lines[reason].append(record.get("_line"))
+            continue
+        out.examples.append(Example(ids, weights, record.get("id"), record.get("category")))
+    return out
+
+
+def render_mask(tokenizer, example: Example, *, open_mark: str = "⟦", close_mark: str = "⟧") -> str:
+    """The conversation as text with every trained span inside ⟦ ⟧ (a fractional weight is written ⟦0.5|...⟧)."""
+    pieces = []
+    current: float | None = None
+    for token, weight in zip(example.input_ids, example.weights, strict=True):
+        w = weight if weight > 0 else None
+        if w != current:
+            if current is not None:
+                pieces.append(close_mark)
+            if w is not None:
+                pieces.append(open_mark + ("" if w == 1 else f"{w:g}|"))
+            current = w
+        pieces.append(tokenizer.decode([token]))
+    if current is not None:
+        pieces.append(close_mark)
+    return "".join(pieces)
+
+
+# --- batches -------------------------------------------------------------------------------------------
+
+def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The steps of one epoch: a shuffled order (the same for the same seed and epoch, so a resumed run
+    sees the same batches) cut into batches of `batch_size` (the last may be smaller)."""
+    order = list(range(n_examples))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return [order[i:i + batch_size] for i in range(0, n_examples, batch_size)]
+
+
+def micro_batches(examples: Sequence[Example], max_tokens: int) -> list[list[Example]]:
+    """Split a step's examples, longest first, into groups of at most `max_tokens` tokens (one example
+    always fits a group on its own, however long)."""
+    groups: list[list[Example]] = []
+    size = 0
+    for example in sorted(examples, key=len, reverse=True):
+        if groups and size + len(example) <= max_tokens:
+            groups[-1].append(example)
+            size += len(example)
+        else:
+            groups.append([example])
+            size = len(example)
+    return groups
+
+
+@dataclass
+class MaskPreview:
+    """One record tokenised, with its trained spans marked (what `workbench train --show-mask` prints)."""
+
+    record_id: Any
+    line: int | None
+    tokens: int
+    trained: list[tuple[str, float]]
+    marked_text: str
+
+
+def preview_mask(export_dir: str | Path, *, base_model: str | None = None, chat_template: str | None = None,
+                 record_id: Any = None, models_dir: Path | None = None) -> MaskPreview:
+    """Tokenise one training record (the first, or the one with `record_id`) and mark what the loss sees."""
+    from ..models import end_of_turn_ids, load_chat_tokenizer
+
+    export = read_export(export_dir)
+    records = export.train + export.val
+    chosen = next((r for r in records if record_id is None or str(r.get("id")) == str(record_id)), None)
+    if chosen is None:
+        raise WorkbenchError(f"no record with id {record_id} in {export.folder}")
+    tok = load_chat_tokenizer(base_model, models_dir, chat_template)
+    encoder = ChatEncoder(tok, end_of_turn_ids(base_model, models_dir))
+    try:
+        ids, weights = encoder.encode(chosen["messages"], chosen.get("tools"))
+    except SkipRecord as why:
+        raise WorkbenchError(f"record {chosen.get('id')} would be left out of training: {why}") from None
+    example = Example(ids, weights, chosen.get("id"), chosen.get("category"))
+    trained = [(tok.decode([t]), w) for t, w in zip(ids, weights, strict=True) if w > 0]
+    return MaskPreview(chosen.get("id"), chosen.get("_line"), len(ids), trained, render_mask(tok, example))

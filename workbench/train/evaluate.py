@@ -1,0 +1,173 @@
+"""Evaluation during training: validation loss, task accuracy against the output contracts, overfitting flags.
+
+Task accuracy generates (greedy) the final answer of each record whose category has an output contract
+and counts it right when it obeys the contract and says what the reference answer says (the same
+label; the same JSON value; the same text for a pattern). It runs on the validation set and on an
+equal-sized sample of the training set, so a widening gap between the two shows memorisation.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..contracts import Contract
+from .data import ChatEncoder, Example, micro_batches, reference_answer
+from .packing import batch_loss, pack
+
+
+@torch.no_grad()
+def validation_loss(model, examples: Sequence[Example], *, max_tokens: int, device, packed: bool = True,
+                    autocast=None) -> float | None:
+    """Mean weighted cross-entropy over the trained tokens of `examples` (None when there are none)."""
+    if not examples:
+        return None
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for group in micro_batches(examples, max_tokens):
+        batch = pack(group).to(device)
+        with autocast() if autocast else _nothing():
+            loss_sum, n = batch_loss(model, batch, packed=packed)
+        total += float(loss_sum)
+        count += int(n)
+    model.train(was_training)
+    return total / count if count else None
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def is_correct(contract: Contract, answer: str, reference: str) -> bool:
+    """Right when the answer obeys the contract and means what the reference means."""
+    if contract.violation(answer) is not None:
+        return False
+    if contract.kind in ("json", "json_schema"):
+        try:
+            return json.loads(answer) == json.loads(reference)
+        except ValueError:
+            return answer.strip() == reference.strip()
+    return answer.strip() == reference.strip()
+
+
+@dataclass
+class AccuracyResult:
+    """Task accuracy on one side (validation or a training sample)."""
+
+    n: int
+    correct: int
+    valid: int
+    by_category: dict[str, list[int]] = field(default_factory=dict)  # category -> [n, correct]
+    misses: list[dict] = field(default_factory=list)  # a few wrong answers, for the report
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else 0.0
+
+    @property
+    def valid_rate(self) -> float:
+        return self.valid / self.n if self.n else 0.0
+
+    def as_dict(self) -> dict:
+        return {"n": self.n, "correct": self.correct, "valid": self.valid, "accuracy": round(self.accuracy, 4),
+                "valid_rate": round(self.valid_rate, 4), "by_category": self.by_category, "misses": self.misses}
+
+
+def scorable(records: Sequence[dict], contracts: dict[str, Contract]) -> list[dict]:
+    """The records task accuracy can score: a category with a contract and a final assistant answer."""
+    return [r for r in records if r.get("category") in contracts and reference_answer(r["messages"]) is not None]
+
+
+def sample(records: Sequence[dict], n: int, seed: int) -> list[dict]:
+    """A fixed sample of `n` records (all of them when there are no more than `n`)."""
+    if len(records) <= n:
+        return list(records)
+    rng = random.Random(seed)
+    return [records[i] for i in sorted(rng.sample(range(len(records)), n))]
+
+
+@torch.no_grad()
+def generate_answers(model, encoder: ChatEncoder, records: Sequence[dict], *, max_new_tokens: int, device,
+                     batch_size: int = 16) -> list[str]:
+    """Greedy answers to each record's final assistant turn, batched (left-padded, shortest prompts together)."""
+    was_training = model.training
+    model.eval()
+    prompts = [encoder.prompt_ids(r["messages"], r.get("tools")) for r in records]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answers: list[str] = [""] * len(prompts)
+    pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
+    for k in range(0, len(order), batch_size):
+        chunk = order[k:k + batch_size]
+        longest = max(len(prompts[i]) for i in chunk)
+        ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), longest), dtype=torch.long)
+        for row, i in enumerate(chunk):
+            ids[row, longest - len(prompts[i]):] = torch.tensor(prompts[i])
+            mask[row, longest - len(prompts[i]):] = 1
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+                             do_sample=False, eos_token_id=sorted(encoder.end_of_turn_ids), pad_token_id=pad)
+        for row, i in enumerate(chunk):
+            answers[i] = encoder.tok.decode(out[row, longest:], skip_special_tokens=True)
+    model.train(was_training)
+    return answers
+
+
+def task_accuracy(model, encoder: ChatEncoder, records: Sequence[dict], contracts: dict[str, Contract], *,
+                  max_new_tokens: int, device) -> AccuracyResult:
+    """Generate and score the answers of `records` (each must be scorable, see `scorable`)."""
+    references = [reference_answer(r["messages"]) or "" for r in records]
+    longest = max((len(encoder.tokens(ref)) for ref in references), default=1)
+    # Room for the longest reference twice over: enough to see a right answer end, cheap when labels are short.
+    budget = max(1, min(max_new_tokens, 2 * longest + 8))
+    answers = generate_answers(model, encoder, records, max_new_tokens=budget, device=device)
+    result = AccuracyResult(0, 0, 0)
+    for record, answer, reference in zip(records, answers, references, strict=True):
+        contract = contracts[record["category"]]
+        ok = is_correct(contract, answer, reference)
+        result.n += 1
+        result.correct += ok
+        result.valid += contract.violation(answer) is None
+        cell = result.by_category.setdefault(record["category"], [0, 0])
+        cell[0] += 1
+        cell[1] += ok
+        if not ok and len(result.misses) < 5:
+            result.misses.append({"id": record.get("id"), "category": record["category"], "answer": answer[:200],
+                                  "reference": reference[:200]})
+    return result
+
+
+def overfitting_warnings(evals: Sequence[dict], gap: float) -> list[str]:
+    """Sentences flagging overfitting in the evaluation rows (step, train_loss, val_loss, val_accuracy,
+    train_accuracy): training-sample accuracy well above validation accuracy at the last evaluation, or
+    validation loss risen above its best while the training loss kept falling."""
+    warnings = []
+    if not evals:
+        return warnings
+    last = evals[-1]
+    train_acc, val_acc = last.get("train_accuracy"), last.get("val_accuracy")
+    if train_acc is not None and val_acc is not None and train_acc - val_acc >= gap:
+        warnings.append(
+            f"overfitting: at step {last['step']} the adapter answers {train_acc:.0%} of a training sample right "
+            f"but only {val_acc:.0%} of the validation set (gap {train_acc - val_acc:.0%} ≥ {gap:.0%}); it memorises "
+            f"rather than generalises. Use the best checkpoint, fewer epochs, a lower rank, or more varied data.")
+    with_loss = [e for e in evals if e.get("val_loss") is not None]
+    if len(with_loss) >= 2:
+        best = min(with_loss, key=lambda e: e["val_loss"])
+        end = with_loss[-1]
+        fell = (best.get("train_loss") is not None and end.get("train_loss") is not None
+                and end["train_loss"] < best["train_loss"])
+        if end is not best and end["val_loss"] > best["val_loss"] * 1.05 and fell:
+            warnings.append(
+                f"overfitting: validation loss rose from {best['val_loss']:.3f} (step {best['step']}) to "
+                f"{end['val_loss']:.3f} (step {end['step']}) while training loss fell from {best['train_loss']:.3f} "
+                f"to {end['train_loss']:.3f}. The best checkpoint (step {best['step']} by loss) generalises better.")
+    return warnings

@@ -1,0 +1,139 @@
+"""A run's folder, `store/runs/<id>/`: the truth about a run while it trains (the store is the index).
+
+    run.json        what to train: export folder and hash, TrainConfig, the adapter it starts from
+    status.json     state (queued, running, done, failed, cancelled), step, loss, ETA, pid; rewritten atomically
+    metrics.jsonl   one line per step (step, epoch, loss, lr, tokens/s) and per evaluation (val loss, accuracy)
+    log.txt         what happened, in words
+    checkpoints/    step-NNNNNN/ (adapter + optimizer state): the latest (to resume) and the best
+    adapter/        the final adapter (loads with plain peft), with the tokenizer and its chat template
+    report.json     the summary: final and best metrics, overfitting warnings, where the adapter came from
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write JSON so that a reader (or a kill -9 mid-write) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.txt"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / "adapter"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.json"
+
+    @property
+    def cancel_path(self) -> Path:
+        return self.path / "cancel"
+
+    def spec(self) -> dict:
+        return read_json(self.spec_path) or {}
+
+    def status(self) -> dict:
+        return read_json(self.status_path) or {}
+
+    def report(self) -> dict | None:
+        return read_json(self.report_path)
+
+    def update_status(self, **changes: Any) -> dict:
+        status = self.status()
+        status.update(changes, updated_at=now_iso())
+        write_json_atomic(self.status_path, status)
+        return status
+
+    def start_status(self, total_steps: int | None = None) -> dict:
+        """Mark the run as running in this process (pid and host let others see whether it is alive)."""
+        return self.update_status(state="running", pid=os.getpid(), host=socket.gethostname(), started_at=now_iso(),
+                                  finished_at=None, error=None, total_steps=total_steps)
+
+    def log(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with self.log_path.open("a", encoding="utf-8") as f:
+            f.write(f"{stamp}  {message}\n")
+
+    def append_metrics(self, row: dict) -> None:
+        with self.metrics_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def metrics(self) -> list[dict]:
+        """Every metrics row (a half-written last line, from a kill mid-write, is skipped)."""
+        rows = []
+        try:
+            with self.metrics_path.open(encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError:
+                        continue
+        except OSError:
+            return []
+        return rows
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop rows past `after_step` (a resumed run repeats those steps from its checkpoint)."""
+        kept = [r for r in self.metrics() if r.get("step", 0) <= after_step]
+        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, self.metrics_path)
+
+    def checkpoint_dirs(self) -> list[Path]:
+        """Complete checkpoints, oldest first (a checkpoint is complete once its checkpoint.json exists)."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [p for p in self.checkpoints.iterdir() if p.name.startswith("step-") and (p / "checkpoint.json").exists()]
+        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+    def cancel_requested(self) -> bool:
+        return self.cancel_path.exists()

@@ -1,0 +1,340 @@
+"""Runs as background processes: start one, watch it, cancel it, resume it, merge its adapter.
+
+The store records a run when it starts (one short transaction) and never stays open while it
+trains: the worker process reads the export folder and writes the run folder. Whoever looks next
+(`refresh_runs`, called by `list_runs` and `run_status`) copies the folder's status into the store,
+and marks a run whose process is gone without finishing as failed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotFoundError, WorkbenchError
+from ..models import EMBEDDED_MODEL
+from ..store import Store
+from ..store import runs as sql
+from .config import TrainConfig, task_type_of_export
+from .data import read_export
+from .folder import FINAL_STATES, RunFolder, now_iso, read_json, write_json_atomic
+
+# Worker processes this process started, so their exit is noticed (and reaped) at once.
+_children: dict[int, subprocess.Popen] = {}
+
+
+@dataclass
+class RunStatus:
+    """A run as the app shows it: the store's row, brought up to date, plus the live status file."""
+
+    row: sql.RunRow
+    live: dict
+
+    @property
+    def id(self) -> int:
+        return self.row.id
+
+    @property
+    def state(self) -> str:
+        return self.row.status
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(Path(self.row.run_dir))
+
+    @property
+    def step(self) -> int:
+        return int(self.live.get("step") or self.row.step or 0)
+
+    @property
+    def total_steps(self) -> int | None:
+        return self.live.get("total_steps") or self.row.total_steps
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.live.get("eta_s") if self.state == "running" else None
+
+    def metrics(self) -> list[dict]:
+        """Every metrics row so far (step rows have `loss`; evaluation rows have kind 'eval')."""
+        return self.folder.metrics()
+
+    def as_dict(self) -> dict:
+        return {**self.row.as_dict(), "live": self.live}
+
+
+def resolve_export(store: Store, name: str | Path) -> Path:
+    """An export folder: a path, a folder name under the store's exports/, or an export name (its newest folder)."""
+    path = Path(name).expanduser()
+    if (path / "manifest.json").is_file():
+        return path.resolve()
+    exports = store.exports_dir
+    if (exports / str(name) / "manifest.json").is_file():
+        return (exports / str(name)).resolve()
+    matches = [p for p in exports.glob(f"{name}-*") if (p / "manifest.json").is_file()] if exports.is_dir() else []
+    if matches:
+        return max(matches, key=lambda p: p.stat().st_mtime).resolve()
+    known = sorted(p.name for p in exports.iterdir() if (p / "manifest.json").is_file()) if exports.is_dir() else []
+    raise NotFoundError(f"no export {str(name)!r}: give an export folder, or one of: {', '.join(known) or '(none yet)'}"
+                        f" (make one with `workbench export --name NAME`)")
+
+
+def config_for_export(export_dir: str | Path, preset: str | None = None, **overrides: Any) -> TrainConfig:
+    """The TrainConfig for an export: `preset`, else the preset of the export's task types, with overrides."""
+    export = read_export(export_dir)
+    return TrainConfig.for_task(preset or task_type_of_export(export.manifest.get("task_types")), **overrides)
+
+
+def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from_run: int | None = None,
+              init: str | None = None, author: str | None = None) -> int:
+    """Record a run and start it as a background process; returns the run id at once.
+
+    from_run + init: 'continue' trains that run's adapter further; 'fresh' starts a new adapter on its base
+    model. The choice must be explicit and is recorded (runs.parent_run, runs.init).
+    """
+    export = read_export(export_dir)
+    init_adapter = None
+    if from_run is None:
+        if init not in (None, "fresh"):
+            raise WorkbenchError("init='continue' needs from_run: the run whose adapter to continue")
+        init = "fresh"
+    else:
+        if init not in ("continue", "fresh"):
+            raise WorkbenchError(
+                f"say what to do with run {from_run}: init='continue' trains its adapter further, init='fresh' "
+                f"starts a new adapter on its base model (CLI: --init continue or --init fresh)")
+        with store.connect() as con:
+            parent = sql.get_run(con, from_run)
+        parent_base = parent.base_model
+        chosen = config.base_model or EMBEDDED_MODEL
+        if config.base_model and chosen != parent_base:
+            raise WorkbenchError(f"run {from_run} was trained on {parent_base}, not {chosen}: a run from it keeps "
+                                 f"its base model (leave the base model empty)")
+        config = TrainConfig.from_dict({**config.to_dict(), "base_model": None if parent_base == EMBEDDED_MODEL
+                                        else parent_base})
+        if init == "continue":
+            adapter = Path(parent.run_dir) / "adapter"
+            if parent.status != "done" or not (adapter / "adapter_config.json").is_file():
+                raise WorkbenchError(f"run {from_run} has no finished adapter to continue (it is {parent.status}); "
+                                     f"resume it first (workbench train --resume {from_run}) or use --init fresh")
+            init_adapter = str(adapter)
+    runs_dir = store.runs_dir
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    taken = {p.name for p in runs_dir.iterdir()}
+    with store.transaction() as con:
+        row = sql.insert_run(con, export_dir=str(export.folder), export_name=export.name, export_hash=export.hash,
+                             base_model=config.base_model or EMBEDDED_MODEL, parent_run=from_run, init=init,
+                             config=config.to_dict(), runs_dir=str(runs_dir), author=author, taken=taken)
+    folder = RunFolder(Path(row.run_dir))
+    folder.path.mkdir(parents=True)
+    write_json_atomic(folder.spec_path, {
+        "run_id": row.id, "export_dir": str(export.folder), "export_name": export.name, "export_hash": export.hash,
+        "config": config.to_dict(), "from_run": from_run, "init": init, "init_adapter": init_adapter,
+        "models_dir": str(store.models_dir), "created_at": now_iso()})
+    write_json_atomic(folder.status_path, {"state": "queued", "updated_at": now_iso()})
+    _spawn(store, row.id, folder, resume=False)
+    return row.id
+
+
+def resume_run(store: Store, run_id: int) -> int:
+    """Continue a failed or cancelled run from its latest checkpoint, in a new background process."""
+    refresh_runs(store)
+    with store.connect() as con:
+        row = sql.get_run(con, run_id)
+    folder = RunFolder(Path(row.run_dir))
+    if row.status in ("queued", "running"):
+        raise WorkbenchError(f"run {run_id} is still {row.status}; cancel it first (workbench runs {run_id} --cancel)")
+    if row.status == "done":
+        raise WorkbenchError(f"run {run_id} finished; to train its adapter further start a new run: "
+                             f"workbench train EXPORT --from-run {run_id} --init continue")
+    if not folder.checkpoint_dirs():
+        raise WorkbenchError(f"run {run_id} stopped before its first checkpoint; start it again instead")
+    folder.cancel_path.unlink(missing_ok=True)
+    folder.update_status(state="queued", error=None, finished_at=None)
+    _spawn(store, run_id, folder, resume=True)
+    return run_id
+
+
+def _spawn(store: Store, run_id: int, folder: RunFolder, *, resume: bool) -> None:
+    """Start the worker detached (its own session: closing the terminal or the app does not stop it)."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "workbench.train.worker", str(folder.path)] + (["--resume"] if resume else [])
+    try:
+        with open(folder.path / "worker.out", "ab") as out:
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True, close_fds=True)
+    except OSError as exc:
+        folder.update_status(state="failed", error=f"could not start the training process: {exc}")
+        with store.transaction() as con:
+            sql.update_run(con, run_id, status="failed", error=f"could not start the training process: {exc}",
+                           finished_at=now_iso())
+        raise WorkbenchError(f"could not start the training process for run {run_id}: {exc}") from None
+    _children[child.pid] = child
+    with store.transaction() as con:
+        sql.update_run(con, run_id, status="running", pid=child.pid, host=socket.gethostname(), started_at=now_iso(),
+                       finished_at=None, error=None)
+
+
+def cancel_run(store: Store, run_id: int) -> RunStatus:
+    """Ask a run to stop: it saves a checkpoint at the end of its current step and ends as cancelled
+    (resumable). A run whose process is already gone is marked at once."""
+    status = run_status(store, run_id)
+    if status.state in FINAL_STATES:
+        return status
+    folder = status.folder
+    folder.cancel_path.touch()
+    pid = status.live.get("pid") or status.row.pid
+    if not pid or not _alive(pid, status.live.get("host") or status.row.host):
+        folder.update_status(state="cancelled", finished_at=now_iso(), error="cancelled before it started")
+    return run_status(store, run_id)
+
+
+def refresh_runs(store: Store) -> list[sql.RunRow]:
+    """Bring every queued or running run's row up to date from its folder; a run whose process is gone
+    without finishing is marked failed (here and in its status.json). Returns the rows that changed."""
+    with store.connect() as con:
+        active = sql.active_runs(con)
+    updates = []
+    for row in active:
+        folder = RunFolder(Path(row.run_dir))
+        live = folder.status()
+        state = live.get("state") or row.status
+        pid, host = live.get("pid") or row.pid, live.get("host") or row.host
+        if state not in FINAL_STATES and not _alive(pid, host):
+            checkpoints = folder.checkpoint_dirs()
+            resumable = (f"; `workbench train --resume {row.id}` continues from step {checkpoints[-1].name[5:].lstrip('0')}"
+                         if checkpoints else "")
+            message = (f"the training process (pid {pid}) ended without finishing: it was killed or crashed "
+                       f"(see {folder.log_path} and worker.out){resumable}")
+            live = folder.update_status(state="failed", error=message, finished_at=now_iso())
+            state = "failed"
+        updates.append((row.id, _row_changes(state, live)))
+    if updates:
+        with store.transaction() as con:
+            for run_id, changes in updates:
+                sql.update_run(con, run_id, **changes)
+    with store.connect() as con:
+        return [sql.get_run(con, run_id) for run_id, _ in updates]
+
+
+def _row_changes(state: str, live: dict) -> dict:
+    best = live.get("best") or {}
+    changes: dict[str, Any] = {"status": state}
+    for key in ("step", "total_steps", "epoch", "error", "warnings"):
+        if key in live:
+            changes[key] = live[key]
+    if live.get("loss") is not None:
+        changes["train_loss"] = live["loss"]
+    if best:
+        changes.update(val_loss=best.get("val_loss"), val_accuracy=best.get("val_accuracy"),
+                       train_accuracy=best.get("train_accuracy"), best_step=best.get("step"))
+    if state == "done" and live.get("adapter"):
+        changes["adapter_dir"] = live["adapter"]
+    if state in FINAL_STATES:
+        changes["finished_at"] = live.get("finished_at") or now_iso()
+    return changes
+
+
+def _alive(pid: int | None, host: str | None = None) -> bool:
+    """Whether the worker `pid` still runs. On another host it cannot be checked: assume it does."""
+    if not pid:
+        return False
+    if host and host != socket.gethostname():
+        return True
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie, or the pid reused by another program, is not our worker
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        return b"workbench.train.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (macOS): the pid exists
+
+
+def run_status(store: Store, run_id: int) -> RunStatus:
+    refresh_runs(store)
+    with store.connect() as con:
+        row = sql.get_run(con, run_id)
+    return RunStatus(row, RunFolder(Path(row.run_dir)).status())
+
+
+def list_runs(store: Store, limit: int | None = None) -> list[RunStatus]:
+    refresh_runs(store)
+    with store.connect() as con:
+        rows = sql.list_runs(con, limit=limit)
+    return [RunStatus(row, read_json(Path(row.run_dir) / "status.json") or {}) for row in rows]
+
+
+def run_lineage(store: Store, run_id: int) -> list[dict]:
+    with store.connect() as con:
+        return sql.run_lineage(con, run_id)
+
+
+def wait_for_run(store: Store, run_id: int, progress: Callable[[RunStatus], None] | None = None, *,
+                 poll_s: float = 1.0, timeout_s: float | None = None) -> RunStatus:
+    """Block until the run ends, calling `progress(status)` after each look (the CLI's foreground mode)."""
+    started = time.monotonic()
+    while True:
+        status = _peek(store, run_id)
+        if progress:
+            progress(status)
+        if status.state in FINAL_STATES:
+            return run_status(store, run_id)
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            return status
+        time.sleep(poll_s)
+
+
+def _peek(store: Store, run_id: int) -> RunStatus:
+    """The live status without touching the store unless the run ended (the store stays free for others)."""
+    with store.connect() as con:
+        row = sql.get_run(con, run_id)
+    live = RunFolder(Path(row.run_dir)).status()
+    pid, host = live.get("pid") or row.pid, live.get("host") or row.host
+    if live.get("state") in FINAL_STATES or not _alive(pid, host):
+        return run_status(store, run_id)
+    return RunStatus(row, live)
+
+
+def merge_run(store: Store, run_id: int, out: str | Path | None = None,
+              progress: Callable[[str], None] | None = None) -> Path:
+    """Write the base model with the run's adapter merged in (a plain model folder, no peft needed)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from ..models import load_causal_lm
+
+    with store.connect() as con:
+        row = sql.get_run(con, run_id)
+    adapter = Path(row.adapter_dir or Path(row.run_dir) / "adapter")
+    if not (adapter / "adapter_config.json").is_file():
+        raise WorkbenchError(f"run {run_id} has no adapter yet (it is {row.status}); merge a finished run")
+    target = Path(out).expanduser() if out else Path(row.run_dir) / "merged"
+    tell = progress or (lambda stage: None)
+    tell("loading the base model")
+    base = load_causal_lm(None if row.base_model == EMBEDDED_MODEL else row.base_model, store.models_dir,
+                          dtype=torch.float32)
+    tell("merging the adapter")
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    tell(f"writing {target}")
+    merged.save_pretrained(target)
+    AutoTokenizer.from_pretrained(adapter).save_pretrained(target)
+    return target
+
