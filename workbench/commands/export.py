@@ -112,26 +112,22 @@ def register(main: click.Group) -> None:
 
 
 def render_export(result: ExportResult) -> list:
-    """The summary table per category, then the totals, flags and where the files are."""
-    table = Table("category", "available", "target", "taken", "train", "val", "repeats", "note",
+    """The summary table per category (cut: down-sampled away; short: below target), then totals and flags."""
+    table = Table("category", "available", "target", "taken", "cut", "short", "train", "val", "repeats",
                   title=f"{result.name} → {result.folder}", title_justify="left")
     for p in result.categories:
-        note = []
-        if p.downsampled:
-            note.append(f"down-sampled {p.downsampled:,}")
-        if p.short:
-            note.append(f"short {p.short:,}")
         table.add_row(escape("(no category)" if p.category is None else p.category), f"{p.available:,}",
-                      "-" if p.target is None else f"{p.target:,}", f"{p.take:,}", f"{p.train_rows:,}", f"{p.val:,}",
-                      f"{p.repeats:,}", ", ".join(note))
-    general_rows = sum(p.rows for p in result.general)
+                      "-" if p.target is None else f"{p.target:,}", f"{p.take:,}", f"{p.downsampled:,}",
+                      f"{p.short:,}", f"{p.train_rows:,}", f"{p.val:,}", f"{p.repeats:,}")
+    general_taken = sum(p.take for p in result.general)
     general_train = sum(p.train_rows for p in result.general)
-    table.add_row("[italic]general data[/italic]", f"{sum(p.available for p in result.general):,}",
-                  f"{result.general_wanted:,}", f"{general_rows:,}", f"{general_train:,}",
-                  f"{general_rows - general_train:,}", "0", f"{result.general_share:.1%} of all lines")
-    table.add_row("[bold]total[/bold]", "", "", "", f"[bold]{result.train_records:,}[/bold]",
-                  f"[bold]{result.val_records:,}[/bold]", "", "")
+    table.add_row("[italic]general[/italic]", f"{sum(p.available for p in result.general):,}",
+                  f"{result.general_wanted:,}", f"{general_taken:,}", "", f"{max(0, result.general_wanted - general_taken):,}",
+                  f"{general_train:,}", f"{general_taken - general_train:,}", "0")
+    table.add_row("[bold]total[/bold]", "", "", "", "", "", f"[bold]{result.train_records:,}[/bold]",
+                  f"[bold]{result.val_records:,}[/bold]", "")
     lines: list = [table]
+    lines.append(f"general data: {result.general_share:.1%} of all lines (asked: {result.config.general_share:.0%})")
     excluded = ", ".join(f"{reason} {n:,}" for reason, n in result.excluded.items()) or "none"
     lines.append(f"left out: {excluded} (every one is listed in report.md and excluded.jsonl)")
     lines.append(f"leakage guard: {result.leakage_guard}, {result.eval_records:,} eval records")

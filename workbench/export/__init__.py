@@ -461,7 +461,7 @@ def _warnings(config: ExportConfig, result: ExportResult, notes: list[str], conv
         if p.take == 1 and config.val > 0:
             out.append(f"category {label} has a single record: it is in train, with no val record")
     for note, n in sorted(conversion.items()):
-        out.append(f"{note} ({n:,} records)")
+        out.append(f"{note} ({n:,} record{'' if n == 1 else 's'})")
     return out
 
 
