@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import re
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -41,7 +40,7 @@ from .store.records import Selection
 Progress = Callable[[str, int, int], None]
 
 __all__ = ["DedupConfig", "Leak", "Match", "DedupReport", "DuplicateGroup", "find_leaks", "find_matches", "dedup",
-           "restore", "restore_run", "duplicate_groups", "lexical_text", "shingles"]
+           "restore", "restore_run", "duplicate_groups", "lexical_text", "shingles", "prepare_signatures"]
 
 
 @dataclass(frozen=True)
@@ -127,60 +126,119 @@ def lexical_text(normalised: str) -> str:
     return _NON_WORD.sub("", text)
 
 
-def shingles(lexical: str, n: int = 4) -> frozenset[str]:
+def shingles(lexical: str, n: int = 4) -> list[str]:
+    """The character n-grams of a lexical text (the whole text when shorter than n)."""
     if len(lexical) <= n:
-        return frozenset([lexical]) if lexical else frozenset()
-    return frozenset(lexical[i:i + n] for i in range(len(lexical) - n + 1))
+        return [lexical] if lexical else []
+    return [lexical[i:i + n] for i in range(len(lexical) - n + 1)]
 
 
-def jaccard(a: frozenset, b: frozenset) -> float:
-    if not a or not b:
+# Shingles are hashed by their code points (a 64-bit multiply-xor folded to 32 bits), which numpy can
+# do for a million texts at once; `shingle_hash` is the same function for one shingle, the hash
+# function handed to datasketch's MinHash.
+_MULT = np.uint64(0x100000001B3)
+_SEED = np.uint64(0xCBF29CE484222325)
+
+
+def shingle_hash(shingle: str) -> int:
+    h = int(_SEED)
+    for ch in shingle:
+        h = ((h ^ ord(ch)) * int(_MULT)) & 0xFFFFFFFFFFFFFFFF
+    return (h ^ (h >> 32)) & 0xFFFFFFFF
+
+
+@dataclass
+class ShingleHashes:
+    """Every text's shingle hashes, concatenated: text i owns values[offsets[i]:offsets[i + 1]]."""
+
+    values: np.ndarray     # uint32
+    offsets: np.ndarray    # int64, len(texts) + 1
+
+    def of(self, i: int) -> np.ndarray:
+        return self.values[self.offsets[i]:self.offsets[i + 1]]
+
+    def text_of_each(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
+
+
+def shingle_hashes(lexical_texts: Sequence[str], n: int = 4) -> ShingleHashes:
+    """`shingle_hash` of every shingle of every text, computed with numpy."""
+    lengths = np.fromiter((len(t) for t in lexical_texts), dtype=np.int64, count=len(lexical_texts))
+    codes = np.frombuffer("".join(lexical_texts).encode("utf-32-le"), dtype=np.uint32)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64) if len(lengths) else np.zeros(0, np.int64)
+    windows = np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1))
+    offsets = np.r_[0, np.cumsum(windows)].astype(np.int64)
+    owner = np.repeat(np.arange(len(lengths)), windows)
+    position = np.arange(offsets[-1], dtype=np.int64) - offsets[owner] + starts[owner]
+    end = starts[owner] + lengths[owner]
+    padded = np.r_[codes, np.zeros(n, np.uint32)]
+    h = np.full(len(position), _SEED, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            inside = position + k < end
+            if not inside.any():
+                break
+            at = np.where(inside, position + k, len(codes))
+            h = np.where(inside, (h ^ padded[at].astype(np.uint64)) * _MULT, h)
+    return ShingleHashes(((h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.uint32), offsets)
+
+
+def jaccard_of(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard of two texts' shingle-hash sets (Python sets: faster than numpy for short texts)."""
+    sa, sb = set(a.tolist()), set(b.tolist())
+    if not sa or not sb:
         return 0.0
-    return len(a & b) / len(a | b)
+    common = len(sa & sb)
+    return common / (len(sa) + len(sb) - common)
 
 
 def scheme(config: DedupConfig) -> str:
     import datasketch
     import pypinyin
 
-    return (f"char{config.shingle}-numbers-pinyin{pypinyin.__version__}-crc32-affine32-p{config.num_perm}-s1"
+    return (f"char{config.shingle}-numbers-pinyin{pypinyin.__version__}-fnv32-affine32-p{config.num_perm}-s1"
             f"-datasketch{datasketch.__version__.split('.')[0]}")
 
 
-def _crc32(data: bytes) -> int:
-    return zlib.crc32(data)
-
-
 def minhash_signatures(lexical_texts: Sequence[str], config: DedupConfig) -> np.ndarray:
-    """datasketch MinHash signatures (uint32, one row per text) of the texts' shingle sets."""
-    from datasketch import MinHash
+    """MinHash signatures (uint32, one row per text) of the texts' shingle sets.
 
-    sets = ([s.encode("utf-8") for s in shingles(t, config.shingle)] for t in lexical_texts)
-    out = np.empty((len(lexical_texts), config.num_perm), dtype=np.uint32)
-    for row, m in enumerate(MinHash.generator(sets, num_perm=config.num_perm, seed=1, hashfunc=_crc32)):
-        out[row] = m.hashvalues
+    Bit for bit datasketch's `MinHash(num_perm, seed=1, hashfunc=shingle_hash)` (its permutations and
+    its affine32 scheme; tests/test_dedup.py checks), computed for many texts at once with numpy.
+    """
+    from datasketch import MinHash
+    from datasketch.minhash import _fmix
+
+    out = np.full((len(lexical_texts), config.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    a, b = MinHash(num_perm=config.num_perm, seed=1).permutations
+    step = 4096
+    for start in range(0, len(lexical_texts), step):
+        hashes = shingle_hashes(lexical_texts[start:start + step], config.shingle)
+        if not len(hashes.values):
+            continue
+        mixed = _fmix(hashes.values.astype(np.uint32), 32)
+        permuted = mixed[:, None] * a[None, :] + b[None, :]
+        counts = np.diff(hashes.offsets)
+        nonempty = np.flatnonzero(counts)
+        out[start + nonempty] = np.minimum.reduceat(permuted, hashes.offsets[nonempty], axis=0)
     return out
 
 
-def _signatures(con, norm_hashes: Sequence[str], norm_texts: Sequence[str] | Callable[[list[str]], dict[str, str]],
-                config: DedupConfig, progress: Progress | None) -> np.ndarray:
+def _signatures(con, norm_hashes: Sequence[str], norm_texts: Sequence[str], config: DedupConfig,
+                progress: Progress | None) -> np.ndarray:
     """Signatures for each hash, from the cache or computed (and cached) now."""
     key = scheme(config)
     found = sql.cached_signatures(con, key, norm_hashes, config.num_perm)
-    missing = [h for h in dict.fromkeys(norm_hashes) if h not in found]
-    if missing:
-        if callable(norm_texts):
-            texts_by_hash = norm_texts(missing)
-        else:
-            texts_by_hash = dict(zip(norm_hashes, norm_texts, strict=True))
-        step = 20_000
-        for start in range(0, len(missing), step):
-            chunk = missing[start:start + step]
-            sigs = minhash_signatures([lexical_text(texts_by_hash[h]) for h in chunk], config)
-            sql.store_signatures(con, key, chunk, sigs)
-            found.update(zip(chunk, sigs, strict=True))
-            if progress:
-                progress("minhash", min(start + step, len(missing)), len(missing))
+    texts_by_hash = dict(zip(norm_hashes, norm_texts, strict=True))
+    missing = [h for h in texts_by_hash if h not in found]
+    step = 50_000
+    for start in range(0, len(missing), step):
+        chunk = missing[start:start + step]
+        sigs = minhash_signatures([lexical_text(texts_by_hash[h]) for h in chunk], config)
+        sql.store_signatures(con, key, chunk, sigs)
+        found.update(zip(chunk, sigs, strict=True))
+        if progress:
+            progress("minhash", min(start + step, len(missing)), len(missing))
     return np.stack([found[h] for h in norm_hashes]) if norm_hashes else np.zeros((0, config.num_perm), np.uint32)
 
 
@@ -197,9 +255,9 @@ def _band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     keys = np.zeros((len(sigs), bands), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for band in range(bands):
-            h = np.full(len(sigs), 1469598103934665603, dtype=np.uint64)
+            h = np.full(len(sigs), _SEED, dtype=np.uint64)
             for col in range(band * rows, (band + 1) * rows):
-                h = (h ^ sigs[:, col].astype(np.uint64)) * np.uint64(1099511628211)
+                h = (h ^ sigs[:, col].astype(np.uint64)) * _MULT
             keys[:, band] = h
     return keys
 
@@ -224,47 +282,53 @@ def _pairs_within_buckets(keys: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(out), axis=0)
 
 
-def _pairs_across(keys_a: np.ndarray, keys_b: np.ndarray) -> np.ndarray:
-    """All (i in a, j in b) sharing a key in any band."""
-    out = []
-    for band in range(keys_a.shape[1]):
-        ka, kb = keys_a[:, band], keys_b[:, band]
-        hit = np.flatnonzero(np.isin(kb, ka))
-        if not len(hit):
-            continue
-        order = np.argsort(ka, kind="stable")
-        sorted_a = ka[order]
-        for j in hit:
-            lo, hi = np.searchsorted(sorted_a, kb[j], "left"), np.searchsorted(sorted_a, kb[j], "right")
-            out.extend((int(i), int(j)) for i in order[lo:hi])
-    if not out:
-        return np.zeros((0, 2), dtype=np.int64)
-    return np.unique(np.asarray(out, dtype=np.int64), axis=0)
-
-
-def _verify_lexical(pairs: np.ndarray, sigs_a: np.ndarray, sigs_b: np.ndarray, texts_a: Callable[[int], str],
-                    texts_b: Callable[[int], str], han_a: Callable[[int], bool], han_b: Callable[[int], bool],
-                    config: DedupConfig) -> list[tuple[int, int, float]]:
+def _verify_pairs(pairs: np.ndarray, hashes_a: ShingleHashes, hashes_b: ShingleHashes, han_a: np.ndarray,
+                  han_b: np.ndarray, config: DedupConfig) -> list[tuple[int, int, float]]:
     """Keep candidate pairs whose shingle-set Jaccard reaches the threshold for their script."""
-    if not len(pairs):
-        return []
-    estimate = (sigs_a[pairs[:, 0]] == sigs_b[pairs[:, 1]]).mean(axis=1)
-    keep = pairs[estimate >= config.lexical_floor() - 0.15]
-    cache_a: dict[int, frozenset] = {}
-    cache_b: dict[int, frozenset] = {}
     out = []
-    for i, j in keep.tolist():
-        sa = cache_a.get(i)
-        if sa is None:
-            sa = cache_a[i] = shingles(lexical_text(texts_a(i)), config.shingle)
-        sb = cache_b.get(j)
-        if sb is None:
-            sb = cache_b[j] = shingles(lexical_text(texts_b(j)), config.shingle)
-        score = jaccard(sa, sb)
-        threshold = config.lexical_threshold_han if (han_a(i) or han_b(j)) else config.lexical_threshold
+    for i, j in pairs.tolist():
+        score = jaccard_of(hashes_a.of(i), hashes_b.of(j))
+        threshold = config.lexical_threshold_han if (han_a[i] or han_b[j]) else config.lexical_threshold
         if score >= threshold:
             out.append((i, j, score))
     return out
+
+
+def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, threshold: float) -> np.ndarray:
+    """(train row, eval row) pairs that can reach Jaccard >= threshold; exact (prefix filtering).
+
+    If J(E, T) >= t then T holds at least ceil(t|E|) of E's shingles, so T shares one with any
+    |E| - ceil(t|E|) + 1 of them: each eval text probes with that many of its rarest shingles
+    (rarity counted on the eval texts and a sample of the train texts), and only train texts
+    holding a probe are candidates.
+    """
+    sample = train_hashes.values[:: max(1, len(train_hashes.values) // 2_000_000)]
+    pool, counts = np.unique(np.r_[sample, eval_hashes.values], return_counts=True)
+    probes, owners = [], []
+    for j in range(len(eval_hashes.offsets) - 1):
+        own = np.unique(eval_hashes.of(j))
+        if not len(own):
+            continue
+        keep = len(own) - int(np.ceil(threshold * len(own) - 1e-9)) + 1
+        rarity = counts[np.searchsorted(pool, own)]
+        probes.append(own[np.argsort(rarity, kind="stable")[:keep]])
+        owners.append(np.full(keep, j, dtype=np.int64))
+    if not probes:
+        return np.zeros((0, 2), dtype=np.int64)
+    probe_values, probe_owner = np.concatenate(probes), np.concatenate(owners)
+    order = np.argsort(probe_values, kind="stable")
+    probe_values, probe_owner = probe_values[order], probe_owner[order]
+    hit = np.flatnonzero(np.isin(train_hashes.values, probe_values))
+    if not len(hit):
+        return np.zeros((0, 2), dtype=np.int64)
+    train_row = train_hashes.text_of_each()[hit]
+    lo = np.searchsorted(probe_values, train_hashes.values[hit], "left")
+    hi = np.searchsorted(probe_values, train_hashes.values[hit], "right")
+    span = hi - lo
+    rows = np.repeat(train_row, span)
+    within = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
+    evals = probe_owner[np.repeat(lo, span) + within]
+    return np.unique(np.stack([rows, evals], axis=1), axis=0)
 
 
 # --- semantic search -------------------------------------------------------------------------------
@@ -339,14 +403,16 @@ def find_leaks(con, train_ids: Sequence[int], eval_ids: Sequence[int], *, config
     Checks, on the request text (the store's embedding text choice, without the category):
     - exact: equal normalised texts (NFKC, whitespace, case), joined in SQL over every train id;
     - lexical: shingle-set Jaccard >= 0.7 (0.8 with Chinese) of the lexical texts (numbers masked,
-      Chinese as toneless pinyin). MinHash signatures come from the store's cache; train texts
-      without one are signed now and cached (about 10k texts/s here: a first check of 1M never-seen
-      records pays that once; `workbench dedup` or `prepare_signatures` warms the cache ahead);
+      Chinese as toneless pinyin). Eval sets are small and train sets large, so instead of signing
+      every train text (MinHash LSH, as `dedup` does) candidates come from exact prefix filtering:
+      a train text can only reach the threshold if it holds one of the eval text's rarest
+      |E| - ceil(t|E|) + 1 shingles (`_prefix_candidates`); candidates are then scored exactly.
+      Nothing is cached and nothing is missed;
     - semantic: cosine >= 0.93 (0.96 multilingual) between records whose vectors are both cached,
       in the same model (the one that reads their script; a Chinese pair is never judged by an
       English-only model). Nothing is embedded here.
     Each (eval, train) pair is reported once, with the strongest kind (exact, then lexical, then
-    semantic). Writes only to the MinHash cache, so the connection must be writable.
+    semantic). Reads only; registers temporary views and the wb_nfkc function on the connection.
     """
     config = config or DedupConfig()
     train_ids, eval_ids = list(dict.fromkeys(train_ids)), list(dict.fromkeys(eval_ids))
@@ -374,29 +440,20 @@ def find_leaks(con, train_ids: Sequence[int], eval_ids: Sequence[int], *, config
 
 def _lexical_leaks(con, train_ids, eval_ids, spec, config, add, progress) -> None:
     evals = sql.record_keys(con, eval_ids, spec)
-    eval_sigs = _signatures(con, evals.norm_hash, evals.norm_text, config, progress)
-    trains = sql.record_keys(con, train_ids, spec, with_text=False)
-
-    def texts_of(hashes: list[str]) -> dict[str, str]:
-        wanted = set(hashes)
-        rows = [i for i, h in enumerate(trains.norm_hash) if h in wanted]
-        subset = sql.record_keys(con, trains.ids[rows].tolist(), spec)
-        return dict(zip(subset.norm_hash, subset.norm_text, strict=True))
-
-    train_sigs = _signatures(con, trains.norm_hash, texts_of, config, progress)
-    bands, rows = lsh_bands(config.lexical_floor() - 0.1, config.num_perm)
-    pairs = _pairs_across(_band_keys(train_sigs, bands, rows), _band_keys(eval_sigs, bands, rows))
-    if not len(pairs):
-        return
-    # pairs are (train row, eval row); the candidate train texts are fetched now
-    cand = sorted(set(pairs[:, 0].tolist()))
-    cand_keys = sql.record_keys(con, trains.ids[cand].tolist(), spec)
-    text_of = dict(zip(cand, cand_keys.norm_text, strict=True))
-    matched = _verify_lexical(pairs, train_sigs, eval_sigs, text_of.__getitem__, evals.norm_text.__getitem__,
-                              lambda i: bool(_HAN.search(text_of[i])),
-                              lambda j: bool(_HAN.search(evals.norm_text[j])), config)
-    for i, j, score in matched:
+    trains = sql.record_keys(con, train_ids, spec)
+    if progress:
+        progress("lexical", 0, len(trains))
+    eval_lex = [lexical_text(t) for t in evals.norm_text]
+    train_lex = [lexical_text(t) for t in trains.norm_text]
+    eval_hashes = shingle_hashes(eval_lex, config.shingle)
+    train_hashes = shingle_hashes(train_lex, config.shingle)
+    pairs = _prefix_candidates(eval_hashes, train_hashes, config.lexical_floor())
+    han_train = np.fromiter((bool(_HAN.search(t)) for t in trains.norm_text), bool, len(trains))
+    han_eval = np.fromiter((bool(_HAN.search(t)) for t in evals.norm_text), bool, len(evals))
+    for i, j, score in _verify_pairs(pairs, train_hashes, eval_hashes, han_train, han_eval, config):
         add(int(evals.ids[j]), int(trains.ids[i]), "lexical", score)
+    if progress:
+        progress("lexical", len(trains), len(trains))
 
 
 def _semantic_leaks(con, train_ids, eval_ids, embed_config, config, add) -> None:
@@ -504,9 +561,15 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
         sigs = _signatures(con, rep_hashes, rep_texts, config, progress)
         bands, rows = lsh_bands(config.lexical_floor() - 0.1, config.num_perm)
         pairs = _pairs_within_buckets(_band_keys(sigs, bands, rows))
-        is_han = [bool(_HAN.search(t)) for t in rep_texts]
-        for i, j, score in _verify_lexical(pairs, sigs, sigs, rep_texts.__getitem__, rep_texts.__getitem__,
-                                           is_han.__getitem__, is_han.__getitem__, config):
+        if len(pairs):
+            # MinHash's estimate first (cheap, vectorised), then the exact Jaccard of the survivors
+            estimate = (sigs[pairs[:, 0]] == sigs[pairs[:, 1]]).mean(axis=1)
+            pairs = pairs[estimate >= config.lexical_floor() - 0.15]
+        involved = np.unique(pairs) if len(pairs) else np.zeros(0, np.int64)
+        lex = {int(r): lexical_text(rep_texts[r]) for r in involved.tolist()}
+        hashes = shingle_hashes([lex.get(r, "") for r in range(len(rep_texts))], config.shingle)
+        is_han = np.fromiter((bool(_HAN.search(t)) for t in rep_texts), bool, len(rep_texts))
+        for i, j, score in _verify_pairs(pairs, hashes, hashes, is_han, is_han, config):
             add(int(keys.ids[representatives[i]]), int(keys.ids[representatives[j]]), "lexical", score)
         if progress:
             progress("lexical", 1, 1)
