@@ -124,3 +124,29 @@ def test_keywords_tokenise_english_words_and_chinese_with_jieba():
     assert "密码" in tokens("我忘记密码了，登录不上") and "我" not in tokens("我忘记密码了")
     words = ctfidf_keywords({0: ["refund my order", "refund blender"], 1: ["track my order", "track parcel"]}, 2)
     assert words == {0: ["refund", "blender"], 1: ["track", "parcel"]}   # 'order' is in both: it sinks
+
+
+def test_cli_cluster_json_gives_names_sizes_and_member_ids_and_sets_a_category(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    data = tmp_path / "badcases.jsonl"
+    texts = PARAPHRASES_EN[0] + PARAPHRASES_EN[4]          # refunds and autumn haiku
+    data.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": t}]}) for t in texts) + "\n")
+    runner = CliRunner()
+    store_dir = str(tmp_path / "store")
+    assert runner.invoke(main, ["--store", store_dir, "import", str(data)]).exit_code == 0
+    result = runner.invoke(main, ["--store", store_dir, "cluster", "--k", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)
+    assert run["k"] == 2 and sorted(c["size"] for c in run["clusters"]) == [4, 4]
+    assert sorted(sorted(c["member_ids"]) for c in run["clusters"]) == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    haiku = next(c for c in run["clusters"] if 5 in c["member_ids"])
+    assert "haiku" in haiku["name"]
+    shown = runner.invoke(main, ["--store", store_dir, "cluster", "--category", f"{haiku['id']}=poetry"])
+    assert "given to 4 records" in shown.output
+    listing = runner.invoke(main, ["--store", store_dir, "cluster", "--show", str(run["run_id"])])
+    assert "category: poetry" in listing.output

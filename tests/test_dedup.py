@@ -280,3 +280,33 @@ def test_find_leaks_scales_to_many_train_candidates(store):
         seconds = time.perf_counter() - started
     print(f"\nleak check, 50,000 never-signed train records x 1 eval: {seconds:.1f} s")
     assert any(leak.train_id == 12345 for leak in leaks)
+
+
+def test_cli_dedup_json_lists_groups_with_member_ids_and_kept_id_and_restore_works(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    data = tmp_path / "badcases.jsonl"
+    texts = ["Can you cancel my order 771204?", "can you cancel my order 903311?", "Can you confirm my order 771204?",
+             "怎么修改收货地址？", "怎么修改收获地址", "怎么修改登录密码？"]
+    data.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": t}]}, ensure_ascii=False)
+                              for t in texts) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    store_dir = str(tmp_path / "store")
+    assert runner.invoke(main, ["--store", store_dir, "import", str(data)]).exit_code == 0
+    result = runner.invoke(main, ["--store", store_dir, "dedup", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    groups = sorted((sorted(g["member_ids"]), g["kept_id"]) for g in report["groups"])
+    assert groups == [([1, 2], 2), ([4, 5], 5)]          # newest kept; confirm and password stay apart
+    assert report["marked"] == 2
+    table = runner.invoke(main, ["--store", store_dir, "dedup", "--dry-run"])
+    assert "duplicate groups" in table.output and "dry run" in table.output
+    restored = runner.invoke(main, ["--store", store_dir, "dedup", "--restore", "1"])
+    assert "restored" in restored.output
+    store = Store.open(store_dir)
+    with store.connect() as con:
+        assert dedup_sql.dup_of(con, 1) is None and dedup_sql.dup_of(con, 4) == 5

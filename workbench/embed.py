@@ -167,7 +167,9 @@ class SentenceTransformerEmbedder:
         if Path(info.path).is_dir():  # a local folder needs nothing from the hub (and must not wait for it)
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()   # the library never prints; callers show progress
         self.model = SentenceTransformer(info.path, device=device or default_device())
         self.model_id, self.reads, self.source = info.model_id, info.reads, info.path
         self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
@@ -227,6 +229,7 @@ class EmbedReport:
     by_model: dict[str, int] = field(default_factory=dict)   # records per model
     by_script: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    encode_seconds: float = 0.0          # time spent in the models' forward passes (loading excluded)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -283,7 +286,9 @@ def embed_records(store: Store, selection: Selection | Sequence[int] | None = No
             sql.register_model(con, embedder.model_id, embedder.dim, embedder.reads, embedder.source)
         for start in range(0, len(hashes), WRITE_EVERY):
             chunk = slice(start, start + WRITE_EVERY)
+            encode_started = time.perf_counter()
             vectors = embedder.encode(batch_texts[chunk], config.batch_size)
+            report.encode_seconds += time.perf_counter() - encode_started
             with store.transaction() as con:
                 sql.store_vectors(con, embedder.model_id, hashes[chunk], vectors)
             done += len(vectors)
