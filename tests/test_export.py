@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -51,10 +52,22 @@ def by_category(rows: list[dict]) -> Counter:
     return Counter(r["category"] for r in rows if r["source"] == "badcase")
 
 
+@pytest.fixture(scope="module")
+def badcase_template(tmp_path_factory) -> Path:
+    """A store with CATEGORIES' approved badcases, built once; each test gets its own copy of the folder."""
+    root = tmp_path_factory.mktemp("badcases")
+    path = root / "bad.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in badcase_records()), encoding="utf-8")
+    store = Store.open(root / "store")
+    report = import_file(store, path)
+    set_status(store, Selection(import_id=report.import_id), "approved", "test")
+    return root / "store"
+
+
 @pytest.fixture
-def badcases(store, write_jsonl):
-    build(store, write_jsonl, badcase_records())
-    return store
+def badcases(badcase_template, tmp_path) -> Store:
+    shutil.copytree(badcase_template, tmp_path / "store")
+    return Store.open(tmp_path / "store")
 
 
 def exact(**options) -> ExportConfig:
@@ -260,15 +273,15 @@ def test_upsampling_repeats_train_records_up_to_the_cap_and_never_val_records(ba
 
 
 def test_category_shares_hold_within_one_record(store, write_jsonl):
-    build(store, write_jsonl, badcase_records({"a": 60, "b": 50, "c": 40, "d": 30}))
+    build(store, write_jsonl, badcase_records({"a": 60, "b": 50, "c": 40, "d": 30}), status="new")
     shares = {"a": 0.4, "b": 0.3}
-    result = export_training_set(store, exact(name="sh", category_shares=shares, task_records=97))
+    result = export_training_set(store, exact(name="sh", category_shares=shares, task_records=97, statuses=("new",)))
     counts = by_category(lines(result.folder, "train") + lines(result.folder, "val"))
     assert sum(counts.values()) == 97
     for category, share in {**shares, "c": 0.15, "d": 0.15}.items():
         assert abs(counts[category] - share * 97) <= 1, (category, counts)
     # without a size: the largest set in which no category needs repeating (d's 30 records at 15% -> 200 lines)
-    largest = export_training_set(store, exact(name="sh2", category_shares={"d": 0.5}))
+    largest = export_training_set(store, exact(name="sh2", category_shares={"d": 0.5}, statuses=("new",)))
     counts = by_category(lines(largest.folder, "train") + lines(largest.folder, "val"))
     assert counts["d"] == 30 and abs(sum(counts.values()) - 60) <= 1
 
@@ -376,15 +389,16 @@ def test_val_count_and_apportion_rules():
 
 def _store_with_data(root: Path, write_jsonl, real_data) -> Store:
     store = Store.open(root)
-    build(store, write_jsonl, badcase_records())
-    import_file(store, real_data / "alpaca_en_demo.json", dataset="general")
+    build(store, write_jsonl, badcase_records(), status="new")
+    import_file(store, real_data / "identity.json", dataset="general")
     return store
 
 
 def test_same_inputs_and_config_give_byte_identical_files(tmp_path, write_jsonl, real_data):
-    config = ExportConfig(name="same", per_category=20, upsample=True, leakage_guard="exact")
+    config = ExportConfig(name="same", per_category=20, upsample=True, statuses=("new",), leakage_guard="exact")
     first = export_training_set(_store_with_data(tmp_path / "one", write_jsonl, real_data), config)
     second = export_training_set(_store_with_data(tmp_path / "two", write_jsonl, real_data), config)
+    assert first.general and sum(p.take for p in first.general) > 0
     assert first.folder.name == second.folder.name
     names = sorted(p.name for p in first.folder.iterdir())
     assert names == sorted(p.name for p in second.folder.iterdir())
@@ -428,7 +442,7 @@ def test_eval_records_and_exact_copies_of_them_never_enter_training(store, write
     assert result.excluded == {"eval-leak": 2} and result.leaks == 2
     report = (result.folder / "report.md").read_text(encoding="utf-8")
     assert "exact: the same messages as eval record" in report
-    assert "exact: the same last user turn as eval record" in report
+    assert "exact: the same user turns as eval record" in report
     manifest = read_manifest(result.folder)
     assert manifest["leakage"] == {"guard": "exact", "eval_records": 2, "removed": 2}
 
@@ -436,6 +450,18 @@ def test_eval_records_and_exact_copies_of_them_never_enter_training(store, write
 QUESTIONS = ["How do I reset my password after the account was locked?", "退货运费由谁承担？",
              "Can I change the delivery address once the parcel has shipped?", "会员积分什么时候过期？",
              "Why was my card declined even though the balance is fine?", "发票抬头写错了可以重开吗？"]
+
+
+def test_a_common_closing_turn_is_not_a_leak(store, write_jsonl):
+    def talk(question: str) -> dict:
+        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": "好的"},
+                             {"role": "user", "content": "谢谢！"}, {"role": "assistant", "content": "不客气"}],
+                "category": "chat"}
+
+    build(store, write_jsonl, [talk(f"第{i}个完全不同的问题") for i in range(6)])
+    build(store, write_jsonl, [talk("评测集里的问题")], dataset="eval", status="new", name="eval.jsonl")
+    result = export_training_set(store, exact(name="closing"))
+    assert result.leaks == 0 and result.train_records + result.val_records == 6
 
 
 def test_auto_guard_uses_dedup_find_leaks_when_it_is_installed(store, write_jsonl):

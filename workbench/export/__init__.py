@@ -92,7 +92,7 @@ class ExportConfig:
         "a record has one), openai (OpenAI's weight 0/1 on assistant messages), none."))
     leakage_guard: str = field(default="auto", metadata=_help(
         "How records too close to eval records are found: auto (the dedup area's find_leaks when installed: "
-        "exact, lexical and semantic; else exact only), exact (same messages or same last user turn)."))
+        "exact, lexical and semantic; else exact only), exact (the same messages, or the same user turns)."))
 
     def __post_init__(self) -> None:
         for name in ("datasets", "categories", "general_datasets"):
@@ -457,7 +457,7 @@ def _warnings(config: ExportConfig, result: ExportResult, notes: list[str], conv
             how = (f"repeated up to {config.max_repeat}x" if config.upsample
                    else "turn on upsample to repeat its records")
             out.append(f"category {label} is {p.short:,} short of its target {p.target:,} "
-                       f"({p.available:,} records; {how})")
+                       f"({p.available:,} record{'' if p.available == 1 else 's'}; {how})")
         if p.take == 1 and config.val > 0:
             out.append(f"category {label} has a single record: it is in train, with no val record")
     for note, n in sorted(conversion.items()):

@@ -84,7 +84,7 @@ def _balance_rule(config) -> str:
     else:
         rule = "No balancing asked for: every record that passes is taken."
     rule += (" Down-sampling takes one record of each near-copy group (stored clusters when dedup has made them, "
-             "else records whose last user turn starts the same) before a second of any, fixed badcases first.")
+             "else records whose first user turn starts the same) before a second of any, fixed badcases first.")
     if config.upsample:
         rule += f" Categories below target repeat their train records, each at most {config.max_repeat} times."
     else:

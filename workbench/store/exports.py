@@ -25,19 +25,21 @@ EVAL = "wb_export_eval"
 REASONS = {
     "error-issues": "has error-level issues (fix them on the records, then export again)",
     "duplicate": "a duplicate that dedup did not keep",
-    "eval-leak": "the same as an eval record (leakage guard)",
+    "eval-leak": "the same as, or too close to, an eval record (leakage guard)",
     "repeated": "the same content as another record in this export (one copy kept)",
 }
 
-# The built-in leakage guard compares a record's messages (content_hash) and its last user turn with
-# every eval record's, as exact text: a million records take well under a second that way, where
+# The built-in leakage guard compares a record's messages (content_hash) and its user turns with every
+# eval record's, as exact text: a million records take well under a second that way, where
 # normalising their text (case, spaces, punctuation) would take most of the export's time budget.
 # Variants are the dedup area's find_leaks' job (lexical and semantic), which the export calls
-# when it is installed. The first 24 characters of the last user turn, lower-cased, group near-copies.
+# when it is installed. The first 24 characters of the first user turn, lower-cased, group near-copies.
 _MACROS = r"""
-CREATE OR REPLACE TEMP MACRO wb_last_user(ms) AS CASE
-    WHEN ms[-2].role = 'user' THEN ms[-2].content WHEN ms[-1].role = 'user' THEN ms[-1].content
-    ELSE list_filter(ms, lambda m: m.role = 'user')[-1].content END;
+CREATE OR REPLACE TEMP MACRO wb_user_turns(ms) AS
+    list_transform(list_filter(ms, lambda m: m.role = 'user'), lambda m: m.content);
+CREATE OR REPLACE TEMP MACRO wb_first_user(ms) AS CASE
+    WHEN ms[1].role = 'user' THEN ms[1].content WHEN ms[2].role = 'user' THEN ms[2].content
+    ELSE list_filter(ms, lambda m: m.role = 'user')[1].content END;
 -- A bijective 31-bit integer mixer (xor-shift-multiply, as in murmur's finaliser): a stable, fast
 -- pseudo-random order from (salt, id) that does not depend on the DuckDB version.
 CREATE OR REPLACE TEMP MACRO wb_mix1(x) AS (xor(x, x >> 16) * 73244475) & 2147483647;
@@ -108,20 +110,21 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
     """Create the temp tables EVAL (the eval records' keys) and POOL (every candidate with its exclusion reason).
 
     POOL: id, pool ('task'|'general'), category, task_type, status, content_hash, user_hash, grp (the near-copy
-    group: a stored cluster, else the start of the last user turn), reason, detail.
+    group: a stored cluster, else the start of the first user turn), reason, detail.
     A record gets the first reason that applies, in the order of REASONS.
     """
     install_macros(con)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {EVAL} AS
-        SELECT id, content_hash, wb_last_user(messages) AS last_user, hash(wb_last_user(messages)) AS user_hash
-        FROM records WHERE list_contains(?, dataset)""", [list(spec.eval_datasets)])
+        SELECT id, content_hash, user_turns, hash(user_turns) AS user_hash
+        FROM (SELECT id, content_hash, wb_user_turns(messages) AS user_turns FROM records WHERE list_contains(?, dataset))
+        """, [list(spec.eval_datasets)])
     dup_of = "r.dup_of" if column_exists(con, "records", "dup_of") else "NULL::BIGINT"
     clusters = cluster_relation(con)
     cluster_join = f"LEFT JOIN {clusters} c ON c.record_id = r.id" if clusters else ""
     cluster_col = "c.cluster" if clusters else "NULL::VARCHAR"
     task_sql, task_params = spec.task_filter()
     has_eval = con.execute(f"SELECT count(*) > 0 FROM {EVAL}").fetchall()[0][0]
-    user_hash = "hash(wb_last_user(r.messages))" if has_eval else "NULL::UBIGINT"
+    user_hash = "hash(wb_user_turns(r.messages))" if has_eval else "NULL::UBIGINT"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {POOL} AS
         WITH errs AS (
             SELECT record_id, string_agg(DISTINCT code, ', ' ORDER BY code) AS codes
@@ -132,7 +135,7 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
         SELECT r.id, CASE WHEN list_contains(?, r.dataset) THEN 'task' ELSE 'general' END AS pool,
                r.category, r.task_type, r.status, r.content_hash,
                {user_hash} AS user_hash,
-               coalesce('c:' || {cluster_col}, 'u:' || lower(left(wb_last_user(r.messages), {GROUP_PREFIX}))) AS grp,
+               coalesce('c:' || {cluster_col}, 'u:' || lower(left(wb_first_user(r.messages), {GROUP_PREFIX}))) AS grp,
                CASE WHEN e.codes IS NOT NULL THEN 'error-issues'
                     WHEN {dup_of} IS NOT NULL THEN 'duplicate'
                     WHEN eh.eval_id IS NOT NULL THEN 'eval-leak' END AS reason,
@@ -146,14 +149,15 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
         {cluster_join}
         WHERE ({task_sql}) OR (list_contains(?, r.dataset) AND list_contains(?, r.status))
     """, [list(spec.task_datasets), *task_params, list(spec.general_datasets), list(spec.general_statuses)])
-    # the same last user turn as an eval record: hashes first, then the text of the few that match
+    # the same user turns as an eval record (the same questions, whatever the answers): hashes first,
+    # then the text of the few that match
     con.execute(f"""UPDATE {POOL} SET reason = 'eval-leak',
-            detail = 'exact: the same last user turn as eval record ' || hits.eval_id
+            detail = 'exact: the same user turns as eval record ' || hits.eval_id
         FROM (
             SELECT p.id, min(e.id) AS eval_id
-            FROM {POOL} p JOIN {EVAL} e ON e.user_hash = p.user_hash AND e.last_user <> ''
+            FROM {POOL} p JOIN {EVAL} e ON e.user_hash = p.user_hash AND len(e.user_turns) > 0
             JOIN records r ON r.id = p.id
-            WHERE p.reason IS NULL AND wb_last_user(r.messages) = e.last_user
+            WHERE p.reason IS NULL AND wb_user_turns(r.messages) = e.user_turns
             GROUP BY p.id
         ) hits
         WHERE {POOL}.id = hits.id""")
@@ -236,7 +240,7 @@ def select_rows(con: duckdb.DuckDBPyConnection, quotas: Sequence[Quota], seed: i
     """Create ROWS (id, pool, category, split, copy, content_hash, order_key): the sampled, split, repeated set.
 
     Within a (pool, category) records are taken in rank order: one record of each near-copy group (a
-    stored cluster, else the same start of the last user turn) before a second of any, 'fixed'
+    stored cluster, else the same start of the first user turn) before a second of any, 'fixed'
     records first within each round, then a seeded hash of the id. Val records are a seeded hash
     sample of the taken ones; train records repeat, in rank order, to fill `train_rows`. Ranks are
     only worked out where they matter (a category that is cut or repeated): window functions over a
