@@ -442,7 +442,7 @@ def test_eval_records_and_exact_copies_of_them_never_enter_training(store, write
     assert result.excluded == {"eval-leak": 2} and result.leaks == 2
     report = (result.folder / "report.md").read_text(encoding="utf-8")
     assert "exact: the same messages as eval record" in report
-    assert "exact: the same user turns as eval record" in report
+    assert "exact: the same last user turn as eval record" in report
     manifest = read_manifest(result.folder)
     assert manifest["leakage"] == {"guard": "exact", "eval_records": 2, "removed": 2}
 
@@ -452,16 +452,18 @@ QUESTIONS = ["How do I reset my password after the account was locked?", "退货
              "Why was my card declined even though the balance is fine?", "发票抬头写错了可以重开吗？"]
 
 
-def test_a_common_closing_turn_is_not_a_leak(store, write_jsonl):
-    def talk(question: str) -> dict:
-        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": "好的"},
-                             {"role": "user", "content": "谢谢！"}, {"role": "assistant", "content": "不客气"}],
-                "category": "chat"}
-
-    build(store, write_jsonl, [talk(f"第{i}个完全不同的问题") for i in range(6)])
-    build(store, write_jsonl, [talk("评测集里的问题")], dataset="eval", status="new", name="eval.jsonl")
-    result = export_training_set(store, exact(name="closing"))
-    assert result.leaks == 0 and result.train_records + result.val_records == 6
+def test_the_question_an_eval_record_ends_on_is_a_leak_in_a_shorter_chat_too(store, write_jsonl):
+    single = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "好的"}], "category": "c"}
+              for q in ("你能帮我订一份披萨吗？", "明天会下雨吗？", "帮我写一首诗")]
+    build(store, write_jsonl, single)
+    build(store, write_jsonl, [{"messages": [{"role": "user", "content": "矩形面积怎么算？"},
+                                             {"role": "assistant", "content": "长乘宽"},
+                                             {"role": "user", "content": "你能帮我订一份披萨吗？"},
+                                             {"role": "assistant", "content": "我不能订餐"}]}],
+          dataset="eval", status="new", name="eval.jsonl")
+    result = export_training_set(store, exact(name="q"))
+    exported = [r["messages"][0]["content"] for r in lines(result.folder, "train") + lines(result.folder, "val")]
+    assert sorted(exported) == sorted(["明天会下雨吗？", "帮我写一首诗"]) and result.leaks == 1
 
 
 def test_auto_guard_uses_dedup_find_leaks_when_it_is_installed(store, write_jsonl):

@@ -92,7 +92,7 @@ class ExportConfig:
         "a record has one), openai (OpenAI's weight 0/1 on assistant messages), none."))
     leakage_guard: str = field(default="auto", metadata=_help(
         "How records too close to eval records are found: auto (the dedup area's find_leaks when installed: "
-        "exact, lexical and semantic; else exact only), exact (the same messages, or the same user turns)."))
+        "exact, lexical and semantic; else exact only), exact (the same messages, or the same last user turn)."))
 
     def __post_init__(self) -> None:
         for name in ("datasets", "categories", "general_datasets"):

@@ -29,14 +29,16 @@ REASONS = {
     "repeated": "the same content as another record in this export (one copy kept)",
 }
 
-# The built-in leakage guard compares a record's messages (content_hash) and its user turns with every
-# eval record's, as exact text: a million records take well under a second that way, where
-# normalising their text (case, spaces, punctuation) would take most of the export's time budget.
-# Variants are the dedup area's find_leaks' job (lexical and semantic), which the export calls
-# when it is installed. The first 24 characters of the first user turn, lower-cased, group near-copies.
+# The built-in leakage guard compares a record's messages (content_hash) and its last user turn (the
+# question an eval record's answer is graded on) with every eval record's, as exact text: a million
+# records take well under a second that way, where normalising their text (case, spaces,
+# punctuation) would take most of the export's time budget. Variants are the dedup area's
+# find_leaks' job (lexical and semantic), which the export calls when it is installed. The first 24
+# characters of the first user turn, lower-cased, group near-copies.
 _MACROS = r"""
-CREATE OR REPLACE TEMP MACRO wb_user_turns(ms) AS
-    list_transform(list_filter(ms, lambda m: m.role = 'user'), lambda m: m.content);
+CREATE OR REPLACE TEMP MACRO wb_last_user(ms) AS CASE
+    WHEN ms[-2].role = 'user' THEN ms[-2].content WHEN ms[-1].role = 'user' THEN ms[-1].content
+    ELSE list_filter(ms, lambda m: m.role = 'user')[-1].content END;
 CREATE OR REPLACE TEMP MACRO wb_first_user(ms) AS CASE
     WHEN ms[1].role = 'user' THEN ms[1].content WHEN ms[2].role = 'user' THEN ms[2].content
     ELSE list_filter(ms, lambda m: m.role = 'user')[1].content END;
@@ -115,8 +117,8 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
     """
     install_macros(con)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {EVAL} AS
-        SELECT id, content_hash, user_turns, hash(user_turns) AS user_hash
-        FROM (SELECT id, content_hash, wb_user_turns(messages) AS user_turns FROM records WHERE list_contains(?, dataset))
+        SELECT id, content_hash, last_user, hash(last_user) AS user_hash
+        FROM (SELECT id, content_hash, wb_last_user(messages) AS last_user FROM records WHERE list_contains(?, dataset))
         """, [list(spec.eval_datasets)])
     dup_of = "r.dup_of" if column_exists(con, "records", "dup_of") else "NULL::BIGINT"
     clusters = cluster_relation(con)
@@ -124,7 +126,7 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
     cluster_col = "c.cluster" if clusters else "NULL::VARCHAR"
     task_sql, task_params = spec.task_filter()
     has_eval = con.execute(f"SELECT count(*) > 0 FROM {EVAL}").fetchall()[0][0]
-    user_hash = "hash(wb_user_turns(r.messages))" if has_eval else "NULL::UBIGINT"
+    user_hash = "hash(wb_last_user(r.messages))" if has_eval else "NULL::UBIGINT"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {POOL} AS
         WITH errs AS (
             SELECT record_id, string_agg(DISTINCT code, ', ' ORDER BY code) AS codes
@@ -149,15 +151,15 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
         {cluster_join}
         WHERE ({task_sql}) OR (list_contains(?, r.dataset) AND list_contains(?, r.status))
     """, [list(spec.task_datasets), *task_params, list(spec.general_datasets), list(spec.general_statuses)])
-    # the same user turns as an eval record (the same questions, whatever the answers): hashes first,
+    # the same last user turn as an eval record (the same question, whatever the answer): hashes first,
     # then the text of the few that match
     con.execute(f"""UPDATE {POOL} SET reason = 'eval-leak',
-            detail = 'exact: the same user turns as eval record ' || hits.eval_id
+            detail = 'exact: the same last user turn as eval record ' || hits.eval_id
         FROM (
             SELECT p.id, min(e.id) AS eval_id
-            FROM {POOL} p JOIN {EVAL} e ON e.user_hash = p.user_hash AND len(e.user_turns) > 0
+            FROM {POOL} p JOIN {EVAL} e ON e.user_hash = p.user_hash AND e.last_user <> ''
             JOIN records r ON r.id = p.id
-            WHERE p.reason IS NULL AND wb_user_turns(r.messages) = e.user_turns
+            WHERE p.reason IS NULL AND wb_last_user(r.messages) = e.last_user
             GROUP BY p.id
         ) hits
         WHERE {POOL}.id = hits.id""")
