@@ -164,12 +164,12 @@ def runs_cmd(ctx, run_id, cancel, lineage, as_json):
         if as_json:
             out.print(json.dumps([s.as_dict() for s in statuses], ensure_ascii=False, default=str), markup=False)
             return
-        table = Table("run", "status", "export", "model", "from", "step", "loss", "val loss", "val acc", "created")
+        table = Table("run", "status", "export", "from", "step", "loss", "val acc", "started")
         for s in statuses:
             r = s.row
-            table.add_row(str(r.id), r.status, r.export_name or "", _short_model(r.base_model),
-                          f"{r.init} {r.parent_run}" if r.parent_run else "", f"{s.step}/{s.total_steps or '?'}",
-                          _fmt(r.train_loss), _fmt(r.val_loss), _pct(r.val_accuracy), str(r.created_at)[:16])
+            table.add_row(str(r.id), r.status, r.export_name or "", f"{r.init} {r.parent_run}" if r.parent_run else "",
+                          f"{s.step}/{s.total_steps or '?'}", _fmt(r.train_loss), _pct(r.val_accuracy),
+                          str(r.created_at)[5:16])
         out.print(table)
         return
     if cancel:
@@ -193,10 +193,6 @@ def open_store_from(ctx):
     from ..cli import open_store
 
     return open_store(ctx)
-
-
-def _short_model(name: str) -> str:
-    return name if len(name) <= 28 else "..." + name[-25:]
 
 
 @click.command("merge")

@@ -196,6 +196,7 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
         if epoch not in batches_of_epoch:
             batches_of_epoch = {epoch: epoch_batches(len(train_set.examples), config.batch_size, config.seed, epoch)}
         batch = [train_set.examples[i] for i in batches_of_epoch[epoch][index]]
+        lr = scheduler.get_last_lr()[0]  # the rate this step uses
         t0 = time.perf_counter()
         loss = _train_step(model, optimizer, scheduler, accelerator, batch, config, packed, world, rank)
         seconds = time.perf_counter() - t0
@@ -207,7 +208,6 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
         state.recent_losses = (state.recent_losses + [loss])[-20:]
         window = (window + [(seconds, batch_tokens)])[-20:]
         tokens_per_s = sum(n for _, n in window) / max(1e-9, sum(s for s, _ in window))
-        lr = scheduler.get_last_lr()[0]
         row = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 4), "loss": round(loss, 5),
                "lr": lr, "tokens": batch_tokens, "tokens_per_s": round(tokens_per_s, 1), "step_s": round(seconds, 3)}
         elapsed = time.perf_counter() - loop_started

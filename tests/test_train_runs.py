@@ -1,0 +1,195 @@
+"""Runs as background processes recorded in the store: start, watch, kill -9, cancel, resume, lineage,
+and the CLI (train, runs, merge, --show-mask). Real worker processes, real store files, a tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+from click.testing import CliRunner
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from workbench.cli import main
+from workbench.errors import WorkbenchError
+from workbench.store import schema
+from workbench.store.records import Record, insert_record
+from workbench.train import TrainConfig
+from workbench.train import runs as R
+from workbench.train.folder import RunFolder
+from workbench.train.synthetic import write_classification_export, write_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return str(write_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_test():
+    yield
+    for child in list(R._children.values()):
+        if child.poll() is None:  # a test that failed half-way: stop the worker it started
+            child.kill()
+            child.wait()
+
+
+@pytest.fixture
+def export(store):
+    return write_classification_export(store.exports_dir / "intents-0123456789", n=40)
+
+
+def quick(tiny, **changes) -> TrainConfig:
+    values = {"base_model": tiny, "max_steps": 3, "batch_size": 8, "lora_rank": 4, "learning_rate": 1e-2,
+              "eval_every_steps": 3, "eval_max_records": 4, "eval_max_new_tokens": 4, "save_every_steps": 1}
+    return TrainConfig(**{**values, **changes})
+
+
+def wait_until(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def test_new_store_has_the_runs_table_at_schema_4_or_later(store):
+    with store.connect() as con:
+        assert schema.current_version(con) >= 4
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+
+
+def test_a_background_run_trains_and_the_store_follows_its_folder(store, export, tiny):
+    run_id = R.start_run(store, export, quick(tiny), author="tester")
+    with store.connect() as con:  # the worker never holds the store: it opens at once, even for writing
+        con.execute("CREATE TABLE probe (x INTEGER)")
+    final = R.wait_for_run(store, run_id, timeout_s=180)
+    assert final.state == "done", final.row.error
+    row = final.row
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert (row.export_hash, row.export_name, row.base_model, row.init) == (manifest["hash"], "intents", tiny, "fresh")
+    assert (row.step, row.total_steps, row.best_step) == (3, 3, 3)
+    assert row.val_loss > 0 and row.train_loss > 0 and row.finished_at is not None and row.author == "tester"
+    assert row.adapter_dir == str(store.runs_dir / str(run_id) / "adapter")
+    assert [s.id for s in R.list_runs(store)] == [run_id]
+    steps = [m["step"] for m in final.metrics() if m.get("kind") != "eval"]
+    assert steps == [1, 2, 3]
+    [link] = R.run_lineage(store, run_id)
+    assert (link["id"], link["export_hash"], link["adapter_dir"]) == (run_id, manifest["hash"], row.adapter_dir)
+
+
+def test_kill_9_leaves_the_store_intact_marks_the_run_failed_and_resume_finishes_it(store, export, tiny):
+    run_id = R.start_run(store, export, quick(tiny, max_steps=400, eval_every_steps=0, epochs=100))
+    folder = RunFolder(store.runs_dir / str(run_id))
+    wait_until(lambda: (folder.status().get("step") or 0) >= 2 and folder.checkpoint_dirs())
+    os.kill(folder.status()["pid"], signal.SIGKILL)
+    status = R.wait_for_run(store, run_id, timeout_s=30)
+    assert status.state == "failed"
+    assert "ended without finishing" in status.row.error and "--resume" in status.row.error
+    assert folder.status()["state"] == "failed"  # the folder agrees with the store
+    with store.transaction() as con:  # the store is consistent and writable
+        insert_record(con, Record(0, "badcases", [{"role": "user", "content": "还能用吗"}]), "test")
+        assert con.execute("SELECT count(*) FROM runs WHERE status = 'failed'").fetchone()[0] == 1
+    checkpoint_step = int(folder.checkpoint_dirs()[-1].name[5:])
+    R.resume_run(store, run_id)
+    wait_until(lambda: (folder.status().get("step") or 0) > checkpoint_step + 1)
+    cancelled = R.cancel_run(store, run_id)
+    assert cancelled.state in ("running", "cancelled")
+    final = R.wait_for_run(store, run_id, timeout_s=60)
+    assert final.state == "cancelled"
+    steps = [m["step"] for m in final.metrics() if m.get("kind") != "eval"]
+    assert steps == list(range(1, len(steps) + 1))  # each step once, across the kill and the resume
+    assert "resumed from step-" in folder.log_path.read_text()
+
+
+def test_from_run_needs_an_explicit_choice_and_records_it(store, export, tiny):
+    first = R.start_run(store, export, quick(tiny))
+    assert R.wait_for_run(store, first, timeout_s=180).state == "done"
+    with pytest.raises(WorkbenchError, match="init='continue' trains its adapter further"):
+        R.start_run(store, export, quick(tiny), from_run=first)
+    second = R.start_run(store, export, quick(tiny, base_model=None), from_run=first, init="continue")
+    third = R.start_run(store, export, quick(tiny, base_model=None), from_run=second, init="fresh")  # both at once
+    for run_id in (second, third):
+        assert R.wait_for_run(store, run_id, timeout_s=180).state == "done"
+    spec = RunFolder(store.runs_dir / str(second)).spec()
+    assert spec["init_adapter"] == str(store.runs_dir / str(first) / "adapter")
+    assert "continuing the adapter" in (store.runs_dir / str(second) / "log.txt").read_text()
+    chain = R.run_lineage(store, third)
+    assert [(c["id"], c["init"], c["parent_run"]) for c in chain] == [
+        (third, "fresh", second), (second, "continue", first), (first, "fresh", None)]
+    assert all(c["base_model"] == tiny for c in chain)
+
+
+def test_cancelling_a_finished_or_unknown_run(store, export, tiny):
+    with pytest.raises(WorkbenchError, match="there is no run 99"):
+        R.cancel_run(store, 99)
+
+
+def test_resolve_export_by_path_folder_name_or_export_name(store, export):
+    assert R.resolve_export(store, export) == export.resolve()
+    assert R.resolve_export(store, "intents-0123456789") == export.resolve()
+    assert R.resolve_export(store, "intents") == export.resolve()
+    with pytest.raises(WorkbenchError, match="no export 'nope'.*intents-0123456789"):
+        R.resolve_export(store, "nope")
+
+
+def test_config_for_export_takes_the_preset_from_the_exports_task_types(export):
+    assert R.config_for_export(export).preset == "classification"
+    assert R.config_for_export(export, "creative", epochs=2).epochs == 2
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------
+
+def invoke(store, *args):
+    result = CliRunner().invoke(main, ["--store", str(store.root), *args], catch_exceptions=False)
+    return result
+
+
+def test_cli_trains_in_the_foreground_lists_shows_and_merges(store, export, tiny, tmp_path):
+    result = invoke(store, "train", "intents", "--model", tiny, "--max-steps", "2", "--rank", "4", "--eval-every", "2")
+    assert result.exit_code == 0, result.output
+    assert "run 1 started: intents-0123456789" in result.output and "preset classification" in result.output
+    assert "run 1: done" in result.output and "best (validation)" in result.output
+    listing = invoke(store, "runs")
+    assert listing.exit_code == 0 and "done" in listing.output and "2/2" in listing.output
+    shown = json.loads(invoke(store, "runs", "1", "--json").output)
+    assert shown["status"] == "done" and shown["report"]["steps"] == 2 and shown["config"]["lora_rank"] == 4
+    merged = invoke(store, "merge", "1", "--out", str(tmp_path / "merged"))
+    assert merged.exit_code == 0 and "merged model written" in merged.output
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny), str(store.runs_dir / "1" / "adapter"))
+    import torch
+
+    ids = torch.tensor([[1, 5, 9, 200, 3000]])
+    with torch.no_grad():
+        assert torch.allclose(plain(ids).logits, tuned(ids).logits, atol=1e-4)
+
+
+def test_cli_detach_returns_at_once_and_runs_cancel_stops_it(store, export, tiny):
+    result = invoke(store, "train", str(export), "--model", tiny, "--epochs", "100", "--rank", "4", "--detach")
+    assert result.exit_code == 0 and "training in the background" in result.output
+    folder = RunFolder(store.runs_dir / "1")
+    wait_until(lambda: (folder.status().get("step") or 0) >= 1)
+    [listed] = json.loads(invoke(store, "runs", "--json").output)
+    assert listed["status"] == "running" and listed["live"]["step"] >= 1
+    assert "run 1: running (stops at the end of its current step)" in invoke(store, "runs", "1", "--cancel").output
+    assert R.wait_for_run(store, 1, timeout_s=60).state == "cancelled"
+
+
+def test_cli_show_mask_marks_the_trained_tokens(store, export):
+    result = invoke(store, "train", "intents", "--show-mask")
+    assert result.exit_code == 0, result.output
+    first = json.loads((export / "train.jsonl").read_text().splitlines()[0])
+    label = first["messages"][-1]["content"]
+    assert f"<|im_start|>assistant\n⟦{label}<|im_end|>⟧" in result.output
+    assert f"record {first['id']} (line 1" in result.output
+    assert not list(store.runs_dir.iterdir())  # nothing was started
+
+
+def test_cli_from_run_without_init_is_a_clear_error(store, export, tiny):
+    result = CliRunner().invoke(main, ["--store", str(store.root), "train", "intents", "--from-run", "7"])
+    assert result.exit_code == 1 and "--init continue or --init fresh" in result.output
