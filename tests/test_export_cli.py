@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -60,10 +61,14 @@ def test_export_options_for_targets_shares_and_formats(store_dir):
     assert by_category["退款"]["target"] == 15 and by_category["intent"]["target"] == 5
 
 
-def test_exports_lists_what_was_exported(store_dir):
+def test_exports_lists_what_was_exported_and_says_when_a_folder_is_gone(store_dir):
     run(store_dir, "export", "--name", "first", "--leakage-guard", "exact")
     result = run(store_dir, "exports")
     assert result.exit_code == 0 and "first" in result.output and "messages" in result.output
+    assert "(deleted)" not in result.output
+    for folder in (store_dir / "exports").glob("first-*"):
+        shutil.rmtree(folder)
+    assert "(deleted)" in run(store_dir, "exports").output
 
 
 @pytest.mark.parametrize("args, words", [

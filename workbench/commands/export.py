@@ -106,7 +106,8 @@ def register(main: click.Group) -> None:
                       title_justify="left")
         for row in rows:
             share = "-" if row.general_share is None else f"{row.general_share:.1%}"
-            table.add_row(escape(row.name), escape(row.folder), row.format, f"{row.train_records:,}",
+            folder = row.folder if (store.root / row.folder).is_dir() else f"{row.folder} (deleted)"
+            table.add_row(escape(row.name), escape(folder), row.format, f"{row.train_records:,}",
                           f"{row.val_records:,}", share, str(row.created_at)[:16])
         out.print(table)
 
