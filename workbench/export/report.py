@@ -67,7 +67,7 @@ def render_report(result: ExportResult, excluded: list[tuple], unselected: list[
             f"{result.eval_records:,} eval records; guard: {result.leakage_guard}. "
             f"{result.leaks:,} candidate records were too close to an eval record and left out "
             "(listed below under eval-leak). Eval records themselves never enter training.", ""]
-    out += _left_out(excluded, unselected)
+    out += _left_out(excluded, result.excluded, unselected)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -99,26 +99,26 @@ def _category_row(p: CategoryPlan) -> str:
             f"{p.downsampled:,} | {p.train_rows:,} | {p.repeats:,} | {p.val:,} |")
 
 
-def _left_out(excluded: list[tuple], unselected: list[tuple[str, int]]) -> list[str]:
+def _left_out(excluded: list[tuple], counts: dict[str, int], unselected: list[tuple[str, int]]) -> list[str]:
     out = ["## Left out", ""]
     if unselected:
         out += ["Not selected by status (not ready for training): "
                 + ", ".join(f"{n:,} {status}" for status, n in unselected) + ".", ""]
-    if not excluded:
+    if not counts:
         return out + ["No candidate record was excluded.", ""]
+    out += ["| reason | records |", "|---|---:|"]
+    out += [f"| {reason}: {REASONS[reason]} | {n:,} |" for reason, n in counts.items()]
+    out.append("")
     by_reason: dict[str, list[tuple]] = {}
     for row in excluded:
         by_reason.setdefault(row[3], []).append(row)
-    out += ["| reason | records |", "|---|---:|"]
-    out += [f"| {reason}: {REASONS[reason]} | {len(rows):,} |" for reason, rows in by_reason.items()]
-    out.append("")
-    for reason, rows in by_reason.items():
+    for reason, n in counts.items():
         out += [f"### {reason}", ""]
-        for record_id, pool, category, _reason, detail in rows[:LISTED_PER_REASON]:
+        for record_id, pool, category, _reason, detail in by_reason.get(reason, [])[:LISTED_PER_REASON]:
             where = "general" if pool == "general" else _label(category)
             out.append(f"- record {record_id} ({where}): {detail}")
-        if len(rows) > LISTED_PER_REASON:
-            out.append(f"- ... and {len(rows) - LISTED_PER_REASON:,} more: excluded.jsonl lists every one")
+        if n > LISTED_PER_REASON:
+            out.append(f"- ... and {n - LISTED_PER_REASON:,} more: excluded.jsonl lists every one")
         out.append("")
     return out
 

@@ -184,10 +184,29 @@ def pool_categories(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | Non
     return con.execute(f"SELECT DISTINCT pool, category FROM {POOL} ORDER BY pool, category NULLS FIRST").fetchall()
 
 
-def exclusions(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str | None, str, str | None]]:
-    """(id, pool, category, reason, detail) for every candidate left out, by reason then id."""
-    return con.execute(f"""SELECT id, pool, category, reason, detail FROM {POOL} WHERE reason IS NOT NULL
-        ORDER BY CASE reason {' '.join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(REASONS))} END, id""").fetchall()
+_REASON_ORDER = "CASE reason " + " ".join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(REASONS)) + " END"
+
+
+def exclusion_counts(con: duckdb.DuckDBPyConnection, pool: str | None = None) -> dict[str, int]:
+    """reason -> candidates left out for it (of one pool, or both), in the order of REASONS."""
+    rows = con.execute(f"""SELECT reason, count(*) FROM {POOL} WHERE reason IS NOT NULL AND (? IS NULL OR pool = ?)
+        GROUP BY reason ORDER BY {_REASON_ORDER}""", [pool, pool]).fetchall()
+    return dict(rows)
+
+
+def exclusions(con: duckdb.DuckDBPyConnection, per_reason: int | None = None
+               ) -> list[tuple[int, str, str | None, str, str | None]]:
+    """(id, pool, category, reason, detail) of candidates left out, by reason then id (the first `per_reason` of each)."""
+    limit = "" if per_reason is None else f"QUALIFY row_number() OVER (PARTITION BY reason ORDER BY id) <= {int(per_reason)}"
+    return con.execute(f"""SELECT id, pool, category, reason, detail FROM {POOL} WHERE reason IS NOT NULL {limit}
+        ORDER BY {_REASON_ORDER}, id""").fetchall()
+
+
+def exclusion_lines(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """excluded.jsonl's lines (each ending in a newline): every candidate left out, by reason then id."""
+    return con.sql(f"""SELECT to_json({{'id': id, 'pool': pool, 'category': category, 'reason': reason,
+                                        'detail': detail}}) || chr(10) AS line
+        FROM {POOL} WHERE reason IS NOT NULL ORDER BY {_REASON_ORDER}, id""").to_arrow_table()
 
 
 def unselected_statuses(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> list[tuple[str, int]]:
