@@ -167,6 +167,18 @@ def test_records_with_error_level_issues_are_never_exported_and_are_listed(store
     assert result.excluded == {"error-issues": 2}
 
 
+def test_a_long_exclusion_list_is_cut_in_the_report_and_whole_in_excluded_jsonl(store, write_jsonl):
+    broken = [{"messages": [{"role": "user", "content": f"问题 {i}"}, {"role": "assistant", "content": ""}],
+               "category": "c"} for i in range(205)]
+    build(store, write_jsonl, badcase_records({"c": 5}) + broken, status="new")
+    result = export_training_set(store, exact(name="many", statuses=("new",)))
+    report = (result.folder / "report.md").read_text(encoding="utf-8")
+    section = report.split("### error-issues")[1]
+    assert section.count("- record ") == 200 and "... and 5 more: excluded.jsonl lists every one" in section
+    excluded = (result.folder / "excluded.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(excluded) == 205 and result.excluded == {"error-issues": 205}
+
+
 def test_duplicates_that_dedup_did_not_keep_are_left_out(badcases):
     if not column_exists_in(badcases, "records", "dup_of"):
         pytest.skip("this store has no dedup schema (records.dup_of)")
