@@ -98,6 +98,18 @@ def test_export_writes_train_val_manifest_and_report_into_a_versioned_folder(bad
     assert not [p for p in badcases.exports_dir.iterdir() if p.name.startswith(".")]  # no temp folder left behind
 
 
+def test_a_killed_exports_temp_folder_is_swept_away_by_the_next_export(badcases):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = badcases.exports_dir / f".tmp-old-{int(dead.stdout)}-abcdef12"
+    leftover.mkdir(parents=True)
+    (leftover / "train.jsonl").write_text("half a file", encoding="utf-8")
+    export_training_set(badcases, exact(name="sweep"))
+    assert not leftover.exists()
+
+
 def test_lines_follow_the_trainer_contract(badcases):
     result = export_training_set(badcases, exact(name="contract"))
     for row in lines(result.folder, "train") + lines(result.folder, "val"):

@@ -358,6 +358,7 @@ def _nothing_to_export(con: duckdb.DuckDBPyConnection, spec: sql.PoolSpec, task_
 def _write(store: Store, config: ExportConfig, snap: _Snapshot, tell: Progress) -> ExportResult:
     exports_dir = store.exports_dir
     exports_dir.mkdir(parents=True, exist_ok=True)
+    _sweep_leftovers(exports_dir)
     tmp = exports_dir / f".tmp-{config.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -392,6 +393,27 @@ def _write(store: Store, config: ExportConfig, snap: _Snapshot, tell: Progress) 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _sweep_leftovers(exports_dir: Path) -> None:
+    """Remove the temp folders of exports whose process is gone (killed mid-write)."""
+    for path in exports_dir.glob(".tmp-*"):
+        try:
+            pid = int(path.name.rsplit("-", 2)[1])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _set_hash(config: ExportConfig, files: list[writers.FileSummary]) -> str:

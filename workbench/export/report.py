@@ -124,4 +124,4 @@ def _left_out(excluded: list[tuple], counts: dict[str, int], unselected: list[tu
 
 
 def _label(category: str | None) -> str:
-    return "(no category)" if category is None else category
+    return "(no category)" if category is None else category.replace("|", "\\|")  # a | would end a table cell
