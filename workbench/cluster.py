@@ -39,7 +39,7 @@ class ClusterConfig:
         "help": "Cluster records marked dup_of too (by default only the kept record of each group)."})
     representatives: int = field(default=3, metadata={"help": "Records shown per cluster (nearest its centre)."})
     keywords: int = field(default=5, metadata={"help": "c-TF-IDF keywords per cluster (the first 3 name it)."})
-    layout_sample: int = field(default=3000, metadata={
+    layout_sample: int = field(default=600, metadata={
         "help": "t-SNE places up to this many records; the rest sit beside their nearest placed record."})
     seed: int = field(default=0, metadata={"help": "Random seed (k-means, t-SNE)."})
 
@@ -103,10 +103,15 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+KEYWORD_SAMPLE = 300  # texts per cluster read for its keywords (the ones nearest its centre)
+
+
 def ctfidf_keywords(texts_by_cluster: dict[int, list[str]], top: int = 5) -> dict[int, list[str]]:
     """c-TF-IDF (BERTopic's): a term's frequency in a cluster times log(1 + average cluster size / its
-    frequency in all clusters). Terms typical of one cluster win; terms everywhere sink."""
-    counts = {c: Counter(t for text in texts for t in tokens(text)) for c, texts in texts_by_cluster.items()}
+    frequency in all clusters). Terms typical of one cluster win; terms everywhere sink. At most
+    KEYWORD_SAMPLE texts of each cluster are read (the first ones given)."""
+    counts = {c: Counter(t for text in texts[:KEYWORD_SAMPLE] for t in tokens(text))
+              for c, texts in texts_by_cluster.items()}
     total = Counter()
     for counter in counts.values():
         total.update(counter)
@@ -127,16 +132,18 @@ def reduce(vectors: np.ndarray, dims: int, seed: int) -> np.ndarray:
     dims = min(dims, vectors.shape[1], max(len(vectors) - 1, 1))
     if dims >= vectors.shape[1] or len(vectors) < 3:
         return vectors
-    reduced = PCA(n_components=dims, random_state=seed).fit_transform(vectors)
+    rng = np.random.default_rng(seed)
+    fit_on = vectors if len(vectors) <= 10_000 else vectors[rng.choice(len(vectors), 10_000, replace=False)]
+    reduced = PCA(n_components=dims, random_state=seed).fit(fit_on).transform(vectors)
     return reduced / np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
 
 
-def _kmeans(points: np.ndarray, k: int, seed: int):
+def _kmeans(points: np.ndarray, k: int, seed: int, n_init: int = 4):
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     if len(points) > 20_000:
-        return MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=3, random_state=seed).fit(points)
-    return KMeans(n_clusters=k, n_init=4, random_state=seed).fit(points)
+        return MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=1, max_iter=50, random_state=seed).fit(points)
+    return KMeans(n_clusters=k, n_init=n_init, max_iter=100, random_state=seed).fit(points)
 
 
 def choose_k(points: np.ndarray, config: ClusterConfig, progress: Progress | None = None) -> tuple[int, dict]:
@@ -150,11 +157,12 @@ def choose_k(points: np.ndarray, config: ClusterConfig, progress: Progress | Non
     grid = sorted({int(round(k)) for k in np.geomspace(max(config.k_min, 2), high, num=min(12, high - 1))} |
                   set(range(max(config.k_min, 2), min(high, 12) + 1)))
     rng = np.random.default_rng(config.seed)
-    fit_on = points if n <= 20_000 else points[rng.choice(n, 20_000, replace=False)]
+    # the search runs on a sample: a silhouette on 2,000 points says as much as one on 100,000
+    fit_on = points if n <= 3_000 else points[rng.choice(n, 3_000, replace=False)]
     score_on = rng.choice(len(fit_on), min(2000, len(fit_on)), replace=False)
     scores = {}
     for step, k in enumerate(grid):
-        labels = _kmeans(fit_on, k, config.seed).labels_
+        labels = _kmeans(fit_on, k, config.seed, n_init=1 if n > 3_000 else 4).labels_
         if len(set(labels[score_on])) > 1:
             scores[k] = float(silhouette_score(fit_on[score_on], labels[score_on], metric="cosine"))
         if progress:
@@ -177,7 +185,7 @@ def layout(points: np.ndarray, config: ClusterConfig) -> np.ndarray:
     rng = np.random.default_rng(config.seed)
     sample = np.arange(n) if n <= config.layout_sample else np.sort(rng.choice(n, config.layout_sample, replace=False))
     placed = TSNE(n_components=2, perplexity=min(30.0, (len(sample) - 1) / 3), init="pca", random_state=config.seed,
-                  metric="cosine").fit_transform(points[sample])
+                  metric="cosine", max_iter=300).fit_transform(points[sample])
     xy = np.zeros((n, 2), dtype=np.float32)
     xy[sample] = placed
     if len(sample) < n:
@@ -259,13 +267,16 @@ def _describe(ids: np.ndarray, texts: list[str], points: np.ndarray, labels: np.
               config: ClusterConfig) -> tuple[list[Cluster], np.ndarray]:
     distance = np.zeros(len(ids), dtype=np.float32)
     groups = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
-    keywords = ctfidf_keywords({c: [texts[i] for i in rows] for c, rows in groups.items()}, config.keywords)
-    clusters = []
+    ordered = {}
     for c, rows in groups.items():
         centre = points[rows].mean(axis=0)
         centre /= max(float(np.linalg.norm(centre)), 1e-12)
         distance[rows] = 1 - points[rows] @ centre
-        order = rows[np.argsort(distance[rows], kind="stable")]
+        ordered[c] = rows[np.argsort(distance[rows], kind="stable")]
+    keywords = ctfidf_keywords({c: [texts[i] for i in rows] for c, rows in ordered.items()}, config.keywords)
+    clusters = []
+    for c, rows in groups.items():
+        order = ordered[c]
         words = keywords.get(c, [])
         name = "noise" if c == -1 else (" · ".join(words[:3]) or f"cluster {c}")
         clusters.append(Cluster(c, name, words, len(rows), [int(i) for i in ids[rows]],

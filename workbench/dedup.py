@@ -217,10 +217,12 @@ def minhash_signatures(lexical_texts: Sequence[str], config: DedupConfig) -> np.
         if not len(hashes.values):
             continue
         mixed = _fmix(hashes.values.astype(np.uint32), 32)
-        permuted = mixed[:, None] * a[None, :] + b[None, :]
         counts = np.diff(hashes.offsets)
         nonempty = np.flatnonzero(counts)
-        out[start + nonempty] = np.minimum.reduceat(permuted, hashes.offsets[nonempty], axis=0)
+        # one permutation at a time keeps the working set small (a row of shingles, not a matrix)
+        for p in range(config.num_perm):
+            permuted = mixed * a[p] + b[p]
+            out[start + nonempty, p] = np.minimum.reduceat(permuted, hashes.offsets[nonempty])
     return out
 
 
@@ -362,36 +364,53 @@ def semantic_pairs(vectors: np.ndarray, threshold: float, *, exact_limit: int = 
 
 def _partitioned_pairs(vectors: np.ndarray, threshold: float, probes: int,
                        progress: Progress | None) -> list[tuple[int, int, float]]:
-    from sklearn.cluster import MiniBatchKMeans
-
+    """Cells: a few Lloyd steps of spherical k-means from random records (cells only need to keep
+    near neighbours together, not to be good clusters); each record is compared with the records whose
+    nearest cell is one of its `probes` nearest cells."""
     n = len(vectors)
     k = int(min(1024, max(8, np.sqrt(n))))
-    km = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=1, max_iter=20, random_state=0).fit(vectors)
-    centroids = km.cluster_centers_ / np.maximum(np.linalg.norm(km.cluster_centers_, axis=1, keepdims=True), 1e-12)
+    rng = np.random.default_rng(0)
+    centroids = vectors[rng.choice(n, k, replace=False)].copy()
+    sample = vectors[rng.choice(n, min(n, 50 * k), replace=False)]
+    for _ in range(4):
+        assign = np.argmax(sample @ centroids.T, axis=1)
+        for cell in range(k):
+            members = sample[assign == cell]
+            if len(members):
+                centre = members.sum(axis=0)
+                centroids[cell] = centre / max(float(np.linalg.norm(centre)), 1e-12)
     nearest = np.empty((n, probes), dtype=np.int64)
     for start in range(0, n, 16384):
         sims = vectors[start:start + 16384] @ centroids.T
-        nearest[start:start + 16384] = np.argpartition(-sims, probes - 1, axis=1)[:, :probes]
-    primary = km.labels_
-    found: dict[tuple[int, int], float] = {}
-    by_cell = [[] for _ in range(k)]
-    for row, cells in enumerate(nearest.tolist()):
-        for cell in cells:
-            by_cell[cell].append(row)
+        top = np.argpartition(-sims, probes - 1, axis=1)[:, :probes]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
+        nearest[start:start + 16384] = np.take_along_axis(top, order, axis=1)
+    primary = nearest[:, 0]
+    by_primary = np.argsort(primary, kind="stable")
+    primary_bounds = np.searchsorted(primary[by_primary], np.arange(k + 1))
+    probe_cells, probe_rows = nearest.ravel(), np.repeat(np.arange(n), probes)
+    by_probe = np.argsort(probe_cells, kind="stable")
+    probe_bounds = np.searchsorted(probe_cells[by_probe], np.arange(k + 1))
+    found_a, found_b, found_s = [], [], []
     for cell in range(k):
-        members = np.flatnonzero(primary == cell)
-        probing = np.asarray(by_cell[cell], dtype=np.int64)
+        members = by_primary[primary_bounds[cell]:primary_bounds[cell + 1]]
+        probing = probe_rows[by_probe[probe_bounds[cell]:probe_bounds[cell + 1]]]
         if not len(members) or not len(probing):
             continue
         sims = vectors[members] @ vectors[probing].T
         rows, cols = np.nonzero(sims >= threshold)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            a, b = int(members[r]), int(probing[c])
-            if a != b:
-                found[(min(a, b), max(a, b))] = float(sims[r, c])
-        if progress and cell % 16 == 0:
+        a, b = members[rows], probing[cols]
+        keep = a != b
+        found_a.append(np.minimum(a, b)[keep])
+        found_b.append(np.maximum(a, b)[keep])
+        found_s.append(sims[rows, cols][keep])
+        if progress and cell % 32 == 0:
             progress("semantic", cell + 1, k)
-    return [(a, b, s) for (a, b), s in found.items()]
+    if not found_a:
+        return []
+    a, b, s = np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_s)
+    _, first = np.unique(a.astype(np.int64) * n + b, return_index=True)
+    return list(zip(a[first].tolist(), b[first].tolist(), s[first].astype(float).tolist(), strict=True))
 
 
 # --- the leak check --------------------------------------------------------------------------------
