@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -94,6 +95,10 @@ def test_export_writes_train_val_manifest_and_report_into_a_versioned_folder(bad
     assert len(manifest["records"]["train"]["content_hashes"]) == len(train)
     assert manifest["counts"]["train"] == len(train) and manifest["counts"]["val"] == len(val)
     assert manifest["categories"] == sorted(CATEGORIES)
+    for name, info in manifest["files"].items():
+        data = (result.folder / name).read_bytes()
+        assert info == {"records": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        assert data.endswith(b"}\n")
     assert len(train) + len(val) == sum(CATEGORIES.values())
     assert not [p for p in badcases.exports_dir.iterdir() if p.name.startswith(".")]  # no temp folder left behind
 

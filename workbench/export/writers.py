@@ -38,36 +38,36 @@ def write_text(path: Path, text: str, records: int) -> FileSummary:
     return FileSummary(path.name, records, hashlib.sha256(data).hexdigest(), len(data))
 
 
-def write_jsonl(path: Path, lines: Sequence[str]) -> FileSummary:
-    """One record per line, each line ending in \\n (an empty split is an empty file)."""
-    return write_text(path, "".join(line + "\n" for line in lines), len(lines))
-
-
 def write_lines_column(path: Path, lines: pa.ChunkedArray) -> FileSummary:
-    """Write an Arrow string column whose values already end in \\n, straight from its data buffers.
+    """Write an Arrow string column as a file of lines, each followed by \\n, hashing it on the way.
 
-    The values of a string column lie back to back in one buffer per chunk, so with the newline
-    inside each value that buffer is the file: no Python string is made for any of the lines.
+    The values of a string column lie back to back in one buffer per chunk; numpy lays them out
+    again with a newline after each in one pass (cheaper than concatenating the newline onto a
+    million strings in SQL), and no Python string is made for any line.
     """
     digest = hashlib.sha256()
     size = 0
     with path.open("wb") as f:
         for chunk in lines.chunks:
-            if pa.types.is_string(chunk.type):
-                offset_type = np.int32
-            else:
-                chunk = chunk.cast(pa.large_string())
-                offset_type = np.int64
             if len(chunk) == 0:
                 continue
             if chunk.null_count:
                 raise ValueError("a line came out null")
-            _validity, offsets_buffer, data = chunk.buffers()
+            if not pa.types.is_string(chunk.type):
+                chunk = chunk.cast(pa.large_string())
+            offset_type = np.int32 if pa.types.is_string(chunk.type) else np.int64
+            _validity, offsets_buffer, data_buffer = chunk.buffers()
             offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset: chunk.offset + len(chunk) + 1]
-            view = memoryview(data)[int(offsets[0]): int(offsets[-1])]
-            f.write(view)
-            digest.update(view)
-            size += len(view)
+            data = np.frombuffer(data_buffer, dtype=np.uint8)[int(offsets[0]): int(offsets[-1])]
+            newlines = (offsets[1:] - offsets[0]).astype(np.int64) + np.arange(len(chunk), dtype=np.int64)
+            out = np.empty(len(data) + len(chunk), dtype=np.uint8)
+            keep = np.ones(len(out), dtype=bool)
+            keep[newlines] = False
+            out[keep] = data
+            out[newlines] = 10
+            f.write(out.data)
+            digest.update(out.data)
+            size += len(out)
     return FileSummary(path.name, len(lines), digest.hexdigest(), size)
 
 

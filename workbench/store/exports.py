@@ -98,6 +98,7 @@ class PoolSpec:
     general_statuses: tuple[str, ...]
     categories: tuple[str, ...] | None
     seed: int
+    group_task: bool = True  # work out near-copy groups of task records (only balancing ranks them)
 
     def task_filter(self, alias: str = "r") -> tuple[str, list]:
         sql = f"list_contains(?, {alias}.dataset) AND list_contains(?, {alias}.status)"
@@ -127,6 +128,9 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
     task_sql, task_params = spec.task_filter()
     has_eval = con.execute(f"SELECT count(*) > 0 FROM {EVAL}").fetchall()[0][0]
     user_hash = "hash(wb_last_user(r.messages))" if has_eval else "NULL::UBIGINT"
+    # general data is always sampled; badcases only when the config balances them
+    group_test = "true" if spec.group_task else "NOT list_contains(?, r.dataset)"
+    group_params = [] if spec.group_task else [list(spec.task_datasets)]
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {POOL} AS
         WITH errs AS (
             SELECT record_id, string_agg(DISTINCT code, ', ' ORDER BY code) AS codes
@@ -137,7 +141,8 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
         SELECT r.id, CASE WHEN list_contains(?, r.dataset) THEN 'task' ELSE 'general' END AS pool,
                r.category, r.task_type, r.status, r.content_hash,
                {user_hash} AS user_hash,
-               coalesce('c:' || {cluster_col}, 'u:' || lower(left(wb_first_user(r.messages), {GROUP_PREFIX}))) AS grp,
+               CASE WHEN {group_test} THEN
+                   coalesce('c:' || {cluster_col}, 'u:' || lower(left(wb_first_user(r.messages), {GROUP_PREFIX}))) END AS grp,
                CASE WHEN e.codes IS NOT NULL THEN 'error-issues'
                     WHEN {dup_of} IS NOT NULL THEN 'duplicate'
                     WHEN eh.eval_id IS NOT NULL THEN 'eval-leak' END AS reason,
@@ -150,7 +155,8 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
         LEFT JOIN eval_hash eh ON eh.content_hash = r.content_hash
         {cluster_join}
         WHERE ({task_sql}) OR (list_contains(?, r.dataset) AND list_contains(?, r.status))
-    """, [list(spec.task_datasets), *task_params, list(spec.general_datasets), list(spec.general_statuses)])
+    """, [list(spec.task_datasets), *group_params, *task_params, list(spec.general_datasets),
+          list(spec.general_statuses)])
     # the same last user turn as an eval record (the same question, whatever the answer): hashes first,
     # then the text of the few that match
     con.execute(f"""UPDATE {POOL} SET reason = 'eval-leak',
@@ -203,9 +209,9 @@ def exclusions(con: duckdb.DuckDBPyConnection, per_reason: int | None = None
 
 
 def exclusion_lines(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """excluded.jsonl's lines (each ending in a newline): every candidate left out, by reason then id."""
+    """excluded.jsonl's lines: every candidate left out, by reason then id."""
     return con.sql(f"""SELECT to_json({{'id': id, 'pool': pool, 'category': category, 'reason': reason,
-                                        'detail': detail}}) || chr(10) AS line
+                                        'detail': detail}}) AS line
         FROM {POOL} WHERE reason IS NOT NULL ORDER BY {_REASON_ORDER}, id""").to_arrow_table()
 
 
@@ -268,7 +274,8 @@ def select_rows(con: duckdb.DuckDBPyConnection, quotas: Sequence[Quota], seed: i
     million rows are the slowest part of an export.
     """
     install_macros(con)
-    table = pa.table({"pool": pa.array([q.pool for q in quotas], pa.string()),
+    table = pa.table({"qid": pa.array(range(len(quotas)), pa.int32()),
+                      "pool": pa.array([q.pool for q in quotas], pa.string()),
                       "category": pa.array([q.category for q in quotas], pa.string()),
                       "take": pa.array([q.take for q in quotas], pa.int64()),
                       "val": pa.array([q.val for q in quotas], pa.int64()),
@@ -277,39 +284,40 @@ def select_rows(con: duckdb.DuckDBPyConnection, quotas: Sequence[Quota], seed: i
                       "repeats": pa.array([q.repeats for q in quotas], pa.bool_())})
     con.register(QUOTA, table)
     try:
+        # Partitions are keyed by the quota's index (qid), an integer: sorting on it is much cheaper than
+        # on (pool, category) strings.
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {PICKED} AS
             WITH avail AS (
-                SELECT p.id, p.pool, p.category, p.content_hash, p.grp, q.take, q.ranked,
+                SELECT p.id, q.qid, p.content_hash, p.grp, q.take, q.ranked,
                        ((p.status <> 'fixed')::BIGINT << 31) + wb_mix(p.id + ?) AS pick
                 FROM {POOL} p JOIN {QUOTA} q ON q.pool = p.pool AND q.category IS NOT DISTINCT FROM p.category
                 WHERE p.reason IS NULL AND q.take > 0
             ), grouped AS (
-                SELECT *, row_number() OVER (PARTITION BY pool, category, grp ORDER BY pick, id) AS round
+                SELECT *, row_number() OVER (PARTITION BY qid, grp ORDER BY pick, id) AS round
                 FROM avail WHERE ranked
             )
-            SELECT id, pool, category, content_hash,
-                   row_number() OVER (PARTITION BY pool, category ORDER BY round, pick, id) AS rnk
+            SELECT id, qid, content_hash, row_number() OVER (PARTITION BY qid ORDER BY round, pick, id) AS rnk
             FROM grouped QUALIFY rnk <= take
             UNION ALL
-            SELECT id, pool, category, content_hash, NULL AS rnk FROM avail WHERE NOT ranked
+            SELECT id, qid, content_hash, NULL AS rnk FROM avail WHERE NOT ranked
         """, [salt(seed, "pick")])
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {ROWS} AS
             WITH split AS (
                 SELECT x.*, q.train_rows, q.repeats,
-                       row_number() OVER (PARTITION BY x.pool, x.category ORDER BY wb_mix(x.id + ?), x.id) <= q.val AS is_val
-                FROM {PICKED} x JOIN {QUOTA} q ON q.pool = x.pool AND q.category IS NOT DISTINCT FROM x.category
+                       row_number() OVER (PARTITION BY x.qid ORDER BY wb_mix(x.id + ?), x.id) <= q.val AS is_val
+                FROM {PICKED} x JOIN {QUOTA} q ON q.qid = x.qid
             ), lines AS (
-                SELECT id, pool, category, content_hash, is_val, 1 AS copy FROM split WHERE is_val OR NOT repeats
+                SELECT id, qid, content_hash, is_val, 1 AS copy FROM split WHERE is_val OR NOT repeats
                 UNION ALL
-                SELECT id, pool, category, content_hash, false, unnest(range(1, n + 1)) AS copy
+                SELECT id, qid, content_hash, false, unnest(range(1, n + 1)) AS copy
                 FROM (SELECT *, train_rows // k + (trank <= train_rows % k)::INTEGER AS n
-                      FROM (SELECT *, row_number() OVER (PARTITION BY pool, category ORDER BY rnk) AS trank,
-                                   count(*) OVER (PARTITION BY pool, category) AS k
+                      FROM (SELECT *, row_number() OVER (PARTITION BY qid ORDER BY rnk) AS trank,
+                                   count(*) OVER (PARTITION BY qid) AS k
                             FROM split WHERE NOT is_val AND repeats))
             )
-            SELECT id, pool, category, CASE WHEN is_val THEN 'val' ELSE 'train' END AS split, copy, content_hash,
-                   wb_mix(wb_mix(id + ?) + copy * 40503) AS order_key
-            FROM lines
+            SELECT l.id, q.pool, q.category, CASE WHEN l.is_val THEN 'val' ELSE 'train' END AS split, l.copy,
+                   l.content_hash, wb_mix(wb_mix(l.id + ?) + l.copy * 40503) AS order_key
+            FROM lines l JOIN {QUOTA} q ON q.qid = l.qid
         """, [salt(seed, "val"), salt(seed, "order")])
         con.execute(f"DROP TABLE {PICKED}")
     finally:
@@ -388,8 +396,8 @@ def line_sql(weights: str) -> str:
 
 
 def output_lines(con: duckdb.DuckDBPyConnection, split: str, weights: str) -> pa.Table:
-    """The split's lines (each ending in a newline) in file order, with their record ids and content hashes."""
-    return con.sql(f"""SELECT {line_sql(weights)} || chr(10) AS line, x.id, x.content_hash
+    """The split's lines in file order, with their record ids and content hashes."""
+    return con.sql(f"""SELECT {line_sql(weights)} AS line, x.id, x.content_hash
         FROM {ROWS} x JOIN records r ON r.id = x.id WHERE x.split = ?
         ORDER BY x.order_key, x.id, x.copy""", params=[split]).to_arrow_table()
 
