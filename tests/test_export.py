@@ -437,6 +437,16 @@ def test_same_inputs_and_config_give_byte_identical_files(tmp_path, write_jsonl,
     assert again.reused and again.folder == first.folder
 
 
+def test_exporting_again_repairs_a_damaged_folder(badcases):
+    first = export_training_set(badcases, exact(name="again"))
+    train = (first.folder / "train.jsonl").read_bytes()
+    (first.folder / "train.jsonl").write_bytes(train[:100])
+    second = export_training_set(badcases, exact(name="again"))
+    assert not second.reused and second.folder == first.folder
+    assert (second.folder / "train.jsonl").read_bytes() == train
+    assert export_training_set(badcases, exact(name="again")).reused
+
+
 def test_another_seed_gives_another_sample_and_split(badcases):
     a = export_training_set(badcases, exact(name="s", per_category=15, seed=1))
     b = export_training_set(badcases, exact(name="s", per_category=15, seed=2))

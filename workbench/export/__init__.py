@@ -390,7 +390,7 @@ def _write(store: Store, config: ExportConfig, snap: _Snapshot, tell: Progress) 
         (tmp / "manifest.json").write_text(manifest, encoding="utf-8")
         (tmp / "report.md").write_text(render_report(result, snap.excluded, snap.unselected), encoding="utf-8")
         writers.write_lines_column(tmp / "excluded.jsonl", snap.excluded_lines.column("line"))
-        result.reused = _move_into_place(tmp, folder)
+        result.reused = _move_into_place(tmp, folder, set_hash)
         return result
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -426,12 +426,10 @@ def _set_hash(config: ExportConfig, files: list[writers.FileSummary]) -> str:
     return digest.hexdigest()
 
 
-def _move_into_place(tmp: Path, folder: Path) -> bool:
-    """Rename the finished folder into place; True when an identical folder was already there."""
+def _move_into_place(tmp: Path, folder: Path, set_hash: str) -> bool:
+    """Rename the finished folder into place; True when the same export was already there (kept as it is)."""
     if folder.exists():
-        same = all((folder / p.name).is_file() and (folder / p.name).read_bytes() == p.read_bytes()
-                   for p in (tmp / "manifest.json", tmp / "report.md"))
-        if same:
+        if _same_export(folder, tmp, set_hash):
             shutil.rmtree(tmp)
             return True
         old = folder.with_name(f".old-{folder.name}-{uuid.uuid4().hex[:8]}")
@@ -441,6 +439,20 @@ def _move_into_place(tmp: Path, folder: Path) -> bool:
         return False
     tmp.rename(folder)
     return False
+
+
+def _same_export(folder: Path, tmp: Path, set_hash: str) -> bool:
+    """The folder holds this very export: its manifest names the same hash (config and data files) and every
+    file is there with the same size. Reads a few bytes, not the files (a manifest can list a million ids)."""
+    try:
+        with (folder / "manifest.json").open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    if f'"hash": "{set_hash}"'.encode() not in head:
+        return False
+    return all((folder / p.name).is_file() and (folder / p.name).stat().st_size == p.stat().st_size
+               for p in tmp.iterdir())
 
 
 def _result(config: ExportConfig, snap: _Snapshot, set_hash: str, folder: Path, files: list[writers.FileSummary],
