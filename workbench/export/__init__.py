@@ -245,7 +245,7 @@ def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) 
     spec = sql.PoolSpec(task_datasets=task_ds, general_datasets=general_ds, eval_datasets=eval_ds,
                         statuses=config.statuses, general_statuses=tuple(s for s in config.general_statuses
                                                                          if s != "rejected"),
-                        categories=config.categories, seed=config.seed,
+                        categories=config.categories,
                         group_task=bool(config.per_category is not None or config.category_targets
                                         or config.category_shares or config.task_records is not None))
     sql.stage_pool(con, spec)

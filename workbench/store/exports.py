@@ -97,7 +97,6 @@ class PoolSpec:
     statuses: tuple[str, ...]
     general_statuses: tuple[str, ...]
     categories: tuple[str, ...] | None
-    seed: int
     group_task: bool = True  # work out near-copy groups of task records (only balancing ranks them)
 
     def task_filter(self, alias: str = "r") -> tuple[str, list]:
