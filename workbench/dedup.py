@@ -183,15 +183,6 @@ def shingle_hashes(lexical_texts: Sequence[str], n: int = 4) -> ShingleHashes:
     return ShingleHashes(((h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.uint32), offsets)
 
 
-def jaccard_of(a: np.ndarray, b: np.ndarray) -> float:
-    """Jaccard of two texts' shingle-hash sets (Python sets: faster than numpy for short texts)."""
-    sa, sb = set(a.tolist()), set(b.tolist())
-    if not sa or not sb:
-        return 0.0
-    common = len(sa & sb)
-    return common / (len(sa) + len(sb) - common)
-
-
 def scheme(config: DedupConfig) -> str:
     import datasketch
     import pypinyin
@@ -284,16 +275,54 @@ def _pairs_within_buckets(keys: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(out), axis=0)
 
 
+def distinct_hashes(hashes: ShingleHashes) -> ShingleHashes:
+    """Each text's shingle hashes as a sorted set (duplicates within a text dropped)."""
+    n = len(hashes.offsets) - 1
+    keys = np.unique((hashes.text_of_each().astype(np.uint64) << np.uint64(32)) | hashes.values.astype(np.uint64))
+    owners = (keys >> np.uint64(32)).astype(np.int64)
+    return ShingleHashes((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32),
+                         np.searchsorted(owners, np.arange(n + 1)).astype(np.int64))
+
+
+def pair_jaccard(pairs: np.ndarray, a: ShingleHashes, b: ShingleHashes, chunk: int = 200_000) -> np.ndarray:
+    """Jaccard of the shingle sets of each (row of a, row of b) pair; a and b from `distinct_hashes`.
+
+    Vectorised: each pair's a-shingles are looked up among b's (text, hash) keys with one searchsorted.
+    """
+    out = np.zeros(len(pairs), dtype=np.float64)
+    if not len(pairs):
+        return out
+    b_keys = (b.text_of_each().astype(np.uint64) << np.uint64(32)) | b.values.astype(np.uint64)
+    a_size, b_size = np.diff(a.offsets), np.diff(b.offsets)
+    for start in range(0, len(pairs), chunk):
+        i, j = pairs[start:start + chunk, 0], pairs[start:start + chunk, 1]
+        sizes = a_size[i]
+        total = int(sizes.sum())
+        if total == 0:
+            continue
+        firsts = np.cumsum(sizes) - sizes
+        idx = np.repeat(a.offsets[i], sizes) + (np.arange(total) - np.repeat(firsts, sizes))
+        keys = (np.repeat(j, sizes).astype(np.uint64) << np.uint64(32)) | a.values[idx].astype(np.uint64)
+        found = np.searchsorted(b_keys, keys)
+        hit = b_keys[np.minimum(found, len(b_keys) - 1)] == keys
+        overlap = np.zeros(len(i), dtype=np.int64)
+        nonempty = sizes > 0
+        overlap[nonempty] = np.add.reduceat(hit.astype(np.int64), firsts[nonempty])
+        union = a_size[i] + b_size[j] - overlap
+        out[start:start + len(i)] = np.where(union > 0, overlap / np.maximum(union, 1), 0.0)
+    return out
+
+
 def _verify_pairs(pairs: np.ndarray, hashes_a: ShingleHashes, hashes_b: ShingleHashes, han_a: np.ndarray,
                   han_b: np.ndarray, config: DedupConfig) -> list[tuple[int, int, float]]:
     """Keep candidate pairs whose shingle-set Jaccard reaches the threshold for their script."""
-    out = []
-    for i, j in pairs.tolist():
-        score = jaccard_of(hashes_a.of(i), hashes_b.of(j))
-        threshold = config.lexical_threshold_han if (han_a[i] or han_b[j]) else config.lexical_threshold
-        if score >= threshold:
-            out.append((i, j, score))
-    return out
+    if not len(pairs):
+        return []
+    scores = pair_jaccard(pairs, hashes_a, hashes_b)
+    threshold = np.where(han_a[pairs[:, 0]] | han_b[pairs[:, 1]], config.lexical_threshold_han,
+                         config.lexical_threshold)
+    keep = np.flatnonzero(scores >= threshold - 1e-12)
+    return list(zip(pairs[keep, 0].tolist(), pairs[keep, 1].tolist(), scores[keep].tolist(), strict=True))
 
 
 def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, threshold: float) -> np.ndarray:
@@ -308,7 +337,7 @@ def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, 
     pool, counts = np.unique(np.r_[sample, eval_hashes.values], return_counts=True)
     probes, owners = [], []
     for j in range(len(eval_hashes.offsets) - 1):
-        own = np.unique(eval_hashes.of(j))
+        own = eval_hashes.of(j)
         if not len(own):
             continue
         keep = len(own) - int(np.ceil(threshold * len(own) - 1e-9)) + 1
@@ -330,7 +359,10 @@ def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, 
     rows = np.repeat(train_row, span)
     within = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
     evals = probe_owner[np.repeat(lo, span) + within]
-    return np.unique(np.stack([rows, evals], axis=1), axis=0)
+    pairs = np.unique(np.stack([rows, evals], axis=1), axis=0)
+    # length filter (exact too): J >= t needs t|E| <= |T| <= |E|/t
+    t_size, e_size = np.diff(train_hashes.offsets)[pairs[:, 0]], np.diff(eval_hashes.offsets)[pairs[:, 1]]
+    return pairs[(t_size >= threshold * e_size - 1e-9) & (t_size * threshold <= e_size + 1e-9)]
 
 
 # --- semantic search -------------------------------------------------------------------------------
@@ -464,8 +496,8 @@ def _lexical_leaks(con, train_ids, eval_ids, spec, config, add, progress) -> Non
         progress("lexical", 0, len(trains))
     eval_lex = [lexical_text(t) for t in evals.norm_text]
     train_lex = [lexical_text(t) for t in trains.norm_text]
-    eval_hashes = shingle_hashes(eval_lex, config.shingle)
-    train_hashes = shingle_hashes(train_lex, config.shingle)
+    eval_hashes = distinct_hashes(shingle_hashes(eval_lex, config.shingle))
+    train_hashes = distinct_hashes(shingle_hashes(train_lex, config.shingle))
     pairs = _prefix_candidates(eval_hashes, train_hashes, config.lexical_floor())
     han_train = np.fromiter((bool(_HAN.search(t)) for t in trains.norm_text), bool, len(trains))
     han_eval = np.fromiter((bool(_HAN.search(t)) for t in evals.norm_text), bool, len(evals))
@@ -586,7 +618,7 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
             pairs = pairs[estimate >= config.lexical_floor() - 0.15]
         involved = np.unique(pairs) if len(pairs) else np.zeros(0, np.int64)
         lex = {int(r): lexical_text(rep_texts[r]) for r in involved.tolist()}
-        hashes = shingle_hashes([lex.get(r, "") for r in range(len(rep_texts))], config.shingle)
+        hashes = distinct_hashes(shingle_hashes([lex.get(r, "") for r in range(len(rep_texts))], config.shingle))
         is_han = np.fromiter((bool(_HAN.search(t)) for t in rep_texts), bool, len(rep_texts))
         for i, j, score in _verify_pairs(pairs, hashes, hashes, is_han, is_han, config):
             add(int(keys.ids[representatives[i]]), int(keys.ids[representatives[j]]), "lexical", score)

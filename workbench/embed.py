@@ -239,7 +239,7 @@ def selection_ids(store: Store, selection: Selection | Sequence[int] | None) -> 
     if selection is not None and not isinstance(selection, Selection):
         return list(selection)
     where, params = (selection or Selection()).sql()
-    with store.connect(read_only=store.root is not None) as con:
+    with store.connect() as con:
         return sql.selected_ids(con, where, params)
 
 
