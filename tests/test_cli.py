@@ -100,3 +100,13 @@ def test_console_script_is_installed():
     if not exe.exists():
         pytest.skip("not installed into .venv (make install does that)")
     assert "import" in subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
+
+
+def test_status_approves_records_for_export(messy, tmp_path):
+    store = tmp_path / "store"
+    run("import", messy, "--category", "intent", store=store, check=True)
+    assert "3 record(s) set to approved" in run("status", "approved", "--category", "intent", store=store,
+                                                check=True).stdout
+    stats = json.loads(run("stats", "--json", store=store, check=True).stdout)
+    assert stats["statuses"] == [["approved", 3]]
+    assert "0 record(s)" in run("status", "approved", "--ids", "1", store=store, check=True).stdout

@@ -260,6 +260,25 @@ def fix(ctx, dataset, category, code, author):
     out.print(f"fixed {len(report.fixed)} of {report.looked_at} records with fixable issues")
 
 
+@main.command("status")
+@click.argument("status", type=click.Choice(["new", "labeled", "fixed", "approved", "rejected"]))
+@click.option("--dataset")
+@click.option("--category")
+@click.option("--from-status", help="Only records now in this status (e.g. fixed).")
+@click.option("--ids", help="Comma-separated record ids.")
+@click.option("--author", default=lambda: os.environ.get("USER", "cli"))
+@click.pass_context
+def status_cmd(ctx, status, dataset, category, from_status, ids, author):
+    """Set the status of records (e.g. approve the reviewed ones, which exports take by default)."""
+    from . import curation
+    from .store.records import Selection
+
+    chosen = tuple(int(x) for x in ids.split(",")) if ids else None
+    changed = curation.set_status(open_store(ctx), Selection(dataset=dataset, category=category, status=from_status,
+                                                             ids=chosen), status, author)
+    out.print(f"{changed} record(s) set to {status}")
+
+
 @main.command()
 @click.argument("key", required=False)
 @click.argument("value", required=False)

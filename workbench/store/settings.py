@@ -16,8 +16,9 @@ DEFAULTS: dict[str, Any] = {
 
 
 def get_setting(con: duckdb.DuckDBPyConnection, key: str) -> Any:
-    row = con.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
-    return json.loads(row[0]) if row else DEFAULTS.get(key)
+    # fetchall, not fetchone: a half-read result left open blocks create_function on the connection
+    rows = con.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchall()
+    return json.loads(rows[0][0]) if rows else DEFAULTS.get(key)
 
 
 def set_setting(con: duckdb.DuckDBPyConnection, key: str, value: Any) -> None:
