@@ -489,9 +489,9 @@ def find_leaks(con, train_ids: Sequence[int], eval_ids: Sequence[int], *, config
     - lexical: shingle-set Jaccard >= 0.7 (0.8 with Chinese) of the lexical texts (numbers masked,
       Chinese as toneless pinyin). Eval sets are small and train sets large, so instead of signing
       every train text (MinHash LSH, as `dedup` does) candidates come from exact prefix filtering:
-      a train text can only reach the threshold if it holds one of the eval text's rarest
-      |E| - ceil(t|E|) + 1 shingles (`_prefix_candidates`); candidates are then scored exactly.
-      Nothing is cached and nothing is missed;
+      a train text can only reach the threshold if it holds m of the eval text's rarest
+      |E| - ceil(t|E|) + m shingles, and its length fits (`_prefix_candidates`); candidates are
+      then scored exactly. Nothing is cached and nothing is missed;
     - semantic: cosine >= 0.93 (0.96 multilingual) between records whose vectors are both cached,
       in the same model (the one that reads their script; a Chinese pair is never judged by an
       English-only model). Nothing is embedded here.

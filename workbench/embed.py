@@ -257,23 +257,26 @@ def embed_records(store: Store, selection: Selection | Sequence[int] | None = No
     The store is opened only to read texts and to write each chunk of vectors, never while a model runs.
     """
     started = time.perf_counter()
-    ids = selection_ids(store, selection)
-    with store.connect() as con:
+    with store.connect() as con:   # one opening for everything read before the models run
+        if selection is None or isinstance(selection, Selection):
+            where, params = (selection or Selection()).sql()
+            ids = sql.selected_ids(con, where, params)
+        else:
+            ids = list(selection)
         config = config or store_config(con)
         texts = sql.record_texts(con, ids, config.text)
-    report = EmbedReport(records=texts.num_rows)
-    work: dict[str, tuple[ModelInfo, dict[str, str]]] = {}
-    for text, text_hash, script in zip(texts.column("text").to_pylist(), texts.column("text_hash").to_pylist(),
-                                       texts.column("script").to_pylist(), strict=True):
-        info = model_info(model, None) if model else reader_for(script, config)
-        if model and script != "latin" and info.reads != "all":
-            raise WorkbenchError(f"{model!r} reads only Latin script and cannot embed {script} text")
-        report.by_script[script] = report.by_script.get(script, 0) + 1
-        report.by_model[info.model_id] = report.by_model.get(info.model_id, 0) + 1
-        work.setdefault(info.model_id, (info, {}))[1][text_hash] = text
-    report.texts = sum(len(t) for _, t in work.values())
-    todo: list[tuple[ModelInfo, list[str], list[str]]] = []
-    with store.connect() as con:
+        report = EmbedReport(records=texts.num_rows)
+        work: dict[str, tuple[ModelInfo, dict[str, str]]] = {}
+        for text, text_hash, script in zip(texts.column("text").to_pylist(), texts.column("text_hash").to_pylist(),
+                                           texts.column("script").to_pylist(), strict=True):
+            info = model_info(model, None) if model else reader_for(script, config)
+            if model and script != "latin" and info.reads != "all":
+                raise WorkbenchError(f"{model!r} reads only Latin script and cannot embed {script} text")
+            report.by_script[script] = report.by_script.get(script, 0) + 1
+            report.by_model[info.model_id] = report.by_model.get(info.model_id, 0) + 1
+            work.setdefault(info.model_id, (info, {}))[1][text_hash] = text
+        report.texts = sum(len(t) for _, t in work.values())
+        todo: list[tuple[ModelInfo, list[str], list[str]]] = []
         for info, by_hash in work.values():
             missing = sql.missing_hashes(con, info.model_id, list(by_hash))
             todo.append((info, missing, [by_hash[h] for h in missing]))
@@ -286,14 +289,14 @@ def embed_records(store: Store, selection: Selection | Sequence[int] | None = No
         if not hashes:
             continue
         embedder = load_embedder(info.name, config.model_reads if info.name == config.model else None, config.device)
-        with store.transaction() as con:
-            sql.register_model(con, embedder.model_id, embedder.dim, embedder.reads, embedder.source)
         for start in range(0, len(hashes), WRITE_EVERY):
             chunk = slice(start, start + WRITE_EVERY)
             encode_started = time.perf_counter()
             vectors = embedder.encode(batch_texts[chunk], config.batch_size)
             report.encode_seconds += time.perf_counter() - encode_started
             with store.transaction() as con:
+                if start == 0:
+                    sql.register_model(con, embedder.model_id, embedder.dim, embedder.reads, embedder.source)
                 sql.store_vectors(con, embedder.model_id, hashes[chunk], vectors)
             done += len(vectors)
             report.embedded += len(vectors)
