@@ -257,3 +257,12 @@ def test_every_real_data_set_imports_with_every_record_accounted_for(store, real
         assert report.rejected == 0, (name, report.rejects[:3])
     with store.connect() as con:
         assert con.execute("SELECT count(*) FROM records").fetchone()[0] == sum(n for _, n in expected.values())
+
+
+def test_a_rejected_line_holding_the_line_readers_delimiter_keeps_all_its_text(store, tmp_path):
+    path = tmp_path / "ctl.jsonl"
+    good = json.dumps(chat("hello", "hi")).encode()
+    path.write_bytes(good + b"\n" + b'{"messages": "cut\x01 here and more"}\n' + good + b"\n")
+    report = ingest.import_file(store, path)
+    assert (report.imported, report.rejected) == (2, 1)
+    assert report.rejects[0].raw == '{"messages": "cut\x01 here and more"}'

@@ -62,11 +62,12 @@ def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", ca
     with ThreadPoolExecutor(1) as pool, store.connect() as con:
         sha256 = pool.submit(readers.sha256_of, info.path)  # hashing releases the GIL: runs beside DuckDB
         tell("reading", 0, info.size)
-        rejects = _stage(con, info, tell)  # a temp table, outside the transaction: a failed fast path can fall back
+        lines = readers.scan_lines(info.path) if info.file_format == "jsonl" else None
+        rejects = _stage(con, info, lines, tell)  # a temp table, outside the transaction: a failed fast path can fall back
         con.execute("BEGIN TRANSACTION")
         try:
             _import_staged(con, store, info, report, rejects, sha256.result(), dataset, category, author, tell,
-                           keep_file)
+                           keep_file, exact_lines=not (lines and lines.has_delimiter))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -82,7 +83,7 @@ def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", ca
 
 def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportReport, rejects: list[Reject],
                    sha256: str, dataset: str, category: str | None, author: str | None, tell: Progress,
-                   keep_file: bool) -> None:
+                   keep_file: bool, exact_lines: bool) -> None:
     """Everything durable of an import, inside the caller's transaction."""
     report.earlier_import = sql.find_import_by_sha(con, sha256) if store.root else None
     ensure_dataset(con, dataset)
@@ -95,7 +96,8 @@ def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportRepo
     report.imported = sql.insert_records(con, source=sql.LINES, import_id=import_id, dataset=dataset,
                                          category=category, id_base=id_base)
     leftovers = sql.unimported_items(con, import_id, id_base)
-    if leftovers and info.duckdb_can_read and info.file_format == "jsonl":
+    if leftovers and not exact_lines and info.duckdb_can_read and info.file_format == "jsonl":
+        # DuckDB's line reader cuts a line at a \x01 byte: take the rejected lines' text from the file
         exact = readers.raw_lines(info, {line for _, line, _ in leftovers})
         leftovers = [(seq, line, exact.get(line, text)) for seq, line, text in leftovers]
     repaired, more_rejects, more_blank = _sort_leftovers(con, leftovers)
@@ -119,7 +121,8 @@ def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportRepo
                       rejected=report.rejected, blank_lines=report.blank_lines, stored_file=report.stored_file)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, tell: Progress) -> list[Reject]:
+def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, lines: readers.LineScan | None,
+           tell: Progress) -> list[Reject]:
     """Put every line of the file into the staging table; returns lines that could not even be decoded."""
     if info.file_format == "parquet":
         try:
@@ -127,7 +130,7 @@ def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, tell: Progres
         except duckdb.Error as exc:
             raise InputFileError(f"{info.path}: the Parquet file cannot be read ({_first_line(exc)})") from None
         return []
-    if info.duckdb_can_read and not readers.has_lone_cr(info.path):
+    if info.duckdb_can_read and lines is not None and not lines.lone_cr:
         try:
             sql.stage_jsonl(con, str(info.path))
             return []

@@ -106,18 +106,25 @@ def _cut_at_line(head: bytes) -> bytes:
     return head[: cut + 1] if cut > 0 else head[:-4]
 
 
-def has_lone_cr(path: Path) -> bool:
-    """Whether the file has carriage returns not followed by \\n (old Mac line ends), which DuckDB's
-    line reader would count as line breaks and Python's would not."""
-    previous_cr = False
+@dataclass(frozen=True)
+class LineScan:
+    lone_cr: bool  # carriage returns not followed by \\n (old Mac line ends)
+    has_delimiter: bool  # the \\x01 byte DuckDB's line reader splits on (see store.imports.stage_jsonl)
+
+
+def scan_lines(path: Path) -> LineScan:
+    """What decides whether DuckDB's line reader reads this file exactly as Python would: a fast byte scan."""
+    previous_cr = lone_cr = delimiter = False
     with path.open("rb") as f:
         while chunk := f.read(8 << 20):
-            if previous_cr and not chunk.startswith(b"\n"):
-                return True
-            if b"\r" in chunk and chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r") > 0:
-                return True
+            if not lone_cr:
+                if previous_cr and not chunk.startswith(b"\n"):
+                    lone_cr = True
+                elif b"\r" in chunk and chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r") > 0:
+                    lone_cr = True
+            delimiter = delimiter or b"\x01" in chunk
             previous_cr = chunk.endswith(b"\r")
-    return False
+    return LineScan(lone_cr, delimiter)
 
 
 def sha256_of(path: Path) -> str:

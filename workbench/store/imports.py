@@ -143,9 +143,17 @@ class Reject:
 
 
 def insert_rejects(con: duckdb.DuckDBPyConnection, import_id: int, rejects: Sequence[Reject]) -> None:
-    if rejects:
-        con.executemany("INSERT INTO rejects (import_id, seq, line, raw, code, reason) VALUES (?, ?, ?, ?, ?, ?)",
-                        [(import_id, r.seq, r.line, r.raw, r.code, r.reason) for r in rejects])
+    if not rejects:
+        return
+    con.register("wb_rejects", pa.table({
+        "seq": pa.array([r.seq for r in rejects], pa.int64()), "line": pa.array([r.line for r in rejects], pa.int64()),
+        "raw": pa.array([r.raw for r in rejects], pa.string()), "code": pa.array([r.code for r in rejects], pa.string()),
+        "reason": pa.array([r.reason for r in rejects], pa.string())}))
+    try:
+        con.execute("INSERT INTO rejects (import_id, seq, line, raw, code, reason) "
+                    "SELECT ?, seq, line, raw, code, reason FROM wb_rejects", [import_id])
+    finally:
+        con.unregister("wb_rejects")
 
 
 def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
