@@ -264,10 +264,14 @@ def _contents(messages) -> Iterator[tuple[int, str]]:
             yield turn, m["content"]
 
 
+# ftfy's heuristic only ever fires on one of these characters: a cheap search spares it plain text.
+_MOJIBAKE_CHARS = re.compile("[" + "".join(ftfy.badness.MOJIBAKE_CATEGORIES.values()) + "]")
+
+
 @record_rule("mojibake", "error", "garbled text from a wrong encoding (æ‰“æ–° for 打新)")
 def _mojibake(messages, category, ctx):
     for turn, text in _contents(messages):
-        if ftfy.badness.is_bad(text):
+        if _MOJIBAKE_CHARS.search(text) and ftfy.badness.is_bad(text):
             repaired = ftfy.fix_text(text)
             fixable = repaired != text and not ftfy.badness.is_bad(repaired)
             sample = _garbled_sample(text)
@@ -514,8 +518,7 @@ def rules_table() -> list[Rule]:
 
 def _mojibake_class() -> str:
     """An RE2 character class of every character ftfy's mojibake heuristic looks at."""
-    pattern = re.compile("[" + "".join(ftfy.badness.MOJIBAKE_CATEGORIES.values()) + "]")
-    codes = [c for c in range(0x80, 0x10000) if pattern.match(chr(c))]
+    codes = [c for c in range(0x80, 0x10000) if _MOJIBAKE_CHARS.match(chr(c))]
     ranges, start, prev = [], codes[0], codes[0]
     for c in codes[1:] + [None]:
         if c is not None and c == prev + 1:
