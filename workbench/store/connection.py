@@ -67,3 +67,16 @@ def _command_line(pid: int) -> str:
     parts = [p.decode("utf-8", "replace") for p in raw.split(b"\0") if p]
     parts = [os.path.basename(parts[0])] + parts[1:] if parts else parts
     return " ".join(parts)[:200]
+
+
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | tuple = ()) -> tuple | None:
+    """The first row of a query, or None; reads the result to the end so no half-read result stays open
+    (DuckDB 2 refuses register() and create_function() on a connection that has one)."""
+    rows = con.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | tuple = ()):
+    """The single value a query returns (None when it returns no row)."""
+    row = first_row(con, sql, params)
+    return row[0] if row else None

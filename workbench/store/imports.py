@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from .. import formats
+from .connection import first_row, scalar
 
 # The staged input: one row per item in file order. seq numbers the items (so two records on one
 # line of a JSON array stay apart), line is where the item starts, text is NULL for a blank line.
@@ -18,7 +19,7 @@ LINES = "wb_lines"
 
 def start_import(con: duckdb.DuckDBPyConnection, *, file_name: str, file_path: str | None, dataset: str,
                  category: str | None, author: str | None) -> int:
-    import_id = con.execute("SELECT nextval('seq_imports')").fetchone()[0]
+    import_id = scalar(con, "SELECT nextval('seq_imports')")
     con.execute(
         "INSERT INTO imports (id, file_name, file_path, dataset, category, author) VALUES (?, ?, ?, ?, ?, ?)",
         [import_id, file_name, file_path, dataset, category, author],
@@ -34,9 +35,9 @@ def finish_import(con: duckdb.DuckDBPyConnection, import_id: int, **fields) -> N
 
 
 def find_import_by_sha(con: duckdb.DuckDBPyConnection, sha256: str) -> tuple[int, str, str] | None:
-    return con.execute(
+    return first_row(con,
         "SELECT id, file_name, strftime(started_at, '%Y-%m-%d %H:%M') FROM imports "
-        "WHERE sha256 = ? AND finished_at IS NOT NULL ORDER BY id LIMIT 1", [sha256]).fetchone()
+        "WHERE sha256 = ? AND finished_at IS NOT NULL ORDER BY id LIMIT 1", [sha256])
 
 
 # --- staging --------------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ def stage_batch(con: duckdb.DuckDBPyConnection, seqs: Sequence[int], lines: Sequ
 
 def staged_line_count(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """(lines, blank lines) staged."""
-    return con.execute(f"SELECT count(*), count(*) FILTER (WHERE text IS NULL) FROM {LINES}").fetchone()
+    return first_row(con, f"SELECT count(*), count(*) FILTER (WHERE text IS NULL) FROM {LINES}")
 
 
 # --- normalising into records ---------------------------------------------------------------------
@@ -93,17 +94,17 @@ def insert_records(con: duckdb.DuckDBPyConnection, *, source: str, import_id: in
                    category: str | None, id_base: int) -> int:
     """Normalise `source(seq, line, text)` into records with id = id_base + seq; returns how many landed."""
     formats.install_macros(con)
-    return con.execute(f"""
+    return scalar(con, f"""
         INSERT INTO records ({RECORD_COLUMNS})
         SELECT ? + seq, ?, messages, tools, coalesce(category, ?), task_type, 'new', tags, source, bad_output,
                wb_content_hash(messages), format, import_issues, ?, line, current_timestamp, current_timestamp, 1
         FROM ({formats.normalised_select(source)})
         WHERE reject IS NULL
-    """, [id_base, dataset, category, import_id]).fetchone()[0]
+    """, [id_base, dataset, category, import_id])
 
 
 def next_record_id_base(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT coalesce(max(id), 0) FROM records").fetchone()[0]
+    return scalar(con, "SELECT coalesce(max(id), 0) FROM records")
 
 
 def unimported_items(con: duckdb.DuckDBPyConnection, import_id: int, id_base: int) -> list[tuple[int, int, str]]:

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 import duckdb
 import pyarrow as pa
 
+from .connection import scalar
 from .records import Selection
 
 # Both kinds of issue as one relation: record_id, code, severity, turn, message, fix, stage.
@@ -98,5 +99,5 @@ def issues_of(con: duckdb.DuckDBPyConnection, record_id: int) -> list[tuple]:
 
 def records_with_errors(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> int:
     where, params = selection.sql()
-    return con.execute(f"""SELECT count(DISTINCT record_id) FROM record_issues
-        WHERE severity = 'error' AND record_id IN (SELECT id FROM records WHERE {where})""", params).fetchone()[0]
+    return scalar(con, f"""SELECT count(DISTINCT record_id) FROM record_issues
+        WHERE severity = 'error' AND record_id IN (SELECT id FROM records WHERE {where})""", params)

@@ -11,6 +11,7 @@ import duckdb
 
 from .. import formats
 from ..errors import EditConflictError, NotFoundError, WorkbenchError
+from .connection import first_row, scalar
 
 STATUSES = ("new", "labeled", "fixed", "approved", "rejected")
 DATASET_KINDS = ("badcases", "general", "eval")
@@ -89,7 +90,7 @@ class Selection:
 
 def ensure_dataset(con: duckdb.DuckDBPyConnection, name: str, kind: str | None = None) -> str:
     """The dataset's kind, creating it (kind: badcases unless the name is a kind) when new."""
-    found = con.execute("SELECT kind FROM datasets WHERE name = ?", [name]).fetchone()
+    found = first_row(con, "SELECT kind FROM datasets WHERE name = ?", [name])
     if found:
         if kind and kind != found[0]:
             raise WorkbenchError(f"dataset {name!r} is a {found[0]} dataset, not {kind}; pick another name")
@@ -108,7 +109,7 @@ def list_datasets(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
 
 
 def get_record(con: duckdb.DuckDBPyConnection, record_id: int) -> Record:
-    row = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM records WHERE id = ?", [record_id]).fetchone()
+    row = first_row(con, f"SELECT {', '.join(_COLUMNS)} FROM records WHERE id = ?", [record_id])
     if row is None:
         raise NotFoundError(f"there is no record {record_id}")
     return _record(row)
@@ -134,7 +135,7 @@ def list_records(con: duckdb.DuckDBPyConnection, selection: Selection = Selectio
 
 def count_records(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> int:
     where, params = selection.sql()
-    return con.execute(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0]
+    return scalar(con, f"SELECT count(*) FROM records WHERE {where}", params)
 
 
 def insert_record(con: duckdb.DuckDBPyConnection, record: Record, author: str, note: str | None = None) -> int:
@@ -142,7 +143,7 @@ def insert_record(con: duckdb.DuckDBPyConnection, record: Record, author: str, n
     ensure_dataset(con, record.dataset)
     _validate(record.status, record.messages)
     formats.install_macros(con)
-    record_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM records").fetchone()[0]
+    record_id = scalar(con, "SELECT coalesce(max(id), 0) + 1 FROM records")
     con.execute(f"""
         INSERT INTO records (id, dataset, messages, tools, category, task_type, status, tags, source, bad_output,
                              content_hash, format, import_issues, created_at, updated_at, version)
@@ -254,7 +255,7 @@ def revisions_of(con: duckdb.DuckDBPyConnection, record_id: int) -> list[Revisio
 
 
 def get_revision(con: duckdb.DuckDBPyConnection, revision_id: int) -> Revision:
-    row = con.execute("SELECT record_id FROM revisions WHERE id = ?", [revision_id]).fetchone()
+    row = first_row(con, "SELECT record_id FROM revisions WHERE id = ?", [revision_id])
     if row is None:
         raise NotFoundError(f"there is no revision {revision_id}")
     return next(r for r in revisions_of(con, row[0]) if r.id == revision_id)

@@ -15,6 +15,7 @@ import duckdb
 
 from ..errors import StoreVersionError
 from . import migrations as _migrations_pkg
+from .connection import scalar
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,9 @@ def latest_version() -> int:
 
 
 def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
-    exists = con.execute(
+    exists = scalar(con,
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-    ).fetchone()[0]
+    )
     if not exists:
         return set()
     return {row[0] for row in con.execute("SELECT version FROM schema_version").fetchall()}

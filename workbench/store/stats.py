@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
+from .connection import scalar
 from .issues import issue_counts, records_with_errors
 from .records import list_datasets, recent_revisions
 
@@ -27,9 +28,9 @@ class StoreSummary:
 
 def summary(con: duckdb.DuckDBPyConnection) -> StoreSummary:
     return StoreSummary(
-        records=con.execute("SELECT count(*) FROM records").fetchone()[0],
+        records=scalar(con, "SELECT count(*) FROM records"),
         records_with_errors=records_with_errors(con),
-        imports=con.execute("SELECT count(*) FROM imports WHERE finished_at IS NOT NULL").fetchone()[0],
+        imports=scalar(con, "SELECT count(*) FROM imports WHERE finished_at IS NOT NULL"),
         datasets=list_datasets(con),
         statuses=con.execute("SELECT status, count(*) FROM records GROUP BY status ORDER BY 2 DESC").fetchall(),
         categories=con.execute(
