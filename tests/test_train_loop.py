@@ -138,6 +138,10 @@ def test_overfitting_warnings_read_the_accuracy_gap_and_the_loss_curves():
     gap = overfitting_warnings([{"step": 10, "train_accuracy": 1.0, "val_accuracy": 0.7}], 0.15)
     assert len(gap) == 1 and "100%" in gap[0] and "70%" in gap[0]
     assert overfitting_warnings([{"step": 10, "train_accuracy": 0.9, "val_accuracy": 0.85}], 0.15) == []
+    # the same gap on 20 records a side is within sampling noise; on 400 it is not
+    small = {"step": 10, "train_accuracy": 0.65, "val_accuracy": 0.45, "train_n": 20, "val_n": 20}
+    assert overfitting_warnings([small], 0.15) == []
+    assert len(overfitting_warnings([{**small, "train_n": 400, "val_n": 400}], 0.15)) == 1
     rising = [{"step": 5, "train_loss": 1.0, "val_loss": 0.8}, {"step": 10, "train_loss": 0.5, "val_loss": 0.9},
               {"step": 15, "train_loss": 0.2, "val_loss": 1.1}]
     [warning] = overfitting_warnings(rising, 0.15)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from transformers import AutoModelForCausalLM
 
 from workbench.cli import main
 from workbench.errors import WorkbenchError
-from workbench.store import schema
+from workbench.store import Store, schema
 from workbench.store.records import Record, insert_record
 from workbench.train import TrainConfig
 from workbench.train import runs as R
@@ -63,11 +64,20 @@ def test_new_store_has_the_runs_table_at_schema_4_or_later(store):
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
 
 
-def test_a_background_run_trains_and_the_store_follows_its_folder(store, export, tiny):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny):
+    """A store with one run trained in the background; the store was written to while the run trained."""
+    store = Store.open(tmp_path_factory.mktemp("trained") / "store")
+    export = write_classification_export(store.exports_dir / "intents-0123456789", n=40)
     run_id = R.start_run(store, export, quick(tiny), author="tester")
     with store.connect() as con:  # the worker never holds the store: it opens at once, even for writing
         con.execute("CREATE TABLE probe (x INTEGER)")
     final = R.wait_for_run(store, run_id, timeout_s=180)
+    return store, export, run_id, final
+
+
+def test_a_background_run_trains_and_the_store_follows_its_folder(trained, tiny):
+    store, export, run_id, final = trained
     assert final.state == "done", final.row.error
     row = final.row
     manifest = json.loads((export / "manifest.json").read_text())
@@ -75,11 +85,13 @@ def test_a_background_run_trains_and_the_store_follows_its_folder(store, export,
     assert (row.step, row.total_steps, row.best_step) == (3, 3, 3)
     assert row.val_loss > 0 and row.train_loss > 0 and row.finished_at is not None and row.author == "tester"
     assert row.adapter_dir == str(store.runs_dir / str(run_id) / "adapter")
-    assert [s.id for s in R.list_runs(store)] == [run_id]
+    assert run_id in [s.id for s in R.list_runs(store)]
     steps = [m["step"] for m in final.metrics() if m.get("kind") != "eval"]
     assert steps == [1, 2, 3]
     [link] = R.run_lineage(store, run_id)
     assert (link["id"], link["export_hash"], link["adapter_dir"]) == (run_id, manifest["hash"], row.adapter_dir)
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM probe").fetchone()[0] == 0
 
 
 def test_kill_9_leaves_the_store_intact_marks_the_run_failed_and_resume_finishes_it(store, export, tiny):
@@ -106,9 +118,8 @@ def test_kill_9_leaves_the_store_intact_marks_the_run_failed_and_resume_finishes
     assert "resumed from step-" in folder.log_path.read_text()
 
 
-def test_from_run_needs_an_explicit_choice_and_records_it(store, export, tiny):
-    first = R.start_run(store, export, quick(tiny))
-    assert R.wait_for_run(store, first, timeout_s=180).state == "done"
+def test_from_run_needs_an_explicit_choice_and_records_it(trained, tiny):
+    store, export, first, _ = trained
     with pytest.raises(WorkbenchError, match="init='continue' trains its adapter further"):
         R.start_run(store, export, quick(tiny), from_run=first)
     second = R.start_run(store, export, quick(tiny, base_model=None), from_run=first, init="continue")
@@ -124,7 +135,16 @@ def test_from_run_needs_an_explicit_choice_and_records_it(store, export, tiny):
     assert all(c["base_model"] == tiny for c in chain)
 
 
-def test_cancelling_a_finished_or_unknown_run(store, export, tiny):
+def test_a_run_started_through_accelerate_launch_trains_single_process(store, export, tiny):
+    launcher = f"{sys.executable} -m accelerate.commands.launch --num_processes 1 --cpu"
+    run_id = R.start_run(store, export, quick(tiny), launcher=launcher)
+    final = R.wait_for_run(store, run_id, timeout_s=180)
+    assert final.state == "done", final.row.error
+    assert RunFolder(store.runs_dir / str(run_id)).spec()["launcher"] == launcher
+    assert (store.runs_dir / str(run_id) / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_cancelling_an_unknown_run_says_so(store):
     with pytest.raises(WorkbenchError, match="there is no run 99"):
         R.cancel_run(store, 99)
 

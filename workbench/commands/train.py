@@ -42,12 +42,15 @@ def _help(name: str) -> str:
 @click.option("--eval-every", "eval_every_steps", type=int, help=_help("eval_every_steps"))
 @click.option("--early-stopping", "early_stopping_patience", type=int, help=_help("early_stopping_patience"))
 @click.option("--device", help=_help("device"))
+@click.option("--threads", type=int, help=_help("threads"))
 @click.option("--resume", "resume_id", type=int, help="Continue run RUN from its latest checkpoint.")
+@click.option("--launcher", help="Start the worker with this command for several GPUs or nodes, e.g. "
+              "'accelerate launch --num_processes 4' (default: one Python process).")
 @click.option("--detach", is_flag=True, help="Start the run in the background and return (watch: workbench runs).")
 @click.option("--show-mask", is_flag=True, help="Print a tokenised record with the trained tokens marked; no training.")
 @click.option("--record", "record_id", help="With --show-mask: the record id to show (default: the first).")
 @click.pass_context
-def train_cmd(ctx, export, preset, from_run, init, resume_id, detach, show_mask, record_id, **options):
+def train_cmd(ctx, export, preset, from_run, init, resume_id, launcher, detach, show_mask, record_id, **options):
     """Train a LoRA adapter on EXPORT (an export folder or name) in a background run, and watch it."""
     from ..cli import open_store, out
     from ..train import runs
@@ -65,11 +68,11 @@ def train_cmd(ctx, export, preset, from_run, init, resume_id, detach, show_mask,
             return
         config = runs.config_for_export(export_dir, preset, **options)
         run_id = runs.start_run(store, export_dir, config, from_run=from_run, init=init,
-                                author=os.environ.get("USER", "cli"))
+                                author=os.environ.get("USER", "cli"), launcher=launcher)
         out.print(f"run {run_id} started: {export_dir.name}, {config.epochs:g} epochs, rank {config.lora_rank}, "
                   f"lr {config.learning_rate:g}" + (f", preset {config.preset}" if config.preset else ""))
     if detach:
-        out.print(f"training in the background; watch it with `workbench runs {run_id}`")
+        out.print(f"training in the background in {store.runs_dir / str(run_id)}; watch it with `workbench runs {run_id}`")
         return
     _watch(store, run_id)
 

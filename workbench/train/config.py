@@ -78,7 +78,9 @@ class TrainConfig:
         "end-of-text token), 'chatml', or the path of a Jinja template file. Empty uses the model's own.")})
     device: str | None = field(default=None, metadata={"help": (
         "cpu, cuda, cuda:1, mps; empty picks CUDA (bfloat16) when a GPU is present, else the CPU (float32).")})
-    threads: int | None = field(default=None, metadata={"help": "CPU threads for torch (empty: torch's default)."})
+    threads: int | None = field(default=None, metadata={"help": (
+        "CPU threads for torch (empty: torch's default, one per core). On a machine other jobs share, fewer "
+        "threads than cores train far more steadily: every parallel step waits for its slowest thread.")})
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 and self.max_steps <= 0:

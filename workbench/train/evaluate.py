@@ -9,6 +9,7 @@ equal-sized sample of the training set, so a widening gap between the two shows 
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -147,14 +148,15 @@ def task_accuracy(model, encoder: ChatEncoder, records: Sequence[dict], contract
 
 def overfitting_warnings(evals: Sequence[dict], gap: float) -> list[str]:
     """Sentences flagging overfitting in the evaluation rows (step, train_loss, val_loss, val_accuracy,
-    train_accuracy): training-sample accuracy well above validation accuracy at the last evaluation, or
-    validation loss risen above its best while the training loss kept falling."""
+    train_accuracy, val_n, train_n): training-sample accuracy above validation accuracy at the last
+    evaluation by at least `gap` and by more than sampling noise (two standard errors of the difference, so
+    20 records a side do not cry wolf), or validation loss risen above its best while training loss fell."""
     warnings = []
     if not evals:
         return warnings
     last = evals[-1]
     train_acc, val_acc = last.get("train_accuracy"), last.get("val_accuracy")
-    if train_acc is not None and val_acc is not None and train_acc - val_acc >= gap:
+    if train_acc is not None and val_acc is not None and train_acc - val_acc >= max(gap, _noise(last)):
         warnings.append(
             f"overfitting: at step {last['step']} the adapter answers {train_acc:.0%} of a training sample right "
             f"but only {val_acc:.0%} of the validation set (gap {train_acc - val_acc:.0%} ≥ {gap:.0%}); it memorises "
@@ -171,3 +173,12 @@ def overfitting_warnings(evals: Sequence[dict], gap: float) -> list[str]:
                 f"{end['val_loss']:.3f} (step {end['step']}) while training loss fell from {best['train_loss']:.3f} "
                 f"to {end['train_loss']:.3f}. The best checkpoint (step {best['step']} by loss) generalises better.")
     return warnings
+
+
+def _noise(row: dict) -> float:
+    """Two standard errors of the difference between the two accuracies (0 when the sizes are unknown)."""
+    n_train, n_val = row.get("train_n"), row.get("val_n")
+    if not n_train or not n_val:
+        return 0.0
+    p, q = row["train_accuracy"], row["val_accuracy"]
+    return 2 * math.sqrt(p * (1 - p) / n_train + q * (1 - q) / n_val)

@@ -137,3 +137,28 @@ class RunFolder:
 
     def cancel_requested(self) -> bool:
         return self.cancel_path.exists()
+
+
+class ReadOnlyRunFolder(RunFolder):
+    """The run folder as the other processes of a multi-process run (accelerate launch) see it: they read
+    it (the cancel request, checkpoints to resume) but leave every write to the main process."""
+
+    def update_status(self, **changes: Any) -> dict:
+        return self.status()
+
+    def start_status(self, total_steps: int | None = None) -> dict:
+        return self.status()
+
+    def log(self, message: str) -> None:
+        pass
+
+    def append_metrics(self, row: dict) -> None:
+        pass
+
+    def truncate_metrics(self, after_step: int) -> None:
+        pass
+
+
+def process_rank() -> int:
+    """This process's rank under accelerate launch or torchrun (0 when launched alone)."""
+    return int(os.environ.get("RANK", "0") or 0)

@@ -24,7 +24,7 @@ from ..models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer, pick_
 from .config import TrainConfig
 from .data import ChatEncoder, encode_records, epoch_batches, micro_batches, read_export
 from .evaluate import overfitting_warnings, sample, scorable, task_accuracy, validation_loss
-from .folder import RunFolder, now_iso
+from .folder import ReadOnlyRunFolder, RunFolder, now_iso, process_rank
 from .packing import batch_loss, pack, register_packed_attention, supports_packing
 
 Progress = Callable[[int, int, dict], None]
@@ -84,7 +84,7 @@ def train(export_dir: str | Path, config: TrainConfig, run_dir: str | Path, prog
     should_stop: polled after every step; when it says True the run saves a checkpoint and raises Cancelled.
     progress(step, total_steps, info): info has phase, epoch, loss, lr, tokens_per_s, eta_s.
     """
-    folder = RunFolder(Path(run_dir))
+    folder = RunFolder(Path(run_dir)) if process_rank() == 0 else ReadOnlyRunFolder(Path(run_dir))
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.start_status()
     try:
@@ -177,7 +177,7 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
                 if records:
                     acc = task_accuracy(unwrapped, encoder, records, export.contracts,
                                         max_new_tokens=config.eval_max_new_tokens, device=accelerator.device)
-                    row[f"{side}_accuracy"], row[f"{side}_valid"] = acc.accuracy, acc.valid_rate
+                    row[f"{side}_accuracy"], row[f"{side}_valid"], row[f"{side}_n"] = acc.accuracy, acc.valid_rate, acc.n
                     row[f"{side}_detail"] = acc.as_dict()
         state.loss_since_eval = []
         folder.update_status(phase="training")

@@ -147,10 +147,17 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
     return torch.cat(outputs)[None], None
 
 
-def register_packed_attention() -> None:
-    from transformers import AttentionInterface
+_registered = False
 
-    AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+
+def register_packed_attention() -> None:
+    """Make the packed attention function known to transformers (once per process)."""
+    global _registered
+    if not _registered:
+        from transformers import AttentionInterface
+
+        AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+        _registered = True
 
 
 def supports_packing(config) -> tuple[bool, str]:
@@ -169,7 +176,7 @@ def supports_packing(config) -> tuple[bool, str]:
 @contextmanager
 def attention_implementation(model, name: str) -> Iterator[None]:
     """Switch the attention function the model's layers call, and switch it back afterwards."""
-    config = model.config
+    config = getattr(model, "module", model).config  # through a DistributedDataParallel wrapper
     before = config._attn_implementation
     config._attn_implementation = name
     try:
@@ -186,6 +193,7 @@ def batch_loss(model, batch: PackedBatch, *, packed: bool = True) -> tuple[torch
     batch through the model's own attention.
     """
     if packed:
+        register_packed_attention()
         with attention_implementation(model, PACKED_ATTENTION):
             out = model(input_ids=batch.input_ids, position_ids=batch.position_ids, logits_to_keep=batch.positions,
                         packed_groups=batch.groups, use_cache=False)

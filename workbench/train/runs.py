@@ -9,6 +9,7 @@ and marks a run whose process is gone without finishing as failed.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -92,11 +93,13 @@ def config_for_export(export_dir: str | Path, preset: str | None = None, **overr
 
 
 def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from_run: int | None = None,
-              init: str | None = None, author: str | None = None) -> int:
+              init: str | None = None, author: str | None = None, launcher: str | None = None) -> int:
     """Record a run and start it as a background process; returns the run id at once.
 
     from_run + init: 'continue' trains that run's adapter further; 'fresh' starts a new adapter on its base
     model. The choice must be explicit and is recorded (runs.parent_run, runs.init).
+    launcher: how to start the worker on several GPUs, e.g. 'accelerate launch --num_processes 4' (the
+    worker module and the run folder are appended); empty runs it as one plain Python process.
     """
     export = read_export(export_dir)
     init_adapter = None
@@ -136,7 +139,7 @@ def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from
     write_json_atomic(folder.spec_path, {
         "run_id": row.id, "export_dir": str(export.folder), "export_name": export.name, "export_hash": export.hash,
         "config": config.to_dict(), "from_run": from_run, "init": init, "init_adapter": init_adapter,
-        "models_dir": str(store.models_dir), "created_at": now_iso()})
+        "models_dir": str(store.models_dir), "launcher": launcher, "created_at": now_iso()})
     write_json_atomic(folder.status_path, {"state": "queued", "updated_at": now_iso()})
     _spawn(store, row.id, folder, resume=False)
     return row.id
@@ -166,7 +169,9 @@ def _spawn(store: Store, run_id: int, folder: RunFolder, *, resume: bool) -> Non
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "workbench.train.worker", str(folder.path)] + (["--resume"] if resume else [])
+    launcher = folder.spec().get("launcher")
+    head = shlex.split(launcher) if launcher else [sys.executable]
+    command = head + ["-m", "workbench.train.worker", str(folder.path)] + (["--resume"] if resume else [])
     try:
         with open(folder.path / "worker.out", "ab") as out:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,

@@ -76,17 +76,33 @@ _CITIES = ["Berlin", "Lyon", "Austin", "Osaka", "Madrid", "Leeds", "Porto"]
 _CITIES_ZH = ["上海", "成都", "杭州", "深圳", "武汉", "西安"]
 
 
+_OPENERS = ["", "", "Hi, ", "Hello, ", "Hey, ", "Good morning, ", "Excuse me, "]
+_CLOSERS = ["", "", " Thanks.", " Thank you!", " Please help.", " ASAP please."]
+_OPENERS_ZH = ["", "", "你好，", "您好，", "麻烦问一下，", "客服你好，"]
+_CLOSERS_ZH = ["", "", "谢谢。", "多谢！", "急！", "麻烦尽快处理。"]
+
+
 def classification_records(n: int, *, seed: int = 0, chinese_share: float = 0.3) -> list[dict]:
-    """`n` labelled records (system prompt listing the labels, one customer message, the label as answer)."""
+    """`n` labelled records (system prompt listing the labels, one customer message, the label as answer),
+    no two with the same message."""
     rng = random.Random(seed)
-    records = []
+    records, seen = [], set()
     for i in range(n):
         intent = INTENTS[i % len(INTENTS)]
-        zh = rng.random() < chinese_share
-        template = rng.choice((_ZH if zh else _EN)[intent])
-        text = template.format(order=f"#{rng.randint(10000, 99999)}", item=rng.choice(_ITEMS),
-                               item_zh=rng.choice(_ITEMS_ZH), city=rng.choice(_CITIES),
-                               city_zh=rng.choice(_CITIES_ZH), days=rng.randint(2, 30))
+        for _attempt in range(50):
+            zh = rng.random() < chinese_share
+            template = rng.choice((_ZH if zh else _EN)[intent])
+            text = template.format(order=f"#{rng.randint(10000, 99999)}", item=rng.choice(_ITEMS),
+                                   item_zh=rng.choice(_ITEMS_ZH), city=rng.choice(_CITIES),
+                                   city_zh=rng.choice(_CITIES_ZH), days=rng.randint(2, 30))
+            if zh:
+                text = rng.choice(_OPENERS_ZH) + text + rng.choice(_CLOSERS_ZH)
+            else:
+                opener = rng.choice(_OPENERS)
+                text = opener + (text[0].lower() + text[1:] if opener else text) + rng.choice(_CLOSERS)
+            if text not in seen:
+                break
+        seen.add(text)
         records.append({
             "messages": [{"role": "system", "content": SYSTEM, "loss_weight": 0.0},
                          {"role": "user", "content": text, "loss_weight": 0.0},

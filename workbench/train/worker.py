@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from .config import TrainConfig
-from .folder import RunFolder
+from .folder import RunFolder, process_rank
 from .loop import Cancelled, train
 
 
@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
     except Cancelled:
         return 3
     except BaseException:
-        folder.log("traceback:\n" + traceback.format_exc())
+        if process_rank() == 0:
+            folder.log("traceback:\n" + traceback.format_exc())
         return 1
     return 0
 
