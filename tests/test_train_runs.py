@@ -108,6 +108,8 @@ def test_kill_9_leaves_the_store_intact_marks_the_run_failed_and_resume_finishes
         assert con.execute("SELECT count(*) FROM runs WHERE status = 'failed'").fetchone()[0] == 1
     checkpoint_step = int(folder.checkpoint_dirs()[-1].name[5:])
     R.resume_run(store, run_id)
+    # at once, before the new worker wrote its pid, the run is alive again, not failed by the old worker's dead pid
+    assert R.run_status(store, run_id).state in ("queued", "running")
     wait_until(lambda: (folder.status().get("step") or 0) > checkpoint_step + 1)
     cancelled = R.cancel_run(store, run_id)
     assert cancelled.state in ("running", "cancelled")

@@ -69,8 +69,11 @@ def train_cmd(ctx, export, preset, from_run, init, resume_id, launcher, detach, 
         config = runs.config_for_export(export_dir, preset, **options)
         run_id = runs.start_run(store, export_dir, config, from_run=from_run, init=init,
                                 author=os.environ.get("USER", "cli"), launcher=launcher)
-        out.print(f"run {run_id} started: {export_dir.name}, {config.epochs:g} epochs, rank {config.lora_rank}, "
-                  f"lr {config.learning_rate:g}" + (f", preset {config.preset}" if config.preset else ""))
+        start = runs.run_status(store, run_id).row
+        how = (f"continuing run {from_run}'s adapter (rank {start.config['lora_rank']})" if start.init == "continue"
+               else f"rank {start.config['lora_rank']}")
+        out.print(f"run {run_id} started: {export_dir.name}, {config.epochs:g} epoch{'s' if config.epochs != 1 else ''}, "
+                  f"{how}, lr {config.learning_rate:g}" + (f", preset {config.preset}" if config.preset else ""))
     if detach:
         out.print(f"training in the background in {store.runs_dir / str(run_id)}; watch it with `workbench runs {run_id}`")
         return
@@ -126,6 +129,11 @@ def _summary(status) -> Table:
     table.add_row("export", f"{row.export_name} ({(row.export_hash or '')[:10]})")
     table.add_row("base model", row.base_model + (f" ({row.init} from run {row.parent_run})" if row.parent_run else ""))
     table.add_row("steps", f"{row.step or 0} of {row.total_steps or '?'} (epoch {row.epoch or 0:.2f})")
+    live = status.live
+    if row.status == "running" and live.get("tokens_per_s"):
+        eta = status.eta_s or 0
+        table.add_row("now", f"{live.get('phase') or 'training'}, {live['tokens_per_s']:.0f} tokens/s, "
+                      f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
     report = status.folder.report() or {}
     if report.get("tokens_per_s"):
         table.add_row("speed", f"{report['tokens_per_s']:.0f} tokens/s over {report['train_seconds']:.0f} s of training")
@@ -140,6 +148,14 @@ def _summary(status) -> Table:
     if row.error and row.status != "done":
         table.add_row("error", row.error)
     return table
+
+
+def _when(stamp) -> str:
+    """HH:MM for today, else the date: short enough for an 80-column table."""
+    from datetime import date
+
+    text = str(stamp)
+    return text[11:16] if text[:10] == date.today().isoformat() else text[:10]
 
 
 def _fmt(value) -> str:
@@ -172,7 +188,7 @@ def runs_cmd(ctx, run_id, cancel, lineage, as_json):
             r = s.row
             table.add_row(str(r.id), r.status, r.export_name or "", f"{r.init} {r.parent_run}" if r.parent_run else "",
                           f"{s.step}/{s.total_steps or '?'}", _fmt(r.train_loss), _pct(r.val_accuracy),
-                          str(r.created_at)[5:16])
+                          _when(r.created_at))
         out.print(table)
         return
     if cancel:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,11 @@ def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from
                 raise WorkbenchError(f"run {from_run} has no finished adapter to continue (it is {parent.status}); "
                                      f"resume it first (workbench train --resume {from_run}) or use --init fresh")
             init_adapter = str(adapter)
+            # the adapter keeps the rank it was trained with: record that, not the preset's
+            trained = read_json(adapter / "adapter_config.json") or {}
+            if trained.get("r"):
+                config = TrainConfig.from_dict({**config.to_dict(), "lora_rank": trained["r"],
+                                                "lora_alpha": trained.get("lora_alpha")})
     runs_dir = store.runs_dir
     runs_dir.mkdir(parents=True, exist_ok=True)
     taken = {p.name for p in runs_dir.iterdir()}
@@ -159,7 +165,7 @@ def resume_run(store: Store, run_id: int) -> int:
     if not folder.checkpoint_dirs():
         raise WorkbenchError(f"run {run_id} stopped before its first checkpoint; start it again instead")
     folder.cancel_path.unlink(missing_ok=True)
-    folder.update_status(state="queued", error=None, finished_at=None)
+    folder.update_status(state="queued", error=None, finished_at=None, pid=None)
     _spawn(store, run_id, folder, resume=True)
     return run_id
 
@@ -196,8 +202,7 @@ def cancel_run(store: Store, run_id: int) -> RunStatus:
         return status
     folder = status.folder
     folder.cancel_path.touch()
-    pid = status.live.get("pid") or status.row.pid
-    if not pid or not _alive(pid, status.live.get("host") or status.row.host):
+    if not _running(status.row, status.live):
         folder.update_status(state="cancelled", finished_at=now_iso(), error="cancelled before it started")
     return run_status(store, run_id)
 
@@ -212,8 +217,8 @@ def refresh_runs(store: Store) -> list[sql.RunRow]:
         folder = RunFolder(Path(row.run_dir))
         live = folder.status()
         state = live.get("state") or row.status
-        pid, host = live.get("pid") or row.pid, live.get("host") or row.host
-        if state not in FINAL_STATES and not _alive(pid, host):
+        if state not in FINAL_STATES and not _running(row, live):
+            pid = live.get("pid") or row.pid
             checkpoints = folder.checkpoint_dirs()
             resumable = (f"; `workbench train --resume {row.id}` continues from step {checkpoints[-1].name[5:].lstrip('0')}"
                          if checkpoints else "")
@@ -246,6 +251,12 @@ def _row_changes(state: str, live: dict) -> dict:
     if state in FINAL_STATES:
         changes["finished_at"] = live.get("finished_at") or now_iso()
     return changes
+
+
+def _running(row: sql.RunRow, live: dict) -> bool:
+    """Whether the run's process still runs: the one the store started (a launcher, under accelerate
+    launch) or the worker that wrote status.json."""
+    return _alive(row.pid, row.host) or _alive(live.get("pid"), live.get("host"))
 
 
 def _alive(pid: int | None, host: str | None = None) -> bool:
@@ -311,8 +322,7 @@ def _peek(store: Store, run_id: int) -> RunStatus:
     with store.connect() as con:
         row = sql.get_run(con, run_id)
     live = RunFolder(Path(row.run_dir)).status()
-    pid, host = live.get("pid") or row.pid, live.get("host") or row.host
-    if live.get("state") in FINAL_STATES or not _alive(pid, host):
+    if live.get("state") in FINAL_STATES or not _running(row, live):
         return run_status(store, run_id)
     return RunStatus(row, live)
 
@@ -337,7 +347,9 @@ def merge_run(store: Store, run_id: int, out: str | Path | None = None,
     base = load_causal_lm(None if row.base_model == EMBEDDED_MODEL else row.base_model, store.models_dir,
                           dtype=torch.float32)
     tell("merging the adapter")
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # peft asks transformers a deprecated question
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     tell(f"writing {target}")
     merged.save_pretrained(target)
     AutoTokenizer.from_pretrained(adapter).save_pretrained(target)
