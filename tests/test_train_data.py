@@ -146,6 +146,21 @@ def test_render_mask_writes_fractional_weights(tok):
     assert render_mask(tok, Example(ids, [0.0, 0.5, 1.0])) == "a⟦0.5| b⟧⟦ c⟧"
 
 
+def test_show_mask_reads_chinese_characters_split_over_several_tokens(tmp_path):
+    # SmolLM2's byte-level BPE spends about three tokens on a Chinese character: decoded one by one
+    # they are U+FFFD; the preview decodes whole spans and joins a character's tokens
+    record = {"id": 1, "category": "qa", "messages": [{"role": "user", "content": "请帮我取消订单。"},
+                                                        {"role": "assistant", "content": "好的，已取消订单。"}]}
+    folder = write_export(tmp_path / "zh", [record], [])
+    preview = preview_mask(folder)
+    assert "\ufffd" not in preview.marked_text
+    assert "请帮我取消订单。" in preview.marked_text
+    assert "⟦好的，已取消订单。<|im_end|>⟧" in preview.marked_text
+    assert "".join(t for t, _ in preview.trained) == "好的，已取消订单。<|im_end|>"
+    assert all("\ufffd" not in t for t, _ in preview.trained)
+    assert preview.tokens > len("请帮我取消订单。好的，已取消订单。")  # several tokens per character indeed
+
+
 def test_read_export_builds_contracts_and_tolerates_unknown_manifest_keys(tmp_path):
     folder = write_classification_export(tmp_path / "e", n=30)
     manifest = json.loads((folder / "manifest.json").read_text())

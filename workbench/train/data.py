@@ -11,6 +11,7 @@ answer tokens the ones the model must produce.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import Counter
@@ -281,21 +282,39 @@ def encode_records(encoder: ChatEncoder, records: Sequence[dict], max_length: in
 
 
 def render_mask(tokenizer, example: Example, *, open_mark: str = "⟦", close_mark: str = "⟧") -> str:
-    """The conversation as text with every trained span inside ⟦ ⟧ (a fractional weight is written ⟦0.5|...⟧)."""
+    """The conversation as text with every trained span inside ⟦ ⟧ (a fractional weight is written ⟦0.5|...⟧).
+
+    Each span is decoded whole: a byte-level tokenizer splits a Chinese character over several tokens,
+    which decode one by one into U+FFFD."""
     pieces = []
+    run: list[int] = []
     current: float | None = None
-    for token, weight in zip(example.input_ids, example.weights, strict=True):
-        w = weight if weight > 0 else None
-        if w != current:
-            if current is not None:
-                pieces.append(close_mark)
-            if w is not None:
-                pieces.append(open_mark + ("" if w == 1 else f"{w:g}|"))
-            current = w
-        pieces.append(tokenizer.decode([token]))
-    if current is not None:
-        pieces.append(close_mark)
+    for token, weight in [*zip(example.input_ids, example.weights, strict=True), (None, None)]:
+        w = weight if weight is not None and weight > 0 else None
+        if token is None or w != current:
+            if run:
+                text = tokenizer.decode(run)
+                pieces.append(text if current is None
+                              else open_mark + ("" if current == 1 else f"{current:g}|") + text + close_mark)
+            run, current = [], w
+        if token is not None:
+            run.append(token)
     return "".join(pieces)
+
+
+def token_pieces(tokenizer, ids: Sequence[int]) -> list[tuple[str, int]]:
+    """(text, how many tokens) for `ids` in order: tokens that hold part of a character are joined with
+    the tokens that complete it, so every piece reads as text."""
+    pieces: list[tuple[str, int]] = []
+    start = 0
+    for end in range(1, len(ids) + 1):
+        text = tokenizer.decode(list(ids[start:end]))
+        if "\ufffd" not in text or end - start >= 4:  # 4 bytes: the longest UTF-8 character
+            pieces.append((text, end - start))
+            start = end
+    if start < len(ids):
+        pieces.append((tokenizer.decode(list(ids[start:])), len(ids) - start))
+    return pieces
 
 
 # --- batches -------------------------------------------------------------------------------------------
@@ -351,5 +370,8 @@ def preview_mask(export_dir: str | Path, *, base_model: str | None = None, chat_
     except SkipRecord as why:
         raise WorkbenchError(f"record {chosen.get('id')} would be left out of training: {why}") from None
     example = Example(ids, weights, chosen.get("id"), chosen.get("category"))
-    trained = [(tok.decode([t]), w) for t, w in zip(ids, weights, strict=True) if w > 0]
+    trained = []
+    for weight, group in itertools.groupby(zip(ids, weights, strict=True), key=lambda pair: pair[1]):
+        if weight > 0:
+            trained += [(text, weight) for text, _n in token_pieces(tok, [t for t, _w in group])]
     return MaskPreview(chosen.get("id"), chosen.get("_line"), len(ids), trained, render_mask(tok, example))
