@@ -278,7 +278,9 @@ def embed_records(store: Store, selection: Selection | Sequence[int] | None = No
         report.texts = sum(len(t) for _, t in work.values())
         todo: list[tuple[ModelInfo, list[str], list[str]]] = []
         for info, by_hash in work.values():
-            missing = sql.missing_hashes(con, info.model_id, list(by_hash))
+            # longest first, as the model batches them itself: written in chunks, the batches stay the
+            # ones a single encode() of every text would make (no extra padding from chunking)
+            missing = sorted(sql.missing_hashes(con, info.model_id, list(by_hash)), key=lambda h: -len(by_hash[h]))
             todo.append((info, missing, [by_hash[h] for h in missing]))
     total = sum(len(m) for _, m, _ in todo)
     report.cached = report.texts - total
