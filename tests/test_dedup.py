@@ -284,6 +284,25 @@ def test_find_leaks_scales_to_many_train_candidates(store):
     assert any(leak.train_id == 12345 for leak in leaks)
 
 
+def test_find_leaks_on_templated_data_expands_in_bounded_slices_and_finds_the_same(store, monkeypatch):
+    # Templated texts share every shingle: each probe hit expands into many (train, eval) entries. A
+    # tiny expansion budget forces hundreds of slices; the leaks found must not change.
+    with store.transaction() as con:
+        con.execute("""INSERT INTO records (id, dataset, messages, content_hash, created_at, updated_at)
+            SELECT i, 'general', [{'role': 'user', 'content': 'Where is my order #' || (10000 + i) || '? It is ' ||
+                   (i % 9) || ' days late.', 'loss_weight': NULL, 'name': NULL, 'tool_calls': NULL}],
+                   md5(i::VARCHAR), now(), now() FROM range(1, 3001) t(i)""")
+        evals = [add(con, f"Where is my order #{10000 + i}? It is {i % 9} days late!", dataset="eval")
+                 for i in (5, 500, 2500)] + [add(con, "订单 #10005 到哪了？", dataset="eval")]
+        config = DedupConfig(semantic=False)
+        whole = find_leaks(con, list(range(1, 3001)), evals, config=config)
+        monkeypatch.setattr(dedup, "EXPAND_BUDGET", 50)
+        sliced = find_leaks(con, list(range(1, 3001)), evals, config=config)
+    assert len(whole) > 3 and set(whole) == set(sliced)
+    assert {leak.train_id for leak in whole if leak.eval_id == evals[0]} >= {5}
+    assert not any(leak.eval_id == evals[3] for leak in whole)
+
+
 def test_cli_dedup_json_lists_groups_with_member_ids_and_kept_id_and_restore_works(tmp_path):
     import json
 

@@ -352,6 +352,7 @@ def _verify_pairs(pairs: np.ndarray, hashes_a: ShingleHashes, hashes_b: ShingleH
 
 
 PREFIX_HITS = 3  # probes a candidate must hold (more probes per eval text, fewer candidates; still exact)
+EXPAND_BUDGET = 4_000_000  # (train, eval) probe hits expanded at once: about 100 MB of arrays
 
 
 def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, threshold: float) -> np.ndarray:
@@ -383,19 +384,31 @@ def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, 
     hit = np.flatnonzero(np.isin(train_hashes.values, probe_values))
     if not len(hit):
         return np.zeros((0, 2), dtype=np.int64)
-    train_row = train_hashes.text_of_each()[hit]
+    train_row = train_hashes.text_of_each()[hit]   # non-decreasing: a text's shingles lie together
     lo = np.searchsorted(probe_values, train_hashes.values[hit], "left")
-    hi = np.searchsorted(probe_values, train_hashes.values[hit], "right")
-    span = hi - lo
-    rows = np.repeat(train_row, span)
-    within = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
-    evals = probe_owner[np.repeat(lo, span) + within]
+    span = np.searchsorted(probe_values, train_hashes.values[hit], "right") - lo
     n_eval = len(eval_hashes.offsets) - 1
-    codes, hits = _sorted_unique(rows.astype(np.int64) * n_eval + evals, counts=True)
-    pairs = np.stack([codes // n_eval, codes % n_eval], axis=1)
-    pairs = pairs[hits >= needed[pairs[:, 1]]]
-    t_size, e_size = np.diff(train_hashes.offsets)[pairs[:, 0]], np.diff(eval_hashes.offsets)[pairs[:, 1]]
-    return pairs[(t_size >= threshold * e_size - 1e-9) & (t_size * threshold <= e_size + 1e-9)]
+    t_sizes, e_sizes = np.diff(train_hashes.offsets), np.diff(eval_hashes.offsets)
+    # Each hit expands into one (train, eval) entry per eval text probing that shingle: templated data
+    # can make billions. Expand a slice of train texts at a time (whole texts, so every pair's hits are
+    # counted in one slice), so memory stays bounded however many there are.
+    out, ends = [], np.cumsum(span)
+    start = 0
+    while start < len(hit):
+        end = max(start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + EXPAND_BUDGET, "right")))
+        if end < len(hit):
+            end = int(np.searchsorted(train_row, train_row[end - 1], "right"))
+        part = slice(start, end)
+        rows = np.repeat(train_row[part], span[part])
+        within = np.arange(len(rows)) - np.repeat(np.cumsum(span[part]) - span[part], span[part])
+        evals = probe_owner[np.repeat(lo[part], span[part]) + within]
+        codes, hits = _sorted_unique(rows.astype(np.int64) * n_eval + evals, counts=True)
+        pairs = np.stack([codes // n_eval, codes % n_eval], axis=1)
+        pairs = pairs[hits >= needed[pairs[:, 1]]]
+        t_size, e_size = t_sizes[pairs[:, 0]], e_sizes[pairs[:, 1]]
+        out.append(pairs[(t_size >= threshold * e_size - 1e-9) & (t_size * threshold <= e_size + 1e-9)])
+        start = end
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
 
 
 # --- semantic search -------------------------------------------------------------------------------
