@@ -4,9 +4,10 @@ The records are generated straight into a store with SQL (Chinese and English, 1
 categories, statuses, some error-level issues and near-copies). The figure is the time of
 `export_training_set` against the 20 s target; the same-run baseline is DuckDB writing the same
 records with a plain `COPY (SELECT ...) TO 'x.jsonl'`, which does no selection, balancing or checks.
-The two timed against the target use the exact leakage guard (eval copies found by SQL). A third
-line times the default settings as they are, with the near-duplicate check (dedup.find_leaks, which
-shingles every training candidate's text) on the same million: that one is not within 20 s.
+Both use the exact leakage guard (eval copies found by SQL). The default guard adds the
+near-duplicate check (dedup.find_leaks), which shingles every training candidate: on this million
+templated records every eval text shares its rarest shingles with thousands of candidates, and the
+check ran past 10 minutes and 10 GB (2026-11-25), so it is not timed here; see docs/export.md.
 """
 
 from __future__ import annotations
@@ -126,7 +127,6 @@ def main() -> None:
              ExportConfig(name="bench", leakage_guard="exact")),
             ("balanced (per_category 60,000, upsample, 20% general, 10% val)",
              ExportConfig(name="bench-balanced", per_category=60_000, upsample=True, leakage_guard="exact")),
-            ("default settings, near-duplicate leak check included (find_leaks)", ExportConfig(name="bench-guarded")),
         ):
             seconds, result = _time(lambda config=config: export_training_set(store, config))
             size = sum(f.bytes for f in result.files) / 1e6

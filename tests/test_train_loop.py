@@ -72,7 +72,7 @@ def test_the_adapter_loads_with_plain_peft_and_holds_the_chosen_checkpoint(tiny,
     for name, tensor in last.items():
         match = [v for k, v in loaded.items() if k.replace(".default", "") == name]
         assert match and torch.equal(match[0], tensor)
-    assert result.adapter_from.startswith(("last", "best (step 10"))
+    assert result.adapter_from.startswith(("last", "best: step 10"))
 
 
 def test_cancel_then_resume_ends_with_the_same_adapter_as_an_uninterrupted_run(tiny, export, tmp_path):
@@ -124,7 +124,7 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement_and
     evals = [r for r in folder.metrics() if r.get("kind") == "eval"]
     assert result.stopped_early and result.steps == 6 < result.total_steps
     assert [e["best"] for e in evals] == [True, False, False]
-    assert result.best["step"] == 2 and result.adapter_from == "best (step 2)"
+    assert result.best["step"] == 2 and result.adapter_from == "best: step 2"
     best, last = adapter_weights(folder.checkpoints / "step-000002"), adapter_weights(folder.checkpoints / "step-000006")
     chosen = adapter_weights(result.adapter_dir)
     assert all(torch.equal(chosen[k], best[k]) for k in best)

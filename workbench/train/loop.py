@@ -212,11 +212,12 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
                "lr": lr, "tokens": batch_tokens, "tokens_per_s": round(tokens_per_s, 1), "step_s": round(seconds, 3)}
         elapsed = time.perf_counter() - loop_started
         eta = elapsed / (state.step - first_step) * (total_steps - state.step)
+        smooth = round(_mean(state.recent_losses), 5)  # one step's loss jumps with its batch: show the trend
         if main_process:
             folder.append_metrics(row)
-            folder.update_status(step=state.step, epoch=row["epoch"], loss=row["loss"], lr=lr,
+            folder.update_status(step=state.step, epoch=row["epoch"], loss=smooth, lr=lr,
                                  tokens_per_s=row["tokens_per_s"], eta_s=round(eta, 1))
-        progress(state.step, total_steps, {**row, "phase": "training", "eta_s": eta})
+        progress(state.step, total_steps, {**row, "loss": smooth, "phase": "training", "eta_s": eta})
 
         at_epoch_end = state.step % steps_per_epoch == 0
         due = (state.step % config.eval_every_steps == 0) if config.eval_every_steps else at_epoch_end
@@ -264,9 +265,9 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
             from safetensors.torch import load_file
 
             set_peft_model_state_dict(unwrapped, load_file(best_dir / "adapter_model.safetensors"))
-            adapter_from = f"best (step {state.best['step']})"
+            adapter_from = f"best: step {state.best['step']}"
     elif state.best and state.best["step"] == state.step:
-        adapter_from = f"best (step {state.step}, the last)"
+        adapter_from = f"best: step {state.step}, the last"
     result_warnings = overfitting_warnings(state.evals, config.overfit_gap)
     if main_process:
         shutil.rmtree(folder.adapter, ignore_errors=True)
