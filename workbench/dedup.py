@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -355,8 +355,9 @@ PREFIX_HITS = 3  # probes a candidate must hold (more probes per eval text, fewe
 EXPAND_BUDGET = 4_000_000  # (train, eval) probe hits expanded at once: about 100 MB of arrays
 
 
-def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, threshold: float) -> np.ndarray:
-    """(train row, eval row) pairs that can reach Jaccard >= threshold; exact (prefix filtering).
+def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, threshold: float
+                       ) -> Iterator[np.ndarray]:
+    """Slices of (train row, eval row) pairs that can reach Jaccard >= threshold; exact (prefix filtering).
 
     If J(E, T) >= t then T holds at least a = ceil(t|E|) of E's shingles, so of any |E| - a + m of
     them T holds at least m. Each eval text probes with its |E| - a + m rarest shingles (rarity:
@@ -377,13 +378,13 @@ def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, 
         owners.append(np.full(keep, j, dtype=np.int64))
         needed[j] = m
     if not probes:
-        return np.zeros((0, 2), dtype=np.int64)
+        return
     probe_values, probe_owner = np.concatenate(probes), np.concatenate(owners)
     order = np.argsort(probe_values, kind="stable")
     probe_values, probe_owner = probe_values[order], probe_owner[order]
     hit = np.flatnonzero(np.isin(train_hashes.values, probe_values))
     if not len(hit):
-        return np.zeros((0, 2), dtype=np.int64)
+        return
     train_row = train_hashes.text_of_each()[hit]   # non-decreasing: a text's shingles lie together
     lo = np.searchsorted(probe_values, train_hashes.values[hit], "left")
     span = np.searchsorted(probe_values, train_hashes.values[hit], "right") - lo
@@ -391,8 +392,8 @@ def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, 
     t_sizes, e_sizes = np.diff(train_hashes.offsets), np.diff(eval_hashes.offsets)
     # Each hit expands into one (train, eval) entry per eval text probing that shingle: templated data
     # can make billions. Expand a slice of train texts at a time (whole texts, so every pair's hits are
-    # counted in one slice), so memory stays bounded however many there are.
-    out, ends = [], np.cumsum(span)
+    # counted in one slice); the caller scores each slice before the next, so memory stays bounded.
+    ends = np.cumsum(span)
     start = 0
     while start < len(hit):
         end = max(start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + EXPAND_BUDGET, "right")))
@@ -406,9 +407,8 @@ def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, 
         pairs = np.stack([codes // n_eval, codes % n_eval], axis=1)
         pairs = pairs[hits >= needed[pairs[:, 1]]]
         t_size, e_size = t_sizes[pairs[:, 0]], e_sizes[pairs[:, 1]]
-        out.append(pairs[(t_size >= threshold * e_size - 1e-9) & (t_size * threshold <= e_size + 1e-9)])
+        yield pairs[(t_size >= threshold * e_size - 1e-9) & (t_size * threshold <= e_size + 1e-9)]
         start = end
-    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
 
 
 # --- semantic search -------------------------------------------------------------------------------
@@ -544,11 +544,11 @@ def _lexical_leaks(con, train_ids, eval_ids, spec, config, add, progress) -> Non
     train_lex = lexical_texts(trains.norm_text)
     eval_hashes = distinct_hashes(shingle_hashes(eval_lex, config.shingle))
     train_hashes = distinct_hashes(shingle_hashes(train_lex, config.shingle))
-    pairs = _prefix_candidates(eval_hashes, train_hashes, config.lexical_floor())
     han_train = np.fromiter((bool(_HAN.search(t)) for t in trains.norm_text), bool, len(trains))
     han_eval = np.fromiter((bool(_HAN.search(t)) for t in evals.norm_text), bool, len(evals))
-    for i, j, score in _verify_pairs(pairs, train_hashes, eval_hashes, han_train, han_eval, config):
-        add(int(evals.ids[j]), int(trains.ids[i]), "lexical", score)
+    for pairs in _prefix_candidates(eval_hashes, train_hashes, config.lexical_floor()):
+        for i, j, score in _verify_pairs(pairs, train_hashes, eval_hashes, han_train, han_eval, config):
+            add(int(evals.ids[j]), int(trains.ids[i]), "lexical", score)
     if progress:
         progress("lexical", len(trains), len(trains))
 
