@@ -242,9 +242,16 @@ class EmbedReport:
 def selection_ids(store: Store, selection: Selection | Sequence[int] | None) -> list[int]:
     if selection is not None and not isinstance(selection, Selection):
         return list(selection)
-    where, params = (selection or Selection()).sql()
     with store.connect() as con:
-        return sql.selected_ids(con, where, params)
+        return _selected_ids(con, selection)
+
+
+def _selected_ids(con, selection: Selection | Sequence[int] | None) -> list[int]:
+    """The record ids a selection names: a Selection (None: every record) or the ids themselves."""
+    if selection is not None and not isinstance(selection, Selection):
+        return list(selection)
+    where, params = (selection or Selection()).sql()
+    return sql.selected_ids(con, where, params)
 
 
 def embed_records(store: Store, selection: Selection | Sequence[int] | None = None, *,
@@ -258,11 +265,7 @@ def embed_records(store: Store, selection: Selection | Sequence[int] | None = No
     """
     started = time.perf_counter()
     with store.connect() as con:   # one opening for everything read before the models run
-        if selection is None or isinstance(selection, Selection):
-            where, params = (selection or Selection()).sql()
-            ids = sql.selected_ids(con, where, params)
-        else:
-            ids = list(selection)
+        ids = _selected_ids(con, selection)
         config = config or store_config(con)
         texts = sql.record_texts(con, ids, config.text)
         report = EmbedReport(records=texts.num_rows)

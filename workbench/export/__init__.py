@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from .. import __version__
 from ..errors import WorkbenchError
+from ..processes import pid_exists
 from ..store import Store
 from ..store import exports as sql
 from ..store.records import STATUSES
@@ -404,18 +405,8 @@ def _sweep_leftovers(exports_dir: Path) -> None:
             pid = int(path.name.rsplit("-", 2)[1])
         except (IndexError, ValueError):
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not pid_exists(pid):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _set_hash(config: ExportConfig, files: list[writers.FileSummary]) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import NotFoundError, WorkbenchError
 from ..models import EMBEDDED_MODEL
+from ..processes import pid_exists
 from ..store import Store
 from ..store import runs as sql
 from .config import TrainConfig, task_type_of_export
@@ -268,12 +269,8 @@ def _alive(pid: int | None, host: str | None = None) -> bool:
     child = _children.get(pid)
     if child is not None:
         return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     try:  # a zombie, or the pid reused by another program, is not our worker
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
