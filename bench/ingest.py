@@ -1,10 +1,12 @@
 """Import + check throughput on 1M generated two-turn records, next to DuckDB's own read_json in the same run.
 
 Each measurement runs in a fresh subprocess (so its memory peak is its own) into a fresh on-disk store.
-Baselines: DuckDB's `read_json` into an on-disk table (CREATE TABLE AS, the bare floor), and
-`read_json` into a table with the store's record columns (id, dataset, messages, content hash,
-timestamps), which is what "the same kind of store" holds without our normalisation, rejects,
-line numbers and checks.
+The target (>= 0.7x) is measured against DuckDB's `read_json` filling the same kind of store: the
+store's own `records` table (made by the same migrations), with what read_json can fill by itself:
+ids, dataset, the messages, category, content hash, status, timestamps. It does not normalise other
+formats, number lines, keep rejects or run checks; the workbench does all of that in the time shown.
+A bare `CREATE TABLE AS SELECT * FROM read_json(...)` (two message fields and the category, no ids,
+no hash) is printed as well: the floor of what reading the file costs.
 """
 
 from __future__ import annotations
@@ -75,18 +77,23 @@ if kind == "workbench":
              "issues": sum(n for _c, _s, n in report.issue_counts)}
 else:
     import duckdb
-    con = duckdb.connect(os.path.join(folder, "baseline.duckdb"))
     if kind == "read_json":
+        con = duckdb.connect(os.path.join(folder, "baseline.duckdb"))
+        t0 = time.perf_counter()
         con.execute(f"CREATE TABLE records AS SELECT * FROM read_json('{data}', format='newline_delimited', ignore_errors=true)")
-    else:
-        con.execute("CREATE MACRO h(ms) AS md5(array_to_string(list_transform(ms, lambda m: "
-                    "concat(coalesce(m.role, ''), chr(31), coalesce(m.content, ''))), chr(30)))")
-        con.execute("CREATE SEQUENCE ids")
-        con.execute("CREATE TABLE records (id BIGINT, dataset VARCHAR, messages STRUCT(role VARCHAR, content VARCHAR)[], "
-                    "category VARCHAR, content_hash VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, version INT)")
-        con.execute(f"INSERT INTO records SELECT nextval('ids'), 'badcases', messages, category, h(messages), "
-                    f"current_timestamp, current_timestamp, 1 FROM read_json('{data}', format='newline_delimited', "
-                    f"ignore_errors=true, columns={{'messages': 'STRUCT(role VARCHAR, content VARCHAR)[]', 'category': 'VARCHAR'}})")
+    else:  # read_json into the store's records table
+        from workbench.formats import MESSAGE_TYPE, install_macros
+        from workbench.store import Store
+        con = duckdb.connect(str(Store.open(folder).db_path))
+        install_macros(con)  # the store's content hash, wb_content_hash()
+        t0 = time.perf_counter()
+        con.execute(f'''INSERT INTO records (id, dataset, messages, category, status, content_hash, format, import_issues,
+                                             created_at, updated_at, version)
+            SELECT row_number() OVER (), 'badcases', messages, category, 'new', wb_content_hash(messages), 'messages', [],
+                   current_timestamp, current_timestamp, 1
+            FROM read_json('{data}', format='newline_delimited', ignore_errors=true,
+                           columns={{'messages': '{MESSAGE_TYPE}[]', 'category': 'VARCHAR'}})
+            WHERE messages IS NOT NULL''')
     con.close()
     extra = {}
 seconds = time.perf_counter() - t0
@@ -111,17 +118,17 @@ def main() -> None:
         generate(data, N)
     print(f"{data.name}: {data.stat().st_size / 1e6:.0f} MB, {N:,} records (about 2% with defects)")
     ours = measure("workbench", data)
+    same = measure("read_json_store", data)
     bare = measure("read_json", data)
-    same = measure("read_json_records", data)
     rate = N / ours["seconds"]
-    print(f"workbench import+check : {ours['seconds']:6.2f} s  {rate:>10,.0f} records/s  peak {ours['peak_mb']:,.0f} MB"
+    print(f"{'workbench import+check':41s}: {ours['seconds']:6.2f} s  {rate:>10,.0f} records/s  peak {ours['peak_mb']:,.0f} MB"
           f"  (imported {ours['imported']:,}, rejected {ours['rejected']:,}, issues {ours['issues']:,})")
-    for name, base in (("DuckDB read_json (CREATE TABLE AS)", bare), ("DuckDB read_json into record columns", same)):
-        print(f"{name:37s}: {base['seconds']:6.2f} s  {N / base['seconds']:>10,.0f} records/s  peak "
+    for name, base in (("DuckDB read_json into the store's records", same), ("DuckDB read_json, bare CREATE TABLE AS", bare)):
+        print(f"{name:41s}: {base['seconds']:6.2f} s  {N / base['seconds']:>10,.0f} records/s  peak "
               f"{base['peak_mb']:,.0f} MB  -> workbench at {base['seconds'] / ours['seconds']:.2f}x its throughput")
-    print(f"targets: >= 100,000 records/s ({'met' if rate >= 100_000 else 'NOT met'}); "
-          f">= 0.7x DuckDB's read_json ({bare['seconds'] / ours['seconds']:.2f}x)")
-
+    ratio = same["seconds"] / ours["seconds"]
+    print(f"targets: >= 100,000 records/s ({'met' if rate >= 100_000 else 'NOT met'}); >= 0.7x DuckDB's read_json into the "
+          f"same kind of store ({ratio:.2f}x, {'met' if ratio >= 0.7 else 'NOT met'})")
 
 if __name__ == "__main__":
     main()

@@ -111,6 +111,9 @@ def test_too_long_with_the_real_embedded_tokenizer():
      msgs(("system", "be nice"), ("user", "hi"), ("assistant", "yo"))),
     (msgs(("user", "hi"), ("user", "there"), ("assistant", "yo")), msgs(("user", "hi\n\nthere"), ("assistant", "yo"))),
     (msgs(("user", "æ‰“æ–°è‚¡"), ("assistant", "ok")), msgs(("user", "打新股"), ("assistant", "ok"))),
+    # the re-decode leaves the rest of the turn alone: full-width punctuation, curly quotes, &amp;
+    (msgs(("user", "æ‰“æ–°è‚¡ 他说“好”，对！A&amp;B"), ("assistant", "ok")),
+     msgs(("user", "打新股 他说“好”，对！A&amp;B"), ("assistant", "ok"))),
     (msgs(("user", "a\x00b"), ("assistant", "ok")), msgs(("user", "ab"), ("assistant", "ok"))),
     (msgs(("user", "q"), ("assistant", '{“a”: “他说“好””}')), msgs(("user", "q"), ("assistant", '{"a": "他说“好”"}'))),
 ])

@@ -266,16 +266,26 @@ def _contents(messages) -> Iterator[tuple[int, str]]:
 
 # ftfy's heuristic only ever fires on one of these characters: a cheap search spares it plain text.
 _MOJIBAKE_CHARS = re.compile("[" + "".join(ftfy.badness.MOJIBAKE_CATEGORIES.values()) + "]")
+# Undo the wrong decode and nothing else: ftfy's defaults would also turn full-width Chinese
+# punctuation into ASCII (，！ -> ,!), straighten curly quotes and unescape HTML in the same turn.
+_ENCODING_ONLY = ftfy.TextFixerConfig(
+    unescape_html=False, remove_terminal_escapes=False, fix_latin_ligatures=False, fix_character_width=False,
+    uncurl_quotes=False, fix_line_breaks=False, remove_control_chars=False, normalization=None)
+
+
+def redecode(text: str) -> str:
+    """The text with mojibake undone (æ‰“æ–° -> 打新), every other character as it was."""
+    return ftfy.fix_text(text, _ENCODING_ONLY)
 
 
 @record_rule("mojibake", "error", "garbled text from a wrong encoding (æ‰“æ–° for 打新)")
 def _mojibake(messages, category, ctx):
     for turn, text in _contents(messages):
         if _MOJIBAKE_CHARS.search(text) and ftfy.badness.is_bad(text):
-            repaired = ftfy.fix_text(text)
+            repaired = redecode(text)
             fixable = repaired != text and not ftfy.badness.is_bad(repaired)
             sample = _garbled_sample(text)
-            yield (turn, f"garbled text {sample!r}" + (f" (probably {ftfy.fix_text(sample)!r})" if fixable else ""),
+            yield (turn, f"garbled text {sample!r}" + (f" (probably {redecode(sample)!r})" if fixable else ""),
                    "re-decode the text (ftfy)" if fixable else None)
 
 
@@ -288,7 +298,7 @@ def _garbled_sample(text: str) -> str:
 @autofix("mojibake")
 def _fix_mojibake(messages, issue):
     m = messages[issue.turn - 1]
-    messages[issue.turn - 1] = {**m, "content": ftfy.fix_text(m["content"])}
+    messages[issue.turn - 1] = {**m, "content": redecode(m["content"])}
     return messages
 
 

@@ -182,7 +182,7 @@ CREATE OR REPLACE TEMP MACRO wb_content_hash(ms) AS md5(array_to_string(list_tra
 -- What only the import can see: keys a message should not have, content that was not plain text,
 -- array items that were not message objects, function calls that are not JSON.
 CREATE OR REPLACE TEMP MACRO wb_plain_keys(r, text) AS
-    (length(text) - length(replace(text, '":', ''))) // 2
+    (strlen(text) - strlen(replace(text, '":', ''))) // 2
     = {_KEY_COUNT} + coalesce(list_sum(list_transform(r.messages, lambda m: CASE WHEN m.role IS NULL AND m.content IS NULL
         THEN -1000 ELSE {_MESSAGE_FIELD_COUNT} END)), 0);
 
@@ -216,7 +216,7 @@ def normalised_select(source: str) -> str:
         SELECT seq, line, text,
                -- json_valid first, not TRY(): TRY falls back to row-at-a-time work on every vector that
                -- holds one bad line, which made a file with 0.05% broken lines 30 times slower
-               CASE WHEN json_valid(text) THEN json_transform(text, '{_RECORD_SHAPE}') END AS r
+               unnest([CASE WHEN json_valid(text) THEN json_transform(text, '{_RECORD_SHAPE}') END]) AS r
         FROM {source} WHERE text IS NOT NULL
     ), detected AS (
         SELECT *, wb_format(r) AS format FROM parsed
@@ -224,7 +224,12 @@ def normalised_select(source: str) -> str:
         SELECT *, wb_with_system(wb_format_messages(r, format, text), r.system) AS base FROM detected
     )
     SELECT seq, line, text, format,
-        CASE WHEN format IS NULL THEN 'unparsed' WHEN len(base) = 0 THEN 'empty-messages' END AS reject,
+        -- the same verdict as len(base) = 0, read off the parsed fields: a filter on `base` itself
+        -- would build every record's messages twice (once to filter, once to insert)
+        CASE WHEN format IS NULL THEN 'unparsed'
+             WHEN r.system IS NULL AND CASE format WHEN 'messages' THEN len(r.messages) = 0
+                                                   WHEN 'sharegpt' THEN len(r.conversations) = 0
+                                                   ELSE false END THEN 'empty-messages' END AS reject,
         wb_with_expected(base, r.expected) AS messages,
         wb_tools(r.tools) AS tools,
         r.category AS category,

@@ -178,12 +178,12 @@ def _sort_leftovers(con, leftovers: list[tuple[int, int, str]]
 
 def _insert_repaired(con, repaired: list[tuple[int, int, str]], import_id: int, dataset: str, category: str | None,
                      id_base: int) -> int:
-    con.register("wb_repaired", sql.items_table(repaired))
+    sql.items_temp_table(con, "wb_repaired", repaired)
     try:
         n = sql.insert_records(con, source="wb_repaired", import_id=import_id, dataset=dataset, category=category,
                                id_base=id_base)
     finally:
-        con.unregister("wb_repaired")
+        con.execute("DROP TABLE IF EXISTS wb_repaired")
     note = "the line was JSON written with curly quotes; straightened on import (the imported file keeps the original)"
     con.execute("""UPDATE records SET import_issues = list_append(import_issues,
                        {'code': 'repaired-on-import', 'turn': NULL::INTEGER, 'detail': ?})

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
-import pyarrow as pa
 
 from .. import formats
-from .connection import first_row, scalar
+from .connection import columns_select, first_row, scalar
 
 # The staged input: one row per item in file order. seq numbers the items (so two records on one
 # line of a JSON array stay apart), line is where the item starts, text is NULL for a blank line.
 LINES = "wb_lines"
+_LINE_TEXT = "wb_line_text"  # a JSONL file's lines, under a view LINES that numbers them
 
 
 def start_import(con: duckdb.DuckDBPyConnection, *, file_name: str, file_path: str | None, dataset: str,
@@ -53,9 +53,13 @@ def _csv_lines(path: str) -> str:
 
 
 def stage_jsonl(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    """Stage a UTF-8 JSONL file with DuckDB's own reader (raises duckdb errors on invalid UTF-8)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {LINES} AS "
-                f"SELECT row_number() OVER () AS seq, seq AS line, text FROM {_csv_lines(path)}")
+    """Stage a UTF-8 JSONL file with DuckDB's own reader (raises duckdb errors on invalid UTF-8).
+
+    The reader runs in parallel and keeps the file's order (DuckDB preserves insertion order), so a
+    line's number is its rowid + 1; numbering with row_number() instead would read on one thread.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINE_TEXT} AS SELECT text FROM {_csv_lines(path)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {LINES} AS SELECT rowid + 1 AS seq, rowid + 1 AS line, text FROM {_LINE_TEXT}")
 
 
 def stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
@@ -68,15 +72,12 @@ def stage_empty(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE {LINES} (seq BIGINT, line BIGINT, text VARCHAR)")
 
 
+ITEM_COLUMNS = {"seq": "BIGINT", "line": "BIGINT", "text": "VARCHAR"}
+
+
 def stage_batch(con: duckdb.DuckDBPyConnection, seqs: Sequence[int], lines: Sequence[int],
                 texts: Sequence[str | None]) -> None:
-    batch = pa.table({"seq": pa.array(seqs, pa.int64()), "line": pa.array(lines, pa.int64()),
-                      "text": pa.array(texts, pa.string())})
-    con.register("wb_batch", batch)
-    try:
-        con.execute(f"INSERT INTO {LINES} SELECT seq, line, text FROM wb_batch")
-    finally:
-        con.unregister("wb_batch")
+    con.execute(f"INSERT INTO {LINES} {columns_select(ITEM_COLUMNS)}", [list(seqs), list(lines), list(texts)])
 
 
 def staged_line_count(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
@@ -117,9 +118,10 @@ def unimported_items(con: duckdb.DuckDBPyConnection, import_id: int, id_base: in
     """, [id_base, import_id]).fetchall()
 
 
-def items_table(rows: Sequence[tuple[int, int, str]]) -> pa.Table:
-    return pa.table({"seq": pa.array([r[0] for r in rows], pa.int64()), "line": pa.array([r[1] for r in rows], pa.int64()),
-                     "text": pa.array([r[2] for r in rows], pa.string())})
+def items_temp_table(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[tuple[int, int, str]]) -> None:
+    """A temp table `name(seq, line, text)` of a few items, a source for insert_records (drop it after)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {columns_select(ITEM_COLUMNS)}",
+                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]])
 
 
 def normaliser_verdicts(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple[int, int, str]]) -> dict[int, str | None]:
@@ -127,11 +129,11 @@ def normaliser_verdicts(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple[int
     if not rows:
         return {}
     formats.install_macros(con)
-    con.register("wb_recheck", items_table(rows))
+    items_temp_table(con, "wb_recheck", rows)
     try:
         return dict(con.execute(f"SELECT seq, reject FROM ({formats.normalised_select('wb_recheck')})").fetchall())
     finally:
-        con.unregister("wb_recheck")
+        con.execute("DROP TABLE IF EXISTS wb_recheck")
 
 
 @dataclass(frozen=True)
@@ -146,19 +148,17 @@ class Reject:
 def insert_rejects(con: duckdb.DuckDBPyConnection, import_id: int, rejects: Sequence[Reject]) -> None:
     if not rejects:
         return
-    con.register("wb_rejects", pa.table({
-        "seq": pa.array([r.seq for r in rejects], pa.int64()), "line": pa.array([r.line for r in rejects], pa.int64()),
-        "raw": pa.array([r.raw for r in rejects], pa.string()), "code": pa.array([r.code for r in rejects], pa.string()),
-        "reason": pa.array([r.reason for r in rejects], pa.string())}))
-    try:
-        con.execute("INSERT INTO rejects (import_id, seq, line, raw, code, reason) "
-                    "SELECT ?, seq, line, raw, code, reason FROM wb_rejects", [import_id])
-    finally:
-        con.unregister("wb_rejects")
+    columns = columns_select({"seq": "BIGINT", "line": "BIGINT", "raw": "VARCHAR", "code": "VARCHAR", "reason": "VARCHAR"})
+    con.execute(f"INSERT INTO rejects (import_id, seq, line, raw, code, reason) SELECT ?, * FROM ({columns})",
+                [import_id, [r.seq for r in rejects], [r.line for r in rejects], [r.raw for r in rejects],
+                 [r.code for r in rejects], [r.reason for r in rejects]])
 
 
 def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
+    if scalar(con, "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?", [LINES]):
+        con.execute(f"DROP VIEW {LINES}")
     con.execute(f"DROP TABLE IF EXISTS {LINES}")
+    con.execute(f"DROP TABLE IF EXISTS {_LINE_TEXT}")
 
 
 def record_formats(con: duckdb.DuckDBPyConnection, import_id: int) -> dict[str, int]:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import duckdb
-import pyarrow as pa
 
-from .connection import scalar
+from .connection import columns_select, scalar
 from .records import Selection
 
 # Both kinds of issue as one relation: record_id, code, severity, turn, message, fix, stage.
@@ -68,18 +67,10 @@ def insert_issues(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None
     """rows: (record_id, code, severity, turn, message, fix)."""
     if not rows:
         return
-    cols = list(zip(*rows, strict=True))
-    table = pa.table({
-        "record_id": pa.array(cols[0], pa.int64()), "code": pa.array(cols[1], pa.string()),
-        "severity": pa.array(cols[2], pa.string()), "turn": pa.array(cols[3], pa.int32()),
-        "message": pa.array(cols[4], pa.string()), "fix": pa.array(cols[5], pa.string()),
-    })
-    con.register("wb_issues", table)
-    try:
-        con.execute("INSERT INTO record_issues (record_id, code, severity, turn, message, fix, stage) "
-                    "SELECT record_id, code, severity, turn, message, fix, 'check' FROM wb_issues")
-    finally:
-        con.unregister("wb_issues")
+    columns = columns_select({"record_id": "BIGINT", "code": "VARCHAR", "severity": "VARCHAR", "turn": "INTEGER",
+                              "message": "VARCHAR", "fix": "VARCHAR"})
+    con.execute(f"INSERT INTO record_issues (record_id, code, severity, turn, message, fix, stage) "
+                f"SELECT *, 'check' FROM ({columns})", [list(c) for c in zip(*rows, strict=True)])
 
 
 def issue_counts(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> list[tuple[str, str, int]]:
