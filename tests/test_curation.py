@@ -93,6 +93,13 @@ def test_recheck_after_lowering_max_tokens_flags_long_records(loaded):
         curation.set_setting(loaded, "temperature", 1)
 
 
+def test_recheck_of_the_records_with_an_issue_keeps_their_issues(loaded):
+    first = ids(loaded)[0]
+    counts = dict(((c, s), n) for c, s, n in curation.recheck(loaded, Selection(issue_code="role-typo")))
+    assert counts[("role-typo", "error")] == 1
+    assert codes(loaded, first) == ["no-assistant", "role-case", "role-typo"]
+
+
 def test_set_status_approves_a_selection(loaded):
     assert curation.set_status(loaded, Selection(category="intent"), "approved", "erin") == 3
     with loaded.connect() as con:

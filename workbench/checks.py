@@ -493,7 +493,10 @@ def context_for_store(con, models_dir=None) -> CheckContext:
 def run_checks(con, selection, ctx: CheckContext, progress: Callable[[int], None] | None = None) -> int:
     """Re-run the rules over the selected records and store what they find; returns how many were looked at."""
     from .store import issues as store_issues
+    from .store.records import Selection, selected_ids
 
+    if selection.issue_code is not None:  # pin the records down before their issues are cleared
+        selection = Selection(ids=tuple(selected_ids(con, selection)))
     store_issues.clear_check_issues(con, selection)
     looked_at = 0
     for batch in store_issues.records_to_check(con, selection, clean_record_sql(ctx.max_tokens), list(ctx.contracts)):

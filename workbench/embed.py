@@ -29,7 +29,7 @@ from .errors import WorkbenchError
 from .store import Store
 from .store import embeddings as sql
 from .store.embeddings import TextSpec
-from .store.records import Selection
+from .store.records import Selection, selected_ids
 from .store.settings import get_setting, set_setting
 
 Progress = Callable[[int, int], None]
@@ -250,8 +250,7 @@ def _selected_ids(con, selection: Selection | Sequence[int] | None) -> list[int]
     """The record ids a selection names: a Selection (None: every record) or the ids themselves."""
     if selection is not None and not isinstance(selection, Selection):
         return list(selection)
-    where, params = (selection or Selection()).sql()
-    return sql.selected_ids(con, where, params)
+    return selected_ids(con, selection or Selection())
 
 
 def embed_records(store: Store, selection: Selection | Sequence[int] | None = None, *,

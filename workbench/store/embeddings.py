@@ -124,10 +124,6 @@ def record_texts(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextS
             ORDER BY pos""")
 
 
-def selected_ids(con: duckdb.DuckDBPyConnection, where: str, params: list) -> list[int]:
-    return [r[0] for r in con.execute(f"SELECT id FROM records WHERE {where} ORDER BY id", params).fetchall()]
-
-
 # --- the embedding cache ---------------------------------------------------------------------------
 
 def register_model(con: duckdb.DuckDBPyConnection, model: str, dim: int, reads: str, source: str) -> None:

@@ -88,6 +88,12 @@ class Selection:
         return (" AND ".join(where) or "true"), params
 
 
+def selected_ids(con: duckdb.DuckDBPyConnection, selection: Selection) -> list[int]:
+    """The ids of the records a selection names, in order."""
+    where, params = selection.sql()
+    return [r[0] for r in con.execute(f"SELECT id FROM records WHERE {where} ORDER BY id", params).fetchall()]
+
+
 def ensure_dataset(con: duckdb.DuckDBPyConnection, name: str, kind: str | None = None) -> str:
     """The dataset's kind, creating it (kind: badcases unless the name is a kind) when new."""
     found = first_row(con, "SELECT kind FROM datasets WHERE name = ?", [name])
