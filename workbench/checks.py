@@ -266,16 +266,15 @@ def _contents(messages) -> Iterator[tuple[int, str]]:
 
 # ftfy's heuristic only ever fires on one of these characters: a cheap search spares it plain text.
 _MOJIBAKE_CHARS = re.compile("[" + "".join(ftfy.badness.MOJIBAKE_CATEGORIES.values()) + "]")
-# Undo the wrong decode and nothing else: ftfy's defaults would also turn full-width Chinese
-# punctuation into ASCII (，！ -> ,!), straighten curly quotes and unescape HTML in the same turn.
-_ENCODING_ONLY = ftfy.TextFixerConfig(
-    unescape_html=False, remove_terminal_escapes=False, fix_latin_ligatures=False, fix_character_width=False,
-    uncurl_quotes=False, fix_line_breaks=False, remove_control_chars=False, normalization=None)
 
 
 def redecode(text: str) -> str:
-    """The text with mojibake undone (æ‰“æ–° -> 打新), every other character as it was."""
-    return ftfy.fix_text(text, _ENCODING_ONLY)
+    """The text with mojibake undone (æ‰“æ–° -> 打新), every other character as it was.
+
+    ftfy's fix_encoding, not fix_text: fix_text would also turn full-width Chinese punctuation into
+    ASCII (，！ -> ,!), straighten curly quotes and unescape HTML in the same turn.
+    """
+    return ftfy.fix_encoding(text)
 
 
 @record_rule("mojibake", "error", "garbled text from a wrong encoding (æ‰“æ–° for 打新)")
