@@ -119,6 +119,14 @@ def test_every_line_is_accounted_for_rejects_keep_raw_text_and_reason(store, wri
     assert [r.line for r in records_of(store)] == [1, 10]
 
 
+def test_reject_reason_says_where_the_json_breaks():
+    from workbench.formats import diagnose
+
+    assert diagnose('{"messages": [{"role": "user", "content": "cut') == (
+        "invalid-json", "not valid JSON: Unterminated string starting at column 43")
+    assert diagnose('{"a": }') == ("invalid-json", "not valid JSON: Expecting value at column 7")
+
+
 def test_curly_quoted_json_line_is_repaired_and_marked(store, write_jsonl):
     line = '{“messages”: [{“role”: “user”, “content”: “他说“你好””}, {“role”: “assistant”, “content”: “好的”}]}'
     report = ingest.import_file(store, write_jsonl([line]))

@@ -280,7 +280,8 @@ def diagnose(text: str) -> tuple[str, str]:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        return "invalid-json", f"not valid JSON: {exc.msg} at column {exc.colno}"
+        where = "column" if exc.msg.endswith(" at") else "at column"  # "Unterminated string starting at"
+        return "invalid-json", f"not valid JSON: {exc.msg} {where} {exc.colno}"
     if not isinstance(value, dict):
         return "not-object", f"a JSON {type(value).__name__} where a record object was expected"
     for key in ("messages", "conversations"):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from .connection import open_duckdb
+from .connection import open_duckdb, quiet
 from .schema import migrate
 
 STORE_ENV = "WORKBENCH_STORE"
@@ -46,7 +46,7 @@ class Store:
 
     @classmethod
     def in_memory(cls) -> Store:
-        con = duckdb.connect(":memory:")
+        con = quiet(duckdb.connect(":memory:"))
         migrate(con, ":memory:")
         return cls(None, con)
 

@@ -31,7 +31,7 @@ def open_duckdb(path: Path, *, read_only: bool = False, wait_s: float | None = N
               "temp_directory": str(path.parent / ".tmp")}
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=config)
+            return quiet(duckdb.connect(str(path), read_only=read_only, config=config))
         except duckdb.IOException as exc:
             text = str(exc)
             if not any(word in text for word in _LOCK_WORDS):
@@ -40,6 +40,13 @@ def open_duckdb(path: Path, *, read_only: bool = False, wait_s: float | None = N
                 raise StoreBusyError(describe_lock_holder(path, text)) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The connection, with DuckDB's own progress bar off: the library never prints (a long query would
+    draw DuckDB's bar on the terminal of whoever runs it; the CLI draws its own from the callbacks)."""
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def describe_lock_holder(path: Path, duckdb_message: str) -> str:
