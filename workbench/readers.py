@@ -1,7 +1,8 @@
 """Reading input files: file type and encoding detection, and streaming every record out as JSON text.
 
 UTF-8 JSONL (the common case, and the big one) and Parquet are read by DuckDB itself; other
-encodings, JSON arrays and CSV/TSV stream through Python in batches, so memory stays flat.
+encodings, JSON arrays and CSV/TSV stream through Python in batches into DuckDB, which holds the lines
+within its memory limit and spills the rest to the store's .tmp folder.
 Each reader yields (line, text, problem) for every item in file order: `line` is where the item
 starts in the file, `text` one JSON record (None for a blank line), and `problem` a
 (code, reason) pair instead of text for an item that cannot even be read (bad bytes, broken JSON).
