@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 
 import pyarrow as pa
@@ -117,6 +118,29 @@ def test_every_line_is_accounted_for_rejects_keep_raw_text_and_reason(store, wri
         8: ("empty-messages", '{"messages": []}')}
     assert report.reject_counts["not-object"] == 2
     assert [r.line for r in records_of(store)] == [1, 10]
+
+
+def test_line_numbers_hold_across_a_file_read_in_parallel(store, write_jsonl):
+    # 80 MB: DuckDB reads the file on several threads (in 32 MB buffers), and a line's number must
+    # still be its place in the file; the padding is hex digests, text no check objects to
+    n = 300_000
+    bad = {1: "{", 150_001: "not json", 299_999: "[1]"}
+
+    def line(i: int) -> str:
+        pad = hashlib.sha512(str(i).encode()).hexdigest() + hashlib.sha256(str(i).encode()).hexdigest()
+        return f'{{"messages":[{{"role":"user","content":"q{i} {pad}"}},{{"role":"assistant","content":"a"}}]}}'
+
+    lines = [bad.get(i) or line(i) for i in range(1, n + 1)]
+    lines[200_000 - 1] = ""  # a blank line
+    report = ingest.import_file(store, write_jsonl(lines))
+    assert (report.imported, report.rejected, report.blank_lines) == (n - 4, 3, 1)
+    with store.connect() as con:
+        assert {r.line: r.raw for r in rejects_of(con, report.import_id)} == bad
+        numbered = con.execute("SELECT line, split_part(messages[1].content, ' ', 1) FROM records "
+                               "WHERE line IN (2, 150002, 300000)").fetchall()
+        assert con.execute("SELECT count(*) FROM records WHERE messages[1].content <> 'q' || line || ' ' || "
+                           "split_part(messages[1].content, ' ', 2)").fetchone()[0] == 0
+    assert sorted(numbered) == [(2, "q2"), (150_002, "q150002"), (300_000, "q300000")]
 
 
 def test_reject_reason_says_where_the_json_breaks():
