@@ -135,5 +135,6 @@ def main() -> None:
     print(f"targets: >= 100,000 records/s ({'met' if rate >= 100_000 else 'NOT met'}); >= 0.7x DuckDB's read_json into the "
           f"same kind of store ({ratio:.2f}x, {'met' if ratio >= 0.7 else 'NOT met'})")
 
+
 if __name__ == "__main__":
     main()

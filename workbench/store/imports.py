@@ -13,8 +13,11 @@ from .connection import columns_select, first_row, scalar
 
 # The staged input: one row per item in file order. seq numbers the items (so two records on one
 # line of a JSON array stay apart), line is where the item starts, text is NULL for a blank line.
+# LINES is always a view: over a file read by DuckDB (_FILE_TEXT, one row per line or Parquet row,
+# numbered by rowid) or over the items a Python reader staged (_ITEMS).
 LINES = "wb_lines"
-_LINE_TEXT = "wb_line_text"  # a JSONL file's lines, under a view LINES that numbers them
+_FILE_TEXT = "wb_file_text"
+_ITEMS = "wb_items"
 
 
 def start_import(con: duckdb.DuckDBPyConnection, *, file_name: str, file_path: str | None, dataset: str,
@@ -44,7 +47,7 @@ def find_import_by_sha(con: duckdb.DuckDBPyConnection, sha256: str) -> tuple[int
 
 def _csv_lines(path: str) -> str:
     # DuckDB's CSV reader as a line reader: no quoting, no header, one VARCHAR column. Empty lines
-    # come back as NULL rows, so row_number() is the line number. A line holding the \x01
+    # come back as NULL rows, so a row's place is its line number. A line holding the \x01
     # delimiter would be cut there, but such a line is not valid JSON either (control characters
     # must be escaped), and rejected lines are re-read exactly by the caller.
     escaped = path.replace("'", "''")
@@ -52,24 +55,30 @@ def _csv_lines(path: str) -> str:
             f"header = false, auto_detect = false, strict_mode = false, parallel = true)")
 
 
-def stage_jsonl(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    """Stage a UTF-8 JSONL file with DuckDB's own reader (raises duckdb errors on invalid UTF-8).
+def _stage_file_text(con: duckdb.DuckDBPyConnection, select: str) -> None:
+    """Stage `select` (one `text` column, in file order) as LINES.
 
-    The reader runs in parallel and keeps the file's order (DuckDB preserves insertion order), so a
-    line's number is its rowid + 1; numbering with row_number() instead would read on one thread.
+    DuckDB reads the file in parallel and keeps its order (it preserves insertion order), so an
+    item's number is its rowid + 1; numbering with row_number() instead would read on one thread.
     """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINE_TEXT} AS SELECT text FROM {_csv_lines(path)}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {LINES} AS SELECT rowid + 1 AS seq, rowid + 1 AS line, text FROM {_LINE_TEXT}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_FILE_TEXT} AS {select}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {LINES} AS SELECT rowid + 1 AS seq, rowid + 1 AS line, text FROM {_FILE_TEXT}")
+
+
+def stage_jsonl(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Stage a UTF-8 JSONL file with DuckDB's own reader (raises duckdb errors on invalid UTF-8)."""
+    _stage_file_text(con, f"SELECT text FROM {_csv_lines(path)}")
 
 
 def stage_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:
     escaped = path.replace("'", "''")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {LINES} AS "
-                f"SELECT row_number() OVER () AS seq, seq AS line, to_json(p)::VARCHAR AS text FROM read_parquet('{escaped}') p")
+    _stage_file_text(con, f"SELECT to_json(p)::VARCHAR AS text FROM read_parquet('{escaped}') p")
 
 
 def stage_empty(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {LINES} (seq BIGINT, line BIGINT, text VARCHAR)")
+    """An empty LINES for a Python reader to fill with stage_batch."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_ITEMS} (seq BIGINT, line BIGINT, text VARCHAR)")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {LINES} AS SELECT seq, line, text FROM {_ITEMS}")
 
 
 ITEM_COLUMNS = {"seq": "BIGINT", "line": "BIGINT", "text": "VARCHAR"}
@@ -77,7 +86,7 @@ ITEM_COLUMNS = {"seq": "BIGINT", "line": "BIGINT", "text": "VARCHAR"}
 
 def stage_batch(con: duckdb.DuckDBPyConnection, seqs: Sequence[int], lines: Sequence[int],
                 texts: Sequence[str | None]) -> None:
-    con.execute(f"INSERT INTO {LINES} {columns_select(ITEM_COLUMNS)}", [list(seqs), list(lines), list(texts)])
+    con.execute(f"INSERT INTO {_ITEMS} {columns_select(ITEM_COLUMNS)}", [list(seqs), list(lines), list(texts)])
 
 
 def staged_line_count(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
@@ -155,10 +164,9 @@ def insert_rejects(con: duckdb.DuckDBPyConnection, import_id: int, rejects: Sequ
 
 
 def drop_staging(con: duckdb.DuckDBPyConnection) -> None:
-    if scalar(con, "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?", [LINES]):
-        con.execute(f"DROP VIEW {LINES}")
-    con.execute(f"DROP TABLE IF EXISTS {LINES}")
-    con.execute(f"DROP TABLE IF EXISTS {_LINE_TEXT}")
+    con.execute(f"DROP VIEW IF EXISTS {LINES}")
+    for table in (_FILE_TEXT, _ITEMS):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def record_formats(con: duckdb.DuckDBPyConnection, import_id: int) -> dict[str, int]:
