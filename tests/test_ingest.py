@@ -120,6 +120,15 @@ def test_every_line_is_accounted_for_rejects_keep_raw_text_and_reason(store, wri
     assert [r.line for r in records_of(store)] == [1, 10]
 
 
+def test_a_record_is_empty_only_when_it_has_no_message_and_no_system(store, write_jsonl):
+    report = ingest.import_file(store, write_jsonl([
+        {"messages": []}, {"conversations": []}, {"messages": [], "system": "Be brief."},
+        {"conversations": [], "system": "简短回答。"}]))
+    assert (report.imported, report.rejected) == (2, 2)
+    assert report.reject_counts == {"empty-messages": 2}
+    assert [[m["role"] for m in r.messages] for r in records_of(store)] == [["system"], ["system"]]
+
+
 def test_line_numbers_hold_across_a_file_read_in_parallel(store, write_jsonl):
     # 80 MB: DuckDB reads the file on several threads (in 32 MB buffers), and a line's number must
     # still be its place in the file; the padding is hex digests, text no check objects to
