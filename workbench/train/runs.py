@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import NotFoundError, WorkbenchError
 from ..models import EMBEDDED_MODEL
-from ..processes import pid_exists
+from ..processes import worker_alive
 from ..store import Store
 from ..store import runs as sql
 from .config import TrainConfig, task_type_of_export
@@ -269,15 +269,7 @@ def _alive(pid: int | None, host: str | None = None) -> bool:
     child = _children.get(pid)
     if child is not None:
         return child.poll() is None
-    if not pid_exists(pid):
-        return False
-    try:  # a zombie, or the pid reused by another program, is not our worker
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-        return b"workbench.train.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no /proc (macOS): the pid exists
+    return worker_alive(pid, "workbench.train.worker")
 
 
 def run_status(store: Store, run_id: int) -> RunStatus:
