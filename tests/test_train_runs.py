@@ -180,6 +180,9 @@ def test_cli_trains_in_the_foreground_lists_shows_and_merges(store, export, tiny
     assert listing.exit_code == 0 and "done" in listing.output and "2/2" in listing.output
     shown = json.loads(invoke(store, "runs", "1", "--json").output)
     assert shown["status"] == "done" and shown["report"]["steps"] == 2 and shown["config"]["lora_rank"] == 4
+    refused = invoke(store, "merge", "1", "--out", str(tmp_path / "merged\n"))
+    assert refused.exit_code == 1 and "merge output folder" in refused.output and "control character" in refused.output
+    assert not (tmp_path / "merged\n").exists()
     merged = invoke(store, "merge", "1", "--out", str(tmp_path / "merged"))
     assert merged.exit_code == 0 and "merged model written" in merged.output
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import NotFoundError, WorkbenchError
 from ..models import EMBEDDED_MODEL
+from ..names import check_new_path
 from ..processes import pid_exists
 from ..store import Store
 from ..store import runs as sql
@@ -338,7 +339,7 @@ def merge_run(store: Store, run_id: int, out: str | Path | None = None,
     adapter = Path(row.adapter_dir or Path(row.run_dir) / "adapter")
     if not (adapter / "adapter_config.json").is_file():
         raise WorkbenchError(f"run {run_id} has no adapter yet (it is {row.status}); merge a finished run")
-    target = Path(out).expanduser() if out else Path(row.run_dir) / "merged"
+    target = check_new_path(out, "merge output folder") if out else Path(row.run_dir) / "merged"
     tell = progress or (lambda stage: None)
     tell("loading the base model")
     base = load_causal_lm(None if row.base_model == EMBEDDED_MODEL else row.base_model, store.models_dir,
