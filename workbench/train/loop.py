@@ -26,6 +26,7 @@ from .data import ChatEncoder, encode_records, epoch_batches, micro_batches, rea
 from .evaluate import overfitting_warnings, sample, scorable, task_accuracy, validation_loss
 from .folder import ReadOnlyRunFolder, RunFolder, now_iso, process_rank
 from .packing import batch_loss, pack, register_packed_attention, supports_packing
+from .trainer_state import load_trainer_state, save_trainer_state
 
 Progress = Callable[[int, int, dict], None]
 
@@ -378,8 +379,8 @@ def _save_checkpoint(folder: RunFolder, model, optimizer, scheduler, state: _Sta
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     model.save_pretrained(target)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "state": state.__dict__}, target / "trainer_state.pt")
+    save_trainer_state(target, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                "rng": torch.get_rng_state(), "state": dict(state.__dict__)})
     (target / "checkpoint.json").write_text(json.dumps({"step": state.step, "best": state.best}), encoding="utf-8")
     keep = {target.name} | ({f"step-{state.best['step']:06d}"} if state.best else set())
     for old in folder.checkpoints.iterdir():
@@ -396,8 +397,8 @@ def _load_checkpoint(folder: RunFolder, model, optimizer, scheduler, say) -> _St
     if not found:
         raise WorkbenchError(f"{folder.path} has no checkpoint to resume from; start the run again instead")
     latest = found[-1]
+    saved = load_trainer_state(latest)  # first: a state it refuses changes nothing
     set_peft_model_state_dict(model, load_file(latest / "adapter_model.safetensors"))
-    saved = torch.load(latest / "trainer_state.pt", weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["rng"])
