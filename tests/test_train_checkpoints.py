@@ -1,18 +1,26 @@
-"""What resuming trusts: the training state is safetensors + JSON, so resume runs no code from the run
-folder. A tiny random llama keeps every run to seconds."""
+"""What a run leaves on disk when it is stopped at a bad moment, and what resuming trusts: the training state
+is safetensors + JSON (resume runs no code from the run folder), checkpoints and the final adapter appear
+whole or not at all, leftovers are swept, and an incomplete adapter is refused by merge and continuing.
+A tiny random llama keeps every run to seconds."""
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import PreTrainedTokenizerBase
 
 from workbench.errors import WorkbenchError
+from workbench.store import Store
+from workbench.store import runs as sql
 from workbench.train import Cancelled, TrainConfig, train
-from workbench.train.folder import RunFolder
+from workbench.train import runs as R
+from workbench.train.folder import RunFolder, adapter_problem, sweep_unfinished_folders, written_whole
 from workbench.train.synthetic import write_classification_export, write_tiny_model
 from workbench.train.trainer_state import load_trainer_state, save_trainer_state
 
@@ -48,6 +56,12 @@ def straight(tiny, export, tmp_path_factory):
 def same_adapter(a: dict, folder) -> bool:
     b = load_file(str(folder / "adapter_model.safetensors"))
     return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 # --- the training state: safetensors + JSON, never a pickle ----------------------------------------------------
@@ -133,3 +147,151 @@ def test_a_checkpoint_whose_training_state_is_cut_short_is_refused_with_what_to_
     (latest / "trainer_state.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(WorkbenchError, match="training state in .*step-000002 cannot be read.*start the run again"):
         train(export, config(tiny), tmp_path / "run", resume=True)
+
+
+# --- checkpoints and the adapter appear whole or not at all ------------------------------------------------------
+
+def test_a_checkpoint_rewritten_for_the_same_step_survives_an_interruption_of_the_rewrite(tiny, export, tmp_path,
+                                                                                        monkeypatch):
+    # At step 3 the evaluation writes step-000003, then the stop request writes it again. Interrupt the second
+    # write half-way: the first must still be there, whole, and the run resumes from it.
+    from peft import PeftModel
+
+    real_save = PeftModel.save_pretrained
+    calls = []
+
+    def save_then_die(self, target, *args, **kwargs):
+        calls.append(target)
+        real_save(self, target, *args, **kwargs)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed while writing the checkpoint")
+
+    monkeypatch.setattr(PeftModel, "save_pretrained", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(export, config(tiny), tmp_path / "run", should_stop=stop_at(3))
+    monkeypatch.undo()
+    folder = RunFolder(tmp_path / "run")
+    assert len(calls) == 2
+    assert [p.name for p in folder.checkpoint_dirs()] == ["step-000003"]
+    assert sorted(p.name for p in folder.checkpoints.iterdir()) == ["step-000003"]  # no half-written leftovers
+    resumed = train(export, config(tiny), folder.path, resume=True)
+    assert resumed.steps == 7
+
+
+def test_a_run_stopped_while_writing_its_adapter_leaves_no_adapter_folder_and_resume_writes_it(tiny, export, tmp_path,
+                                                                                              monkeypatch):
+    def die(self, *args, **kwargs):
+        raise KeyboardInterrupt("killed while writing the adapter")
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", die)  # the adapter's weights are written by now
+    with pytest.raises(KeyboardInterrupt):
+        train(export, config(tiny, max_steps=3), tmp_path / "run")
+    monkeypatch.undo()
+    folder = RunFolder(tmp_path / "run")
+    assert not folder.adapter.exists()  # merge and --from-run take an adapter/ folder as finished
+    assert not [p.name for p in folder.path.iterdir() if p.name.startswith(".adapter")]
+    assert folder.status()["state"] == "failed"
+    resumed = train(export, config(tiny, max_steps=3), folder.path, resume=True)
+    assert resumed.steps == 3 and adapter_problem(resumed.adapter_dir) is None
+
+
+def test_written_whole_replaces_the_old_folder_only_when_the_new_one_is_complete(tmp_path):
+    target = tmp_path / "adapter"
+    with written_whole(target) as tmp:
+        (tmp / "weights").write_text("v1")
+    with pytest.raises(RuntimeError):
+        with written_whole(target) as tmp:
+            (tmp / "weights").write_text("v2, half")
+            raise RuntimeError("stopped")
+    assert (target / "weights").read_text() == "v1"
+    with written_whole(target) as tmp:
+        (tmp / "weights").write_text("v2")
+    assert (target / "weights").read_text() == "v2" and [p.name for p in tmp_path.iterdir()] == ["adapter"]
+
+
+def test_leftovers_of_a_killed_writer_are_swept_and_a_folder_moved_aside_is_put_back(tmp_path):
+    gone, alive = dead_pid(), subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / f".adapter.tmp-{gone}-0123abcd").mkdir()  # killed mid-write
+        (tmp_path / f".step-000004.old-{gone}-0123abcd").mkdir()  # killed between the two renames
+        (tmp_path / f".step-000004.old-{gone}-0123abcd" / "checkpoint.json").write_text("{}")
+        (tmp_path / f".step-000006.tmp-{alive.pid}-0123abcd").mkdir()  # still being written by a live process
+        (tmp_path / ".hidden-by-someone").mkdir()
+        done = sweep_unfinished_folders(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            ".hidden-by-someone", f".step-000006.tmp-{alive.pid}-0123abcd", "step-000004"]
+        assert (tmp_path / "step-000004" / "checkpoint.json").is_file()
+        assert len(done) == 2
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_resume_sweeps_what_a_killed_run_left_half_written(tiny, export, tmp_path):
+    with pytest.raises(Cancelled):
+        train(export, config(tiny, max_steps=3), tmp_path / "run", should_stop=stop_at(3))
+    folder = RunFolder(tmp_path / "run")
+    gone = dead_pid()
+    half_adapter = folder.path / f".adapter.tmp-{gone}-0123abcd"
+    half_checkpoint = folder.checkpoints / f".step-000004.tmp-{gone}-0123abcd"
+    for half in (half_adapter, half_checkpoint):
+        half.mkdir()
+        (half / "adapter_config.json").write_text('{"r": 4')
+    train(export, config(tiny, max_steps=3), folder.path, resume=True)
+    assert not half_adapter.exists() and not half_checkpoint.exists()
+    assert "cleaned up after an earlier process" in folder.log_path.read_text()
+
+
+# --- an incomplete adapter is refused --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def finished_adapter(tiny, export, tmp_path_factory):
+    return train(export, config(tiny, max_steps=2), tmp_path_factory.mktemp("finished") / "run").adapter_dir
+
+
+def cut_short(adapter, tmp_path):
+    """An adapter folder as an older version, killed while writing it in place, could leave it."""
+    import shutil
+
+    copy = tmp_path / "cut" / "adapter"
+    shutil.copytree(adapter, copy)
+    weights = (copy / "adapter_model.safetensors").read_bytes()
+    (copy / "adapter_model.safetensors").write_bytes(weights[: len(weights) - 100])
+    return copy
+
+
+def test_adapter_problem_names_what_is_missing_or_cut_short(finished_adapter, tmp_path):
+    assert adapter_problem(finished_adapter) is None
+    assert "cut short" in adapter_problem(cut_short(finished_adapter, tmp_path))
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (no_tokenizer / name).write_bytes((finished_adapter / name).read_bytes())
+    assert adapter_problem(no_tokenizer) == "tokenizer_config.json is missing"
+    assert adapter_problem(no_tokenizer, tokenizer=False) is None
+    (no_tokenizer / "tokenizer.json").write_text('{"version": "1.0", "trunc')
+    assert "tokenizer.json is cut short" in adapter_problem(no_tokenizer, tokenizer=False)
+
+
+def test_continuing_an_incomplete_adapter_is_refused(tiny, export, finished_adapter, tmp_path):
+    with pytest.raises(WorkbenchError, match="adapter .* to continue is incomplete: adapter_model.safetensors is cut"):
+        train(export, config(tiny, max_steps=1), tmp_path / "run", init_adapter=cut_short(finished_adapter, tmp_path))
+
+
+def test_merge_and_from_run_refuse_a_finished_runs_adapter_that_is_incomplete(tiny, export, finished_adapter, tmp_path):
+    store = Store.open(tmp_path / "store")
+    with store.transaction() as con:
+        row = sql.insert_run(con, export_dir=str(export), export_name="intents", export_hash="x", base_model=tiny,
+                             parent_run=None, init="fresh", config=config(tiny).to_dict(), runs_dir=str(store.runs_dir))
+    adapter = cut_short(finished_adapter, tmp_path)
+    (store.runs_dir / str(row.id)).mkdir(parents=True)
+    adapter.rename(store.runs_dir / str(row.id) / "adapter")
+    with store.transaction() as con:
+        sql.update_run(con, row.id, status="done", adapter_dir=str(store.runs_dir / str(row.id) / "adapter"))
+    with pytest.raises(WorkbenchError, match=f"adapter of run {row.id} .* is incomplete.*nothing was merged"):
+        R.merge_run(store, row.id, tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()
+    with pytest.raises(WorkbenchError, match=f"adapter of run {row.id} .* is incomplete.*--init fresh"):
+        R.start_run(store, export, config(None), from_run=row.id, init="continue")
+    with store.connect() as con:
+        assert [r.id for r in sql.list_runs(con)] == [row.id]  # nothing was started
