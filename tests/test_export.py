@@ -13,7 +13,7 @@ import pytest
 
 from workbench.contracts import Contract
 from workbench.curation import set_contract, set_status
-from workbench.errors import WorkbenchError
+from workbench.errors import InvalidNameError, WorkbenchError
 from workbench.export import ExportConfig, export_training_set, read_manifest
 from workbench.export.plan import apportion, val_count
 from workbench.ingest import import_file
@@ -257,6 +257,27 @@ def test_bad_config_values_are_refused_with_the_option_named(badcases):
                           (ExportConfig(per_category=5, category_shares={"a": 0.5}), "not both")]:
         with pytest.raises(WorkbenchError, match=words):
             export_training_set(badcases, config)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("a" * 300, "too long: 300 characters"),  # was OSError: File name too long, half-way through the export
+    ("退款意图" * 17, "too long: 68 characters, 204 bytes"),
+    ("intents\n", "control character (U+000A)"),  # was accepted: a folder with a newline in its name
+    ("..", "cannot be '..'"),
+    ("intents v2", "letters, digits, _ . -"),
+])
+def test_an_export_name_that_cannot_be_a_folder_name_is_refused_before_anything_is_written(badcases, name, words):
+    with pytest.raises(InvalidNameError, match="export name") as caught:
+        export_training_set(badcases, exact(name=name))
+    assert words in str(caught.value)
+    assert not badcases.exports_dir.exists() or list(badcases.exports_dir.iterdir()) == []
+    with badcases.connect() as con:
+        assert list_exports(con, 10) == []
+
+
+def test_a_chinese_export_name_of_the_longest_allowed_size_exports(badcases):
+    result = export_training_set(badcases, exact(name="退款意图" * 16 + "v2"))  # 198 bytes
+    assert result.folder.name.startswith("退款意图") and (result.folder / "train.jsonl").is_file()
 
 
 def test_every_config_field_has_a_help_text():

@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import __version__
-from ..errors import WorkbenchError
+from ..errors import InvalidNameError, WorkbenchError
+from ..names import check_name
 from ..processes import pid_exists
 from ..store import Store
 from ..store import exports as sql
@@ -39,7 +40,10 @@ Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
 GENERAL_SHARE_RANGE = (0.0, 0.5)  # allowed
 GENERAL_SHARE_ADVISED = (0.15, 0.30)  # outside this the report raises a flag
 MANIFEST_SCHEMA = 1
-_NAME = re.compile(r"^[\w][\w.-]*$")
+_NAME = re.compile(r"[\w][\w.-]*")
+# The folder is <name>-<10 hex>, written as .tmp-<name>-<pid>-<8 hex> and moved aside as .old-<name>-<10 hex>-<8 hex>:
+# 25 bytes on top of the name, within the 255 a file name may have.
+NAME_MAX_BYTES = 200
 
 
 def _help(text: str) -> dict[str, str]:
@@ -52,7 +56,7 @@ class ExportConfig:
 
     name: str = field(default="train", metadata=_help(
         "Name of the training set; the folder is exports/<name>-<short hash>. Letters, digits, _ . - "
-        "(Chinese characters are fine)."))
+        "(Chinese characters are fine), at most 200 bytes (66 Chinese characters)."))
     datasets: tuple[str, ...] | None = field(default=None, metadata=_help(
         "Badcase datasets to take records from. Default: every dataset of kind badcases."))
     categories: tuple[str, ...] | None = field(default=None, metadata=_help(
@@ -112,8 +116,10 @@ class ExportConfig:
 
     def validate(self) -> None:
         """Raise WorkbenchError saying which option is wrong and what it may be."""
-        if not _NAME.match(self.name):
-            raise WorkbenchError(f"the export name {self.name!r} cannot be a folder name; use letters, digits, _ . -")
+        check_name(self.name, "export name", max_bytes=NAME_MAX_BYTES)
+        if not _NAME.fullmatch(self.name):
+            raise InvalidNameError(f"the export name {self.name!r} cannot be a folder name; use letters, digits, "
+                                   f"_ . - (Chinese characters are fine)")
         for name, statuses in (("statuses", self.statuses), ("general_statuses", self.general_statuses)):
             unknown = [s for s in statuses if s not in STATUSES]
             if unknown:

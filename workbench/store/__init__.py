@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from ..names import check_new_path
 from .connection import open_duckdb, quiet
 from .schema import migrate
 
@@ -37,7 +38,7 @@ class Store:
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Store:
-        store = cls(Path(root).expanduser().resolve() if root else default_root())
+        store = cls(check_new_path(Path(root).expanduser().resolve() if root else default_root(), "store folder"))
         for folder in (store.root, store.exports_dir, store.runs_dir, store.models_dir):
             folder.mkdir(parents=True, exist_ok=True)
         with store.connect() as con:

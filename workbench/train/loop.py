@@ -24,8 +24,17 @@ from ..models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer, pick_
 from .config import TrainConfig
 from .data import ChatEncoder, encode_records, epoch_batches, micro_batches, read_export
 from .evaluate import overfitting_warnings, sample, scorable, task_accuracy, validation_loss
-from .folder import ReadOnlyRunFolder, RunFolder, now_iso, process_rank
+from .folder import (
+    ReadOnlyRunFolder,
+    RunFolder,
+    adapter_problem,
+    now_iso,
+    process_rank,
+    sweep_unfinished_folders,
+    written_whole,
+)
 from .packing import batch_loss, pack, register_packed_attention, supports_packing
+from .trainer_state import load_trainer_state, save_trainer_state
 
 Progress = Callable[[int, int, dict], None]
 
@@ -88,6 +97,9 @@ def train(export_dir: str | Path, config: TrainConfig, run_dir: str | Path, prog
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.start_status()
     try:
+        if process_rank() == 0:
+            for done in sweep_unfinished_folders(folder.path) + sweep_unfinished_folders(folder.checkpoints):
+                folder.log(f"cleaned up after an earlier process that was stopped while writing: {done}")
         result = _train(folder, Path(export_dir), config, progress or (lambda *a: None), init_adapter, resume,
                         should_stop or folder.cancel_requested, models_dir)
     except Cancelled as exc:
@@ -270,9 +282,9 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
         adapter_from = f"best: step {state.step}, the last"
     result_warnings = overfitting_warnings(state.evals, config.overfit_gap)
     if main_process:
-        shutil.rmtree(folder.adapter, ignore_errors=True)
-        unwrapped.save_pretrained(folder.adapter)
-        tokenizer.save_pretrained(folder.adapter)
+        with written_whole(folder.adapter) as tmp:  # merge and --from-run take an adapter/ folder as finished
+            unwrapped.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         for message in result_warnings:
             say(message)
         say(f"adapter ({adapter_from}) written to {folder.adapter}")
@@ -335,6 +347,10 @@ def _attach_lora(model, config: TrainConfig, init_adapter, say):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # peft asks transformers a deprecated question
         if init_adapter:
+            problem = adapter_problem(Path(init_adapter), tokenizer=False)
+            if problem:
+                raise WorkbenchError(f"the adapter {init_adapter} to continue is incomplete: {problem}. It was "
+                                     f"probably cut short while being written; continue from a finished run's adapter")
             model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
             rank = model.peft_config["default"].r
             say(f"continuing the adapter {init_adapter} (rank {rank} as it was trained; lora_rank is not applied)")
@@ -371,16 +387,16 @@ def _is_better(scores: dict, best: dict | None) -> bool:
 
 def _save_checkpoint(folder: RunFolder, model, optimizer, scheduler, state: _State) -> Path:
     """Write checkpoints/step-N (adapter, optimizer, scheduler, RNG, counters), then keep only it and the best.
-    checkpoint.json is written last: a checkpoint without it (a kill mid-write) is ignored."""
+    The folder is written beside and renamed into place whole, with checkpoint.json last (older versions wrote
+    it in place: a checkpoint without checkpoint.json is ignored)."""
     import json
 
     target = folder.checkpoints / f"step-{state.step:06d}"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    model.save_pretrained(target)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "state": state.__dict__}, target / "trainer_state.pt")
-    (target / "checkpoint.json").write_text(json.dumps({"step": state.step, "best": state.best}), encoding="utf-8")
+    with written_whole(target) as tmp:
+        model.save_pretrained(tmp)
+        save_trainer_state(tmp, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                 "rng": torch.get_rng_state(), "state": dict(state.__dict__)})
+        (tmp / "checkpoint.json").write_text(json.dumps({"step": state.step, "best": state.best}), encoding="utf-8")
     keep = {target.name} | ({f"step-{state.best['step']:06d}"} if state.best else set())
     for old in folder.checkpoints.iterdir():
         if old.name not in keep:
@@ -396,8 +412,8 @@ def _load_checkpoint(folder: RunFolder, model, optimizer, scheduler, say) -> _St
     if not found:
         raise WorkbenchError(f"{folder.path} has no checkpoint to resume from; start the run again instead")
     latest = found[-1]
+    saved = load_trainer_state(latest)  # first: a state it refuses changes nothing
     set_peft_model_state_dict(model, load_file(latest / "adapter_model.safetensors"))
-    saved = torch.load(latest / "trainer_state.pt", weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["rng"])
