@@ -28,6 +28,7 @@ from .store import embeddings as emb_sql
 from .store.records import Selection
 
 Progress = Callable[[str, int, int], None]
+METHODS = ("kmeans", "hdbscan")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ClusterConfig:
     seed: int = field(default=0, metadata={"help": "Random seed (k-means, t-SNE)."})
 
     def __post_init__(self):
-        if self.method not in ("kmeans", "hdbscan"):
+        if self.method not in METHODS:
             raise WorkbenchError(f"unknown clustering method {self.method!r}; use kmeans or hdbscan")
         if self.k is not None and self.k < 1:
             raise WorkbenchError(f"k must be at least 1, not {self.k}")

@@ -39,6 +39,7 @@ Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
 GENERAL_SHARE_RANGE = (0.0, 0.5)  # allowed
 GENERAL_SHARE_ADVISED = (0.15, 0.30)  # outside this the report raises a flag
 MANIFEST_SCHEMA = 1
+LEAKAGE_GUARDS = ("auto", "exact")
 _NAME = re.compile(r"^[\w][\w.-]*$")
 
 
@@ -128,7 +129,7 @@ class ExportConfig:
             raise WorkbenchError(f"unknown format {self.format!r}; use one of {', '.join(writers.FORMATS)}")
         if self.weights not in sql.WEIGHTS:
             raise WorkbenchError(f"unknown weights {self.weights!r}; use one of {', '.join(sql.WEIGHTS)}")
-        if self.leakage_guard not in ("auto", "exact"):
+        if self.leakage_guard not in LEAKAGE_GUARDS:
             raise WorkbenchError(f"unknown leakage_guard {self.leakage_guard!r}; use auto or exact")
         if self.max_repeat < 1:
             raise WorkbenchError("max_repeat must be 1 or more (1 = no record repeated)")
