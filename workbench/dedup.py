@@ -33,14 +33,14 @@ from . import embed
 from .errors import WorkbenchError
 from .store import Store
 from .store import dedup as sql
-from .store.dedup import KEEP_RANK, DuplicateGroup, duplicate_groups
+from .store.dedup import KEEP_RANK
 from .store.embeddings import TextSpec
 from .store.records import Selection
 
 Progress = Callable[[str, int, int], None]
 
-__all__ = ["DedupConfig", "Leak", "Match", "DedupReport", "DuplicateGroup", "find_leaks", "find_matches", "dedup",
-           "restore", "restore_run", "duplicate_groups", "lexical_text", "shingles", "prepare_signatures"]
+__all__ = ["DedupConfig", "Leak", "Match", "DedupReport", "find_leaks", "find_matches", "dedup", "restore",
+           "restore_run", "lexical_text", "shingles", "prepare_signatures"]
 
 
 @dataclass(frozen=True)
@@ -712,11 +712,6 @@ def _groups(keys: sql.RecordKeys, matches: list[Match]) -> list[Group]:
     return groups
 
 
-def default_selection() -> Selection:
-    """Everything but eval datasets (eval records are checked for leaks, never marked)."""
-    return Selection()
-
-
 def dedup(store: Store, selection: Selection | Sequence[int] | None = None, *, config: DedupConfig | None = None,
           author: str = "workbench", embed_missing: bool = True, dry_run: bool = False,
           progress: Progress | None = None) -> DedupReport:
@@ -784,7 +779,3 @@ def restore_run(store: Store, run_id: int, author: str = "workbench") -> int:
     with store.transaction() as con:
         return sql.restore_run(con, run_id, author)
 
-
-def groups_now(store: Store, dataset: str | None = None) -> list[DuplicateGroup]:
-    with store.connect() as con:
-        return duplicate_groups(con, dataset)

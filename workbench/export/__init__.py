@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import __version__
+from .. import __version__, dedup
 from ..errors import WorkbenchError
 from ..processes import pid_exists
 from ..store import Store
@@ -94,8 +94,8 @@ class ExportConfig:
         "Per-message loss weights: ark (loss_weight kept, or added: assistant 1, others 0), stored (only where "
         "a record has one), openai (OpenAI's weight 0/1 on assistant messages), none."))
     leakage_guard: str = field(default="auto", metadata=_help(
-        "How records too close to eval records are found: auto (the dedup area's find_leaks when installed: "
-        "exact, lexical and semantic; else exact only), exact (the same messages, or the same last user turn)."))
+        "How records too close to eval records are found: auto (exact, then dedup's find_leaks: lexical and "
+        "semantic), exact (the same messages, or the same last user turn)."))
 
     def __post_init__(self) -> None:
         for name in ("datasets", "categories", "general_datasets"):
@@ -220,7 +220,7 @@ def export_training_set(store: Store, config: ExportConfig, progress: Progress |
     tell("selecting", 0, None)
     with store.connect() as con:
         # One snapshot for every read. The export itself writes nothing but temp tables; the commit keeps
-        # what the dedup area's leak check may cache on the way (MinHash signatures).
+        # what dedup's leak check may cache on the way (MinHash signatures).
         con.execute("BEGIN TRANSACTION")
         try:
             snap = _read(con, config, tell)
@@ -251,7 +251,7 @@ def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) 
                         group_task=bool(config.per_category is not None or config.category_targets
                                         or config.category_shares or config.task_records is not None))
     sql.stage_pool(con, spec)
-    find_leaks = _leak_finder(config)
+    find_leaks = dedup.find_leaks if config.leakage_guard == "auto" else None
     eval_ids = sql.eval_ids(con)
     guard = "exact + dedup.find_leaks" if find_leaks else "exact"
     checked: set[int] = set()
@@ -311,17 +311,6 @@ def _datasets(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> tuple[tup
                else tuple(n for n, k in kinds.items() if k == "general"))
     evals = tuple(n for n, k in kinds.items() if k == "eval")
     return tuple(task), tuple(general), evals
-
-
-def _leak_finder(config: ExportConfig) -> Callable | None:
-    """The dedup area's find_leaks when it is installed and the config allows it."""
-    if config.leakage_guard != "auto":
-        return None
-    try:
-        from .. import dedup
-    except ImportError:
-        return None
-    return getattr(dedup, "find_leaks", None)
 
 
 def _plan(con: duckdb.DuckDBPyConnection, config: ExportConfig

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import NotFoundError
-from .embeddings import TextSpec, arrow, id_table, one, register, script_sql
+from .connection import first_row
+from .embeddings import TextSpec, arrow, id_table, register, script_sql
 
 MARK_ACTION = "mark-duplicate"
 RESTORE_ACTION = "restore-duplicate"
@@ -42,7 +43,7 @@ CREATE OR REPLACE TEMP MACRO wb_norm(t) AS lower(wb_ws(CASE WHEN strlen(t) = len
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the normaliser (a DuckDB function backed by Arrow's NFKC, and two macros) on `con`."""
-    exists = one(con, "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'wb_nfkc'")[0]
+    exists = first_row(con, "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'wb_nfkc'")[0]
     if not exists:
         con.create_function("wb_nfkc", _nfkc, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
     con.execute(NORMALISE_MACROS)
@@ -181,9 +182,9 @@ def apply_marks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[int, int |
         con.execute(f"""CREATE TEMP TABLE {name}_todo AS
             SELECT m.id, m.new_dup, r.dup_of AS old_dup, r.version FROM {name} m JOIN records r ON r.id = m.id
             WHERE r.version = m.expected AND r.dup_of IS DISTINCT FROM m.new_dup""")
-        skipped = one(con, f"""SELECT count(*) FROM {name} m JOIN records r ON r.id = m.id
+        skipped = first_row(con, f"""SELECT count(*) FROM {name} m JOIN records r ON r.id = m.id
                                 WHERE r.version <> m.expected""")[0]
-        counts = one(con, f"""SELECT count(*) FILTER (WHERE new_dup IS NOT NULL),
+        counts = first_row(con, f"""SELECT count(*) FILTER (WHERE new_dup IS NOT NULL),
                                         count(*) FILTER (WHERE new_dup IS NULL) FROM {name}_todo""")
         con.execute(f"""UPDATE records SET dup_of = t.new_dup, version = records.version + 1,
                                updated_at = current_timestamp
@@ -200,7 +201,7 @@ def apply_marks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[int, int |
 
 def restore(con: duckdb.DuckDBPyConnection, record_id: int, author: str, note: str | None = None) -> bool:
     """Clear one record's duplicate mark (a revision); False if it was not marked. Call inside a transaction."""
-    row = one(con, "SELECT dup_of, version FROM records WHERE id = ?", [record_id])
+    row = first_row(con, "SELECT dup_of, version FROM records WHERE id = ?", [record_id])
     if row is None:
         raise NotFoundError(f"there is no record {record_id}")
     if row[0] is None:
@@ -209,15 +210,9 @@ def restore(con: duckdb.DuckDBPyConnection, record_id: int, author: str, note: s
     return True
 
 
-def restore_group(con: duckdb.DuckDBPyConnection, kept_id: int, author: str) -> int:
-    """Clear the marks of every record marked as a duplicate of `kept_id`; returns how many."""
-    rows = con.execute("SELECT id, version FROM records WHERE dup_of = ?", [kept_id]).fetchall()
-    return apply_marks(con, [(r[0], None, r[1]) for r in rows], author, f"group of {kept_id} restored by hand")[1]
-
-
 def restore_run(con: duckdb.DuckDBPyConnection, run_id: int, author: str) -> int:
     """Clear every mark a dedup run set (and that is still in place); returns how many were cleared."""
-    if not one(con, "SELECT count(*) FROM dedup_runs WHERE id = ?", [run_id])[0]:
+    if not first_row(con, "SELECT count(*) FROM dedup_runs WHERE id = ?", [run_id])[0]:
         raise NotFoundError(f"there is no dedup run {run_id}; `workbench dedup --runs` lists them")
     rows = con.execute("""
         SELECT r.id, r.version FROM records r JOIN revisions v ON v.record_id = r.id
@@ -231,25 +226,8 @@ def run_note(run_id: int) -> str:
     return f"dedup run {run_id}"
 
 
-@dataclass(frozen=True)
-class DuplicateGroup:
-    kept_id: int
-    member_ids: tuple[int, ...]   # the records marked dup_of kept_id
-
-
-def duplicate_groups(con: duckdb.DuckDBPyConnection, dataset: str | None = None) -> list[DuplicateGroup]:
-    """Every group as marked now: the kept record and the records marked as its duplicates."""
-    where, params = ("", [])
-    if dataset:
-        where, params = "AND (r.dataset = ? OR k.dataset = ?)", [dataset, dataset]
-    rows = con.execute(f"""
-        SELECT r.dup_of, list(r.id ORDER BY r.id) FROM records r LEFT JOIN records k ON k.id = r.dup_of
-        WHERE r.dup_of IS NOT NULL {where} GROUP BY r.dup_of ORDER BY count(*) DESC, r.dup_of""", params).fetchall()
-    return [DuplicateGroup(kept, tuple(members)) for kept, members in rows]
-
-
 def dup_of(con: duckdb.DuckDBPyConnection, record_id: int) -> int | None:
-    row = one(con, "SELECT dup_of FROM records WHERE id = ?", [record_id])
+    row = first_row(con, "SELECT dup_of FROM records WHERE id = ?", [record_id])
     if row is None:
         raise NotFoundError(f"there is no record {record_id}")
     return row[0]
@@ -258,7 +236,7 @@ def dup_of(con: duckdb.DuckDBPyConnection, record_id: int) -> int | None:
 # --- runs --------------------------------------------------------------------------------------------
 
 def new_run_id(con: duckdb.DuckDBPyConnection) -> int:
-    return one(con, "SELECT nextval('seq_dedup_runs')")[0]
+    return first_row(con, "SELECT nextval('seq_dedup_runs')")[0]
 
 
 def record_run(con: duckdb.DuckDBPyConnection, run_id: int, *, author: str, selection: dict, config: dict,
@@ -284,11 +262,3 @@ def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[tuple]:
     return con.execute("""SELECT id, created_at, author, records, groups, marked, restored, skipped, seconds
                           FROM dedup_runs ORDER BY id DESC LIMIT ?""", [limit]).fetchall()
 
-
-def matches_of(con: duckdb.DuckDBPyConnection, record_id: int) -> list[tuple[int, int, str, float]]:
-    """The evidence for a record from the latest run that matched it: (run, other id, kind, score)."""
-    return con.execute("""
-        SELECT run_id, CASE WHEN record_id = ? THEN other_id ELSE record_id END, kind, score FROM dedup_matches
-        WHERE (record_id = ? OR other_id = ?) AND run_id = (SELECT max(run_id) FROM dedup_matches
-                                                            WHERE record_id = ? OR other_id = ?)
-        ORDER BY score DESC""", [record_id] * 5).fetchall()

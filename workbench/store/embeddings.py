@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import WorkbenchError
+from .connection import first_row
 
 TURNS = ("last_user", "user", "all")
 
@@ -94,13 +95,6 @@ def register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None
     con.register(name, table)
 
 
-def one(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> tuple | None:
-    """The first row of a query, with the result read to its end (DuckDB 2 keeps a half-read result open,
-    which blocks register() on the same connection)."""
-    rows = con.execute(query, params or []).fetchall()
-    return rows[0] if rows else None
-
-
 @contextmanager
 def id_table(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> Iterator[str]:
     """A temporary relation `name(id BIGINT, pos BIGINT)` holding `ids`, for joins (a list parameter
@@ -127,7 +121,7 @@ def record_texts(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextS
 # --- the embedding cache ---------------------------------------------------------------------------
 
 def register_model(con: duckdb.DuckDBPyConnection, model: str, dim: int, reads: str, source: str) -> None:
-    found = one(con, "SELECT dim FROM embedding_models WHERE model = ?", [model])
+    found = first_row(con, "SELECT dim FROM embedding_models WHERE model = ?", [model])
     if found and found[0] != dim:
         raise WorkbenchError(
             f"the embedding model {model!r} now gives {dim}-dim vectors, but the store has {found[0]}-dim vectors "
@@ -137,7 +131,7 @@ def register_model(con: duckdb.DuckDBPyConnection, model: str, dim: int, reads: 
 
 
 def model_dim(con: duckdb.DuckDBPyConnection, model: str) -> int | None:
-    row = one(con, "SELECT dim FROM embedding_models WHERE model = ?", [model])
+    row = first_row(con, "SELECT dim FROM embedding_models WHERE model = ?", [model])
     return row[0] if row else None
 
 
@@ -175,14 +169,6 @@ def fetch_vectors(con: duckdb.DuckDBPyConnection, model: str, hashes: Sequence[s
                                  ON e.text_hash = h AND e.model = ?""", [model])
     finally:
         con.unregister(name)
-    return result.column(0).to_pylist(), _matrix(result.column(1), dim)
-
-
-def fetch_all_vectors(con: duckdb.DuckDBPyConnection, model: str) -> tuple[list[str], np.ndarray]:
-    dim = model_dim(con, model)
-    if dim is None:
-        return [], np.zeros((0, 0), dtype=np.float32)
-    result = arrow(con, "SELECT text_hash, vector FROM embeddings WHERE model = ?", [model])
     return result.column(0).to_pylist(), _matrix(result.column(1), dim)
 
 
