@@ -30,14 +30,16 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import embed
+from .embed import TextSpec
 from .errors import WorkbenchError
 from .store import Store
 from .store import dedup as sql
-from .store.dedup import KEEP_RANK
-from .store.embeddings import TextSpec
 from .store.records import Selection
 
 Progress = Callable[[str, int, int], None]
+
+# Status ranks for the keep rule: the kept record of a group is the best-ranked one, then the newest.
+KEEP_RANK = {"approved": 0, "fixed": 1, "labeled": 2, "new": 3, "rejected": 4}
 
 __all__ = ["DedupConfig", "Leak", "Match", "DedupReport", "find_leaks", "find_matches", "dedup", "restore",
            "restore_run", "lexical_text", "shingles", "prepare_signatures"]
@@ -101,7 +103,6 @@ class Match:
 
 _NUMBERS = re.compile("[0-9〇零一二三四五六七八九十百千万亿两]+")
 _NON_WORD = re.compile(r"[\W_]+")
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @functools.lru_cache(maxsize=1)
@@ -121,7 +122,7 @@ def _pinyin_table() -> dict[int, str]:
 def lexical_text(normalised: str) -> str:
     """The text lexical matching compares: numbers masked, Chinese as toneless pinyin, no punctuation or spaces."""
     text = _NUMBERS.sub("0", normalised)
-    if _HAN.search(text):
+    if embed.HAN.search(text):
         text = text.translate(_pinyin_table())
     return _NON_WORD.sub("", text)
 
@@ -135,7 +136,7 @@ def lexical_texts(normalised: Sequence[str]) -> list[str]:
         return []
     joined = _SEPARATOR.join(t.replace(_SEPARATOR, "") for t in normalised)
     joined = _NUMBERS.sub("0", joined)
-    if _HAN.search(joined):
+    if embed.HAN.search(joined):
         joined = joined.translate(_pinyin_table())
     out = _NON_WORD.sub("", joined).split(_SEPARATOR)
     assert len(out) == len(normalised)
@@ -544,8 +545,8 @@ def _lexical_leaks(con, train_ids, eval_ids, spec, config, add, progress) -> Non
     train_lex = lexical_texts(trains.norm_text)
     eval_hashes = distinct_hashes(shingle_hashes(eval_lex, config.shingle))
     train_hashes = distinct_hashes(shingle_hashes(train_lex, config.shingle))
-    han_train = np.fromiter((bool(_HAN.search(t)) for t in trains.norm_text), bool, len(trains))
-    han_eval = np.fromiter((bool(_HAN.search(t)) for t in evals.norm_text), bool, len(evals))
+    han_train = np.fromiter((bool(embed.HAN.search(t)) for t in trains.norm_text), bool, len(trains))
+    han_eval = np.fromiter((bool(embed.HAN.search(t)) for t in evals.norm_text), bool, len(evals))
     for pairs in _prefix_candidates(eval_hashes, train_hashes, config.lexical_floor()):
         for i, j, score in _verify_pairs(pairs, train_hashes, eval_hashes, han_train, han_eval, config):
             add(int(evals.ids[j]), int(trains.ids[i]), "lexical", score)
@@ -665,7 +666,7 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
         involved = np.unique(pairs) if len(pairs) else np.zeros(0, np.int64)
         lex = dict(zip(involved.tolist(), lexical_texts([rep_texts[r] for r in involved.tolist()]), strict=True))
         hashes = distinct_hashes(shingle_hashes([lex.get(r, "") for r in range(len(rep_texts))], config.shingle))
-        is_han = np.fromiter((bool(_HAN.search(t)) for t in rep_texts), bool, len(rep_texts))
+        is_han = np.fromiter((bool(embed.HAN.search(t)) for t in rep_texts), bool, len(rep_texts))
         for i, j, score in _verify_pairs(pairs, hashes, hashes, is_han, is_han, config):
             add(int(keys.ids[representatives[i]]), int(keys.ids[representatives[j]]), "lexical", score)
         if progress:

@@ -16,9 +16,10 @@ from rich.table import Table
 from .. import cluster as clustering
 from .. import dedup as dedupe
 from .. import embed
+from ..embed import TextSpec
 from ..store.clusters import members_of
 from ..store.dedup import list_runs
-from ..store.embeddings import TextSpec, record_texts
+from ..store.embeddings import record_texts
 from ..store.records import Selection
 from .common import AUTHOR, open_store, out, progress_bar, staged
 

@@ -18,14 +18,10 @@ import pyarrow.compute as pc
 
 from ..errors import NotFoundError
 from .connection import first_row
-from .embeddings import TextSpec, arrow, id_table, register, script_sql
+from .embeddings import TextChoice, arrow, id_table, register, script_sql, text_sql
 
 MARK_ACTION = "mark-duplicate"
 RESTORE_ACTION = "restore-duplicate"
-
-# Status ranks for the keep rule: the kept record of a group is the best-ranked one, then the newest.
-KEEP_RANK = {"approved": 0, "fixed": 1, "labeled": 2, "new": 3, "rejected": 4}
-
 
 def _nfkc(column: pa.Array) -> pa.Array:
     return pc.utf8_normalize(column, "NFKC")
@@ -74,16 +70,15 @@ class RecordKeys:
         return len(self.ids)
 
 
-def record_keys(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextSpec, *,
+def record_keys(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextChoice, *,
                 with_text: bool = True) -> RecordKeys:
-    """The normalised request text of each record (by `spec`, without category), its md5 and script."""
+    """The normalised text of each record (as `spec` chooses it), its md5 and script."""
     install(con)
-    spec = spec.request()
     with id_table(con, ids) as name:
         table = arrow(con, f"""
             SELECT id, n, md5(n) AS h, {script_sql('n')} AS script, status, epoch_us(created_at) AS created,
                    dup_of, version, kind
-            FROM (SELECT i.pos, r.id, wb_norm({spec.sql('r')}) AS n, r.status, r.created_at, r.dup_of, r.version,
+            FROM (SELECT i.pos, r.id, wb_norm({text_sql(spec, 'r')}) AS n, r.status, r.created_at, r.dup_of, r.version,
                          d.kind
                   FROM {name} i JOIN records r ON r.id = i.id LEFT JOIN datasets d ON d.name = r.dataset)
             ORDER BY pos""")
@@ -96,14 +91,13 @@ def record_keys(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextSp
 
 
 def exact_matches(con: duckdb.DuckDBPyConnection, train_ids: Sequence[int], eval_ids: Sequence[int],
-                  spec: TextSpec) -> list[tuple[int, int]]:
-    """(eval id, train id) pairs whose normalised request texts are equal; computed in SQL."""
+                  spec: TextChoice) -> list[tuple[int, int]]:
+    """(eval id, train id) pairs whose normalised texts (as `spec` chooses them) are equal; computed in SQL."""
     install(con)
-    spec = spec.request()
     with id_table(con, eval_ids) as evals, id_table(con, train_ids) as trains:
         return con.execute(f"""
-            WITH e AS (SELECT r.id, md5(wb_norm({spec.sql('r')})) AS h FROM {evals} i JOIN records r ON r.id = i.id),
-                 t AS (SELECT r.id, md5(wb_norm({spec.sql('r')})) AS h FROM {trains} i JOIN records r ON r.id = i.id)
+            WITH e AS (SELECT r.id, md5(wb_norm({text_sql(spec, 'r')})) AS h FROM {evals} i JOIN records r ON r.id = i.id),
+                 t AS (SELECT r.id, md5(wb_norm({text_sql(spec, 'r')})) AS h FROM {trains} i JOIN records r ON r.id = i.id)
             SELECT e.id, t.id FROM e JOIN t ON e.h = t.h WHERE e.id <> t.id ORDER BY e.id, t.id""").fetchall()
 
 

@@ -1,7 +1,7 @@
 """SQL for the text each record is represented by (for embeddings and dedup) and the embedding cache.
 
-`TextSpec` says which text of a record is embedded; it is computed inside DuckDB so that a million
-records never pass through Python just to pick their last user turn.
+The text `embed.TextSpec` chooses is computed inside DuckDB (`text_sql`), so that a million records
+never pass through Python just to pick their last user turn.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import Protocol
 
 import duckdb
 import numpy as np
@@ -18,57 +18,31 @@ import pyarrow as pa
 from ..errors import WorkbenchError
 from .connection import first_row
 
-TURNS = ("last_user", "user", "all")
+class TextChoice(Protocol):
+    """Which text of a record is embedded and compared (embed.TextSpec): the turns, and whether the
+    category is appended."""
+
+    turns: str
+    category: bool
 
 
-@dataclass(frozen=True)
-class TextSpec:
-    """Which text of a record is embedded and compared.
-
-    turns: 'last_user' (the last user turn; the default: a badcase is its request), 'user' (every
-    user turn, joined by newlines) or 'all' (every turn as "role: content"). A record with no user
-    turn falls back to 'all'.
-    category: append "\\ncategory: <category>" when the record has one (the default for
-    embeddings; dedup compares the request text only, without the category).
-    """
-
-    turns: str = "last_user"
-    category: bool = True
-
-    def __post_init__(self):
-        if self.turns not in TURNS:
-            raise WorkbenchError(f"unknown text choice {self.turns!r}; use one of {', '.join(TURNS)}")
-
-    def key(self) -> str:
-        return self.turns + ("+category" if self.category else "")
-
-    @classmethod
-    def parse(cls, key: str) -> TextSpec:
-        turns, _, extra = key.partition("+")
-        if extra not in ("", "category"):
-            raise WorkbenchError(f"cannot read text choice {key!r}; write e.g. 'last_user+category' or 'user'")
-        return cls(turns, extra == "category")
-
-    def request(self) -> TextSpec:
-        """The same turns without the category (what dedup compares)."""
-        return TextSpec(self.turns, False)
-
-    def sql(self, alias: str = "r") -> str:
-        """A SQL expression giving the text of the record row `alias`."""
-        everything = (f"array_to_string(list_transform({alias}.messages, lambda m: coalesce(m.role, '') || ': ' || "
-                      f"coalesce(m.content, m.tool_calls::VARCHAR, '')), chr(10))")
-        users = f"list_filter({alias}.messages, lambda m: m.role = 'user' AND m.content IS NOT NULL)"
-        if self.turns == "last_user":
-            text = f"coalesce({users}[-1].content, {everything})"
-        elif self.turns == "user":
-            text = (f"coalesce(nullif(array_to_string(list_transform({users}, lambda m: m.content), chr(10)), ''), "
-                    f"{everything})")
-        else:
-            text = everything
-        if self.category:
-            text = (f"({text} || CASE WHEN coalesce({alias}.category, '') <> '' "
-                    f"THEN chr(10) || 'category: ' || {alias}.category ELSE '' END)")
-        return text
+def text_sql(spec: TextChoice, alias: str = "r") -> str:
+    """A SQL expression giving the text of the record row `alias`, as `spec` chooses it ('last_user', 'user'
+    or 'all' turns; a record with no user turn falls back to all of them)."""
+    everything = (f"array_to_string(list_transform({alias}.messages, lambda m: coalesce(m.role, '') || ': ' || "
+                  f"coalesce(m.content, m.tool_calls::VARCHAR, '')), chr(10))")
+    users = f"list_filter({alias}.messages, lambda m: m.role = 'user' AND m.content IS NOT NULL)"
+    if spec.turns == "last_user":
+        text = f"coalesce({users}[-1].content, {everything})"
+    elif spec.turns == "user":
+        text = (f"coalesce(nullif(array_to_string(list_transform({users}, lambda m: m.content), chr(10)), ''), "
+                f"{everything})")
+    else:
+        text = everything
+    if spec.category:
+        text = (f"({text} || CASE WHEN coalesce({alias}.category, '') <> '' "
+                f"THEN chr(10) || 'category: ' || {alias}.category ELSE '' END)")
+    return text
 
 
 # Scripts: 'han' (Chinese characters), 'other' (letters of any other non-Latin script: Cyrillic, kana,
@@ -109,12 +83,12 @@ def id_table(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> Iterator[str
         con.unregister(name)
 
 
-def record_texts(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextSpec) -> pa.Table:
+def record_texts(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextChoice) -> pa.Table:
     """(id, text, text_hash, script) for `ids`, in the order given; missing ids are left out."""
     with id_table(con, ids) as name:
         return arrow(con, f"""
             SELECT id, text, md5(text) AS text_hash, {script_sql('text')} AS script FROM (
-                SELECT i.id, i.pos, {spec.sql('r')} AS text FROM {name} i JOIN records r ON r.id = i.id)
+                SELECT i.id, i.pos, {text_sql(spec, 'r')} AS text FROM {name} i JOIN records r ON r.id = i.id)
             ORDER BY pos""")
 
 
