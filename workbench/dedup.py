@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from . import embed
 from .embed import TextSpec
@@ -685,30 +687,25 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
 
 
 def _groups(keys: sql.RecordKeys, matches: list[Match]) -> list[Group]:
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for m in matches:
-        ra, rb = find(m.a), find(m.b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    members: dict[int, list[int]] = {}
-    for rid in parent:
-        members.setdefault(find(rid), []).append(rid)
+    """Matches form groups (the connected components of the match graph); each keeps its best record."""
+    if not matches:
+        return []
     row = {int(rid): i for i, rid in enumerate(keys.ids.tolist())}
-    by_root: dict[int, list[Match]] = {}
-    for m in matches:
-        by_root.setdefault(find(m.a), []).append(m)
+    a = np.fromiter((row[m.a] for m in matches), np.int64, len(matches))
+    b = np.fromiter((row[m.b] for m in matches), np.int64, len(matches))
+    graph = coo_matrix((np.ones(len(matches), np.int8), (a, b)), shape=(len(keys), len(keys)))
+    _, component = connected_components(graph, directed=False)
+    matched = np.unique(np.concatenate([a, b]))
+    matched = matched[np.argsort(component[matched], kind="stable")]
+    starts = np.flatnonzero(np.diff(component[matched], prepend=-1))
+    by_component: dict[int, list[Match]] = {}
+    for m, c in zip(matches, component[a].tolist(), strict=True):
+        by_component.setdefault(c, []).append(m)
     groups = []
-    for root, ids in members.items():
+    for rows in np.split(matched, starts[1:]):
+        ids = sorted(int(keys.ids[r]) for r in rows)
         kept = min(ids, key=lambda rid: (KEEP_RANK.get(keys.status[row[rid]], 9), -int(keys.created[row[rid]]), -rid))
-        groups.append(Group(kept, sorted(ids), by_root.get(root, [])))
+        groups.append(Group(kept, ids, by_component[int(component[rows[0]])]))
     groups.sort(key=lambda g: (-len(g.member_ids), g.kept_id))
     return groups
 
