@@ -139,11 +139,6 @@ def list_records(con: duckdb.DuckDBPyConnection, selection: Selection = Selectio
     return [_record(r) for r in rows]
 
 
-def count_records(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> int:
-    where, params = selection.sql()
-    return scalar(con, f"SELECT count(*) FROM records WHERE {where}", params)
-
-
 def insert_record(con: duckdb.DuckDBPyConnection, record: Record, author: str, note: str | None = None) -> int:
     """Add one record (typed or pasted in, or from the playground); returns its id."""
     ensure_dataset(con, record.dataset)
