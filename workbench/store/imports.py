@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from .. import formats
+from . import normaliser
 from .connection import columns_select, first_row, scalar
 
 # The staged input: one row per item in file order. seq numbers the items (so two records on one
@@ -103,12 +103,12 @@ RECORD_COLUMNS = ("id, dataset, messages, tools, category, task_type, status, ta
 def insert_records(con: duckdb.DuckDBPyConnection, *, source: str, import_id: int, dataset: str,
                    category: str | None, id_base: int) -> int:
     """Normalise `source(seq, line, text)` into records with id = id_base + seq; returns how many landed."""
-    formats.install_macros(con)
+    normaliser.install_macros(con)
     return scalar(con, f"""
         INSERT INTO records ({RECORD_COLUMNS})
         SELECT ? + seq, ?, messages, tools, coalesce(category, ?), task_type, 'new', tags, source, bad_output,
                wb_content_hash(messages), format, import_issues, ?, line, current_timestamp, current_timestamp, 1
-        FROM ({formats.normalised_select(source)})
+        FROM ({normaliser.normalised_select(source)})
         WHERE reject IS NULL
     """, [id_base, dataset, category, import_id])
 
@@ -137,10 +137,10 @@ def normaliser_verdicts(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple[int
     """For items that did not import: seq -> the normaliser's reason ('unparsed', 'empty-messages')."""
     if not rows:
         return {}
-    formats.install_macros(con)
+    normaliser.install_macros(con)
     items_temp_table(con, "wb_recheck", rows)
     try:
-        return dict(con.execute(f"SELECT seq, reject FROM ({formats.normalised_select('wb_recheck')})").fetchall())
+        return dict(con.execute(f"SELECT seq, reject FROM ({normaliser.normalised_select('wb_recheck')})").fetchall())
     finally:
         con.execute("DROP TABLE IF EXISTS wb_recheck")
 
