@@ -218,17 +218,11 @@ def export_training_set(store: Store, config: ExportConfig, progress: Progress |
     tell = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
     tell("selecting", 0, None)
-    with store.connect() as con:
+    with store.transaction() as con:
         # One snapshot for every read. The export itself writes nothing but temp tables; the commit keeps
         # what dedup's leak check may cache on the way (MinHash signatures).
-        con.execute("BEGIN TRANSACTION")
-        try:
-            snap = _read(con, config, tell)
-            sql.drop_temp(con)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        snap = _read(con, config, tell)
+        sql.drop_temp(con)
     result = _write(store, config, snap, tell)
     with store.transaction() as con:
         sql.record_export(con, hash=result.hash, name=config.name, folder=str(result.folder.relative_to(store.root)),
