@@ -47,8 +47,8 @@ def _dump(data) -> str:
 @click.option("--dataset", help="Only this dataset (default: every record).")
 @click.option("--model", help=EMBED_HELP["model"] + " Saved as the store's setting.")
 @click.option("--multilingual-model", help=EMBED_HELP["multilingual_model"] + " Saved as the store's setting.")
-@click.option("--text", "text_spec", help="Which text is embedded: last_user, user or all, plus '+category' "
-                                          "(default last_user+category). Saved as the store's setting.")
+@click.option("--text", "text_spec", help=f"Which text is embedded: {', '.join(embed.TURNS)}, plus '+category' "
+                                          f"(default {embed.EmbedConfig().text.key()}). Saved as the store's setting.")
 @click.option("--batch-size", type=int, help=EMBED_HELP["batch_size"])
 @click.option("--device", help=EMBED_HELP["device"])
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..errors import WorkbenchError
 from ..train import runs
-from ..train.config import PRESETS, help_texts
+from ..train.config import PRESETS, TrainConfig, help_texts
 from ..train.data import preview_mask
 from .common import console, open_store, out, progress_bar
 
@@ -20,7 +20,8 @@ HELP = help_texts()
 @click.command("train")
 @click.argument("export", required=False)
 @click.option("--preset", type=click.Choice(list(PRESETS)),
-              help="Task type defaults (epochs, rank). Default: from the export's task types, else 3 epochs, rank 64.")
+              help=f"Task type defaults (epochs, rank). Default: from the export's task types, else "
+                   f"{TrainConfig().epochs:g} epochs, rank {TrainConfig().lora_rank}.")
 @click.option("--from-run", "from_run", type=int, help="Start from an earlier run (with --init).")
 @click.option("--init", type=click.Choice(runs.INITS),
               help="With --from-run: continue its adapter, or a fresh adapter on its base model.")
