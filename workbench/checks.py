@@ -9,7 +9,6 @@ for the records a cheap SQL test cannot prove clean, and runs these rules on tho
 from __future__ import annotations
 
 import functools
-import json
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +19,7 @@ import ftfy
 import ftfy.badness
 
 from .contracts import Contract
-from .formats import KNOWN_ROLES, repair_curly_quotes
+from .formats import KNOWN_ROLES, parse_json, repair_curly_quotes
 
 Severity = Literal["error", "warning"]
 Message = dict  # {"role", "content", "loss_weight"?, "name"?, "tool_calls"?}
@@ -103,6 +102,8 @@ _register("non-text-content", "warning", "content parts other than text (images,
 _register("content-not-string", "warning", "a message's content was a JSON object, kept as its JSON text")
 _register("bad-tool-call", "warning", "a function_call turn whose value is not JSON")
 _register("bad-encoding", "error", "the line's bytes are not valid in the file's encoding")
+_register("line-too-long", "error", "the line is longer than 16 MiB, the longest a record may be")
+_register("too-deep", "error", "the JSON is nested deeper than the parser goes (about 1,000 levels)")
 _register("repaired-on-import", "warning", "the line was repaired while importing (the original file is kept)")
 
 
@@ -347,7 +348,7 @@ def _fix_curly(messages, issue):
 
 def _is_json(text: str) -> bool:
     try:
-        json.loads(text)
+        parse_json(text)
     except ValueError:
         return False
     return True

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import jsonschema
 
 from .errors import WorkbenchError
+from .formats import parse_json
 
 ContractKind = Literal["labels", "json", "json_schema", "regex"]
 KINDS: tuple[ContractKind, ...] = ("labels", "json", "json_schema", "regex")
@@ -66,7 +67,7 @@ class Contract:
             return None if re.fullmatch(self.spec, text, flags=re.DOTALL) else (
                 f"the answer {_clip(text)!r} does not match the pattern {self.spec!r}")
         try:
-            value = json.loads(text)
+            value = parse_json(text)
         except ValueError as exc:
             return f"the answer is not valid JSON ({exc.msg} at column {exc.colno})"
         if self.kind == "json":

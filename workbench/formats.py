@@ -27,6 +27,25 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+
+
+class JSONTooDeep(json.JSONDecodeError):
+    """JSON nested deeper than Python's parser goes (its recursion limit, about 1,000 levels)."""
+
+
+def parse_json(text: str):
+    """`json.loads`, where input nested too deeply fails as bad JSON (JSONTooDeep) instead of a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise JSONTooDeep(f"nested more than about {sys.getrecursionlimit():,} levels deep", text, 0) from None
+
+
+def too_deep(exc: JSONTooDeep) -> tuple[str, str]:
+    """The reject (code, reason) for JSON nested too deeply."""
+    return "too-deep", f"the JSON is {exc.msg}, deeper than any record needs; flatten it"
+
 
 # Roles the canonical form uses; anything else is kept verbatim so the checks can flag it.
 KNOWN_ROLES = ("system", "user", "assistant", "tool")
@@ -59,7 +78,7 @@ def repair_curly_quotes(text: str) -> str | None:
     candidates = [fixed, text.replace("\u201c", '"').replace("\u201d", '"')]
     for candidate in candidates:
         try:
-            json.loads(candidate)
+            parse_json(candidate)
         except ValueError:
             continue
         return candidate
@@ -69,7 +88,9 @@ def repair_curly_quotes(text: str) -> str | None:
 def diagnose(text: str) -> tuple[str, str]:
     """(code, reason) for a line the normaliser could not turn into messages."""
     try:
-        value = json.loads(text)
+        value = parse_json(text)
+    except JSONTooDeep as exc:
+        return too_deep(exc)
     except ValueError as exc:
         where = "column" if exc.msg.endswith(" at") else "at column"  # "Unterminated string starting at"
         return "invalid-json", f"not valid JSON: {exc.msg} {where} {exc.colno}"
@@ -106,5 +127,5 @@ def message_for_json(m: dict) -> dict:
         out["name"] = m["name"]
     if m.get("tool_calls"):
         calls = m["tool_calls"]
-        out["tool_calls"] = json.loads(calls) if isinstance(calls, str) else calls
+        out["tool_calls"] = parse_json(calls) if isinstance(calls, str) else calls
     return out

@@ -7,6 +7,8 @@ store's `imports/` folder, so the original of every record stays at hand.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ import duckdb
 from . import checks, formats, readers
 from .checks import CheckContext, Issue
 from .errors import InputFileError, WorkbenchError
+from .processes import pid_exists
 from .store import Store
 from .store import imports as sql
 from .store import issues as store_issues
@@ -59,23 +62,28 @@ def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", ca
     info = readers.sniff(path)
     report = ImportReport(str(info.path), info.file_format, info.encoding, dataset)
     tell = progress or (lambda stage, done, total: None)
+    if keep_file and store.root:
+        _sweep_partial_copies(store)
     with ThreadPoolExecutor(1) as pool, store.connect() as con:
         sha256 = pool.submit(readers.sha256_of, info.path)  # hashing releases the GIL: runs beside DuckDB
         tell("reading", 0, info.size)
         lines = readers.scan_lines(info.path) if info.file_format == "jsonl" else None
         rejects = _stage(con, info, lines, tell)  # a temp table, outside the transaction: a failed fast path can fall back
         con.execute("BEGIN TRANSACTION")
+        partial = None
         try:
-            _import_staged(con, store, info, report, rejects, sha256.result(), dataset, category, author, tell,
-                           keep_file, exact_lines=not (lines and lines.has_delimiter))
+            partial = _import_staged(con, store, info, report, rejects, sha256.result(), dataset, category, author,
+                                     tell, keep_file, exact_lines=not (lines and lines.has_delimiter))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
-            if report.stored_file:
-                (store.root / report.stored_file).unlink(missing_ok=True)
+            if partial:
+                partial.unlink(missing_ok=True)
             raise
         finally:
             sql.drop_staging(con)
+    if partial:  # the copy takes its final name only once the import is committed
+        partial.replace(store.root / report.stored_file)
     report.seconds = time.perf_counter() - started
     tell("done", report.imported, report.imported)
     return report
@@ -83,8 +91,9 @@ def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", ca
 
 def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportReport, rejects: list[Reject],
                    sha256: str, dataset: str, category: str | None, author: str | None, tell: Progress,
-                   keep_file: bool, exact_lines: bool) -> None:
-    """Everything durable of an import, inside the caller's transaction."""
+                   keep_file: bool, exact_lines: bool) -> Path | None:
+    """Everything durable of an import, inside the caller's transaction; returns the file's copy under
+    its temporary name, for the caller to rename once the transaction is committed."""
     report.earlier_import = sql.find_import_by_sha(con, sha256) if store.root else None
     ensure_dataset(con, dataset)
     import_id = sql.start_import(con, file_name=info.path.name, file_path=str(info.path), dataset=dataset,
@@ -104,7 +113,12 @@ def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportRepo
     if repaired:
         report.repaired = _insert_repaired(con, repaired, import_id, dataset, category, id_base)
         report.imported += report.repaired
-    rejects += more_rejects
+    too_deep = _too_deep_for_python(con, import_id, id_base)
+    report.imported -= len(too_deep)
+    rejects += more_rejects + too_deep
+    if not report.imported and not rejects:  # rolled back by the caller: no import of nothing in the log
+        raise InputFileError(f"{info.path}: {_nothing_in(info, items)}, so nothing was imported; "
+                             "check that this is the file you meant")
     sql.insert_rejects(con, import_id, rejects)
     report.rejected = len(rejects)
     report.blank_lines = blank + more_blank
@@ -115,10 +129,22 @@ def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportRepo
     report.reject_counts = sql.reject_counts(con, import_id)
     report.rejects = sql.rejects_of(con, import_id, limit=50)
     report.issue_counts = store_issues.issue_counts(con, Selection(import_id=import_id))
-    report.stored_file = _keep(store, info.path, import_id) if keep_file and store.root else None
+    partial = _copy_partial(store, info.path, import_id) if keep_file and store.root else None
+    report.stored_file = str(_final_name(partial).relative_to(store.root)) if partial else None
     sql.finish_import(con, import_id, sha256=sha256, size_bytes=info.size, encoding=info.encoding,
                       file_format=info.file_format, record_formats=report.formats, imported=report.imported,
                       rejected=report.rejected, blank_lines=report.blank_lines, stored_file=report.stored_file)
+    return partial
+
+
+def _nothing_in(info: readers.FileInfo, lines: int) -> str:
+    if info.size == 0:
+        return "the file is empty"
+    if info.file_format in ("csv", "tsv"):
+        return "the file has a header row and no rows under it" if lines == 0 else "every row is empty"
+    if info.file_format == "parquet":
+        return "the Parquet file has no rows"
+    return "the file holds only blank lines" if lines else "the file holds no records"
 
 
 def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, lines: readers.LineScan | None,
@@ -126,16 +152,22 @@ def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, lines: reader
     """Put every line of the file into the staging table; returns lines that could not even be decoded."""
     if info.file_format == "parquet":
         try:
-            sql.stage_parquet(con, str(info.path))
+            with readers.literal_path(info.path) as path:
+                sql.stage_parquet(con, str(path))
         except duckdb.Error as exc:
             raise InputFileError(f"{info.path}: the Parquet file cannot be read ({_first_line(exc)})") from None
         return []
     if info.duckdb_can_read and lines is not None and not lines.lone_cr:
         try:
-            sql.stage_jsonl(con, str(info.path))
-            return []
+            with readers.literal_path(info.path) as path:
+                sql.stage_jsonl(con, str(path))
+            if sql.staged_rows(con) == lines.lines:
+                return []
+            # DuckDB drops a last line longer than its buffer without a word: read it in Python
         except duckdb.InvalidInputException:
-            pass  # bytes that are not UTF-8 somewhere: read line by line and reject just those lines
+            pass  # bytes that are not UTF-8 somewhere, or a line longer than DuckDB reads: line by line in Python
+        except duckdb.NotImplementedException:
+            pass  # a line longer than DuckDB's buffer, in the middle of the file ("does not support a full read")
     # other encodings, stray bytes that are not UTF-8, JSON arrays, CSV: line by line in Python
     rejects: list[Reject] = []
     sql.stage_empty(con)
@@ -176,6 +208,23 @@ def _sort_leftovers(con, leftovers: list[tuple[int, int, str]]
     return repaired, rejects, blank
 
 
+def _too_deep_for_python(con, import_id: int, id_base: int) -> list[Reject]:
+    """DuckDB parses JSON of any depth; the tools and tool calls it kept are read by Python later on
+    (checks, export, training), whose parser stops at about 1,000 levels: such records become rejects."""
+    deep = {}
+    for record_id, texts in sql.json_fields(con, import_id):
+        for text in texts:
+            try:
+                formats.parse_json(text)
+            except formats.JSONTooDeep as exc:
+                deep[record_id] = formats.too_deep(exc)
+                break
+    if not deep:
+        return []
+    items = sql.unimport_records(con, sorted(deep), id_base)
+    return [Reject(seq, line, text[:readers.REJECT_TEXT], *deep[id_base + seq]) for seq, line, text in items]
+
+
 def _insert_repaired(con, repaired: list[tuple[int, int, str]], import_id: int, dataset: str, category: str | None,
                      id_base: int) -> int:
     sql.items_temp_table(con, "wb_repaired", repaired)
@@ -192,12 +241,42 @@ def _insert_repaired(con, repaired: list[tuple[int, int, str]], import_id: int, 
     return n
 
 
-def _keep(store: Store, path: Path, import_id: int) -> str:
+# The copy of an imported file is written under a temporary name that says which process wrote it
+# (".00002-data.jsonl.<pid>.partial") and renamed when the import commits, so a killed import leaves
+# no file that looks like a kept original; the next import sweeps what such a process left.
+_PARTIAL = re.compile(r"^\.(?P<name>\d{5}-.+)\.(?P<pid>\d+)\.partial$", re.DOTALL)
+
+
+def _copy_partial(store: Store, path: Path, import_id: int) -> Path:
     folder = store.root / "imports"
     folder.mkdir(exist_ok=True)
-    target = folder / f"{import_id:05d}-{path.name}"
-    shutil.copyfile(path, target)
-    return str(target.relative_to(store.root))
+    name = path.name
+    if len(name.encode()) > 200:  # the prefix and suffix must still fit a file system's 255 bytes
+        stem = name.encode()[: 200 - len(path.suffix.encode())].decode(errors="ignore")
+        name = stem + path.suffix
+    partial = folder / f".{import_id:05d}-{name}.{os.getpid()}.partial"
+    shutil.copyfile(path, partial)
+    return partial
+
+
+def _final_name(partial: Path) -> Path:
+    return partial.with_name(_PARTIAL.match(partial.name)["name"])
+
+
+def _sweep_partial_copies(store: Store) -> None:
+    """Copies left by imports whose process died: renamed when their import was committed, else deleted."""
+    folder = store.root / "imports"
+    strays = [p for p in folder.glob(".*.partial") if (m := _PARTIAL.match(p.name)) and not pid_exists(int(m["pid"]))]
+    if not strays:
+        return
+    with store.connect() as con:
+        committed = sql.stored_files(con)
+    for stray in strays:
+        final = _final_name(stray)
+        if str(final.relative_to(store.root)) in committed and not final.exists():
+            stray.replace(final)  # killed between the commit and the rename
+        else:
+            stray.unlink(missing_ok=True)
 
 
 def import_files(store: Store, paths: list[str | Path], **options) -> list[ImportReport]:

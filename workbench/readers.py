@@ -16,15 +16,25 @@ import hashlib
 import io
 import json
 import re
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputFileError
+from .formats import JSONTooDeep, parse_json, too_deep
 from .store.imports import Reject
 
 SAMPLE_BYTES = 1 << 20
 BATCH = 20_000
+# The longest line (or JSON array item, or CSV row) a file may hold: 16 MiB is millions of tokens,
+# far past any training length. A longer one is rejected as line-too-long, its first REJECT_TEXT
+# characters kept as the reject's text.
+MAX_LINE_BYTES = 16 << 20
+REJECT_TEXT = 64 << 10
 
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
               ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
@@ -77,7 +87,7 @@ def sniff(path: str | Path) -> FileInfo:
 def _looks_like_jsonl(text: str) -> bool:
     first = text.split("\n", 1)[0].strip()
     try:
-        json.loads(first)
+        parse_json(first)
     except ValueError:
         return False
     return True
@@ -89,6 +99,8 @@ def detect_encoding(head: bytes, complete: bool) -> str:
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    if bomless := _utf16_without_bom(head):
+        return bomless
     sample = head if complete else _cut_at_line(head)
     try:
         sample.decode("utf-8")
@@ -102,6 +114,27 @@ def detect_encoding(head: bytes, complete: bool) -> str:
     return "gb18030" if re.search(r"[\u4e00-\u9fff]", decoded) else "utf-8"
 
 
+def _utf16_without_bom(head: bytes) -> str | None:
+    """utf-16-le or utf-16-be when the bytes look like UTF-16 text without a byte-order mark.
+
+    Text in UTF-8 or GB18030 holds no NUL bytes; UTF-16 puts one beside every ASCII character (JSON's
+    braces, quotes and keys), on the odd side for little-endian and the even side for big-endian.
+    """
+    sample = head[: 1 << 16]
+    if len(sample) < 4 or sample.count(0) < len(sample) // 4:
+        return None
+    odd, even = sample[1::2].count(0), sample[0::2].count(0)
+    for codec, zeros, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if zeros >= len(sample) // 4 and other < zeros // 8:
+            try:
+                sample[: len(sample) // 2 * 2].decode(codec)
+            except UnicodeDecodeError as exc:
+                if exc.start < len(sample) - 4:  # a character cut at the sample's end is fine
+                    continue
+            return codec
+    return None
+
+
 def _cut_at_line(head: bytes) -> bytes:
     cut = head.rfind(b"\n")
     return head[: cut + 1] if cut > 0 else head[:-4]
@@ -111,13 +144,17 @@ def _cut_at_line(head: bytes) -> bytes:
 class LineScan:
     lone_cr: bool  # carriage returns not followed by \\n (old Mac line ends)
     has_delimiter: bool  # the \\x01 byte DuckDB's line reader splits on (see store.imports.stage_jsonl)
+    lines: int  # physical lines, the last one counted whether or not it ends in \\n
 
 
 def scan_lines(path: Path) -> LineScan:
     """What decides whether DuckDB's line reader reads this file exactly as Python would: a fast byte scan."""
     previous_cr = lone_cr = delimiter = False
+    newlines, last = 0, b"\n"
     with path.open("rb") as f:
         while chunk := f.read(8 << 20):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
             if not lone_cr:
                 if previous_cr and not chunk.startswith(b"\n"):
                     lone_cr = True
@@ -125,7 +162,33 @@ def scan_lines(path: Path) -> LineScan:
                     lone_cr = True
             delimiter = delimiter or b"\x01" in chunk
             previous_cr = chunk.endswith(b"\r")
-    return LineScan(lone_cr, delimiter)
+    return LineScan(lone_cr, delimiter, newlines + (last != b"\n"))
+
+
+@contextmanager
+def literal_path(path: Path) -> Iterator[Path]:
+    """The file under a name DuckDB's readers take as it is.
+
+    DuckDB expands `*`, `?`, `[...]` and a leading `~` in a path as patterns, so `data?.jsonl` would
+    also read `data1.jsonl` beside it. A link with a plain name, in a private folder of its own,
+    points at exactly the named file.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="workbench-input-"))
+    try:
+        link = folder / ("input" + "".join(c for c in path.suffix if c.isalnum() or c == "."))
+        try:
+            link.symlink_to(path.resolve())
+        except OSError:
+            if _PATTERN_CHARS.search(str(path)):
+                raise InputFileError(f"{path}: DuckDB would read the name as a pattern and no link to the file can be "
+                                     "made here; rename it without * ? [ ] { }") from None
+            link = path
+        yield link
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_PATTERN_CHARS = re.compile(r"[*?\[\]{}~]")
 
 
 def sha256_of(path: Path) -> str:
@@ -142,18 +205,22 @@ Item = tuple[int, "str | None", "tuple[str, str] | None"]
 
 
 def read_lines(info: FileInfo) -> Iterator[Item]:
-    """JSON Lines in any encoding: one record per line; undecodable lines become rejects."""
-    encoding = "utf-8" if info.encoding == "utf-8-sig" else info.encoding
-    if encoding == "utf-16":
-        with info.path.open("r", encoding="utf-16", newline="") as f:
-            for number, line in enumerate(_split_text_lines(f), 1):
-                yield number, _or_blank(line), None
+    """JSON Lines in any encoding: one record per line; undecodable or over-long lines become rejects."""
+    encoding = _codec(info)
+    if encoding.startswith("utf-16"):
+        with info.path.open("r", encoding=encoding, newline="") as f:
+            for number, (line, too_long) in enumerate(_limited_lines(f), 1):
+                if number == 1:
+                    line = line.lstrip("\ufeff")
+                yield (number, line, _too_long()) if too_long else (number, _or_blank(line), None)
         return
     with info.path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
-            raw = raw.rstrip(b"\n").rstrip(b"\r")
+        for number, (raw, too_long) in enumerate(_limited_lines(f), 1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8):]
+            if too_long:
+                yield number, raw.decode(encoding, errors="backslashreplace"), _too_long()
+                continue
             try:
                 text = raw.decode(encoding)
             except UnicodeDecodeError as exc:
@@ -164,9 +231,29 @@ def read_lines(info: FileInfo) -> Iterator[Item]:
             yield number, _or_blank(text), None
 
 
-def _split_text_lines(f: io.TextIOBase) -> Iterator[str]:
-    for line in f:
-        yield line.rstrip("\n").rstrip("\r")
+def _limited_lines(f) -> Iterator[tuple]:
+    """(line without its end, too long?) for each line of a text or binary file; a line longer than
+    MAX_LINE_BYTES is never held whole: its first REJECT_TEXT characters stand for it."""
+    cut = MAX_LINE_BYTES + 2  # room for the line end
+    newline, cr = ("\n", "\r") if isinstance(f, io.TextIOBase) else (b"\n", b"\r")
+    while part := f.readline(cut):
+        if len(part) == cut and not part.endswith(newline):
+            while (more := f.readline(1 << 20)) and not more.endswith(newline):
+                pass
+            yield part[:REJECT_TEXT], True
+            continue
+        line = part.rstrip(newline).rstrip(cr)
+        yield (line[:REJECT_TEXT], True) if len(line) > MAX_LINE_BYTES else (line, False)
+
+
+def _too_long() -> tuple[str, str]:
+    return ("line-too-long", f"the line is longer than {MAX_LINE_BYTES >> 20} MiB, the longest a record may be "
+                             f"(its first {REJECT_TEXT >> 10} KiB are kept here); split or shorten the record")
+
+
+def _codec(info: FileInfo) -> str:
+    """The codec to read lines with: a UTF-8 BOM is taken off by hand, UTF-16's by the codec."""
+    return "utf-8" if info.encoding == "utf-8-sig" else info.encoding
 
 
 def _or_blank(text: str) -> str | None:
@@ -176,6 +263,7 @@ def _or_blank(text: str) -> str | None:
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
 _RESYNC = re.compile(r"\}\s*,\s*(?=\{)")
+_BRACKET_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 
 
 def read_json_stream(info: FileInfo) -> Iterator[Item]:
@@ -184,7 +272,7 @@ def read_json_stream(info: FileInfo) -> Iterator[Item]:
     Each item's line is the line it starts on. An item that does not parse is rejected with its
     text and the reader picks up again at the next `}, {` boundary.
     """
-    encoding = "utf-8" if info.encoding == "utf-8-sig" else info.encoding
+    encoding = _codec(info)
     with info.path.open("r", encoding=encoding, errors="strict", newline="") as f:
         reader = _Buffer(f)
         reader.skip_ws()
@@ -209,10 +297,20 @@ def read_json_stream(info: FileInfo) -> Iterator[Item]:
             start_line = reader.line
             try:
                 text = reader.decode_item()
+            except JSONTooDeep as exc:
+                yield start_line, reader.skip_nested_item()[:REJECT_TEXT], too_deep(exc)
+                continue
+            except _ItemTooLong:
+                yield start_line, reader.skip_nested_item()[:REJECT_TEXT], _too_long()
+                continue
             except ValueError as exc:
                 yield start_line, reader.skip_bad_item(), ("invalid-json", f"not valid JSON: {exc}")
                 continue
             yield start_line, text, None
+
+
+class _ItemTooLong(Exception):
+    pass
 
 
 class _Buffer:
@@ -254,14 +352,44 @@ class _Buffer:
         while True:
             try:
                 _, end = _DECODER.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise JSONTooDeep(f"nested more than about {sys.getrecursionlimit():,} levels deep", "", 0) from None
             except json.JSONDecodeError as exc:
                 # The item may only be cut by the end of the window: read on before calling it bad.
-                if not self.eof and len(self.buf) - self.pos < (64 << 20) and self._fill():
+                if len(self.buf) - self.pos > MAX_LINE_BYTES:
+                    raise _ItemTooLong from None
+                if not self.eof and self._fill():
                     continue
                 raise ValueError(f"{exc.msg} (line {self.line + self.buf.count(chr(10), self.pos, exc.pos)})") from None
+            if end - self.pos > MAX_LINE_BYTES:
+                raise _ItemTooLong
             text = self.buf[self.pos:end]
             self._advance(end)
             return text
+
+    def skip_nested_item(self) -> str:
+        """Skip one item that is too deep or too long for the decoder, by counting brackets outside strings."""
+        depth, scanned = 0, self.pos
+        while True:
+            for token in _BRACKET_OR_STRING.finditer(self.buf, scanned):
+                if token.end() == len(self.buf) and token[0][0] == '"' and not self.eof:
+                    break  # a string cut by the end of the window: read on
+                scanned = token.end()
+                char = token[0]
+                if char in "[{":
+                    depth += 1
+                elif char in "]}":
+                    depth -= 1
+                    if depth == 0:
+                        raw = self.buf[self.pos:scanned]
+                        self._advance(scanned)
+                        return raw
+            else:
+                scanned = len(self.buf)
+            start = self.pos
+            if not self._fill():
+                return self.skip_bad_item()
+            scanned -= start  # _fill() moved the window's start to the read position
 
     def skip_bad_item(self) -> str:
         while True:
@@ -279,6 +407,7 @@ class _Buffer:
 def read_csv_rows(info: FileInfo) -> Iterator[Item]:
     """CSV/TSV with a header row: each row becomes a JSON object of its non-empty cells."""
     encoding = "utf-8-sig" if info.encoding in ("utf-8", "utf-8-sig") else info.encoding
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))  # the default, 128 KiB, would stop a long answer
     with info.path.open("r", encoding=encoding, errors="strict", newline="") as f:
         sample = f.read(64 << 10)
         f.seek(0)
@@ -326,7 +455,7 @@ def _sniff_delimiter(sample: str) -> str:
 def _cell_value(name: str, cell: str):
     if name.lower() in JSON_COLUMNS and cell.strip()[:1] in ("[", "{", '"'):
         try:
-            return json.loads(cell)
+            return parse_json(cell)
         except ValueError:
             return cell
     return cell
@@ -375,7 +504,7 @@ def raw_lines(info: FileInfo, wanted: set[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     if not wanted:
         return found
-    encoding = "utf-8" if info.encoding == "utf-8-sig" else info.encoding
+    encoding = _codec(info)
     ordered = sorted(wanted)
     next_wanted = 0
     first_line = 1  # number of the first line that starts in `pending`

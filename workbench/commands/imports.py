@@ -25,6 +25,7 @@ from .common import console, open_store, out, progress_bar
 def import_cmd(ctx, paths, dataset, category, author):
     """Import JSONL, JSON, CSV/TSV or Parquet files of chat records."""
     store = open_store(ctx)
+    empty = []
     for path in paths:
         name = Path(path).name
         with progress_bar() as bar:
@@ -35,6 +36,13 @@ def import_cmd(ctx, paths, dataset, category, author):
 
             report = ingest.import_file(store, path, dataset=dataset, category=category, author=author, progress=show)
         out.print(render_import(report))
+        if not report.imported:
+            empty.append(report)
+    for report in empty:
+        console.print(f"[red]error:[/red] nothing imported from {escape(report.file)}: all "
+                      f"{report.rejected:,} of its records were rejected (see `workbench rejects {report.import_id}`); "
+                      "fix the file and import it again")
+    sys.exit(1 if empty else 0)
 
 
 def render_import(report: ingest.ImportReport) -> Table:
@@ -99,7 +107,7 @@ def check(path, as_json, fix_out, max_tokens, model):
 def render_check(path: str, checked: list) -> None:
     from collections import Counter
 
-    counts = Counter((i.code, i.severity, bool(i.fix)) for c in checked for i in c.issues)
+    counts = Counter(key for c in checked for key in {(i.code, i.severity, bool(i.fix)) for i in c.issues})
     bad = sum(1 for c in checked if not c.ok)
     out.print(f"{path}: {len(checked)} records, {bad} with errors, "
               f"{sum(1 for c in checked if c.issues and c.ok)} with warnings only")

@@ -43,7 +43,18 @@ def find_import_by_sha(con: duckdb.DuckDBPyConnection, sha256: str) -> tuple[int
         "WHERE sha256 = ? AND finished_at IS NOT NULL ORDER BY id LIMIT 1", [sha256])
 
 
+def stored_files(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The store-relative paths of every kept import file."""
+    return {r[0] for r in con.execute("SELECT stored_file FROM imports WHERE stored_file IS NOT NULL").fetchall()}
+
+
 # --- staging --------------------------------------------------------------------------------------
+
+# DuckDB's own line limits (max_line_size, buffer_size) at their defaults; tests lower them to make a
+# line "too long" without writing megabytes. A longer line makes DuckDB fail or drop it, and the
+# importer then reads the file in Python instead (see ingest._stage).
+LINE_READER_LIMITS: dict[str, int] = {}
+
 
 def _csv_lines(path: str) -> str:
     # DuckDB's CSV reader as a line reader: no quoting, no header, one VARCHAR column. Empty lines
@@ -52,7 +63,8 @@ def _csv_lines(path: str) -> str:
     # must be escaped), and rejected lines are re-read exactly by the caller.
     escaped = path.replace("'", "''")
     return (f"read_csv('{escaped}', columns = {{'text': 'VARCHAR'}}, delim = chr(1), quote = '', escape = '', "
-            f"header = false, auto_detect = false, strict_mode = false, parallel = true)")
+            f"header = false, auto_detect = false, strict_mode = false, parallel = true"
+            + "".join(f", {name} = {int(value)}" for name, value in LINE_READER_LIMITS.items()) + ")")
 
 
 def _stage_file_text(con: duckdb.DuckDBPyConnection, select: str) -> None:
@@ -89,6 +101,10 @@ def stage_batch(con: duckdb.DuckDBPyConnection, seqs: Sequence[int], lines: Sequ
     con.execute(f"INSERT INTO {_ITEMS} {columns_select(ITEM_COLUMNS)}", [list(seqs), list(lines), list(texts)])
 
 
+def staged_rows(con: duckdb.DuckDBPyConnection) -> int:
+    return scalar(con, f"SELECT count(*) FROM {LINES}")
+
+
 def staged_line_count(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """(lines, blank lines) staged."""
     return first_row(con, f"SELECT count(*), count(*) FILTER (WHERE text IS NULL) FROM {LINES}")
@@ -111,6 +127,22 @@ def insert_records(con: duckdb.DuckDBPyConnection, *, source: str, import_id: in
         FROM ({normaliser.normalised_select(source)})
         WHERE reject IS NULL
     """, [id_base, dataset, category, import_id])
+
+
+def json_fields(con: duckdb.DuckDBPyConnection, import_id: int) -> list[tuple[int, list[str]]]:
+    """(record id, the JSON texts of its tools and tool calls) for the records of an import that have any."""
+    return con.execute("""
+        SELECT id, list_filter([tools::VARCHAR] || [m.tool_calls::VARCHAR FOR m IN messages], lambda x: x IS NOT NULL)
+        FROM records WHERE import_id = ? AND (tools IS NOT NULL OR list_bool_or([m.tool_calls IS NOT NULL FOR m IN messages]))
+    """, [import_id]).fetchall()
+
+
+def unimport_records(con: duckdb.DuckDBPyConnection, ids: Sequence[int], id_base: int) -> list[tuple[int, int, str]]:
+    """Take records of the import being written back out; returns their staged (seq, line, text)."""
+    items = con.execute(f"SELECT seq, line, text FROM {LINES} WHERE list_contains(?, seq) ORDER BY seq",
+                        [[i - id_base for i in ids]]).fetchall()
+    con.execute("DELETE FROM records WHERE list_contains(?, id)", [list(ids)])
+    return items
 
 
 def next_record_id_base(con: duckdb.DuckDBPyConnection) -> int:
