@@ -80,6 +80,11 @@ def fixable_records(con: duckdb.DuckDBPyConnection, selection: Selection) -> lis
         f"SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL "
         f"AND record_id IN (SELECT id FROM records WHERE {where}) ORDER BY 1", params).fetchall()]
 
+def all_issues(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Every issue of every record, both kinds: (record_id, code, severity, turn, message, fix, stage), by record."""
+    return con.execute(f"SELECT record_id, code, severity, turn, message, fix, stage FROM {ALL_ISSUES} i "
+                       "ORDER BY record_id, turn NULLS FIRST, code").fetchall()
+
 def issue_counts(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> list[tuple[str, str, int]]:
     """(code, severity, records with it), most frequent first."""
     where, params = selection.sql()
