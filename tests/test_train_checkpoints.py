@@ -21,8 +21,9 @@ from workbench.store import runs as sql
 from workbench.train import Cancelled, TrainConfig, train
 from workbench.train import runs as R
 from workbench.train.folder import RunFolder, adapter_problem, sweep_unfinished_folders, written_whole
-from workbench.train.synthetic import write_classification_export, write_tiny_model
 from workbench.train.trainer_state import load_trainer_state, save_trainer_state
+
+from .data_train import write_classification_export, write_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
+from tests.data_train import write_classification_export, write_tiny_model
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.store import Store, schema
@@ -21,7 +22,6 @@ from workbench.store.records import Record, insert_record
 from workbench.train import TrainConfig
 from workbench.train import runs as R
 from workbench.train.folder import RunFolder
-from workbench.train.synthetic import write_classification_export, write_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from ..names import check_new_path
-from .connection import open_duckdb, quiet
+from .connection import in_transaction, open_duckdb, quiet
 from .schema import migrate
 
 STORE_ENV = "WORKBENCH_STORE"
@@ -93,11 +93,5 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One operation that lands whole or not at all."""
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        with self.connect() as con, in_transaction(con):
+            yield con

@@ -37,6 +37,8 @@ from .packing import batch_loss, pack, register_packed_attention, supports_packi
 from .trainer_state import load_trainer_state, save_trainer_state
 
 Progress = Callable[[int, int, dict], None]
+# TrainConfig.lr_scheduler -> transformers' schedule: each warms up linearly over the warmup steps first
+SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
 class Cancelled(WorkbenchError):
@@ -118,6 +120,7 @@ def train(export_dir: str | Path, config: TrainConfig, run_dir: str | Path, prog
 def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: Progress, init_adapter, resume: bool,
            should_stop: Callable[[], bool], models_dir) -> TrainResult:
     from accelerate import Accelerator
+    from transformers import get_scheduler
 
     # --- config and devices
     if config.threads:
@@ -164,7 +167,8 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     steps_per_epoch = math.ceil(len(train_set.examples) / config.batch_size)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     warmup = int(config.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.lr_scheduler, warmup, total_steps))
+    scheduler = get_scheduler(SCHEDULERS[config.lr_scheduler], optimizer, num_warmup_steps=warmup,
+                              num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = _State()
     if resume:
@@ -360,17 +364,6 @@ def _attach_lora(model, config: TrainConfig, init_adapter, say):
                           target_modules=config.target_modules, task_type="CAUSAL_LM")
         say(f"fresh LoRA adapter: rank {config.lora_rank}, alpha {config.alpha}, targets {config.target_modules}")
         return get_peft_model(model, lora)
-
-
-def _schedule(kind: str, warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if kind == "constant":
-            return 1.0
-        progress = (step - warmup) / max(1, total - warmup)
-        return max(0.0, 1 - progress) if kind == "linear" else 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return factor
 
 
 def _is_better(scores: dict, best: dict | None) -> bool:

@@ -38,6 +38,7 @@ from .folder import (
     write_json_atomic,
 )
 
+INITS = ("continue", "fresh")  # what a run started from an earlier run does with its adapter
 # Worker processes this process started, so their exit is noticed (and reaped) at once.
 _children: dict[int, subprocess.Popen] = {}
 
@@ -119,7 +120,7 @@ def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from
             raise WorkbenchError("init='continue' needs from_run: the run whose adapter to continue")
         init = "fresh"
     else:
-        if init not in ("continue", "fresh"):
+        if init not in INITS:
             raise WorkbenchError(
                 f"say what to do with run {from_run}: init='continue' trains its adapter further, init='fresh' "
                 f"starts a new adapter on its base model (CLI: --init continue or --init fresh)")
