@@ -15,7 +15,7 @@ import duckdb
 
 from ..errors import StoreVersionError
 from . import migrations as _migrations_pkg
-from .connection import scalar
+from .connection import in_transaction, scalar
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,9 @@ def migrate(con: duckdb.DuckDBPyConnection, where: str) -> int:
             " applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
         )
     for step in [s for s in steps if s.version not in applied]:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with in_transaction(con):
             step.apply(con)
             con.execute(
                 "INSERT INTO schema_version (version, description) VALUES (?, ?)", [step.version, step.description]
             )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
     return newest
