@@ -4,11 +4,11 @@ import getpass
 
 import streamlit as st
 
-st.set_page_config(page_title="sft-workbench", page_icon="🛠️", layout="wide")
+st.set_page_config(page_title="sft-workbench", page_icon=":material/build:", layout="wide")
 page = st.navigation({
     "Work": [
-        st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
-        st.Page("pages/review.py", title="Review", icon="📝"),
+        st.Page("pages/overview.py", title="Overview", icon=":material/bar_chart:", default=True),
+        st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
     ],
 })
 # Who is working: every revision the app writes carries this name.

@@ -18,7 +18,7 @@ except WorkbenchError as exc:
     st.button("Retry")
     st.stop()
 
-st.caption(f"Store: `{store.root}`")
+st.caption(f"Store: `{store.root}` · click a bar or a link to open those records in Review")
 a, b, c, d = st.columns(4)
 a.metric("Records", f"{summary.records:,}")
 b.metric("Imports", f"{summary.imports:,}")

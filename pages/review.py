@@ -1,6 +1,7 @@
 """Review: the queue of records, one record at a time to label and fix, bulk actions that one undo reverts."""
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
@@ -44,7 +45,8 @@ if S.get("rv_url") != params:  # a link (or the back button) brought a new filte
 
 
 def keep(values: list, known: list) -> list:
-    return [v for v in values if v in known] + [v for v in known if v not in values]
+    """The options: the store's values, plus any chosen one no record has any more (so the filter stays)."""
+    return list(values) + [v for v in known if v not in values]
 
 
 a, b, c, d, e, f = st.columns([1, 1, 1.2, 1.2, 1.6, 0.9])
@@ -122,7 +124,7 @@ def picked() -> None:
         S.rv_current = page.ids[rows[0]]
 
 
-queue, detail = st.columns([2, 3], gap="large")
+queue, detail = st.columns([5, 6], gap="large")
 with queue:
     if not page.rows:
         st.info("No record matches these filters. Clear a filter, or import data from the command line: "
@@ -130,7 +132,7 @@ with queue:
     else:
         frame = pd.DataFrame([{"": "▶" if r.id == S.rv_current else "", "id": r.id, "status": r.status,
                                "category": r.category or "", "question": r.first_user, "answer": r.answer,
-                               "⛔": r.errors or None, "⚠": r.warnings or None} for r in page.rows])
+                               "errors": r.errors or None, "warnings": r.warnings or None} for r in page.rows])
         table = st.dataframe(frame, key=TABLE, on_select=picked, selection_mode="multi-row", hide_index=True,
                              height=min(38 + 35 * len(frame), 560), width="stretch",
                              column_config={"": st.column_config.TextColumn(width=24),
@@ -307,7 +309,7 @@ with detail:
         st.markdown("**Issues**")
         for n, issue in enumerate(view.issues):
             i1, i2 = st.columns([6, 1], vertical_alignment="center")
-            i1.text(f"{'⛔' if issue.severity == 'error' else '⚠'} {issue.code}"
+            i1.text(f"{'✖ error' if issue.severity == 'error' else '▲ warning'} · {issue.code}"
                     + (f" · turn {issue.turn}" if issue.turn else "") + f": {issue.message}")
             if issue.fix and i2.button("Fix", key=f"rv_fix_{tag}_{n}", help=issue.fix):
                 try:
@@ -325,24 +327,27 @@ with detail:
     f4.selectbox("Status", list(review.STATUSES), index=review.STATUSES.index(rec.status), key=f"rv_status_{tag}")
     st.text_input("Note", key=f"rv_note_{tag}", placeholder="why you changed it (kept in the history)")
 
-    b1, b2, b3, b4, b5 = st.columns(5)
-    b1.button("◀ Previous", on_click=go, args=(-1,), shortcut="Alt+K", width="stretch", key="rv_prev")
-    b2.button("Save", on_click=save, shortcut="Ctrl+S", type="primary", width="stretch", key="rv_save")
-    b3.button("Approve", on_click=save, args=("approved", 1), shortcut="Alt+A", width="stretch",
+    b1, b2, b3 = st.columns(3)
+    b1.button("Save", on_click=save, shortcut="Ctrl+S", type="primary", width="stretch", key="rv_save")
+    b2.button("Approve", on_click=save, args=("approved", 1), shortcut="Alt+A", width="stretch",
               key="rv_approve")
-    b4.button("Reject", on_click=save, args=("rejected", 1), shortcut="Alt+X", width="stretch",
+    b3.button("Reject", on_click=save, args=("rejected", 1), shortcut="Alt+X", width="stretch",
               key="rv_reject")
+    b4, b5 = st.columns(2)
+    b4.button("◀ Previous", on_click=go, args=(-1,), shortcut="Alt+K", width="stretch", key="rv_prev")
     b5.button("Next ▶", on_click=go, args=(1,), shortcut="Alt+J", width="stretch", key="rv_next")
     st.caption("Keys: Alt+J next · Alt+K previous · Ctrl+S save · Alt+A approve and next · Alt+X reject and next")
 
     if st.toggle("Training view", key="rv_training",
-                 help="The record as the trainer sees it: the target model's chat template, trained tokens in ⟦ ⟧."):
+                 help="Your draft as the trainer will see it: the target model's chat template, trained tokens in ⟦ ⟧."):
         @st.cache_resource(show_spinner="Loading the target model's tokenizer ...")
         def encoder(model: str, models_dir: str) -> review.TrainingEncoder:
             return review.load_training_encoder(model, models_dir)
 
         try:
-            shown = review.training_view(rec, encoder(view.target_model, str(store.models_dir)), view.max_tokens)
+            # the draft as it stands, so a newly written answer shows how it will be trained
+            shown = review.training_view(replace(rec, messages=read_turns()),
+                                         encoder(view.target_model, str(store.models_dir)), view.max_tokens)
             st.text(f"{shown.model}: {shown.tokens:,} / {shown.max_tokens:,} tokens, {shown.trained:,} trained"
                     + (" · TOO LONG: the trainer cuts it" if shown.too_long else "")
                     + (f" · left out of training: {shown.skipped}" if shown.skipped else ""))

@@ -140,6 +140,7 @@ def test_one_click_fix_from_the_issue_list(store_env):
     fix.click().run()
     assert not at.exception
     assert review.open_record(store_env, rid).record.messages[1]["role"] == "assistant"
+    assert matching(at).startswith("**0 records match**")  # the filter stays though no record has the issue now
 
 
 def test_bulk_action_says_how_many_then_one_undo_reverts_it(store_env):
@@ -192,3 +193,12 @@ def test_a_busy_store_says_who_holds_it_and_offers_a_retry(store_env, monkeypatc
     assert f"process {holder.pid}" in at.error[0].value
     at.button(key="retry").click().run()
     assert not at.exception and matching(at).startswith("**63 records match**")
+
+
+def test_training_view_shows_the_template_and_the_token_count(store_env):
+    at = open_review({"text": "外卖"})
+    at.toggle(key="rv_training").set_value(True).run()
+    assert not at.exception, at.exception
+    counts = next(t.value for t in at.text if "tokens," in t.value)
+    assert "/ 2,048 tokens" in counts and "trained" in counts
+    assert any("我的外卖到哪了？" in c.value and "⟦" in c.value for c in at.code)

@@ -374,11 +374,12 @@ class TrainingEncoder:
     encoder: Any = field(repr=False)
 
 
-def load_training_encoder(model: str | None, models_dir: Path | None) -> TrainingEncoder:
+def load_training_encoder(model: str | None, models_dir: str | Path | None) -> TrainingEncoder:
     """The target model's tokenizer and chat encoder, as `workbench train` loads them (load once, reuse)."""
     from .models import end_of_turn_ids, load_chat_tokenizer
     from .train.data import ChatEncoder
 
+    models_dir = Path(models_dir) if models_dir else None
     tok = load_chat_tokenizer(model, models_dir)
     return TrainingEncoder(model or "", tok, ChatEncoder(tok, end_of_turn_ids(model, models_dir)))
 
