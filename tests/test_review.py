@@ -214,3 +214,11 @@ def test_training_view_marks_the_trained_answer_like_show_mask(loaded):
     assert 0 < shown.trained < shown.tokens
     empty = review.open_record(loaded, all_ids(loaded, ReviewFilter(categories=("chitchat",)))[0])
     assert review.training_view(empty.record, encoder, 8).too_long
+
+
+def test_text_search_takes_percent_and_underscore_literally(store, write_jsonl):
+    ingest.import_file(store, write_jsonl([chat("打折 100% off_now", "ok"), chat("100 percent offXnow", "ok"),
+                                           chat("ÉCOLE fermée", "ok")]))
+    count = lambda text: review.load_queue(store, ReviewFilter(text=text)).total  # noqa: E731
+    assert count("100%") == 1 and count("off_now") == 1 and count("100") == 2
+    assert count("école") == 1 and count("打折") == 1 and count("OFF_NOW") == 1

@@ -91,8 +91,7 @@ def load_queue(store: Store, flt: ReviewFilter, sort: str = "newest", after: tup
                limit: int = PAGE_SIZE) -> QueuePage:
     """One page of the queue (keyset: `after` is the previous page's `next_after`) and the matching count."""
     with store.connect(read_only=True) as con:
-        rows = sql.queue_page(con, flt, sort, after, limit + 1)
-        total = sql.queue_count(con, flt)
+        rows, total = sql.queue_page(con, flt, sort, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return QueuePage(rows, total, (rows[-1].key, rows[-1].id) if more else None)

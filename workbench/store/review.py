@@ -15,14 +15,15 @@ from .connection import scalar
 from .issues import ALL_ISSUES
 
 DUPLICATE_STATES = ("kept", "copy", "unique")
-# Sort name -> (key expression over records r and the issue count n, what it means). Every page is
-# ordered by (key, id) and the next page starts after the last row's (key, id): keyset paging.
+# Sort name -> (key expression over records r, direction, what it means). Every page is ordered by
+# (key, id) in that direction and the next page starts after the last row's (key, id): keyset paging.
+# A plain column as the key (newest: r.id) lets DuckDB read the top rows without sorting the table.
 SORTS = {
-    "newest": ("-r.id", "newest first"),
-    "oldest": ("r.id", "oldest first"),
-    "most issues": ("-n.issues", "most issues first"),
-    "category": ("coalesce(r.category, '')", "by category"),
-    "cluster": ("coalesce(c.cluster, 2147483647)", "by cluster of the latest clustering run"),
+    "newest": ("r.id", "DESC", "newest first"),
+    "oldest": ("r.id", "ASC", "oldest first"),
+    "most issues": ("n.issues", "DESC", "most issues first (then newest)"),
+    "category": ("coalesce(r.category, '')", "ASC", "by category"),
+    "cluster": ("coalesce(c.cluster, 2147483647)", "ASC", "by cluster of the latest clustering run"),
 }
 # Fields a bulk action can set, with their SQL type.
 BULK_FIELDS = {"status": "VARCHAR", "category": "VARCHAR", "tags": "VARCHAR[]"}
@@ -90,8 +91,15 @@ class ReviewFilter:
                              WHERE run_id = (SELECT max(id) FROM cluster_runs) AND cluster = ?)""")
             params.append(self.cluster)
         if self.text:
-            where.append(f"list_bool_or(list_transform({alias}.messages, lambda m: contains(lower(m.content), ?)))")
-            params.append(self.text.lower())
+            # Text without upper/lower case (Chinese, digits) is matched as it is, three times faster than
+            # lower-casing every turn (bench/review.py); other text case-insensitively with ILIKE.
+            if self.text.lower() == self.text.upper():
+                where.append(f"len(list_filter({alias}.messages, lambda m: contains(m.content, ?))) > 0")
+                params.append(self.text)
+            else:
+                escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                where.append(f"len(list_filter({alias}.messages, lambda m: ilike_escape(m.content, ?, '\\'))) > 0")
+                params.append(f"%{escaped}%")
         return (" AND ".join(where) or "true"), params
 
 
@@ -118,37 +126,46 @@ _LATEST_CLUSTER = """(SELECT record_id, cluster FROM cluster_members
 
 
 def queue_page(con: duckdb.DuckDBPyConnection, flt: ReviewFilter, sort: str = "newest",
-               after: tuple | None = None, limit: int = 50) -> list[QueueRow]:
-    """Up to `limit` rows in `sort` order, starting after the (key, id) of `after` (None: the first page)."""
+               after: tuple | None = None, limit: int = 50) -> tuple[list[QueueRow], int]:
+    """Up to `limit` rows in `sort` order, starting after the (key, id) of `after` (None: the first page),
+    and how many records match in all, in one query."""
     if sort not in SORTS:
         raise WorkbenchError(f"cannot sort by {sort!r}; sorts are {', '.join(SORTS)}")
-    key = SORTS[sort][0]
+    key, direction = SORTS[sort][:2]
     where, params = flt.sql("r")
-    # The issue counts are joined only when the sort needs them; the page's own counts come after the LIMIT.
-    joins = ""
+    joins = ""  # the issue counts and clusters are joined only when the sort needs them
     if "n.issues" in key:
         joins += f" LEFT JOIN {_ISSUE_COUNTS} n0 ON n0.record_id = r.id"
         key = key.replace("n.issues", "coalesce(n0.issues, 0)")
     if "c.cluster" in key:
         joins += f" LEFT JOIN {_LATEST_CLUSTER} c ON c.record_id = r.id"
-    start = ""
+    start, start_params = "", []
     if after is not None:
-        start = f"AND ({key} > ? OR ({key} = ? AND r.id > ?))"
-        params = [*params, after[0], after[0], after[1]]
+        op = "<" if direction == "DESC" else ">"
+        start = f"WHERE k {op} ? OR (k = ? AND id {op} ?)"
+        start_params = [after[0], after[0], after[1]]
+    # Ordering by the id alone (not by id twice) lets DuckDB's top-N skip row groups: 20 ms, not 200, at 1M.
+    order = f"id {direction}" if key == "r.id" else f"k {direction}, id {direction}"
+    # A text search reads every turn: its matches are materialised once, then counted and cut to the page.
+    # Other filters are cheap enough to run twice, and then DuckDB reads the top rows without a full sort.
+    materialized = "MATERIALIZED" if flt.text else "NOT MATERIALIZED"
     rows = con.execute(f"""
-        WITH page AS (
-            SELECT r.id, {key} AS k FROM records r {joins}
-            WHERE {where} {start} ORDER BY k, r.id LIMIT ?)
-        SELECT r.id, r.dataset, r.status, r.category,
+        WITH hits AS {materialized} (SELECT r.id, {key} AS k FROM records r {joins} WHERE {where}),
+             page AS MATERIALIZED (SELECT id, k FROM hits {start} ORDER BY {order} LIMIT ?),
+             total AS (SELECT count(*) AS n FROM hits)
+        SELECT total.n, r.id, r.dataset, r.status, r.category,
                coalesce(list_filter(r.messages, lambda m: m.role = 'user')[1].content, r.messages[1].content, ''),
                coalesce(list_filter(r.messages, lambda m: m.role = 'assistant')[-1].content, ''),
                coalesce(n.errors, 0), coalesce(n.issues, 0) - coalesce(n.errors, 0), r.version, page.k
-        FROM page JOIN records r ON r.id = page.id
+        FROM total LEFT JOIN page ON true LEFT JOIN records r ON r.id = page.id
         LEFT JOIN (SELECT record_id, count(*) AS issues, count(*) FILTER (WHERE severity = 'error') AS errors
                    FROM {ALL_ISSUES} i WHERE record_id IN (SELECT id FROM page) GROUP BY record_id) n
                ON n.record_id = r.id
-        ORDER BY page.k, r.id""", [*params, limit]).fetchall()
-    return [QueueRow(r[0], r[1], r[2], r[3], _short(r[4]), _short(r[5]), r[6], r[7], r[8], r[9]) for r in rows]
+        ORDER BY page.k {direction}, r.id {direction}""", [*params, *start_params, limit]).fetchall()
+    total = rows[0][0] if rows else 0
+    page = [QueueRow(r[1], r[2], r[3], r[4], _short(r[5]), _short(r[6]), r[7], r[8], r[9], r[10])
+            for r in rows if r[1] is not None]
+    return page, total
 
 
 def _short(text: str | None, width: int = 120) -> str:
