@@ -211,8 +211,9 @@ with detail:
     base_version = S.rv_base[1]
     tag = f"{rec.id}_{base_version}"
     if S.get("rv_draft_for") != tag:  # a new record (or a new version of it): start the draft from the store
-        S.rv_draft_for, S.rv_turns, S.rv_serial = tag, [dict(role=m["role"], content=m["content"] or "")
-                                                         for m in rec.messages], S.get("rv_serial", 0) + 1
+        S.rv_draft_for, S.rv_start = tag, review.editable_fields(rec)
+        S.rv_turns = [{**m, "content": m["content"] or ""} for m in rec.messages]
+        S.rv_serial = S.get("rv_serial", 0) + 1
     serial = f"{tag}_{S.rv_serial}"
 
     def read_turns() -> list[dict]:
@@ -238,7 +239,12 @@ with detail:
                 "status": status or S.get(f"rv_status_{tag}", rec.status)}
 
     def save(status: str | None = None, then: int = 0) -> None:
-        changes = draft(status)
+        changes = review.draft_changes(S.rv_start, draft(status))
+        if not changes:
+            S.rv_flash = ("info", "Nothing to save: the record is as you opened it.")
+            if then:
+                go(then)
+            return
         try:
             saved = review.save_record(store, rec.id, base_version, changes, AUTHOR, S.get(f"rv_note_{tag}"))
             S.rv_base = (rec.id, saved.version)

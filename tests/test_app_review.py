@@ -119,6 +119,7 @@ def test_a_stale_save_shows_both_versions_and_keeps_either(store_env):
     at.button(key="rv_keep_mine").click().run()
     record = review.open_record(store_env, rid).record
     assert record.tags == ["复核"] and record.version == 3
+    assert record.category == "售后"  # keeping mine wrote only what I changed: their category stays
     assert [r.action for r in review.open_record(store_env, rid).history] == ["edit", "edit"]
 
 

@@ -96,6 +96,15 @@ def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
+        # the keyboard moves through the queue: Alt+J next, Alt+K previous
+        page.goto(app_url + "/review")
+        expect(page.get_by_text("6 records match")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("heading", name="Record 6")).to_be_visible()
+        page.get_by_role("heading", name="Review").click()  # a person's first click lands somewhere on the page
+        page.keyboard.press("Alt+j")
+        expect(page.get_by_role("heading", name="Record 5")).to_be_visible(timeout=30_000)
+        page.keyboard.press("Alt+k")
+        expect(page.get_by_role("heading", name="Record 6")).to_be_visible(timeout=30_000)
         page.goto(app_url)
         # Overview links into Review filtered to the role-typo issue
         page.get_by_role("link", name="role-typo (1)").click()

@@ -222,3 +222,15 @@ def test_text_search_takes_percent_and_underscore_literally(store, write_jsonl):
     count = lambda text: review.load_queue(store, ReviewFilter(text=text)).total  # noqa: E731
     assert count("100%") == 1 and count("off_now") == 1 and count("100") == 2
     assert count("école") == 1 and count("打折") == 1 and count("OFF_NOW") == 1
+
+
+def test_draft_changes_name_only_what_the_person_changed(loaded):
+    rec = review.open_record(loaded, all_ids(loaded, ReviewFilter(text="退款"))[0]).record
+    start = review.editable_fields(rec)
+    draft = {**start, "messages": [dict(m) for m in rec.messages], "tags": ["vip"], "category": "退款"}
+    assert review.draft_changes(start, draft) == {}
+    draft["messages"][1] = {"role": "assistant", "content": "refund"}
+    draft["tags"] = ["vip", "复核"]
+    changed = review.draft_changes(start, draft)
+    assert set(changed) == {"messages", "tags"}
+    assert review.draft_changes(start, {**start, "category": ""}) == {"category": ""}

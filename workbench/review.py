@@ -155,6 +155,27 @@ def save_record(store: Store, record_id: int, expected_version: int, changes: di
     return curation.edit_record(store, record_id, expected_version, changes, author, note or None)
 
 
+EDITED_FIELDS = ("messages", "category", "tags", "task_type", "status")
+
+
+def editable_fields(record: Record) -> dict[str, Any]:
+    """The fields the Review page edits, as a draft starts from them."""
+    return {"messages": [dict(m) for m in record.messages], "category": record.category, "tags": list(record.tags),
+            "task_type": record.task_type, "status": record.status}
+
+
+def draft_changes(start: dict[str, Any], draft: dict[str, Any]) -> dict[str, Any]:
+    """The fields a draft changed from where it started (so a save after someone else's edit writes only
+    what this person changed, and keeps the other person's changes to the other fields)."""
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, list) and isinstance(b, list) and (a and isinstance(a[0], dict) or b and isinstance(b[0], dict)):
+            clean = lambda ms: [{k: v for k, v in m.items() if v not in (None, "")} for m in ms]  # noqa: E731
+            return clean(a) == clean(b)
+        return (a or None) == (b or None)
+
+    return {k: v for k, v in draft.items() if not same(start.get(k), v)}
+
+
 def fix_issue(store: Store, record_id: int, expected_version: int, code: str, turn: int | None,
               author: str) -> Record:
     """Apply the safe autofix of one issue of a record (one click), as a revision."""
