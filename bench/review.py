@@ -118,6 +118,39 @@ def main() -> None:
         print(f"{name:34s}: {seconds * 1000:7.0f} ms  ({'under' if seconds < BUDGET_S else 'OVER'} budget)  "
               f"raw DuckDB {base[name] * 1000:6.0f} ms  -> {seconds / max(base[name], 1e-6):5.1f}x")
     print(f"records(id) point lookup without an index (zone maps): {lookup * 1000:.1f} ms")
+    whole_page(store)
+
+
+def whole_page(store) -> None:
+    """The Review page's whole script per interaction (streamlit.testing AppTest: the page's calls plus
+    Streamlit building the page), one run each after a warm-up render."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["WORKBENCH_STORE"] = str(store.root)
+    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    app.run()
+    app.switch_page("pages/review.py").run()  # warm-up: imports, the first script run of the process
+
+    def timed(action) -> float:
+        started = time.perf_counter()
+        action()
+        if app.exception:
+            raise SystemExit(f"the Review page failed: {app.exception}")
+        return time.perf_counter() - started
+
+    figures = {
+        "render again": timed(lambda: app.run()),
+        "filter: status new": timed(lambda: app.multiselect(key="rv_status").set_value(["new"]).run()),
+        "filter: text 退款": timed(lambda: app.text_input(key="rv_text").set_value("退款").run()),
+        "next record (text filter on)": timed(lambda: app.button(key="rv_next").click().run()),
+        "next page (text filter on)": timed(lambda: next(b for b in app.button if b.label == "Page ▶").click().run()),
+    }
+    rid = app.session_state.rv_current
+    app.text_input(key=f"rv_tags_{rid}_{app.session_state.rv_base[1]}").set_value("bench-page").run()
+    figures["save"] = timed(lambda: app.button(key="rv_save").click().run())
+    print("the whole Review page script per interaction (AppTest, one run each):")
+    for name, seconds in figures.items():
+        print(f"  {name:32s}: {seconds * 1000:7.0f} ms  ({'under' if seconds < BUDGET_S else 'OVER'} budget)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import streamlit as st
 from workbench import review
 from workbench.errors import EditConflictError, WorkbenchError
 from workbench.review import BulkAction, ReviewFilter
-from workbench.store import Store
+from workbench.store import Store, default_root
 
 S = st.session_state
 AUTHOR = S.get("author") or "app"
@@ -26,11 +26,25 @@ def fail(exc: Exception) -> None:
     st.stop()
 
 
+@st.cache_resource(show_spinner=False)
+def open_store(root: str) -> Store:
+    return Store.open(root)  # folders and schema checked once per process; the file is opened per call
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def filter_choices(root: str) -> dict:
+    """The filter widgets' options (values a chosen filter has lost stay in its widget; see keep())."""
+    return review.filter_choices(open_store(root))
+
+
 try:
-    store = Store.open()
+    root = str(default_root())
+    store = open_store(root)
     params = {k: st.query_params.get_all(k) for k in st.query_params}
     flt = review.filter_from_params(params)
-    choices = review.filter_choices(store)
+    if S.get("rv_flash"):  # something was just changed here: new categories or tags may exist
+        filter_choices.clear()
+    choices = filter_choices(root)
 except WorkbenchError as exc:
     fail(exc)
 
