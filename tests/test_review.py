@@ -234,3 +234,33 @@ def test_draft_changes_name_only_what_the_person_changed(loaded):
     changed = review.draft_changes(start, draft)
     assert set(changed) == {"messages", "tags"}
     assert review.draft_changes(start, {**start, "category": ""}) == {"category": ""}
+
+
+def test_a_read_while_another_tab_writes_shares_the_store_and_a_write_waits_for_a_reader(loaded):
+    import threading
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(read_only: bool):
+        with loaded.connect(read_only=read_only):
+            holding.set()
+            release.wait(5)
+
+    writer = threading.Thread(target=hold, args=(False,))
+    writer.start()
+    holding.wait(5)
+    try:
+        assert review.load_queue(loaded, ReviewFilter()).total == 5  # reads through the writer's open database
+    finally:
+        release.set()
+        writer.join()
+    holding.clear()
+    release.clear()
+    reader = threading.Thread(target=hold, args=(True,))
+    reader.start()
+    holding.wait(5)
+    threading.Timer(0.3, release.set).start()
+    rid = all_ids(loaded)[0]
+    saved = review.save_record(loaded, rid, 1, {"status": "labeled"}, "alice")  # waits for the reader
+    reader.join()
+    assert saved.status == "labeled"
