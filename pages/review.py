@@ -22,7 +22,9 @@ st.caption("Label and fix records one at a time, or many at once. Every change i
 def fail(exc: Exception) -> None:
     """A busy store or a bad link: say what is wrong and offer a retry, never a traceback."""
     st.error(str(exc))
-    st.button("Retry", key="retry")
+    r1, r2, _ = st.columns([1, 2, 5])
+    r1.button("Retry", key="retry")
+    r2.button("Clear the filters", key="clear_filters", on_click=st.query_params.clear)
     st.stop()
 
 

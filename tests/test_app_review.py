@@ -203,3 +203,18 @@ def test_training_view_shows_the_template_and_the_token_count(store_env):
     counts = next(t.value for t in at.text if "tokens," in t.value)
     assert "/ 2,048 tokens" in counts and "trained" in counts
     assert any("我的外卖到哪了？" in c.value and "⟦" in c.value for c in at.code)
+
+
+def test_an_empty_store_says_how_to_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path / "empty"))
+    at = open_review()
+    assert matching(at).startswith("**0 records match**")
+    assert any("workbench import" in i.value for i in at.info)
+    assert not any(h.value.startswith("Record") for h in at.subheader)
+
+
+def test_a_bad_link_says_what_is_wrong_instead_of_a_traceback(store_env):
+    at = open_review({"status": "done"})
+    assert "unknown status 'done'" in at.error[0].value
+    at.button(key="clear_filters").click().run()
+    assert not at.exception and matching(at).startswith("**63 records match**")
