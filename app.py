@@ -14,4 +14,8 @@ page = st.navigation({
 # Who is working: every revision the app writes carries this name.
 st.sidebar.text_input("Your name", value=getpass.getuser(), key="author",
                       help="Saved with every change you make, in each record's history.")
+# Pages run inside this frame. A link opened before this file has run once in the server (a bookmark
+# after `make app`) makes Streamlit run the page alone, as if from a plain pages/ folder: the page
+# then runs this file itself, which runs the page inside the frame (see the top of each page).
+st.session_state["in_frame"] = True
 page.run()

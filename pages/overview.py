@@ -1,5 +1,9 @@
 """Overview: what is in the store, by dataset, status, category and issue."""
 
+
+import runpy
+from pathlib import Path
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -8,6 +12,10 @@ from workbench.errors import WorkbenchError
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.stats import store_summary
 from workbench.store import Store
+
+if not st.session_state.get("in_frame"):  # opened before the app's entry ran: run the entry, which runs this page
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
+    st.stop()
 
 st.title("Overview")
 try:

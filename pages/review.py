@@ -1,7 +1,9 @@
 """Review: the queue of records, one record at a time to label and fix, bulk actions that one undo reverts."""
 
 import json
+import runpy
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -12,6 +14,9 @@ from workbench.review import BulkAction, ReviewFilter
 from workbench.store import Store, default_root
 
 S = st.session_state
+if not S.get("in_frame"):  # opened by a link before the app's entry ran: run the entry, which runs this page
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
+    st.stop()
 AUTHOR = S.get("author") or "app"
 ROLES = ["system", "user", "assistant", "tool"]
 
