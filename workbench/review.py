@@ -313,7 +313,7 @@ def _recheck_contracts(con, store: Store, op_id: int) -> None:
     moved, when there are contracts at all."""
     ctx = checks.context_for_store(con, store.models_dir if store.root else None)
     if ctx.contracts:
-        ids = tuple(r[0] for r in sql.operation_revisions(con, op_id))
+        ids = tuple(sql.operation_record_ids(con, op_id))
         if ids:
             checks.run_checks(con, Selection(ids=ids), ctx)
 
@@ -334,25 +334,26 @@ def undo_operation(store: Store, op_id: int, author: str) -> UndoReport:
             raise WorkbenchError(f"operation {op_id} ({op.description}) was already undone by operation {op.undone_by}")
         undo_id = sql.new_operation(con, "undo", f"undo of #{op_id}: {op.description}", author, undo_of=op_id)
         reverted = left = 0
-        revisions = sql.operation_revisions(con, op_id)
-        changed_fields = sorted({name for _id, _b, after in revisions for name in after})
-        for name in changed_fields:
+        changed_fields = sql.operation_fields(con, op_id)
+        for name in changed_fields:  # status, category, tags: set-based
             if name in sql.BULK_FIELDS:
                 done, skipped = sql.revert_field(con, op_id, name, undo_id, author)
                 reverted, left = reverted + done, left + skipped
-        slow = [r for r in revisions if set(r[2]) - set(sql.BULK_FIELDS)]
-        for record_id, before, after in slow:  # messages (autofixes): record by record
-            record = get_record(con, record_id)
-            current = {k: _comparable(getattr(record, k)) for k in after}
-            if current != after:
-                left += 1
-                continue
-            update_record(con, record_id, record.version, before, author, "undo", f"undo of operation {op_id}",
-                          operation_id=undo_id)
-            reverted += 1
+        slow = [name for name in changed_fields if name not in sql.BULK_FIELDS]
+        for name in slow:  # messages (autofixes): record by record
+            for record_id, before, after in sql.operation_revisions(con, op_id, name):
+                record = get_record(con, record_id)
+                current = {k: _comparable(getattr(record, k)) for k in after}
+                if current != after:
+                    left += 1
+                    continue
+                update_record(con, record_id, record.version, before, author, "undo",
+                              f"undo of operation {op_id}", operation_id=undo_id)
+                reverted += 1
         if slow or "category" in changed_fields:
             ctx = checks.context_for_store(con, store.models_dir if store.root else None)
-            checks.run_checks(con, Selection(ids=tuple(sorted({r[0] for r in revisions}))), ctx)
+            if slow or ctx.contracts:
+                checks.run_checks(con, Selection(ids=tuple(sql.operation_record_ids(con, op_id))), ctx)
         sql.finish_operation(con, undo_id)
     return UndoReport(undo_id, reverted, left)
 

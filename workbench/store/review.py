@@ -255,10 +255,22 @@ def _operations(con, tail: str, params: list) -> list[Operation]:
     return [Operation(*r) for r in rows]
 
 
-def operation_revisions(con: duckdb.DuckDBPyConnection, op_id: int) -> list[tuple[int, dict, dict]]:
-    """(record id, before, after) of every revision an operation wrote."""
-    rows = con.execute("SELECT record_id, before, after FROM revisions WHERE operation_id = ? ORDER BY id",
-                       [op_id]).fetchall()
+def operation_fields(con: duckdb.DuckDBPyConnection, op_id: int) -> list[str]:
+    """The record fields an operation changed."""
+    return [r[0] for r in con.execute("""SELECT DISTINCT unnest(json_keys(after)) FROM revisions
+                                         WHERE operation_id = ? ORDER BY 1""", [op_id]).fetchall()]
+
+
+def operation_record_ids(con: duckdb.DuckDBPyConnection, op_id: int) -> list[int]:
+    return [r[0] for r in con.execute("SELECT DISTINCT record_id FROM revisions WHERE operation_id = ? ORDER BY 1",
+                                      [op_id]).fetchall()]
+
+
+def operation_revisions(con: duckdb.DuckDBPyConnection, op_id: int, field: str) -> list[tuple[int, dict, dict]]:
+    """(record id, before, after) of the revisions of an operation that changed `field`."""
+    rows = con.execute("""SELECT record_id, before, after FROM revisions
+                          WHERE operation_id = ? AND json_exists(after, '$.' || ?) ORDER BY id""",
+                       [op_id, field]).fetchall()
     return [(r[0], json.loads(r[1]) if r[1] else {}, json.loads(r[2]) if r[2] else {}) for r in rows]
 
 
