@@ -191,7 +191,8 @@ with queue:
             if st.button(f"{action.describe().capitalize()}: change {n:,} records", disabled=not n, key="rv_bulk_go",
                          type="primary"):
                 try:
-                    result = review.apply_bulk(store, target, action, AUTHOR)
+                    with st.spinner(f"Changing {n:,} records ..."):
+                        result = review.apply_bulk(store, target, action, AUTHOR)
                     S.rv_base = None  # the open record may be among those changed
                     S.rv_flash = ("success", f"Operation #{result.operation_id}: {result.description} on "
                                              f"{result.changed:,} records. Undo it below.")
@@ -205,7 +206,8 @@ with queue:
                         f"{op.created_at:%m-%d %H:%M}" + (f" · undone by #{op.undone_by}" if op.undone_by else ""))
                 if op.undo_of is None and op.undone_by is None and o2.button("Undo", key=f"rv_undo_op_{op.id}"):
                     try:
-                        done = review.undo_operation(store, op.id, AUTHOR)
+                        with st.spinner(f"Undoing #{op.id} ..."):
+                            done = review.undo_operation(store, op.id, AUTHOR)
                         S.rv_base = None
                         S.rv_flash = ("success", f"Undid #{op.id}: {done.reverted:,} records put back" + (
                             f", {done.left_alone:,} changed since and left as they are" if done.left_alone else ""))
