@@ -173,11 +173,6 @@ def _short(text: str | None, width: int = 120) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def queue_count(con: duckdb.DuckDBPyConnection, flt: ReviewFilter) -> int:
-    where, params = flt.sql("r")
-    return scalar(con, f"SELECT count(*) FROM records r WHERE {where}", params)
-
-
 def issues_of_records(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> dict[int, list[tuple]]:
     """(code, severity, turn, message, fix, stage) of each record in `ids`, in one query."""
     found: dict[int, list[tuple]] = {i: [] for i in ids}
