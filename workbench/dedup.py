@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import embed
+from . import embed, lookalike
 from .errors import WorkbenchError
 from .store import Store
 from .store import dedup as sql
@@ -614,6 +614,7 @@ class DedupReport:
     by_kind: dict[str, int] = field(default_factory=dict)
     semantic: dict[str, int] = field(default_factory=dict)      # model -> records with a cached vector
     no_vector: int = 0           # records semantic matching could not look at (no cached vector)
+    look_alikes: dict[str, int] = field(default_factory=dict)  # near pairs kept apart: kind -> pairs (lookalike)
     seconds: float = 0.0
     dry_run: bool = False
 
@@ -635,10 +636,19 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
     spec = (config.text or embed_config.text).request()
     keys = sql.record_keys(con, ids, spec)
     matches: dict[tuple[int, int], Match] = {}
+    text_of = dict(zip(keys.ids.tolist(), keys.norm_text, strict=True))
+    look_alikes: dict[tuple[int, int], str] = {}
 
     def add(a: int, b: int, kind: str, score: float) -> None:
         pair = (min(a, b), max(a, b))
-        if a != b and pair not in matches:
+        if a == b or pair in matches or pair in look_alikes:
+            return
+        # A near match of two requests that ask different things (open/closed, not, A to B / B to A,
+        # another product) is a look-alike, not a copy: grouping it would drop a badcase.
+        change = None if kind == "exact" else lookalike.request_change(text_of[a], text_of[b])
+        if change:
+            look_alikes[pair] = change
+        else:
             matches[pair] = Match(pair[0], pair[1], kind, round(score, 4))
 
     first_of_hash: dict[str, int] = {}
@@ -670,7 +680,7 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
             add(int(keys.ids[representatives[i]]), int(keys.ids[representatives[j]]), "lexical", score)
         if progress:
             progress("lexical", 1, 1)
-    coverage = {"semantic": {}, "no_vector": 0}
+    coverage = {"semantic": {}, "no_vector": 0, "look_alikes": {}}
     if config.semantic:
         vectors = embed.record_vectors(con, keys.ids.tolist(), embed_config)
         for model_id, vec in vectors.items():
@@ -680,6 +690,8 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
             for i, j, score in semantic_pairs(vec.matrix, threshold, exact_limit=config.exact_search_limit,
                                               probes=config.probes, progress=progress):
                 add(int(vec.ids[i]), int(vec.ids[j]), "semantic", score)
+    for change in look_alikes.values():
+        coverage["look_alikes"][change] = coverage["look_alikes"].get(change, 0) + 1
     return keys, sorted(matches.values(), key=lambda m: (m.a, m.b)), coverage
 
 
@@ -741,7 +753,7 @@ def dedup(store: Store, selection: Selection | Sequence[int] | None = None, *, c
         keys, matches, coverage = find_matches(con, ids, config, progress=progress)
     groups = _groups(keys, matches)
     report = DedupReport(None, len(keys), groups, semantic=coverage["semantic"], no_vector=coverage["no_vector"],
-                         dry_run=dry_run)
+                         look_alikes=coverage["look_alikes"], dry_run=dry_run)
     for m in matches:
         report.by_kind[m.kind] = report.by_kind.get(m.kind, 0) + 1
     if dry_run:
