@@ -115,6 +115,7 @@ def test_no_look_alike_pair_is_grouped(grouped, language):
           + f"; kept apart by the check: {report.look_alikes}")
     grouped_pairs = [(a, b) for (name, a, b, _), same in together.items() if name == f"lookalike {language}" and same]
     assert grouped_pairs == []
+    assert set(report.look_alikes) <= {"negation", "antonym", "swapped", "other-word"} and report.look_alikes
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])

@@ -638,18 +638,28 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
     matches: dict[tuple[int, int], Match] = {}
     text_of = dict(zip(keys.ids.tolist(), keys.norm_text, strict=True))
     look_alikes: dict[tuple[int, int], str] = {}
+    joined: dict[int, int] = {}   # union-find over the matches so far
+
+    def root(x: int) -> int:
+        while joined.get(x, x) != x:
+            joined[x] = x = joined.get(joined[x], joined[x])
+        return x
 
     def add(a: int, b: int, kind: str, score: float) -> None:
         pair = (min(a, b), max(a, b))
         if a == b or pair in matches or pair in look_alikes:
             return
         # A near match of two requests that ask different things (open/closed, not, A to B / B to A,
-        # another product) is a look-alike, not a copy: grouping it would drop a badcase.
-        change = None if kind == "exact" else lookalike.request_change(text_of[a], text_of[b])
+        # another product) is a look-alike, not a copy: grouping it would drop a badcase. A pair
+        # already joined through checked matches changes no group, so it needs no check.
+        ra, rb = root(a), root(b)
+        change = None if kind == "exact" or ra == rb else lookalike.request_change(text_of[a], text_of[b])
         if change:
             look_alikes[pair] = change
-        else:
-            matches[pair] = Match(pair[0], pair[1], kind, round(score, 4))
+            return
+        matches[pair] = Match(pair[0], pair[1], kind, round(score, 4))
+        if ra != rb:
+            joined[max(ra, rb)] = min(ra, rb)
 
     first_of_hash: dict[str, int] = {}
     representatives: list[int] = []   # one row per distinct normalised text

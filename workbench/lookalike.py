@@ -28,7 +28,6 @@ import difflib
 import functools
 import re
 import unicodedata
-from collections import Counter
 
 __all__ = ["request_tokens", "request_change", "KINDS"]
 
@@ -39,20 +38,28 @@ KINDS = ("negation", "antonym", "swapped", "other-word")
 _HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN = re.compile(f"[{_HAN_CLASS}]")
 
-_CONTRACTIONS = [
-    (re.compile(r"\b(?:can ?not|can'?t)\b"), "can not"),
-    (re.compile(r"\bwon'?t\b"), "will not"),
-    (re.compile(r"\bain'?t\b"), "is not"),
-    (re.compile(r"\bshan'?t\b"), "shall not"),
-    (re.compile(r"\b(do|does|did|is|are|was|were|have|has|had|could|should|would|must|need|might)n'?t\b"),
-     r"\1 not"),
-    (re.compile(r"\b(what|it|that|there|here|who|where|how|he|she|when|why|which)'s\b"), r"\1 is"),
-    (re.compile(r"\b(i)'m\b"), r"\1 am"),
-    (re.compile(r"\b(\w+)'re\b"), r"\1 are"),
-    (re.compile(r"\b(\w+)'ll\b"), r"\1 will"),
-    (re.compile(r"\b(\w+)'ve\b"), r"\1 have"),
-    (re.compile(r"\b(\w+)'d\b"), r"\1 would"),
-]
+_CONTRACTION = re.compile(
+    r"\b(?:(?P<can>can ?not|can'?t)|(?P<will>won'?t)|(?P<shall>shan'?t)|(?P<isnt>ain'?t)"
+    r"|(?P<verb>do|does|did|is|are|was|were|have|has|had|could|should|would|must|need|might)n'?t"
+    r"|(?P<is>what|it|that|there|here|who|where|how|he|she|when|why|which)'s|(?P<am>i)'m"
+    r"|(?P<word>\w+)'(?P<suffix>re|ll|ve|d))\b")
+_SPELLED = {"can": "can not", "will": "will not", "shall": "shall not", "isnt": "is not"}
+_SUFFIXES = {"re": "are", "ll": "will", "ve": "have", "d": "would"}
+
+
+def _spell_out(m: re.Match) -> str:
+    """One contraction spelled out: can't -> can not, doesn't -> does not, what's -> what is, we'll -> we will."""
+    kind = m.lastgroup
+    if kind in _SPELLED:
+        return _SPELLED[kind]
+    if kind == "verb":
+        return m.group("verb") + " not"
+    if kind == "is":
+        return m.group("is") + " is"
+    if kind == "am":
+        return "i am"
+    return f"{m.group('word')} {_SUFFIXES[m.group('suffix')]}"
+
 # Whole phrases that frame a request without changing it (removed before tokens are taken).
 _FILLER_PHRASES = re.compile(
     r"\b(?:thank you(?: very much| so much)?|thanks a lot|(?:can|could|would|will) (?:you|u)(?: please)?"
@@ -86,12 +93,29 @@ _MASKS = (NUMBER, DATE, CODE)
 
 
 def _mask_of(token: str) -> str | None:
-    return next((m for m in _MASKS if token.startswith(m)), None) if token[:1] == "<" else None
+    return next((m for m in _MASKS if token.startswith(m)), None) if token[0] == "<" else None
 
 
 def _surface(token: str) -> str:
-    mask = _mask_of(token)
-    return token[len(mask):].replace(" ", "") if mask else token
+    if token[0] != "<":
+        return token
+    return token[len(_mask_of(token)):].replace(" ", "")
+
+
+_DROP = "-"
+_WORD_MASKS: dict[str, str] = {}   # word -> its mask, _DROP for a filler, "" for a word kept as it is
+
+
+def _word_mask(token: str) -> str:
+    if token in _ZH_NUMERALS or token in _NUMBER_WORDS:
+        return NUMBER
+    if token in _FILLER_WORDS:
+        return _DROP
+    if token in _DATES:
+        return DATE
+    if len(token) == 1 and token.isascii() and token not in "iu":
+        return CODE
+    return ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -116,22 +140,23 @@ def request_tokens(text: str) -> tuple[str, ...]:
         text = text.translate(_simplified_table())
         text = _A_NOT_A.sub(r"\1", text)
         text = _FILLER_ZH.sub(" ", text)
-    for pattern, repl in _CONTRACTIONS:
-        text = pattern.sub(repl, text)
+    text = _CONTRACTION.sub(_spell_out, text)
     text = _FILLER_PHRASES.sub(" ", text)
     out: list[str] = []
     for token in _TOKEN.findall(text):
-        if token[0].isdigit() or token in _ZH_NUMERALS or token in _NUMBER_WORDS:
+        if token[0].isdigit():
             mask = NUMBER
-        elif token in _FILLER_WORDS:
-            continue
-        elif token in _DATES:
-            mask = DATE
-        elif len(token) == 1 and token.isascii() and token not in "iu":
-            mask = CODE
         else:
-            out.append(token)
-            continue
+            mask = _WORD_MASKS.get(token)
+            if mask is None:
+                mask = _word_mask(token)
+                if len(_WORD_MASKS) < 1_000_000:
+                    _WORD_MASKS[token] = mask
+            if not mask:
+                out.append(token)
+                continue
+            if mask == _DROP:
+                continue
         if out and out[-1].startswith(mask):
             out[-1] += " " + token    # 2024-05-18, 10.5, 三十五: one number
         else:
@@ -223,6 +248,21 @@ def _sounds(char: str) -> frozenset[str]:
     return frozenset(out)
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """Whether a and b are at most one edit apart (a substitution, an insertion or an adjacent swap), in O(n)."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    start = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), None)
+    if start is None:
+        return True             # equal, or one more letter at the end
+    if len(a) == len(b):
+        return a[start + 1:] == b[start + 1:] or (a[start + 1:start + 2] == b[start:start + 1]
+                                                  and a[start:start + 1] == b[start + 1:start + 2]
+                                                  and a[start + 2:] == b[start + 2:])
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[start + 1:] == shorter[start:]
+
+
 def _edits(a: str, b: str, limit: int = 2) -> int:
     """Optimal-string-alignment distance (an adjacent swap is one edit), or limit + 1 when above `limit`."""
     if abs(len(a) - len(b)) > limit:
@@ -258,8 +298,9 @@ def _english_typo(a: str, b: str) -> bool:
     a_known, b_known = a in known, b in known
     if a_known and b_known:
         return False       # two real words: a different word, or a typo that made one; cannot tell
-    distance = _edits(a, b)
-    return distance <= 1 or (distance == 2 and a_known != b_known and max(len(a), len(b)) >= 5)
+    if _one_edit(a, b):
+        return True
+    return a_known != b_known and max(len(a), len(b)) >= 5 and _edits(a, b) == 2
 
 
 def _in_a_word(chars: tuple[str, ...], at: int) -> bool:
@@ -288,19 +329,20 @@ def _chinese_typo(a: tuple[str, ...], i: int, b: tuple[str, ...], j: int) -> boo
 def _benign(a: tuple[str, ...], i1: int, i2: int, b: tuple[str, ...], j1: int, j2: int) -> bool:
     """Whether a[i1:i2] -> b[j1:j2] (one place where the aligned texts differ) leaves the request as it was."""
     left, right = a[i1:i2], b[j1:j2]
-    if "".join(map(_surface, left)) == "".join(map(_surface, right)):
-        return True                        # spacing: "news letter" / "newsletter", "e-mail" / "email"
     if not left or not right:
-        return all(_mask_of(t) for t in left + right)   # "order 5521" / "order"
-    if len(left) == len(right):
-        return all(x == y or (_mask_of(x) is not None and _mask_of(x) == _mask_of(y))
-                   or (len(x) > 1 and _english_typo(x, y) and not _is_antonym(x, y))
-                   or _chinese_typo(a, i1 + k, b, j1 + k) for k, (x, y) in enumerate(zip(left, right, strict=True)))
-    if any(t in _NEGATIONS for t in left + right):
-        return False
+        return all(t[0] == "<" for t in left + right)   # only numbers, dates or codes: "order 5521" / "order"
+    if len(left) == len(right) and all(
+            x == y or (x[0] == "<" == y[0] and _mask_of(x) == _mask_of(y))
+            or (len(x) > 1 and _english_typo(x, y) and not _is_antonym(x, y))
+            or _chinese_typo(a, i1 + k, b, j1 + k) for k, (x, y) in enumerate(zip(left, right, strict=True))):
+        return True
     joined_left, joined_right = "".join(map(_surface, left)), "".join(map(_surface, right))
-    return (joined_left.isascii() and joined_right.isascii() and not _is_antonym(joined_left, joined_right)
-            and _english_typo(joined_left, joined_right))
+    if joined_left == joined_right:
+        return True                        # spacing: "news letter" / "newsletter", "e-mail" / "email"
+    if len(left) == len(right) or any(t in _NEGATIONS for t in left + right):
+        return False
+    return (len(joined_left) + len(joined_right) <= 40 and joined_left.isascii() and joined_right.isascii()
+            and not _is_antonym(joined_left, joined_right) and _english_typo(joined_left, joined_right))
 
 
 def _kind(changed: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> str:
@@ -322,10 +364,24 @@ def request_change(a: str, b: str) -> str | None:
         return None
     if not ta or not tb:
         return "other-word"
-    if Counter(ta) == Counter(tb):
-        return "swapped"        # the same tokens in another order: never a benign edit ("D to C" / "C to D")
+    if len(ta) == len(tb):
+        if sorted(ta) == sorted(tb):
+            return "swapped"    # the same tokens in another order: never a benign edit ("D to C" / "C to D")
+        if all(x == y or _benign(ta, k, k + 1, tb, k, k + 1) for k, (x, y) in enumerate(zip(ta, tb, strict=True))):
+            return None         # word for word: another number, a typo (the common case)
+    # the common prefix and suffix are equal; what lies between is one change or several
+    first, shorter = 0, min(len(ta), len(tb))
+    while first < shorter and ta[first] == tb[first]:
+        first += 1
+    last = 0
+    while last < shorter - first and ta[-1 - last] == tb[-1 - last]:
+        last += 1
+    end_a, end_b = len(ta) - last, len(tb) - last
+    if _benign(ta, first, end_a, tb, first, end_b):
+        return None
     changed = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
-        if tag != "equal" and not _benign(ta, i1, i2, tb, j1, j2):
-            changed.append((ta[i1:i2], tb[j1:j2]))
+    matcher = difflib.SequenceMatcher(None, ta[first:end_a], tb[first:end_b], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal" and not _benign(ta, first + i1, first + i2, tb, first + j1, first + j2):
+            changed.append((ta[first + i1:first + i2], tb[first + j1:first + j2]))
     return _kind(changed) if changed else None
