@@ -247,8 +247,8 @@ def bench_semantic_search() -> None:
 
 def bench_leaks() -> None:
     from workbench.dedup import DedupConfig, find_leaks
+    from workbench.embed import TextSpec
     from workbench.store import dedup as dedup_sql
-    from workbench.store.embeddings import TextSpec
 
     train_n, eval_n = 200_000, 2_000
     texts, _ = _synthetic(train_n, seed=2)

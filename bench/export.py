@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbench import formats
 from workbench.export import ExportConfig, export_training_set
-from workbench.store import Store
+from workbench.store import Store, normaliser
 
 TARGET_S = 20.0
 N_BADCASES = int(os.environ.get("BENCH_EXPORT_N", 1_000_000))
@@ -52,7 +51,7 @@ def generate(store: Store, n: int, n_general: int, n_eval: int = N_EVAL) -> None
     """Fill `store` with n badcases, n_general general records and n_eval eval records, all in SQL."""
     cat_case = " ".join(f"WHEN (h // 1000) % 100 < {cut} THEN '{_CATEGORIES[i]}'" for i, cut in enumerate(_CAT_CUTS))
     with store.transaction() as con:
-        formats.install_macros(con)
+        normaliser.install_macros(con)
         con.execute(f"""
         CREATE TEMP TABLE gen AS
         SELECT i, (hash(i) // 2)::BIGINT AS h, (hash(i * 7919) // 2)::BIGINT AS h2 FROM range(1, {n + n_general + n_eval + 1}) t(i);

@@ -84,7 +84,7 @@ else:
         t0 = time.perf_counter()
         con.execute(f"CREATE TABLE records AS SELECT * FROM read_json('{data}', format='newline_delimited', ignore_errors=true)")
     else:  # read_json into the store's records table
-        from workbench.formats import MESSAGE_TYPE, install_macros
+        from workbench.store.normaliser import MESSAGE_TYPE, install_macros
         from workbench.store import Store
         con = duckdb.connect(str(Store.open(folder).db_path))
         install_macros(con)  # the store's content hash, wb_content_hash()

@@ -45,9 +45,9 @@ def main() -> None:
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)  # deprecation notices between the figures
     datasets.disable_progress_bars()
+    from tests.data_train import write_classification_export
     from workbench.models import default_models_dir
     from workbench.train import TrainConfig, train
-    from workbench.train.synthetic import write_classification_export
 
     models_dir = default_models_dir()
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
@@ -129,10 +129,10 @@ def held_out_accuracy(export: Path, models_dir: Path, adapters: list):
     records alone would leave a difference of two answers to chance."""
     from peft import PeftModel
 
+    from tests.data_train import classification_records
     from workbench.models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer
     from workbench.train.data import ChatEncoder, encode_records, read_export
     from workbench.train.evaluate import scorable, task_accuracy, validation_loss
-    from workbench.train.synthetic import classification_records
 
     data = read_export(export)
     encoder = ChatEncoder(load_chat_tokenizer(None, models_dir), end_of_turn_ids(None, models_dir))

@@ -12,6 +12,7 @@ from workbench import checks, formats
 from workbench.checks import CheckContext, check_record, fix_record
 from workbench.contracts import Contract
 from workbench.errors import WorkbenchError
+from workbench.store import normaliser
 
 
 def msgs(*turns):
@@ -178,7 +179,7 @@ def test_bad_contract_definitions_are_refused(kind, spec):
 
 def sql_clean(con, messages, max_tokens=2048) -> bool:
     canonical = [formats.canonical_message(m) for m in messages]
-    return con.execute(f"SELECT {checks.clean_record_sql(max_tokens)} FROM (SELECT ?::{formats.MESSAGE_TYPE}[] AS messages)",
+    return con.execute(f"SELECT {checks.clean_record_sql(max_tokens)} FROM (SELECT ?::{normaliser.MESSAGE_TYPE}[] AS messages)",
                        [canonical]).fetchone()[0]
 
 

@@ -13,12 +13,12 @@ import pytest
 
 from workbench.contracts import Contract
 from workbench.curation import set_contract, set_status
-from workbench.errors import WorkbenchError
+from workbench.errors import InvalidNameError, WorkbenchError
 from workbench.export import ExportConfig, export_training_set, read_manifest
 from workbench.export.plan import apportion, val_count
 from workbench.ingest import import_file
 from workbench.store import Store
-from workbench.store.exports import column_exists, list_exports
+from workbench.store.exports import list_exports
 from workbench.store.records import Selection
 
 CATEGORIES = {"退款": 40, "intent": 25, "extract": 12, "rare": 3}
@@ -197,8 +197,6 @@ def test_a_long_exclusion_list_is_cut_in_the_report_and_whole_in_excluded_jsonl(
 
 
 def test_duplicates_that_dedup_did_not_keep_are_left_out(badcases):
-    if not column_exists_in(badcases, "records", "dup_of"):
-        pytest.skip("this store has no dedup schema (records.dup_of)")
     with badcases.connect() as con:
         kept, dup = con.execute("SELECT min(id), max(id) FROM records WHERE category = 'intent'").fetchone()
         con.execute("UPDATE records SET dup_of = ? WHERE id = ?", [kept, dup])
@@ -207,11 +205,6 @@ def test_duplicates_that_dedup_did_not_keep_are_left_out(badcases):
     assert dup not in exported and kept in exported
     assert result.excluded == {"duplicate": 1}
     assert f"record {dup} (intent): duplicate of record {kept}" in (result.folder / "report.md").read_text("utf-8")
-
-
-def column_exists_in(store: Store, table: str, column: str) -> bool:
-    with store.connect() as con:
-        return column_exists(con, table, column)
 
 
 def test_exact_copies_within_the_export_are_kept_once(store, write_jsonl):
@@ -257,6 +250,27 @@ def test_bad_config_values_are_refused_with_the_option_named(badcases):
                           (ExportConfig(per_category=5, category_shares={"a": 0.5}), "not both")]:
         with pytest.raises(WorkbenchError, match=words):
             export_training_set(badcases, config)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("a" * 300, "too long: 300 characters"),  # was OSError: File name too long, half-way through the export
+    ("退款意图" * 17, "too long: 68 characters, 204 bytes"),
+    ("intents\n", "control character (U+000A)"),  # was accepted: a folder with a newline in its name
+    ("..", "cannot be '..'"),
+    ("intents v2", "letters, digits, _ . -"),
+])
+def test_an_export_name_that_cannot_be_a_folder_name_is_refused_before_anything_is_written(badcases, name, words):
+    with pytest.raises(InvalidNameError, match="export name") as caught:
+        export_training_set(badcases, exact(name=name))
+    assert words in str(caught.value)
+    assert not badcases.exports_dir.exists() or list(badcases.exports_dir.iterdir()) == []
+    with badcases.connect() as con:
+        assert list_exports(con, 10) == []
+
+
+def test_a_chinese_export_name_of_the_longest_allowed_size_exports(badcases):
+    result = export_training_set(badcases, exact(name="退款意图" * 16 + "v2"))  # 198 bytes
+    assert result.folder.name.startswith("退款意图") and (result.folder / "train.jsonl").is_file()
 
 
 def test_every_config_field_has_a_help_text():
@@ -341,8 +355,6 @@ def test_down_sampling_prefers_fixed_records_and_spreads_near_copies(store, writ
 
 
 def test_down_sampling_spreads_across_stored_clusters(store, write_jsonl):
-    if not column_exists_in(store, "cluster_members", "cluster"):
-        pytest.skip("this store has no clustering schema (cluster_members)")
     build(store, write_jsonl, badcase_records({"t": 30}))
     with store.connect() as con:
         ids = [r[0] for r in con.execute("SELECT id FROM records ORDER BY id").fetchall()]
@@ -505,10 +517,7 @@ def test_the_question_an_eval_record_ends_on_is_a_leak_in_a_shorter_chat_too(sto
     assert sorted(exported) == sorted(["明天会下雨吗？", "帮我写一首诗"]) and result.leaks == 1
 
 
-def test_auto_guard_uses_dedup_find_leaks_when_it_is_installed(store, write_jsonl):
-    dedup = pytest.importorskip("workbench.dedup")
-    if not hasattr(dedup, "find_leaks"):
-        pytest.skip("workbench.dedup has no find_leaks yet")
+def test_auto_guard_uses_dedup_find_leaks(store, write_jsonl):
     build(store, write_jsonl, [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "ok"}],
                                 "category": "faq"} for q in QUESTIONS])
     # a variant that the exact guard cannot see: other case, spacing and punctuation

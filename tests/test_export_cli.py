@@ -81,3 +81,15 @@ def test_export_errors_are_one_clear_line(store_dir, args, words):
     result = run(store_dir, "export", "--name", "bad", *args)
     assert result.exit_code == 1
     assert words in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name, words", [
+    ("x" * 300, "the export name is too long: 300 characters"),
+    ("intents\n", "the export name 'intents\\n' contains a control character (U+000A)"),
+    ("../intents", "path separator"),
+])
+def test_an_export_name_that_cannot_be_a_folder_name_is_one_clear_line(store_dir, name, words):
+    result = run(store_dir, "export", "--name", name, "--leakage-guard", "exact")
+    assert result.exit_code == 1
+    assert words in result.output and "Traceback" not in result.output and "OSError" not in result.output
+    assert list((store_dir / "exports").iterdir()) == []

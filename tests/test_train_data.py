@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from tests.data_train import classification_records, write_classification_export, write_export
 from workbench.errors import WorkbenchError
 from workbench.models import end_of_turn_ids, load_chat_tokenizer
 from workbench.train.data import (
@@ -23,7 +24,6 @@ from workbench.train.data import (
     render_mask,
 )
 from workbench.train.packing import attention_groups, batch_loss, pack, register_packed_attention
-from workbench.train.synthetic import classification_records, write_classification_export, write_export
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_untrainable_and_too_long_records_are_counted_with_their_reason_and_line
 
 
 def test_model_without_chat_template_needs_an_explicit_fallback(tmp_path):
-    from workbench.train.synthetic import write_tiny_model
+    from tests.data_train import write_tiny_model
 
     folder = write_tiny_model(tmp_path / "base")
     (folder / "chat_template.jinja").unlink()

@@ -11,12 +11,12 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from tests.data_train import write_classification_export, write_export, write_tiny_model
 from workbench.contracts import Contract
 from workbench.errors import WorkbenchError
 from workbench.train import Cancelled, TrainConfig, train
 from workbench.train.evaluate import is_correct, overfitting_warnings
 from workbench.train.folder import RunFolder
-from workbench.train.synthetic import write_classification_export, write_export, write_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
+from tests.data_train import write_classification_export, write_tiny_model
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.store import Store, schema
@@ -21,7 +22,6 @@ from workbench.store.records import Record, insert_record
 from workbench.train import TrainConfig
 from workbench.train import runs as R
 from workbench.train.folder import RunFolder
-from workbench.train.synthetic import write_classification_export, write_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +98,13 @@ def test_kill_9_leaves_the_store_intact_marks_the_run_failed_and_resume_finishes
     run_id = R.start_run(store, export, quick(tiny, max_steps=400, eval_every_steps=0, epochs=100))
     folder = RunFolder(store.runs_dir / str(run_id))
     wait_until(lambda: (folder.status().get("step") or 0) >= 2 and folder.checkpoint_dirs())
-    os.kill(folder.status()["pid"], signal.SIGKILL)
+    pid = folder.status()["pid"]
+    half_written = folder.path / f".adapter.tmp-{pid}-0123abcd"  # as a kill while writing the adapter leaves it
+    half_written.mkdir()
+    os.kill(pid, signal.SIGKILL)
     status = R.wait_for_run(store, run_id, timeout_s=30)
     assert status.state == "failed"
+    assert not half_written.exists()  # whoever finds the run dead sweeps what it left half written
     assert "ended without finishing" in status.row.error and "--resume" in status.row.error
     assert folder.status()["state"] == "failed"  # the folder agrees with the store
     with store.transaction() as con:  # the store is consistent and writable
@@ -180,6 +184,9 @@ def test_cli_trains_in_the_foreground_lists_shows_and_merges(store, export, tiny
     assert listing.exit_code == 0 and "done" in listing.output and "2/2" in listing.output
     shown = json.loads(invoke(store, "runs", "1", "--json").output)
     assert shown["status"] == "done" and shown["report"]["steps"] == 2 and shown["config"]["lora_rank"] == 4
+    refused = invoke(store, "merge", "1", "--out", str(tmp_path / "merged\n"))
+    assert refused.exit_code == 1 and "merge output folder" in refused.output and "control character" in refused.output
+    assert not (tmp_path / "merged\n").exists()
     merged = invoke(store, "merge", "1", "--out", str(tmp_path / "merged"))
     assert merged.exit_code == 0 and "merged model written" in merged.output
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")

@@ -522,12 +522,10 @@ def rules_table() -> list[Rule]:
 
 # --- the SQL pre-test --------------------------------------------------------------------------------
 # Bulk checks ask DuckDB first which records might have an issue; the rules above then run on those
-# alone. The test below must be conservative: when it calls a record clean, check_record() finds
-# nothing (tests/test_checks.py holds it to that on generated records). It is true only when the
-# roles alternate user/assistant after an optional system message, every content is plain text
-# with a visible character, no character that garbled text, placeholders or control characters are
-# made of, no content starts like JSON, no long content repeats itself at any of the probe points a
-# loop covering 30% of the text must contain, and the bytes bound the token count under the limit.
+# alone. The test (store.issues.clean_record_sql) must be conservative: when it calls a record clean,
+# check_record() finds nothing (tests/test_checks.py holds it to that on generated records). What it
+# takes from the rules is here: the characters garbled text, placeholders and control characters are
+# made of, and the length from which repetition is looked for.
 
 def _mojibake_class() -> str:
     """An RE2 character class of every character ftfy's mojibake heuristic looks at."""
@@ -548,32 +546,10 @@ def _mojibake_class() -> str:
 _ODD_SPACES = r"\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
 _SUSPICIOUS = (r"[\x{FFFD}\x00-\x08\x0B\x0C\x0E-\x1F\x7F" + _ODD_SPACES + r"]|\{\{|\{%|(?m)^\s*[\[{]|"
                + _mojibake_class())
-_PROBE = 8
-
-
-def _loops_sql(c: str) -> str:
-    probes = []
-    for quarter in (1, 2, 3):
-        at = f"(length({c}) * {quarter} // 4)"
-        for start in (f"{at} + 1", f"{at} - {_PROBE - 1}"):
-            window = f"substr({c}, {start}, {_PROBE})"
-            probes.append(f"(length({c}) - length(replace({c}, {window}, ''))) // {_PROBE} >= 4")
-    return " OR ".join(probes)
 
 
 def clean_record_sql(max_tokens: int) -> str:
     """A DuckDB boolean over `messages`: true only for records every rule passes."""
-    suspicious = _SUSPICIOUS.replace("'", "''")
-    loops = _loops_sql("m.content")
-    return f"""(
-        CASE WHEN len(messages) = 2 THEN coalesce(messages[1].role = 'user' AND messages[2].role = 'assistant', false)
-             ELSE regexp_full_match(array_to_string(list_transform(messages, lambda m: coalesce(m.role, '?')), ','),
-                                    '(system,)?user,assistant(,user,assistant)*') END
-        AND list_bool_and(list_transform(messages, lambda m:
-            m.content IS NOT NULL AND m.tool_calls IS NULL AND regexp_matches(m.content, '[^ \t\r\n]')))
-        AND NOT coalesce(list_bool_or(list_transform(
-            list_filter(messages, lambda m: length(m.content) >= {REPEAT_MIN_CHARS}), lambda m: {loops})), false)
-        AND NOT regexp_matches(array_to_string(list_transform(messages, lambda m: m.content), chr(10)), '{suspicious}')
-        AND list_sum(list_transform(messages, lambda m: strlen(m.content))) + 16 * len(messages) + 64
-            <= {int(max_tokens)}
-    )"""
+    from .store.issues import clean_record_sql as pretest_sql
+
+    return pretest_sql(max_tokens, suspicious=_SUSPICIOUS, repeat_min_chars=REPEAT_MIN_CHARS)

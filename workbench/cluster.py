@@ -28,6 +28,7 @@ from .store import embeddings as emb_sql
 from .store.records import Selection
 
 Progress = Callable[[str, int, int], None]
+METHODS = ("kmeans", "hdbscan")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ClusterConfig:
     seed: int = field(default=0, metadata={"help": "Random seed (k-means, t-SNE)."})
 
     def __post_init__(self):
-        if self.method not in ("kmeans", "hdbscan"):
+        if self.method not in METHODS:
             raise WorkbenchError(f"unknown clustering method {self.method!r}; use kmeans or hdbscan")
         if self.k is not None and self.k < 1:
             raise WorkbenchError(f"k must be at least 1, not {self.k}")
@@ -88,7 +89,7 @@ class ClusterRun:
 # --- keywords --------------------------------------------------------------------------------------
 
 _WORD = re.compile(r"[a-z][a-z0-9'+#.-]*[a-z0-9+#]|[a-z]")
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]+")
+_HAN_RUN = re.compile(f"[{embed.HAN_CHARS}]+")
 ZH_STOP = frozenset("""的 了 吗 呢 吧 啊 我 你 他 她 它 我们 你们 这个 那个 这 那 一下 一个 怎么 什么 为什么 可以 能 请 帮 帮我
     给 给我 是 有 在 和 与 就 也 都 还 要 想 会 把 被 让 用 对 从 到 说 么 如何 哪 哪里 哪儿 一些 没有 不 没""".split())
 
@@ -100,8 +101,8 @@ def tokens(text: str) -> list[str]:
 
     jieba.setLogLevel(logging.WARNING)   # jieba announces its dictionary on stderr; the library stays quiet
     lowered = text.lower()
-    out = [w for w in _WORD.findall(_HAN.sub(" ", lowered)) if len(w) > 1 and w not in ENGLISH_STOP_WORDS]
-    for run in _HAN.findall(lowered):
+    out = [w for w in _WORD.findall(_HAN_RUN.sub(" ", lowered)) if len(w) > 1 and w not in ENGLISH_STOP_WORDS]
+    for run in _HAN_RUN.findall(lowered):
         out.extend(w for w in jieba.lcut(run) if len(w) > 1 and w not in ZH_STOP)
     return out
 

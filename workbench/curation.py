@@ -44,10 +44,7 @@ def apply_autofixes(store: Store, selection: Selection, author: str,
     report = FixReport()
     with store.transaction() as con:
         ctx = checks.context_for_store(con, store.models_dir if store.root else None)
-        where, params = selection.sql()
-        ids = [r[0] for r in con.execute(
-            f"SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL "
-            f"AND record_id IN (SELECT id FROM records WHERE {where}) ORDER BY 1", params).fetchall()]
+        ids = store_issues.fixable_records(con, selection)
         for n, record_id in enumerate(ids, 1):
             record = get_record(con, record_id)
             messages, applied = checks.fix_record(record.messages, record.category, ctx)

@@ -28,19 +28,23 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from . import embed, lookalike
+from .embed import TextSpec
 from .errors import WorkbenchError
 from .store import Store
 from .store import dedup as sql
-from .store.dedup import KEEP_RANK, DuplicateGroup, duplicate_groups
-from .store.embeddings import TextSpec
 from .store.records import Selection
 
 Progress = Callable[[str, int, int], None]
 
-__all__ = ["DedupConfig", "Leak", "Match", "DedupReport", "DuplicateGroup", "find_leaks", "find_matches", "dedup",
-           "restore", "restore_run", "duplicate_groups", "lexical_text", "shingles", "prepare_signatures"]
+# Status ranks for the keep rule: the kept record of a group is the best-ranked one, then the newest.
+KEEP_RANK = {"approved": 0, "fixed": 1, "labeled": 2, "new": 3, "rejected": 4}
+
+__all__ = ["DedupConfig", "Leak", "Match", "DedupReport", "find_leaks", "find_matches", "dedup", "restore",
+           "restore_run", "lexical_text", "shingles", "prepare_signatures"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,6 @@ class Match:
 
 _NUMBERS = re.compile("[0-9〇零一二三四五六七八九十百千万亿两]+")
 _NON_WORD = re.compile(r"[\W_]+")
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @functools.lru_cache(maxsize=1)
@@ -121,7 +124,7 @@ def _pinyin_table() -> dict[int, str]:
 def lexical_text(normalised: str) -> str:
     """The text lexical matching compares: numbers masked, Chinese as toneless pinyin, no punctuation or spaces."""
     text = _NUMBERS.sub("0", normalised)
-    if _HAN.search(text):
+    if embed.HAN.search(text):
         text = text.translate(_pinyin_table())
     return _NON_WORD.sub("", text)
 
@@ -135,7 +138,7 @@ def lexical_texts(normalised: Sequence[str]) -> list[str]:
         return []
     joined = _SEPARATOR.join(t.replace(_SEPARATOR, "") for t in normalised)
     joined = _NUMBERS.sub("0", joined)
-    if _HAN.search(joined):
+    if embed.HAN.search(joined):
         joined = joined.translate(_pinyin_table())
     out = _NON_WORD.sub("", joined).split(_SEPARATOR)
     assert len(out) == len(normalised)
@@ -544,8 +547,8 @@ def _lexical_leaks(con, train_ids, eval_ids, spec, config, add, progress) -> Non
     train_lex = lexical_texts(trains.norm_text)
     eval_hashes = distinct_hashes(shingle_hashes(eval_lex, config.shingle))
     train_hashes = distinct_hashes(shingle_hashes(train_lex, config.shingle))
-    han_train = np.fromiter((bool(_HAN.search(t)) for t in trains.norm_text), bool, len(trains))
-    han_eval = np.fromiter((bool(_HAN.search(t)) for t in evals.norm_text), bool, len(evals))
+    han_train = np.fromiter((bool(embed.HAN.search(t)) for t in trains.norm_text), bool, len(trains))
+    han_eval = np.fromiter((bool(embed.HAN.search(t)) for t in evals.norm_text), bool, len(evals))
     for pairs in _prefix_candidates(eval_hashes, train_hashes, config.lexical_floor()):
         for i, j, score in _verify_pairs(pairs, train_hashes, eval_hashes, han_train, han_eval, config):
             add(int(evals.ids[j]), int(trains.ids[i]), "lexical", score)
@@ -685,7 +688,7 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
         involved = np.unique(pairs) if len(pairs) else np.zeros(0, np.int64)
         lex = dict(zip(involved.tolist(), lexical_texts([rep_texts[r] for r in involved.tolist()]), strict=True))
         hashes = distinct_hashes(shingle_hashes([lex.get(r, "") for r in range(len(rep_texts))], config.shingle))
-        is_han = np.fromiter((bool(_HAN.search(t)) for t in rep_texts), bool, len(rep_texts))
+        is_han = np.fromiter((bool(embed.HAN.search(t)) for t in rep_texts), bool, len(rep_texts))
         for i, j, score in _verify_pairs(pairs, hashes, hashes, is_han, is_han, config):
             add(int(keys.ids[representatives[i]]), int(keys.ids[representatives[j]]), "lexical", score)
         if progress:
@@ -706,37 +709,27 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
 
 
 def _groups(keys: sql.RecordKeys, matches: list[Match]) -> list[Group]:
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for m in matches:
-        ra, rb = find(m.a), find(m.b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    members: dict[int, list[int]] = {}
-    for rid in parent:
-        members.setdefault(find(rid), []).append(rid)
+    """Matches form groups (the connected components of the match graph); each keeps its best record."""
+    if not matches:
+        return []
     row = {int(rid): i for i, rid in enumerate(keys.ids.tolist())}
-    by_root: dict[int, list[Match]] = {}
-    for m in matches:
-        by_root.setdefault(find(m.a), []).append(m)
+    a = np.fromiter((row[m.a] for m in matches), np.int64, len(matches))
+    b = np.fromiter((row[m.b] for m in matches), np.int64, len(matches))
+    graph = coo_matrix((np.ones(len(matches), np.int8), (a, b)), shape=(len(keys), len(keys)))
+    _, component = connected_components(graph, directed=False)
+    matched = np.unique(np.concatenate([a, b]))
+    matched = matched[np.argsort(component[matched], kind="stable")]
+    starts = np.flatnonzero(np.diff(component[matched], prepend=-1))
+    by_component: dict[int, list[Match]] = {}
+    for m, c in zip(matches, component[a].tolist(), strict=True):
+        by_component.setdefault(c, []).append(m)
     groups = []
-    for root, ids in members.items():
+    for rows in np.split(matched, starts[1:]):
+        ids = sorted(int(keys.ids[r]) for r in rows)
         kept = min(ids, key=lambda rid: (KEEP_RANK.get(keys.status[row[rid]], 9), -int(keys.created[row[rid]]), -rid))
-        groups.append(Group(kept, sorted(ids), by_root.get(root, [])))
+        groups.append(Group(kept, ids, by_component[int(component[rows[0]])]))
     groups.sort(key=lambda g: (-len(g.member_ids), g.kept_id))
     return groups
-
-
-def default_selection() -> Selection:
-    """Everything but eval datasets (eval records are checked for leaks, never marked)."""
-    return Selection()
 
 
 def dedup(store: Store, selection: Selection | Sequence[int] | None = None, *, config: DedupConfig | None = None,
@@ -806,7 +799,3 @@ def restore_run(store: Store, run_id: int, author: str = "workbench") -> int:
     with store.transaction() as con:
         return sql.restore_run(con, run_id, author)
 
-
-def groups_now(store: Store, dataset: str | None = None) -> list[DuplicateGroup]:
-    with store.connect() as con:
-        return duplicate_groups(con, dataset)

@@ -28,7 +28,6 @@ import numpy as np
 from .errors import WorkbenchError
 from .store import Store
 from .store import embeddings as sql
-from .store.embeddings import TextSpec
 from .store.records import Selection, selected_ids
 from .store.settings import get_setting, set_setting
 
@@ -43,6 +42,42 @@ SETTING = "embed"
 # English BERT-style vocabularies are about 30k.
 MULTILINGUAL_VOCAB = 100_000
 WRITE_EVERY = 2048  # vectors are written to the store in chunks, so a killed job loses little
+
+
+TURNS = ("last_user", "user", "all")
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    """Which text of a record is embedded and compared (computed in SQL by store.embeddings.text_sql).
+
+    turns: 'last_user' (the last user turn; the default: a badcase is its request), 'user' (every
+    user turn, joined by newlines) or 'all' (every turn as "role: content"). A record with no user
+    turn falls back to 'all'.
+    category: append "\\ncategory: <category>" when the record has one (the default for
+    embeddings; dedup compares the request text only, without the category).
+    """
+
+    turns: str = "last_user"
+    category: bool = True
+
+    def __post_init__(self):
+        if self.turns not in TURNS:
+            raise WorkbenchError(f"unknown text choice {self.turns!r}; use one of {', '.join(TURNS)}")
+
+    def key(self) -> str:
+        return self.turns + ("+category" if self.category else "")
+
+    @classmethod
+    def parse(cls, key: str) -> TextSpec:
+        turns, _, extra = key.partition("+")
+        if extra not in ("", "category"):
+            raise WorkbenchError(f"cannot read text choice {key!r}; write e.g. 'last_user+category' or 'user'")
+        return cls(turns, extra == "category")
+
+    def request(self) -> TextSpec:
+        """The same turns without the category (what dedup compares)."""
+        return TextSpec(self.turns, False)
 
 
 @dataclass(frozen=True)
@@ -84,13 +119,16 @@ def save_config(con, config: EmbedConfig) -> None:
 
 # --- scripts ---------------------------------------------------------------------------------------
 
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+# A Chinese (Han) character: the unified ideographs, extension A, the compatibility ideographs and the
+# supplementary planes' extensions. One definition for the whole workbench (scripts, dedup, keywords).
+HAN_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
+HAN = re.compile(f"[{HAN_CHARS}]")
 
 
 def script_of(text: str) -> str:
     """'han' if the text has a Chinese character, 'other' if it has a letter of another non-Latin script,
     else 'latin' (the same rule as the SQL in store/embeddings.py)."""
-    if _HAN.search(text):
+    if HAN.search(text):
         return "han"
     for ch in text:
         if ord(ch) > 0x24F and ch.isalpha() and not unicodedata.name(ch, "").startswith("LATIN"):

@@ -35,3 +35,7 @@ class InputFileError(WorkbenchError):
 
 class NotFoundError(WorkbenchError):
     """A record, dataset, import or run that was asked for does not exist."""
+
+
+class InvalidNameError(WorkbenchError):
+    """A name someone gave (an export name, an output folder) cannot become a file or folder name."""

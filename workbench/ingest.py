@@ -20,11 +20,12 @@ import duckdb
 
 from . import checks, formats, readers
 from .checks import CheckContext, Issue
-from .errors import InputFileError, WorkbenchError
+from .errors import InputFileError
 from .processes import pid_exists
 from .store import Store
 from .store import imports as sql
 from .store import issues as store_issues
+from .store.connection import in_transaction
 from .store.imports import Reject
 from .store.records import Selection, ensure_dataset
 
@@ -69,14 +70,12 @@ def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", ca
         tell("reading", 0, info.size)
         lines = readers.scan_lines(info.path) if info.file_format == "jsonl" else None
         rejects = _stage(con, info, lines, tell)  # a temp table, outside the transaction: a failed fast path can fall back
-        con.execute("BEGIN TRANSACTION")
         partial = None
         try:
-            partial = _import_staged(con, store, info, report, rejects, sha256.result(), dataset, category, author,
-                                     tell, keep_file, exact_lines=not (lines and lines.has_delimiter))
-            con.execute("COMMIT")
+            with in_transaction(con):
+                partial = _import_staged(con, store, info, report, rejects, sha256.result(), dataset, category,
+                                         author, tell, keep_file, exact_lines=not (lines and lines.has_delimiter))
         except BaseException:
-            con.execute("ROLLBACK")
             if partial:
                 partial.unlink(missing_ok=True)
             raise
@@ -227,17 +226,11 @@ def _too_deep_for_python(con, import_id: int, id_base: int) -> list[Reject]:
 
 def _insert_repaired(con, repaired: list[tuple[int, int, str]], import_id: int, dataset: str, category: str | None,
                      id_base: int) -> int:
-    sql.items_temp_table(con, "wb_repaired", repaired)
-    try:
-        n = sql.insert_records(con, source="wb_repaired", import_id=import_id, dataset=dataset, category=category,
+    with sql.items_table(con, "wb_repaired", repaired) as source:
+        n = sql.insert_records(con, source=source, import_id=import_id, dataset=dataset, category=category,
                                id_base=id_base)
-    finally:
-        con.execute("DROP TABLE IF EXISTS wb_repaired")
     note = "the line was JSON written with curly quotes; straightened on import (the imported file keeps the original)"
-    con.execute("""UPDATE records SET import_issues = list_append(import_issues,
-                       {'code': 'repaired-on-import', 'turn': NULL::INTEGER, 'detail': ?})
-                   WHERE import_id = ? AND list_contains(?, id)""",
-                [note, import_id, [id_base + r[0] for r in repaired]])
+    sql.add_import_issue(con, import_id, [id_base + r[0] for r in repaired], "repaired-on-import", note)
     return n
 
 
@@ -279,10 +272,6 @@ def _sweep_partial_copies(store: Store) -> None:
             stray.unlink(missing_ok=True)
 
 
-def import_files(store: Store, paths: list[str | Path], **options) -> list[ImportReport]:
-    return [import_file(store, p, **options) for p in paths]
-
-
 # --- checking a file without a store ----------------------------------------------------------------
 
 @dataclass
@@ -317,9 +306,7 @@ def check_file(path: str | Path, ctx: CheckContext | None = None) -> Iterator[Ch
         for rej in sql.rejects_of(con, report.import_id):
             items[rej.seq] = ("reject", rej)
         issues_by_record: dict[int, list[Issue]] = {}
-        for record_id, code, severity, turn, message, fix, _stage in con.execute(
-                f"SELECT record_id, code, severity, turn, message, fix, stage FROM {store_issues.ALL_ISSUES} i "
-                "ORDER BY record_id, turn NULLS FIRST, code").fetchall():
+        for record_id, code, severity, turn, message, fix, _stage in store_issues.all_issues(con):
             if code == "repaired-on-import":  # in a file being checked, that line is still broken
                 code, severity, fix = "curly-quote-json", "error", "straighten the quotes"
                 message = "the line is JSON written with curly quotes “ ”: it does not parse as it is"
@@ -354,9 +341,3 @@ def fixed_records(checked: Iterator[CheckedRecord], ctx: CheckContext | None = N
         applied = [i for i in item.issues if i.code == "curly-quote-json" and i.turn is None] + applied
         yield item, {**item.record, "messages": [formats.message_for_json(m) for m in messages]}, applied
 
-
-def require_file(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise WorkbenchError(f"{path}: no such file")
-    return path

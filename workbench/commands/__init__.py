@@ -1,1 +1,1 @@
-"""CLI commands by area; each module has register(group) adding its commands to the `workbench` group."""
+"""The CLI's commands, one module per stage; each module lists its click commands in `COMMANDS`."""

@@ -12,9 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import WorkbenchError
-from ..export import ExportConfig, ExportResult, export_training_set
+from ..export import LEAKAGE_GUARDS, ExportConfig, ExportResult, export_training_set
 from ..export.writers import FORMATS
 from ..store.exports import WEIGHTS, list_exports
+from .common import open_store, out, progress_bar
 
 HELP = ExportConfig.help_texts()
 DEFAULTS = ExportConfig()
@@ -40,76 +41,73 @@ def _pairs(values: tuple[str, ...], kind: type, option: str) -> dict:
     return out
 
 
-def register(main: click.Group) -> None:
-    from ..cli import open_store, out, progress_bar
+@click.command("export")
+@click.option("--name", required=True, help=HELP["name"])
+@click.option("--datasets", multiple=True, metavar="NAMES", help=HELP["datasets"] + " Comma-separated or repeated.")
+@click.option("--categories", multiple=True, metavar="NAMES",
+              help=HELP["categories"] + " Comma-separated or repeated.")
+@click.option("--statuses", default=",".join(DEFAULTS.statuses), show_default=True, help=HELP["statuses"])
+@click.option("--per-category", type=int, help=HELP["per_category"])
+@click.option("--target", "targets", multiple=True, metavar="CATEGORY=N", help=HELP["category_targets"])
+@click.option("--share", "shares", multiple=True, metavar="CATEGORY=F", help=HELP["category_shares"])
+@click.option("--task-records", type=int, help=HELP["task_records"])
+@click.option("--upsample/--no-upsample", default=DEFAULTS.upsample, show_default=True, help=HELP["upsample"])
+@click.option("--max-repeat", type=int, default=DEFAULTS.max_repeat, show_default=True, help=HELP["max_repeat"])
+@click.option("--general-share", type=float, default=DEFAULTS.general_share, show_default=True,
+              help=HELP["general_share"])
+@click.option("--general-datasets", multiple=True, metavar="NAMES", help=HELP["general_datasets"])
+@click.option("--val", type=float, default=DEFAULTS.val, show_default=True, help=HELP["val"])
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True, help=HELP["seed"])
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULTS.format, show_default=True,
+              help=HELP["format"])
+@click.option("--weights", type=click.Choice(WEIGHTS), default=DEFAULTS.weights, show_default=True,
+              help=HELP["weights"])
+@click.option("--leakage-guard", type=click.Choice(LEAKAGE_GUARDS), default=DEFAULTS.leakage_guard,
+              show_default=True, help=HELP["leakage_guard"])
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the manifest's summary).")
+@click.pass_context
+def export_cmd(ctx, name, datasets, categories, statuses, per_category, targets, shares, task_records, upsample,
+               max_repeat, general_share, general_datasets, val, seed, fmt, weights, leakage_guard, as_json):
+    """Export a balanced training set into exports/<name>-<hash>/ (train/val JSONL, manifest, report)."""
+    config = ExportConfig(
+        name=name, datasets=_names(datasets), categories=_names(categories),
+        statuses=_names((statuses,)) or DEFAULTS.statuses, per_category=per_category,
+        category_targets=_pairs(targets, int, "--target"), category_shares=_pairs(shares, float, "--share"),
+        task_records=task_records, upsample=upsample, max_repeat=max_repeat, general_share=general_share,
+        general_datasets=_names(general_datasets), val=val, seed=seed, format=fmt, weights=weights,
+        leakage_guard=leakage_guard)
+    store = open_store(ctx)
+    with progress_bar() as bar:
+        task = bar.add_task("exporting", total=None)
 
-    @main.command("export")
-    @click.option("--name", required=True, help=HELP["name"])
-    @click.option("--datasets", multiple=True, metavar="NAMES", help=HELP["datasets"] + " Comma-separated or repeated.")
-    @click.option("--categories", multiple=True, metavar="NAMES",
-                  help=HELP["categories"] + " Comma-separated or repeated.")
-    @click.option("--statuses", default=",".join(DEFAULTS.statuses), show_default=True, help=HELP["statuses"])
-    @click.option("--per-category", type=int, help=HELP["per_category"])
-    @click.option("--target", "targets", multiple=True, metavar="CATEGORY=N", help=HELP["category_targets"])
-    @click.option("--share", "shares", multiple=True, metavar="CATEGORY=F", help=HELP["category_shares"])
-    @click.option("--task-records", type=int, help=HELP["task_records"])
-    @click.option("--upsample/--no-upsample", default=DEFAULTS.upsample, show_default=True, help=HELP["upsample"])
-    @click.option("--max-repeat", type=int, default=DEFAULTS.max_repeat, show_default=True, help=HELP["max_repeat"])
-    @click.option("--general-share", type=float, default=DEFAULTS.general_share, show_default=True,
-                  help=HELP["general_share"])
-    @click.option("--general-datasets", multiple=True, metavar="NAMES", help=HELP["general_datasets"])
-    @click.option("--val", type=float, default=DEFAULTS.val, show_default=True, help=HELP["val"])
-    @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True, help=HELP["seed"])
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULTS.format, show_default=True,
-                  help=HELP["format"])
-    @click.option("--weights", type=click.Choice(WEIGHTS), default=DEFAULTS.weights, show_default=True,
-                  help=HELP["weights"])
-    @click.option("--leakage-guard", type=click.Choice(["auto", "exact"]), default=DEFAULTS.leakage_guard,
-                  show_default=True, help=HELP["leakage_guard"])
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the manifest's summary).")
-    @click.pass_context
-    def export_cmd(ctx, name, datasets, categories, statuses, per_category, targets, shares, task_records, upsample,
-                   max_repeat, general_share, general_datasets, val, seed, fmt, weights, leakage_guard, as_json):
-        """Export a balanced training set into exports/<name>-<hash>/ (train/val JSONL, manifest, report)."""
-        config = ExportConfig(
-            name=name, datasets=_names(datasets), categories=_names(categories),
-            statuses=_names((statuses,)) or DEFAULTS.statuses, per_category=per_category,
-            category_targets=_pairs(targets, int, "--target"), category_shares=_pairs(shares, float, "--share"),
-            task_records=task_records, upsample=upsample, max_repeat=max_repeat, general_share=general_share,
-            general_datasets=_names(general_datasets), val=val, seed=seed, format=fmt, weights=weights,
-            leakage_guard=leakage_guard)
-        store = open_store(ctx)
-        with progress_bar() as bar:
-            task = bar.add_task("exporting", total=None)
+        def show(stage, done, total):
+            bar.update(task, description=stage, completed=done, total=total)
 
-            def show(stage, done, total):
-                bar.update(task, description=stage, completed=done, total=total)
+        result = export_training_set(store, config, progress=show)
+    if as_json:
+        manifest = json.loads((result.folder / "manifest.json").read_text(encoding="utf-8"))
+        manifest.pop("records", None)
+        out.print(json.dumps(manifest, ensure_ascii=False, indent=2), markup=False)
+        return
+    for renderable in render_export(result):
+        out.print(renderable)
 
-            result = export_training_set(store, config, progress=show)
-        if as_json:
-            manifest = json.loads((result.folder / "manifest.json").read_text(encoding="utf-8"))
-            manifest.pop("records", None)
-            out.print(json.dumps(manifest, ensure_ascii=False, indent=2), markup=False)
-            return
-        for renderable in render_export(result):
-            out.print(renderable)
-
-    @main.command("exports")
-    @click.option("--limit", type=int, default=20, show_default=True)
-    @click.pass_context
-    def exports_cmd(ctx, limit):
-        """The training sets exported so far, newest first."""
-        store = open_store(ctx)
-        with store.connect(read_only=True) as con:
-            rows = list_exports(con, limit)
-        table = Table("name", "folder", "format", "train", "val", "general", "exported", title="exports",
-                      title_justify="left")
-        for row in rows:
-            share = "-" if row.general_share is None else f"{row.general_share:.1%}"
-            folder = row.folder if (store.root / row.folder).is_dir() else f"{row.folder} (deleted)"
-            table.add_row(escape(row.name), escape(folder), row.format, f"{row.train_records:,}",
-                          f"{row.val_records:,}", share, str(row.created_at)[:16])
-        out.print(table)
+@click.command("exports")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.pass_context
+def exports_cmd(ctx, limit):
+    """The training sets exported so far, newest first."""
+    store = open_store(ctx)
+    with store.connect(read_only=True) as con:
+        rows = list_exports(con, limit)
+    table = Table("name", "folder", "format", "train", "val", "general", "exported", title="exports",
+                  title_justify="left")
+    for row in rows:
+        share = "-" if row.general_share is None else f"{row.general_share:.1%}"
+        folder = row.folder if (store.root / row.folder).is_dir() else f"{row.folder} (deleted)"
+        table.add_row(escape(row.name), escape(folder), row.format, f"{row.train_records:,}",
+                      f"{row.val_records:,}", share, str(row.created_at)[:16])
+    out.print(table)
 
 
 def render_export(result: ExportResult) -> list:
@@ -139,3 +137,6 @@ def render_export(result: ExportResult) -> list:
                  + (" (identical to the earlier export)" if result.reused else "")
                  + f" in {result.seconds:.1f} s")
     return lines
+
+
+COMMANDS = [export_cmd, exports_cmd]

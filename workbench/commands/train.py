@@ -9,40 +9,35 @@ import click
 from rich.table import Table
 
 from ..errors import WorkbenchError
+from ..train import runs
+from ..train.config import PRESETS, TrainConfig, help_texts
+from ..train.data import preview_mask
+from .common import console, open_store, out, progress_bar
 
-
-def register(main: click.Group) -> None:
-    main.add_command(train_cmd)
-    main.add_command(runs_cmd)
-    main.add_command(merge_cmd)
-
-
-def _help(name: str) -> str:
-    from ..train.config import help_texts
-
-    return help_texts()[name]
+HELP = help_texts()
 
 
 @click.command("train")
 @click.argument("export", required=False)
-@click.option("--preset", type=click.Choice(["classification", "extraction", "qa", "copywriting", "creative"]),
-              help="Task type defaults (epochs, rank). Default: from the export's task types, else 3 epochs, rank 64.")
+@click.option("--preset", type=click.Choice(list(PRESETS)),
+              help=f"Task type defaults (epochs, rank). Default: from the export's task types, else "
+                   f"{TrainConfig().epochs:g} epochs, rank {TrainConfig().lora_rank}.")
 @click.option("--from-run", "from_run", type=int, help="Start from an earlier run (with --init).")
-@click.option("--init", type=click.Choice(["continue", "fresh"]),
+@click.option("--init", type=click.Choice(runs.INITS),
               help="With --from-run: continue its adapter, or a fresh adapter on its base model.")
-@click.option("--epochs", type=float, help=_help("epochs"))
-@click.option("--max-steps", type=int, help=_help("max_steps"))
-@click.option("--lr", "learning_rate", type=float, help=_help("learning_rate"))
-@click.option("--rank", "lora_rank", type=int, help=_help("lora_rank"))
-@click.option("--batch-size", type=int, help=_help("batch_size"))
-@click.option("--max-length", type=int, help=_help("max_length"))
-@click.option("--model", "base_model", help=_help("base_model"))
-@click.option("--chat-template", help=_help("chat_template"))
-@click.option("--seed", type=int, help=_help("seed"))
-@click.option("--eval-every", "eval_every_steps", type=int, help=_help("eval_every_steps"))
-@click.option("--early-stopping", "early_stopping_patience", type=int, help=_help("early_stopping_patience"))
-@click.option("--device", help=_help("device"))
-@click.option("--threads", type=int, help=_help("threads"))
+@click.option("--epochs", type=float, help=HELP["epochs"])
+@click.option("--max-steps", type=int, help=HELP["max_steps"])
+@click.option("--lr", "learning_rate", type=float, help=HELP["learning_rate"])
+@click.option("--rank", "lora_rank", type=int, help=HELP["lora_rank"])
+@click.option("--batch-size", type=int, help=HELP["batch_size"])
+@click.option("--max-length", type=int, help=HELP["max_length"])
+@click.option("--model", "base_model", help=HELP["base_model"])
+@click.option("--chat-template", help=HELP["chat_template"])
+@click.option("--seed", type=int, help=HELP["seed"])
+@click.option("--eval-every", "eval_every_steps", type=int, help=HELP["eval_every_steps"])
+@click.option("--early-stopping", "early_stopping_patience", type=int, help=HELP["early_stopping_patience"])
+@click.option("--device", help=HELP["device"])
+@click.option("--threads", type=int, help=HELP["threads"])
 @click.option("--resume", "resume_id", type=int, help="Continue run RUN from its latest checkpoint.")
 @click.option("--launcher", help="Start the worker with this command for several GPUs or nodes, e.g. "
               "'accelerate launch --num_processes 4' (default: one Python process).")
@@ -52,9 +47,6 @@ def _help(name: str) -> str:
 @click.pass_context
 def train_cmd(ctx, export, preset, from_run, init, resume_id, launcher, detach, show_mask, record_id, **options):
     """Train a LoRA adapter on EXPORT (an export folder or name) in a background run, and watch it."""
-    from ..cli import open_store, out
-    from ..train import runs
-
     store = open_store(ctx)
     if resume_id is not None:
         run_id = runs.resume_run(store, resume_id)
@@ -81,9 +73,6 @@ def train_cmd(ctx, export, preset, from_run, init, resume_id, launcher, detach, 
 
 
 def _show_mask(export_dir, base_model, chat_template, record_id, store) -> None:
-    from ..cli import out
-    from ..train.data import preview_mask
-
     preview = preview_mask(export_dir, base_model=base_model, chat_template=chat_template, record_id=record_id,
                            models_dir=store.models_dir)
     out.print(f"record {preview.record_id} (line {preview.line} of its file): {preview.tokens} tokens, "
@@ -94,9 +83,6 @@ def _show_mask(export_dir, base_model, chat_template, record_id, store) -> None:
 
 
 def _watch(store, run_id: int) -> None:
-    from ..cli import console, out, progress_bar
-    from ..train import runs
-
     with progress_bar() as bar:
         task = bar.add_task(f"run {run_id}: starting", total=None)
 
@@ -174,10 +160,7 @@ def _pct(value) -> str:
 @click.pass_context
 def runs_cmd(ctx, run_id, cancel, lineage, as_json):
     """List training runs, or show (or cancel) one."""
-    from ..cli import out
-    from ..train import runs
-
-    store = open_store_from(ctx)
+    store = open_store(ctx)
     if run_id is None:
         statuses = runs.list_runs(store)
         if as_json:
@@ -208,21 +191,15 @@ def runs_cmd(ctx, run_id, cancel, lineage, as_json):
     out.print(_summary(status))
 
 
-def open_store_from(ctx):
-    from ..cli import open_store
-
-    return open_store(ctx)
-
-
 @click.command("merge")
 @click.argument("run_id", type=int)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Where to write (default: the run's merged/).")
 @click.pass_context
 def merge_cmd(ctx, run_id, out_dir):
     """Write RUN's base model with its adapter merged in: a plain transformers model folder."""
-    from ..cli import console, out
-    from ..train import runs
-
-    store = open_store_from(ctx)
+    store = open_store(ctx)
     target = runs.merge_run(store, run_id, out_dir, progress=lambda stage: console.print(stage))
     out.print(f"merged model written to {target}")
+
+
+COMMANDS = [train_cmd, runs_cmd, merge_cmd]

@@ -23,8 +23,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import __version__
-from ..errors import WorkbenchError
+from .. import __version__, dedup
+from ..errors import InvalidNameError, WorkbenchError
+from ..names import check_name
 from ..processes import pid_exists
 from ..store import Store
 from ..store import exports as sql
@@ -39,7 +40,11 @@ Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
 GENERAL_SHARE_RANGE = (0.0, 0.5)  # allowed
 GENERAL_SHARE_ADVISED = (0.15, 0.30)  # outside this the report raises a flag
 MANIFEST_SCHEMA = 1
-_NAME = re.compile(r"^[\w][\w.-]*$")
+LEAKAGE_GUARDS = ("auto", "exact")
+_NAME = re.compile(r"[\w][\w.-]*")
+# The folder is <name>-<10 hex>, written as .tmp-<name>-<pid>-<8 hex> and moved aside as .old-<name>-<10 hex>-<8 hex>:
+# 25 bytes on top of the name, within the 255 a file name may have.
+NAME_MAX_BYTES = 200
 
 
 def _help(text: str) -> dict[str, str]:
@@ -52,7 +57,7 @@ class ExportConfig:
 
     name: str = field(default="train", metadata=_help(
         "Name of the training set; the folder is exports/<name>-<short hash>. Letters, digits, _ . - "
-        "(Chinese characters are fine)."))
+        "(Chinese characters are fine), at most 200 bytes (66 Chinese characters)."))
     datasets: tuple[str, ...] | None = field(default=None, metadata=_help(
         "Badcase datasets to take records from. Default: every dataset of kind badcases."))
     categories: tuple[str, ...] | None = field(default=None, metadata=_help(
@@ -93,8 +98,8 @@ class ExportConfig:
         "Per-message loss weights: ark (loss_weight kept, or added: assistant 1, others 0), stored (only where "
         "a record has one), openai (OpenAI's weight 0/1 on assistant messages), none."))
     leakage_guard: str = field(default="auto", metadata=_help(
-        "How records too close to eval records are found: auto (the dedup area's find_leaks when installed: "
-        "exact, lexical and semantic; else exact only), exact (the same messages, or the same last user turn)."))
+        "How records too close to eval records are found: auto (exact, then dedup's find_leaks: lexical and "
+        "semantic), exact (the same messages, or the same last user turn)."))
 
     def __post_init__(self) -> None:
         for name in ("datasets", "categories", "general_datasets"):
@@ -112,8 +117,10 @@ class ExportConfig:
 
     def validate(self) -> None:
         """Raise WorkbenchError saying which option is wrong and what it may be."""
-        if not _NAME.match(self.name):
-            raise WorkbenchError(f"the export name {self.name!r} cannot be a folder name; use letters, digits, _ . -")
+        check_name(self.name, "export name", max_bytes=NAME_MAX_BYTES)
+        if not _NAME.fullmatch(self.name):
+            raise InvalidNameError(f"the export name {self.name!r} cannot be a folder name; use letters, digits, "
+                                   f"_ . - (Chinese characters are fine)")
         for name, statuses in (("statuses", self.statuses), ("general_statuses", self.general_statuses)):
             unknown = [s for s in statuses if s not in STATUSES]
             if unknown:
@@ -128,7 +135,7 @@ class ExportConfig:
             raise WorkbenchError(f"unknown format {self.format!r}; use one of {', '.join(writers.FORMATS)}")
         if self.weights not in sql.WEIGHTS:
             raise WorkbenchError(f"unknown weights {self.weights!r}; use one of {', '.join(sql.WEIGHTS)}")
-        if self.leakage_guard not in ("auto", "exact"):
+        if self.leakage_guard not in LEAKAGE_GUARDS:
             raise WorkbenchError(f"unknown leakage_guard {self.leakage_guard!r}; use auto or exact")
         if self.max_repeat < 1:
             raise WorkbenchError("max_repeat must be 1 or more (1 = no record repeated)")
@@ -217,17 +224,11 @@ def export_training_set(store: Store, config: ExportConfig, progress: Progress |
     tell = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
     tell("selecting", 0, None)
-    with store.connect() as con:
+    with store.transaction() as con:
         # One snapshot for every read. The export itself writes nothing but temp tables; the commit keeps
-        # what the dedup area's leak check may cache on the way (MinHash signatures).
-        con.execute("BEGIN TRANSACTION")
-        try:
-            snap = _read(con, config, tell)
-            sql.drop_temp(con)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        # what dedup's leak check may cache on the way (MinHash signatures).
+        snap = _read(con, config, tell)
+        sql.drop_temp(con)
     result = _write(store, config, snap, tell)
     with store.transaction() as con:
         sql.record_export(con, hash=result.hash, name=config.name, folder=str(result.folder.relative_to(store.root)),
@@ -250,7 +251,7 @@ def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) 
                         group_task=bool(config.per_category is not None or config.category_targets
                                         or config.category_shares or config.task_records is not None))
     sql.stage_pool(con, spec)
-    find_leaks = _leak_finder(config)
+    find_leaks = dedup.find_leaks if config.leakage_guard == "auto" else None
     eval_ids = sql.eval_ids(con)
     guard = "exact + dedup.find_leaks" if find_leaks else "exact"
     checked: set[int] = set()
@@ -310,17 +311,6 @@ def _datasets(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> tuple[tup
                else tuple(n for n, k in kinds.items() if k == "general"))
     evals = tuple(n for n, k in kinds.items() if k == "eval")
     return tuple(task), tuple(general), evals
-
-
-def _leak_finder(config: ExportConfig) -> Callable | None:
-    """The dedup area's find_leaks when it is installed and the config allows it."""
-    if config.leakage_guard != "auto":
-        return None
-    try:
-        from .. import dedup
-    except ImportError:
-        return None
-    return getattr(dedup, "find_leaks", None)
 
 
 def _plan(con: duckdb.DuckDBPyConnection, config: ExportConfig

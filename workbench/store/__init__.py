@@ -15,7 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from .connection import open_duckdb, quiet
+from ..names import check_new_path
+from .connection import in_transaction, open_duckdb, quiet
 from .schema import migrate
 
 STORE_ENV = "WORKBENCH_STORE"
@@ -37,7 +38,7 @@ class Store:
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Store:
-        store = cls(Path(root).expanduser().resolve() if root else default_root())
+        store = cls(check_new_path(Path(root).expanduser().resolve() if root else default_root(), "store folder"))
         for folder in (store.root, store.exports_dir, store.runs_dir, store.models_dir):
             folder.mkdir(parents=True, exist_ok=True)
         with store.connect() as con:
@@ -92,11 +93,5 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One operation that lands whole or not at all."""
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        with self.connect() as con, in_transaction(con):
+            yield con

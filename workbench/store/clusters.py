@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import NotFoundError
-from .embeddings import arrow, id_table, one, register
+from .connection import first_row
+from .embeddings import arrow, id_table, register
 
 CATEGORY_ACTION = "cluster-category"
 _names = itertools.count()
@@ -48,7 +49,7 @@ class StoredRun:
 
 
 def new_run_id(con: duckdb.DuckDBPyConnection) -> int:
-    return one(con, "SELECT nextval('seq_cluster_runs')")[0]
+    return first_row(con, "SELECT nextval('seq_cluster_runs')")[0]
 
 
 def save_run(con: duckdb.DuckDBPyConnection, run_id: int, *, author: str, selection: dict, model: str,
@@ -76,11 +77,11 @@ def save_run(con: duckdb.DuckDBPyConnection, run_id: int, *, author: str, select
 
 
 def latest_run_id(con: duckdb.DuckDBPyConnection) -> int | None:
-    return one(con, "SELECT max(id) FROM cluster_runs")[0]
+    return first_row(con, "SELECT max(id) FROM cluster_runs")[0]
 
 
 def get_run(con: duckdb.DuckDBPyConnection, run_id: int) -> StoredRun:
-    row = one(con, """SELECT id, author, model, text_spec, method, k, k_chosen_by, params, records, seconds, created_at
+    row = first_row(con, """SELECT id, author, model, text_spec, method, k, k_chosen_by, params, records, seconds, created_at
                       FROM cluster_runs WHERE id = ?""", [run_id])
     if row is None:
         raise NotFoundError(f"there is no clustering run {run_id}; `workbench cluster --runs` lists them")
@@ -112,7 +113,7 @@ def set_category(con: duckdb.DuckDBPyConnection, run_id: int, cluster: int, cate
     With include_duplicates, records marked as duplicates of a member (left out of clustering) get it
     too. Returns how many records changed. Call inside a transaction.
     """
-    if one(con, "SELECT count(*) FROM clusters WHERE run_id = ? AND cluster = ?", [run_id, cluster])[0] == 0:
+    if first_row(con, "SELECT count(*) FROM clusters WHERE run_id = ? AND cluster = ?", [run_id, cluster])[0] == 0:
         raise NotFoundError(f"clustering run {run_id} has no cluster {cluster}")
     ids = [r[0] for r in con.execute("SELECT record_id FROM cluster_members WHERE run_id = ? AND cluster = ?",
                                      [run_id, cluster]).fetchall()]
@@ -121,7 +122,7 @@ def set_category(con: duckdb.DuckDBPyConnection, run_id: int, cluster: int, cate
         con.execute(f"""CREATE TEMP TABLE {name}_todo AS SELECT r.id, r.category AS old, r.version FROM records r
                         WHERE (r.id IN (SELECT id FROM {name}) {extra}) AND r.category IS DISTINCT FROM ?""",
                     [category])
-        changed = one(con, f"SELECT count(*) FROM {name}_todo")[0]
+        changed = first_row(con, f"SELECT count(*) FROM {name}_todo")[0]
         con.execute(f"""UPDATE records SET category = ?, version = records.version + 1, updated_at = current_timestamp
                         FROM {name}_todo t WHERE records.id = t.id""", [category])
         con.execute(f"""INSERT INTO revisions (record_id, version, action, before, after, author, note)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -74,6 +76,18 @@ def _command_line(pid: int) -> str:
     parts = [p.decode("utf-8", "replace") for p in raw.split(b"\0") if p]
     parts = [os.path.basename(parts[0])] + parts[1:] if parts else parts
     return " ".join(parts)[:200]
+
+
+@contextmanager
+def in_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction on an open connection: committed when the block ends, rolled back when it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | tuple = ()) -> tuple | None:

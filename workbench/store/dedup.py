@@ -17,14 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import NotFoundError
-from .embeddings import TextSpec, arrow, id_table, one, register, script_sql
+from .connection import first_row
+from .embeddings import TextChoice, arrow, id_table, register, script_sql, text_sql
 
 MARK_ACTION = "mark-duplicate"
 RESTORE_ACTION = "restore-duplicate"
-
-# Status ranks for the keep rule: the kept record of a group is the best-ranked one, then the newest.
-KEEP_RANK = {"approved": 0, "fixed": 1, "labeled": 2, "new": 3, "rejected": 4}
-
 
 def _nfkc(column: pa.Array) -> pa.Array:
     return pc.utf8_normalize(column, "NFKC")
@@ -42,7 +39,7 @@ CREATE OR REPLACE TEMP MACRO wb_norm(t) AS lower(wb_ws(CASE WHEN strlen(t) = len
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the normaliser (a DuckDB function backed by Arrow's NFKC, and two macros) on `con`."""
-    exists = one(con, "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'wb_nfkc'")[0]
+    exists = first_row(con, "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'wb_nfkc'")[0]
     if not exists:
         con.create_function("wb_nfkc", _nfkc, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
     con.execute(NORMALISE_MACROS)
@@ -73,16 +70,15 @@ class RecordKeys:
         return len(self.ids)
 
 
-def record_keys(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextSpec, *,
+def record_keys(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextChoice, *,
                 with_text: bool = True) -> RecordKeys:
-    """The normalised request text of each record (by `spec`, without category), its md5 and script."""
+    """The normalised text of each record (as `spec` chooses it), its md5 and script."""
     install(con)
-    spec = spec.request()
     with id_table(con, ids) as name:
         table = arrow(con, f"""
             SELECT id, n, md5(n) AS h, {script_sql('n')} AS script, status, epoch_us(created_at) AS created,
                    dup_of, version, kind
-            FROM (SELECT i.pos, r.id, wb_norm({spec.sql('r')}) AS n, r.status, r.created_at, r.dup_of, r.version,
+            FROM (SELECT i.pos, r.id, wb_norm({text_sql(spec, 'r')}) AS n, r.status, r.created_at, r.dup_of, r.version,
                          d.kind
                   FROM {name} i JOIN records r ON r.id = i.id LEFT JOIN datasets d ON d.name = r.dataset)
             ORDER BY pos""")
@@ -95,14 +91,13 @@ def record_keys(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextSp
 
 
 def exact_matches(con: duckdb.DuckDBPyConnection, train_ids: Sequence[int], eval_ids: Sequence[int],
-                  spec: TextSpec) -> list[tuple[int, int]]:
-    """(eval id, train id) pairs whose normalised request texts are equal; computed in SQL."""
+                  spec: TextChoice) -> list[tuple[int, int]]:
+    """(eval id, train id) pairs whose normalised texts (as `spec` chooses them) are equal; computed in SQL."""
     install(con)
-    spec = spec.request()
     with id_table(con, eval_ids) as evals, id_table(con, train_ids) as trains:
         return con.execute(f"""
-            WITH e AS (SELECT r.id, md5(wb_norm({spec.sql('r')})) AS h FROM {evals} i JOIN records r ON r.id = i.id),
-                 t AS (SELECT r.id, md5(wb_norm({spec.sql('r')})) AS h FROM {trains} i JOIN records r ON r.id = i.id)
+            WITH e AS (SELECT r.id, md5(wb_norm({text_sql(spec, 'r')})) AS h FROM {evals} i JOIN records r ON r.id = i.id),
+                 t AS (SELECT r.id, md5(wb_norm({text_sql(spec, 'r')})) AS h FROM {trains} i JOIN records r ON r.id = i.id)
             SELECT e.id, t.id FROM e JOIN t ON e.h = t.h WHERE e.id <> t.id ORDER BY e.id, t.id""").fetchall()
 
 
@@ -181,9 +176,9 @@ def apply_marks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[int, int |
         con.execute(f"""CREATE TEMP TABLE {name}_todo AS
             SELECT m.id, m.new_dup, r.dup_of AS old_dup, r.version FROM {name} m JOIN records r ON r.id = m.id
             WHERE r.version = m.expected AND r.dup_of IS DISTINCT FROM m.new_dup""")
-        skipped = one(con, f"""SELECT count(*) FROM {name} m JOIN records r ON r.id = m.id
+        skipped = first_row(con, f"""SELECT count(*) FROM {name} m JOIN records r ON r.id = m.id
                                 WHERE r.version <> m.expected""")[0]
-        counts = one(con, f"""SELECT count(*) FILTER (WHERE new_dup IS NOT NULL),
+        counts = first_row(con, f"""SELECT count(*) FILTER (WHERE new_dup IS NOT NULL),
                                         count(*) FILTER (WHERE new_dup IS NULL) FROM {name}_todo""")
         con.execute(f"""UPDATE records SET dup_of = t.new_dup, version = records.version + 1,
                                updated_at = current_timestamp
@@ -200,7 +195,7 @@ def apply_marks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[int, int |
 
 def restore(con: duckdb.DuckDBPyConnection, record_id: int, author: str, note: str | None = None) -> bool:
     """Clear one record's duplicate mark (a revision); False if it was not marked. Call inside a transaction."""
-    row = one(con, "SELECT dup_of, version FROM records WHERE id = ?", [record_id])
+    row = first_row(con, "SELECT dup_of, version FROM records WHERE id = ?", [record_id])
     if row is None:
         raise NotFoundError(f"there is no record {record_id}")
     if row[0] is None:
@@ -209,15 +204,9 @@ def restore(con: duckdb.DuckDBPyConnection, record_id: int, author: str, note: s
     return True
 
 
-def restore_group(con: duckdb.DuckDBPyConnection, kept_id: int, author: str) -> int:
-    """Clear the marks of every record marked as a duplicate of `kept_id`; returns how many."""
-    rows = con.execute("SELECT id, version FROM records WHERE dup_of = ?", [kept_id]).fetchall()
-    return apply_marks(con, [(r[0], None, r[1]) for r in rows], author, f"group of {kept_id} restored by hand")[1]
-
-
 def restore_run(con: duckdb.DuckDBPyConnection, run_id: int, author: str) -> int:
     """Clear every mark a dedup run set (and that is still in place); returns how many were cleared."""
-    if not one(con, "SELECT count(*) FROM dedup_runs WHERE id = ?", [run_id])[0]:
+    if not first_row(con, "SELECT count(*) FROM dedup_runs WHERE id = ?", [run_id])[0]:
         raise NotFoundError(f"there is no dedup run {run_id}; `workbench dedup --runs` lists them")
     rows = con.execute("""
         SELECT r.id, r.version FROM records r JOIN revisions v ON v.record_id = r.id
@@ -231,25 +220,8 @@ def run_note(run_id: int) -> str:
     return f"dedup run {run_id}"
 
 
-@dataclass(frozen=True)
-class DuplicateGroup:
-    kept_id: int
-    member_ids: tuple[int, ...]   # the records marked dup_of kept_id
-
-
-def duplicate_groups(con: duckdb.DuckDBPyConnection, dataset: str | None = None) -> list[DuplicateGroup]:
-    """Every group as marked now: the kept record and the records marked as its duplicates."""
-    where, params = ("", [])
-    if dataset:
-        where, params = "AND (r.dataset = ? OR k.dataset = ?)", [dataset, dataset]
-    rows = con.execute(f"""
-        SELECT r.dup_of, list(r.id ORDER BY r.id) FROM records r LEFT JOIN records k ON k.id = r.dup_of
-        WHERE r.dup_of IS NOT NULL {where} GROUP BY r.dup_of ORDER BY count(*) DESC, r.dup_of""", params).fetchall()
-    return [DuplicateGroup(kept, tuple(members)) for kept, members in rows]
-
-
 def dup_of(con: duckdb.DuckDBPyConnection, record_id: int) -> int | None:
-    row = one(con, "SELECT dup_of FROM records WHERE id = ?", [record_id])
+    row = first_row(con, "SELECT dup_of FROM records WHERE id = ?", [record_id])
     if row is None:
         raise NotFoundError(f"there is no record {record_id}")
     return row[0]
@@ -258,7 +230,7 @@ def dup_of(con: duckdb.DuckDBPyConnection, record_id: int) -> int | None:
 # --- runs --------------------------------------------------------------------------------------------
 
 def new_run_id(con: duckdb.DuckDBPyConnection) -> int:
-    return one(con, "SELECT nextval('seq_dedup_runs')")[0]
+    return first_row(con, "SELECT nextval('seq_dedup_runs')")[0]
 
 
 def record_run(con: duckdb.DuckDBPyConnection, run_id: int, *, author: str, selection: dict, config: dict,
@@ -284,11 +256,3 @@ def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[tuple]:
     return con.execute("""SELECT id, created_at, author, records, groups, marked, restored, skipped, seconds
                           FROM dedup_runs ORDER BY id DESC LIMIT ?""", [limit]).fetchall()
 
-
-def matches_of(con: duckdb.DuckDBPyConnection, record_id: int) -> list[tuple[int, int, str, float]]:
-    """The evidence for a record from the latest run that matched it: (run, other id, kind, score)."""
-    return con.execute("""
-        SELECT run_id, CASE WHEN record_id = ? THEN other_id ELSE record_id END, kind, score FROM dedup_matches
-        WHERE (record_id = ? OR other_id = ?) AND run_id = (SELECT max(run_id) FROM dedup_matches
-                                                            WHERE record_id = ? OR other_id = ?)
-        ORDER BY score DESC""", [record_id] * 5).fetchall()

@@ -1,7 +1,7 @@
 """SQL for the text each record is represented by (for embeddings and dedup) and the embedding cache.
 
-`TextSpec` says which text of a record is embedded; it is computed inside DuckDB so that a million
-records never pass through Python just to pick their last user turn.
+The text `embed.TextSpec` chooses is computed inside DuckDB (`text_sql`), so that a million records
+never pass through Python just to pick their last user turn.
 """
 
 from __future__ import annotations
@@ -9,65 +9,40 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import Protocol
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
 from ..errors import WorkbenchError
+from .connection import first_row
 
-TURNS = ("last_user", "user", "all")
+class TextChoice(Protocol):
+    """Which text of a record is embedded and compared (embed.TextSpec): the turns, and whether the
+    category is appended."""
+
+    turns: str
+    category: bool
 
 
-@dataclass(frozen=True)
-class TextSpec:
-    """Which text of a record is embedded and compared.
-
-    turns: 'last_user' (the last user turn; the default: a badcase is its request), 'user' (every
-    user turn, joined by newlines) or 'all' (every turn as "role: content"). A record with no user
-    turn falls back to 'all'.
-    category: append "\\ncategory: <category>" when the record has one (the default for
-    embeddings; dedup compares the request text only, without the category).
-    """
-
-    turns: str = "last_user"
-    category: bool = True
-
-    def __post_init__(self):
-        if self.turns not in TURNS:
-            raise WorkbenchError(f"unknown text choice {self.turns!r}; use one of {', '.join(TURNS)}")
-
-    def key(self) -> str:
-        return self.turns + ("+category" if self.category else "")
-
-    @classmethod
-    def parse(cls, key: str) -> TextSpec:
-        turns, _, extra = key.partition("+")
-        if extra not in ("", "category"):
-            raise WorkbenchError(f"cannot read text choice {key!r}; write e.g. 'last_user+category' or 'user'")
-        return cls(turns, extra == "category")
-
-    def request(self) -> TextSpec:
-        """The same turns without the category (what dedup compares)."""
-        return TextSpec(self.turns, False)
-
-    def sql(self, alias: str = "r") -> str:
-        """A SQL expression giving the text of the record row `alias`."""
-        everything = (f"array_to_string(list_transform({alias}.messages, lambda m: coalesce(m.role, '') || ': ' || "
-                      f"coalesce(m.content, m.tool_calls::VARCHAR, '')), chr(10))")
-        users = f"list_filter({alias}.messages, lambda m: m.role = 'user' AND m.content IS NOT NULL)"
-        if self.turns == "last_user":
-            text = f"coalesce({users}[-1].content, {everything})"
-        elif self.turns == "user":
-            text = (f"coalesce(nullif(array_to_string(list_transform({users}, lambda m: m.content), chr(10)), ''), "
-                    f"{everything})")
-        else:
-            text = everything
-        if self.category:
-            text = (f"({text} || CASE WHEN coalesce({alias}.category, '') <> '' "
-                    f"THEN chr(10) || 'category: ' || {alias}.category ELSE '' END)")
-        return text
+def text_sql(spec: TextChoice, alias: str = "r") -> str:
+    """A SQL expression giving the text of the record row `alias`, as `spec` chooses it ('last_user', 'user'
+    or 'all' turns; a record with no user turn falls back to all of them)."""
+    everything = (f"array_to_string(list_transform({alias}.messages, lambda m: coalesce(m.role, '') || ': ' || "
+                  f"coalesce(m.content, m.tool_calls::VARCHAR, '')), chr(10))")
+    users = f"list_filter({alias}.messages, lambda m: m.role = 'user' AND m.content IS NOT NULL)"
+    if spec.turns == "last_user":
+        text = f"coalesce({users}[-1].content, {everything})"
+    elif spec.turns == "user":
+        text = (f"coalesce(nullif(array_to_string(list_transform({users}, lambda m: m.content), chr(10)), ''), "
+                f"{everything})")
+    else:
+        text = everything
+    if spec.category:
+        text = (f"({text} || CASE WHEN coalesce({alias}.category, '') <> '' "
+                f"THEN chr(10) || 'category: ' || {alias}.category ELSE '' END)")
+    return text
 
 
 # Scripts: 'han' (Chinese characters), 'other' (letters of any other non-Latin script: Cyrillic, kana,
@@ -94,13 +69,6 @@ def register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None
     con.register(name, table)
 
 
-def one(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> tuple | None:
-    """The first row of a query, with the result read to its end (DuckDB 2 keeps a half-read result open,
-    which blocks register() on the same connection)."""
-    rows = con.execute(query, params or []).fetchall()
-    return rows[0] if rows else None
-
-
 @contextmanager
 def id_table(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> Iterator[str]:
     """A temporary relation `name(id BIGINT, pos BIGINT)` holding `ids`, for joins (a list parameter
@@ -115,19 +83,19 @@ def id_table(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> Iterator[str
         con.unregister(name)
 
 
-def record_texts(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextSpec) -> pa.Table:
+def record_texts(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextChoice) -> pa.Table:
     """(id, text, text_hash, script) for `ids`, in the order given; missing ids are left out."""
     with id_table(con, ids) as name:
         return arrow(con, f"""
             SELECT id, text, md5(text) AS text_hash, {script_sql('text')} AS script FROM (
-                SELECT i.id, i.pos, {spec.sql('r')} AS text FROM {name} i JOIN records r ON r.id = i.id)
+                SELECT i.id, i.pos, {text_sql(spec, 'r')} AS text FROM {name} i JOIN records r ON r.id = i.id)
             ORDER BY pos""")
 
 
 # --- the embedding cache ---------------------------------------------------------------------------
 
 def register_model(con: duckdb.DuckDBPyConnection, model: str, dim: int, reads: str, source: str) -> None:
-    found = one(con, "SELECT dim FROM embedding_models WHERE model = ?", [model])
+    found = first_row(con, "SELECT dim FROM embedding_models WHERE model = ?", [model])
     if found and found[0] != dim:
         raise WorkbenchError(
             f"the embedding model {model!r} now gives {dim}-dim vectors, but the store has {found[0]}-dim vectors "
@@ -137,7 +105,7 @@ def register_model(con: duckdb.DuckDBPyConnection, model: str, dim: int, reads: 
 
 
 def model_dim(con: duckdb.DuckDBPyConnection, model: str) -> int | None:
-    row = one(con, "SELECT dim FROM embedding_models WHERE model = ?", [model])
+    row = first_row(con, "SELECT dim FROM embedding_models WHERE model = ?", [model])
     return row[0] if row else None
 
 
@@ -175,14 +143,6 @@ def fetch_vectors(con: duckdb.DuckDBPyConnection, model: str, hashes: Sequence[s
                                  ON e.text_hash = h AND e.model = ?""", [model])
     finally:
         con.unregister(name)
-    return result.column(0).to_pylist(), _matrix(result.column(1), dim)
-
-
-def fetch_all_vectors(con: duckdb.DuckDBPyConnection, model: str) -> tuple[list[str], np.ndarray]:
-    dim = model_dim(con, model)
-    if dim is None:
-        return [], np.zeros((0, 0), dtype=np.float32)
-    result = arrow(con, "SELECT text_hash, vector FROM embeddings WHERE model = ?", [model])
     return result.column(0).to_pylist(), _matrix(result.column(1), dim)
 
 

@@ -32,8 +32,8 @@ REASONS = {
 # The built-in leakage guard compares a record's messages (content_hash) and its last user turn (the
 # question an eval record's answer is graded on) with every eval record's, as exact text: a million
 # records take well under a second that way, where normalising their text (case, spaces,
-# punctuation) would take most of the export's time budget. Variants are the dedup area's
-# find_leaks' job (lexical and semantic), which the export calls when it is installed. The first 24
+# punctuation) would take most of the export's time budget. Variants are dedup.find_leaks' job (lexical
+# and semantic), which the export calls with the default leakage guard ('auto'). The first 24
 # characters of the first user turn, lower-cased, group near-copies.
 _MACROS = r"""
 CREATE OR REPLACE TEMP MACRO wb_last_user(ms) AS CASE
@@ -60,29 +60,13 @@ def salt(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()[0][0] > 0
-
-
-def column_exists(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
-                       [table, column]).fetchall()[0][0] > 0
-
-
 def dataset_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(con.execute("SELECT name, kind FROM datasets ORDER BY name").fetchall())
 
 
-def cluster_relation(con: duckdb.DuckDBPyConnection) -> str | None:
-    """SQL giving (record_id, cluster VARCHAR) from the dedup area's clusterings, or None when there are none.
-
-    A record's cluster is the one its latest clustering run put it in ('<run>:<cluster>'); HDBSCAN's
-    noise (cluster -1) is no group, so such records fall back to the text group.
-    """
-    if not (column_exists(con, "cluster_members", "record_id") and column_exists(con, "cluster_members", "cluster")
-            and column_exists(con, "cluster_members", "run_id")):
-        return None
-    return """(SELECT record_id, CASE WHEN c >= 0 THEN r || ':' || c END AS cluster
+# A record's cluster is the one its latest clustering run put it in ('<run>:<cluster>'); HDBSCAN's noise
+# (cluster -1) is no group, and a record no run clustered has none: both fall back to the text group.
+_CLUSTERS = """(SELECT record_id, CASE WHEN c >= 0 THEN r || ':' || c END AS cluster
                FROM (SELECT record_id, max(run_id) AS r, arg_max(cluster, run_id) AS c FROM cluster_members
                      GROUP BY record_id))"""
 
@@ -120,10 +104,6 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
         SELECT id, content_hash, last_user, hash(last_user) AS user_hash
         FROM (SELECT id, content_hash, wb_last_user(messages) AS last_user FROM records WHERE list_contains(?, dataset))
         """, [list(spec.eval_datasets)])
-    dup_of = "r.dup_of" if column_exists(con, "records", "dup_of") else "NULL::BIGINT"
-    clusters = cluster_relation(con)
-    cluster_join = f"LEFT JOIN {clusters} c ON c.record_id = r.id" if clusters else ""
-    cluster_col = "c.cluster" if clusters else "NULL::VARCHAR"
     task_sql, task_params = spec.task_filter()
     has_eval = con.execute(f"SELECT count(*) > 0 FROM {EVAL}").fetchall()[0][0]
     user_hash = "hash(wb_last_user(r.messages))" if has_eval else "NULL::UBIGINT"
@@ -141,18 +121,18 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
                r.category, r.task_type, r.status, r.content_hash,
                {user_hash} AS user_hash,
                CASE WHEN {group_test} THEN
-                   coalesce('c:' || {cluster_col}, 'u:' || lower(left(wb_first_user(r.messages), {GROUP_PREFIX}))) END AS grp,
+                   coalesce('c:' || c.cluster, 'u:' || lower(left(wb_first_user(r.messages), {GROUP_PREFIX}))) END AS grp,
                CASE WHEN e.codes IS NOT NULL THEN 'error-issues'
-                    WHEN {dup_of} IS NOT NULL THEN 'duplicate'
+                    WHEN r.dup_of IS NOT NULL THEN 'duplicate'
                     WHEN eh.eval_id IS NOT NULL THEN 'eval-leak' END AS reason,
                CASE WHEN e.codes IS NOT NULL THEN e.codes
-                    WHEN {dup_of} IS NOT NULL THEN 'duplicate of record ' || {dup_of}
+                    WHEN r.dup_of IS NOT NULL THEN 'duplicate of record ' || r.dup_of
                     WHEN eh.eval_id IS NOT NULL THEN 'exact: the same messages as eval record ' || eh.eval_id
                END AS detail
         FROM records r
         LEFT JOIN errs e ON e.record_id = r.id
         LEFT JOIN eval_hash eh ON eh.content_hash = r.content_hash
-        {cluster_join}
+        LEFT JOIN {_CLUSTERS} c ON c.record_id = r.id
         WHERE ({task_sql}) OR (list_contains(?, r.dataset) AND list_contains(?, r.status))
     """, [list(spec.task_datasets), *group_params, *task_params, list(spec.general_datasets),
           list(spec.general_statuses)])
@@ -331,12 +311,6 @@ def eval_ids(con: duckdb.DuckDBPyConnection) -> list[int]:
     return [r[0] for r in con.execute(f"SELECT id FROM {EVAL} ORDER BY id").fetchall()]
 
 
-def row_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None, str, int, int]]:
-    """(pool, category, split, lines, distinct records)."""
-    return con.execute(f"""SELECT pool, category, split, count(*), count(DISTINCT id) FROM {ROWS}
-        GROUP BY ALL ORDER BY pool, category NULLS FIRST, split""").fetchall()
-
-
 def task_types(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """category -> the task types of its exported records (categories without any left out)."""
     rows = con.execute(f"""SELECT p.category, list(DISTINCT p.task_type ORDER BY p.task_type)
@@ -442,11 +416,3 @@ def _export_row(row: tuple) -> ExportRow:
 def list_exports(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[ExportRow]:
     rows = con.execute(f"SELECT {_EXPORT_COLUMNS} FROM exports ORDER BY created_at DESC, name LIMIT ?", [limit])
     return [_export_row(r) for r in rows.fetchall()]
-
-
-def find_export(con: duckdb.DuckDBPyConnection, name_or_hash: str) -> ExportRow | None:
-    """The newest export whose name, folder name or hash (or hash prefix) is `name_or_hash`."""
-    row = con.execute(f"""SELECT {_EXPORT_COLUMNS} FROM exports
-        WHERE name = ? OR folder = ? OR (length(?) >= 6 AND starts_with(hash, ?))
-        ORDER BY created_at DESC LIMIT 1""", [name_or_hash, name_or_hash, name_or_hash, name_or_hash]).fetchall()
-    return _export_row(row[0]) if row else None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
 
-from .. import formats
+from . import normaliser
 from .connection import columns_select, first_row, scalar
 
 # The staged input: one row per item in file order. seq numbers the items (so two records on one
@@ -119,12 +120,12 @@ RECORD_COLUMNS = ("id, dataset, messages, tools, category, task_type, status, ta
 def insert_records(con: duckdb.DuckDBPyConnection, *, source: str, import_id: int, dataset: str,
                    category: str | None, id_base: int) -> int:
     """Normalise `source(seq, line, text)` into records with id = id_base + seq; returns how many landed."""
-    formats.install_macros(con)
+    normaliser.install_macros(con)
     return scalar(con, f"""
         INSERT INTO records ({RECORD_COLUMNS})
         SELECT ? + seq, ?, messages, tools, coalesce(category, ?), task_type, 'new', tags, source, bad_output,
                wb_content_hash(messages), format, import_issues, ?, line, current_timestamp, current_timestamp, 1
-        FROM ({formats.normalised_select(source)})
+        FROM ({normaliser.normalised_select(source)})
         WHERE reject IS NULL
     """, [id_base, dataset, category, import_id])
 
@@ -159,22 +160,32 @@ def unimported_items(con: duckdb.DuckDBPyConnection, import_id: int, id_base: in
     """, [id_base, import_id]).fetchall()
 
 
-def items_temp_table(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[tuple[int, int, str]]) -> None:
-    """A temp table `name(seq, line, text)` of a few items, a source for insert_records (drop it after)."""
+@contextmanager
+def items_table(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[tuple[int, int, str]]) -> Iterator[str]:
+    """A temp table `name(seq, line, text)` of a few items, a source for insert_records; dropped afterwards."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {columns_select(ITEM_COLUMNS)}",
                 [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]])
+    try:
+        yield name
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def normaliser_verdicts(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple[int, int, str]]) -> dict[int, str | None]:
     """For items that did not import: seq -> the normaliser's reason ('unparsed', 'empty-messages')."""
     if not rows:
         return {}
-    formats.install_macros(con)
-    items_temp_table(con, "wb_recheck", rows)
-    try:
-        return dict(con.execute(f"SELECT seq, reject FROM ({formats.normalised_select('wb_recheck')})").fetchall())
-    finally:
-        con.execute("DROP TABLE IF EXISTS wb_recheck")
+    normaliser.install_macros(con)
+    with items_table(con, "wb_recheck", rows) as name:
+        return dict(con.execute(f"SELECT seq, reject FROM ({normaliser.normalised_select(name)})").fetchall())
+
+
+def add_import_issue(con: duckdb.DuckDBPyConnection, import_id: int, record_ids: Sequence[int], code: str,
+                     detail: str) -> None:
+    """Append an import issue (`code`, no turn, `detail`) to records of the import being written."""
+    con.execute("""UPDATE records SET import_issues = list_append(import_issues,
+                       {'code': ?, 'turn': NULL::INTEGER, 'detail': ?})
+                   WHERE import_id = ? AND list_contains(?, id)""", [code, detail, import_id, list(record_ids)])
 
 
 @dataclass(frozen=True)
@@ -216,11 +227,3 @@ def rejects_of(con: duckdb.DuckDBPyConnection, import_id: int, limit: int | None
 def reject_counts(con: duckdb.DuckDBPyConnection, import_id: int) -> dict[str, int]:
     return dict(con.execute("SELECT code, count(*) FROM rejects WHERE import_id = ? GROUP BY code ORDER BY 2 DESC",
                             [import_id]).fetchall())
-
-
-def list_imports(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict]:
-    cur = con.execute(
-        "SELECT id, file_name, dataset, file_format, encoding, imported, rejected, blank_lines, started_at "
-        "FROM imports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT ?", [limit])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -73,6 +73,18 @@ def insert_issues(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None
                 f"SELECT *, 'check' FROM ({columns})", [list(c) for c in zip(*rows, strict=True)])
 
 
+def fixable_records(con: duckdb.DuckDBPyConnection, selection: Selection) -> list[int]:
+    """Ids of the selected records that have an issue with an autofix, in id order."""
+    where, params = selection.sql()
+    return [r[0] for r in con.execute(
+        f"SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL "
+        f"AND record_id IN (SELECT id FROM records WHERE {where}) ORDER BY 1", params).fetchall()]
+
+def all_issues(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Every issue of every record, both kinds: (record_id, code, severity, turn, message, fix, stage), by record."""
+    return con.execute(f"SELECT record_id, code, severity, turn, message, fix, stage FROM {ALL_ISSUES} i "
+                       "ORDER BY record_id, turn NULLS FIRST, code").fetchall()
+
 def issue_counts(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> list[tuple[str, str, int]]:
     """(code, severity, records with it), most frequent first."""
     where, params = selection.sql()
@@ -92,3 +104,40 @@ def records_with_errors(con: duckdb.DuckDBPyConnection, selection: Selection = S
     where, params = selection.sql()
     return scalar(con, f"""SELECT count(DISTINCT record_id) FROM record_issues
         WHERE severity = 'error' AND record_id IN (SELECT id FROM records WHERE {where})""", params)
+
+
+# --- the SQL pre-test --------------------------------------------------------------------------------
+# True only when the roles alternate user/assistant after an optional system message, every content is
+# plain text with a visible character, no content holds a `suspicious` character (or starts like JSON,
+# which `suspicious` matches as well), no content of `repeat_min_chars` or more repeats itself at any
+# of the probe points a loop covering 30% of the text must contain, and the bytes bound the token
+# count under the limit. checks.clean_record_sql gives it the rules' characters and lengths.
+_PROBE = 8
+
+
+def _loops_sql(c: str) -> str:
+    probes = []
+    for quarter in (1, 2, 3):
+        at = f"(length({c}) * {quarter} // 4)"
+        for start in (f"{at} + 1", f"{at} - {_PROBE - 1}"):
+            window = f"substr({c}, {start}, {_PROBE})"
+            probes.append(f"(length({c}) - length(replace({c}, {window}, ''))) // {_PROBE} >= 4")
+    return " OR ".join(probes)
+
+
+def clean_record_sql(max_tokens: int, *, suspicious: str, repeat_min_chars: int) -> str:
+    """A DuckDB boolean over `messages`: true only for records that can have no issue (see above)."""
+    suspicious = suspicious.replace("'", "''")
+    loops = _loops_sql("m.content")
+    return f"""(
+        CASE WHEN len(messages) = 2 THEN coalesce(messages[1].role = 'user' AND messages[2].role = 'assistant', false)
+             ELSE regexp_full_match(array_to_string(list_transform(messages, lambda m: coalesce(m.role, '?')), ','),
+                                    '(system,)?user,assistant(,user,assistant)*') END
+        AND list_bool_and(list_transform(messages, lambda m:
+            m.content IS NOT NULL AND m.tool_calls IS NULL AND regexp_matches(m.content, '[^ \t\r\n]')))
+        AND NOT coalesce(list_bool_or(list_transform(
+            list_filter(messages, lambda m: length(m.content) >= {repeat_min_chars}), lambda m: {loops})), false)
+        AND NOT regexp_matches(array_to_string(list_transform(messages, lambda m: m.content), chr(10)), '{suspicious}')
+        AND list_sum(list_transform(messages, lambda m: strlen(m.content))) + 16 * len(messages) + 64
+            <= {int(max_tokens)}
+    )"""

@@ -11,6 +11,7 @@ import duckdb
 
 from .. import formats
 from ..errors import EditConflictError, NotFoundError, WorkbenchError
+from . import normaliser
 from .connection import first_row, scalar
 
 STATUSES = ("new", "labeled", "fixed", "approved", "rejected")
@@ -139,22 +140,17 @@ def list_records(con: duckdb.DuckDBPyConnection, selection: Selection = Selectio
     return [_record(r) for r in rows]
 
 
-def count_records(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> int:
-    where, params = selection.sql()
-    return scalar(con, f"SELECT count(*) FROM records WHERE {where}", params)
-
-
 def insert_record(con: duckdb.DuckDBPyConnection, record: Record, author: str, note: str | None = None) -> int:
     """Add one record (typed or pasted in, or from the playground); returns its id."""
     ensure_dataset(con, record.dataset)
     _validate(record.status, record.messages)
-    formats.install_macros(con)
+    normaliser.install_macros(con)
     record_id = scalar(con, "SELECT coalesce(max(id), 0) + 1 FROM records")
     con.execute(f"""
         INSERT INTO records (id, dataset, messages, tools, category, task_type, status, tags, source, bad_output,
                              content_hash, format, import_issues, created_at, updated_at, version)
         SELECT ?, ?, m, ?, ?, ?, ?, ?, ?, ?, wb_content_hash(m), 'messages', [], current_timestamp, current_timestamp, 1
-        FROM (SELECT ?::{formats.MESSAGE_TYPE}[] AS m)""",
+        FROM (SELECT ?::{normaliser.MESSAGE_TYPE}[] AS m)""",
         [record_id, record.dataset, _json_or_none(record.tools), record.category, record.task_type, record.status,
          record.tags or None, record.source, record.bad_output, [formats.canonical_message(m) for m in record.messages]])
     _log(con, record_id, 1, "create", None, _snapshot(get_record(con, record_id), EDITABLE), author, note)
@@ -181,12 +177,12 @@ def update_record(con: duckdb.DuckDBPyConnection, record_id: int, expected_versi
     changed = {k for k in changes if before.get(k) != after.get(k)}
     if not changed:
         return current
-    formats.install_macros(con)
+    normaliser.install_macros(con)
     sets, params = [], []
     for name in sorted(changed):
         value = changes[name]
         if name == "messages":
-            sets.append(f"messages = ?::{formats.MESSAGE_TYPE}[]")
+            sets.append(f"messages = ?::{normaliser.MESSAGE_TYPE}[]")
         elif name == "tools":
             value = _json_or_none(value)
             sets.append("tools = ?")

@@ -109,19 +109,11 @@ def active_runs(con: duckdb.DuckDBPyConnection) -> list[RunRow]:
     return list_runs(con, statuses=ACTIVE)
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
-
-
 def run_lineage(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
     """The run and its ancestors (itself first, then its parent run, ...; `init` says whether each continued its
     parent's adapter or started a fresh one), each with its export (name, hash, folder, and the export log's
-    record counts when the exports table exists) and its adapter: data -> run -> adapter, in one query."""
+    record counts) and its adapter: data -> run -> adapter, in one query."""
     get_run(con, run_id)
-    has_exports = _has_table(con, "exports")
-    export_cols = ("e.train_records, e.val_records, e.created_at AS exported_at" if has_exports
-                   else "NULL AS train_records, NULL AS val_records, NULL AS exported_at")
-    join = "LEFT JOIN exports e ON e.hash = r.export_hash" if has_exports else ""
     rows = con.execute(f"""
         WITH RECURSIVE chain(id, depth) AS (
             SELECT id, 0 FROM runs WHERE id = ?
@@ -130,8 +122,9 @@ def run_lineage(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
             WHERE r.parent_run IS NOT NULL AND c.depth < 100
         )
         SELECT c.depth, r.id, r.status, r.init, r.parent_run, r.base_model, r.export_name, r.export_hash, r.export_dir,
-               r.adapter_dir, r.val_accuracy, r.val_loss, r.best_step, {export_cols}
-        FROM chain c JOIN runs r ON r.id = c.id {join}
+               r.adapter_dir, r.val_accuracy, r.val_loss, r.best_step,
+               e.train_records, e.val_records, e.created_at AS exported_at
+        FROM chain c JOIN runs r ON r.id = c.id LEFT JOIN exports e ON e.hash = r.export_hash
         ORDER BY c.depth""", [run_id])
     names = [d[0] for d in rows.description]
     return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]

@@ -12,6 +12,7 @@ import json
 import math
 import random
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -32,20 +33,12 @@ def validation_loss(model, examples: Sequence[Example], *, max_tokens: int, devi
     total, count = 0.0, 0
     for group in micro_batches(examples, max_tokens):
         batch = pack(group).to(device)
-        with autocast() if autocast else _nothing():
+        with autocast() if autocast else nullcontext():
             loss_sum, n = batch_loss(model, batch, packed=packed)
         total += float(loss_sum)
         count += int(n)
     model.train(was_training)
     return total / count if count else None
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def is_correct(contract: Contract, answer: str, reference: str) -> bool:
@@ -99,23 +92,21 @@ def sample(records: Sequence[dict], n: int, seed: int) -> list[dict]:
 @torch.no_grad()
 def generate_answers(model, encoder: ChatEncoder, records: Sequence[dict], *, max_new_tokens: int, device,
                      batch_size: int = 16) -> list[str]:
-    """Greedy answers to each record's final assistant turn, batched (left-padded, shortest prompts together)."""
+    """Greedy answers to each record's final assistant turn, batched (left-padded by the tokenizer, shortest
+    prompts together)."""
     was_training = model.training
     model.eval()
     prompts = [encoder.prompt_ids(r["messages"], r.get("tools")) for r in records]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
-    pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
     for k in range(0, len(order), batch_size):
         chunk = order[k:k + batch_size]
-        longest = max(len(prompts[i]) for i in chunk)
-        ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), longest), dtype=torch.long)
-        for row, i in enumerate(chunk):
-            ids[row, longest - len(prompts[i]):] = torch.tensor(prompts[i])
-            mask[row, longest - len(prompts[i]):] = 1
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                             do_sample=False, eos_token_id=sorted(encoder.end_of_turn_ids), pad_token_id=pad)
+        batch = encoder.tok.pad({"input_ids": [prompts[i] for i in chunk]}, padding=True, padding_side="left",
+                                return_tensors="pt")
+        longest = batch["input_ids"].shape[1]
+        out = model.generate(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                             max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=sorted(encoder.end_of_turn_ids),
+                             pad_token_id=encoder.tok.pad_token_id)
         for row, i in enumerate(chunk):
             answers[i] = encoder.tok.decode(out[row, longest:], skip_special_tokens=True)
     model.train(was_training)

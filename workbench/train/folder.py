@@ -6,6 +6,10 @@
     log.txt         what happened, in words
     checkpoints/    step-NNNNNN/ (adapter + optimizer state): the latest (to resume) and the best
     adapter/        the final adapter (loads with plain peft), with the tokenizer and its chat template
+
+Checkpoints and the adapter are written into a temp folder beside them (.NAME.tmp-PID-XXXX) and renamed into
+place when complete, so a kill mid-write leaves the earlier folder or none, never half of one; whoever finds
+such leftovers of a process that is gone removes them (`sweep_unfinished_folders`).
     report.json     the summary: final and best metrics, overfitting warnings, where the adapter came from
 """
 
@@ -13,12 +17,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from ..processes import pid_exists
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -157,6 +168,80 @@ class ReadOnlyRunFolder(RunFolder):
 
     def truncate_metrics(self, after_step: int) -> None:
         pass
+
+
+_UNFINISHED = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]{8}")
+
+
+@contextmanager
+def written_whole(target: Path) -> Iterator[Path]:
+    """Yield a temp folder beside `target` to write into; when the block ends without an error the temp folder
+    replaces `target` by renames, so a reader, or a kill -9 at any moment, sees the old folder or the new one,
+    never half of one. On an error the temp folder is removed and `target` is left as it was."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = target.with_name(f".{target.name}.tmp-{tag}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        if target.exists():  # a folder cannot be renamed onto a non-empty one: move the old one aside first
+            old = target.with_name(f".{target.name}.old-{tag}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sweep_unfinished_folders(parent: Path) -> list[str]:
+    """Clean up after `written_whole` calls cut short by a kill: remove temp folders of processes that are gone,
+    and put back an old folder that was moved aside when its replacement never arrived. Returns what it did."""
+    done: list[str] = []
+    if not parent.is_dir():
+        return done
+    for path in sorted(parent.iterdir()):
+        match = _UNFINISHED.fullmatch(path.name)
+        if not match:
+            continue
+        if int(match["pid"]) != os.getpid() and pid_exists(int(match["pid"])):
+            continue  # still being written
+        target = parent / match["name"]
+        if match["kind"] == "old" and not target.exists():
+            os.replace(path, target)
+            done.append(f"put back {target.name}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(f"removed {path.name}")
+    return done
+
+
+def adapter_problem(adapter: Path, *, tokenizer: bool = True) -> str | None:
+    """Why `adapter` is not a complete LoRA adapter folder (None when it is): a missing or unreadable config,
+    weights cut short, a tokenizer file missing or half written, as a kill in the middle of writing it leaves.
+    tokenizer: whether the tokenizer must be there too (a run's adapter has it; merging needs it)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not adapter.is_dir():
+        return f"there is no folder {adapter}"
+    needed = ("adapter_config.json", "adapter_model.safetensors") + (("tokenizer_config.json",) if tokenizer else ())
+    for name in needed:
+        if not (adapter / name).is_file():
+            return f"{name} is missing"
+    for path in sorted(adapter.glob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return f"{path.name} is cut short or unreadable ({exc})"
+    try:
+        with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as weights:
+            if not list(weights.keys()):
+                return "adapter_model.safetensors holds no weights"
+    except (OSError, SafetensorError) as exc:
+        return f"adapter_model.safetensors is cut short or unreadable ({exc})"
+    return None
 
 
 def process_rank() -> int:

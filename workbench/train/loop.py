@@ -24,10 +24,21 @@ from ..models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer, pick_
 from .config import TrainConfig
 from .data import ChatEncoder, encode_records, epoch_batches, micro_batches, read_export
 from .evaluate import overfitting_warnings, sample, scorable, task_accuracy, validation_loss
-from .folder import ReadOnlyRunFolder, RunFolder, now_iso, process_rank
+from .folder import (
+    ReadOnlyRunFolder,
+    RunFolder,
+    adapter_problem,
+    now_iso,
+    process_rank,
+    sweep_unfinished_folders,
+    written_whole,
+)
 from .packing import batch_loss, pack, register_packed_attention, supports_packing
+from .trainer_state import load_trainer_state, save_trainer_state
 
 Progress = Callable[[int, int, dict], None]
+# TrainConfig.lr_scheduler -> transformers' schedule: each warms up linearly over the warmup steps first
+SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
 class Cancelled(WorkbenchError):
@@ -88,6 +99,9 @@ def train(export_dir: str | Path, config: TrainConfig, run_dir: str | Path, prog
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.start_status()
     try:
+        if process_rank() == 0:
+            for done in sweep_unfinished_folders(folder.path) + sweep_unfinished_folders(folder.checkpoints):
+                folder.log(f"cleaned up after an earlier process that was stopped while writing: {done}")
         result = _train(folder, Path(export_dir), config, progress or (lambda *a: None), init_adapter, resume,
                         should_stop or folder.cancel_requested, models_dir)
     except Cancelled as exc:
@@ -106,6 +120,7 @@ def train(export_dir: str | Path, config: TrainConfig, run_dir: str | Path, prog
 def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: Progress, init_adapter, resume: bool,
            should_stop: Callable[[], bool], models_dir) -> TrainResult:
     from accelerate import Accelerator
+    from transformers import get_scheduler
 
     # --- config and devices
     if config.threads:
@@ -152,7 +167,8 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     steps_per_epoch = math.ceil(len(train_set.examples) / config.batch_size)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     warmup = int(config.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.lr_scheduler, warmup, total_steps))
+    scheduler = get_scheduler(SCHEDULERS[config.lr_scheduler], optimizer, num_warmup_steps=warmup,
+                              num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = _State()
     if resume:
@@ -270,9 +286,9 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
         adapter_from = f"best: step {state.step}, the last"
     result_warnings = overfitting_warnings(state.evals, config.overfit_gap)
     if main_process:
-        shutil.rmtree(folder.adapter, ignore_errors=True)
-        unwrapped.save_pretrained(folder.adapter)
-        tokenizer.save_pretrained(folder.adapter)
+        with written_whole(folder.adapter) as tmp:  # merge and --from-run take an adapter/ folder as finished
+            unwrapped.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         for message in result_warnings:
             say(message)
         say(f"adapter ({adapter_from}) written to {folder.adapter}")
@@ -335,6 +351,10 @@ def _attach_lora(model, config: TrainConfig, init_adapter, say):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # peft asks transformers a deprecated question
         if init_adapter:
+            problem = adapter_problem(Path(init_adapter), tokenizer=False)
+            if problem:
+                raise WorkbenchError(f"the adapter {init_adapter} to continue is incomplete: {problem}. It was "
+                                     f"probably cut short while being written; continue from a finished run's adapter")
             model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
             rank = model.peft_config["default"].r
             say(f"continuing the adapter {init_adapter} (rank {rank} as it was trained; lora_rank is not applied)")
@@ -344,17 +364,6 @@ def _attach_lora(model, config: TrainConfig, init_adapter, say):
                           target_modules=config.target_modules, task_type="CAUSAL_LM")
         say(f"fresh LoRA adapter: rank {config.lora_rank}, alpha {config.alpha}, targets {config.target_modules}")
         return get_peft_model(model, lora)
-
-
-def _schedule(kind: str, warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if kind == "constant":
-            return 1.0
-        progress = (step - warmup) / max(1, total - warmup)
-        return max(0.0, 1 - progress) if kind == "linear" else 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return factor
 
 
 def _is_better(scores: dict, best: dict | None) -> bool:
@@ -371,16 +380,16 @@ def _is_better(scores: dict, best: dict | None) -> bool:
 
 def _save_checkpoint(folder: RunFolder, model, optimizer, scheduler, state: _State) -> Path:
     """Write checkpoints/step-N (adapter, optimizer, scheduler, RNG, counters), then keep only it and the best.
-    checkpoint.json is written last: a checkpoint without it (a kill mid-write) is ignored."""
+    The folder is written beside and renamed into place whole, with checkpoint.json last (older versions wrote
+    it in place: a checkpoint without checkpoint.json is ignored)."""
     import json
 
     target = folder.checkpoints / f"step-{state.step:06d}"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    model.save_pretrained(target)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "state": state.__dict__}, target / "trainer_state.pt")
-    (target / "checkpoint.json").write_text(json.dumps({"step": state.step, "best": state.best}), encoding="utf-8")
+    with written_whole(target) as tmp:
+        model.save_pretrained(tmp)
+        save_trainer_state(tmp, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                 "rng": torch.get_rng_state(), "state": dict(state.__dict__)})
+        (tmp / "checkpoint.json").write_text(json.dumps({"step": state.step, "best": state.best}), encoding="utf-8")
     keep = {target.name} | ({f"step-{state.best['step']:06d}"} if state.best else set())
     for old in folder.checkpoints.iterdir():
         if old.name not in keep:
@@ -396,8 +405,8 @@ def _load_checkpoint(folder: RunFolder, model, optimizer, scheduler, say) -> _St
     if not found:
         raise WorkbenchError(f"{folder.path} has no checkpoint to resume from; start the run again instead")
     latest = found[-1]
+    saved = load_trainer_state(latest)  # first: a state it refuses changes nothing
     set_peft_model_state_dict(model, load_file(latest / "adapter_model.safetensors"))
-    saved = torch.load(latest / "trainer_state.pt", weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["rng"])

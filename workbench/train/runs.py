@@ -22,13 +22,23 @@ from typing import Any
 
 from ..errors import NotFoundError, WorkbenchError
 from ..models import EMBEDDED_MODEL
-from ..processes import pid_exists
+from ..names import check_new_path
+from ..processes import worker_alive
 from ..store import Store
 from ..store import runs as sql
 from .config import TrainConfig, task_type_of_export
 from .data import read_export
-from .folder import FINAL_STATES, RunFolder, now_iso, read_json, write_json_atomic
+from .folder import (
+    FINAL_STATES,
+    RunFolder,
+    adapter_problem,
+    now_iso,
+    read_json,
+    sweep_unfinished_folders,
+    write_json_atomic,
+)
 
+INITS = ("continue", "fresh")  # what a run started from an earlier run does with its adapter
 # Worker processes this process started, so their exit is noticed (and reaped) at once.
 _children: dict[int, subprocess.Popen] = {}
 
@@ -110,7 +120,7 @@ def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from
             raise WorkbenchError("init='continue' needs from_run: the run whose adapter to continue")
         init = "fresh"
     else:
-        if init not in ("continue", "fresh"):
+        if init not in INITS:
             raise WorkbenchError(
                 f"say what to do with run {from_run}: init='continue' trains its adapter further, init='fresh' "
                 f"starts a new adapter on its base model (CLI: --init continue or --init fresh)")
@@ -128,6 +138,10 @@ def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from
             if parent.status != "done" or not (adapter / "adapter_config.json").is_file():
                 raise WorkbenchError(f"run {from_run} has no finished adapter to continue (it is {parent.status}); "
                                      f"resume it first (workbench train --resume {from_run}) or use --init fresh")
+            problem = adapter_problem(adapter)
+            if problem:
+                raise WorkbenchError(f"the adapter of run {from_run} ({adapter}) is incomplete: {problem}. It was cut "
+                                     f"short while being written; train run {from_run} again, or use --init fresh")
             init_adapter = str(adapter)
             # the adapter keeps the rank it was trained with: record that, not the preset's
             trained = read_json(adapter / "adapter_config.json") or {}
@@ -227,6 +241,8 @@ def refresh_runs(store: Store) -> list[sql.RunRow]:
                        f"(see {folder.log_path} and worker.out){resumable}")
             live = folder.update_status(state="failed", error=message, finished_at=now_iso())
             state = "failed"
+            for done in sweep_unfinished_folders(folder.path) + sweep_unfinished_folders(folder.checkpoints):
+                folder.log(f"cleaned up after the training process that ended without finishing: {done}")
         updates.append((row.id, _row_changes(state, live)))
     if updates:
         with store.transaction() as con:
@@ -269,15 +285,7 @@ def _alive(pid: int | None, host: str | None = None) -> bool:
     child = _children.get(pid)
     if child is not None:
         return child.poll() is None
-    if not pid_exists(pid):
-        return False
-    try:  # a zombie, or the pid reused by another program, is not our worker
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-        return b"workbench.train.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no /proc (macOS): the pid exists
+    return worker_alive(pid, "workbench.train.worker")
 
 
 def run_status(store: Store, run_id: int) -> RunStatus:
@@ -338,7 +346,12 @@ def merge_run(store: Store, run_id: int, out: str | Path | None = None,
     adapter = Path(row.adapter_dir or Path(row.run_dir) / "adapter")
     if not (adapter / "adapter_config.json").is_file():
         raise WorkbenchError(f"run {run_id} has no adapter yet (it is {row.status}); merge a finished run")
-    target = Path(out).expanduser() if out else Path(row.run_dir) / "merged"
+    problem = adapter_problem(adapter)
+    if problem:
+        raise WorkbenchError(f"the adapter of run {run_id} ({adapter}) is incomplete: {problem}. It was cut short "
+                             f"while being written (the run was stopped then?); nothing was merged. Train the run "
+                             f"again and merge once it is done")
+    target = check_new_path(out, "merge output folder") if out else Path(row.run_dir) / "merged"
     tell = progress or (lambda stage: None)
     tell("loading the base model")
     base = load_causal_lm(None if row.base_model == EMBEDDED_MODEL else row.base_model, store.models_dir,

@@ -1,6 +1,6 @@
 """A generated intent-classification export: customer messages in English and Chinese, ten intents.
 
-The trainer's tests, its benchmark and the demo train on it when no real export is at hand. The
+A test and bench fixture, not part of the product: the trainer's tests and its benchmark train on it. The
 folder it writes has exactly the shape the export writes (train.jsonl, val.jsonl, manifest.json).
 """
 
@@ -150,7 +150,7 @@ def write_tiny_model(folder: Path, *, tokenizer_from: str | None = None, models_
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from ..models import end_of_turn_ids, load_tokenizer
+    from workbench.models import end_of_turn_ids, load_tokenizer
 
     folder = Path(folder)
     tok = load_tokenizer(tokenizer_from, models_dir)

@@ -1,0 +1,42 @@
+"""What every command module shares: the consoles, the store of the `--store` option, progress bars.
+
+Command modules import this, never `workbench.cli` (which imports them), so there is no import cycle.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..store import Store
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+AUTHOR = click.option("--author", default=lambda: os.environ.get("USER", "cli"), help="Who did it (kept in the log).")
+
+
+def open_store(ctx: click.Context) -> Store:
+    """The store named by the group's --store option (or $WORKBENCH_STORE, or ./store)."""
+    return Store.open(ctx.obj.get("store_dir"))
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
+                    TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
+
+
+def staged(bar: Progress) -> Callable[[str, int, int], None]:
+    """A progress callback `(stage, done, total)` that shows each stage as its own bar."""
+    tasks: dict[str, object] = {}
+
+    def show(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total or None)
+        bar.update(tasks[stage], completed=done, total=total or None)
+
+    return show
