@@ -128,3 +128,23 @@ def test_near_copies_are_grouped_with_recall_of_at_least_0_9(grouped, language):
           + ", ".join(f"{k} {sum(v)}/{len(v)}" for k, v in sorted(kinds.items())))
     missed = [(a, b) for (name, a, b, _), same in together.items() if name == f"copy {language}" and not same]
     assert recall >= 0.9, missed
+
+
+def test_every_labelled_pair_gets_the_right_verdict_from_the_check_alone():
+    # the check's own verdicts, without models: which pairs the embeddings bring close is measured above
+    from tests.data_dedup_labels import (
+        HELD_OUT_EN,
+        HELD_OUT_NEVER_MERGE,
+        HELD_OUT_ZH,
+        NEAR_DUPLICATES_EN,
+        NEAR_DUPLICATES_ZH,
+        NEVER_MERGE,
+    )
+
+    same = [(a, b) for pairs in (NEAR_COPIES_EN, NEAR_COPIES_ZH) for a, b, _ in pairs]
+    same += [(a, b) for families in (NEAR_DUPLICATES_EN, NEAR_DUPLICATES_ZH, HELD_OUT_EN, HELD_OUT_ZH)
+             for family in families for i, a in enumerate(family) for b in family[i + 1:]]
+    different = [(a, b) for pairs in (LOOKALIKES_EN, LOOKALIKES_ZH) for a, b, _ in pairs]
+    different += NEVER_MERGE + HELD_OUT_NEVER_MERGE
+    assert [(a, b) for a, b in same if request_change(a, b)] == []
+    assert [(a, b) for a, b in different if not request_change(a, b)] == []

@@ -15,6 +15,9 @@ Three ways two records can match, each on the request text (`TextSpec`, without 
 - semantic: cosine of cached embeddings >= 0.93 (all-MiniLM-L6-v2) or 0.96 (multilingual USE, which
             gives look-alike Chinese requests such as 反转/排序一个链表 up to 0.944), only between records
             embedded by the same model, i.e. never on a model that cannot read their script.
+A lexical or semantic match must then pass the look-alike check (lookalike.request_change): two
+requests that differ in a word that changes what is asked (open/closed, not, A to B / B to A, another
+product) are never grouped, whatever their similarity.
 Matches form groups (connected components); the kept record of a group is the one with the best
 status (approved, fixed, labeled, new, rejected), then the newest, then the highest id.
 """
