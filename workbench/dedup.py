@@ -644,6 +644,7 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
     matches: dict[tuple[int, int], Match] = {}
     text_of = dict(zip(keys.ids.tolist(), keys.norm_text, strict=True))
     look_alikes: dict[tuple[int, int], str] = {}
+    tokens: dict[str, tuple[str, ...]] = {}   # each text's request tokens, for this run only
     joined: dict[int, int] = {}   # union-find over the matches so far
 
     def root(x: int) -> int:
@@ -659,7 +660,9 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
         # another product) is a look-alike, not a copy: grouping it would drop a badcase. A pair
         # already joined through checked matches changes no group, so it needs no check.
         ra, rb = root(a), root(b)
-        change = None if kind == "exact" or ra == rb else lookalike.request_change(text_of[a], text_of[b])
+        change = None
+        if kind != "exact" and ra != rb:
+            change = lookalike.request_change(text_of[a], text_of[b], tokens)
         if change:
             look_alikes[pair] = change
             return

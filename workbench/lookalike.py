@@ -130,7 +130,7 @@ def _simplified_table() -> dict[int, str]:
     return table
 
 
-@functools.lru_cache(maxsize=200_000)
+@functools.lru_cache(maxsize=4096)
 def request_tokens(text: str) -> tuple[str, ...]:
     """The tokens a request is compared on: English words, Chinese characters, numbers/dates/codes masked,
     fillers and punctuation dropped (see the module docstring)."""
@@ -150,7 +150,7 @@ def request_tokens(text: str) -> tuple[str, ...]:
             mask = _WORD_MASKS.get(token)
             if mask is None:
                 mask = _word_mask(token)
-                if len(_WORD_MASKS) < 1_000_000:
+                if len(_WORD_MASKS) < 200_000:
                     _WORD_MASKS[token] = mask
             if not mask:
                 out.append(token)
@@ -356,10 +356,18 @@ def _kind(changed: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> str:
     return "other-word"
 
 
-def request_change(a: str, b: str) -> str | None:
+def request_change(a: str, b: str, tokens: dict[str, tuple[str, ...]] | None = None) -> str | None:
     """What makes request `b` ask something other than request `a`: 'negation', 'antonym', 'swapped' or
-    'other-word'; None when they differ only in what never changes a request (see the module docstring)."""
-    ta, tb = request_tokens(a), request_tokens(b)
+    'other-word'; None when they differ only in what never changes a request (see the module docstring).
+
+    `tokens`: a dict the caller keeps for one batch of comparisons (a dedup run), so that each text is
+    tokenised once (about 1 KB per text: a process-wide cache would keep a large run's texts for good).
+    """
+    if tokens is None:
+        ta, tb = request_tokens(a), request_tokens(b)
+    else:
+        ta = tokens.get(a) or tokens.setdefault(a, request_tokens.__wrapped__(a))
+        tb = tokens.get(b) or tokens.setdefault(b, request_tokens.__wrapped__(b))
     if ta == tb:
         return None
     if not ta or not tb:
