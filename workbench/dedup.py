@@ -15,6 +15,9 @@ Three ways two records can match, each on the request text (`TextSpec`, without 
 - semantic: cosine of cached embeddings >= 0.93 (all-MiniLM-L6-v2) or 0.96 (multilingual USE, which
             gives look-alike Chinese requests such as 反转/排序一个链表 up to 0.944), only between records
             embedded by the same model, i.e. never on a model that cannot read their script.
+A lexical or semantic match must then pass the look-alike check (lookalike.request_change): two
+requests that differ in a word that changes what is asked (open/closed, not, A to B / B to A, another
+product) are never grouped, whatever their similarity.
 Matches form groups (connected components); the kept record of a group is the one with the best
 status (approved, fixed, labeled, new, rejected), then the newest, then the highest id.
 """
@@ -31,7 +34,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from . import embed
+from . import embed, lookalike
 from .embed import TextSpec
 from .errors import WorkbenchError
 from .store import Store
@@ -617,6 +620,7 @@ class DedupReport:
     by_kind: dict[str, int] = field(default_factory=dict)
     semantic: dict[str, int] = field(default_factory=dict)      # model -> records with a cached vector
     no_vector: int = 0           # records semantic matching could not look at (no cached vector)
+    look_alikes: dict[str, int] = field(default_factory=dict)  # near pairs kept apart: kind -> pairs (lookalike)
     seconds: float = 0.0
     dry_run: bool = False
 
@@ -638,11 +642,33 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
     spec = (config.text or embed_config.text).request()
     keys = sql.record_keys(con, ids, spec)
     matches: dict[tuple[int, int], Match] = {}
+    text_of = dict(zip(keys.ids.tolist(), keys.norm_text, strict=True))
+    look_alikes: dict[tuple[int, int], str] = {}
+    tokens: dict[str, tuple[str, ...]] = {}   # each text's request tokens, for this run only
+    joined: dict[int, int] = {}   # union-find over the matches so far
+
+    def root(x: int) -> int:
+        while joined.get(x, x) != x:
+            joined[x] = x = joined.get(joined[x], joined[x])
+        return x
 
     def add(a: int, b: int, kind: str, score: float) -> None:
         pair = (min(a, b), max(a, b))
-        if a != b and pair not in matches:
-            matches[pair] = Match(pair[0], pair[1], kind, round(score, 4))
+        if a == b or pair in matches or pair in look_alikes:
+            return
+        # A near match of two requests that ask different things (open/closed, not, A to B / B to A,
+        # another product) is a look-alike, not a copy: grouping it would drop a badcase. A pair
+        # already joined through checked matches changes no group, so it needs no check.
+        ra, rb = root(a), root(b)
+        change = None
+        if kind != "exact" and ra != rb:
+            change = lookalike.request_change(text_of[a], text_of[b], tokens)
+        if change:
+            look_alikes[pair] = change
+            return
+        matches[pair] = Match(pair[0], pair[1], kind, round(score, 4))
+        if ra != rb:
+            joined[max(ra, rb)] = min(ra, rb)
 
     first_of_hash: dict[str, int] = {}
     representatives: list[int] = []   # one row per distinct normalised text
@@ -673,7 +699,7 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
             add(int(keys.ids[representatives[i]]), int(keys.ids[representatives[j]]), "lexical", score)
         if progress:
             progress("lexical", 1, 1)
-    coverage = {"semantic": {}, "no_vector": 0}
+    coverage = {"semantic": {}, "no_vector": 0, "look_alikes": {}}
     if config.semantic:
         vectors = embed.record_vectors(con, keys.ids.tolist(), embed_config)
         for model_id, vec in vectors.items():
@@ -683,6 +709,8 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
             for i, j, score in semantic_pairs(vec.matrix, threshold, exact_limit=config.exact_search_limit,
                                               probes=config.probes, progress=progress):
                 add(int(vec.ids[i]), int(vec.ids[j]), "semantic", score)
+    for change in look_alikes.values():
+        coverage["look_alikes"][change] = coverage["look_alikes"].get(change, 0) + 1
     return keys, sorted(matches.values(), key=lambda m: (m.a, m.b)), coverage
 
 
@@ -734,7 +762,7 @@ def dedup(store: Store, selection: Selection | Sequence[int] | None = None, *, c
         keys, matches, coverage = find_matches(con, ids, config, progress=progress)
     groups = _groups(keys, matches)
     report = DedupReport(None, len(keys), groups, semantic=coverage["semantic"], no_vector=coverage["no_vector"],
-                         dry_run=dry_run)
+                         look_alikes=coverage["look_alikes"], dry_run=dry_run)
     for m in matches:
         report.by_kind[m.kind] = report.by_kind.get(m.kind, 0) + 1
     if dry_run:

@@ -160,6 +160,9 @@ def render_dedup(store, report: dedupe.DedupReport) -> None:
     summary.add_row("records", f"{report.records:,}")
     summary.add_row("groups", f"{len(report.groups):,} ({report.duplicates:,} duplicates)")
     summary.add_row("matches", ", ".join(f"{k} {n:,}" for k, n in sorted(report.by_kind.items())) or "none")
+    if report.look_alikes:
+        summary.add_row("kept apart", ", ".join(f"{k} {n:,}" for k, n in sorted(report.look_alikes.items()))
+                        + " (near pairs that ask different things)")
     if not report.dry_run:
         summary.add_row("marked dup_of", f"{report.marked:,}")
         summary.add_row("restored", f"{report.restored:,}")
