@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench.errors import WorkbenchError
+from workbench.review import ReviewFilter, filter_to_params
 from workbench.stats import store_summary
 from workbench.store import Store
 
@@ -14,9 +15,10 @@ try:
     summary = store_summary(store)
 except WorkbenchError as exc:
     st.error(str(exc))
+    st.button("Retry")
     st.stop()
 
-st.caption(f"Store: `{store.root}`")
+st.caption(f"Store: `{store.root}` · click a bar or a link to open those records in Review")
 a, b, c, d = st.columns(4)
 a.metric("Records", f"{summary.records:,}")
 b.metric("Imports", f"{summary.imports:,}")
@@ -29,33 +31,58 @@ if not summary.records:
     st.stop()
 
 
+REVIEW = "pages/review.py"
+
+
 def bar(frame: pd.DataFrame, x: str, y: str, color: str | None = None) -> alt.Chart:
     enc = {"x": alt.X(x, sort="-y", title=None, axis=alt.Axis(labelAngle=0, labelLimit=160)),
            "y": alt.Y(y, title="records", axis=alt.Axis(tickMinStep=1, format="d")), "tooltip": list(frame.columns)}
     if color:
         enc["color"] = color
-    return alt.Chart(frame).mark_bar().encode(**enc).properties(height=260)
+    pick = alt.selection_point(fields=[x], name="pick")
+    return alt.Chart(frame).mark_bar(cursor="pointer").encode(**enc).add_params(pick).properties(height=260)
+
+
+def show(chart: alt.Chart, key: str, to_filter) -> None:
+    """Draw a bar chart; clicking a bar opens Review filtered to it."""
+    event = st.altair_chart(chart, width="stretch", on_select="rerun", key=key)
+    picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
+    if picked:
+        value = next(iter(picked.values()))
+        st.switch_page(REVIEW, query_params=filter_to_params(to_filter(value)))
+
+
+def links(label: str, items: list[tuple[str, int, ReviewFilter]]) -> None:
+    """A line of links into Review, one per item (the keyboard- and test-friendly way in)."""
+    cols = st.columns(min(len(items), 6) + 1)
+    cols[0].caption(label)
+    for n, (text, count, flt) in enumerate(items[:6], 1):
+        cols[n].page_link(REVIEW, label=f"{text} ({count:,})", query_params=filter_to_params(flt))
 
 
 left, right = st.columns(2)
 with left:
     st.subheader("By dataset")
     frame = pd.DataFrame(summary.datasets, columns=["dataset", "kind", "records"])
-    st.altair_chart(bar(frame, "dataset", "records", "kind"), use_container_width=True)
+    show(bar(frame, "dataset", "records", "kind"), "ov_dataset", lambda v: ReviewFilter(datasets=(v,)))
 with right:
     st.subheader("By status")
     frame = pd.DataFrame(summary.statuses, columns=["status", "records"])
-    st.altair_chart(bar(frame, "status", "records"), use_container_width=True)
+    show(bar(frame, "status", "records"), "ov_status", lambda v: ReviewFilter(statuses=(v,)))
+
+links("Review by status", [(status, n, ReviewFilter(statuses=(status,))) for status, n in summary.statuses])
 
 st.subheader("By category")
 frame = pd.DataFrame(summary.categories, columns=["category", "records"]).fillna({"category": "(none)"})
-st.altair_chart(bar(frame.head(40), "category", "records"), use_container_width=True)
+show(bar(frame.head(40), "category", "records"), "ov_category",
+     lambda v: ReviewFilter(categories=("" if v == "(none)" else v,)))
 
 st.subheader("Issues by code")
 if summary.issues:
     frame = pd.DataFrame(summary.issues, columns=["code", "severity", "records"])
-    st.altair_chart(bar(frame, "code", "records", alt.Color("severity", scale=alt.Scale(
-        domain=["error", "warning"], range=["#d62728", "#ff9f0e"]))), use_container_width=True)
+    show(bar(frame, "code", "records", alt.Color("severity", scale=alt.Scale(
+        domain=["error", "warning"], range=["#d62728", "#ff9f0e"]))), "ov_issues", lambda v: ReviewFilter(issue_codes=(v,)))
+    links("Review records with", [(code, n, ReviewFilter(issue_codes=(code,))) for code, _sev, n in summary.issues])
 else:
     st.success("No issues found.")
 

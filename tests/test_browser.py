@@ -39,7 +39,12 @@ def app_url(tmp_path, write_jsonl):
                                            chat("我的外卖到哪了", "delivery_status", category="物流"),
                                            chat("where is it", "delivery_status", category="物流"),
                                            {"messages": [{"role": "user", "content": "hi"},
-                                                         {"role": "asistant", "content": "yo"}]}]))
+                                                         {"role": "asistant", "content": "yo"}]},
+                                           {"prompt": "我的外卖怎么还没到？都一个小时了", "bad_output": "refund",
+                                            "expected": "", "category": "物流", "tags": ["线上反馈"]},
+                                           chat("<script>document.title='pwned'</script> <b>bold?</b>",
+                                                "<img src=x onerror=\"document.title='pwned'\">",
+                                                category="html")]))
     port = free_port()
     env = {**os.environ, "WORKBENCH_STORE": str(store_dir)}
     server = subprocess.Popen(
@@ -79,5 +84,72 @@ def test_overview_in_a_real_browser_shows_the_counts_in_chinese_and_english(app_
         browser.close()
     assert "Overview" in body and "Records" in body
     metrics = body.split("Records", 1)[1]
-    assert metrics.split()[0] == "4"
+    assert metrics.split()[0] == "6"
     assert (shots / "overview.png").stat().st_size > 10_000
+
+
+def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2000})
+        # the keyboard moves through the queue: Alt+J next, Alt+K previous
+        page.goto(app_url + "/review")
+        expect(page.get_by_text("6 records match")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("heading", name="Record 6")).to_be_visible()
+        page.get_by_role("heading", name="Review").click()  # a person's first click lands somewhere on the page
+        page.keyboard.press("Alt+j")
+        expect(page.get_by_role("heading", name="Record 5")).to_be_visible(timeout=30_000)
+        page.keyboard.press("Alt+k")
+        expect(page.get_by_role("heading", name="Record 6")).to_be_visible(timeout=30_000)
+        page.goto(app_url)
+        # Overview links into Review filtered to the role-typo issue
+        page.get_by_role("link", name="role-typo (1)").click()
+        expect(page.get_by_text("1 records match")).to_be_visible(timeout=60_000)
+        assert "issue=role-typo" in page.url
+        # one click applies the safe autofix
+        page.get_by_role("button", name="Fix").first.click()
+        expect(page.get_by_text("Fixed role-typo")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("0 records match")).to_be_visible(timeout=30_000)  # it no longer has the issue
+        # the Chinese badcase: write the right answer beside what the model said
+        page.goto(app_url + "/review?text=一个小时")
+        expect(page.get_by_text("1 records match")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("The model said (bad output)")).to_be_visible()
+        answer = page.get_by_label("The right answer")
+        answer.fill("delivery_status")
+        answer.press("Tab")  # leaving the box sends the text
+        page.wait_for_timeout(1500)
+        page.get_by_text("Training view").click()
+        expect(page.get_by_text("tokens,")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("⟦delivery_status")).to_be_visible()  # the draft's new answer, trained
+        page.evaluate("document.querySelector('[data-testid=stMain]').scrollTo(0, 0)")
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(shots / "review.png"))
+        # approve with the keyboard, no mouse
+        page.locator("body").press("Alt+a")
+        expect(page.get_by_text("as approved")).to_be_visible(timeout=30_000)
+        # the HTML record is text: no script ran, no image tag rendered
+        page.goto(app_url + "/review?category=html")
+        expect(page.get_by_text("1 records match")).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(800)
+        assert page.title() != "pwned"
+        assert page.locator("img[src=x]").count() == 0
+        page.screenshot(path=str(shots / "review-html.png"), clip={"x": 0, "y": 0, "width": 1400, "height": 1300})
+        # Overview counts moved: one approved, no role typo left
+        page.goto(app_url)
+        page.get_by_text("By category").wait_for(timeout=60_000)
+        expect(page.get_by_role("link", name="approved (1)")).to_be_visible()
+        assert page.get_by_role("link", name="role-typo (1)").count() == 0
+        body = page.inner_text("body")
+        browser.close()
+    assert "Review by status" in body
+    from workbench import review
+
+    store = Store.open(tmp_path / "store")
+    badcase = review.load_queue(store, review.ReviewFilter(text="一个小时")).rows[0]
+    record = review.open_record(store, badcase.id).record
+    assert record.status == "approved" and record.messages[-1] == {**record.messages[-1], "role": "assistant",
+                                                                    "content": "delivery_status"}

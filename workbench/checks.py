@@ -481,6 +481,13 @@ def fix_record(messages: list[Message], category: str | None = None, ctx: CheckC
     return messages, applied
 
 
+def fix_issue(messages: list[Message], issue: Issue) -> list[Message]:
+    """Apply the safe autofix of one issue (as found by check_record on these messages)."""
+    if issue.code not in _FIXES or not issue.fix:
+        raise ValueError(f"{issue.code} has no safe autofix")
+    return _FIXES[issue.code]([dict(m) for m in messages], issue)
+
+
 def context_for_store(con, models_dir=None) -> CheckContext:
     """The contracts, token limit and target tokenizer a store is configured with."""
     from .models import token_counter

@@ -34,14 +34,27 @@ def open_duckdb(path: Path, *, read_only: bool = False, wait_s: float | None = N
     while True:
         try:
             return quiet(duckdb.connect(str(path), read_only=read_only, config=config))
+        except duckdb.ConnectionException as exc:
+            # Another thread of this process (another browser tab of the app) has the file open in the other
+            # mode, and DuckDB shares one open database per process. A reader can use the writer's; a writer
+            # waits for the reader to finish, as for another process.
+            if "different configuration" not in str(exc):
+                raise
+            if read_only:
+                read_only = False
+                continue
+            if time.monotonic() >= deadline:
+                raise StoreBusyError(f"The store {path} is being read by another part of this program (another "
+                                     f"browser tab or page of the app) for longer than {wait_s:g} s. "
+                                     f"Try again in a moment.") from None
         except duckdb.IOException as exc:
             text = str(exc)
             if not any(word in text for word in _LOCK_WORDS):
                 raise
             if time.monotonic() >= deadline:
                 raise StoreBusyError(describe_lock_holder(path, text)) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

@@ -158,8 +158,10 @@ def insert_record(con: duckdb.DuckDBPyConnection, record: Record, author: str, n
 
 
 def update_record(con: duckdb.DuckDBPyConnection, record_id: int, expected_version: int, changes: dict[str, Any],
-                  author: str, action: str = "edit", note: str | None = None) -> Record:
-    """Apply `changes` if the record is still at `expected_version`; logs a revision. Call inside a transaction."""
+                  author: str, action: str = "edit", note: str | None = None,
+                  operation_id: int | None = None) -> Record:
+    """Apply `changes` if the record is still at `expected_version`; logs a revision (part of bulk operation
+    `operation_id` when given). Call inside a transaction."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise WorkbenchError(f"cannot edit {', '.join(sorted(unknown))}; editable fields: {', '.join(EDITABLE)}")
@@ -195,7 +197,7 @@ def update_record(con: duckdb.DuckDBPyConnection, record_id: int, expected_versi
     if "messages" in changed:
         con.execute("UPDATE records SET content_hash = wb_content_hash(messages) WHERE id = ?", [record_id])
     _log(con, record_id, expected_version + 1, action, {k: before.get(k) for k in sorted(changed)},
-         {k: after[k] for k in sorted(changed)}, author, note)
+         {k: after[k] for k in sorted(changed)}, author, note, operation_id)
     return get_record(con, record_id)
 
 
@@ -225,10 +227,11 @@ def _json_or_none(value: Any) -> str | None:
 
 
 def _log(con, record_id: int, version: int, action: str, before: dict | None, after: dict | None, author: str,
-         note: str | None) -> None:
+         note: str | None, operation_id: int | None = None) -> None:
     con.execute(
-        "INSERT INTO revisions (record_id, version, action, before, after, author, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [record_id, version, action, _dump(before), _dump(after), author, note])
+        "INSERT INTO revisions (record_id, version, action, before, after, author, note, operation_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [record_id, version, action, _dump(before), _dump(after), author, note, operation_id])
 
 
 def _dump(value: dict | None) -> str | None:

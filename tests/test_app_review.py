@@ -1,0 +1,220 @@
+"""The Review page, run headless with streamlit.testing.v1.AppTest through the app's entry file on a real store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from workbench import ingest, review
+from workbench.review import ReviewFilter
+
+from .conftest import ROOT, chat
+
+APP = str(ROOT / "app.py")
+REVIEW = "pages/review.py"
+
+
+@pytest.fixture
+def store_env(tmp_path, monkeypatch, write_jsonl):
+    monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path / "store"))
+    from workbench.store import Store
+
+    store = Store.open()
+    ingest.import_file(store, write_jsonl([
+        {"messages": [{"role": "user", "content": "我要退款，订单 7781"}, {"role": "asistant", "content": "refund"}],
+         "category": "退款"},
+        {"prompt": "我的外卖到哪了？", "bad_output": "refund", "expected": "", "category": "物流"},
+        chat("<script>alert('x')</script> **bold** [link](http://example.com)", "<img src=x onerror=alert(1)>",
+             category="intent"),
+        *[chat(f"Where is order {n}?", "delivery_status", category="物流") for n in range(60)],
+    ]))
+    return store
+
+
+def open_review(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page(REVIEW)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def matching(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if "records match" in m.value)
+
+
+def ids_of(store, flt: ReviewFilter) -> list[int]:
+    return review.load_queue(store, flt, "oldest", limit=1000).ids
+
+
+def test_entry_file_lists_review_in_the_work_section(store_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    at.switch_page(REVIEW).run()
+    assert not at.exception
+    assert at.title[0].value == "Review"
+
+
+def test_a_link_with_an_issue_filter_opens_the_queue_filtered(store_env):
+    at = open_review({"issue": "role-typo"})
+    assert matching(at).startswith("**1 records match**")
+    assert at.multiselect(key="rv_issue").value == ["role-typo"]
+    assert at.text_area[1].value == "refund"
+
+
+def test_filter_and_text_search_change_the_count_and_the_url(store_env):
+    at = open_review()
+    assert matching(at).startswith("**63 records match**")
+    at.multiselect(key="rv_category").set_value(["物流"]).run()
+    assert matching(at).startswith("**61 records match**")
+    assert at.query_params["category"] in ("物流", ["物流"])  # AppTest gives a lone value unwrapped
+    at.text_input(key="rv_text").set_value("外卖").run()
+    assert matching(at).startswith("**1 records match**")
+
+
+def test_pages_move_through_the_queue(store_env):
+    at = open_review()
+    assert "page 1" in matching(at)
+    first = at.session_state.rv_current
+    at.button(key="rv_next").click().run()
+    assert at.session_state.rv_current != first
+    next_page = next(b for b in at.button if b.label == "Page ▶")
+    next_page.click().run()
+    assert "page 2" in matching(at)
+    assert not at.exception
+    assert next(b for b in at.button if b.label == "Page ▶").disabled  # 63 records: two pages
+
+
+def test_edit_and_save_writes_a_revision(store_env):
+    at = open_review({"text": "外卖"})
+    rid = at.session_state.rv_current
+    answer = next(t for t in at.text_area if t.label == "The right answer")
+    answer.set_value("delivery_status").run()
+    at.button(key="rv_save").click().run()
+    assert not at.exception
+    assert any("Saved record" in s.value for s in at.success)
+    view = review.open_record(store_env, rid)
+    assert view.record.messages[-1]["content"] == "delivery_status" and view.record.version == 2
+    assert view.history[-1].action == "edit"
+
+
+def test_a_stale_save_shows_both_versions_and_keeps_either(store_env):
+    at = open_review({"text": "外卖"})
+    rid = at.session_state.rv_current
+    rec = review.open_record(store_env, rid).record
+    review.save_record(store_env, rid, rec.version, {"category": "售后"}, "cli-user")  # someone else, meanwhile
+    at.text_input(key=f"rv_tags_{rid}_1").set_value("复核").run()
+    assert any("changed since you opened it" in w.value for w in at.warning)  # the typed tag is kept
+    assert at.text_input(key=f"rv_tags_{rid}_1").value == "复核"
+    at.button(key="rv_save").click().run()
+    assert not at.exception
+    assert any("changed this record while you edited it" in e.value for e in at.error)
+    shown = [c.value for c in at.code]
+    assert any("复核" in c for c in shown) and any("售后" in c for c in shown)
+    at.button(key="rv_keep_mine").click().run()
+    record = review.open_record(store_env, rid).record
+    assert record.tags == ["复核"] and record.version == 3
+    assert record.category == "售后"  # keeping mine wrote only what I changed: their category stays
+    assert [r.action for r in review.open_record(store_env, rid).history] == ["edit", "edit"]
+
+
+def test_undo_a_revision_from_the_history(store_env):
+    rid = ids_of(store_env, ReviewFilter(text="外卖"))[0]
+    review.save_record(store_env, rid, 1, {"status": "fixed"}, "alice")
+    at = open_review({"text": "外卖"})
+    undo = review.open_record(store_env, rid).history[-1]
+    at.button(key=f"rv_undo_{undo.id}").click().run()
+    assert not at.exception
+    record = review.open_record(store_env, rid).record
+    assert record.status == "new" and record.version == 3
+
+
+def test_one_click_fix_from_the_issue_list(store_env):
+    at = open_review({"issue": "role-typo"})
+    rid = at.session_state.rv_current
+    fix = next(b for b in at.button if b.label == "Fix" and "assistant" in (b.help or ""))
+    fix.click().run()
+    assert not at.exception
+    assert review.open_record(store_env, rid).record.messages[1]["role"] == "assistant"
+    assert matching(at).startswith("**0 records match**")  # the filter stays though no record has the issue now
+
+
+def test_bulk_action_says_how_many_then_one_undo_reverts_it(store_env):
+    at = open_review({"category": "物流"})
+    at.radio(key="rv_scope").set_value("matching").run()
+    at.selectbox(key="rv_bulk_kind").set_value("status").run()
+    at.selectbox(key="rv_bulk_status").set_value("approved").run()
+    go = at.button(key="rv_bulk_go")
+    assert "change 61 records" in go.label
+    go.click().run()
+    assert not at.exception
+    assert review.load_queue(store_env, ReviewFilter(statuses=("approved",))).total == 61
+    op = review.recent_operations(store_env)[0]
+    at.button(key=f"rv_undo_op_{op.id}").click().run()
+    assert not at.exception
+    assert review.load_queue(store_env, ReviewFilter(statuses=("approved",))).total == 0
+    assert any("61 records put back" in s.value for s in at.success)
+
+
+def test_approve_saves_and_moves_to_the_next_record(store_env):
+    at = open_review({"category": "物流"})
+    first = at.session_state.rv_current
+    at.button(key="rv_approve").click().run()
+    assert review.open_record(store_env, first).record.status == "approved"
+    assert at.session_state.rv_current != first
+
+
+def test_html_and_markdown_in_a_record_are_shown_as_text(store_env):
+    at = open_review({"category": "intent"})
+    texts = [t.value for t in at.text_area]
+    assert "<script>alert('x')</script> **bold** [link](http://example.com)" in texts
+    assert "<img src=x onerror=alert(1)>" in texts
+    rendered = " ".join(m.value for m in at.markdown)
+    assert "<script" not in rendered and "onerror" not in rendered
+
+
+def test_a_busy_store_says_who_holds_it_and_offers_a_retry(store_env, monkeypatch):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    monkeypatch.setenv("WORKBENCH_STORE_WAIT", "0.3")
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('holding', flush=True); time.sleep(30)", str(store_env.db_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        at.switch_page(REVIEW).run()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not at.exception
+    assert f"process {holder.pid}" in at.error[0].value
+    at.button(key="retry").click().run()
+    assert not at.exception and matching(at).startswith("**63 records match**")
+
+
+def test_training_view_shows_the_template_and_the_token_count(store_env):
+    at = open_review({"text": "外卖"})
+    at.toggle(key="rv_training").set_value(True).run()
+    assert not at.exception, at.exception
+    counts = next(t.value for t in at.text if "tokens," in t.value)
+    assert "/ 2,048 tokens" in counts and "trained" in counts
+    assert any("我的外卖到哪了？" in c.value and "⟦" in c.value for c in at.code)
+
+
+def test_an_empty_store_says_how_to_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path / "empty"))
+    at = open_review()
+    assert matching(at).startswith("**0 records match**")
+    assert any("workbench import" in i.value for i in at.info)
+    assert not any(h.value.startswith("Record") for h in at.subheader)
+
+
+def test_a_bad_link_says_what_is_wrong_instead_of_a_traceback(store_env):
+    at = open_review({"status": "done"})
+    assert "unknown status 'done'" in at.error[0].value
+    at.button(key="clear_filters").click().run()
+    assert not at.exception and matching(at).startswith("**63 records match**")

@@ -1,0 +1,421 @@
+"""The Review queue as library calls: filtered keyset pages with a count, one record with its issues, history
+and diffs, saves with optimistic concurrency, one-click fixes, bulk actions that one undo reverts, and the
+record as the trainer will see it. The Review page is a layout over these; each opens the store once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import checks, curation
+from .errors import EditConflictError, WorkbenchError
+from .formats import message_for_json
+from .store import Store
+from .store import review as sql
+from .store import settings as store_settings
+from .store.records import STATUSES, Record, Revision, Selection, get_record, revisions_of, update_record
+from .store.review import DUPLICATE_STATES, SORTS, Operation, QueueRow, ReviewFilter
+
+__all__ = ["DUPLICATE_STATES", "SORTS", "STATUSES", "BulkAction", "Operation", "QueuePage", "QueueRow",
+           "RecordView", "ReviewFilter", "filter_from_params", "filter_to_params", "load_queue", "open_record",
+           "save_record", "fix_issue", "undo_revision", "revision_diff", "preview_bulk", "apply_bulk",
+           "undo_operation", "recent_operations", "filter_choices", "training_view", "load_training_encoder"]
+
+PAGE_SIZE = 50
+
+
+# --- the filter in a URL -------------------------------------------------------------------------------
+
+_LIST_PARAMS = {"dataset": "datasets", "status": "statuses", "category": "categories", "tag": "tags",
+                "task_type": "task_types", "issue": "issue_codes", "source": "sources"}
+
+
+def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
+    """The filter a URL's query parameters name (each a list of values, as `st.query_params.to_dict` lists
+    them with get_all); unknown parameters are ignored, bad values are an error that names them."""
+    values: dict[str, Any] = {}
+    for param, name in _LIST_PARAMS.items():
+        found = [v for v in params.get(param, []) if v is not None]
+        if found:
+            values[name] = tuple(found)
+    bad = [s for s in values.get("statuses", ()) if s not in STATUSES]
+    if bad:
+        raise WorkbenchError(f"unknown status {bad[0]!r} in the link; statuses are {', '.join(STATUSES)}")
+    for param in ("severity", "duplicate", "text"):
+        found = params.get(param) or []
+        if found and found[0]:
+            values[param] = found[0]
+    if params.get("cluster") and params["cluster"][0] != "":
+        try:
+            values["cluster"] = int(params["cluster"][0])
+        except ValueError:
+            raise WorkbenchError(f"cluster {params['cluster'][0]!r} in the link is not a cluster number") from None
+    flt = ReviewFilter(**values)
+    flt.sql()  # validates severity and duplicate state
+    return flt
+
+
+def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
+    """The query parameters for a filter (the inverse of filter_from_params); empty fields are left out."""
+    out: dict[str, list[str]] = {}
+    for param, name in _LIST_PARAMS.items():
+        if getattr(flt, name):
+            out[param] = list(getattr(flt, name))
+    for param in ("severity", "duplicate", "text"):
+        if getattr(flt, param):
+            out[param] = [getattr(flt, param)]
+    if flt.cluster is not None:
+        out["cluster"] = [str(flt.cluster)]
+    return out
+
+
+# --- the queue -------------------------------------------------------------------------------------------
+
+@dataclass
+class QueuePage:
+    rows: list[QueueRow]
+    total: int  # records matching the filter
+    next_after: tuple | None  # where the next page starts; None on the last page
+
+    @property
+    def ids(self) -> list[int]:
+        return [r.id for r in self.rows]
+
+
+def load_queue(store: Store, flt: ReviewFilter, sort: str = "newest", after: tuple | None = None,
+               limit: int = PAGE_SIZE) -> QueuePage:
+    """One page of the queue (keyset: `after` is the previous page's `next_after`) and the matching count."""
+    with store.connect(read_only=True) as con:
+        rows, total = sql.queue_page(con, flt, sort, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return QueuePage(rows, total, (rows[-1].key, rows[-1].id) if more else None)
+
+
+def filter_choices(store: Store) -> dict[str, list]:
+    with store.connect(read_only=True) as con:
+        return sql.filter_choices(con)
+
+
+# --- one record ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Issue:
+    code: str
+    severity: str
+    turn: int | None
+    message: str
+    fix: str | None
+    stage: str
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    """One field a revision changed: its value before and after, and for text a line diff."""
+
+    field: str
+    before: Any
+    after: Any
+    diff: str
+
+
+@dataclass
+class RecordView:
+    record: Record
+    issues: list[Issue]
+    history: list[Revision]
+    max_tokens: int
+    target_model: str
+
+
+def open_record(store: Store, record_id: int) -> RecordView:
+    """A record with its issues and its history, read in one turn on the store."""
+    with store.connect(read_only=True) as con:
+        record = get_record(con, record_id)
+        issues = [Issue(*row) for row in sql.issues_of_records(con, [record_id])[record_id]]
+        history = revisions_of(con, record_id)
+        max_tokens = int(store_settings.get_setting(con, "max_tokens"))
+        target = str(store_settings.get_setting(con, "target_model"))
+    return RecordView(record, issues, history, max_tokens, target)
+
+
+def save_record(store: Store, record_id: int, expected_version: int, changes: dict[str, Any], author: str,
+                note: str | None = None) -> Record:
+    """Save an edit made from `expected_version`: a new revision, re-checked. A stale version raises
+    EditConflictError and writes nothing."""
+    if "messages" in changes:
+        changes = {**changes, "messages": [m for m in changes["messages"] if m.get("role") or m.get("content")]}
+    if "tags" in changes:
+        changes = {**changes, "tags": [t.strip() for t in changes["tags"] if t and t.strip()]}
+    return curation.edit_record(store, record_id, expected_version, changes, author, note or None)
+
+
+EDITED_FIELDS = ("messages", "category", "tags", "task_type", "status")
+
+
+def editable_fields(record: Record) -> dict[str, Any]:
+    """The fields the Review page edits, as a draft starts from them."""
+    return {"messages": [dict(m) for m in record.messages], "category": record.category, "tags": list(record.tags),
+            "task_type": record.task_type, "status": record.status}
+
+
+def draft_changes(start: dict[str, Any], draft: dict[str, Any]) -> dict[str, Any]:
+    """The fields a draft changed from where it started (so a save after someone else's edit writes only
+    what this person changed, and keeps the other person's changes to the other fields)."""
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, list) and isinstance(b, list) and (a and isinstance(a[0], dict) or b and isinstance(b[0], dict)):
+            clean = lambda ms: [{k: v for k, v in m.items() if v not in (None, "")} for m in ms]  # noqa: E731
+            return clean(a) == clean(b)
+        return (a or None) == (b or None)
+
+    return {k: v for k, v in draft.items() if not same(start.get(k), v)}
+
+
+def fix_issue(store: Store, record_id: int, expected_version: int, code: str, turn: int | None,
+              author: str) -> Record:
+    """Apply the safe autofix of one issue of a record (one click), as a revision."""
+    with store.transaction() as con:
+        record = get_record(con, record_id)
+        if record.version != expected_version:
+            raise EditConflictError(record_id, expected_version, record.version)
+        ctx = checks.context_for_store(con, store.models_dir if store.root else None)
+        found = [i for i in checks.check_record(record.messages, record.category, ctx)
+                 if i.code == code and i.turn == turn and i.fix]
+        if not found:
+            raise WorkbenchError(f"record {record_id} no longer has a fixable {code} issue"
+                                 f"{f' in turn {turn}' if turn else ''}; reload it")
+        messages = checks.fix_issue(record.messages, found[0])
+        updated = update_record(con, record_id, record.version, {"messages": messages}, author, "autofix",
+                                f"fixed: {code}")
+        checks.run_checks(con, Selection(ids=(record_id,)), ctx)
+        return updated
+
+
+def undo_revision(store: Store, revision_id: int, author: str) -> Record:
+    """Undo one revision of a record, as a new revision."""
+    return curation.undo_revision(store, revision_id, author)
+
+
+def revision_diff(revision: Revision) -> list[FieldDiff]:
+    """What a revision changed, field by field; messages and other text get a line diff."""
+    out = []
+    for name in (revision.after or {}):
+        before = (revision.before or {}).get(name)
+        after = (revision.after or {}).get(name)
+        out.append(FieldDiff(name, before, after, _text_diff(_as_lines(before), _as_lines(after))))
+    return out
+
+
+def _as_lines(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        lines = []
+        for n, m in enumerate(value, 1):
+            lines.append(f"[{n}] {m.get('role')}:")
+            lines += [f"    {line}" for line in str(m.get("content") or "").splitlines() or [""]]
+        return lines
+    if isinstance(value, list):
+        return [", ".join(map(str, value))]
+    return str(value).splitlines() or [""]
+
+
+def _text_diff(before: list[str], after: list[str]) -> str:
+    return "\n".join(line for line in difflib.unified_diff(before, after, "before", "after", lineterm="", n=2))
+
+
+# --- bulk actions ----------------------------------------------------------------------------------------------
+
+BULK_KINDS = {"status": "set status", "category": "set category", "tags": "set tags", "add_tags": "add tags",
+              "autofix": "apply safe autofixes", "reject": "delete (set status rejected)"}
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """What a bulk action does: kind is one of BULK_KINDS; value the status, category or tags."""
+
+    kind: str
+    value: Any = None
+
+    def describe(self) -> str:
+        if self.kind in ("autofix", "reject"):
+            return BULK_KINDS[self.kind]
+        value = ", ".join(self.value) if isinstance(self.value, (list, tuple)) else self.value
+        return f"{BULK_KINDS[self.kind]} {value!r}" if self.kind != "category" or value else "clear the category"
+
+    def field_change(self) -> tuple[str, Any, bool]:
+        """(field, value, add) for the set-based kinds."""
+        if self.kind not in BULK_KINDS:
+            raise WorkbenchError(f"unknown bulk action {self.kind!r}; actions are {', '.join(BULK_KINDS)}")
+        if self.kind == "reject":
+            return "status", "rejected", False
+        if self.kind == "status" and self.value not in STATUSES:
+            raise WorkbenchError(f"unknown status {self.value!r}; use one of {', '.join(STATUSES)}")
+        if self.kind in ("tags", "add_tags"):
+            tags = [t.strip() for t in (self.value or []) if t and t.strip()]
+            if self.kind == "add_tags" and not tags:
+                raise WorkbenchError("name at least one tag to add")
+            return "tags", tags, self.kind == "add_tags"
+        return self.kind, (self.value or None) if self.kind == "category" else self.value, False
+
+
+@dataclass
+class BulkResult:
+    operation_id: int | None
+    changed: int
+    description: str
+
+
+def preview_bulk(store: Store, target: ReviewFilter, action: BulkAction) -> int:
+    """How many records the action would change (records it would leave as they are are not counted)."""
+    with store.connect(read_only=True) as con:
+        if action.kind == "autofix":
+            return len(sql.fixable_ids(con, target))
+        name, value, add = action.field_change()
+        return sql.set_field(con, target, name, value, add=add, dry_run=True)
+
+
+def apply_bulk(store: Store, target: ReviewFilter, action: BulkAction, author: str,
+               progress: Callable[[int, int], None] | None = None) -> BulkResult:
+    """Run a bulk action on every record `target` matches, as one operation (undo_operation reverts it)."""
+    description = action.describe()
+    with store.transaction() as con:
+        op_id = sql.new_operation(con, action.kind, description, author)
+        if action.kind == "autofix":
+            ctx = checks.context_for_store(con, store.models_dir if store.root else None)
+            ids = sql.fixable_ids(con, target)
+            for n, record_id in enumerate(ids, 1):
+                record = get_record(con, record_id)
+                messages, applied = checks.fix_record(record.messages, record.category, ctx)
+                if applied:
+                    update_record(con, record_id, record.version, {"messages": messages}, author, "autofix",
+                                  "fixed: " + ", ".join(sorted({i.code for i in applied})), operation_id=op_id)
+                if progress:
+                    progress(n, len(ids))
+            if ids:
+                checks.run_checks(con, Selection(ids=tuple(ids)), ctx)
+        else:
+            name, value, add = action.field_change()
+            sql.set_field(con, target, name, value, add=add, op_id=op_id, author=author, action=f"bulk-{name}")
+            if name == "category":
+                _recheck_contracts(con, store, op_id)
+        changed = sql.finish_operation(con, op_id)
+    return BulkResult(op_id, changed, description)
+
+
+def _recheck_contracts(con, store: Store, op_id: int) -> None:
+    """A record's category decides which output contract it is held to: re-check the records an operation
+    moved, when there are contracts at all."""
+    ctx = checks.context_for_store(con, store.models_dir if store.root else None)
+    if ctx.contracts:
+        ids = tuple(r[0] for r in sql.operation_revisions(con, op_id))
+        if ids:
+            checks.run_checks(con, Selection(ids=ids), ctx)
+
+
+@dataclass
+class UndoReport:
+    operation_id: int  # the undo's own operation
+    reverted: int
+    left_alone: int  # records changed again since; undo them one by one from their history
+
+
+def undo_operation(store: Store, op_id: int, author: str) -> UndoReport:
+    """Revert everything operation `op_id` changed, as one new operation. A record changed again since keeps
+    its newer value (counted in left_alone)."""
+    with store.transaction() as con:
+        op = sql.get_operation(con, op_id)
+        if op.undone_by is not None:
+            raise WorkbenchError(f"operation {op_id} ({op.description}) was already undone by operation {op.undone_by}")
+        undo_id = sql.new_operation(con, "undo", f"undo of #{op_id}: {op.description}", author, undo_of=op_id)
+        reverted = left = 0
+        revisions = sql.operation_revisions(con, op_id)
+        changed_fields = sorted({name for _id, _b, after in revisions for name in after})
+        for name in changed_fields:
+            if name in sql.BULK_FIELDS:
+                done, skipped = sql.revert_field(con, op_id, name, undo_id, author)
+                reverted, left = reverted + done, left + skipped
+        slow = [r for r in revisions if set(r[2]) - set(sql.BULK_FIELDS)]
+        for record_id, before, after in slow:  # messages (autofixes): record by record
+            record = get_record(con, record_id)
+            current = {k: _comparable(getattr(record, k)) for k in after}
+            if current != after:
+                left += 1
+                continue
+            update_record(con, record_id, record.version, before, author, "undo", f"undo of operation {op_id}",
+                          operation_id=undo_id)
+            reverted += 1
+        if slow or "category" in changed_fields:
+            ctx = checks.context_for_store(con, store.models_dir if store.root else None)
+            checks.run_checks(con, Selection(ids=tuple(sorted({r[0] for r in revisions}))), ctx)
+        sql.finish_operation(con, undo_id)
+    return UndoReport(undo_id, reverted, left)
+
+
+def _comparable(value: Any) -> Any:
+    """A record's field as its revisions hold it (messages as JSON, the way update_record logs them)."""
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return json.loads(json.dumps([message_for_json(m) for m in value], ensure_ascii=False, default=str))
+    return value
+
+
+def recent_operations(store: Store, limit: int = 10) -> list[Operation]:
+    with store.connect(read_only=True) as con:
+        return sql.recent_operations(con, limit)
+
+
+# --- the training view -------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainingView:
+    """A record as the trainer sees it: the chat template applied, trained spans inside ⟦ ⟧."""
+
+    model: str
+    tokens: int
+    trained: int
+    max_tokens: int
+    marked_text: str
+    skipped: str | None = None  # why the trainer would leave the record out
+
+    @property
+    def too_long(self) -> bool:
+        return self.tokens > self.max_tokens
+
+
+@dataclass
+class TrainingEncoder:
+    model: str
+    tokenizer: Any = field(repr=False)
+    encoder: Any = field(repr=False)
+
+
+def load_training_encoder(model: str | None, models_dir: str | Path | None) -> TrainingEncoder:
+    """The target model's tokenizer and chat encoder, as `workbench train` loads them (load once, reuse)."""
+    from .models import end_of_turn_ids, load_chat_tokenizer
+    from .train.data import ChatEncoder
+
+    models_dir = Path(models_dir) if models_dir else None
+    tok = load_chat_tokenizer(model, models_dir)
+    return TrainingEncoder(model or "", tok, ChatEncoder(tok, end_of_turn_ids(model, models_dir)))
+
+
+def training_view(record: Record, encoder: TrainingEncoder, max_tokens: int) -> TrainingView:
+    """The same tokenisation and loss mask as `workbench train --show-mask`, for one record."""
+    from .train.data import Example, SkipRecord, render_mask
+
+    messages = [{k: v for k, v in m.items() if v is not None} for m in record.messages]
+    tools = json.loads(record.tools) if isinstance(record.tools, str) else record.tools
+    try:
+        ids, weights = encoder.encoder.encode(messages, tools)
+    except SkipRecord as why:
+        text = encoder.encoder.render(messages, generation=False, tools=tools)
+        return TrainingView(encoder.model, len(encoder.encoder.tokens(text)), 0, max_tokens, text, str(why))
+    example = Example(ids, weights, record.id, record.category)
+    return TrainingView(encoder.model, len(ids), example.trained_tokens, max_tokens,
+                        render_mask(encoder.tokenizer, example))
+
