@@ -101,7 +101,10 @@ def import_upload(store: Store, name: str, data: bytes, *, dataset: str = "badca
     with tempfile.TemporaryDirectory(prefix="wb-upload-") as folder:
         path = Path(folder) / safe
         path.write_bytes(data)
-        return import_file(store, path, dataset=dataset, category=category, author=author, progress=progress)
+        try:
+            return import_file(store, path, dataset=dataset, category=category, author=author, progress=progress)
+        except InputFileError as exc:  # name the upload, not the temp folder it passed through
+            raise InputFileError(str(exc).replace(str(path), safe)) from None
 
 
 def import_text(store: Store, text: str, *, dataset: str = "badcases", category: str | None = None,
