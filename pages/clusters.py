@@ -44,9 +44,10 @@ def job_panel() -> None:
             st.rerun(scope="fragment")
         S.cl_was_running = job.id
         return
-    results = "; ".join(f"{step}: " + ", ".join(f"{k} {v}" for k, v in found.items()
-                                                   if isinstance(v, int | float) and k not in ("run_id",))
-                        for step, found in job.results.items())
+    results = "; ".join(f"{step}: " + ", ".join(
+        f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in found.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("run_id", "encode_seconds"))
+        for step, found in job.results.items())
     text = f"Job {job.id} ({' + '.join(job.steps)}) {job.state} at {job.finished_at}" + (
         f". {results}" if results else "")
     {"done": st.success, "failed": st.error, "cancelled": st.warning}.get(job.state, st.info)(
@@ -116,8 +117,8 @@ else:
                 st.caption(f"keywords: {', '.join(c.keywords)} · categories: {mix}")
                 for rid, question, answer in c.representatives:
                     st.text(f"#{rid} {question[:90]} → {answer[:60]}")
-                a1, a2, a3 = st.columns([2, 2, 1.4], vertical_alignment="bottom")
-                a1.page_link(REVIEW, label="Open in Review", query_params=filter_to_params(ReviewFilter(cluster=c.cluster)))
+                st.page_link(REVIEW, label="Open in Review", query_params=filter_to_params(ReviewFilter(cluster=c.cluster)))
+                a2, a3 = st.columns([3, 2], vertical_alignment="bottom")
                 new = a2.text_input("Category", key=f"cl_cat_{shown.run_id}_{c.cluster}", placeholder="give all a category",
                                     label_visibility="collapsed")
                 if a3.button(f"Set on {c.size:,}", key=f"cl_set_{shown.run_id}_{c.cluster}", disabled=not new.strip(),

@@ -72,7 +72,7 @@ layers.append(alt.Chart(bars).mark_bar(cursor="pointer", height=16)
                       order="order", tooltip=["category", "status", "records", "task type", "default band",
                                               "verdict"])
               .add_params(pick))
-chart = alt.layer(*layers).properties(height=max(140, 40 * len(order)))
+chart = alt.layer(*layers).properties(height=alt.Step(40))
 event = st.altair_chart(chart, width="stretch", on_select="rerun", key="cv_chart")
 picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
 if picked.get("category"):
@@ -88,7 +88,7 @@ st.dataframe(table, hide_index=True, width="stretch",
              column_config={"verdict": st.column_config.TextColumn(width="large")})
 cols = st.columns(4)
 for n, c in enumerate(found.categories[:12]):
-    cols[n % 4].page_link(REVIEW, label=f"{label[c.category]}: {c.verdict}" + (
+    cols[n % 4].page_link(REVIEW, label=f"{label[c.category]}: {c.says}" + (
         f", {c.open_badcases:,} open" if c.open_badcases else ""),
         query_params=filter_to_params(ReviewFilter(categories=(c.category or "",))))
 
@@ -115,13 +115,6 @@ with st.expander("Set a category's band by hand"):
 st.subheader("The next export")
 left, right = st.columns([1, 2], gap="large")
 general = found.general
-with left:
-    st.metric("General data share", f"{general.actual_share:.0%}", help="Of the next export's lines, against the "
-              "15-30% band that keeps the model's general manners.")
-    (st.success if general.in_band and general.general_needed <= general.general_available else st.warning)(
-        general.says)
-    st.caption(f"{general.task_records:,} badcase records ready · {general.general_available:,} general records "
-               "available")
 with right:
     try:
         with st.spinner("Planning the export ..."):
@@ -137,8 +130,21 @@ with right:
                               "eval leaks": r.leaks} for r in preview.rows])
         if not rows.empty:
             st.dataframe(rows, hide_index=True, width="stretch")
-        st.caption(f"What `workbench export` with these settings would take (nothing written) · general share "
-                   f"{preview.general_share:.0%} · {preview.leaks:,} eval leaks left out ({preview.guard}) · "
-                   f"{preview.eval_records:,} eval records")
+        st.caption(f"What `workbench export` with these settings would take (nothing written) · "
+                   f"{preview.leaks:,} eval leaks left out ({preview.guard}) · {preview.eval_records:,} eval records")
         for note in preview.notes:
             st.caption(note)
+with left:
+    # the export's own figure when it could be planned (val split and general quotas included)
+    share = preview.general_share if preview is not None and not preview.nothing else general.actual_share
+    low, high = general.band
+    st.metric("General data share", f"{share:.0%}", help="Of the next export's lines, against the "
+              f"{low:.0%}-{high:.0%} band that keeps the model's general manners.")
+    if general.general_needed > general.general_available:
+        st.warning(general.says)
+    elif low <= share <= high:
+        st.success(f"Inside the {low:.0%}-{high:.0%} band.")
+    else:
+        st.warning(f"Outside the {low:.0%}-{high:.0%} band: set general_share between them (export settings above).")
+    st.caption(f"{general.task_records:,} badcase records ready · {general.general_available:,} general records "
+               "available")

@@ -55,7 +55,7 @@ else:
                      color=alt.Color("severity", scale=alt.Scale(domain=["error", "warning"],
                                                                  range=["#d62728", "#ff9f0e"])),
                      tooltip=["code", "severity", "records", "rule", "safe autofix"])
-             .add_params(pick).properties(height=max(120, 28 * len(frame))))
+             .add_params(pick).properties(height=alt.Step(30)))
     event = st.altair_chart(chart, width="stretch", on_select="rerun", key="q_chart")
     picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
     if picked.get("code"):
@@ -127,26 +127,31 @@ else:
     elif kind == "regex":
         spec_in = st.text_input("Pattern (the whole answer must match)", spec_text, key=f"q_spec_{category}_{kind}",
                                 placeholder=r"\d{4}-\d{2}-\d{2}")
-    try:
-        if kind == "labels":
-            spec = [x.strip() for x in (spec_in or "").split(",") if x.strip()]
-        elif kind == "json_schema":
-            spec = json.loads(spec_in) if (spec_in or "").strip() else None
-        else:
-            spec = spec_in or None
-        contract = Contract(category, kind, spec)
-        preview = curation.preview_contract(store, contract)
-        st.markdown(f"This contract would flag **{preview.flagged:,} of {preview.records:,}** records of "
-                    f"`{category}` that have an answer.")
-        for _answer, why in preview.examples:
-            st.text(f"· {why}")
-    except json.JSONDecodeError as exc:
-        contract = None
-        st.warning(f"The schema is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}. Fix it to see what "
-                   "it would flag.")
-    except WorkbenchError as exc:
-        contract = None
-        st.warning(f"{exc}. Fix it to see what it would flag.")
+    contract = None
+    if kind != "json" and not (spec_in or "").strip():
+        st.caption("Write the " + {"labels": "labels", "json_schema": "schema", "regex": "pattern"}[kind]
+                   + " to see how many records the contract would flag before you save it.")
+    else:
+        try:
+            if kind == "labels":
+                spec = [x.strip() for x in spec_in.split(",") if x.strip()]
+            elif kind == "json_schema":
+                spec = json.loads(spec_in)
+            else:
+                spec = spec_in or None
+            contract = Contract(category, kind, spec)
+            preview = curation.preview_contract(store, contract)
+            st.markdown(f"This contract would flag **{preview.flagged:,} of {preview.records:,}** records of "
+                        f"this category that have an answer.")
+            for _answer, why in preview.examples:
+                st.text(f"· {why}")
+        except json.JSONDecodeError as exc:
+            contract = None
+            st.warning(f"The schema is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}. Fix it to see "
+                       "what it would flag.")
+        except WorkbenchError as exc:
+            contract = None
+            st.warning(f"{exc}. Fix it to see what it would flag.")
     s1, s2, _ = st.columns([1, 1, 3])
     if s1.button("Save the contract", disabled=contract is None, type="primary", key="q_save_contract"):
         try:
