@@ -257,10 +257,11 @@ def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) 
                      contracts, sql.task_types(con), len(eval_ids), guard, notes)
 
 
-def _select(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) -> tuple:
+def _select(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress, pick: bool = True) -> tuple:
     """Stage the candidates, plan the quotas and pick the records, leaving out eval leaks (temp tables only):
     what the export takes, before any line is built. Returns (task, general, general wanted, notes, eval ids,
-    guard, pool spec, task datasets)."""
+    guard, pool spec, task datasets). With pick=False (a preview: counts only) the records are picked only
+    when the leak check needs them."""
     task_ds, general_ds, eval_ds = _datasets(con, config)
     spec = sql.PoolSpec(task_datasets=task_ds, general_datasets=general_ds, eval_datasets=eval_ds,
                         statuses=config.statuses, general_statuses=tuple(s for s in config.general_statuses
@@ -275,6 +276,8 @@ def _select(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress
     checked: set[int] = set()
     while True:
         task, general, wanted, notes = _plan(con, config)
+        if not pick and not eval_ids:
+            break  # the plan's counts are the preview; nothing to check picks against
         sql.select_rows(con, [sql.Quota(p.pool, p.category, p.available, p.take, p.val, p.train_rows)
                                 for p in task + general],
                         config.seed)
@@ -339,7 +342,7 @@ def preview_export(store: Store, config: ExportConfig | None = None, progress: P
     tell = progress or (lambda stage, done, total: None)
     with store.transaction() as con:  # temp tables only (and any MinHash signatures the leak check caches)
         try:
-            task, general, wanted, notes, eval_ids, guard, spec, task_ds = _select(con, config, tell)
+            task, general, wanted, notes, eval_ids, guard, spec, task_ds = _select(con, config, tell, pick=False)
             leaks = dict(((pool, category), n) for pool, category, n in sql.exclusion_counts_by_category(con, "eval-leak"))
             excluded = sql.exclusion_counts(con)
             nothing = None if any(p.take for p in task) else _nothing_to_export(con, spec, task_ds)
