@@ -28,7 +28,12 @@ if flash:
 
 
 # --- background jobs ------------------------------------------------------------------------------------------
-@st.fragment(run_every=2)
+# The panel polls the job folder only while a job runs (an idle page reruns nothing, so a click on a link is
+# never raced by a refresh).
+latest = jobs.latest_job(store)
+
+
+@st.fragment(run_every=2 if latest and latest.running else None)
 def job_panel() -> None:
     """Where the latest job stands (reads its folder only); reopening the page reattaches to a running one."""
     job = jobs.latest_job(store)

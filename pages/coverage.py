@@ -51,33 +51,51 @@ if not found.categories:
 
 # --- the picture: a bar per category, stacked by status, the band behind it -----------------------------------
 label = {c.category: c.category or "(none)" for c in found.categories}
+# Bands differ by orders of magnitude (8-20 beside 2,000-10,000): by default each bar is drawn as a share of
+# its own band's low end, so every category's standing is visible; "records" draws the counts.
+scale = st.radio("Scale", ["share of the band", "records"], horizontal=True, key="cv_scale",
+                 help="share of the band: 100% is the band's low end, the shaded part the band; records: the counts.")
+relative = scale == "share of the band"
+
+
+def per(c) -> float:
+    return c.band[0] / 100 if relative and c.band and c.band[0] else 1.0
+
+
+shown = [c for c in found.categories if c.band or not relative]
 bars = pd.DataFrame([{"category": label[c.category], "status": s, "records": c.by_status[s],
-                      "order": cov.STATUSES.index(s), "verdict": c.says,
+                      "value": c.by_status[s] / per(c), "order": cov.STATUSES.index(s), "verdict": c.says,
                       "task type": c.task_type or "(none)",
                       "default band": cov.BAND_ADVICE.get(c.task_type or "", "none")}
-                     for c in found.categories for s in cov.STATUSES if c.by_status[s]])
-bands = pd.DataFrame([{"category": label[c.category], "low": c.band[0], "high": c.band[1], "verdict": c.says,
-                       "band from": c.band_source} for c in found.categories if c.band])
-order = [label[c.category] for c in found.categories]
+                     for c in shown for s in cov.STATUSES if c.by_status[s]])
+bands = pd.DataFrame([{"category": label[c.category], "low": c.band[0], "high": c.band[1], "from": c.band[0] / per(c),
+                       "to": c.band[1] / per(c), "verdict": c.says, "band from": c.band_source}
+                      for c in shown if c.band])
+order = [label[c.category] for c in shown]
 y = alt.Y("category", sort=order, title=None, axis=alt.Axis(labelLimit=200))
 pick = alt.selection_point(fields=["category"], name="pick")
 layers = []
 if not bands.empty:
     layers.append(alt.Chart(bands).mark_bar(color="#fdd49e", opacity=0.55, height=26)
-                  .encode(y=y, x="low:Q", x2="high:Q", tooltip=["category", "low", "high", "band from", "verdict"]))
+                  .encode(y=y, x="from:Q", x2="to:Q", tooltip=["category", "low", "high", "band from", "verdict"]))
 layers.append(alt.Chart(bars).mark_bar(cursor="pointer", height=16)
-              .encode(y=y, x=alt.X("sum(records):Q", title="records (band shaded)"),
+              .encode(y=y, x=alt.X("sum(value):Q", title="% of the band's low end (band shaded)" if relative
+                                   else "records (band shaded)"),
                       color=alt.Color("status", scale=alt.Scale(domain=list(STATUS_COLOURS),
                                                                 range=list(STATUS_COLOURS.values()))),
                       order="order", tooltip=["category", "status", "records", "task type", "default band",
                                               "verdict"])
               .add_params(pick))
-chart = alt.layer(*layers).properties(height=alt.Step(40))
-event = st.altair_chart(chart, width="stretch", on_select="rerun", key="cv_chart")
-picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
-if picked.get("category"):
-    name = picked["category"]
-    st.switch_page(REVIEW, query_params=filter_to_params(ReviewFilter(categories=("" if name == "(none)" else name,))))
+if relative and len(shown) < len(found.categories):
+    st.caption(f"{len(found.categories) - len(shown)} categories without a band are left off the chart (see the "
+               "table; choose records to draw them).")
+if not bars.empty:
+    chart = alt.layer(*layers).properties(height=alt.Step(40))
+    event = st.altair_chart(chart, width="stretch", on_select="rerun", key="cv_chart")
+    picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
+    if picked.get("category"):
+        name = picked["category"]
+        st.switch_page(REVIEW, query_params=filter_to_params(ReviewFilter(categories=("" if name == "(none)" else name,))))
 
 # --- per category, in words ----------------------------------------------------------------------------------
 table = pd.DataFrame([{"category": label[c.category], "task type": c.task_type or "", "ready": c.ready,

@@ -83,6 +83,8 @@ with st.expander("More filters"):
     k.selectbox("Duplicates", ["any", *review.DUPLICATE_STATES], key="rv_duplicate",
                 format_func=lambda v: {"kept": "kept (has copies)", "copy": "copy of another"}.get(v, v))
     clusters = {n: f"{n}: {name}" for n, name in choices["clusters"]}
+    if S.rv_cluster is not None and S.rv_cluster not in clusters:  # a run newer than the cached choices
+        clusters[S.rv_cluster] = f"cluster {S.rv_cluster}"
     m.selectbox("Cluster", [None, *clusters], key="rv_cluster", format_func=lambda v: "any" if v is None else clusters[v],
                 disabled=not clusters, help=None if clusters else "No clustering run yet (`workbench cluster`).")
 

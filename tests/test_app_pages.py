@@ -135,6 +135,8 @@ def test_coverage_page_shows_each_category_against_its_band_and_the_export_previ
     assert table.loc["退款", "ready"] == 12 and table.loc["退款", "verdict"].startswith("short by 988")
     preview = at.dataframe[1].value
     assert preview.set_index("category").loc["退款", "taken"] == 12
+    at.radio(key="cv_scale").set_value("records").run()  # the counts instead of shares of each band
+    assert not at.exception and at.dataframe[0].value.set_index("category").loc["退款", "ready"] == 12
     coverage.set_target(full, "退款", 5, 10)
     at.run()
     assert at.dataframe[0].value.set_index("category").loc["退款", "verdict"].startswith("over-full by 2")
@@ -175,3 +177,16 @@ def test_clusters_page_refuses_a_second_job_while_one_runs(full):
             if not jobs.job_status(full, first.id).running:
                 break
             time.sleep(0.2)
+
+
+def test_a_cluster_link_made_after_review_cached_its_choices_keeps_the_filter(empty, write_jsonl):
+    ingest.import_file(empty, write_jsonl([chat(f"我要退款 {n}", "refund") for n in range(5)]
+                                          + [chat(f"Where is parcel {n}?", "delivery") for n in range(3)]))
+    at = open_page("pages/review.py")  # the filter choices are cached now, without clusters
+    ids = review.load_queue(empty, ReviewFilter(), "oldest").ids
+    save_run(empty, {0: ids[:5], 1: ids[5:]})
+    at.switch_page("pages/review.py")
+    at.query_params["cluster"] = "1"
+    at.run()
+    assert not at.exception
+    assert next(m.value for m in at.markdown if "records match" in m.value).startswith("**3 records match**")
