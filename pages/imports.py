@@ -74,19 +74,19 @@ def dataset_picker(key: str) -> str:
     return chosen
 
 
-def run_import(action) -> None:
-    """Run one import with a progress bar; the report (or what went wrong) is kept for the next render."""
+def run_import(actions: list) -> None:
+    """Run imports one after another with a progress bar; each one's report, or what stopped it, is kept
+    for the next render (one file that cannot be read does not hide the others' reports)."""
     bar = st.progress(0.0, text="Starting ...")
+    S.im_shown, S.im_errors = [], []
+    for name, action in actions:
+        def show(stage: str, done: int, total: int | None, name=name) -> None:
+            bar.progress(min(done / total, 1.0) if total else 0.0, text=f"{name}: {stage} ...")
 
-    def show(stage: str, done: int, total: int | None) -> None:
-        bar.progress(min(done / total, 1.0) if total else 0.0, text=f"{stage} ...")
-
-    try:
-        reports = action(show)
-        S.im_shown = reports
-        S.im_error = None
-    except WorkbenchError as exc:
-        S.im_error = str(exc)
+        try:
+            S.im_shown.append(action(show))
+        except WorkbenchError as exc:
+            S.im_errors.append(str(exc))
     bar.empty()
     st.rerun()
 
@@ -104,8 +104,9 @@ with upload:
                              help="Given to records that have none of their own.").strip() or None
     if st.button(f"Import {len(files)} file(s)" if files else "Import", disabled=not files or not dataset,
                  type="primary", key="im_up_go"):
-        run_import(lambda show: [ingest.import_upload(store, f.name, f.getvalue(), dataset=dataset, category=category,
-                                                      author=AUTHOR, progress=show) for f in files])
+        run_import([(f.name, lambda show, f=f: ingest.import_upload(store, f.name, f.getvalue(), dataset=dataset,
+                                                                   category=category, author=AUTHOR, progress=show))
+                    for f in files])
 with paste:
     text = st.text_area("Records", key="im_paste_text", height=200,
                         placeholder='{"messages": [{"role": "user", "content": "我要退款"}, '
@@ -116,24 +117,26 @@ with paste:
         p_dataset = dataset_picker("im_paste")
     p_category = p2.text_input("Default category", key="im_paste_category").strip() or None
     if st.button("Import the pasted records", disabled=not text.strip() or not p_dataset, key="im_paste_go"):
-        run_import(lambda show: [ingest.import_text(store, text, dataset=p_dataset, category=p_category,
-                                                    author=AUTHOR)])
+        run_import([("pasted", lambda show: ingest.import_text(store, text, dataset=p_dataset, category=p_category,
+                                                               author=AUTHOR))])
 with form:
     with st.form("im_badcase", clear_on_submit=True, border=False):
-        system = st.text_area("System prompt (optional)", height=68)
-        user = st.text_area("User message", height=90, placeholder="我的外卖到哪了？")
+        system = st.text_area("System prompt (optional)", height=68, key="im_form_system")
+        user = st.text_area("User message", height=90, placeholder="我的外卖到哪了？", key="im_form_user")
         said, right = st.columns(2)
-        bad = said.text_area("What the model said (the bad output)", height=90, placeholder="refund")
-        answer = right.text_area("The right answer", height=90, placeholder="delivery_status")
+        bad = said.text_area("What the model said (the bad output)", height=90, placeholder="refund",
+                             key="im_form_bad")
+        answer = right.text_area("The right answer", height=90, placeholder="delivery_status", key="im_form_answer")
         f1, f2 = st.columns(2)
-        f_category = f1.text_input("Category", placeholder="e.g. 意图 or intent")
+        f_category = f1.text_input("Category", placeholder="e.g. 意图 or intent", key="im_form_category")
         f_dataset = f2.selectbox("Dataset", ["badcases"] + [d for d in known if d not in KINDS])
         if st.form_submit_button("Add the badcase", type="primary"):
-            run_import(lambda show: [ingest.add_badcase(store, system=system, user=user, bad_output=bad, answer=answer,
-                                                        category=f_category, dataset=f_dataset, author=AUTHOR)])
+            run_import([("badcase", lambda show: ingest.add_badcase(
+                store, system=system, user=user, bad_output=bad, answer=answer, category=f_category, dataset=f_dataset,
+                author=AUTHOR))])
 
-if S.get("im_error"):
-    st.error(S.im_error + " Nothing was imported; fix the file (or pick another) and import it again.")
+for error in S.get("im_errors") or []:
+    st.error(error + " Nothing was imported from it; fix the file (or pick another) and import it again.")
 for report in S.get("im_shown") or []:
     show_report(report)
 

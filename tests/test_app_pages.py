@@ -100,7 +100,7 @@ def test_import_page_says_why_a_paste_imports_nothing(empty):
     at.button(key="im_paste_go").click().run()
     assert not at.exception
     assert at.error[0].value.startswith("pasted: the file has a header row and no rows under it")
-    assert "Nothing was imported" in at.error[0].value and ingest.recent_imports(empty) == []
+    assert "Nothing was imported from it" in at.error[0].value and ingest.recent_imports(empty) == []
     at.text_area(key="im_paste_text").set_value("[1, 2").run()
     at.button(key="im_paste_go").click().run()
     assert "Nothing imported from pasted: all 3 of its records were rejected" in at.error[0].value
@@ -190,3 +190,18 @@ def test_a_cluster_link_made_after_review_cached_its_choices_keeps_the_filter(em
     at.run()
     assert not at.exception
     assert next(m.value for m in at.markdown if "records match" in m.value).startswith("**3 records match**")
+
+
+def test_import_page_adds_one_badcase_from_the_form(empty):
+    at = open_page("pages/imports.py")
+    at.text_area(key="im_form_user").set_value("我的外卖到哪了？")
+    at.text_area(key="im_form_bad").set_value("refund")
+    at.text_area(key="im_form_answer").set_value("delivery_status")
+    at.text_input(key="im_form_category").set_value("意图")
+    at.button[[b.label for b in at.button].index("Add the badcase")].click().run()
+    assert not at.exception, at.exception
+    record = review.open_record(empty, review.load_queue(empty, ReviewFilter()).ids[0]).record
+    assert (record.bad_output, record.messages[-1]["content"], record.category) == ("refund", "delivery_status", "意图")
+    at.text_area(key="im_form_user").set_value(" ")
+    at.button[[b.label for b in at.button].index("Add the badcase")].click().run()
+    assert "user's message" in at.error[0].value
