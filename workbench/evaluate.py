@@ -325,12 +325,19 @@ def load_model_for(row_base_model: str, adapter: str | None, chat_template: str 
                    device: str | None = None):
     """(model, ChatEncoder, device) for an evaluation: the base model, with the run's adapter when there is one."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     from .models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer, pick_device
 
     device, _dtype = pick_device(device)
     name = None if row_base_model == EMBEDDED_MODEL else row_base_model
-    model = load_causal_lm(name, models_dir, dtype=torch.float32)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the library never prints: no "Loading weights" bar on the caller's terminal
+    try:
+        model = load_causal_lm(name, models_dir, dtype=torch.float32)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     if adapter:
         import warnings
 
@@ -726,6 +733,16 @@ def prompt_trial(store: Store, run: int, system_prompt: str, *, examples: int = 
                        compare_evaluations(store, base.evaluation.id, tuned.evaluation.id))
 
 
+def newest_finished_run(store: Store) -> int:
+    """The id of the newest run that finished with an adapter."""
+    from .train.runs import list_runs as runs_of
+
+    for status in runs_of(store):
+        if status.state == "done":
+            return status.id
+    raise WorkbenchError("no finished training run yet: train one first (workbench train EXPORT), or name one with --run")
+
+
 def _done_evaluation(store: Store, model, on: str, run: RunRow, dataset: str | None) -> int | None:
     run_id = _run_id(model)
     source = dataset if on == "dataset" else str(Path(run.export_dir))
@@ -791,6 +808,6 @@ def _question(messages: list[dict]) -> str:
 
 __all__ = ["EVAL_SETS", "Comparison", "EvalOptions", "EvaluationCancelled", "EvaluationReport", "FailuresSent",
            "HardRecord", "PromptTrial", "compare_evaluations", "evaluate", "evaluation_report", "evaluation_results",
-           "hard_records", "judge", "list_evaluations", "pick_examples", "prompt_trial", "resume_evaluation",
+           "hard_records", "judge", "list_evaluations", "newest_finished_run", "pick_examples", "prompt_trial", "resume_evaluation",
            "send_failures_to_badcases", "set_verdict"]
 
