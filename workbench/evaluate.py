@@ -203,7 +203,8 @@ def evaluate(store: Store, model: str | int = "base", on: str = "val", *, datase
         if set_run is None and run is not None:
             set_run = run.id
         set_run_row = get_run(con, set_run) if set_run is not None else None
-        export_dir = _export_dir(store, export, set_run_row)
+        # a dataset needs no export (the store's contracts decide); a run's export gone missing is no obstacle then
+        export_dir = _export_dir(store, export, set_run_row) if on != "dataset" or export is not None else None
         records, source = _read_set(con, store, on, dataset=dataset, export=export_dir)
         contracts = _contracts(con, export_dir)
     if run is not None and (run.status != "done" or not (Path(run.run_dir) / "adapter" / "adapter_config.json").is_file()):

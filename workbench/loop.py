@@ -43,7 +43,7 @@ class LoopResult:
 
 def run_loop(store: Store, badcases: str | Path, *, general_file: str | Path | None = None, category: str | None = None,
              labels: Sequence[str] | None = None, export_name: str = "loop", preset: str | None = None,
-             epochs: float | None = None, base_model: str | None = None, val: float = 0.2,
+             epochs: float | None = None, base_model: str | None = None, val: float = 0.2, general_share: float = 0.2,
              train_overrides: dict | None = None, options: EvalOptions | None = None,
              progress: Callable[[str], None] | None = None, author: str = "loop") -> LoopResult:
     """import → check → export → train → evaluate base and tuned (held-out split, general set) → compare.
@@ -69,9 +69,10 @@ def run_loop(store: Store, badcases: str | Path, *, general_file: str | Path | N
         has_general = bool(con.execute("SELECT count(*) FROM records r JOIN datasets d ON d.name = r.dataset "
                                        "WHERE d.kind = 'general'").fetchone()[0])
     exported = export_training_set(store, ExportConfig(name=export_name, val=val,
-                                                       general_share=0.2 if has_general else 0.0))
-    overrides = {k: v for k, v in {"epochs": epochs, "base_model": base_model, **(train_overrides or {})}.items()
-                 if v is not None}
+                                                       general_share=general_share if has_general else 0.0))
+    threads = options.threads if options else None  # one setting for the whole loop: training and evaluation
+    overrides = {k: v for k, v in {"epochs": epochs, "base_model": base_model, "threads": threads,
+                                   **(train_overrides or {})}.items() if v is not None}
     config = runs.config_for_export(exported.folder, preset, **overrides)
     run_id = runs.start_run(store, exported.folder, config, author=author)
     said: list[str] = []

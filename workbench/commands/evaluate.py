@@ -296,10 +296,13 @@ def prompt_trial_cmd(ctx, system_file, examples, run_id, on, as_json, **options)
 @click.option("--epochs", type=float, help="Training epochs (default: the preset's).")
 @click.option("--model", "base_model", help="Base model (default: the embedded SmolLM2-135M-Instruct).")
 @click.option("--val", type=float, default=0.2, show_default=True, help="Share held out for validation.")
+@click.option("--general-share", type=float, default=0.2, show_default=True,
+              help="Share of general data in the training set (the rest of it is the general regression set).")
 @_option_flags
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def loop_cmd(ctx, badcases, general_file, category, labels, name, preset, epochs, base_model, val, as_json, **options):
+def loop_cmd(ctx, badcases, general_file, category, labels, name, preset, epochs, base_model, val, general_share,
+             as_json, **options):
     """The whole loop: import → check → export → train → evaluate base and tuned → compare."""
     from ..cli import console, open_store, out
     from ..loop import run_loop
@@ -307,6 +310,7 @@ def loop_cmd(ctx, badcases, general_file, category, labels, name, preset, epochs
     result = run_loop(open_store(ctx), badcases, general_file=general_file, category=category,
                       labels=[x.strip() for x in labels.split(",") if x.strip()] if labels else None,
                       export_name=name, preset=preset, epochs=epochs, base_model=base_model, val=val,
+                      general_share=general_share,
                       options=_options(**options), progress=lambda stage: console.print(stage, markup=False),
                       author=os.environ.get("USER", "cli"))
     if as_json:
