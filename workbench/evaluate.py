@@ -712,14 +712,14 @@ def pick_examples(records: Sequence[dict], n: int, seed: int = 0) -> list[dict]:
 def prompt_trial(store: Store, run: int, system_prompt: str, *, examples: int = 0, on: str = "trained",
                  dataset: str | None = None, options: EvalOptions | None = None, progress: Progress | None = None,
                  should_stop: Callable[[], bool] | None = None, author: str | None = None) -> PromptTrial:
-    """The base model with an edited system prompt (and `examples` examples from the run's training split)
+    """The base model with an edited system prompt (and `examples` badcases from the run's training split)
     over a set (by default the badcases run `run` trained on), beside the base model with the records' own
     prompt and the run's tuned model: how many prompting alone fixes, how many tuning fixes. Evaluations
     of the base and the tuned model already done on the same set are reused."""
     with store.connect() as con:
         row = get_run(con, run)
-    shots = pick_examples(read_export(row.export_dir).train, examples, (options or EvalOptions()).seed) \
-        if examples else []
+    badcases = [r for r in read_export(row.export_dir).train if r.get("source", "badcase") == "badcase"]
+    shots = pick_examples(badcases, examples, (options or EvalOptions()).seed) if examples else []
     reports = []
     for model, prompt, picked in (("base", None, []), (run, None, []), ("base", system_prompt, shots)):
         found = None if prompt is not None else _done_evaluation(store, model, on, row, dataset)

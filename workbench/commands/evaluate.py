@@ -92,9 +92,11 @@ def _print_report(report, as_json: bool) -> None:
     e = report.evaluation
     prompt = " (prompt trial: edited system prompt" + (f", {e.examples} examples" if e.examples else "") + ")" \
         if e.system_prompt is not None or e.examples else ""
-    table = Table("category", "records", "right", "wrong", "pending", "acc.", "loss", "prompt", "s/ans.",
-                  title=f"evaluation {e.id}: {e.model} on {e.eval_set} ({e.source}){prompt}, {e.status}",
+    table = Table(title=f"evaluation {e.id}: {e.model} on {e.eval_set} ({e.source}){prompt}, {e.status}",
                   title_justify="left")
+    table.add_column("category", no_wrap=True)
+    for name in ("records", "right", "wrong", "pending", "acc.", "loss", "prompt", "s/ans."):
+        table.add_column(name)
     for c in report.categories:
         table.add_row(c.category, f"{c.done}/{c.n}" if c.done != c.n else str(c.n), str(c.right), str(c.wrong),
                       str(c.pending), _pct(c.accuracy), _num(c.mean_loss, 3), _num(c.prompt_tokens, 0),
@@ -159,8 +161,10 @@ def evaluations_cmd(ctx, evaluation_id, verdict, hard, limit, as_json):
             return
         table = Table("#", "record", "category", "verdict", "output", "reference", "why")
         for r in rows:
+            why = ("breaks the contract" if r.contract_ok is False else "not the reference" if r.exact_match is False
+                   and r.verdict == "wrong" else "")
             table.add_row(str(r.seq), r.record_key, r.category or "", r.human_verdict or r.verdict or "",
-                          (r.output or "")[:60], (r.reference or "")[:60], (r.reason or "")[:60])
+                          (r.output or "")[:60], (r.reference or "")[:60], why)
         out.print(table)
         return
     _print_report(E.evaluation_report(store, evaluation_id), as_json)
@@ -271,14 +275,15 @@ def prompt_trial_cmd(ctx, system_file, examples, run_id, on, as_json, **options)
     if as_json:
         out.print(json.dumps(trial.as_dict(), ensure_ascii=False, default=str), markup=False)
         return
-    table = Table("", "accuracy", "fixed vs base", "regressed", "prompt tokens", "s/answer",
-                  title=f"prompt trial on {trial.base.evaluation.eval_set} ({trial.base.total.n} records)",
-                  title_justify="left")
-    table.add_row(f"base, own prompt (evaluation {trial.base.evaluation.id})", _pct(trial.base.total.accuracy), "",
-                  "", _num(trial.base.total.prompt_tokens, 0), _num(trial.base.total.seconds_per_answer, 3))
-    for name, report, c in ((f"base, edited prompt{f' + {examples} examples' if examples else ''}", trial.prompted,
+    table = Table("model and prompt", "eval.", "accuracy", "fixed", "regressed", "prompt tok.", "s/answer",
+                  title=f"prompt trial on {trial.base.evaluation.eval_set} ({trial.base.total.n} records); fixed and "
+                        f"regressed against the base model with the records' own prompt", title_justify="left")
+    base = trial.base.total
+    table.add_row("base, own prompt", str(trial.base.evaluation.id), _pct(base.accuracy), "", "",
+                  _num(base.prompt_tokens, 0), _num(base.seconds_per_answer, 3))
+    for name, report, c in ((f"base, edited prompt{f' + {examples} ex.' if examples else ''}", trial.prompted,
                              trial.prompt_vs_base), (f"run {run_id}, own prompt", trial.tuned, trial.tuned_vs_base)):
-        table.add_row(f"{name} (evaluation {report.evaluation.id})", _pct(report.total.accuracy), str(c.total.fixed),
+        table.add_row(name, str(report.evaluation.id), _pct(report.total.accuracy), str(c.total.fixed),
                       str(c.total.regressed), _num(report.total.prompt_tokens, 0),
                       _num(report.total.seconds_per_answer, 3))
     out.print(table)
