@@ -203,6 +203,9 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     batches_of_epoch: dict[int, list[list[int]]] = {}
     share = config.share_prompts and packed
     keys = first_turn_keys(train_set.examples, encoder.end_of_turn_ids) if share else None
+    if keys:
+        say(f"shared prompts: on; {len(set(keys))} distinct first turns among {len(keys)} conversations, steps "
+            f"gathered by them")
     stopped_early = False
     world, rank = accelerator.num_processes, accelerator.process_index
     window: list[tuple[float, int]] = []
