@@ -42,13 +42,13 @@ def main() -> None:
         torch.set_num_threads(THREADS)
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
+    from tests.data_train import INTENTS, classification_records
     from workbench.evaluate import EvalOptions, evaluate
     from workbench.generation import generate_greedy
     from workbench.ingest import import_file
     from workbench.models import default_models_dir, end_of_turn_ids, load_causal_lm, load_chat_tokenizer
     from workbench.store import Store
     from workbench.train.data import ChatEncoder
-    from workbench.train.synthetic import INTENTS, classification_records
 
     models_dir = default_models_dir()
     model = load_causal_lm(None, models_dir, dtype=torch.float32).eval()

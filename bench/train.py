@@ -84,7 +84,9 @@ def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def train_with_trl(export: Path, out: Path, models_dir: Path) -> tuple[int, float]:
+def train_with_trl(export: Path, out: Path, models_dir: Path, *, rank: int = RANK, epochs: float = EPOCHS,
+                   max_steps: int = MAX_STEPS, batch: int = BATCH, lr: float = LR, warmup: float = WARMUP,
+                   seed: int = SEED) -> tuple[int, float]:
     """Train with TRL's SFTTrainer (prompt-completion data, so the loss is on the answer only, like ours);
     returns (real tokens trained on, seconds in trainer.train())."""
     import torch
@@ -100,16 +102,16 @@ def train_with_trl(export: Path, out: Path, models_dir: Path) -> tuple[int, floa
     rows = [{"prompt": [{"role": m["role"], "content": m["content"]} for m in r["messages"][:-1]],
              "completion": [{"role": "assistant", "content": r["messages"][-1]["content"]}]}
             for r in read_export(export).train]
-    steps = math.ceil(EPOCHS * math.ceil(len(rows) / BATCH))
-    args = SFTConfig(output_dir=str(out), num_train_epochs=EPOCHS, per_device_train_batch_size=BATCH,
-                     learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=int(WARMUP * steps), seed=SEED,
-                     max_steps=MAX_STEPS or -1, max_length=2048, completion_only_loss=True, save_strategy="no",
+    steps = math.ceil(epochs * math.ceil(len(rows) / batch))
+    args = SFTConfig(output_dir=str(out), num_train_epochs=epochs, per_device_train_batch_size=batch,
+                     learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=int(warmup * steps), seed=seed,
+                     max_steps=max_steps or -1, max_length=2048, completion_only_loss=True, save_strategy="no",
                      report_to="none", include_num_input_tokens_seen="non_padding", logging_steps=10, use_cpu=True,
                      bf16=False, disable_tqdm=True, dataloader_num_workers=0,
                      # TRL 1.16 turns gradient checkpointing on by default; a 135M model does not need it and
                      # it costs TRL about a fifth of its speed here: compare against TRL's faster setting
                      gradient_checkpointing=False)
-    lora = LoraConfig(r=RANK, lora_alpha=RANK, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    lora = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -167,3 +167,128 @@ def write_tiny_model(folder: Path, *, tokenizer_from: str | None = None, models_
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+# --- two labelling tasks whose records share a system prompt, as users write them (the bench's shared-prompt
+# case): English banking intents and Chinese topic domains, the label list in the system prompt.
+
+BANKING = {
+    "card_lost": ["I lost my {card} card somewhere in {city}.", "my {card} card got stolen yesterday, what do I do",
+                  "Can't find my debit card anywhere, I think I left it at {place}.",
+                  "someone took my wallet with my {card} card in it", "I need to block my card, it's missing"],
+    "card_declined": ["My {card} card was declined at {place} even though I have money.",
+                      "why does my card keep getting rejected online?", "card declined again at {place}, what's wrong",
+                      "The terminal at {place} said my card was refused.", "payment with my {card} card did not go through"],
+    "transfer_failed": ["I sent {amount} to my landlord but the transfer failed.",
+                        "the wire transfer of {amount} bounced back", "My transfer to {city} has been pending for {days} days.",
+                        "money transfer says failed but {amount} left my account", "why was my transfer to my sister rejected?"],
+    "balance_inquiry": ["How much money is in my savings account?", "what's my current balance", "Can you tell me the balance of my {card} account?",
+                        "I want to check how much I have left this month", "balance please"],
+    "open_account": ["I'd like to open a new savings account.", "how can my daughter open an account with you?",
+                     "What do I need to open a business account in {city}?", "want to open a joint account with my wife",
+                     "Can I open an account online without visiting a branch?"],
+    "close_account": ["Please close my account, I'm moving to another bank.", "how do I shut down my savings account",
+                      "I want to cancel my account and get the {amount} left sent to me.",
+                      "close my {card} account effective today", "I no longer need my account in {city}, close it"],
+    "loan_question": ["What's the interest rate on a car loan?", "can I borrow {amount} for home repairs?",
+                      "How long does a mortgage approval take?", "am I eligible for a personal loan of {amount}",
+                      "I want to pay off my loan early, is there a penalty?"],
+    "fees_dispute": ["You charged me a {fee} fee I never agreed to.", "why is there a {fee} charge on my statement?",
+                     "I was billed {amount} in fees this month, this is wrong", "please refund the {fee} fee from {days} days ago",
+                     "there's a monthly fee I didn't know about"],
+    "change_pin": ["How do I change my card PIN?", "I forgot my PIN and need a new one",
+                   "Can I reset my PIN at the ATM in {place}?", "want to set a new pin for my {card} card",
+                   "my PIN got blocked after three tries"],
+}
+_OPEN_EN = ["", "", "", "Hi, ", "Hello, ", "Hey there, ", "Good afternoon. ", "Quick question: ", "Urgent! "]
+_CLOSE_EN = ["", "", "", " Thanks.", " Thank you in advance.", " Please help!", " Cheers", " ??"]
+_SLOTS_EN = {"card": ["Visa", "Mastercard", "credit", "debit", "travel", "gold"],
+             "city": ["Chicago", "Dublin", "Toronto", "Sydney", "Manchester", "Denver"],
+             "place": ["the supermarket", "a gas station", "the airport", "Amazon", "a restaurant", "the pharmacy"],
+             "amount": ["$250", "$1,200", "€80", "£500", "$3,000", "$45"],
+             "fee": ["overdraft", "foreign transaction", "maintenance", "late payment", "ATM"],
+             "days": ["2", "3", "5", "10", "14"]}
+
+DOMAINS = {
+    "金融": ["最近基金跌了{n}%，要不要赎回？", "{city}哪家银行的定期存款利率高？", "股票账户怎么开通融资融券？",
+           "想买点国债，{n}年期的收益怎么样", "信用卡分期手续费怎么算？"],
+    "医疗": ["孩子发烧{n}天了，要去医院吗？", "{city}哪家医院看皮肤科比较好？", "体检报告说血脂偏高，怎么办",
+           "牙疼得厉害，吃什么药能缓解？", "挂号要提前几天预约专家号？"],
+    "教育": ["孩子{n}年级数学跟不上，报什么辅导班好？", "考研英语怎么复习？", "{city}有哪些好的国际学校？",
+           "在职读研究生需要什么条件", "高考志愿怎么填比较稳？"],
+    "旅游": ["五一想去{city}玩{n}天，有什么推荐路线？", "办日本签证需要准备什么材料？", "带老人出游去哪里比较轻松",
+           "{city}的酒店住哪个区方便？", "自驾去西藏要注意什么？"],
+    "餐饮": ["{city}有什么好吃的火锅店？", "想开一家奶茶店，大概要投资多少？", "外卖送来的菜是凉的，怎么处理",
+           "请推荐几个适合{n}人聚餐的餐厅", "红烧肉怎么做才不腻？"],
+    "房产": ["{city}现在适合买房吗？", "二手房过户要交哪些税？", "租房合同到期房东要涨价{n}%，合理吗",
+           "公积金贷款最多能贷多少？", "新房交付发现墙面开裂怎么办？"],
+    "汽车": ["车开了{n}万公里，该换什么保养项目？", "新能源车和油车哪个更划算？", "{city}上牌需要摇号吗",
+           "发动机故障灯亮了还能开吗？", "二手车怎么看有没有泡过水？"],
+    "体育": ["今晚的足球比赛几点开始？", "每天跑步{n}公里膝盖会受伤吗？", "{city}哪里有好的羽毛球馆？",
+           "NBA季后赛谁最有希望夺冠", "健身新手一周练几次合适？"],
+}
+_OPEN_ZH = ["", "", "", "你好，", "请问", "问一下，", "各位好，", "急问：", "求助，"]
+_CLOSE_ZH = ["", "", "", "谢谢！", "多谢。", "在线等。", "求解答", "？？"]
+_SLOTS_ZH = {"city": ["北京", "上海", "广州", "成都", "杭州", "西安", "长沙"], "n": ["2", "3", "5", "10", "15", "20"]}
+
+BANKING_SYSTEM = (
+    "You are a customer support assistant for a retail bank. Your job is to classify each customer message "
+    "into exactly one of the following intents:\n"
+    "- card_lost: the customer's card is lost or stolen\n"
+    "- card_declined: a card payment was refused\n"
+    "- transfer_failed: a money transfer failed, bounced or is stuck\n"
+    "- balance_inquiry: the customer asks how much money they have\n"
+    "- open_account: the customer wants to open an account\n"
+    "- close_account: the customer wants to close an account\n"
+    "- loan_question: questions about loans, mortgages and interest rates\n"
+    "- fees_dispute: the customer disagrees with a fee or charge\n"
+    "- change_pin: changing, resetting or unblocking a PIN\n"
+    "Reply with the intent name only, exactly as written above, without any explanation.")
+
+DOMAINS_SYSTEM = (
+    "你是一个问题分类助手。请阅读用户发来的问题，判断它属于下面哪个领域，只能选择一个：\n"
+    "金融、医疗、教育、旅游、餐饮、房产、汽车、体育。\n"
+    "只输出领域名称，不要解释，不要输出标点或其他内容。")
+
+
+def shared_prompt_records(n: int, *, seed: int = 0) -> list[dict]:
+    """`n` labelled records of two tasks (about two thirds English banking intents, one third Chinese domains),
+    every record of a task with the task's system prompt, no two with the same message."""
+    rng = random.Random(seed)
+    records, seen = [], set()
+    for i in range(n):
+        zh = i % 3 == 2
+        table, slots = (DOMAINS, _SLOTS_ZH) if zh else (BANKING, _SLOTS_EN)
+        labels = list(table)
+        label = labels[(i // 3 * 2 + i % 3) % len(labels)] if not zh else labels[(i // 3) % len(labels)]
+        for _attempt in range(50):
+            text = rng.choice(table[label]).format(**{k: rng.choice(v) for k, v in slots.items()})
+            if zh:
+                text = rng.choice(_OPEN_ZH) + text + rng.choice(_CLOSE_ZH)
+            else:
+                opener = rng.choice(_OPEN_EN)
+                text = opener + (text[0].lower() + text[1:] if opener.endswith(", ") else text) + rng.choice(_CLOSE_EN)
+            if text not in seen:
+                break
+        seen.add(text)
+        records.append({
+            "messages": [{"role": "system", "content": DOMAINS_SYSTEM if zh else BANKING_SYSTEM},
+                         {"role": "user", "content": text},
+                         {"role": "assistant", "content": label}],
+            "id": i + 1, "category": "domain" if zh else "banking_intent", "source": "badcase",
+        })
+    rng.shuffle(records)
+    return records
+
+
+SHARED_PROMPT_CONTRACTS = {"banking_intent": {"kind": "labels", "spec": list(BANKING)},
+                           "domain": {"kind": "labels", "spec": list(DOMAINS)}}
+
+
+def write_shared_prompt_export(folder: Path, n: int = 500, *, val_share: float = 0.1, seed: int = 0) -> Path:
+    """The two tasks as an export: `n` records, `val_share` of them held out, labels contracts on both."""
+    records = shared_prompt_records(n, seed=seed)
+    n_val = max(1, round(n * val_share))
+    return write_export(folder, records[n_val:], records[:n_val], name="shared-prompts",
+                        contracts=SHARED_PROMPT_CONTRACTS,
+                        task_types={"banking_intent": "classification", "domain": "classification"})

@@ -21,7 +21,8 @@ from workbench.store import evaluations as sql
 from workbench.store.records import Selection, get_record, list_records
 from workbench.train import TrainConfig
 from workbench.train import runs as R
-from workbench.train.synthetic import INTENTS, classification_records, write_tiny_model
+
+from .data_train import INTENTS, classification_records, write_tiny_model
 
 GENERAL = [
     {"messages": [{"role": "user", "content": "Write a haiku about autumn."},

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from workbench.cli import main
 from workbench.train import runs as R
-from workbench.train.synthetic import INTENTS, classification_records, write_tiny_model
+
+from .data_train import INTENTS, classification_records, write_tiny_model
 
 GENERAL = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in [
     ("What is the capital of France?", "Paris."), ("用一句话介绍熊猫。", "熊猫是生活在中国的珍稀动物，以竹子为食。"),

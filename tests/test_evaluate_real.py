@@ -11,7 +11,8 @@ from workbench.evaluate import EvalOptions
 from workbench.loop import run_loop
 from workbench.store import Store
 from workbench.train import runs as R
-from workbench.train.synthetic import INTENTS, classification_records
+
+from .data_train import INTENTS, classification_records
 
 
 @pytest.fixture(autouse=True)

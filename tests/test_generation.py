@@ -10,7 +10,8 @@ from transformers import AutoModelForCausalLM
 from workbench.generation import generate_greedy, prefix_groups
 from workbench.models import load_chat_tokenizer
 from workbench.train.data import ChatEncoder
-from workbench.train.synthetic import classification_records, write_tiny_model
+
+from .data_train import classification_records, write_tiny_model
 
 
 @pytest.fixture(scope="module")

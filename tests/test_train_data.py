@@ -18,12 +18,19 @@ from workbench.train.data import (
     Example,
     encode_records,
     epoch_batches,
+    first_turn_keys,
     micro_batches,
     preview_mask,
     read_export,
     render_mask,
 )
-from workbench.train.packing import attention_groups, batch_loss, pack, register_packed_attention
+from workbench.train.packing import (
+    attention_groups,
+    batch_loss,
+    pack,
+    register_packed_attention,
+    shared_prefixes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +289,136 @@ def test_synthetic_export_has_the_export_folder_shape(tmp_path):
     assert {"name", "hash", "config", "counts", "categories", "contracts"} <= set(manifest)
     assert manifest["counts"] == {"train": 10, "val": 2}
     assert any(any("\u4e00" <= ch <= "\u9fff" for ch in r["messages"][1]["content"]) for r in records)
+
+
+# --- shared prompts --------------------------------------------------------------------------------------
+
+def prompt_sharing_examples(seed=0):
+    """Conversations as a step of real data has them: two system prompts (a long and a shorter one), each
+    followed by different messages; a trained token right after the shared part, trained tokens inside it
+    (the same first answer), a copy of a conversation, and one that shares nothing."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(n):
+        return torch.randint(0, 120, (n,), generator=g).tolist()
+
+    system_a, system_b, first_turn = rand(60), rand(24), rand(10)
+    conversations = [system_a + rand(n) for n in (15, 40, 7, 22)] + [system_b + rand(n) for n in (30, 5)]
+    conversations += [system_a + first_turn + rand(12), system_a + first_turn + rand(9), rand(33)]
+    out = []
+    for ids in conversations:
+        weights = [0.0] * len(ids)
+        for t in range(len(ids) - 4, len(ids)):
+            weights[t] = 1.0 if t % 2 else 0.5
+        out.append(Example(ids, weights))
+    out[6].weights[60:70] = out[7].weights[60:70] = [1.0] * 10  # a trained answer inside the shared prefix
+    out[4].weights[24] = 1.0  # the first token after the shared prompt is trained
+    out.append(Example(list(out[1].input_ids), list(out[1].weights)))  # the same conversation twice
+    return out
+
+
+def lora_llama(dtype=torch.float32):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=120, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+    register_packed_attention()
+    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                                 init_lora_weights=False))
+    return model.to(dtype)
+
+
+def loss_and_lora_grads(model, batch):
+    model.zero_grad()
+    loss_sum, n = batch_loss(model, batch)
+    loss_sum.backward()
+    grads = {k: p.grad.detach().clone() for k, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    return float(loss_sum.detach()), int(n), grads
+
+
+def test_shared_prefixes_find_the_common_prompts():
+    examples = prompt_sharing_examples()
+    groups = shared_prefixes(examples)
+    by_prefix = sorted((p, sorted(m)) for p, m in groups)
+    assert by_prefix == [(0, [8]), (24, [4, 5]), (60, [0, 1, 2, 3, 6, 7, 9])]
+    assert shared_prefixes(examples[6:8]) == [(70, [0, 1])]  # the same first turns are shared too
+    assert shared_prefixes(examples, min_tokens=100) == [(0, [i]) for i in sorted(
+        range(10), key=lambda i: examples[i].input_ids)]
+
+
+def test_shared_prompts_give_the_same_loss_and_lora_gradients_as_packing_them_apart():
+    model = lora_llama()
+    examples = prompt_sharing_examples()
+    shared, apart = pack(examples), pack(examples, share_prefixes=False)
+    assert shared.shared_tokens == 60 * 6 + 24 > 0 and shared.n_tokens == apart.n_tokens - shared.shared_tokens
+    assert apart.restore is None and shared.restore is not None
+    loss_shared, n_shared, grads_shared = loss_and_lora_grads(model, shared)
+    loss_apart, n_apart, grads_apart = loss_and_lora_grads(model, apart)
+    assert n_shared == n_apart == sum(e.trained_tokens for e in examples)
+    assert loss_shared == pytest.approx(loss_apart, rel=1e-5)
+    assert loss_shared == pytest.approx(reference_loss(model, examples), rel=1e-5)
+    assert grads_shared.keys() == grads_apart.keys() and any("lora_A" in k for k in grads_shared)
+    for name, grad in grads_apart.items():
+        assert grad.abs().max() > 0
+        assert torch.allclose(grads_shared[name], grad, rtol=1e-4, atol=1e-6), name
+
+
+def test_shared_prompts_positions_continue_after_the_prefix():
+    examples = prompt_sharing_examples()[4:6]  # the 24-token prompt, then 30 and 5 tokens of their own
+    batch = pack(examples)
+    assert batch.position_ids[0].tolist() == list(range(24)) + list(range(24, 54)) + list(range(24, 29))
+    assert batch.input_ids[0, :24].tolist() == examples[0].input_ids[:24]
+
+
+def test_shared_prompts_hold_in_bfloat16():
+    """The mask is boolean, so the compute dtype does not change which keys a query sees (bfloat16 is what
+    CUDA trains in; on this CPU it runs slowly but the same way)."""
+    model = lora_llama(torch.bfloat16)
+    examples = prompt_sharing_examples(seed=1)
+    with torch.no_grad():
+        shared, _ = batch_loss(model, pack(examples))
+        apart, _ = batch_loss(model, pack(examples, share_prefixes=False))
+    assert float(shared) == pytest.approx(float(apart), rel=2e-2)
+
+
+def test_the_padded_fallback_lays_shared_prompts_out_again():
+    model = lora_llama()
+    examples = prompt_sharing_examples()
+    with torch.no_grad():
+        padded, _ = batch_loss(model, pack(examples), packed=False)
+    assert float(padded) == pytest.approx(reference_loss(model, examples), rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+def test_shared_prompts_on_cuda_in_bfloat16():
+    model = lora_llama(torch.bfloat16).cuda()
+    examples = prompt_sharing_examples()
+    shared = loss_and_lora_grads(model, pack(examples).to("cuda"))
+    apart = loss_and_lora_grads(model, pack(examples, share_prefixes=False).to("cuda"))
+    assert shared[0] == pytest.approx(apart[0], rel=2e-2)
+    for name, grad in apart[2].items():
+        assert torch.allclose(shared[2][name].float(), grad.float(), rtol=5e-2, atol=5e-3), name
+
+
+def test_epoch_batches_gather_steps_by_first_turn_in_random_order():
+    keys = ["A"] * 19 + ["B"] * 9 + ["C", "D", "E"]  # two system prompts and three records of their own
+    batches = epoch_batches(len(keys), 4, seed=7, epoch=0, keys=keys)
+    assert batches == epoch_batches(len(keys), 4, seed=7, epoch=0, keys=keys)
+    assert batches != epoch_batches(len(keys), 4, seed=7, epoch=1, keys=keys)
+    assert sorted(i for b in batches for i in b) == list(range(len(keys)))
+    assert len(batches) == len(epoch_batches(len(keys), 4, seed=7, epoch=0))  # as many steps as without keys
+    whole = [b for b in batches if len({keys[i] for i in b}) == 1]
+    assert len(whole) == 4 + 2 and all(len(b) == 4 for b in whole)  # 19 A: four full steps; 9 B: two
+    assert [keys[b[0]] for b in whole] not in (sorted(keys[b[0]] for b in whole),
+                                               sorted((keys[b[0]] for b in whole), reverse=True))
+
+
+def test_first_turn_keys_are_the_tokens_through_the_first_end_of_turn(encoder):
+    records = classification_records(6, seed=2)
+    records[0]["messages"][0]["content"] = "另一个系统提示：只回答标签。"
+    examples = encode_records(encoder, records, 2048).examples
+    keys = first_turn_keys(examples, encoder.end_of_turn_ids)
+    assert len(set(keys)) == 2 and keys.count(keys[1]) == 5
+    assert keys[1][-1] in encoder.end_of_turn_ids and list(keys[1]) == examples[1].input_ids[:len(keys[1])]

@@ -14,13 +14,14 @@ from click.testing import CliRunner
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from tests.data_train import write_classification_export, write_tiny_model
+from tests.data_train import write_classification_export, write_export, write_tiny_model
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.store import Store, schema
 from workbench.store.records import Record, insert_record
 from workbench.train import TrainConfig
 from workbench.train import runs as R
+from workbench.train.config import PRESETS, sized_values
 from workbench.train.folder import RunFolder
 
 
@@ -166,6 +167,22 @@ def test_resolve_export_by_path_folder_name_or_export_name(store, export):
 def test_config_for_export_takes_the_preset_from_the_exports_task_types(export):
     assert R.config_for_export(export).preset == "classification"
     assert R.config_for_export(export, "creative", epochs=2).epochs == 2
+
+
+def test_without_a_preset_the_rank_follows_the_model_and_contracts_turn_early_stopping_on(export, tiny, tmp_path):
+    assert [sized_values("classification", h)["lora_rank"] for h in (576, 1536, 4096)] == [16, 32, 64]
+    assert sized_values("qa", 576)["lora_rank"] == 64 and sized_values(None, 960)["lora_rank"] == 16
+    assert sized_values("classification", 576)["epochs"] == PRESETS["classification"]["epochs"]
+    sized = R.config_for_export(export, base_model=tiny)  # hidden size 32
+    assert (sized.preset, sized.lora_rank, sized.early_stopping_patience, sized.final_adapter) == (
+        "classification", 16, 1, "best")
+    named = R.config_for_export(export, "classification", base_model=tiny)
+    assert (named.lora_rank, named.early_stopping_patience) == (64, 0)
+    assert R.config_for_export(export, base_model=tiny, early_stopping_patience=0).early_stopping_patience == 0
+    assert R.config_for_export(export, base_model=tiny, lora_rank=8).lora_rank == 8
+    records = [json.loads(line) for line in (export / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    plain = write_export(tmp_path / "plain", records, records[:2])  # no contracts: nothing to stop early on
+    assert R.config_for_export(plain, base_model=tiny).early_stopping_patience == 0
 
 
 # --- the CLI ----------------------------------------------------------------------------------------------

@@ -196,6 +196,19 @@ def load_causal_lm(name: str | None = None, models_dir: Path | None = None, *, d
     return model.to(device) if device else model
 
 
+def model_hidden_size(name: str | None = None, models_dir: Path | None = None) -> int | None:
+    """The model's hidden size from its config (the trainer sizes its default LoRA rank by it); None when the
+    config cannot be read here (a hub id while offline)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(name, models_dir))
+    except (OSError, ValueError):
+        return None
+    config = getattr(config, "text_config", None) or config
+    return getattr(config, "hidden_size", None)
+
+
 def end_of_turn_ids(name: str | None = None, models_dir: Path | None = None) -> list[int]:
     """The token ids that end an assistant turn, from the model's generation_config.json (chat models often
     list several, e.g. Llama 3's <|eot_id|> and <|end_of_text|>); the tokenizer's eos is added by callers."""

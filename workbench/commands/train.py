@@ -10,18 +10,25 @@ from rich.table import Table
 
 from ..errors import WorkbenchError
 from ..train import runs
-from ..train.config import PRESETS, TrainConfig, help_texts
+from ..train.config import PRESETS, SIZE_STEPS, help_texts, sized_values
 from ..train.data import preview_mask
 from .common import console, open_store, out, progress_bar
 
 HELP = help_texts()
 
 
+def _presets() -> str:
+    return "; ".join(f"{name} {v['epochs']:g} epochs, rank {v['lora_rank']}" for name, v in PRESETS.items())
+
+
 @click.command("train")
 @click.argument("export", required=False)
 @click.option("--preset", type=click.Choice(list(PRESETS)),
-              help=f"Task type defaults (epochs, rank). Default: from the export's task types, else "
-                   f"{TrainConfig().epochs:g} epochs, rank {TrainConfig().lora_rank}.")
+              help=f"Task type defaults (epochs, rank) as practised on models of billions of parameters: "
+                   f"{_presets()}. Default: the export's task type with the rank sized for the model (a quarter "
+                   f"under hidden size {SIZE_STEPS[0][0]}, half under {SIZE_STEPS[1][0]}: rank "
+                   f"{sized_values('classification', 576)['lora_rank']} for classification on SmolLM2-135M), "
+                   f"and early stopping on validation accuracy when the export has output contracts.")
 @click.option("--from-run", "from_run", type=int, help="Start from an earlier run (with --init).")
 @click.option("--init", type=click.Choice(runs.INITS),
               help="With --from-run: continue its adapter, or a fresh adapter on its base model.")
@@ -58,7 +65,7 @@ def train_cmd(ctx, export, preset, from_run, init, resume_id, launcher, detach, 
         if show_mask:
             _show_mask(export_dir, options.get("base_model"), options.get("chat_template"), record_id, store)
             return
-        config = runs.config_for_export(export_dir, preset, **options)
+        config = runs.config_for_export(export_dir, preset, models_dir=store.models_dir, **options)
         run_id = runs.start_run(store, export_dir, config, from_run=from_run, init=init,
                                 author=os.environ.get("USER", "cli"), launcher=launcher)
         start = runs.run_status(store, run_id).row

@@ -15,7 +15,7 @@ import itertools
 import json
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,12 +319,45 @@ def token_pieces(tokenizer, ids: Sequence[int]) -> list[tuple[str, int]]:
 
 # --- batches -------------------------------------------------------------------------------------------
 
-def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int,
+                  keys: Sequence[Hashable] | None = None) -> list[list[int]]:
     """The steps of one epoch: a shuffled order (the same for the same seed and epoch, so a resumed run
-    sees the same batches) cut into batches of `batch_size` (the last may be smaller)."""
+    sees the same batches) cut into batches of `batch_size` (the last may be smaller).
+
+    keys: examples with the same key (the same first turn, see `first_turn_keys`) are gathered into the
+    same steps, so a step's conversations share their prompt and it is computed once. Each key's examples
+    are shuffled and cut into full batches; what is left of every key is shuffled together into the rest;
+    then the batches are shuffled. The order stays random within and across keys, and the number of steps
+    is the same as without keys.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(n_examples))
-    random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    return [order[i:i + batch_size] for i in range(0, n_examples, batch_size)]
+    rng.shuffle(order)
+    if keys is None:
+        return [order[i:i + batch_size] for i in range(0, n_examples, batch_size)]
+    by_key: dict[Hashable, list[int]] = {}
+    for i in order:
+        by_key.setdefault(keys[i], []).append(i)
+    batches, rest = [], []
+    for members in by_key.values():
+        full = len(members) - len(members) % batch_size
+        batches += [members[i:i + batch_size] for i in range(0, full, batch_size)]
+        rest += members[full:]
+    rng.shuffle(rest)
+    batches += [rest[i:i + batch_size] for i in range(0, len(rest), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def first_turn_keys(examples: Sequence[Example], end_of_turn_ids: Iterable[int], *, limit: int = 4096) -> list[tuple]:
+    """Each example's tokens through its first end-of-turn token (its system prompt, or first message): the
+    key `epoch_batches` gathers steps by."""
+    ends = set(end_of_turn_ids)
+    keys = []
+    for e in examples:
+        cut = next((i + 1 for i, t in enumerate(e.input_ids[:limit]) if t in ends), min(len(e), limit))
+        keys.append(tuple(e.input_ids[:cut]))
+    return keys
 
 
 def micro_batches(examples: Sequence[Example], max_tokens: int) -> list[list[Example]]:

@@ -22,7 +22,7 @@ import torch
 from ..errors import WorkbenchError
 from ..models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer, pick_device, resolve_model
 from .config import TrainConfig
-from .data import ChatEncoder, encode_records, epoch_batches, micro_batches, read_export
+from .data import ChatEncoder, encode_records, epoch_batches, first_turn_keys, micro_batches, read_export
 from .evaluate import overfitting_warnings, sample, scorable, task_accuracy, validation_loss
 from .folder import (
     ReadOnlyRunFolder,
@@ -201,6 +201,11 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
 
     # --- the loop
     batches_of_epoch: dict[int, list[list[int]]] = {}
+    share = config.share_prompts and packed
+    keys = first_turn_keys(train_set.examples, encoder.end_of_turn_ids) if share else None
+    if keys:
+        say(f"shared prompts: on; {len(set(keys))} distinct first turns among {len(keys)} conversations, steps "
+            f"gathered by them")
     stopped_early = False
     world, rank = accelerator.num_processes, accelerator.process_index
     window: list[tuple[float, int]] = []
@@ -210,7 +215,8 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     while state.step < total_steps:
         epoch, index = divmod(state.step, steps_per_epoch)
         if epoch not in batches_of_epoch:
-            batches_of_epoch = {epoch: epoch_batches(len(train_set.examples), config.batch_size, config.seed, epoch)}
+            batches_of_epoch = {epoch: epoch_batches(len(train_set.examples), config.batch_size, config.seed, epoch,
+                                                    keys)}
         batch = [train_set.examples[i] for i in batches_of_epoch[epoch][index]]
         lr = scheduler.get_last_lr()[0]  # the rate this step uses
         t0 = time.perf_counter()
@@ -330,7 +336,8 @@ def _train_step(model, optimizer, scheduler, accelerator, batch, config: TrainCo
     for k, group in enumerate(groups):
         sync = accelerator.no_sync(model) if world > 1 and k < len(groups) - 1 else nullcontext()
         with sync, accelerator.autocast():
-            loss_sum, _ = batch_loss(model, pack(group).to(accelerator.device), packed=packed)
+            packed_batch = pack(group, share_prefixes=config.share_prompts and packed)
+            loss_sum, _ = batch_loss(model, packed_batch.to(accelerator.device), packed=packed)
             # DDP averages gradients over processes; scaling by `world` makes that a sum over the step.
             loss = loss_sum * (weight * world / trained)
             accelerator.backward(loss)

@@ -25,11 +25,15 @@ PACKED_ATTENTION = "workbench_packed"
 
 @dataclass
 class AttentionGroup:
-    """Conversations laid out as `batch` rows of `length` for one attention call.
+    """Segments of the packed row laid out as `batch` rows of `length` queries for one attention call.
 
-    pad_index: for each of the batch*length slots, the packed position it reads (padding slots read the
-    group's first token; their output is never used). unpad_index: for each packed position of the
-    group, the slot holding its output. Both are None when the group is one conversation (a plain slice).
+    pad_index: for each of the batch*length query slots, the packed position it reads (padding slots read the
+    group's first token; their output is never used). unpad_index: for each packed position of the group, the
+    slot holding its output. Both are None when the group is one segment (a plain slice from start to end).
+    Segments that continue a shared prefix also see its keys: key_index names the packed position of each of
+    the batch*key_length key slots (the prefix, then the segment itself, then padding) and mask (batch x 1 x
+    length x key_length, bool) says which keys each query sees. Without them (key_length 0) the keys are the
+    queries and the attention is plain causal.
     """
 
     start: int
@@ -38,6 +42,9 @@ class AttentionGroup:
     length: int
     pad_index: torch.Tensor | None
     unpad_index: torch.Tensor | None
+    key_length: int = 0
+    key_index: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
 
 
 @dataclass
@@ -46,7 +53,10 @@ class PackedBatch:
 
     positions: indices in the row whose next token is trained; targets: those next tokens; weights: their
     loss weights. Only these positions go through the output head (the vocabulary projection is the
-    largest single matmul of a small model, and most tokens are prompt).
+    largest single matmul of a small model, and most tokens are prompt). A position inside a shared prefix
+    appears once per conversation that trains the token after it.
+    restore: when prompts are shared, the attention groups' outputs come out in another order than the row's;
+    restore puts them back (None: they come out in row order). examples: what was packed.
     """
 
     input_ids: torch.Tensor
@@ -56,6 +66,9 @@ class PackedBatch:
     weights: torch.Tensor
     groups: list[AttentionGroup]
     lengths: list[int]
+    restore: torch.Tensor | None = None
+    examples: list[Example] | None = None
+    shared_tokens: int = 0  # tokens not computed again thanks to shared prefixes
 
     @property
     def n_tokens(self) -> int:
@@ -69,43 +82,106 @@ class PackedBatch:
         def move(t):
             return t.to(device, non_blocking=True) if t is not None else None
 
-        groups = [AttentionGroup(g.start, g.end, g.batch, g.length, move(g.pad_index), move(g.unpad_index))
-                  for g in self.groups]
+        groups = [AttentionGroup(g.start, g.end, g.batch, g.length, move(g.pad_index), move(g.unpad_index),
+                                 g.key_length, move(g.key_index), move(g.mask)) for g in self.groups]
         return PackedBatch(move(self.input_ids), move(self.position_ids), move(self.positions), move(self.targets),
-                           move(self.weights), groups, self.lengths)
+                           move(self.weights), groups, self.lengths, move(self.restore), self.examples,
+                           self.shared_tokens)
 
 
-def pack(examples: Sequence[Example]) -> PackedBatch:
-    """Pack examples (longest first) into one row, with the attention groups and the trained positions."""
-    examples = sorted(examples, key=len, reverse=True)
-    lengths = [len(e) for e in examples]
-    starts = list(itertools.accumulate([0] + lengths[:-1]))
-    input_ids = torch.tensor([t for e in examples for t in e.input_ids], dtype=torch.long)[None]
-    position_ids = torch.tensor([p for n in lengths for p in range(n)], dtype=torch.long)[None]
+# A prefix is laid once when at least this many leading tokens are the same: below that, the extra
+# attention rows cost more than the tokens saved.
+MIN_SHARED_TOKENS = 16
+
+
+def shared_prefixes(examples: Sequence[Example], min_tokens: int = MIN_SHARED_TOKENS) -> list[tuple[int, list[int]]]:
+    """(prefix length, member indices) for the conversations of `examples` that begin with the same tokens.
+
+    Conversations are sorted by their tokens and neighbours sharing at least `min_tokens` leading tokens form a
+    group; its prefix is what all its members share, short of each one's last token. A conversation sharing
+    nothing is a group of its own with prefix 0.
+    """
+    order = sorted(range(len(examples)), key=lambda i: examples[i].input_ids)
+    groups: list[tuple[int, list[int]]] = []
+    for i in order:
+        if groups:
+            prefix, members = groups[-1]
+            previous, current = examples[members[-1]].input_ids, examples[i].input_ids
+            common = min(_common_length(previous, current), len(previous) - 1, len(current) - 1)
+            shared = common if len(members) == 1 else min(prefix, common)
+            if shared >= min_tokens:
+                groups[-1] = (shared, members + [i])
+                continue
+        groups.append((0, [i]))
+    return groups
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def pack(examples: Sequence[Example], *, share_prefixes: bool = True,
+         min_shared: int = MIN_SHARED_TOKENS) -> PackedBatch:
+    """Pack examples into one row, with the attention groups and the trained positions.
+
+    With `share_prefixes`, conversations that begin with the same tokens (a system prompt, the same first
+    turns) lay that prefix once; each continues it with positions counted on from its end and attends to it.
+    With causal attention a prefix's activations do not depend on what follows it, so this computes exactly
+    what packing them apart does, and the prefix's gradient collects every conversation's share.
+    """
+    examples = list(examples)
+    groups = (shared_prefixes(examples, min_shared) if share_prefixes
+              else [(0, [i]) for i in range(len(examples))])
+    if all(prefix == 0 for prefix, _ in groups):  # nothing shared: longest first, as before
+        examples.sort(key=len, reverse=True)
+        groups = [(0, [i]) for i in range(len(examples))]
+    # segments: (start in the row, length, first position id, prefix start, prefix length)
+    segments: list[tuple[int, int, int, int, int]] = []
+    ids: list[int] = []
+    position_ids: list[int] = []
     positions, targets, weights = [], [], []
-    for start, example in zip(starts, examples, strict=True):
-        for t in range(1, len(example)):
-            if example.weights[t] > 0:
-                positions.append(start + t - 1)
-                targets.append(example.input_ids[t])
-                weights.append(example.weights[t])
-    return PackedBatch(input_ids, position_ids, torch.tensor(positions, dtype=torch.long),
-                       torch.tensor(targets, dtype=torch.long), torch.tensor(weights, dtype=torch.float32),
-                       attention_groups(lengths, starts), lengths)
+    shared_tokens = 0
+    for prefix, members in sorted(groups, key=lambda g: -max(len(examples[i]) for i in g[1])):
+        prefix_start = len(ids)
+        if prefix:
+            first = examples[members[0]].input_ids[:prefix]
+            segments.append((prefix_start, prefix, 0, 0, 0))
+            ids += first
+            position_ids += range(prefix)
+            shared_tokens += prefix * (len(members) - 1)
+        for i in sorted(members, key=lambda i: -len(examples[i])):
+            example = examples[i]
+            start = len(ids)
+            segments.append((start, len(example) - prefix, prefix, prefix_start, prefix))
+            ids += example.input_ids[prefix:]
+            position_ids += range(prefix, len(example))
+            for t in range(1, len(example)):
+                if example.weights[t] > 0:
+                    positions.append(prefix_start + t - 1 if t - 1 < prefix else start + t - 1 - prefix)
+                    targets.append(example.input_ids[t])
+                    weights.append(example.weights[t])
+    lengths = [n for _start, n, *_ in segments]
+    if shared_tokens:
+        attention, restore = _shared_attention_groups(segments)
+    else:
+        attention, restore = attention_groups(lengths, [s[0] for s in segments]), None
+    return PackedBatch(torch.tensor(ids, dtype=torch.long)[None], torch.tensor(position_ids, dtype=torch.long)[None],
+                       torch.tensor(positions, dtype=torch.long), torch.tensor(targets, dtype=torch.long),
+                       torch.tensor(weights, dtype=torch.float32), attention, lengths, restore, examples,
+                       shared_tokens)
 
 
 def attention_groups(lengths: Sequence[int], starts: Sequence[int], *, cheap_length: int = 256) -> list[AttentionGroup]:
     """Bucket conversations (sorted longest first) for attention: a new bucket starts when one is less than
     half as long as its bucket's longest, unless that longest is short enough that padding costs nothing
     worth a second call."""
-    buckets: list[list[int]] = []
-    for i, n in enumerate(lengths):
-        if buckets and (lengths[buckets[-1][0]] <= cheap_length or n * 2 >= lengths[buckets[-1][0]]):
-            buckets[-1].append(i)
-        else:
-            buckets.append([i])
     groups = []
-    for members in buckets:
+    for members in _buckets(lengths, cheap_length):
         longest = lengths[members[0]]
         start, end = starts[members[0]], starts[members[-1]] + lengths[members[-1]]
         if len(members) == 1:
@@ -120,11 +196,52 @@ def attention_groups(lengths: Sequence[int], starts: Sequence[int], *, cheap_len
     return groups
 
 
+def _buckets(lengths: Sequence[int], cheap_length: int) -> list[list[int]]:
+    buckets: list[list[int]] = []
+    for i, n in enumerate(lengths):
+        if buckets and (lengths[buckets[-1][0]] <= cheap_length or n * 2 >= lengths[buckets[-1][0]]):
+            buckets[-1].append(i)
+        else:
+            buckets.append([i])
+    return buckets
+
+
+def _shared_attention_groups(segments, *, cheap_length: int = 256) -> tuple[list[AttentionGroup], torch.Tensor]:
+    """Attention groups for a row with shared prefixes: every segment is a row of queries whose keys are its
+    prefix's (if any) followed by its own; query j of a segment after a prefix of p tokens sees keys 0..p+j.
+    Segments are bucketed by their number of keys; `restore` puts the groups' outputs back in row order."""
+    order = sorted(range(len(segments)), key=lambda s: -(segments[s][1] + segments[s][4]))
+    keys = [segments[s][1] + segments[s][4] for s in order]
+    groups, covered = [], []
+    for bucket in _buckets(keys, cheap_length):
+        members = [segments[order[b]] for b in bucket]
+        length = max(n for _s, n, *_ in members)
+        key_length = max(n + p for _s, n, _pos, _ps, p in members)
+        pad_index, unpad_index, key_index = [], [], []
+        mask = torch.zeros((len(members), 1, length, key_length), dtype=torch.bool)
+        for row, (start, n, _pos, prefix_start, prefix) in enumerate(members):
+            pad_index += [start + j if j < n else start for j in range(length)]
+            unpad_index += [row * length + j for j in range(n)]
+            own = list(range(prefix_start, prefix_start + prefix)) + list(range(start, start + n))
+            key_index += own + [start] * (key_length - len(own))
+            # query j sees the prefix and its own first j+1 tokens; padding queries see something harmless too
+            mask[row, 0] = torch.arange(key_length)[None, :] <= torch.arange(length)[:, None] + prefix
+            covered += range(start, start + n)
+        groups.append(AttentionGroup(members[0][0], members[0][0] + members[0][1], len(members), length,
+                                     torch.tensor(pad_index), torch.tensor(unpad_index), key_length,
+                                     torch.tensor(key_index), mask))
+    restore = torch.empty(len(covered), dtype=torch.long)
+    restore[torch.tensor(covered)] = torch.arange(len(covered))
+    return groups, restore
+
+
 def packed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
-                     packed_groups: list[AttentionGroup] | None = None, **kwargs):
+                     packed_groups: list[AttentionGroup] | None = None, packed_restore: torch.Tensor | None = None,
+                     **kwargs):
     """transformers attention function for packed rows (query: 1 x heads x tokens x head_dim).
 
-    Without `packed_groups` (generation, evaluation) it is plain SDPA with the usual mask.
+    Without `packed_groups` (generation, evaluation) it is plain SDPA with the usual mask. The shared-prefix
+    mask is boolean, so it holds under any compute dtype (bfloat16 on CUDA, float32 on CPU).
     """
     if packed_groups is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -135,16 +252,24 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
     gqa = key.shape[1] != heads
     outputs = []
     for g in packed_groups:
-        if g.pad_index is None:
-            q, k, v = (x[:, :, g.start:g.end] for x in (query, key, value))
+        if g.key_index is not None:
+            q = query[0].index_select(1, g.pad_index).unflatten(1, (g.batch, g.length)).transpose(0, 1)
+            k, v = (x[0].index_select(1, g.key_index).unflatten(1, (g.batch, g.key_length)).transpose(0, 1)
+                    for x in (key, value))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=g.mask, dropout_p=dropout, scale=scaling,
+                                                 enable_gqa=gqa)
         else:
-            q, k, v = (x[0].index_select(1, g.pad_index).unflatten(1, (g.batch, g.length)).transpose(0, 1)
-                       for x in (query, key, value))
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling,
-                                             enable_gqa=gqa)
+            if g.pad_index is None:
+                q, k, v = (x[:, :, g.start:g.end] for x in (query, key, value))
+            else:
+                q, k, v = (x[0].index_select(1, g.pad_index).unflatten(1, (g.batch, g.length)).transpose(0, 1)
+                           for x in (query, key, value))
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling,
+                                                 enable_gqa=gqa)
         out = out.transpose(1, 2).reshape(g.batch * g.length, heads, head_dim)
         outputs.append(out if g.unpad_index is None else out.index_select(0, g.unpad_index))
-    return torch.cat(outputs)[None], None
+    out = torch.cat(outputs)
+    return (out if packed_restore is None else out.index_select(0, packed_restore))[None], None
 
 
 _registered = False
@@ -196,9 +321,11 @@ def batch_loss(model, batch: PackedBatch, *, packed: bool = True) -> tuple[torch
         register_packed_attention()
         with attention_implementation(model, PACKED_ATTENTION):
             out = model(input_ids=batch.input_ids, position_ids=batch.position_ids, logits_to_keep=batch.positions,
-                        packed_groups=batch.groups, use_cache=False)
+                        packed_groups=batch.groups, packed_restore=batch.restore, use_cache=False)
         logits = out.logits.reshape(-1, out.logits.shape[-1])
     else:
+        if batch.shared_tokens:  # the padded fallback lays every conversation whole
+            batch = pack(batch.examples, share_prefixes=False).to(batch.input_ids.device)
         rows, mask, keep = _padded(batch)
         out = model(input_ids=rows, attention_mask=mask, use_cache=False)
         logits = out.logits.reshape(-1, out.logits.shape[-1])[keep]

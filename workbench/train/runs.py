@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, WorkbenchError
-from ..models import EMBEDDED_MODEL
+from ..models import EMBEDDED_MODEL, model_hidden_size
 from ..names import check_new_path
 from ..processes import worker_alive
 from ..store import Store
 from ..store import runs as sql
-from .config import TrainConfig, task_type_of_export
+from .config import EARLY_STOPPING_WITH_CONTRACTS, TrainConfig, task_type_of_export
 from .data import read_export
 from .folder import (
     FINAL_STATES,
@@ -98,10 +98,19 @@ def resolve_export(store: Store, name: str | Path) -> Path:
                         f" (make one with `workbench export --name NAME`)")
 
 
-def config_for_export(export_dir: str | Path, preset: str | None = None, **overrides: Any) -> TrainConfig:
-    """The TrainConfig for an export: `preset`, else the preset of the export's task types, with overrides."""
+def config_for_export(export_dir: str | Path, preset: str | None = None, *, models_dir: Path | None = None,
+                      **overrides: Any) -> TrainConfig:
+    """The TrainConfig for an export, with `overrides` on top: a named `preset` as it stands; else the preset of
+    the export's task types with its rank sized for the base model (`sized_values`), and early stopping on
+    validation accuracy when the export has output contracts."""
     export = read_export(export_dir)
-    return TrainConfig.for_task(preset or task_type_of_export(export.manifest.get("task_types")), **overrides)
+    if preset:
+        return TrainConfig.for_task(preset, **overrides)
+    hidden_size = model_hidden_size(overrides.get("base_model"), models_dir)
+    if export.contracts and overrides.get("early_stopping_patience") is None:
+        overrides = {**overrides, "early_stopping_patience": EARLY_STOPPING_WITH_CONTRACTS}
+    return TrainConfig.for_task(task_type_of_export(export.manifest.get("task_types")), hidden_size=hidden_size,
+                                **overrides)
 
 
 def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from_run: int | None = None,
