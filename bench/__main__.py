@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-ORDER = ["ingest", "dedup", "export", "train"]
+ORDER = ["ingest", "dedup", "export", "train", "evaluate"]
 
 
 def main(argv: list[str]) -> None:

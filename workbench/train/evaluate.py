@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..contracts import Contract
+from ..generation import generate_greedy
 from .data import ChatEncoder, Example, micro_batches, reference_answer
 from .packing import batch_loss, pack
 
@@ -45,12 +46,32 @@ def is_correct(contract: Contract, answer: str, reference: str) -> bool:
     """Right when the answer obeys the contract and means what the reference means."""
     if contract.violation(answer) is not None:
         return False
-    if contract.kind in ("json", "json_schema"):
+    return same_answer(answer, reference, as_json=contract.kind in ("json", "json_schema"))
+
+
+def same_answer(answer: str, reference: str, *, as_json: bool = False) -> bool:
+    """Exact match: the same text (surrounding whitespace aside), or for JSON answers the same JSON value."""
+    if as_json:
         try:
             return json.loads(answer) == json.loads(reference)
         except ValueError:
-            return answer.strip() == reference.strip()
+            pass
     return answer.strip() == reference.strip()
+
+
+@torch.no_grad()
+def answer_loss(model, example: Example, *, device) -> float | None:
+    """Mean weighted cross-entropy of one conversation's trained tokens (its answers) under `model`
+    (None when nothing in it is trained)."""
+    targets = [t for t, w in enumerate(example.weights) if w > 0 and t > 0]
+    if not targets:
+        return None
+    ids = torch.tensor([example.input_ids], dtype=torch.long, device=device)
+    keep = torch.tensor([t - 1 for t in targets], dtype=torch.long, device=device)
+    logits = model(input_ids=ids, logits_to_keep=keep, use_cache=False).logits[0].float()
+    weights = torch.tensor([example.weights[t] for t in targets], device=logits.device)
+    ce = torch.nn.functional.cross_entropy(logits, ids[0, targets].to(logits.device), reduction="none")
+    return float((ce * weights).sum() / weights.sum())
 
 
 @dataclass
@@ -89,28 +110,15 @@ def sample(records: Sequence[dict], n: int, seed: int) -> list[dict]:
     return [records[i] for i in sorted(rng.sample(range(len(records)), n))]
 
 
-@torch.no_grad()
 def generate_answers(model, encoder: ChatEncoder, records: Sequence[dict], *, max_new_tokens: int, device,
                      batch_size: int = 16) -> list[str]:
-    """Greedy answers to each record's final assistant turn, batched (left-padded by the tokenizer, shortest
-    prompts together)."""
-    was_training = model.training
-    model.eval()
+    """Greedy answers to each record's final assistant turn, batched, the shared system prompt computed once
+    (see workbench.generation)."""
     prompts = [encoder.prompt_ids(r["messages"], r.get("tools")) for r in records]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    answers: list[str] = [""] * len(prompts)
-    for k in range(0, len(order), batch_size):
-        chunk = order[k:k + batch_size]
-        batch = encoder.tok.pad({"input_ids": [prompts[i] for i in chunk]}, padding=True, padding_side="left",
-                                return_tensors="pt")
-        longest = batch["input_ids"].shape[1]
-        out = model.generate(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                             max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=sorted(encoder.end_of_turn_ids),
-                             pad_token_id=encoder.tok.pad_token_id)
-        for row, i in enumerate(chunk):
-            answers[i] = encoder.tok.decode(out[row, longest:], skip_special_tokens=True)
-    model.train(was_training)
-    return answers
+    pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
+    generated = generate_greedy(model, prompts, max_new_tokens=max_new_tokens, stop_ids=sorted(encoder.end_of_turn_ids),
+                                pad_id=pad, device=device, batch_size=batch_size)
+    return [encoder.tok.decode(g.ids, skip_special_tokens=True) for g in generated]
 
 
 def task_accuracy(model, encoder: ChatEncoder, records: Sequence[dict], contracts: dict[str, Contract], *,
