@@ -9,6 +9,12 @@ page = st.navigation({
     "Work": [
         st.Page("pages/overview.py", title="Overview", icon=":material/bar_chart:", default=True),
         st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
+        st.Page("pages/quality.py", title="Quality", icon=":material/rule:"),
+        st.Page("pages/coverage.py", title="Coverage", icon=":material/target:"),
+        st.Page("pages/clusters.py", title="Clusters", icon=":material/bubble_chart:"),
+    ],
+    "Data": [
+        st.Page("pages/imports.py", title="Import", icon=":material/upload_file:"),
     ],
 })
 # Who is working: every revision the app writes carries this name.

@@ -62,6 +62,7 @@ if S.get("rv_url") != params:  # a link (or the back button) brought a new filte
     S.rv_issue, S.rv_tag, S.rv_task, S.rv_source = list(flt.issue_codes), list(flt.tags), list(flt.task_types), list(flt.sources)
     S.rv_severity, S.rv_duplicate, S.rv_text = flt.severity or "any", flt.duplicate or "any", flt.text
     S.rv_cluster = flt.cluster
+    S.rv_import = list(flt.imports)  # no widget: set by the Import page's links, cleared below
     S.rv_pages = [None]
 
 
@@ -87,6 +88,8 @@ with st.expander("More filters"):
     k.selectbox("Duplicates", ["any", *review.DUPLICATE_STATES], key="rv_duplicate",
                 format_func=lambda v: {"kept": "kept (has copies)", "copy": "copy of another"}.get(v, v))
     clusters = {n: f"{n}: {name}" for n, name in choices["clusters"]}
+    if S.rv_cluster is not None and S.rv_cluster not in clusters:  # a run newer than the cached choices
+        clusters[S.rv_cluster] = f"cluster {S.rv_cluster}"
     m.selectbox("Cluster", [None, *clusters], key="rv_cluster", format_func=lambda v: "any" if v is None else clusters[v],
                 disabled=not clusters, help=None if clusters else "No clustering run yet (`workbench cluster`).")
 
@@ -94,7 +97,11 @@ flt = ReviewFilter(datasets=tuple(S.rv_dataset), statuses=tuple(S.rv_status), ca
                    tags=tuple(S.rv_tag), task_types=tuple(S.rv_task), issue_codes=tuple(S.rv_issue),
                    severity=None if S.rv_severity == "any" else S.rv_severity,
                    duplicate=None if S.rv_duplicate == "any" else S.rv_duplicate, cluster=S.rv_cluster,
-                   sources=tuple(S.rv_source), text=S.rv_text.strip())
+                   sources=tuple(S.rv_source), text=S.rv_text.strip(), imports=tuple(S.get("rv_import", [])))
+if flt.imports:
+    n1, n2 = st.columns([4, 1])
+    n1.caption(f"Only records of import {', '.join(f'#{i}' for i in flt.imports)}")
+    n2.button("Show every import", key="rv_clear_import", on_click=lambda: S.update(rv_import=[]))
 wanted = review.filter_to_params(flt)
 if wanted != params or S.get("rv_sort_was") != sort:
     if wanted != params:

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -307,3 +308,75 @@ def load_run(store: Store, run_id: int | None = None) -> tuple[sql.StoredRun, li
         if run_id is None:
             raise WorkbenchError("no clustering run yet: run `workbench cluster` first")
         return sql.get_run(con, run_id), sql.clusters_of(con, run_id)
+
+
+# --- the map and the list, as the Clusters page shows them ---------------------------------------------------
+
+MAP_POINTS = 5_000  # points the map draws at most: Vega-Lite in a browser stays interactive at this many
+
+
+@dataclass
+class ClusterMap:
+    """The points of a run's 2-D map; with more members than `limit`, a sample that keeps every cluster."""
+
+    run_id: int
+    points: Any  # pyarrow Table: record_id, cluster, x, y, category, question, answer
+    total: int  # members of the run
+
+    @property
+    def sampled(self) -> bool:
+        return self.points.num_rows < self.total
+
+
+@dataclass
+class ClusterSummary:
+    cluster: int
+    name: str
+    keywords: list[str]
+    size: int
+    category: str | None  # the category the cluster was given, if any
+    category_mix: list[tuple[str | None, int]]  # (category, records), biggest first
+    representatives: list[tuple[int, str, str]]  # (record id, first user turn, answer)
+
+
+def cluster_map(store: Store, run_id: int | None = None, limit: int = MAP_POINTS, chars: int = 120) -> ClusterMap:
+    """The map's points of a run (default: the latest), sampled to about `limit` when the run is bigger."""
+    with store.connect(read_only=True) as con:
+        run_id = run_id or sql.latest_run_id(con)
+        if run_id is None:
+            raise WorkbenchError("no clustering run yet: run embed and cluster first")
+        points, total = sql.map_points(con, run_id, limit, chars)
+    return ClusterMap(run_id, points, total)
+
+
+def cluster_summaries(store: Store, run_id: int | None = None, chars: int = 160) -> list[ClusterSummary]:
+    """Every cluster of a run (default: the latest) with its category mix and representatives' text."""
+    with store.connect(read_only=True) as con:
+        run_id = run_id or sql.latest_run_id(con)
+        if run_id is None:
+            return []
+        clusters = sql.clusters_of(con, run_id)
+        mix: dict[int, list[tuple[str | None, int]]] = {}
+        for cluster, category, n in sql.category_mix(con, run_id):
+            mix.setdefault(cluster, []).append((category, n))
+        texts = sql.texts_of(con, [i for c in clusters for i in c.representatives], chars)
+    return [ClusterSummary(c.cluster, c.name, c.keywords, c.size, c.category, mix.get(c.cluster, []),
+                           [(i, *texts.get(i, ("", ""))) for i in c.representatives]) for c in clusters]
+
+
+def assign_category(store: Store, cluster: int, category: str, author: str = "workbench"):
+    """Give every record of a cluster of the latest run `category`, as one bulk operation that Review's
+    undo reverts whole; returns review.BulkResult."""
+    from . import review  # review builds on checks and curation; the cluster maths does not need it
+
+    if not category or not category.strip():
+        raise WorkbenchError("give a category name (an empty one would clear every record's category)")
+    with store.connect(read_only=True) as con:
+        run_id = sql.latest_run_id(con)
+        if run_id is None or not any(c.cluster == cluster for c in sql.clusters_of(con, run_id)):
+            raise WorkbenchError(f"the latest clustering run has no cluster {cluster}; reload the page")
+    result = review.apply_bulk(store, review.ReviewFilter(cluster=cluster), review.BulkAction("category", category.strip()),
+                               author)
+    with store.transaction() as con:
+        sql.set_cluster_label(con, run_id, cluster, category.strip())
+    return result

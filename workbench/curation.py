@@ -119,3 +119,57 @@ def set_setting(store: Store, key: str, value: Any) -> None:
         raise WorkbenchError("max_tokens must be a whole number of tokens, at least 16")
     with store.transaction() as con:
         store_settings.set_setting(con, key, value)
+
+
+@dataclass
+class ContractPreview:
+    """What a contract would flag before it is saved."""
+
+    category: str
+    records: int  # records in the category with an answer (the contract checks the last one)
+    flagged: int  # of them whose answer breaks the contract
+    examples: list[tuple[str | None, str]] = field(default_factory=list)  # (answer, why), the first few
+
+
+def preview_contract(store: Store, contract: Contract, examples: int = 5) -> ContractPreview:
+    """How many records of the contract's category the contract would flag, without saving it."""
+    with store.connect(read_only=True) as con:
+        answers = store_issues.category_answers(con, contract.category)
+    flagged, shown = 0, []
+    for answer in answers:
+        why = contract.violation(answer)
+        if why:
+            flagged += 1
+            if len(shown) < examples:
+                shown.append((answer, why))
+    return ContractPreview(contract.category, len(answers), flagged, shown)
+
+
+@dataclass
+class IssueCount:
+    """One issue code in the store: how many records have it, and what the rule says."""
+
+    code: str
+    severity: str
+    records: int
+    title: str  # the rule's explanation
+    fixable: bool  # the rule has a safe autofix
+
+
+def issues_by_code(store: Store) -> list[IssueCount]:
+    """Every issue code with the records that have it, most frequent first, with its rule's explanation."""
+    with store.connect(read_only=True) as con:
+        rows = store_issues.issue_counts(con)
+    rules = checks.RULES
+    return [IssueCount(code, severity, n, rules[code].title if code in rules else code,
+                       bool(code in rules and rules[code].fixable)) for code, severity, n in rows]
+
+
+def get_contracts(store: Store) -> dict[str, Contract]:
+    with store.connect(read_only=True) as con:
+        return store_settings.get_contracts(con)
+
+
+def get_settings(store: Store) -> dict[str, Any]:
+    with store.connect(read_only=True) as con:
+        return {k: store_settings.get_setting(con, k) for k in store_settings.DEFAULTS}

@@ -7,9 +7,11 @@ store's `imports/` folder, so the original of every record stays at hand.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,7 @@ import duckdb
 
 from . import checks, formats, readers
 from .checks import CheckContext, Issue
-from .errors import InputFileError
+from .errors import InputFileError, WorkbenchError
 from .processes import pid_exists
 from .store import Store
 from .store import imports as sql
@@ -86,6 +88,78 @@ def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", ca
     report.seconds = time.perf_counter() - started
     tell("done", report.imported, report.imported)
     return report
+
+
+UPLOAD_FORMATS = tuple(sorted({s.lstrip(".") for s in readers.EXTENSIONS}))  # what an upload may be
+
+
+def import_upload(store: Store, name: str, data: bytes, *, dataset: str = "badcases", category: str | None = None,
+                  author: str | None = None, progress: Progress | None = None) -> ImportReport:
+    """Import a file given as bytes (a browser upload), under its original name: its suffix says its format
+    (a name without one is detected from the content), and the import log and the kept copy carry the name."""
+    safe = Path(name.replace("\\", "/")).name.strip() or "upload"
+    with tempfile.TemporaryDirectory(prefix="wb-upload-") as folder:
+        path = Path(folder) / safe
+        path.write_bytes(data)
+        try:
+            return import_file(store, path, dataset=dataset, category=category, author=author, progress=progress)
+        except InputFileError as exc:  # name the upload, not the temp folder it passed through
+            raise InputFileError(str(exc).replace(str(path), safe)) from None
+
+
+def import_text(store: Store, text: str, *, dataset: str = "badcases", category: str | None = None,
+                author: str | None = None, name: str = "pasted") -> ImportReport:
+    """Import pasted records in any supported text format (JSONL, a JSON array, CSV or TSV with a header),
+    detected from the text itself, as an import named `name`."""
+    if not text.strip():
+        raise InputFileError("nothing to import: paste records first (one JSON object a line, a JSON array, "
+                             "or CSV with a header line)")
+    return import_upload(store, name, text.encode("utf-8"), dataset=dataset, category=category, author=author)
+
+
+def add_badcase(store: Store, *, user: str, answer: str, bad_output: str | None = None, system: str | None = None,
+                category: str | None = None, dataset: str = "badcases", author: str | None = None) -> ImportReport:
+    """Add one badcase written by hand (the question, what the model wrongly said, the right answer) through
+    the importer, so it is checked like every imported record and its import is in the log."""
+    if not user.strip():
+        raise WorkbenchError("write the user's message: a badcase needs the question the model got wrong")
+    messages = ([{"role": "system", "content": system}] if system and system.strip() else []) + [
+        {"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+    record = {"messages": messages, "category": (category or "").strip() or None}
+    if bad_output and bad_output.strip():
+        record["bad_output"] = bad_output
+    return import_upload(store, "badcase-form.jsonl", json.dumps(record, ensure_ascii=False).encode("utf-8"),
+                         dataset=dataset, category=record["category"], author=author)
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One import in the log, as the Import page lists it."""
+
+    id: int
+    file_name: str
+    dataset: str
+    category: str | None
+    started_at: object
+    file_format: str | None
+    encoding: str | None
+    imported: int
+    rejected: int
+    author: str | None
+
+
+def recent_imports(store: Store, limit: int = 50) -> list[ImportRow]:
+    """The finished imports, newest first."""
+    with store.connect(read_only=True) as con:
+        return [ImportRow(*row) for row in sql.recent_imports(con, limit)]
+
+
+def rejects_jsonl(store: Store, import_id: int) -> str:
+    """Every rejected line of an import as JSONL (line, code, reason, raw text), for downloading."""
+    with store.connect(read_only=True) as con:
+        rejects = sql.rejects_of(con, import_id)
+    return "".join(json.dumps({"line": r.line, "code": r.code, "reason": r.reason, "raw": r.raw},
+                              ensure_ascii=False) + "\n" for r in rejects)
 
 
 def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportReport, rejects: list[Reject],

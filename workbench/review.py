@@ -50,6 +50,12 @@ def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
         found = params.get(param) or []
         if found and found[0]:
             values[param] = found[0]
+    try:
+        imports = tuple(int(v) for v in params.get("import", []) if v)
+    except ValueError:
+        raise WorkbenchError(f"import {params['import'][0]!r} in the link is not an import number") from None
+    if imports:
+        values["imports"] = imports
     if params.get("cluster") and params["cluster"][0] != "":
         try:
             values["cluster"] = int(params["cluster"][0])
@@ -71,6 +77,8 @@ def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
             out[param] = [getattr(flt, param)]
     if flt.cluster is not None:
         out["cluster"] = [str(flt.cluster)]
+    if flt.imports:
+        out["import"] = [str(i) for i in flt.imports]
     return out
 
 

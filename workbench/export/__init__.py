@@ -243,6 +243,25 @@ def export_training_set(store: Store, config: ExportConfig, progress: Progress |
 # --- reading ------------------------------------------------------------------------------------------------
 
 def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) -> _Snapshot:
+    task, general, wanted, notes, eval_ids, guard, spec, task_ds = _select(con, config, tell)
+    if not any(p.take for p in task):
+        raise WorkbenchError(_nothing_to_export(con, spec, task_ds))
+    tell("building lines", 0, None)
+    train = sql.output_lines(con, "train", config.weights)
+    val = sql.output_lines(con, "val", config.weights)
+    exported_categories = {p.category for p in task if p.take and p.category is not None}
+    contracts = {name: {"kind": c.kind, "spec": c.spec} for name, c in get_contracts(con).items()
+                 if name in exported_categories}
+    return _Snapshot(task, general, wanted, train, val, sql.exclusions(con, LISTED_PER_REASON),
+                     sql.exclusion_counts(con), sql.exclusion_lines(con), sql.unselected_statuses(con, spec),
+                     contracts, sql.task_types(con), len(eval_ids), guard, notes)
+
+
+def _select(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress, pick: bool = True) -> tuple:
+    """Stage the candidates, plan the quotas and pick the records, leaving out eval leaks (temp tables only):
+    what the export takes, before any line is built. Returns (task, general, general wanted, notes, eval ids,
+    guard, pool spec, task datasets). With pick=False (a preview: counts only) the records are picked only
+    when the leak check needs them."""
     task_ds, general_ds, eval_ds = _datasets(con, config)
     spec = sql.PoolSpec(task_datasets=task_ds, general_datasets=general_ds, eval_datasets=eval_ds,
                         statuses=config.statuses, general_statuses=tuple(s for s in config.general_statuses
@@ -257,6 +276,8 @@ def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) 
     checked: set[int] = set()
     while True:
         task, general, wanted, notes = _plan(con, config)
+        if not pick and not eval_ids:
+            break  # the plan's counts are the preview; nothing to check picks against
         sql.select_rows(con, [sql.Quota(p.pool, p.category, p.available, p.take, p.val, p.train_rows)
                                 for p in task + general],
                         config.seed)
@@ -278,17 +299,60 @@ def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) 
             break
         sql.exclude(con, [(tid, "eval-leak", f"{leak.kind} ({leak.score:.2f}): like eval record {leak.eval_id}")
                           for tid, leak in sorted(first.items())])
-    if not any(p.take for p in task):
-        raise WorkbenchError(_nothing_to_export(con, spec, task_ds))
-    tell("building lines", 0, None)
-    train = sql.output_lines(con, "train", config.weights)
-    val = sql.output_lines(con, "val", config.weights)
-    exported_categories = {p.category for p in task if p.take and p.category is not None}
-    contracts = {name: {"kind": c.kind, "spec": c.spec} for name, c in get_contracts(con).items()
-                 if name in exported_categories}
-    return _Snapshot(task, general, wanted, train, val, sql.exclusions(con, LISTED_PER_REASON),
-                     sql.exclusion_counts(con), sql.exclusion_lines(con), sql.unselected_statuses(con, spec),
-                     contracts, sql.task_types(con), len(eval_ids), guard, notes)
+    return task, general, wanted, notes, eval_ids, guard, spec, task_ds
+
+
+@dataclass
+class PreviewRow:
+    """One category of an export preview: what `workbench export` with these settings would take."""
+
+    pool: str  # 'task' or 'general'
+    category: str | None
+    available: int  # records that may be exported
+    taken: int  # distinct records taken (train + val)
+    cut: int  # available records left out by the quota (down-sampling)
+    short: int  # lines below the category's target
+    repeats: int  # extra train lines from up-sampling
+    leaks: int  # records left out as too like an eval record
+
+
+@dataclass
+class ExportPreview:
+    """What an export would take per category, computed in the store without writing any file."""
+
+    rows: list[PreviewRow]
+    general_wanted: int
+    general_share: float  # general lines / all lines
+    excluded: dict[str, int]  # reason -> records
+    eval_records: int
+    guard: str
+    notes: list[str]
+    nothing: str | None = None  # why nothing would be exported, when nothing would
+
+    @property
+    def leaks(self) -> int:
+        return self.excluded.get("eval-leak", 0)
+
+
+def preview_export(store: Store, config: ExportConfig | None = None, progress: Progress | None = None) -> ExportPreview:
+    """What export_training_set(store, config) would take per category (available, taken, cut, short, eval
+    leaks), with the same snapshot and planning as the export itself, and no file written."""
+    config = config or ExportConfig()
+    config.validate()
+    tell = progress or (lambda stage, done, total: None)
+    with store.transaction() as con:  # temp tables only (and any MinHash signatures the leak check caches)
+        try:
+            task, general, wanted, notes, eval_ids, guard, spec, task_ds = _select(con, config, tell, pick=False)
+            leaks = dict(((pool, category), n) for pool, category, n in sql.exclusion_counts_by_category(con, "eval-leak"))
+            excluded = sql.exclusion_counts(con)
+            nothing = None if any(p.take for p in task) else _nothing_to_export(con, spec, task_ds)
+        finally:
+            sql.drop_temp(con)
+    rows = [PreviewRow(p.pool, p.category, p.available, p.take, p.downsampled, p.short, p.repeats,
+                       leaks.get((p.pool, p.category), 0)) for p in task + general]
+    lines = sum(p.rows for p in task + general)
+    return ExportPreview(rows, wanted, sum(p.rows for p in general) / lines if lines else 0.0, excluded,
+                         len(eval_ids), guard, notes, nothing)
 
 
 def _datasets(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> tuple[tuple[str, ...], ...]:
@@ -551,4 +615,5 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-__all__ = ["ExportConfig", "ExportResult", "CategoryPlan", "export_training_set", "read_manifest"]
+__all__ = ["ExportConfig", "ExportResult", "ExportPreview", "PreviewRow", "CategoryPlan", "export_training_set",
+           "preview_export", "read_manifest"]

@@ -146,3 +146,44 @@ def clusterable_ids(con: duckdb.DuckDBPyConnection, ids: Sequence[int] | None, i
             rows = con.execute(f"SELECT r.id FROM {name} i JOIN records r ON r.id = i.id WHERE true {dup} "
                                f"ORDER BY r.id").fetchall()
     return [r[0] for r in rows]
+
+
+# --- the map and the list, as the Clusters page shows them -------------------------------------------------
+
+_FIRST_USER = "coalesce(list_filter(r.messages, lambda m: m.role = 'user')[1].content, '')"
+_ANSWER = "coalesce(list_filter(r.messages, lambda m: m.role = 'assistant')[-1].content, '')"
+
+
+def map_points(con: duckdb.DuckDBPyConnection, run_id: int, limit: int, chars: int) -> tuple[pa.Table, int]:
+    """A run's members for the map, at most about `limit` of them: every cluster keeps its share and at least
+    20 points (a fixed hash order, so the same points come back), with the first user turn and the answer
+    cut to `chars` characters. Returns (record_id, cluster, x, y, category, question, answer) and the total."""
+    total = first_row(con, "SELECT count(*) FROM cluster_members WHERE run_id = ?", [run_id])[0]
+    table = arrow(con, f"""
+        WITH picked AS (
+            SELECT record_id, cluster, x, y FROM cluster_members WHERE run_id = ?
+            QUALIFY ? >= ? OR row_number() OVER (PARTITION BY cluster ORDER BY hash(record_id))
+                         <= greatest(20, ceil(count(*) OVER (PARTITION BY cluster) * ? / ?)))
+        SELECT p.record_id, p.cluster, p.x, p.y, coalesce(r.category, '') AS category,
+               left({_FIRST_USER}, ?) AS question, left({_ANSWER}, ?) AS answer
+        FROM picked p JOIN records r ON r.id = p.record_id ORDER BY p.cluster, p.record_id""",
+                  [run_id, limit, total, limit, max(total, 1), chars, chars])
+    return table, total
+
+
+def category_mix(con: duckdb.DuckDBPyConnection, run_id: int) -> list[tuple[int, str | None, int]]:
+    """(cluster, category, records) of a run's members, biggest first within each cluster."""
+    return con.execute("""SELECT m.cluster, r.category, count(*) FROM cluster_members m JOIN records r ON r.id = m.record_id
+                          WHERE m.run_id = ? GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2""", [run_id]).fetchall()
+
+
+def texts_of(con: duckdb.DuckDBPyConnection, ids: Sequence[int], chars: int) -> dict[int, tuple[str, str]]:
+    """id -> (first user turn, answer), cut to `chars` characters."""
+    rows = con.execute(f"SELECT r.id, left({_FIRST_USER}, ?), left({_ANSWER}, ?) FROM records r "
+                       f"WHERE list_contains(?, r.id)", [chars, chars, list(ids)]).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def set_cluster_label(con: duckdb.DuckDBPyConnection, run_id: int, cluster: int, category: str | None) -> None:
+    """Remember the category a cluster was given (the records' own categories are set by the caller)."""
+    con.execute("UPDATE clusters SET category = ? WHERE run_id = ? AND cluster = ?", [category, run_id, cluster])

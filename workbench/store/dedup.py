@@ -256,3 +256,41 @@ def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[tuple]:
     return con.execute("""SELECT id, created_at, author, records, groups, marked, restored, skipped, seconds
                           FROM dedup_runs ORDER BY id DESC LIMIT ?""", [limit]).fetchall()
 
+
+
+# --- duplicate groups, as a page shows them --------------------------------------------------------------
+
+def group_count(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(groups, copies): records kept with copies, and the copies marked."""
+    return first_row(con, "SELECT count(DISTINCT dup_of), count(*) FROM records WHERE dup_of IS NOT NULL")
+
+
+def groups_page(con: duckdb.DuckDBPyConnection, limit: int) -> list[tuple[int, list[int]]]:
+    """(kept id, copy ids) of the biggest groups first."""
+    return con.execute("""SELECT dup_of, list(id ORDER BY id) FROM records WHERE dup_of IS NOT NULL
+                          GROUP BY dup_of ORDER BY count(*) DESC, dup_of LIMIT ?""", [limit]).fetchall()
+
+
+def group_of(con: duckdb.DuckDBPyConnection, kept_id: int) -> list[tuple[int, int | None, int]]:
+    """(id, dup_of, version) of a kept record and its copies."""
+    return con.execute("SELECT id, dup_of, version FROM records WHERE id = ? OR dup_of = ? ORDER BY id",
+                       [kept_id, kept_id]).fetchall()
+
+
+def latest_matches(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> dict[tuple[int, int], tuple[str, float]]:
+    """(a, b) -> (kind, score) of the newest dedup run's matches among `ids` (both orders of a pair)."""
+    rows = con.execute("""SELECT record_id, other_id, kind, score FROM dedup_matches
+                          WHERE run_id = (SELECT max(id) FROM dedup_runs)
+                            AND list_contains(?, record_id) AND list_contains(?, other_id)""",
+                       [list(ids), list(ids)]).fetchall()
+    out = {}
+    for a, b, kind, score in rows:
+        out[(a, b)] = out[(b, a)] = (kind, score)
+    return out
+
+
+def shown_records(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> dict[int, tuple]:
+    """id -> (dataset, category, status, messages as (role, content) pairs) for showing records side by side."""
+    rows = con.execute("""SELECT id, dataset, category, status, [(m.role, m.content) for m in messages] FROM records
+                          WHERE list_contains(?, id)""", [list(ids)]).fetchall()
+    return {r[0]: r[1:] for r in rows}

@@ -179,6 +179,12 @@ def exclusion_counts(con: duckdb.DuckDBPyConnection, pool: str | None = None) ->
     return dict(rows)
 
 
+def exclusion_counts_by_category(con: duckdb.DuckDBPyConnection, reason: str) -> list[tuple[str, str | None, int]]:
+    """(pool, category, candidates left out for `reason`)."""
+    return con.execute(f"""SELECT pool, category, count(*) FROM {POOL} WHERE reason = ?
+        GROUP BY pool, category ORDER BY pool, category NULLS FIRST""", [reason]).fetchall()
+
+
 def exclusions(con: duckdb.DuckDBPyConnection, per_reason: int | None = None
                ) -> list[tuple[int, str, str | None, str, str | None]]:
     """(id, pool, category, reason, detail) of candidates left out, by reason then id (the first `per_reason` of each)."""

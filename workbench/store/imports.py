@@ -227,3 +227,10 @@ def rejects_of(con: duckdb.DuckDBPyConnection, import_id: int, limit: int | None
 def reject_counts(con: duckdb.DuckDBPyConnection, import_id: int) -> dict[str, int]:
     return dict(con.execute("SELECT code, count(*) FROM rejects WHERE import_id = ? GROUP BY code ORDER BY 2 DESC",
                             [import_id]).fetchall())
+
+
+def recent_imports(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[tuple]:
+    """(id, file_name, dataset, category, started_at, file_format, encoding, imported, rejected, author), newest first."""
+    return con.execute("""SELECT id, file_name, dataset, category, started_at, file_format, encoding, imported,
+                                 rejected, author FROM imports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT ?""",
+                       [limit]).fetchall()

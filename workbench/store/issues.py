@@ -141,3 +141,11 @@ def clean_record_sql(max_tokens: int, *, suspicious: str, repeat_min_chars: int)
         AND list_sum(list_transform(messages, lambda m: strlen(m.content))) + 16 * len(messages) + 64
             <= {int(max_tokens)}
     )"""
+
+
+def category_answers(con: duckdb.DuckDBPyConnection, category: str) -> list[str | None]:
+    """The last assistant answer of every record in a category that has one (the contract rules' input)."""
+    return [r[0] for r in con.execute(
+        """SELECT list_filter(messages, lambda m: m.role = 'assistant')[-1].content FROM records
+           WHERE category = ? AND len(list_filter(messages, lambda m: m.role = 'assistant')) > 0""",
+        [category]).fetchall()]

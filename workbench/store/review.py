@@ -50,6 +50,7 @@ class ReviewFilter:
     sources: tuple[str, ...] = ()
     text: str = ""
     ids: tuple[int, ...] = ()
+    imports: tuple[int, ...] = ()  # the imports the records came from
 
     def is_empty(self) -> bool:
         return not any(getattr(self, f.name) not in (None, "", ()) for f in fields(self))
@@ -58,7 +59,8 @@ class ReviewFilter:
         """A WHERE clause over `records {alias}` and its parameters."""
         where, params = [], []
         for column, values in (("dataset", self.datasets), ("status", self.statuses),
-                               ("task_type", self.task_types), ("source", self.sources), ("id", self.ids)):
+                               ("task_type", self.task_types), ("source", self.sources), ("id", self.ids),
+                               ("import_id", self.imports)):
             if values:
                 where.append(f"list_contains(?, {alias}.{column})")
                 params.append(list(values))

@@ -1,0 +1,162 @@
+"""Import: bring records in from files, pasted text or a one-badcase form; every import's report and rejects."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from workbench import ingest, review
+from workbench.errors import WorkbenchError
+from workbench.ingest import ImportReport
+from workbench.review import ReviewFilter, filter_to_params
+from workbench.store import Store
+
+S = st.session_state
+AUTHOR = S.get("author") or "app"
+REVIEW = "pages/review.py"
+KINDS = ["badcases", "general", "eval"]
+
+st.title("Import")
+st.caption("Bring badcases, general data or an eval set into the store. Every line is imported or rejected with "
+           "its reason; a file that cannot be read imports nothing.")
+try:
+    store = Store.open()
+    known = review.filter_choices(store)["datasets"]
+    imports = ingest.recent_imports(store)
+except WorkbenchError as exc:
+    st.error(str(exc))
+    st.button("Retry")
+    st.stop()
+
+
+def show_report(report: ImportReport) -> None:
+    """The import report as the CLI prints it, then every rejected line (downloadable)."""
+    name = Path(report.file).name
+    box = st.container(border=True)
+    box.markdown(f"**{name}** → `{report.dataset}` (import #{report.import_id})")
+    a, b, c, d = box.columns(4)
+    a.metric("Imported", f"{report.imported:,}")
+    b.metric("Repaired", f"{report.repaired:,}", help="Lines fixed while importing (curly quotes, a BOM); the "
+             "original file is kept in the store.")
+    c.metric("Rejected", f"{report.rejected:,}")
+    d.metric("Time", f"{report.seconds:.1f} s")
+    box.text(f"file format: {report.file_format}, {report.encoding} · record format: {report.detected_format}"
+             + (f" · {report.blank_lines:,} blank lines skipped" if report.blank_lines else ""))
+    if not report.imported:
+        box.error(f"Nothing imported from {name}: all {report.rejected:,} of its records were rejected. The reasons "
+                  "are below; fix the file and import it again.")
+    if report.issue_counts:
+        box.text("issues: " + ", ".join(f"{code} {n:,}" for code, _sev, n in report.issue_counts))
+    if report.earlier_import:
+        eid, ename, when = report.earlier_import
+        box.warning(f"The same bytes were imported before (import #{eid}, {ename}, {when}): the records are now "
+                    "in the store twice. Dedup on the Clusters page marks the copies.")
+    if report.rejected:
+        box.markdown("**Rejected lines**" + (f" (the first {len(report.rejects)} of {report.rejected:,})"
+                                             if report.rejected > len(report.rejects) else ""))
+        box.dataframe(pd.DataFrame([{"line": r.line, "code": r.code, "reason": r.reason, "raw text": r.raw[:300]}
+                                    for r in report.rejects]), hide_index=True, width="stretch")
+        box.download_button("Download every rejected line (JSONL)", ingest.rejects_jsonl(store, report.import_id),
+                            file_name=f"rejects-{report.import_id}.jsonl", mime="application/jsonl",
+                            key=f"im_rejects_{report.import_id}")
+    if report.imported:
+        box.page_link(REVIEW, label=f"Review the {report.imported:,} records of this import",
+                      query_params=filter_to_params(ReviewFilter(imports=(report.import_id,))))
+
+
+def dataset_picker(key: str) -> str:
+    options = KINDS + [d for d in known if d not in KINDS] + ["(new badcases dataset)"]
+    chosen = st.selectbox("Dataset", options, key=f"{key}_dataset",
+                          help="badcases: your model's failures to fix and train on; general: ordinary data mixed "
+                               "into training (15-30%); eval: held out, never trained on.")
+    if chosen == "(new badcases dataset)":
+        chosen = st.text_input("New dataset name", key=f"{key}_new", placeholder="e.g. badcases-2026-11").strip()
+    return chosen
+
+
+def run_import(action) -> None:
+    """Run one import with a progress bar; the report (or what went wrong) is kept for the next render."""
+    bar = st.progress(0.0, text="Starting ...")
+
+    def show(stage: str, done: int, total: int | None) -> None:
+        bar.progress(min(done / total, 1.0) if total else 0.0, text=f"{stage} ...")
+
+    try:
+        reports = action(show)
+        S.im_shown = reports
+        S.im_error = None
+    except WorkbenchError as exc:
+        S.im_error = str(exc)
+    bar.empty()
+    st.rerun()
+
+
+upload, paste, form = st.tabs(["Upload files", "Paste records", "Write one badcase"])
+with upload:
+    limit = st.get_option("server.maxUploadSize")
+    files = st.file_uploader(f"JSONL, JSON, CSV/TSV or Parquet; UTF-8 (with or without BOM), UTF-16 or GB18030; "
+                             f"up to {limit} MB a file (server.maxUploadSize in .streamlit/config.toml)",
+                             type=list(ingest.UPLOAD_FORMATS), accept_multiple_files=True, key="im_files")
+    u1, u2 = st.columns(2)
+    with u1:
+        dataset = dataset_picker("im_up")
+    category = u2.text_input("Default category", key="im_up_category",
+                             help="Given to records that have none of their own.").strip() or None
+    if st.button(f"Import {len(files)} file(s)" if files else "Import", disabled=not files or not dataset,
+                 type="primary", key="im_up_go"):
+        run_import(lambda show: [ingest.import_upload(store, f.name, f.getvalue(), dataset=dataset, category=category,
+                                                      author=AUTHOR, progress=show) for f in files])
+with paste:
+    text = st.text_area("Records", key="im_paste_text", height=200,
+                        placeholder='{"messages": [{"role": "user", "content": "我要退款"}, '
+                                    '{"role": "assistant", "content": "refund"}]}\n'
+                                    "(JSONL, a JSON array, or CSV/TSV with a header line)")
+    p1, p2 = st.columns(2)
+    with p1:
+        p_dataset = dataset_picker("im_paste")
+    p_category = p2.text_input("Default category", key="im_paste_category").strip() or None
+    if st.button("Import the pasted records", disabled=not text.strip() or not p_dataset, key="im_paste_go"):
+        run_import(lambda show: [ingest.import_text(store, text, dataset=p_dataset, category=p_category,
+                                                    author=AUTHOR)])
+with form:
+    with st.form("im_badcase", clear_on_submit=True, border=False):
+        system = st.text_area("System prompt (optional)", height=68)
+        user = st.text_area("User message", height=90, placeholder="我的外卖到哪了？")
+        said, right = st.columns(2)
+        bad = said.text_area("What the model said (the bad output)", height=90, placeholder="refund")
+        answer = right.text_area("The right answer", height=90, placeholder="delivery_status")
+        f1, f2 = st.columns(2)
+        f_category = f1.text_input("Category", placeholder="e.g. 意图 or intent")
+        f_dataset = f2.selectbox("Dataset", ["badcases"] + [d for d in known if d not in KINDS])
+        if st.form_submit_button("Add the badcase", type="primary"):
+            run_import(lambda show: [ingest.add_badcase(store, system=system, user=user, bad_output=bad, answer=answer,
+                                                        category=f_category, dataset=f_dataset, author=AUTHOR)])
+
+if S.get("im_error"):
+    st.error(S.im_error + " Nothing was imported; fix the file (or pick another) and import it again.")
+for report in S.get("im_shown") or []:
+    show_report(report)
+
+st.subheader("Imports so far")
+if not imports:
+    st.info("Nothing imported yet: upload a file above, paste records, or write a badcase. "
+            "From the command line: `workbench import data.jsonl`.")
+else:
+    st.dataframe(pd.DataFrame([{"#": i.id, "file": i.file_name, "dataset": i.dataset, "category": i.category or "",
+                                "when": i.started_at, "format": f"{i.file_format}, {i.encoding}",
+                                "imported": i.imported, "rejected": i.rejected, "by": i.author or ""}
+                               for i in imports]), hide_index=True, width="stretch",
+                 column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    cols = st.columns(4)
+    for n, i in enumerate(imports[:8]):
+        cols[n % 4].page_link(REVIEW, label=f"#{i.id} {i.file_name} ({i.imported:,})",
+                              query_params=filter_to_params(ReviewFilter(imports=(i.id,))))
+    with st.expander("Rejected lines of an earlier import"):
+        with_rejects = [i for i in imports if i.rejected]
+        if not with_rejects:
+            st.caption("No import has rejected lines.")
+        else:
+            pick = st.selectbox("Import", with_rejects, format_func=lambda i: f"#{i.id} {i.file_name} "
+                                f"({i.rejected:,} rejected)", key="im_old")
+            st.download_button("Download its rejected lines (JSONL)", ingest.rejects_jsonl(store, pick.id),
+                               file_name=f"rejects-{pick.id}.jsonl", mime="application/jsonl", key="im_old_dl")
