@@ -16,6 +16,9 @@ page = st.navigation({
     "Data": [
         st.Page("pages/imports.py", title="Import", icon=":material/upload_file:"),
     ],
+    "Model": [
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/compare_arrows:"),
+    ],
 })
 # Who is working: every revision the app writes carries this name.
 st.sidebar.text_input("Your name", value=getpass.getuser(), key="author",
