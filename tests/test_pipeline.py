@@ -66,6 +66,8 @@ def test_export_train_evaluate_in_the_background(tmp_path, tiny):
     assert final.state == "done", (final.error, (P.pipelines_dir(store) / "1" / "log.txt").read_text())
     assert final.export_dir and final.export_hash and final.run_id is not None
     assert R.run_status(store, final.run_id).state == "done"
+    live = P.live_run(final)
+    assert live.state == "done" and live.step == live.total_steps > 0 and live.losses and live.checkpoints
     assert set(final.evaluations) == {"base/eval", "run/eval"}  # no general data: no general evaluations
     c = compare_evaluations(store, final.evaluations["base/eval"], final.evaluations["run/eval"])
     assert c.total.n == 8  # the held-out eval dataset, every record scored by both
@@ -76,6 +78,7 @@ def test_nothing_to_export_fails_with_the_reason_and_cancel_of_a_finished_one_is
     started = P.start_pipeline(store, ExportConfig(name="empty"), train={"base_model": tiny}, author="test")
     final = wait(store, started.id, 120)
     assert final.state == "failed" and final.run_id is None and final.error
+    assert P.live_run(final) is None
     assert not P.cancel_pipeline(store, started.id)
     with pytest.raises(WorkbenchError, match="before training started"):
         P.resume_pipeline(store, started.id)

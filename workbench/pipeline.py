@@ -36,6 +36,7 @@ class PipelineStatus:
     export_dir: str | None = None
     export_hash: str | None = None
     run_id: int | None = None
+    run_dir: str | None = None
     evaluations: dict[str, int] = field(default_factory=dict)  # e.g. base/eval -> evaluation id
     error: str | None = None
     started_at: str | None = None
@@ -114,9 +115,38 @@ def pipeline_status(store: Store, pipeline_id: int) -> PipelineStatus:
         else:
             data = _update(path, state="failed", finished_at=now_iso(),
                            error=data.get("error") or "the pipeline's process ended without finishing (killed?)")
-    known = {k: data.get(k) for k in ("stage", "export_dir", "export_hash", "run_id", "error", "started_at",
+    known = {k: data.get(k) for k in ("stage", "export_dir", "export_hash", "run_id", "run_dir", "error", "started_at",
                                       "finished_at", "pid")}
     return PipelineStatus(pipeline_id, data.get("state", "failed"), evaluations=data.get("evaluations") or {}, **known)
+
+
+@dataclass
+class LiveRun:
+    """The training run of a pipeline as its folder tells it: step, loss, tokens/s, ETA and the metrics rows."""
+
+    state: str | None
+    step: int
+    total_steps: int | None
+    tokens_per_s: float | None
+    eta_s: float | None
+    losses: list[dict]  # {step, loss}
+    checkpoints: list[dict]  # {step, val_accuracy, val_loss}
+
+
+def live_run(status: PipelineStatus) -> LiveRun | None:
+    """Read the pipeline's run folder (never the store: the page calls this on every tick); None before training."""
+    from .train.folder import RunFolder
+
+    if not status.run_dir:
+        return None
+    folder = RunFolder(Path(status.run_dir))
+    live = folder.status()
+    rows = folder.metrics()
+    losses = [{"step": r["step"], "loss": r["loss"]} for r in rows if "loss" in r and "step" in r]
+    checks = [{"step": r["step"], "val_accuracy": r.get("val_accuracy"), "val_loss": r.get("val_loss")}
+              for r in rows if "step" in r and ("val_accuracy" in r or "val_loss" in r)]
+    return LiveRun(live.get("state"), int(live.get("step") or 0), live.get("total_steps"), live.get("tokens_per_s"),
+                   live.get("eta_s"), losses, checks)
 
 
 def latest_pipeline(store: Store) -> PipelineStatus | None:
@@ -172,7 +202,7 @@ def run_pipeline(path: Path) -> int:
                                             **{k: v for k, v in spec.get("train", {}).items() if v is not None})
             run_id = runs.start_run(store, exported.folder, config, from_run=spec.get("from_run"),
                                     init=spec.get("init"), author=author)
-            _update(path, run_id=run_id)
+            _update(path, run_id=run_id, run_dir=str(runs.run_status(store, run_id).folder.path))
         elif runs.run_status(store, run_id).state != "done":
             _update(path, stage="train")
             runs.resume_run(store, run_id)
