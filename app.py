@@ -17,6 +17,7 @@ page = st.navigation({
         st.Page("pages/imports.py", title="Import", icon=":material/upload_file:"),
     ],
     "Model": [
+        st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/compare_arrows:"),
     ],
