@@ -88,13 +88,14 @@ m = st.columns(6)
 m[0].metric("Accuracy before", f"{t.accuracy_before:.0%}" if t.accuracy_before is not None else "–")
 m[1].metric("Accuracy after", f"{t.accuracy_after:.0%}" if t.accuracy_after is not None else "–",
             delta=(f"{(t.accuracy_after - t.accuracy_before) * 100:+.0f} points"
-                   if t.accuracy_after is not None and t.accuracy_before is not None else None))
+                   if t.accuracy_after is not None and t.accuracy_before is not None
+                   and t.accuracy_after != t.accuracy_before else None))
 m[2].metric("Fixed", f"{t.fixed:,}")
 m[3].metric("Regressed", f"{t.regressed:,}", delta=-t.regressed if t.regressed else None)
 m[4].metric("Still wrong", f"{t.still_wrong:,}")
 if cmp.loss_before is not None and cmp.loss_after is not None:
     change = (cmp.loss_after - cmp.loss_before) / cmp.loss_before if cmp.loss_before else 0.0
-    m[5].metric("Mean loss", f"{cmp.loss_before:.3f} → {cmp.loss_after:.3f}", delta=f"{change:+.1%}",
+    m[5].metric("Mean loss after", f"{cmp.loss_after:.3f}", delta=f"{change:+.1%} (was {cmp.loss_before:.3f})",
                 delta_color="inverse", help="On the general set this is forgetting: it should rise by 5% at most.")
 else:
     m[5].metric("Waiting for a person", f"{t.pending:,}", help="Answers no contract can judge; judge them below.")
@@ -140,7 +141,8 @@ try:
     _, counts = side_by_side(store, before, after, limit=0)
 except WorkbenchError as exc:
     fail(exc)
-kind = st.radio("Show", CHANGES, horizontal=True, key="ev_kind",
+first_kind = next((n for n, k in enumerate(CHANGES) if counts[k]), 0)
+kind = st.radio("Show", CHANGES, index=first_kind, horizontal=True, key="ev_kind",
                 format_func=lambda k: f"{NAMES[k]} ({counts[k]:,})")
 rows, _ = side_by_side(store, before, after, change=kind, limit=30)
 if not rows:

@@ -150,10 +150,10 @@ with d2:
     elif preview is not None:
         frame = pd.DataFrame([{"category": r.category or "(none)", "pool": r.pool, "taken": r.taken, "cut": r.cut,
                                "short": r.short} for r in preview.rows])
+        st.markdown("**The export (preview)**")
         st.altair_chart(alt.Chart(frame).mark_bar().encode(
             x=alt.X("taken:Q", title="records taken"), y=alt.Y("category:N", sort="-x", title=None),
-            color=alt.Color("pool:N"), tooltip=list(frame.columns)).properties(height=max(120, 22 * len(frame)),
-                                                                             title="The export (preview)"),
+            color=alt.Color("pool:N"), tooltip=list(frame.columns)).properties(height=max(120, 22 * len(frame))),
             width="stretch")
         st.caption(f"{sum(r.taken for r in preview.rows):,} records · general share {preview.general_share:.0%} · "
                    f"{preview.leaks:,} left out as too like an eval record")
