@@ -41,7 +41,7 @@ bench: install
 	$(PY) -m bench
 
 screenshots: install
-	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -q tests/test_browser.py tests/test_browser_pages.py
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -q tests/test_browser.py tests/test_browser_pages.py tests/test_browser_model.py
 
 clean-store:
 	rm -rf store/workbench.duckdb store/workbench.duckdb.wal store/imports store/exports store/runs

@@ -16,6 +16,11 @@ page = st.navigation({
     "Data": [
         st.Page("pages/imports.py", title="Import", icon=":material/upload_file:"),
     ],
+    "Model": [
+        st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/compare_arrows:"),
+    ],
 })
 # Who is working: every revision the app writes carries this name.
 st.sidebar.text_input("Your name", value=getpass.getuser(), key="author",

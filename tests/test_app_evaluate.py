@@ -1,0 +1,121 @@
+"""The Evaluate page, run headless with AppTest through the app's entry file on a real store: it renders with no
+evaluation and with two, shows fixed / regressed / still wrong records side by side, stores a person's verdict,
+sends failures to badcases (then in Review), and says what to do when two evaluations share no record."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from workbench import evaluate as E
+from workbench import ingest, review
+from workbench.review import ReviewFilter
+from workbench.side_by_side import side_by_side
+from workbench.store import evaluations as sql
+
+from .conftest import ROOT, chat
+
+APP = str(ROOT / "app.py")
+PAGE = "pages/evaluate.py"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path / "store"))
+    from workbench.store import Store
+
+    return Store.open()
+
+
+def evaluation(store, outputs: list[str], verdicts: list[str], *, ids, categories, questions, refs) -> int:
+    items = [{"record_key": str(i), "record_id": i, "category": c,
+              "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": r}], "reference": r}
+             for i, c, q, r in zip(ids, categories, questions, refs, strict=True)]
+    with store.transaction() as con:
+        eid = sql.insert_evaluation(con, model="base", run_id=None, base_model="tiny", eval_set="dataset",
+                                    source="eval", system_prompt=None, examples=None, config={}, items=items,
+                                    pid=None, author="t")
+        sql.save_results(con, eid, [{"seq": n, "output": o, "verdict": v, "loss": 1.0 + n}
+                                    for n, (o, v) in enumerate(zip(outputs, verdicts, strict=True))])
+        sql.update_evaluation(con, eid, status="done")
+    return eid
+
+
+@pytest.fixture
+def two(store, write_jsonl):
+    questions = ["我要退款，饭洒了", "Where is my order?", "帮我取消订单", "Write a thank-you note to the rider"]
+    refs = ["refund", "order_status", "cancel", "Thank you for the quick delivery!"]
+    cats = ["退款", "order", "取消", "reply"]
+    ingest.import_file(store, write_jsonl([chat(q, r, category=c) for q, r, c in zip(questions, refs, cats, strict=True)],
+                                          name="eval.jsonl"), dataset="eval")
+    ids = review.load_queue(store, ReviewFilter(datasets=("eval",)), "oldest", limit=10).ids
+    kw = dict(ids=ids, categories=cats, questions=questions, refs=refs)
+    before = evaluation(store, ["complaint", "order_status", "complaint", "Thanks."],
+                        ["wrong", "right", "wrong", "pending"], **kw)
+    after = evaluation(store, ["refund", "delivery", "complaint", "Thank you, rider!"],
+                       ["right", "wrong", "wrong", "pending"], **kw)
+    return store, before, after
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_side_by_side_sorts_each_record_into_what_changed(two):
+    store, before, after = two
+    rows, counts = side_by_side(store, before, after)
+    assert counts == {"fixed": 1, "regressed": 1, "still_wrong": 1, "still_right": 0, "pending": 1}
+    by = {r.change: r for r in rows}
+    assert by["fixed"].prompt == "我要退款，饭洒了" and by["fixed"].before == "complaint" and by["fixed"].after == "refund"
+    assert "complaint" in by["fixed"].diff and "refund" in by["fixed"].diff
+    assert by["still_wrong"].diff == "" and by["pending"].needs_person
+    fixed, _ = side_by_side(store, before, after, change="regressed")
+    assert [r.prompt for r in fixed] == ["Where is my order?"]
+    E.set_verdict(store, after, 3, "better", author="t")
+    assert side_by_side(store, before, after)[1]["pending"] == 1  # the before answer is not judged yet
+    E.set_verdict(store, before, 3, "worse", author="t")
+    counts = side_by_side(store, before, after)[1]
+    assert (counts["pending"], counts["fixed"]) == (0, 2)
+
+
+def test_empty_store_says_how_to_get_an_evaluation(store):
+    at = open_page()
+    assert any("No evaluation yet" in i.value for i in at.info)
+
+
+def test_compare_judge_and_send_failures(two):
+    store, before, after = two
+    at = open_page()
+    assert not at.error, [e.value for e in at.error]
+    at.selectbox(key="ev_before").set_value(before).run()
+    at.selectbox(key="ev_after").set_value(after).run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Fixed"] == "1" and metrics["Regressed"] == "1" and metrics["Still wrong"] == "1"
+    at.radio(key="ev_kind").set_value("fixed").run()
+    texts = [t.value for t in at.text]
+    assert "我要退款，饭洒了" in texts and "refund" in texts and "complaint" in texts
+    at.radio(key="ev_kind").set_value("pending").run()
+    at.button(key=f"ev_v_{after}_3_better").click().run()
+    assert not at.exception, at.exception
+    assert E.evaluation_results(store, after, limit=None)[3].human_verdict == "better"
+    send = at.button(key="ev_send")
+    assert send.label == "Send 2 failures to badcases"
+    send.click().run()
+    assert not at.exception, at.exception
+    assert any("Sent" in s.value for s in at.success)
+    queue = review.load_queue(store, ReviewFilter(tags=(f"evaluation-{after}",)), "oldest", limit=10)
+    assert queue.total == 2
+
+
+def test_two_evaluations_of_different_sets_say_what_to_do(two):
+    store, before, after = two
+    with store.transaction() as con:
+        con.execute("UPDATE evaluation_results SET record_key = 'other-' || record_key WHERE evaluation_id = ?",
+                    [before])
+    at = open_page()
+    at.selectbox(key="ev_before").set_value(before).run()
+    at.selectbox(key="ev_after").set_value(after).run()
+    assert any("share no scored record" in e.value for e in at.error)

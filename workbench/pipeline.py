@@ -1,0 +1,253 @@
+"""One click: export → train → evaluate (base and tuned, on the eval set and the general set), in the background.
+
+A pipeline is a process of its own with a folder `store/pipelines/<id>/`: `spec.json` says what to do and
+`status.json` (rewritten atomically) says which stage it is in, the export it wrote, the run it started and the
+evaluations it stored. The training itself is the run's own background process (`workbench.train.runs`), so the
+Train page reads two folders, the pipeline's and the run's, and never the store, while it waits. Closing the browser
+stops neither; reopening the page finds the newest pipeline again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import WorkbenchError
+from .export import ExportConfig
+from .processes import spawn_worker, worker_alive
+from .store import Store
+from .train.folder import now_iso, read_json, write_json_atomic
+
+STAGES = ("export", "train", "evaluate", "done")
+
+
+@dataclass
+class PipelineStatus:
+    """Where a pipeline is: its stage, the export, the run and the evaluations so far."""
+
+    id: int
+    state: str  # running, done, failed, cancelled
+    stage: str | None = None
+    export_dir: str | None = None
+    export_hash: str | None = None
+    run_id: int | None = None
+    run_dir: str | None = None
+    evaluations: dict[str, int] = field(default_factory=dict)  # e.g. base/eval -> evaluation id
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    pid: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+def pipelines_dir(store: Store) -> Path:
+    return store.root / "pipelines"
+
+
+def start_pipeline(store: Store, export: ExportConfig, *, preset: str | None = None,
+                   train: dict[str, Any] | None = None, from_run: int | None = None, init: str | None = None,
+                   eval_dataset: str | None = "eval", eval_options: dict[str, Any] | None = None,
+                   author: str = "workbench") -> PipelineStatus:
+    """Start export → train → evaluate as a background process and return at once.
+
+    train: TrainConfig values over the export's preset (e.g. base_model, epochs); from_run + init: continue a run
+    ('continue') or start fresh on its base model ('fresh'). eval_options: EvalOptions values. eval_dataset: the store's held-out dataset to evaluate
+    base and tuned on; when it has no record, the export's validation split is used."""
+    current = latest_pipeline(store)
+    if current and current.running:
+        raise WorkbenchError(f"pipeline {current.id} is still running (stage {current.stage}); wait for it to "
+                             "finish or cancel it first")
+    if from_run is not None and init not in ("continue", "fresh"):
+        raise WorkbenchError(f"say what to do with run {from_run}: continue its adapter, or start fresh on its "
+                             "base model")
+    folder = pipelines_dir(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    pid_ = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0) + 1
+    path = folder / str(pid_)
+    path.mkdir()
+    spec = {"store": str(store.root), "export": asdict(export), "preset": preset, "train": train or {},
+            "from_run": from_run, "init": init, "eval_dataset": eval_dataset, "eval_options": eval_options or {}, "author": author}
+    write_json_atomic(path / "spec.json", spec)
+    write_json_atomic(path / "status.json", {"state": "running", "stage": "export", "started_at": now_iso()})
+    _spawn(path)
+    return pipeline_status(store, pid_)
+
+
+def resume_pipeline(store: Store, pipeline_id: int) -> PipelineStatus:
+    """Continue a cancelled or failed pipeline: its run resumes from its latest checkpoint, then the evaluations."""
+    status = pipeline_status(store, pipeline_id)
+    if status.running:
+        raise WorkbenchError(f"pipeline {pipeline_id} is still running")
+    if status.run_id is None:
+        raise WorkbenchError(f"pipeline {pipeline_id} stopped before training started; start a new one")
+    path = pipelines_dir(store) / str(pipeline_id)
+    (path / "cancel").unlink(missing_ok=True)
+    _update(path, state="running", error=None, finished_at=None, resume=True)
+    _spawn(path)
+    return pipeline_status(store, pipeline_id)
+
+
+def _spawn(path: Path) -> None:
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    child = spawn_worker([sys.executable, "-m", "workbench.pipeline", str(path)], path / "log.txt", env)
+    _update(path, pid=child.pid)
+
+
+def pipeline_status(store: Store, pipeline_id: int) -> PipelineStatus:
+    """Read from the folder only (a page may call this on every tick)."""
+    path = pipelines_dir(store) / str(pipeline_id)
+    data = read_json(path / "status.json")
+    if data is None:
+        raise WorkbenchError(f"no pipeline {pipeline_id} in {pipelines_dir(store)}")
+    if data.get("state") == "running" and data.get("pid") and not worker_alive(data["pid"], "workbench.pipeline"):
+        if (path / "cancel").exists():
+            data = _update(path, state="cancelled", finished_at=now_iso())
+        else:
+            data = _update(path, state="failed", finished_at=now_iso(),
+                           error=data.get("error") or "the pipeline's process ended without finishing (killed?)")
+    known = {k: data.get(k) for k in ("stage", "export_dir", "export_hash", "run_id", "run_dir", "error", "started_at",
+                                      "finished_at", "pid")}
+    return PipelineStatus(pipeline_id, data.get("state", "failed"), evaluations=data.get("evaluations") or {}, **known)
+
+
+@dataclass
+class LiveRun:
+    """The training run of a pipeline as its folder tells it: step, loss, tokens/s, ETA and the metrics rows."""
+
+    state: str | None
+    step: int
+    total_steps: int | None
+    tokens_per_s: float | None
+    eta_s: float | None
+    losses: list[dict]  # {step, loss}
+    checkpoints: list[dict]  # {step, val_accuracy, val_loss}
+
+
+def live_run(status: PipelineStatus) -> LiveRun | None:
+    """Read the pipeline's run folder (never the store: the page calls this on every tick); None before training."""
+    from .train.folder import RunFolder
+
+    if not status.run_dir:
+        return None
+    folder = RunFolder(Path(status.run_dir))
+    live = folder.status()
+    rows = folder.metrics()
+    losses = [{"step": r["step"], "loss": r["loss"]} for r in rows if "loss" in r and "step" in r]
+    checks = [{"step": r["step"], "val_accuracy": r.get("val_accuracy"), "val_loss": r.get("val_loss")}
+              for r in rows if "step" in r and ("val_accuracy" in r or "val_loss" in r)]
+    return LiveRun(live.get("state"), int(live.get("step") or 0), live.get("total_steps"), live.get("tokens_per_s"),
+                   live.get("eta_s"), losses, checks)
+
+
+def latest_pipeline(store: Store) -> PipelineStatus | None:
+    folder = pipelines_dir(store)
+    ids = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    return pipeline_status(store, max(ids)) if ids else None
+
+
+def cancel_pipeline(store: Store, pipeline_id: int) -> bool:
+    """Stop a running pipeline: its run saves a checkpoint and ends cancelled (resumable); False if not running."""
+    from .train import runs
+
+    status = pipeline_status(store, pipeline_id)
+    if not status.running:
+        return False
+    (pipelines_dir(store) / str(pipeline_id) / "cancel").touch()
+    if status.run_id is not None:
+        runs.cancel_run(store, status.run_id)
+    if status.pid:
+        try:
+            os.kill(status.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return True
+
+
+def _update(path: Path, **fields: Any) -> dict:
+    data = {**(read_json(path / "status.json") or {}), **fields}
+    write_json_atomic(path / "status.json", data)
+    return data
+
+
+def run_pipeline(path: Path) -> int:
+    """The body of the background process."""
+    from .evaluate import EvalOptions, evaluate
+    from .export import export_training_set
+    from .store.records import list_datasets
+    from .train import runs
+
+    spec = read_json(path / "spec.json") or {}
+    store = Store.open(spec["store"])
+    author = spec.get("author", "workbench")
+    status = _update(path, pid=os.getpid())
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_id = status.get("run_id")
+        if run_id is None:
+            _update(path, stage="export")
+            export = ExportConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["export"].items()})
+            exported = export_training_set(store, export)
+            _update(path, stage="train", export_dir=str(exported.folder), export_hash=exported.hash)
+            config = runs.config_for_export(exported.folder, spec.get("preset"),
+                                            **{k: v for k, v in spec.get("train", {}).items() if v is not None})
+            run_id = runs.start_run(store, exported.folder, config, from_run=spec.get("from_run"),
+                                    init=spec.get("init"), author=author)
+            _update(path, run_id=run_id, run_dir=str(runs.run_status(store, run_id).folder.path))
+        elif runs.run_status(store, run_id).state != "done":
+            _update(path, stage="train")
+            runs.resume_run(store, run_id)
+        final = runs.wait_for_run(store, run_id, poll_s=2.0)
+        if final.state != "done":
+            _update(path, state=final.state if final.state == "cancelled" else "failed", finished_at=now_iso(),
+                    error=final.row.error or f"run {run_id} {final.state}")
+            return 1
+        _update(path, stage="evaluate")
+        dataset = spec.get("eval_dataset")
+        with store.connect() as con:
+            on_dataset = any(name == dataset and n for name, _kind, n in list_datasets(con))
+        options = EvalOptions.from_dict(spec.get("eval_options") or {})
+        done: dict[str, int] = dict(status.get("evaluations") or {})
+        plan = ([("base/eval", "base", "dataset"), ("run/eval", run_id, "dataset")] if on_dataset else
+                [("base/val", "base", "val"), ("run/val", run_id, "val")])
+        plan += [("base/general", "base", "general"), ("run/general", run_id, "general")]
+        for key, model, on in plan:
+            if key in done:
+                continue
+            try:
+                report = evaluate(store, model, on, dataset=dataset if on == "dataset" else None,
+                                  set_run=run_id, options=options, author=author)
+            except WorkbenchError as exc:
+                if on == "general" and ("no record" in str(exc) or "general" in str(exc)):
+                    break  # no general data held out: nothing to measure forgetting on
+                raise
+            done[key] = report.evaluation.id
+            _update(path, evaluations=done)
+    except KeyboardInterrupt:
+        _update(path, state="cancelled", finished_at=now_iso())
+        return 3
+    except WorkbenchError as exc:
+        _update(path, state="failed", finished_at=now_iso(), error=str(exc))
+        return 1
+    except BaseException:
+        _update(path, state="failed", finished_at=now_iso(), error=traceback.format_exc(limit=-3))
+        return 1
+    _update(path, state="done", stage="done", finished_at=now_iso())
+    return 0
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(run_pipeline(Path(sys.argv[1])))
