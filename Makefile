@@ -29,7 +29,7 @@ $(CHROMIUM):
 install: $(STAMP) $(CHROMIUM)
 
 app: install
-	$(VENV)/bin/streamlit run app.py --server.address localhost --server.headless true
+	WORKBENCH_DEMO_ON_EMPTY=1 $(VENV)/bin/streamlit run app.py --server.address localhost --server.headless true
 
 test: install lint
 	$(PY) -m pytest -q
