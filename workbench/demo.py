@@ -124,7 +124,8 @@ def _write_jsonl(folder: Path, name: str, records: list[dict]) -> Path:
 
 def general_answers(store: Store, prompts: list[str], *, base_model: str | None = None,
                     options: EvalOptions | None = None, progress: Progress | None = None) -> list[dict]:
-    """The base model's own greedy answers to `prompts`, as chat records (empty answers left out)."""
+    """The base model's own greedy answers to `prompts`, as chat records; answers cut off by max_new_tokens and
+    empty ones are left out."""
     import torch
 
     from .evaluate import load_model_for
@@ -146,7 +147,9 @@ def general_answers(store: Store, prompts: list[str], *, base_model: str | None 
     stops = set(encoder.end_of_turn_ids)
     out = []
     for prompt, answer in zip(prompts, answers, strict=True):
-        tokens = [t for t in (answer.ids if answer else []) if t not in stops]
+        if answer is None or not answer.ids or answer.ids[-1] not in stops:
+            continue  # cut off at max_new_tokens: not the model's whole answer, and it would teach stopping short
+        tokens = [t for t in answer.ids if t not in stops]
         text = encoder.tok.decode(tokens, skip_special_tokens=True).strip()
         if text:
             out.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}],
