@@ -96,3 +96,15 @@ def test_demo_loop_on_a_tiny_model(tmp_path, tiny):
     assert b.right_before == 0 and b.fixed + b.still_wrong == b.n  # every trained badcase was a base failure
     assert result.badcases_fixed_share == b.fixed / b.n
     assert any(line.startswith("training run") for line in said)
+
+
+def test_demo_command_refuses_a_store_with_records(tmp_path, write_jsonl):
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+    from workbench.ingest import import_file
+
+    store = Store.open(tmp_path / "store")
+    import_file(store, write_jsonl([{"prompt": "退款什么时候到账？", "response": "refund"}]))
+    result = CliRunner().invoke(main, ["--store", str(store.root), "demo"])
+    assert result.exit_code == 1 and "already holds records" in result.output
