@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install app test lint bench screenshots clean-store
+.PHONY: install app test lint bench screenshots clean-store demo-loop
 
 # Order matters. torch first, pinned: 2.13.0 is a CPU wheel on this machine's local disk, and an
 # unpinned torch (asked for by us or by sentence-transformers/peft) would pull a multi-GB CUDA build.
@@ -29,7 +29,7 @@ $(CHROMIUM):
 install: $(STAMP) $(CHROMIUM)
 
 app: install
-	$(VENV)/bin/streamlit run app.py --server.address localhost --server.headless true
+	WORKBENCH_DEMO_ON_EMPTY=1 $(VENV)/bin/streamlit run app.py --server.address localhost --server.headless true
 
 test: install lint
 	$(PY) -m pytest -q
@@ -45,3 +45,9 @@ screenshots: install
 
 clean-store:
 	rm -rf store/workbench.duckdb store/workbench.duckdb.wal store/imports store/exports store/runs
+
+# The whole loop on the demo workspace with the embedded model, in its own store (built first: a few minutes).
+DEMO_STORE ?= store-demo
+demo-loop: install
+	rm -rf $(DEMO_STORE)
+	WORKBENCH_STORE=$(DEMO_STORE) /usr/bin/time -f "demo-loop: %e s wall" $(VENV)/bin/workbench demo-loop $(DEMO_ARGS)

@@ -1,6 +1,7 @@
 """The browser workbench: `make app` (or `workbench app`) runs this with Streamlit."""
 
 import getpass
+import os
 
 import streamlit as st
 
@@ -29,4 +30,15 @@ st.sidebar.text_input("Your name", value=getpass.getuser(), key="author",
 # after `make app`) makes Streamlit run the page alone, as if from a plain pages/ folder: the page
 # then runs this file itself, which runs the page inside the frame (see the top of each page).
 st.session_state["in_frame"] = True
+# `make app` asks for the demo workspace in an empty store (WORKBENCH_DEMO_ON_EMPTY=1): built once, with progress.
+if os.environ.get("WORKBENCH_DEMO_ON_EMPTY") == "1" and not st.session_state.get("demo_checked"):
+    from workbench.demo import build_demo, store_is_empty
+    from workbench.store import Store
+
+    st.session_state["demo_checked"] = True
+    demo_store = Store.open()
+    if store_is_empty(demo_store):
+        with st.status("The store is empty: building the demo workspace (a few minutes, once)", expanded=True) as box:
+            build_demo(demo_store, progress=box.write, author=st.session_state.get("author") or "demo")
+            box.update(label="The demo workspace is ready", state="complete", expanded=False)
 page.run()

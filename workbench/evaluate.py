@@ -183,7 +183,8 @@ def _contracts(con, export: Path | None) -> dict[str, Contract]:
 def evaluate(store: Store, model: str | int = "base", on: str = "val", *, dataset: str | None = None,
              export: str | Path | None = None, set_run: int | None = None, options: EvalOptions | None = None,
              system_prompt: str | None = None, examples: Sequence[dict] = (), progress: Progress | None = None,
-             should_stop: Callable[[], bool] | None = None, author: str | None = None) -> EvaluationReport:
+             should_stop: Callable[[], bool] | None = None, author: str | None = None,
+             base_model: str | None = None) -> EvaluationReport:
     """Evaluate `model` ('base', or a run id: its adapter) over an eval set and store every record's result.
 
     on: 'dataset' (the store's `dataset`, e.g. eval), 'val' (an export's validation split), 'trained' (the
@@ -192,7 +193,8 @@ def evaluate(store: Store, model: str | int = "base", on: str = "val", *, datase
     system_prompt / examples: a prompt trial; each record's system prompt is replaced and the examples
     (records) go before its question as earlier turns.
     should_stop() is asked between batches; a stopped evaluation raises EvaluationCancelled and resumes with
-    `resume_evaluation`. Blocks until done; the store is open only to read the set and to write each chunk.
+    `resume_evaluation`. base_model: the model 'base' means when no run names one (default: the embedded
+    model). Blocks until done; the store is open only to read the set and to write each chunk.
     """
     options = options or EvalOptions()
     if on not in EVAL_SETS:
@@ -218,7 +220,7 @@ def evaluate(store: Store, model: str | int = "base", on: str = "val", *, datase
     items = _sample(items, limit, options.seed)
     if not items:
         raise WorkbenchError(f"the {on} set ({source}) has no record with a final assistant answer to compare with")
-    base_model = run.base_model if run is not None else _base_model_of(set_run_row)
+    base_model = run.base_model if run is not None else (base_model or _base_model_of(set_run_row))
     config = {"options": options.to_dict(), "contracts": {c: {"kind": k.kind, "spec": k.spec} for c, k in
                                                           contracts.items()},
               "chat_template": (run or set_run_row).config.get("chat_template") if (run or set_run_row) else None,

@@ -1,0 +1,287 @@
+"""The demo workspace: customer support for a food-delivery app (QuickBite) in English and Chinese, with its
+badcases collected for real, and the whole loop run on it.
+
+`build_demo` imports the support prompts (intents, order slots as JSON, short replies) and a held-out `eval`
+dataset from `workbench/demo_data/`, declares their output contracts, asks the base model the general prompts
+shipped there (its own answers become the general data, which keeps its manners during training), then
+evaluates the base model on the support prompts and sends its wrong answers to the `badcases` dataset with the
+reference answers as the fixes (the bad output kept). `demo_loop` exports, trains, evaluates the base and the
+tuned model and compares them.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .contracts import Contract
+from .curation import set_contract
+from .errors import WorkbenchError
+from .evaluate import (
+    Comparison,
+    EvalOptions,
+    EvaluationReport,
+    compare_evaluations,
+    evaluate,
+    send_failures_to_badcases,
+)
+from .ingest import import_file
+from .store import Store
+from .store.records import list_datasets
+
+Progress = Callable[[str], None]
+
+SUPPORT_DATASET = "support"  # the support prompts the base model is asked; its failures go to `badcases`
+EVAL_DATASET = "eval"
+GENERAL_DATASET = "general"
+BADCASES_DATASET = "badcases"
+INTENTS = ("refund", "order_status", "delivery", "complaint", "cancel", "account", "payment", "other")
+SLOT_SCHEMA = {
+    "type": "object",
+    "properties": {"order_id": {"type": ["string", "null"], "pattern": "^[0-9]+$"},
+                   "item": {"type": "string", "minLength": 1},
+                   "quantity": {"type": "integer", "minimum": 1}},
+    "required": ["order_id", "item", "quantity"],
+    "additionalProperties": False,
+}
+SHORT_REPLY_PATTERN = r"[^\n]{1,80}"  # one line, short
+
+
+def _data() -> dict:
+    return json.loads(resources.files("workbench").joinpath("demo_data/support.json").read_text(encoding="utf-8"))
+
+
+def general_prompts() -> list[str]:
+    """The general prompts shipped with the package (English and Chinese), in file order."""
+    text = resources.files("workbench").joinpath("demo_data/general_prompts.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def contracts() -> list[Contract]:
+    """The demo categories' output contracts: the intent labels, the slot JSON Schema, a short one-line reply."""
+    return [Contract("intent", "labels", list(INTENTS)), Contract("order_slots", "json_schema", SLOT_SCHEMA),
+            Contract("short_reply", "regex", SHORT_REPLY_PATTERN)]
+
+
+def _record(system: str, user: str, answer: str, category: str, task_type: str) -> dict:
+    return {"messages": [{"role": "system", "content": system}, {"role": "user", "content": user},
+                         {"role": "assistant", "content": answer}],
+            "category": category, "task_type": task_type}
+
+
+def demo_records() -> dict[str, list[dict]]:
+    """The support prompts with their reference answers, split into the prompts the base model is asked
+    (`support`) and the held-out `eval` set: every third phrasing of an intent, every fourth slot and reply
+    record is held out (so both sets have every intent, both languages)."""
+    data = _data()
+    support: list[dict] = []
+    held_out: list[dict] = []
+    for intent in INTENTS:
+        for i, text in enumerate(data["intents"][intent]):
+            (held_out if i % 3 == 2 else support).append(
+                _record(data["intent_system"], text, intent, "intent", "classification"))
+    for i, (text, slots) in enumerate(data["slots"]):
+        answer = json.dumps(slots, ensure_ascii=False)
+        (held_out if i % 4 == 3 else support).append(
+            _record(data["slots_system"], text, answer, "order_slots", "extraction"))
+    for i, (text, reply) in enumerate(data["replies"]):
+        (held_out if i % 4 == 3 else support).append(
+            _record(data["reply_system"], text, reply, "short_reply", "classification"))
+    return {SUPPORT_DATASET: support, EVAL_DATASET: held_out}
+
+
+@dataclass
+class DemoReport:
+    support: int
+    held_out: int
+    general: int
+    base_evaluation: EvaluationReport
+    badcases: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"support": self.support, "held_out": self.held_out, "general": self.general,
+                "base_evaluation": self.base_evaluation.as_dict(), "badcases": self.badcases,
+                "seconds": self.seconds}
+
+
+def store_is_empty(store: Store) -> bool:
+    """True when the store holds no record (the app then offers to build the demo workspace)."""
+    with store.connect() as con:
+        return not any(count for _name, _kind, count in list_datasets(con))
+
+
+def _write_jsonl(folder: Path, name: str, records: list[dict]) -> Path:
+    path = folder / name
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def general_answers(store: Store, prompts: list[str], *, base_model: str | None = None,
+                    options: EvalOptions | None = None, progress: Progress | None = None) -> list[dict]:
+    """The base model's own greedy answers to `prompts`, as chat records; answers cut off by max_new_tokens and
+    empty ones are left out."""
+    import torch
+
+    from .evaluate import load_model_for
+    from .generation import generate_greedy
+    from .models import EMBEDDED_MODEL
+
+    options = options or EvalOptions()
+    tell = progress or (lambda stage: None)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    tell("loading the base model")
+    model, encoder, device = load_model_for(base_model or EMBEDDED_MODEL, None, None, models_dir=store.models_dir,
+                                            device=options.device)
+    ids = [encoder.prompt_ids([{"role": "user", "content": p}]) for p in prompts]
+    pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
+    answers = generate_greedy(model, ids, max_new_tokens=options.max_new_tokens, stop_ids=sorted(encoder.end_of_turn_ids),
+                              pad_id=pad, device=device, batch_size=options.batch_size,
+                              progress=lambda done, total: tell(f"answering general prompts {done}/{total}"))
+    stops = set(encoder.end_of_turn_ids)
+    out = []
+    for prompt, answer in zip(prompts, answers, strict=True):
+        if answer is None or not answer.ids or answer.ids[-1] not in stops:
+            continue  # cut off at max_new_tokens: not the model's whole answer, and it would teach stopping short
+        tokens = [t for t in answer.ids if t not in stops]
+        text = encoder.tok.decode(tokens, skip_special_tokens=True).strip()
+        if text:
+            out.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}],
+                        "category": "general", "source": "demo: the base model's own answer"})
+    return out
+
+
+def build_demo(store: Store, *, base_model: str | None = None, general_limit: int | None = None,
+               options: EvalOptions | None = None, progress: Progress | None = None,
+               author: str = "demo") -> DemoReport:
+    """Build the demo workspace in an empty store (see the module's doc). Deterministic: greedy answers, fixed
+    data. base_model: a local model folder instead of the embedded SmolLM2 (tests use a tiny one).
+    general_limit: ask only the first this many general prompts. Takes a few minutes on a CPU."""
+    tell = progress or (lambda stage: None)
+    started = time.perf_counter()
+    if not store_is_empty(store):
+        raise WorkbenchError(f"the store at {store.root} already holds records; build the demo in an empty store "
+                             f"(WORKBENCH_STORE=/some/new/folder workbench demo)")
+    options = options or EvalOptions()
+    sets = demo_records()
+    prompts = general_prompts()[:general_limit] if general_limit is not None else general_prompts()
+    tell(f"asking the base model {len(prompts)} general prompts")
+    general = general_answers(store, prompts, base_model=base_model, options=options, progress=tell)
+    with tempfile.TemporaryDirectory(prefix="workbench-demo-") as tmp:
+        for dataset, records in ((SUPPORT_DATASET, sets[SUPPORT_DATASET]), (EVAL_DATASET, sets[EVAL_DATASET]),
+                                 (GENERAL_DATASET, general)):
+            if not records:  # a model that answers nothing (a tiny test model) leaves no general data
+                continue
+            tell(f"importing {len(records)} records into {dataset}")
+            import_file(store, _write_jsonl(Path(tmp), f"demo-{dataset}.jsonl", records), dataset=dataset,
+                        author=author, keep_file=False)
+    for contract in contracts():
+        set_contract(store, contract)
+    tell(f"the base model answers the {len(sets[SUPPORT_DATASET])} support prompts")
+    base = evaluate(store, "base", "dataset", dataset=SUPPORT_DATASET, options=options, base_model=base_model,
+                    author=author, progress=lambda done, total, info: tell(f"{info.get('phase', 'evaluating')} "
+                                                                           f"{done}/{total}"))
+    tell("its wrong answers become badcases, the reference answers their fixes")
+    sent = send_failures_to_badcases(store, base.evaluation.id, BADCASES_DATASET, status="fixed", author=author)
+    return DemoReport(len(sets[SUPPORT_DATASET]), len(sets[EVAL_DATASET]), len(general), base,
+                      len(sent.created) + len(sent.updated), time.perf_counter() - started)
+
+
+@dataclass
+class DemoLoopResult:
+    """The loop on the demo workspace: held-out accuracy (the eval dataset), the badcases trained on (fixed or
+    still wrong), and the general set's loss, base model vs tuned."""
+
+    run_id: int
+    export_dir: Path
+    held_out: Comparison
+    badcases: Comparison
+    general: Comparison | None
+    seconds: dict[str, float]
+
+    @property
+    def badcases_fixed_share(self) -> float | None:
+        failed = self.badcases.total.fixed + self.badcases.total.still_wrong
+        return self.badcases.total.fixed / failed if failed else None
+
+    @property
+    def general_loss_change(self) -> float | None:
+        if self.general is None or not self.general.loss_before or self.general.loss_after is None:
+            return None
+        return self.general.loss_after / self.general.loss_before - 1
+
+    def as_dict(self) -> dict:
+        return {"run_id": self.run_id, "export_dir": str(self.export_dir), "held_out": self.held_out.as_dict(),
+                "badcases": self.badcases.as_dict(), "general": self.general.as_dict() if self.general else None,
+                "badcases_fixed_share": self.badcases_fixed_share, "general_loss_change": self.general_loss_change,
+                "seconds": self.seconds}
+
+
+def demo_loop(store: Store, *, preset: str | None = "classification", general_share: float = 0.2, val: float = 0.1,
+              base_model: str | None = None, train_overrides: dict | None = None, options: EvalOptions | None = None,
+              general_limit: int | None = None, progress: Progress | None = None, author: str = "demo") -> DemoLoopResult:
+    """The whole loop on the demo workspace (built first when the store is empty): export → train → evaluate
+    the base and the tuned model on the held-out eval dataset, the badcases trained on and the general set →
+    compare. train_overrides: TrainConfig fields on top of the preset."""
+    from .export import ExportConfig, export_training_set
+    from .train import runs
+
+    tell = progress or (lambda stage: None)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 1)
+        clock = now
+
+    options = options or EvalOptions()
+    if store_is_empty(store):
+        build_demo(store, base_model=base_model, general_limit=general_limit, options=options, progress=tell,
+                   author=author)
+        lap("build")
+    tell("exporting")
+    exported = export_training_set(store, ExportConfig(name="demo", val=val, general_share=general_share))
+    lap("export")
+    overrides = {"base_model": base_model, "threads": options.threads, **(train_overrides or {})}
+    config = runs.config_for_export(exported.folder, preset, **{k: v for k, v in overrides.items() if v is not None})
+    run_id = runs.start_run(store, exported.folder, config, author=author)
+    said: list[str] = []
+
+    def training(status: runs.RunStatus) -> None:
+        line = f"training run {run_id}: step {status.step}/{status.total_steps or '?'}"
+        if not said or said[-1] != line:
+            said.append(line)
+            tell(line)
+
+    final = runs.wait_for_run(store, run_id, training, poll_s=2.0)
+    if final.state != "done":
+        raise WorkbenchError(f"run {run_id} {final.state}: {final.row.error or 'see ' + str(final.folder.log_path)}")
+    lap("train")
+
+    def both(on: str, dataset: str | None = None) -> Comparison:
+        tell(f"evaluating the base model on {dataset or on}")
+        before = evaluate(store, "base", "dataset" if dataset else on, dataset=dataset, set_run=run_id,
+                          options=options, base_model=base_model, author=author)
+        tell(f"evaluating run {run_id} on {dataset or on}")
+        after = evaluate(store, run_id, "dataset" if dataset else on, dataset=dataset, options=options, author=author)
+        return compare_evaluations(store, before.evaluation.id, after.evaluation.id)
+
+    held_out = both("dataset", EVAL_DATASET)
+    badcases = both("trained")
+    lap("evaluate")
+    general = None
+    try:
+        general = both("general")
+    except WorkbenchError as exc:
+        if "no record" not in str(exc):  # every general record went into training: nothing held out
+            raise
+    lap("general loss")
+    return DemoLoopResult(run_id, exported.folder, held_out, badcases, general, seconds)
