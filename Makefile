@@ -36,6 +36,7 @@ test: install lint
 
 lint: install
 	$(VENV)/bin/ruff check workbench pages tests bench app.py
+	$(VENV)/bin/ruff format --check workbench pages tests bench app.py
 
 bench: install
 	$(PY) -m bench

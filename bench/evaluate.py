@@ -60,10 +60,13 @@ def main() -> None:
     stop = sorted(encoder.end_of_turn_ids)
     pad = tok.pad_token_id
     mean_prompt = sum(map(len, prompts)) / len(prompts)
-    print(f"SmolLM2-135M-Instruct, float32 on CPU, {torch.get_num_threads()} threads; {RECORDS} intent records "
-          f"(EN/ZH), prompts of {mean_prompt:.0f} tokens on average (the system prompt with the labels: "
-          f"{len(encoder.prompt_ids(records[0]['messages'][:1]))} of them), greedy, at most {budget} new tokens, "
-          f"batch {BATCH}", flush=True)
+    print(
+        f"SmolLM2-135M-Instruct, float32 on CPU, {torch.get_num_threads()} threads; {RECORDS} intent records "
+        f"(EN/ZH), prompts of {mean_prompt:.0f} tokens on average (the system prompt with the labels: "
+        f"{len(encoder.prompt_ids(records[0]['messages'][:1]))} of them), greedy, at most {budget} new tokens, "
+        f"batch {BATCH}",
+        flush=True,
+    )
 
     def cut(ids: list[int]) -> list[int]:
         for i, t in enumerate(ids):
@@ -75,36 +78,63 @@ def main() -> None:
     def one_by_one() -> list[list[int]]:
         out = []
         for p in prompts:
-            ids = model.generate(input_ids=torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
-                                 max_new_tokens=budget, do_sample=False, eos_token_id=stop, pad_token_id=pad)
-            out.append(cut(ids[0, len(p):].tolist()))
+            ids = model.generate(
+                input_ids=torch.tensor([p]),
+                attention_mask=torch.ones(1, len(p), dtype=torch.long),
+                max_new_tokens=budget,
+                do_sample=False,
+                eos_token_id=stop,
+                pad_token_id=pad,
+            )
+            out.append(cut(ids[0, len(p) :].tolist()))
         return out
 
     @torch.no_grad()
     def batched() -> list[list[int]]:
         out: list[list[int]] = [[] for _ in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # the same grouping by length as ours
+        order = sorted(
+            range(len(prompts)), key=lambda i: len(prompts[i])
+        )  # the same grouping by length as ours
         for k in range(0, len(order), BATCH):
-            chunk = order[k:k + BATCH]
+            chunk = order[k : k + BATCH]
             longest = max(len(prompts[i]) for i in chunk)
             ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
             mask = torch.zeros_like(ids)
             for row, i in enumerate(chunk):
-                ids[row, longest - len(prompts[i]):] = torch.tensor(prompts[i])
-                mask[row, longest - len(prompts[i]):] = 1
-            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=budget, do_sample=False,
-                                 eos_token_id=stop, pad_token_id=pad)
+                ids[row, longest - len(prompts[i]) :] = torch.tensor(prompts[i])
+                mask[row, longest - len(prompts[i]) :] = 1
+            gen = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=budget,
+                do_sample=False,
+                eos_token_id=stop,
+                pad_token_id=pad,
+            )
             for row, i in enumerate(chunk):
                 out[i] = cut(gen[row, longest:].tolist())
         return out
 
     def ours(share: bool) -> list[list[int]]:
-        return [g.ids for g in generate_greedy(model, prompts, max_new_tokens=budget, stop_ids=stop, pad_id=pad,
-                                               batch_size=BATCH, share_prefix=share)]
+        return [
+            g.ids
+            for g in generate_greedy(
+                model,
+                prompts,
+                max_new_tokens=budget,
+                stop_ids=stop,
+                pad_id=pad,
+                batch_size=BATCH,
+                share_prefix=share,
+            )
+        ]
 
-    methods = [("model.generate, one record at a time", one_by_one), ("model.generate, batched", batched),
-               ("ours, without sharing the prefix", lambda: ours(False)),
-               ("ours (evaluation): shared system prompt computed once", lambda: ours(True))]
+    methods = [
+        ("model.generate, one record at a time", one_by_one),
+        ("model.generate, batched", batched),
+        ("ours, without sharing the prefix", lambda: ours(False)),
+        ("ours (evaluation): shared system prompt computed once", lambda: ours(True)),
+    ]
     results: dict[str, tuple[float, list[list[int]]]] = {}
     ours(True)  # warm-up (first calls allocate)
     for _round in range(ROUNDS):
@@ -114,22 +144,32 @@ def main() -> None:
             seconds = time.perf_counter() - started
             if name not in results or seconds < results[name][0]:
                 results[name] = (seconds, answers)
-    print(f"(best of {ROUNDS} alternating rounds; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)",
-          flush=True)
+    print(
+        f"(best of {ROUNDS} alternating rounds; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)",
+        flush=True,
+    )
     reference = results[methods[0][0]][1]
     base_seconds = results[methods[0][0]][0]
     for name, (seconds, answers) in results.items():
         tokens = sum(map(len, answers))
         same = sum(a == b for a, b in zip(answers, reference, strict=True))
-        print(f"{name:55s} {len(prompts) / seconds:7.2f} records/s  {tokens / seconds:7.1f} generated tokens/s  "
-              f"({seconds:5.1f} s, {base_seconds / seconds:4.1f}x one at a time; answers identical to one at a "
-              f"time: {same}/{len(prompts)})", flush=True)
+        print(
+            f"{name:55s} {len(prompts) / seconds:7.2f} records/s  {tokens / seconds:7.1f} generated tokens/s  "
+            f"({seconds:5.1f} s, {base_seconds / seconds:4.1f}x one at a time; answers identical to one at a "
+            f"time: {same}/{len(prompts)})",
+            flush=True,
+        )
 
     work = Path(tempfile.mkdtemp(prefix="bench-evaluate-"))
     try:
         path = work / "eval.jsonl"
-        path.write_text("".join(json.dumps({"messages": r["messages"], "category": "intent"}, ensure_ascii=False) + "\n"
-                                for r in records), encoding="utf-8")
+        path.write_text(
+            "".join(
+                json.dumps({"messages": r["messages"], "category": "intent"}, ensure_ascii=False) + "\n"
+                for r in records
+            ),
+            encoding="utf-8",
+        )
         os.environ.setdefault("WORKBENCH_MODELS", str(models_dir))
         store = Store.open(work / "store")
         import_file(store, path, dataset="eval")
@@ -141,8 +181,11 @@ def main() -> None:
         report = evaluate(store, "base", "dataset", dataset="eval", options=EvalOptions(batch_size=BATCH))
         seconds = time.perf_counter() - started
         total = report.total
-        print(f"{'workbench evaluate base --on eval (whole job)':55s} {total.n / seconds:7.2f} records/s  "
-              f"({seconds:5.1f} s: model load, generation, verdicts, each record's loss, results written to the "
-              f"store in chunks; accuracy {total.accuracy:.1%})", flush=True)
+        print(
+            f"{'workbench evaluate base --on eval (whole job)':55s} {total.n / seconds:7.2f} records/s  "
+            f"({seconds:5.1f} s: model load, generation, verdicts, each record's loss, results written to the "
+            f"store in chunks; accuracy {total.accuracy:.1%})",
+            flush=True,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)

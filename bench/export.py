@@ -27,17 +27,38 @@ N_BADCASES = int(os.environ.get("BENCH_EXPORT_N", 1_000_000))
 N_GENERAL = N_BADCASES // 4
 N_EVAL = 2_000
 
-_ZH = ["请帮我查询一下订单的物流状态", "我想申请退款，商品有质量问题", "这个优惠券为什么不能用", "帮我把这段话翻译成英文",
-       "从下面的文本中抽取人名和地址", "总结一下这篇文章的主要观点", "会员积分怎么兑换礼品", "我的账号被锁定了怎么办",
-       "发票什么时候能开出来", "能不能帮我改一下收货地址"]
-_EN = ["Where is my order and when will it arrive", "I want a refund because the item arrived broken",
-       "Why does this coupon not apply to my cart", "Translate the following paragraph into Chinese",
-       "Extract the person names and addresses from this text", "Summarise the main points of this article",
-       "How do I redeem my loyalty points", "My account is locked, what should I do",
-       "When will the invoice be issued", "Can you change the shipping address for me"]
-_ANSWERS = ["您好，已为您查询到订单正在派送中，预计明天送达。", "Sure. Your refund has been filed and will reach you in 3-5 days.",
-            '{"intent": "refund", "confidence": 0.92}', "The main points are: cost, timing and the risk of delay.",
-            "好的，已将收货地址修改为您提供的新地址。", "Your account was unlocked; please reset the password now."]
+_ZH = [
+    "请帮我查询一下订单的物流状态",
+    "我想申请退款，商品有质量问题",
+    "这个优惠券为什么不能用",
+    "帮我把这段话翻译成英文",
+    "从下面的文本中抽取人名和地址",
+    "总结一下这篇文章的主要观点",
+    "会员积分怎么兑换礼品",
+    "我的账号被锁定了怎么办",
+    "发票什么时候能开出来",
+    "能不能帮我改一下收货地址",
+]
+_EN = [
+    "Where is my order and when will it arrive",
+    "I want a refund because the item arrived broken",
+    "Why does this coupon not apply to my cart",
+    "Translate the following paragraph into Chinese",
+    "Extract the person names and addresses from this text",
+    "Summarise the main points of this article",
+    "How do I redeem my loyalty points",
+    "My account is locked, what should I do",
+    "When will the invoice be issued",
+    "Can you change the shipping address for me",
+]
+_ANSWERS = [
+    "您好，已为您查询到订单正在派送中，预计明天送达。",
+    "Sure. Your refund has been filed and will reach you in 3-5 days.",
+    '{"intent": "refund", "confidence": 0.92}',
+    "The main points are: cost, timing and the risk of delay.",
+    "好的，已将收货地址修改为您提供的新地址。",
+    "Your account was unlocked; please reset the password now.",
+]
 _CATEGORIES = ["客服意图", "refund", "extraction", "summary", "translation", "account", "invoice", "tool_use"]
 # skewed category sizes: cumulative thresholds out of 100
 _CAT_CUTS = [30, 50, 65, 75, 85, 92, 97, 100]
@@ -49,7 +70,9 @@ def _list(items: list[str]) -> str:
 
 def generate(store: Store, n: int, n_general: int, n_eval: int = N_EVAL) -> None:
     """Fill `store` with n badcases, n_general general records and n_eval eval records, all in SQL."""
-    cat_case = " ".join(f"WHEN (h // 1000) % 100 < {cut} THEN '{_CATEGORIES[i]}'" for i, cut in enumerate(_CAT_CUTS))
+    cat_case = " ".join(
+        f"WHEN (h // 1000) % 100 < {cut} THEN '{_CATEGORIES[i]}'" for i, cut in enumerate(_CAT_CUTS)
+    )
     with store.transaction() as con:
         normaliser.install_macros(con)
         con.execute(f"""
@@ -110,8 +133,10 @@ def main() -> None:
     try:
         store = Store.open(work / "store")
         seconds, _ = _time(lambda: generate(store, N_BADCASES, N_GENERAL))
-        print(f"generated {N_BADCASES:,} badcases + {N_GENERAL:,} general + {N_EVAL:,} eval records in {seconds:.1f} s",
-              flush=True)
+        print(
+            f"generated {N_BADCASES:,} badcases + {N_GENERAL:,} general + {N_EVAL:,} eval records in {seconds:.1f} s",
+            flush=True,
+        )
 
         def baseline():
             with store.connect() as con:
@@ -122,16 +147,25 @@ def main() -> None:
         base_s, _ = _time(baseline)
         print(f"baseline: DuckDB COPY of the approved/fixed badcases to JSONL: {base_s:.1f} s", flush=True)
         for label, config in (
-            ("default (every approved/fixed record, 20% general, 10% val)",
-             ExportConfig(name="bench", leakage_guard="exact")),
-            ("balanced (per_category 60,000, upsample, 20% general, 10% val)",
-             ExportConfig(name="bench-balanced", per_category=60_000, upsample=True, leakage_guard="exact")),
+            (
+                "default (every approved/fixed record, 20% general, 10% val)",
+                ExportConfig(name="bench", leakage_guard="exact"),
+            ),
+            (
+                "balanced (per_category 60,000, upsample, 20% general, 10% val)",
+                ExportConfig(
+                    name="bench-balanced", per_category=60_000, upsample=True, leakage_guard="exact"
+                ),
+            ),
         ):
             seconds, result = _time(lambda config=config: export_training_set(store, config))
             size = sum(f.bytes for f in result.files) / 1e6
-            print(f"export {label}: {result.train_records + result.val_records:,} lines, {size:,.0f} MB, "
-                  f"{seconds:.1f} s (target {TARGET_S:.0f} s: {seconds / TARGET_S:.2f}x of it; "
-                  f"{seconds / base_s:.1f}x the plain COPY)", flush=True)
+            print(
+                f"export {label}: {result.train_records + result.val_records:,} lines, {size:,.0f} MB, "
+                f"{seconds:.1f} s (target {TARGET_S:.0f} s: {seconds / TARGET_S:.2f}x of it; "
+                f"{seconds / base_s:.1f}x the plain COPY)",
+                flush=True,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

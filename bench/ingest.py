@@ -24,15 +24,42 @@ N = int(os.environ.get("BENCH_INGEST_N", "1000000"))
 ROUNDS = int(os.environ.get("BENCH_INGEST_ROUNDS", "3"))  # alternating rounds; each figure is its best round
 OUT = Path(__file__).resolve().parent.parent / "bench-out"
 
-EN = ["Where is my order #{n}? It was due {d} days ago.", "I want a refund for order {n}, the {item} arrived broken.",
-      "Please cancel order {n} before it ships.", "Can you change the delivery address for order {n}?",
-      "The {item} in order {n} is missing.", "How do I reset my password?", "Why was I charged twice for {n}?",
-      "My {item} came cold, this is the {d}th time.", "Do you deliver to {city}?", "I'd like to add a {item} to {n}."]
-ZH = ["我的订单{n}到哪了？已经晚了{d}天。", "订单{n}的{item}坏了，我要退款。", "请在发货前取消订单{n}。",
-      "订单{n}能改收货地址吗？", "订单{n}里少了{item}。", "怎么重置密码？", "为什么订单{n}扣了我两次钱？",
-      "{item}送到都凉了，已经第{d}次了。", "你们送{city}吗？", "订单{n}再加一个{item}。"]
-LABELS = ["delivery_status", "refund", "cancel", "change_address", "missing_item", "account", "payment",
-          "complaint", "coverage", "modify_order"]
+EN = [
+    "Where is my order #{n}? It was due {d} days ago.",
+    "I want a refund for order {n}, the {item} arrived broken.",
+    "Please cancel order {n} before it ships.",
+    "Can you change the delivery address for order {n}?",
+    "The {item} in order {n} is missing.",
+    "How do I reset my password?",
+    "Why was I charged twice for {n}?",
+    "My {item} came cold, this is the {d}th time.",
+    "Do you deliver to {city}?",
+    "I'd like to add a {item} to {n}.",
+]
+ZH = [
+    "我的订单{n}到哪了？已经晚了{d}天。",
+    "订单{n}的{item}坏了，我要退款。",
+    "请在发货前取消订单{n}。",
+    "订单{n}能改收货地址吗？",
+    "订单{n}里少了{item}。",
+    "怎么重置密码？",
+    "为什么订单{n}扣了我两次钱？",
+    "{item}送到都凉了，已经第{d}次了。",
+    "你们送{city}吗？",
+    "订单{n}再加一个{item}。",
+]
+LABELS = [
+    "delivery_status",
+    "refund",
+    "cancel",
+    "change_address",
+    "missing_item",
+    "account",
+    "payment",
+    "complaint",
+    "coverage",
+    "modify_order",
+]
 ITEMS = ["pizza", "burger", "noodles", "salad", "饺子", "奶茶", "炒饭", "sushi"]
 CITIES = ["Shanghai", "Berlin", "Austin", "北京", "深圳", "Lyon"]
 
@@ -44,10 +71,16 @@ def generate(path: Path, n: int) -> None:
         for _ in range(n):
             k = rng.randrange(len(LABELS))
             template = (ZH if rng.random() < 0.4 else EN)[k]
-            text = template.format(n=rng.randrange(10_000, 99_999), d=rng.randrange(2, 9), item=rng.choice(ITEMS),
-                                   city=rng.choice(CITIES))
-            record = {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": LABELS[k]}],
-                      "category": "intent"}
+            text = template.format(
+                n=rng.randrange(10_000, 99_999),
+                d=rng.randrange(2, 9),
+                item=rng.choice(ITEMS),
+                city=rng.choice(CITIES),
+            )
+            record = {
+                "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": LABELS[k]}],
+                "category": "intent",
+            }
             defect = rng.random()
             if defect < 0.005:
                 record["messages"][1]["role"] = "asistant"
@@ -105,8 +138,12 @@ print("RESULT " + json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(
 
 def measure(kind: str, data: Path) -> dict:
     with tempfile.TemporaryDirectory(dir=OUT) as folder:
-        result = subprocess.run([sys.executable, "-c", RUNNER, kind, str(data), folder], capture_output=True, text=True,
-                                env={**os.environ, "WORKBENCH_MODELS": str(OUT.parent / ".cache" / "models")})
+        result = subprocess.run(
+            [sys.executable, "-c", RUNNER, kind, str(data), folder],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "WORKBENCH_MODELS": str(OUT.parent / ".cache" / "models")},
+        )
     if result.returncode:
         raise SystemExit(f"{kind} failed:\n{result.stderr[-3000:]}")
     return json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))[7:])
@@ -126,14 +163,23 @@ def main() -> None:
     ours, same, bare = (min(results, key=lambda r: r["seconds"]) for results in runs.values())
     print(f"best of {ROUNDS} alternating rounds each")
     rate = N / ours["seconds"]
-    print(f"{'workbench import+check':41s}: {ours['seconds']:6.2f} s  {rate:>10,.0f} records/s  peak {ours['peak_mb']:,.0f} MB"
-          f"  (imported {ours['imported']:,}, rejected {ours['rejected']:,}, issues {ours['issues']:,})")
-    for name, base in (("DuckDB read_json into the store's records", same), ("DuckDB read_json, bare CREATE TABLE AS", bare)):
-        print(f"{name:41s}: {base['seconds']:6.2f} s  {N / base['seconds']:>10,.0f} records/s  peak "
-              f"{base['peak_mb']:,.0f} MB  -> workbench at {base['seconds'] / ours['seconds']:.2f}x its throughput")
+    print(
+        f"{'workbench import+check':41s}: {ours['seconds']:6.2f} s  {rate:>10,.0f} records/s  peak {ours['peak_mb']:,.0f} MB"
+        f"  (imported {ours['imported']:,}, rejected {ours['rejected']:,}, issues {ours['issues']:,})"
+    )
+    for name, base in (
+        ("DuckDB read_json into the store's records", same),
+        ("DuckDB read_json, bare CREATE TABLE AS", bare),
+    ):
+        print(
+            f"{name:41s}: {base['seconds']:6.2f} s  {N / base['seconds']:>10,.0f} records/s  peak "
+            f"{base['peak_mb']:,.0f} MB  -> workbench at {base['seconds'] / ours['seconds']:.2f}x its throughput"
+        )
     ratio = same["seconds"] / ours["seconds"]
-    print(f"targets: >= 100,000 records/s ({'met' if rate >= 100_000 else 'NOT met'}); >= 0.7x DuckDB's read_json into the "
-          f"same kind of store ({ratio:.2f}x, {'met' if ratio >= 0.7 else 'NOT met'})")
+    print(
+        f"targets: >= 100,000 records/s ({'met' if rate >= 100_000 else 'NOT met'}); >= 0.7x DuckDB's read_json into the "
+        f"same kind of store ({ratio:.2f}x, {'met' if ratio >= 0.7 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

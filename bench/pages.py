@@ -28,19 +28,44 @@ def add_cluster_run(store) -> int:
         found = con.execute("SELECT max(id) FROM cluster_runs WHERE records = ?", [MAP_N]).fetchall()[0][0]
         if found:
             return found
-        ids = np.array([r[0] for r in con.execute("SELECT id FROM records ORDER BY id LIMIT ?", [MAP_N]).fetchall()])
+        ids = np.array(
+            [r[0] for r in con.execute("SELECT id FROM records ORDER BY id LIMIT ?", [MAP_N]).fetchall()]
+        )
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 20, len(ids))
     centres = rng.normal(scale=8, size=(20, 2))
     xy = centres[labels] + rng.normal(size=(len(ids), 2))
     with store.transaction() as con:
         run_id = sql.new_run_id(con)
-        sql.save_run(con, run_id, author="bench", selection={}, model="bench", text_spec="bench", method="kmeans",
-                     k=20, k_chosen_by="given", params={}, seconds=0.0,
-                     clusters=[(c, f"cluster {c}", ["退款", "refund"], int((labels == c).sum()),
-                                [int(i) for i in ids[labels == c][:3]], float(centres[c, 0]), float(centres[c, 1]))
-                               for c in range(20)],
-                     member_ids=ids, labels=labels, xy=xy, distance=np.zeros(len(ids)))
+        sql.save_run(
+            con,
+            run_id,
+            author="bench",
+            selection={},
+            model="bench",
+            text_spec="bench",
+            method="kmeans",
+            k=20,
+            k_chosen_by="given",
+            params={},
+            seconds=0.0,
+            clusters=[
+                (
+                    c,
+                    f"cluster {c}",
+                    ["退款", "refund"],
+                    int((labels == c).sum()),
+                    [int(i) for i in ids[labels == c][:3]],
+                    float(centres[c, 0]),
+                    float(centres[c, 1]),
+                )
+                for c in range(20)
+            ],
+            member_ids=ids,
+            labels=labels,
+            xy=xy,
+            distance=np.zeros(len(ids)),
+        )
     return run_id
 
 
@@ -54,11 +79,14 @@ def shape_store(store) -> None:
     names = [f"退款-{n}" if n % 2 else f"intent-{n}" for n in range(40)]
     with store.transaction() as con:
         con.execute("INSERT INTO datasets (name, kind) VALUES ('general', 'general') ON CONFLICT DO NOTHING")
-        con.execute("""UPDATE records SET
+        con.execute(
+            """UPDATE records SET
             category = list_extract(?, (id % 40 + 1)::INTEGER),
             task_type = CASE WHEN id % 40 < 20 THEN 'classification' ELSE 'qa' END,
             status = list_extract(['new', 'labeled', 'fixed', 'approved', 'approved', 'rejected'], (id % 6 + 1)::INTEGER),
-            dataset = CASE WHEN id % 10 = 9 THEN 'general' ELSE dataset END""", [names])
+            dataset = CASE WHEN id % 10 = 9 THEN 'general' ELSE dataset END""",
+            [names],
+        )
     marker.write_text("ok")
 
 
@@ -106,31 +134,49 @@ def main() -> None:
     }
     con = open_duckdb(store.db_path)
     try:
+
         def sql(*queries):
             return lambda: [con.execute(q, p).fetchall() for q, p in queries]
 
         base = {
-            "coverage: bars and verdicts": best(sql(
-                ("SELECT category, status, count(*) FROM records GROUP BY ALL", []))),
-            "coverage: export preview": best(sql(
-                ("SELECT category, count(*) FROM records WHERE status IN ('approved', 'fixed') AND dup_of IS NULL "
-                 "AND id NOT IN (SELECT record_id FROM record_issues WHERE severity = 'error') GROUP BY ALL", []))),
-            "quality: first render": best(sql(
-                ("SELECT code, severity, count(DISTINCT record_id) FROM record_issues GROUP BY ALL", []),
-                ("SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL", []))),
-            f"clusters: map of {MAP_N // 1000}k + list": best(sql(
-                ("SELECT record_id, cluster, x, y FROM cluster_members WHERE run_id = ?", [run_id]),
-                ("SELECT * FROM clusters WHERE run_id = ?", [run_id]))),
+            "coverage: bars and verdicts": best(
+                sql(("SELECT category, status, count(*) FROM records GROUP BY ALL", []))
+            ),
+            "coverage: export preview": best(
+                sql(
+                    (
+                        "SELECT category, count(*) FROM records WHERE status IN ('approved', 'fixed') AND dup_of IS NULL "
+                        "AND id NOT IN (SELECT record_id FROM record_issues WHERE severity = 'error') GROUP BY ALL",
+                        [],
+                    )
+                )
+            ),
+            "quality: first render": best(
+                sql(
+                    ("SELECT code, severity, count(DISTINCT record_id) FROM record_issues GROUP BY ALL", []),
+                    ("SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL", []),
+                )
+            ),
+            f"clusters: map of {MAP_N // 1000}k + list": best(
+                sql(
+                    ("SELECT record_id, cluster, x, y FROM cluster_members WHERE run_id = ?", [run_id]),
+                    ("SELECT * FROM clusters WHERE run_id = ?", [run_id]),
+                )
+            ),
         }
     finally:
         con.close()
     points = cluster.cluster_map(store)
     print(f"the map draws {points.points.num_rows:,} of {points.total:,} points (every cluster kept)")
-    print(f"best of 3; the page's library calls (each opens the store) vs the bare SQL on an open connection; "
-          f"budget {BUDGET_S:.1f} s")
+    print(
+        f"best of 3; the page's library calls (each opens the store) vs the bare SQL on an open connection; "
+        f"budget {BUDGET_S:.1f} s"
+    )
     for name, seconds in ours.items():
-        print(f"{name:34s}: {seconds * 1000:7.0f} ms  ({'under' if seconds < BUDGET_S else 'OVER'} budget)  "
-              f"raw DuckDB {base[name] * 1000:6.0f} ms  -> {seconds / max(base[name], 1e-6):5.1f}x")
+        print(
+            f"{name:34s}: {seconds * 1000:7.0f} ms  ({'under' if seconds < BUDGET_S else 'OVER'} budget)  "
+            f"raw DuckDB {base[name] * 1000:6.0f} ms  -> {seconds / max(base[name], 1e-6):5.1f}x"
+        )
     whole_pages(store)
 
 

@@ -76,7 +76,9 @@ def main() -> None:
     def save():
         view = review.open_record(store, record.id)
         status = "labeled" if view.record.status != "labeled" else "fixed"
-        review.save_record(store, record.id, view.record.version, {"status": status, "tags": ["bench"]}, "bench")
+        review.save_record(
+            store, record.id, view.record.version, {"status": status, "tags": ["bench"]}, "bench"
+        )
 
     ours = {
         "first render": best(first_render),
@@ -89,18 +91,27 @@ def main() -> None:
     # The same queries straight in DuckDB on an open connection: the page's SQL floor.
     con = open_duckdb(store.db_path)
     try:
+
         def raw(where: str, params: list, tail: str = ""):
             def run():
-                con.execute(f"SELECT id, dataset, status, category, messages FROM records r WHERE {where} {tail} "
-                            f"ORDER BY id DESC LIMIT 51", params).fetchall()
+                con.execute(
+                    f"SELECT id, dataset, status, category, messages FROM records r WHERE {where} {tail} "
+                    f"ORDER BY id DESC LIMIT 51",
+                    params,
+                ).fetchall()
                 con.execute(f"SELECT count(*) FROM records r WHERE {where}", params).fetchall()
+
             return run
 
         where_typo, p_typo = typo.sql("r")
         where_text, p_text = chinese.sql("r")
         where_en, p_en = english.sql("r")
-        raw_save = lambda: con.execute("UPDATE records SET tags = ['bench'], version = version + 1 WHERE id = ?",  # noqa: E731
-                                       [record.id])
+
+        def raw_save():
+            return con.execute(
+                "UPDATE records SET tags = ['bench'], version = version + 1 WHERE id = ?", [record.id]
+            )
+
         base = {
             "first render": best(raw("true", [])),
             "filter: issue role-typo": best(raw(where_typo, p_typo)),
@@ -112,11 +123,15 @@ def main() -> None:
         lookup = best(lambda: con.execute("SELECT * FROM records WHERE id = ?", [N // 2]).fetchall(), 5)
     finally:
         con.close()
-    print(f"best of 3; the page's library calls (each opens the store) vs the bare SQL on an open connection; "
-          f"budget {BUDGET_S:.1f} s")
+    print(
+        f"best of 3; the page's library calls (each opens the store) vs the bare SQL on an open connection; "
+        f"budget {BUDGET_S:.1f} s"
+    )
     for name, seconds in ours.items():
-        print(f"{name:34s}: {seconds * 1000:7.0f} ms  ({'under' if seconds < BUDGET_S else 'OVER'} budget)  "
-              f"raw DuckDB {base[name] * 1000:6.0f} ms  -> {seconds / max(base[name], 1e-6):5.1f}x")
+        print(
+            f"{name:34s}: {seconds * 1000:7.0f} ms  ({'under' if seconds < BUDGET_S else 'OVER'} budget)  "
+            f"raw DuckDB {base[name] * 1000:6.0f} ms  -> {seconds / max(base[name], 1e-6):5.1f}x"
+        )
     print(f"records(id) point lookup without an index (zone maps): {lookup * 1000:.1f} ms")
     whole_page(store)
     bulk(store)
@@ -140,8 +155,10 @@ def bulk(store) -> None:
     try:
         con.execute("BEGIN TRANSACTION")
         started = time.perf_counter()
-        con.execute("UPDATE records SET tags = list_append(coalesce(tags, []), 'bench-bulk'), version = version + 1 "
-                    "WHERE category = 'intent'")
+        con.execute(
+            "UPDATE records SET tags = list_append(coalesce(tags, []), 'bench-bulk'), version = version + 1 "
+            "WHERE category = 'intent'"
+        )
         raw = time.perf_counter() - started
         con.execute("ROLLBACK")
     finally:
@@ -154,8 +171,10 @@ def bulk(store) -> None:
         con.execute("DELETE FROM operations WHERE list_contains(?, id)", [ops])
     finally:
         con.close()
-    print(f"bulk: add a tag to {result.changed:,} records {applied:6.1f} s, one undo of it {undo:6.1f} s "
-          f"({undone.reverted:,} put back); a bare UPDATE {raw:5.1f} s (no revisions, no operation)")
+    print(
+        f"bulk: add a tag to {result.changed:,} records {applied:6.1f} s, one undo of it {undo:6.1f} s "
+        f"({undone.reverted:,} put back); a bare UPDATE {raw:5.1f} s (no revisions, no operation)"
+    )
 
 
 def whole_page(store) -> None:
@@ -180,7 +199,9 @@ def whole_page(store) -> None:
         "filter: status new": timed(lambda: app.multiselect(key="rv_status").set_value(["new"]).run()),
         "filter: text 退款": timed(lambda: app.text_input(key="rv_text").set_value("退款").run()),
         "next record (text filter on)": timed(lambda: app.button(key="rv_next").click().run()),
-        "next page (text filter on)": timed(lambda: next(b for b in app.button if b.label == "Page ▶").click().run()),
+        "next page (text filter on)": timed(
+            lambda: next(b for b in app.button if b.label == "Page ▶").click().run()
+        ),
     }
     rid = app.session_state.rv_current
     app.text_input(key=f"rv_tags_{rid}_{app.session_state.rv_base[1]}").set_value("bench-page").run()

@@ -53,29 +53,58 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
         export = write_classification_export(work / "export", n=RECORDS)
-        print(f"SmolLM2-135M-Instruct, LoRA r{RANK} all-linear, {RECORDS} records (intents, EN/ZH), {EPOCHS:g} epochs, "
-              f"batch {BATCH}, lr {LR:g} cosine, float32 on CPU, {torch.get_num_threads()} threads", flush=True)
+        print(
+            f"SmolLM2-135M-Instruct, LoRA r{RANK} all-linear, {RECORDS} records (intents, EN/ZH), {EPOCHS:g} epochs, "
+            f"batch {BATCH}, lr {LR:g} cosine, float32 on CPU, {torch.get_num_threads()} threads",
+            flush=True,
+        )
 
-        config = TrainConfig(epochs=EPOCHS, max_steps=MAX_STEPS, batch_size=BATCH, learning_rate=LR, lora_rank=RANK, seed=SEED,
-                             warmup_ratio=WARMUP, eval_accuracy=False, save_every_steps=0, final_adapter="last")
+        config = TrainConfig(
+            epochs=EPOCHS,
+            max_steps=MAX_STEPS,
+            batch_size=BATCH,
+            learning_rate=LR,
+            lora_rank=RANK,
+            seed=SEED,
+            warmup_ratio=WARMUP,
+            eval_accuracy=False,
+            save_every_steps=0,
+            final_adapter="last",
+        )
         started = time.perf_counter()
         ours = train(export, config, work / "ours", models_dir=models_dir)
         ours_wall = time.perf_counter() - started
-        print(f"workbench: {ours.tokens:,} tokens in {ours.train_seconds:.0f} s of steps ({ours_wall:.0f} s in all) "
-              f"-> {ours.tokens_per_s:.1f} tokens/s (load average {load()})", flush=True)
+        print(
+            f"workbench: {ours.tokens:,} tokens in {ours.train_seconds:.0f} s of steps ({ours_wall:.0f} s in all) "
+            f"-> {ours.tokens_per_s:.1f} tokens/s (load average {load()})",
+            flush=True,
+        )
 
         trl_tokens, trl_seconds = train_with_trl(export, work / "trl", models_dir)
         trl_rate = trl_tokens / trl_seconds
-        print(f"TRL SFTTrainer (gradient checkpointing off): {trl_tokens:,} tokens in {trl_seconds:.0f} s -> {trl_rate:.1f} tokens/s "
-              f"(load average {load()})", flush=True)
-        print(f"tokens/s: workbench {ours.tokens_per_s:.1f} vs TRL {trl_rate:.1f} = {ours.tokens_per_s / trl_rate:.2f}x "
-              f"(target >= 1.5x)", flush=True)
+        print(
+            f"TRL SFTTrainer (gradient checkpointing off): {trl_tokens:,} tokens in {trl_seconds:.0f} s -> {trl_rate:.1f} tokens/s "
+            f"(load average {load()})",
+            flush=True,
+        )
+        print(
+            f"tokens/s: workbench {ours.tokens_per_s:.1f} vs TRL {trl_rate:.1f} = {ours.tokens_per_s / trl_rate:.2f}x "
+            f"(target >= 1.5x)",
+            flush=True,
+        )
 
         (base, base_loss), (mine, mine_loss), (theirs, theirs_loss) = held_out_accuracy(
-            export, models_dir, [None, ours.adapter_dir, work / "trl"])
-        print(f"held-out accuracy ({mine.n} records): workbench {mine.accuracy:.1%} vs TRL {theirs.accuracy:.1%} = "
-              f"{mine.accuracy - theirs.accuracy:+.1%} (target >= 0); base model {base.accuracy:.1%}", flush=True)
-        print(f"held-out loss: workbench {mine_loss:.4f}, TRL {theirs_loss:.4f}, base model {base_loss:.4f}", flush=True)
+            export, models_dir, [None, ours.adapter_dir, work / "trl"]
+        )
+        print(
+            f"held-out accuracy ({mine.n} records): workbench {mine.accuracy:.1%} vs TRL {theirs.accuracy:.1%} = "
+            f"{mine.accuracy - theirs.accuracy:+.1%} (target >= 0); base model {base.accuracy:.1%}",
+            flush=True,
+        )
+        print(
+            f"held-out loss: workbench {mine_loss:.4f}, TRL {theirs_loss:.4f}, base model {base_loss:.4f}",
+            flush=True,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -84,9 +113,19 @@ def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def train_with_trl(export: Path, out: Path, models_dir: Path, *, rank: int = RANK, epochs: float = EPOCHS,
-                   max_steps: int = MAX_STEPS, batch: int = BATCH, lr: float = LR, warmup: float = WARMUP,
-                   seed: int = SEED) -> tuple[int, float]:
+def train_with_trl(
+    export: Path,
+    out: Path,
+    models_dir: Path,
+    *,
+    rank: int = RANK,
+    epochs: float = EPOCHS,
+    max_steps: int = MAX_STEPS,
+    batch: int = BATCH,
+    lr: float = LR,
+    warmup: float = WARMUP,
+    seed: int = SEED,
+) -> tuple[int, float]:
     """Train with TRL's SFTTrainer (prompt-completion data, so the loss is on the answer only, like ours);
     returns (real tokens trained on, seconds in trainer.train())."""
     import torch
@@ -99,24 +138,50 @@ def train_with_trl(export: Path, out: Path, models_dir: Path, *, rank: int = RAN
     from workbench.train.data import read_export
 
     path = resolve_model(None, models_dir)
-    rows = [{"prompt": [{"role": m["role"], "content": m["content"]} for m in r["messages"][:-1]],
-             "completion": [{"role": "assistant", "content": r["messages"][-1]["content"]}]}
-            for r in read_export(export).train]
+    rows = [
+        {
+            "prompt": [{"role": m["role"], "content": m["content"]} for m in r["messages"][:-1]],
+            "completion": [{"role": "assistant", "content": r["messages"][-1]["content"]}],
+        }
+        for r in read_export(export).train
+    ]
     steps = math.ceil(epochs * math.ceil(len(rows) / batch))
-    args = SFTConfig(output_dir=str(out), num_train_epochs=epochs, per_device_train_batch_size=batch,
-                     learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=int(warmup * steps), seed=seed,
-                     max_steps=max_steps or -1, max_length=2048, completion_only_loss=True, save_strategy="no",
-                     report_to="none", include_num_input_tokens_seen="non_padding", logging_steps=10, use_cpu=True,
-                     bf16=False, disable_tqdm=True, dataloader_num_workers=0,
-                     # TRL 1.16 turns gradient checkpointing on by default; a 135M model does not need it and
-                     # it costs TRL about a fifth of its speed here: compare against TRL's faster setting
-                     gradient_checkpointing=False)
-    lora = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    args = SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=int(warmup * steps),
+        seed=seed,
+        max_steps=max_steps or -1,
+        max_length=2048,
+        completion_only_loss=True,
+        save_strategy="no",
+        report_to="none",
+        include_num_input_tokens_seen="non_padding",
+        logging_steps=10,
+        use_cpu=True,
+        bf16=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        # TRL 1.16 turns gradient checkpointing on by default; a 135M model does not need it and
+        # it costs TRL about a fifth of its speed here: compare against TRL's faster setting
+        gradient_checkpointing=False,
+    )
+    lora = LoraConfig(
+        r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                             processing_class=AutoTokenizer.from_pretrained(path), peft_config=lora)
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=AutoTokenizer.from_pretrained(path),
+            peft_config=lora,
+        )
         started = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - started
@@ -139,8 +204,11 @@ def held_out_accuracy(export: Path, models_dir: Path, adapters: list):
     data = read_export(export)
     encoder = ChatEncoder(load_chat_tokenizer(None, models_dir), end_of_turn_ids(None, models_dir))
     seen = {r["messages"][1]["content"] for r in data.train}
-    unseen = [r for r in data.val + classification_records(2 * HELD_OUT, seed=12345)
-              if r["messages"][1]["content"] not in seen]
+    unseen = [
+        r
+        for r in data.val + classification_records(2 * HELD_OUT, seed=12345)
+        if r["messages"][1]["content"] not in seen
+    ]
     records = scorable(unseen[:HELD_OUT], data.contracts)
     examples = encode_records(encoder, records, 2048).examples
     results = []

@@ -61,14 +61,25 @@ def main() -> None:
         export = write_shared_prompt_export(work / "export", n=RECORDS)
         # the defaults a user gets (no preset named), with what TRL cannot do switched off for all
         sized = config_for_export(export, models_dir=models_dir, epochs=float(EPOCHS) if EPOCHS else None)
-        settings = {"epochs": sized.epochs, "max_steps": MAX_STEPS, "batch_size": sized.batch_size,
-                    "learning_rate": sized.learning_rate, "lora_rank": sized.lora_rank, "seed": sized.seed,
-                    "warmup_ratio": sized.warmup_ratio, "eval_accuracy": False, "save_every_steps": 0,
-                    "final_adapter": "last"}
-        print(f"SmolLM2-135M-Instruct, LoRA r{sized.lora_rank} all-linear (the sized default), {RECORDS} records "
-              f"(banking intents EN + domains ZH, label lists in the system prompts), {sized.epochs:g} epochs, batch "
-              f"{sized.batch_size}, lr {sized.learning_rate:g} cosine, float32 on CPU, {torch.get_num_threads()} "
-              f"threads", flush=True)
+        settings = {
+            "epochs": sized.epochs,
+            "max_steps": MAX_STEPS,
+            "batch_size": sized.batch_size,
+            "learning_rate": sized.learning_rate,
+            "lora_rank": sized.lora_rank,
+            "seed": sized.seed,
+            "warmup_ratio": sized.warmup_ratio,
+            "eval_accuracy": False,
+            "save_every_steps": 0,
+            "final_adapter": "last",
+        }
+        print(
+            f"SmolLM2-135M-Instruct, LoRA r{sized.lora_rank} all-linear (the sized default), {RECORDS} records "
+            f"(banking intents EN + domains ZH, label lists in the system prompts), {sized.epochs:g} epochs, batch "
+            f"{sized.batch_size}, lr {sized.learning_rate:g} cosine, float32 on CPU, {torch.get_num_threads()} "
+            f"threads",
+            flush=True,
+        )
         runs: dict[str, list[tuple[float, int, Path]]] = {"ours": [], "TRL": [], "ours, sharing off": []}
         for round_no in range(ROUNDS):
             for name in runs:
@@ -76,9 +87,18 @@ def main() -> None:
                 print(f"  {name}: training (load average {load()})", flush=True)
                 started = time.perf_counter()
                 if name == "TRL":
-                    tokens, _ = train_with_trl(export, out, models_dir, rank=sized.lora_rank, epochs=sized.epochs,
-                                               max_steps=MAX_STEPS, batch=sized.batch_size, lr=sized.learning_rate,
-                                               warmup=sized.warmup_ratio, seed=sized.seed)
+                    tokens, _ = train_with_trl(
+                        export,
+                        out,
+                        models_dir,
+                        rank=sized.lora_rank,
+                        epochs=sized.epochs,
+                        max_steps=MAX_STEPS,
+                        batch=sized.batch_size,
+                        lr=sized.learning_rate,
+                        warmup=sized.warmup_ratio,
+                        seed=sized.seed,
+                    )
                     adapter = out
                 else:
                     config = TrainConfig(**settings, share_prompts=name == "ours")
@@ -86,8 +106,11 @@ def main() -> None:
                     tokens, adapter = result.tokens, result.adapter_dir
                 wall = time.perf_counter() - started
                 runs[name].append((wall, tokens, adapter))
-                print(f"  {name}: {wall:.0f} s to the adapter, {tokens:,} tokens, {tokens / wall:.1f} tokens/s "
-                      f"(load average {load()})", flush=True)
+                print(
+                    f"  {name}: {wall:.0f} s to the adapter, {tokens:,} tokens, {tokens / wall:.1f} tokens/s "
+                    f"(load average {load()})",
+                    flush=True,
+                )
 
         names = list(runs)
         accuracies = held_out(export, models_dir, [runs[n][-1][2] for n in names])
@@ -97,11 +120,17 @@ def main() -> None:
             walls[name] = sum(w for w, _, _ in runs[name]) / len(runs[name])
             rate = sum(t for _, t, _ in runs[name]) / sum(w for w, _, _ in runs[name])
             print(f"{name:20} {walls[name]:8.0f} {rate:9.1f} {accuracy:17.1%}  ({n} records)", flush=True)
-        print(f"wall time: ours / TRL = {walls['ours'] / walls['TRL']:.2f} (target <= 0.33); "
-              f"ours with sharing is {walls['ours, sharing off'] / walls['ours']:.2f}x faster than without "
-              f"(target >= 2x)", flush=True)
-        print(f"held-out accuracy: ours {accuracies[0][0]:.1%} vs TRL {accuracies[1][0]:.1%} = "
-              f"{accuracies[0][0] - accuracies[1][0]:+.1%} (target >= 0)", flush=True)
+        print(
+            f"wall time: ours / TRL = {walls['ours'] / walls['TRL']:.2f} (target <= 0.33); "
+            f"ours with sharing is {walls['ours, sharing off'] / walls['ours']:.2f}x faster than without "
+            f"(target >= 2x)",
+            flush=True,
+        )
+        print(
+            f"held-out accuracy: ours {accuracies[0][0]:.1%} vs TRL {accuracies[1][0]:.1%} = "
+            f"{accuracies[0][0] - accuracies[1][0]:+.1%} (target >= 0)",
+            flush=True,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -119,8 +148,11 @@ def held_out(export: Path, models_dir: Path, adapters: list) -> list[tuple[float
     data = read_export(export)
     encoder = ChatEncoder(load_chat_tokenizer(None, models_dir), end_of_turn_ids(None, models_dir))
     seen = {r["messages"][1]["content"] for r in data.train}
-    unseen = [r for r in data.val + shared_prompt_records(4 * HELD_OUT, seed=12345)
-              if r["messages"][1]["content"] not in seen]
+    unseen = [
+        r
+        for r in data.val + shared_prompt_records(4 * HELD_OUT, seed=12345)
+        if r["messages"][1]["content"] not in seen
+    ]
     records = scorable(unseen[:HELD_OUT], data.contracts)
     results = []
     for adapter in adapters:

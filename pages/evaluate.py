@@ -42,9 +42,11 @@ if S.get("ev_flash"):
     st.success(S.pop("ev_flash"))
 
 if not reports:
-    st.info("No evaluation yet. Train a run on the **Train** page (it evaluates the base model and the run when it "
-            "finishes), or from the command line: `workbench evaluate base --on dataset --dataset eval` and "
-            "`workbench evaluate RUN --on dataset --dataset eval`.")
+    st.info(
+        "No evaluation yet. Train a run on the **Train** page (it evaluates the base model and the run when it "
+        "finishes), or from the command line: `workbench evaluate base --on dataset --dataset eval` and "
+        "`workbench evaluate RUN --on dataset --dataset eval`."
+    )
     st.stop()
 
 
@@ -56,25 +58,55 @@ def label(r: E.EvaluationReport) -> str:
 
 
 st.subheader("Evaluations")
-st.dataframe(pd.DataFrame([{
-    "id": r.evaluation.id, "model": r.evaluation.model, "set": r.evaluation.eval_set,
-    "source": r.evaluation.source or "", "prompt trial": bool(r.evaluation.system_prompt or r.evaluation.examples),
-    "records": r.evaluation.records, "right": r.total.right, "wrong": r.total.wrong, "pending": r.total.pending,
-    "accuracy": r.total.accuracy, "mean loss": r.total.mean_loss, "status": r.evaluation.status,
-    "when": str(r.evaluation.created_at)[:16]} for r in reports]),
-    hide_index=True, width="stretch",
-    column_config={"accuracy": st.column_config.ProgressColumn("accuracy", format="percent", min_value=0, max_value=1),
-                   "mean loss": st.column_config.NumberColumn(format="%.3f")})
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "id": r.evaluation.id,
+                "model": r.evaluation.model,
+                "set": r.evaluation.eval_set,
+                "source": r.evaluation.source or "",
+                "prompt trial": bool(r.evaluation.system_prompt or r.evaluation.examples),
+                "records": r.evaluation.records,
+                "right": r.total.right,
+                "wrong": r.total.wrong,
+                "pending": r.total.pending,
+                "accuracy": r.total.accuracy,
+                "mean loss": r.total.mean_loss,
+                "status": r.evaluation.status,
+                "when": str(r.evaluation.created_at)[:16],
+            }
+            for r in reports
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "accuracy": st.column_config.ProgressColumn("accuracy", format="percent", min_value=0, max_value=1),
+        "mean loss": st.column_config.NumberColumn(format="%.3f"),
+    },
+)
 
 by_id = {r.evaluation.id: r for r in reports}
 ids = list(by_id)
 base_first = sorted(ids, key=lambda i: (by_id[i].evaluation.run_id is not None, -i))
 c1, c2 = st.columns(2)
-before = c1.selectbox("Before", ids, index=ids.index(base_first[0]), format_func=lambda i: label(by_id[i]),
-                      key="ev_before", help="Usually the base model's evaluation.")
-after = c2.selectbox("After", ids, index=0 if ids[0] != before or len(ids) == 1 else 1,
-                     format_func=lambda i: label(by_id[i]), key="ev_after",
-                     help="Usually the tuned run's evaluation of the same set.")
+before = c1.selectbox(
+    "Before",
+    ids,
+    index=ids.index(base_first[0]),
+    format_func=lambda i: label(by_id[i]),
+    key="ev_before",
+    help="Usually the base model's evaluation.",
+)
+after = c2.selectbox(
+    "After",
+    ids,
+    index=0 if ids[0] != before or len(ids) == 1 else 1,
+    format_func=lambda i: label(by_id[i]),
+    key="ev_after",
+    help="Usually the tuned run's evaluation of the same set.",
+)
 if before == after:
     st.info("Pick two different evaluations of the same set to compare them.")
     st.stop()
@@ -86,35 +118,62 @@ except WorkbenchError as exc:
 t = cmp.total
 m = st.columns(6)
 m[0].metric("Accuracy before", f"{t.accuracy_before:.0%}" if t.accuracy_before is not None else "–")
-m[1].metric("Accuracy after", f"{t.accuracy_after:.0%}" if t.accuracy_after is not None else "–",
-            delta=(f"{(t.accuracy_after - t.accuracy_before) * 100:+.0f} points"
-                   if t.accuracy_after is not None and t.accuracy_before is not None
-                   and t.accuracy_after != t.accuracy_before else None))
+m[1].metric(
+    "Accuracy after",
+    f"{t.accuracy_after:.0%}" if t.accuracy_after is not None else "–",
+    delta=(
+        f"{(t.accuracy_after - t.accuracy_before) * 100:+.0f} points"
+        if t.accuracy_after is not None
+        and t.accuracy_before is not None
+        and t.accuracy_after != t.accuracy_before
+        else None
+    ),
+)
 m[2].metric("Fixed", f"{t.fixed:,}")
 m[3].metric("Regressed", f"{t.regressed:,}", delta=-t.regressed if t.regressed else None)
 m[4].metric("Still wrong", f"{t.still_wrong:,}")
 if cmp.loss_before is not None and cmp.loss_after is not None:
     change = (cmp.loss_after - cmp.loss_before) / cmp.loss_before if cmp.loss_before else 0.0
-    m[5].metric("Mean loss after", f"{cmp.loss_after:.3f}", delta=f"{change:+.1%} (was {cmp.loss_before:.3f})",
-                delta_color="inverse", help="On the general set this is forgetting: it should rise by 5% at most.")
+    m[5].metric(
+        "Mean loss after",
+        f"{cmp.loss_after:.3f}",
+        delta=f"{change:+.1%} (was {cmp.loss_before:.3f})",
+        delta_color="inverse",
+        help="On the general set this is forgetting: it should rise by 5% at most.",
+    )
 else:
-    m[5].metric("Waiting for a person", f"{t.pending:,}", help="Answers no contract can judge; judge them below.")
+    m[5].metric(
+        "Waiting for a person", f"{t.pending:,}", help="Answers no contract can judge; judge them below."
+    )
 if cmp.only_before or cmp.only_after:
-    st.caption(f"Compared on the {t.n:,} records both scored ({cmp.only_before:,} only before, "
-               f"{cmp.only_after:,} only after).")
+    st.caption(
+        f"Compared on the {t.n:,} records both scored ({cmp.only_before:,} only before, "
+        f"{cmp.only_after:,} only after)."
+    )
 
 
 def accuracy_chart(groups, title: str) -> alt.Chart:
-    rows = [{"group": g.name, "when": when, "accuracy": acc, "records": g.n}
-            for g in groups for when, acc in (("before", g.accuracy_before), ("after", g.accuracy_after))
-            if acc is not None]
+    rows = [
+        {"group": g.name, "when": when, "accuracy": acc, "records": g.n}
+        for g in groups
+        for when, acc in (("before", g.accuracy_before), ("after", g.accuracy_after))
+        if acc is not None
+    ]
     frame = pd.DataFrame(rows, columns=["group", "when", "accuracy", "records"])
-    return alt.Chart(frame).mark_bar().encode(
-        x=alt.X("group:N", title=title, axis=alt.Axis(labelAngle=0, labelLimit=140)),
-        xOffset=alt.XOffset("when:N", sort=["before", "after"]),
-        y=alt.Y("accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("when:N", sort=["before", "after"], scale=alt.Scale(range=["#9aa5b1", "#2e7d32"])),
-        tooltip=["group", "when", alt.Tooltip("accuracy:Q", format=".0%"), "records"]).properties(height=260)
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("group:N", title=title, axis=alt.Axis(labelAngle=0, labelLimit=140)),
+            xOffset=alt.XOffset("when:N", sort=["before", "after"]),
+            y=alt.Y("accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color(
+                "when:N", sort=["before", "after"], scale=alt.Scale(range=["#9aa5b1", "#2e7d32"])
+            ),
+            tooltip=["group", "when", alt.Tooltip("accuracy:Q", format=".0%"), "records"],
+        )
+        .properties(height=260)
+    )
 
 
 left, right = st.columns(2)
@@ -127,23 +186,49 @@ with right:
         st.altair_chart(accuracy_chart(cmp.clusters[:20], "cluster"), width="stretch")
     else:
         st.caption("No clustering yet: run one on the **Clusters** page to see accuracy per cluster.")
-st.dataframe(pd.DataFrame([{"category": g.name, "records": g.n, "before": g.accuracy_before,
-                            "after": g.accuracy_after, "fixed": g.fixed, "regressed": g.regressed,
-                            "still wrong": g.still_wrong, "waiting for a person": g.pending}
-                           for g in cmp.categories]), hide_index=True, width="stretch",
-             column_config={k: st.column_config.NumberColumn(format="percent") for k in ("before", "after")})
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "category": g.name,
+                "records": g.n,
+                "before": g.accuracy_before,
+                "after": g.accuracy_after,
+                "fixed": g.fixed,
+                "regressed": g.regressed,
+                "still wrong": g.still_wrong,
+                "waiting for a person": g.pending,
+            }
+            for g in cmp.categories
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+    column_config={k: st.column_config.NumberColumn(format="percent") for k in ("before", "after")},
+)
 
 # --- record by record ------------------------------------------------------------------------------------------
 st.subheader("Record by record")
-NAMES = {"fixed": "fixed", "regressed": "regressed", "still_wrong": "still wrong", "still_right": "still right",
-         "pending": "waiting for a person"}
+NAMES = {
+    "fixed": "fixed",
+    "regressed": "regressed",
+    "still_wrong": "still wrong",
+    "still_right": "still right",
+    "pending": "waiting for a person",
+}
 try:
     _, counts = side_by_side(store, before, after, limit=0)
 except WorkbenchError as exc:
     fail(exc)
 first_kind = next((n for n, k in enumerate(CHANGES) if counts[k]), 0)
-kind = st.radio("Show", CHANGES, index=first_kind, horizontal=True, key="ev_kind",
-                format_func=lambda k: f"{NAMES[k]} ({counts[k]:,})")
+kind = st.radio(
+    "Show",
+    CHANGES,
+    index=first_kind,
+    horizontal=True,
+    key="ev_kind",
+    format_func=lambda k: f"{NAMES[k]} ({counts[k]:,})",
+)
 rows, _ = side_by_side(store, before, after, change=kind, limit=30)
 if not rows:
     st.caption(f"No record is {NAMES[kind]}.")
@@ -164,12 +249,17 @@ for row in rows:
                 st.code(row.diff, language="diff")
         if row.needs_person:
             chosen = row.human_verdict_after
-            st.caption("No contract judges this category: is the after answer better than the reference, the "
-                       "same, worse, or are both bad?" + (f" Judged: **{VERDICTS[chosen]}**." if chosen else ""))
+            st.caption(
+                "No contract judges this category: is the after answer better than the reference, the "
+                "same, worse, or are both bad?" + (f" Judged: **{VERDICTS[chosen]}**." if chosen else "")
+            )
             cols = st.columns(len(VERDICTS) + 3)
             for n, (value, text) in enumerate(VERDICTS.items()):
-                if cols[n].button(text, key=f"ev_v_{after}_{row.seq_after}_{value}",
-                                  type="primary" if chosen == value else "secondary"):
+                if cols[n].button(
+                    text,
+                    key=f"ev_v_{after}_{row.seq_after}_{value}",
+                    type="primary" if chosen == value else "secondary",
+                ):
                     try:
                         E.set_verdict(store, after, row.seq_after, value, author=AUTHOR)
                     except WorkbenchError as exc:
@@ -188,17 +278,24 @@ if not failed:
     st.caption(f"Evaluation #{after} has no failed record.")
 elif not unsent:
     st.caption(f"All {len(failed):,} failures of evaluation #{after} are in the badcase queue already.")
-    st.page_link(REVIEW, label="Open them in Review",
-                 query_params=filter_to_params(ReviewFilter(tags=(f"evaluation-{after}",))))
+    st.page_link(
+        REVIEW,
+        label="Open them in Review",
+        query_params=filter_to_params(ReviewFilter(tags=(f"evaluation-{after}",))),
+    )
 else:
-    st.caption(f"{len(unsent):,} failed records of evaluation #{after} go to the **badcases** dataset with the "
-               "model's answer kept as the bad output and the reference as the fix (status fixed, so the next "
-               "export takes them).")
+    st.caption(
+        f"{len(unsent):,} failed records of evaluation #{after} go to the **badcases** dataset with the "
+        "model's answer kept as the bad output and the reference as the fix (status fixed, so the next "
+        "export takes them)."
+    )
     if st.button(f"Send {len(unsent):,} failures to badcases", type="primary", key="ev_send"):
         try:
             sent = E.send_failures_to_badcases(store, after, author=AUTHOR)
         except WorkbenchError as exc:
             fail(exc)
-        S.ev_flash = (f"Sent {len(sent.created):,} new badcases and added the bad output to "
-                      f"{len(sent.updated):,} existing ones.")
+        S.ev_flash = (
+            f"Sent {len(sent.created):,} new badcases and added the bad output to "
+            f"{len(sent.updated):,} existing ones."
+        )
         st.rerun()

@@ -17,8 +17,10 @@ REVIEW = "pages/review.py"
 KINDS = ["badcases", "general", "eval"]
 
 st.title("Import")
-st.caption("Bring badcases, general data or an eval set into the store. Every line is imported or rejected with "
-           "its reason; a file that cannot be read imports nothing.")
+st.caption(
+    "Bring badcases, general data or an eval set into the store. Every line is imported or rejected with "
+    "its reason; a file that cannot be read imports nothing."
+)
 try:
     store = Store.open()
     known = review.filter_choices(store)["datasets"]
@@ -36,41 +38,77 @@ def show_report(report: ImportReport) -> None:
     box.markdown(f"**{name}** → `{report.dataset}` (import #{report.import_id})")
     a, b, c, d = box.columns(4)
     a.metric("Imported", f"{report.imported:,}")
-    b.metric("Repaired", f"{report.repaired:,}", help="Lines fixed while importing (curly quotes, a BOM); the "
-             "original file is kept in the store.")
+    b.metric(
+        "Repaired",
+        f"{report.repaired:,}",
+        help="Lines fixed while importing (curly quotes, a BOM); the original file is kept in the store.",
+    )
     c.metric("Rejected", f"{report.rejected:,}")
     d.metric("Time", f"{report.seconds:.1f} s")
-    box.text(f"file format: {report.file_format}, {report.encoding} · record format: {report.detected_format}"
-             + (f" · {report.blank_lines:,} blank lines skipped" if report.blank_lines else ""))
+    box.text(
+        f"file format: {report.file_format}, {report.encoding} · record format: {report.detected_format}"
+        + (f" · {report.blank_lines:,} blank lines skipped" if report.blank_lines else "")
+    )
     if not report.imported:
-        box.error(f"Nothing imported from {name}: all {report.rejected:,} of its records were rejected. The reasons "
-                  "are below; fix the file and import it again.")
+        box.error(
+            f"Nothing imported from {name}: all {report.rejected:,} of its records were rejected. The reasons "
+            "are below; fix the file and import it again."
+        )
     if report.issue_counts:
         box.text("issues: " + ", ".join(f"{code} {n:,}" for code, _sev, n in report.issue_counts))
     if report.earlier_import:
         eid, ename, when = report.earlier_import
-        box.warning(f"The same bytes were imported before (import #{eid}, {ename}, {when}): the records are now "
-                    "in the store twice. Dedup on the Clusters page marks the copies.")
+        box.warning(
+            f"The same bytes were imported before (import #{eid}, {ename}, {when}): the records are now "
+            "in the store twice. Dedup on the Clusters page marks the copies."
+        )
     if report.rejected:
-        box.markdown("**Rejected lines**" + (f" (the first {len(report.rejects)} of {report.rejected:,})"
-                                             if report.rejected > len(report.rejects) else ""))
-        box.dataframe(pd.DataFrame([{"line": r.line, "code": r.code, "reason": r.reason, "raw text": r.raw[:300]}
-                                    for r in report.rejects]), hide_index=True, width="stretch")
-        box.download_button("Download every rejected line (JSONL)", ingest.rejects_jsonl(store, report.import_id),
-                            file_name=f"rejects-{report.import_id}.jsonl", mime="application/jsonl",
-                            key=f"im_rejects_{report.import_id}")
+        box.markdown(
+            "**Rejected lines**"
+            + (
+                f" (the first {len(report.rejects)} of {report.rejected:,})"
+                if report.rejected > len(report.rejects)
+                else ""
+            )
+        )
+        box.dataframe(
+            pd.DataFrame(
+                [
+                    {"line": r.line, "code": r.code, "reason": r.reason, "raw text": r.raw[:300]}
+                    for r in report.rejects
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        box.download_button(
+            "Download every rejected line (JSONL)",
+            ingest.rejects_jsonl(store, report.import_id),
+            file_name=f"rejects-{report.import_id}.jsonl",
+            mime="application/jsonl",
+            key=f"im_rejects_{report.import_id}",
+        )
     if report.imported:
-        box.page_link(REVIEW, label=f"Review the {report.imported:,} records of this import",
-                      query_params=filter_to_params(ReviewFilter(imports=(report.import_id,))))
+        box.page_link(
+            REVIEW,
+            label=f"Review the {report.imported:,} records of this import",
+            query_params=filter_to_params(ReviewFilter(imports=(report.import_id,))),
+        )
 
 
 def dataset_picker(key: str) -> str:
     options = KINDS + [d for d in known if d not in KINDS] + ["(new badcases dataset)"]
-    chosen = st.selectbox("Dataset", options, key=f"{key}_dataset",
-                          help="badcases: your model's failures to fix and train on; general: ordinary data mixed "
-                               "into training (15-30%); eval: held out, never trained on.")
+    chosen = st.selectbox(
+        "Dataset",
+        options,
+        key=f"{key}_dataset",
+        help="badcases: your model's failures to fix and train on; general: ordinary data mixed "
+        "into training (15-30%); eval: held out, never trained on.",
+    )
     if chosen == "(new badcases dataset)":
-        chosen = st.text_input("New dataset name", key=f"{key}_new", placeholder="e.g. badcases-2026-11").strip()
+        chosen = st.text_input(
+            "New dataset name", key=f"{key}_new", placeholder="e.g. badcases-2026-11"
+        ).strip()
     return chosen
 
 
@@ -80,6 +118,7 @@ def run_import(actions: list) -> None:
     bar = st.progress(0.0, text="Starting ...")
     S.im_shown, S.im_errors = [], []
     for name, action in actions:
+
         def show(stage: str, done: int, total: int | None, name=name) -> None:
             bar.progress(min(done / total, 1.0) if total else 0.0, text=f"{name}: {stage} ...")
 
@@ -94,46 +133,101 @@ def run_import(actions: list) -> None:
 upload, paste, form = st.tabs(["Upload files", "Paste records", "Write one badcase"])
 with upload:
     limit = st.get_option("server.maxUploadSize")
-    files = st.file_uploader(f"JSONL, JSON, CSV/TSV or Parquet; UTF-8 (with or without BOM), UTF-16 or GB18030; "
-                             f"up to {limit} MB a file (server.maxUploadSize in .streamlit/config.toml)",
-                             type=list(ingest.UPLOAD_FORMATS), accept_multiple_files=True, key="im_files")
+    files = st.file_uploader(
+        f"JSONL, JSON, CSV/TSV or Parquet; UTF-8 (with or without BOM), UTF-16 or GB18030; "
+        f"up to {limit} MB a file (server.maxUploadSize in .streamlit/config.toml)",
+        type=list(ingest.UPLOAD_FORMATS),
+        accept_multiple_files=True,
+        key="im_files",
+    )
     u1, u2 = st.columns(2)
     with u1:
         dataset = dataset_picker("im_up")
-    category = u2.text_input("Default category", key="im_up_category",
-                             help="Given to records that have none of their own.").strip() or None
-    if st.button(f"Import {len(files)} file(s)" if files else "Import", disabled=not files or not dataset,
-                 type="primary", key="im_up_go"):
-        run_import([(f.name, lambda show, f=f: ingest.import_upload(store, f.name, f.getvalue(), dataset=dataset,
-                                                                   category=category, author=AUTHOR, progress=show))
-                    for f in files])
+    category = (
+        u2.text_input(
+            "Default category", key="im_up_category", help="Given to records that have none of their own."
+        ).strip()
+        or None
+    )
+    if st.button(
+        f"Import {len(files)} file(s)" if files else "Import",
+        disabled=not files or not dataset,
+        type="primary",
+        key="im_up_go",
+    ):
+        run_import(
+            [
+                (
+                    f.name,
+                    lambda show, f=f: ingest.import_upload(
+                        store,
+                        f.name,
+                        f.getvalue(),
+                        dataset=dataset,
+                        category=category,
+                        author=AUTHOR,
+                        progress=show,
+                    ),
+                )
+                for f in files
+            ]
+        )
 with paste:
-    text = st.text_area("Records", key="im_paste_text", height=200,
-                        placeholder='{"messages": [{"role": "user", "content": "我要退款"}, '
-                                    '{"role": "assistant", "content": "refund"}]}\n'
-                                    "(JSONL, a JSON array, or CSV/TSV with a header line)")
+    text = st.text_area(
+        "Records",
+        key="im_paste_text",
+        height=200,
+        placeholder='{"messages": [{"role": "user", "content": "我要退款"}, '
+        '{"role": "assistant", "content": "refund"}]}\n'
+        "(JSONL, a JSON array, or CSV/TSV with a header line)",
+    )
     p1, p2 = st.columns(2)
     with p1:
         p_dataset = dataset_picker("im_paste")
     p_category = p2.text_input("Default category", key="im_paste_category").strip() or None
     if st.button("Import the pasted records", disabled=not text.strip() or not p_dataset, key="im_paste_go"):
-        run_import([("pasted", lambda show: ingest.import_text(store, text, dataset=p_dataset, category=p_category,
-                                                               author=AUTHOR))])
+        run_import(
+            [
+                (
+                    "pasted",
+                    lambda show: ingest.import_text(
+                        store, text, dataset=p_dataset, category=p_category, author=AUTHOR
+                    ),
+                )
+            ]
+        )
 with form:
     with st.form("im_badcase", clear_on_submit=True, border=False):
         system = st.text_area("System prompt (optional)", height=68, key="im_form_system")
         user = st.text_area("User message", height=90, placeholder="我的外卖到哪了？", key="im_form_user")
         said, right = st.columns(2)
-        bad = said.text_area("What the model said (the bad output)", height=90, placeholder="refund",
-                             key="im_form_bad")
-        answer = right.text_area("The right answer", height=90, placeholder="delivery_status", key="im_form_answer")
+        bad = said.text_area(
+            "What the model said (the bad output)", height=90, placeholder="refund", key="im_form_bad"
+        )
+        answer = right.text_area(
+            "The right answer", height=90, placeholder="delivery_status", key="im_form_answer"
+        )
         f1, f2 = st.columns(2)
         f_category = f1.text_input("Category", placeholder="e.g. 意图 or intent", key="im_form_category")
         f_dataset = f2.selectbox("Dataset", ["badcases"] + [d for d in known if d not in KINDS])
         if st.form_submit_button("Add the badcase", type="primary"):
-            run_import([("badcase", lambda show: ingest.add_badcase(
-                store, system=system, user=user, bad_output=bad, answer=answer, category=f_category, dataset=f_dataset,
-                author=AUTHOR))])
+            run_import(
+                [
+                    (
+                        "badcase",
+                        lambda show: ingest.add_badcase(
+                            store,
+                            system=system,
+                            user=user,
+                            bad_output=bad,
+                            answer=answer,
+                            category=f_category,
+                            dataset=f_dataset,
+                            author=AUTHOR,
+                        ),
+                    )
+                ]
+            )
 
 for error in S.get("im_errors") or []:
     st.error(error + " Nothing was imported from it; fix the file (or pick another) and import it again.")
@@ -142,24 +236,54 @@ for report in S.get("im_shown") or []:
 
 st.subheader("Imports so far")
 if not imports:
-    st.info("Nothing imported yet: upload a file above, paste records, or write a badcase. "
-            "From the command line: `workbench import data.jsonl`.")
+    st.info(
+        "Nothing imported yet: upload a file above, paste records, or write a badcase. "
+        "From the command line: `workbench import data.jsonl`."
+    )
 else:
-    st.dataframe(pd.DataFrame([{"#": i.id, "file": i.file_name, "dataset": i.dataset, "category": i.category or "",
-                                "when": i.started_at, "format": f"{i.file_format}, {i.encoding}",
-                                "imported": i.imported, "rejected": i.rejected, "by": i.author or ""}
-                               for i in imports]), hide_index=True, width="stretch",
-                 column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "#": i.id,
+                    "file": i.file_name,
+                    "dataset": i.dataset,
+                    "category": i.category or "",
+                    "when": i.started_at,
+                    "format": f"{i.file_format}, {i.encoding}",
+                    "imported": i.imported,
+                    "rejected": i.rejected,
+                    "by": i.author or "",
+                }
+                for i in imports
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+    )
     cols = st.columns(4)
     for n, i in enumerate(imports[:8]):
-        cols[n % 4].page_link(REVIEW, label=f"#{i.id} {i.file_name} ({i.imported:,})",
-                              query_params=filter_to_params(ReviewFilter(imports=(i.id,))))
+        cols[n % 4].page_link(
+            REVIEW,
+            label=f"#{i.id} {i.file_name} ({i.imported:,})",
+            query_params=filter_to_params(ReviewFilter(imports=(i.id,))),
+        )
     with st.expander("Rejected lines of an earlier import"):
         with_rejects = [i for i in imports if i.rejected]
         if not with_rejects:
             st.caption("No import has rejected lines.")
         else:
-            pick = st.selectbox("Import", with_rejects, format_func=lambda i: f"#{i.id} {i.file_name} "
-                                f"({i.rejected:,} rejected)", key="im_old")
-            st.download_button("Download its rejected lines (JSONL)", ingest.rejects_jsonl(store, pick.id),
-                               file_name=f"rejects-{pick.id}.jsonl", mime="application/jsonl", key="im_old_dl")
+            pick = st.selectbox(
+                "Import",
+                with_rejects,
+                format_func=lambda i: f"#{i.id} {i.file_name} ({i.rejected:,} rejected)",
+                key="im_old",
+            )
+            st.download_button(
+                "Download its rejected lines (JSONL)",
+                ingest.rejects_jsonl(store, pick.id),
+                file_name=f"rejects-{pick.id}.jsonl",
+                mime="application/jsonl",
+                key="im_old_dl",
+            )

@@ -1,6 +1,5 @@
 """Overview: what is in the store, by dataset, status, category and issue."""
 
-
 import runpy
 from pathlib import Path
 
@@ -13,7 +12,9 @@ from workbench.review import ReviewFilter, filter_to_params
 from workbench.stats import store_summary
 from workbench.store import Store
 
-if not st.session_state.get("in_frame"):  # opened before the app's entry ran: run the entry, which runs this page
+if not st.session_state.get(
+    "in_frame"
+):  # opened before the app's entry ran: run the entry, which runs this page
     runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
     st.stop()
 
@@ -31,8 +32,11 @@ a, b, c, d = st.columns(4)
 a.metric("Records", f"{summary.records:,}")
 b.metric("Imports", f"{summary.imports:,}")
 c.metric("Categories", f"{sum(1 for cat, _ in summary.categories if cat):,}")
-d.metric("Records with errors", f"{summary.records_with_errors:,}",
-         help="Records with at least one error-level issue; they are left out of training exports until fixed.")
+d.metric(
+    "Records with errors",
+    f"{summary.records_with_errors:,}",
+    help="Records with at least one error-level issue; they are left out of training exports until fixed.",
+)
 
 if not summary.records:
     st.info("The store is empty. Import a file from the command line: `workbench import data.jsonl`.")
@@ -43,8 +47,11 @@ REVIEW = "pages/review.py"
 
 
 def bar(frame: pd.DataFrame, x: str, y: str, color: str | None = None) -> alt.Chart:
-    enc = {"x": alt.X(x, sort="-y", title=None, axis=alt.Axis(labelAngle=0, labelLimit=160)),
-           "y": alt.Y(y, title="records", axis=alt.Axis(tickMinStep=1, format="d")), "tooltip": list(frame.columns)}
+    enc = {
+        "x": alt.X(x, sort="-y", title=None, axis=alt.Axis(labelAngle=0, labelLimit=160)),
+        "y": alt.Y(y, title="records", axis=alt.Axis(tickMinStep=1, format="d")),
+        "tooltip": list(frame.columns),
+    }
     if color:
         enc["color"] = color
     pick = alt.selection_point(fields=[x], name="pick")
@@ -82,19 +89,36 @@ links("Review by status", [(status, n, ReviewFilter(statuses=(status,))) for sta
 
 st.subheader("By category")
 frame = pd.DataFrame(summary.categories, columns=["category", "records"]).fillna({"category": "(none)"})
-show(bar(frame.head(40), "category", "records"), "ov_category",
-     lambda v: ReviewFilter(categories=("" if v == "(none)" else v,)))
+show(
+    bar(frame.head(40), "category", "records"),
+    "ov_category",
+    lambda v: ReviewFilter(categories=("" if v == "(none)" else v,)),
+)
 
 st.subheader("Issues by code")
 if summary.issues:
     frame = pd.DataFrame(summary.issues, columns=["code", "severity", "records"])
-    show(bar(frame, "code", "records", alt.Color("severity", scale=alt.Scale(
-        domain=["error", "warning"], range=["#d62728", "#ff9f0e"]))), "ov_issues", lambda v: ReviewFilter(issue_codes=(v,)))
-    links("Review records with", [(code, n, ReviewFilter(issue_codes=(code,))) for code, _sev, n in summary.issues])
+    show(
+        bar(
+            frame,
+            "code",
+            "records",
+            alt.Color("severity", scale=alt.Scale(domain=["error", "warning"], range=["#d62728", "#ff9f0e"])),
+        ),
+        "ov_issues",
+        lambda v: ReviewFilter(issue_codes=(v,)),
+    )
+    links(
+        "Review records with",
+        [(code, n, ReviewFilter(issue_codes=(code,))) for code, _sev, n in summary.issues],
+    )
 else:
     st.success("No issues found.")
 
 if summary.recent:
     st.subheader("Recent activity")
-    st.dataframe(pd.DataFrame(summary.recent, columns=["when", "who", "action", "record", "version"]),
-                 hide_index=True, use_container_width=True)
+    st.dataframe(
+        pd.DataFrame(summary.recent, columns=["when", "who", "action", "record", "version"]),
+        hide_index=True,
+        use_container_width=True,
+    )

@@ -20,7 +20,9 @@ AUTHOR = S.get("author") or "app"
 HELP = PG.Sampling.help_texts()
 
 st.title("Playground")
-st.caption("Ask the model; when an answer is wrong, write the right one and save it as a badcase for the next run.")
+st.caption(
+    "Ask the model; when an answer is wrong, write the right one and save it as a badcase for the next run."
+)
 
 
 def fail(exc: Exception) -> None:
@@ -45,24 +47,44 @@ except WorkbenchError as exc:
 if S.get("pg_flash"):
     record_id = S.pop("pg_flash")
     st.success(f"Saved as badcase record {record_id}, with the model's answer kept as the bad output.")
-    st.page_link("pages/review.py", label="Open it in Review", icon=":material/rate_review:",
-                 query_params=filter_to_params(ReviewFilter(tags=("playground",))))
+    st.page_link(
+        "pages/review.py",
+        label="Open it in Review",
+        icon=":material/rate_review:",
+        query_params=filter_to_params(ReviewFilter(tags=("playground",))),
+    )
 
 c1, c2, c3 = st.columns([2, 1, 2])
-first = c1.selectbox("Model", choices, key="pg_model", help="The base model, or a finished run's adapter on it.")
+first = c1.selectbox(
+    "Model", choices, key="pg_model", help="The base model, or a finished run's adapter on it."
+)
 both = c2.toggle("Compare two", key="pg_both", help="Both models answer the same question side by side.")
-second = c3.selectbox("Second model", choices, index=min(1, len(choices) - 1), key="pg_model2",
-                      disabled=not both) if both else None
+second = (
+    c3.selectbox("Second model", choices, index=min(1, len(choices) - 1), key="pg_model2", disabled=not both)
+    if both
+    else None
+)
 with st.expander("System prompt and sampling"):
-    system = st.text_area("System prompt", key="pg_system", height=80,
-                          placeholder="e.g. You are the support assistant of a food-delivery service. 你是外卖平台的客服。")
+    system = st.text_area(
+        "System prompt",
+        key="pg_system",
+        height=80,
+        placeholder="e.g. You are the support assistant of a food-delivery service. 你是外卖平台的客服。",
+    )
     s1, s2, s3, s4 = st.columns(4)
     sampling = PG.Sampling(
-        max_new_tokens=s1.number_input("max_new_tokens", 1, 2048, 128, help=HELP["max_new_tokens"], key="pg_max"),
+        max_new_tokens=s1.number_input(
+            "max_new_tokens", 1, 2048, 128, help=HELP["max_new_tokens"], key="pg_max"
+        ),
         temperature=s2.slider("temperature", 0.0, 1.5, 0.0, 0.05, help=HELP["temperature"], key="pg_temp"),
-        top_p=s3.slider("top_p", 0.1, 1.0, 0.9, 0.05, help=HELP["top_p"], key="pg_top_p"))
-    base_model = s4.text_input("Base model folder", key="pg_base", placeholder="embedded SmolLM2",
-                               help="A local model folder instead of the embedded model (for 'base').")
+        top_p=s3.slider("top_p", 0.1, 1.0, 0.9, 0.05, help=HELP["top_p"], key="pg_top_p"),
+    )
+    base_model = s4.text_input(
+        "Base model folder",
+        key="pg_base",
+        placeholder="embedded SmolLM2",
+        help="A local model folder instead of the embedded model (for 'base').",
+    )
 models = [first] + ([second] if both and second else [])
 
 # --- the conversation --------------------------------------------------------------------------------------------
@@ -83,13 +105,21 @@ if question:
                 answers[name] = st.write_stream(PG.stream_answer(model, messages, sampling))
             except WorkbenchError as exc:
                 fail(exc)
-    turns.append({"question": question, "messages": messages, "answers": answers,
-                  "settings": {"base_model": base_model or None, "sampling": sampling}})
+    turns.append(
+        {
+            "question": question,
+            "messages": messages,
+            "answers": answers,
+            "settings": {"base_model": base_model or None, "sampling": sampling},
+        }
+    )
     st.rerun()
 
 if not turns:
-    st.info("Ask a question below. The first answer loads the model, which takes a little while on a CPU; "
-            "then answers stream in.")
+    st.info(
+        "Ask a question below. The first answer loads the model, which takes a little while on a CPU; "
+        "then answers stream in."
+    )
 for n, turn in reversed(list(enumerate(turns))):
     with st.container(border=True):
         st.markdown("**You**")
@@ -102,18 +132,33 @@ for n, turn in reversed(list(enumerate(turns))):
                 with st.popover("Flag this answer", icon=":material/flag:"):
                     with st.form(key=f"pg_flag_{n}_{name}"):
                         fix = st.text_area("The right answer", key=f"pg_fix_{n}_{name}")
-                        category = st.selectbox("Category", [*categories, "(new)"], key=f"pg_cat_{n}_{name}",
-                                                index=None, placeholder="pick a category")
-                        new = st.text_input("New category", key=f"pg_new_{n}_{name}",
-                                            help="Used when the category is (new).")
+                        category = st.selectbox(
+                            "Category",
+                            [*categories, "(new)"],
+                            key=f"pg_cat_{n}_{name}",
+                            index=None,
+                            placeholder="pick a category",
+                        )
+                        new = st.text_input(
+                            "New category", key=f"pg_new_{n}_{name}", help="Used when the category is (new)."
+                        )
                         if st.form_submit_button("Save 1 badcase"):
                             try:
-                                model = chat_model(root, name, turn["settings"]["base_model"] if name == "base"
-                                                   else None)
+                                model = chat_model(
+                                    root, name, turn["settings"]["base_model"] if name == "base" else None
+                                )
                                 S.pg_flash = PG.flag_answer(
-                                    store, turn["messages"], answer, fix, category=new if category == "(new)"
-                                    else category, model=name, base_model=model.base_model, adapter=model.adapter,
-                                    sampling=turn["settings"]["sampling"], author=AUTHOR)
+                                    store,
+                                    turn["messages"],
+                                    answer,
+                                    fix,
+                                    category=new if category == "(new)" else category,
+                                    model=name,
+                                    base_model=model.base_model,
+                                    adapter=model.adapter,
+                                    sampling=turn["settings"]["sampling"],
+                                    author=AUTHOR,
+                                )
                             except WorkbenchError as exc:
                                 st.error(str(exc))
                             else:

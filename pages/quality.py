@@ -18,13 +18,15 @@ AUTHOR = S.get("author") or "app"
 REVIEW = "pages/review.py"
 SETTING_HELP = {
     "max_tokens": "The training max length: a record longer than this (in the target model's tokens) is flagged "
-                  "too-long, since the trainer would cut it.",
+    "too-long, since the trainer would cut it.",
     "target_model": "Whose tokenizer counts the tokens (the model you will fine-tune).",
 }
 
 st.title("Quality")
-st.caption("What the checks found in the store. Click a bar to open those records in Review; fix the safe ones "
-           "in bulk (one undo reverts it); set what each category's answers must look like.")
+st.caption(
+    "What the checks found in the store. Click a bar to open those records in Review; fix the safe ones "
+    "in bulk (one undo reverts it); set what each category's answers must look like."
+)
 try:
     store = Store.open()
     issues = curation.issues_by_code(store)
@@ -43,19 +45,38 @@ if flash:
 # --- the picture: issues by code and severity --------------------------------------------------------------
 st.subheader("Issues by code")
 if not issues:
-    st.success("No issues found: every record passes the checks. Import more data on the Import page, or set "
-               "contracts below to hold answers to a format.")
+    st.success(
+        "No issues found: every record passes the checks. Import more data on the Import page, or set "
+        "contracts below to hold answers to a format."
+    )
 else:
-    frame = pd.DataFrame([{"code": i.code, "severity": i.severity, "records": i.records, "rule": i.title,
-                           "safe autofix": "yes" if i.fixable else "no"} for i in issues])
+    frame = pd.DataFrame(
+        [
+            {
+                "code": i.code,
+                "severity": i.severity,
+                "records": i.records,
+                "rule": i.title,
+                "safe autofix": "yes" if i.fixable else "no",
+            }
+            for i in issues
+        ]
+    )
     pick = alt.selection_point(fields=["code"], name="pick")
-    chart = (alt.Chart(frame).mark_bar(cursor="pointer")
-             .encode(y=alt.Y("code", sort="-x", title=None, axis=alt.Axis(labelLimit=200)),
-                     x=alt.X("records", title="records", axis=alt.Axis(tickMinStep=1, format="d")),
-                     color=alt.Color("severity", scale=alt.Scale(domain=["error", "warning"],
-                                                                 range=["#d62728", "#ff9f0e"])),
-                     tooltip=["code", "severity", "records", "rule", "safe autofix"])
-             .add_params(pick).properties(height=alt.Step(30)))
+    chart = (
+        alt.Chart(frame)
+        .mark_bar(cursor="pointer")
+        .encode(
+            y=alt.Y("code", sort="-x", title=None, axis=alt.Axis(labelLimit=200)),
+            x=alt.X("records", title="records", axis=alt.Axis(tickMinStep=1, format="d")),
+            color=alt.Color(
+                "severity", scale=alt.Scale(domain=["error", "warning"], range=["#d62728", "#ff9f0e"])
+            ),
+            tooltip=["code", "severity", "records", "rule", "safe autofix"],
+        )
+        .add_params(pick)
+        .properties(height=alt.Step(30))
+    )
     event = st.altair_chart(chart, width="stretch", on_select="rerun", key="q_chart")
     picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
     if picked.get("code"):
@@ -66,18 +87,28 @@ else:
         row = st.columns([2.2, 4.5, 1.6, 2.2], vertical_alignment="center")
         row[0].markdown(f"{'✖' if issue.severity == 'error' else '▲'} `{issue.code}`")
         row[1].caption(f"{issue.title}")
-        row[2].page_link(REVIEW, label=f"{issue.records:,} records",
-                         query_params=filter_to_params(ReviewFilter(issue_codes=(issue.code,))))
+        row[2].page_link(
+            REVIEW,
+            label=f"{issue.records:,} records",
+            query_params=filter_to_params(ReviewFilter(issue_codes=(issue.code,))),
+        )
         if issue.fixable:
             target = ReviewFilter(issue_codes=(issue.code,))
             n = review.preview_bulk(store, target, BulkAction("autofix"))
-            if row[3].button(f"Fix all {n:,}", key=f"q_fix_{issue.code}", disabled=not n,
-                             help=f"Apply the safe autofixes to the {n:,} records with {issue.code}, as one "
-                                  f"operation (undo it on the Review page's recent bulk actions, or below)."):
+            if row[3].button(
+                f"Fix all {n:,}",
+                key=f"q_fix_{issue.code}",
+                disabled=not n,
+                help=f"Apply the safe autofixes to the {n:,} records with {issue.code}, as one "
+                f"operation (undo it on the Review page's recent bulk actions, or below).",
+            ):
                 try:
                     result = review.apply_bulk(store, target, BulkAction("autofix"), AUTHOR)
-                    S.q_flash = ("success", f"Operation #{result.operation_id}: fixed {result.changed:,} records "
-                                            f"with {issue.code}.")
+                    S.q_flash = (
+                        "success",
+                        f"Operation #{result.operation_id}: fixed {result.changed:,} records "
+                        f"with {issue.code}.",
+                    )
                     S.q_last_op = result.operation_id
                 except WorkbenchError as exc:
                     S.q_flash = ("error", str(exc))
@@ -89,8 +120,11 @@ if S.get("q_last_op"):
     if st.button(f"Undo operation #{S.q_last_op}", key="q_undo"):
         try:
             done = review.undo_operation(store, S.q_last_op, AUTHOR)
-            S.q_flash = ("success", f"Undid #{S.q_last_op}: {done.reverted:,} records put back"
-                         + (f", {done.left_alone:,} changed since and left as they are" if done.left_alone else ""))
+            S.q_flash = (
+                "success",
+                f"Undid #{S.q_last_op}: {done.reverted:,} records put back"
+                + (f", {done.left_alone:,} changed since and left as they are" if done.left_alone else ""),
+            )
         except WorkbenchError as exc:
             S.q_flash = ("error", str(exc))
         S.q_last_op = None
@@ -98,39 +132,79 @@ if S.get("q_last_op"):
 
 # --- output contracts --------------------------------------------------------------------------------------
 st.subheader("Output contracts")
-st.caption("What the answers of a category must be: one of a set of labels, JSON, JSON following a schema, or text "
-           "matching a pattern. A record whose last answer breaks its category's contract gets an error.")
+st.caption(
+    "What the answers of a category must be: one of a set of labels, JSON, JSON following a schema, or text "
+    "matching a pattern. A record whose last answer breaks its category's contract gets an error."
+)
 if contracts:
-    st.dataframe(pd.DataFrame([{"category": c.category, "kind": c.kind,
-                                "spec": "" if c.spec is None else json.dumps(c.spec, ensure_ascii=False)}
-                               for c in contracts.values()]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "category": c.category,
+                    "kind": c.kind,
+                    "spec": "" if c.spec is None else json.dumps(c.spec, ensure_ascii=False),
+                }
+                for c in contracts.values()
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 if not categories:
-    st.info("No record has a category yet: give records categories (on import or in Review) to set contracts.")
+    st.info(
+        "No record has a category yet: give records categories (on import or in Review) to set contracts."
+    )
 else:
     c1, c2 = st.columns([1, 1])
     category = c1.selectbox("Category", categories, key="q_cat")
     current = contracts.get(category)
-    kind = c2.selectbox("Kind", KINDS, key=f"q_kind_{category}",
-                        index=KINDS.index(current.kind) if current else 0,
-                        help="labels: the answer is one of a list · json: valid JSON · json_schema: JSON valid "
-                             "against a schema · regex: the whole answer matches a pattern")
+    kind = c2.selectbox(
+        "Kind",
+        KINDS,
+        key=f"q_kind_{category}",
+        index=KINDS.index(current.kind) if current else 0,
+        help="labels: the answer is one of a list · json: valid JSON · json_schema: JSON valid "
+        "against a schema · regex: the whole answer matches a pattern",
+    )
     spec_text = ""
     if current and current.kind == kind and current.spec is not None:
-        spec_text = ", ".join(current.spec) if kind == "labels" else (
-            json.dumps(current.spec, ensure_ascii=False, indent=1) if kind == "json_schema" else current.spec)
+        spec_text = (
+            ", ".join(current.spec)
+            if kind == "labels"
+            else (
+                json.dumps(current.spec, ensure_ascii=False, indent=1)
+                if kind == "json_schema"
+                else current.spec
+            )
+        )
     spec_in = None
     if kind == "labels":
-        spec_in = st.text_input("Labels", spec_text, key=f"q_spec_{category}_{kind}", placeholder="refund, cancel, 物流")
+        spec_in = st.text_input(
+            "Labels", spec_text, key=f"q_spec_{category}_{kind}", placeholder="refund, cancel, 物流"
+        )
     elif kind == "json_schema":
-        spec_in = st.text_area("JSON Schema", spec_text, key=f"q_spec_{category}_{kind}", height=150,
-                               placeholder='{"type": "object", "required": ["order_id"]}')
+        spec_in = st.text_area(
+            "JSON Schema",
+            spec_text,
+            key=f"q_spec_{category}_{kind}",
+            height=150,
+            placeholder='{"type": "object", "required": ["order_id"]}',
+        )
     elif kind == "regex":
-        spec_in = st.text_input("Pattern (the whole answer must match)", spec_text, key=f"q_spec_{category}_{kind}",
-                                placeholder=r"\d{4}-\d{2}-\d{2}")
+        spec_in = st.text_input(
+            "Pattern (the whole answer must match)",
+            spec_text,
+            key=f"q_spec_{category}_{kind}",
+            placeholder=r"\d{4}-\d{2}-\d{2}",
+        )
     contract = None
     if kind != "json" and not (spec_in or "").strip():
-        st.caption("Write the " + {"labels": "labels", "json_schema": "schema", "regex": "pattern"}[kind]
-                   + " to see how many records the contract would flag before you save it.")
+        st.caption(
+            "Write the "
+            + {"labels": "labels", "json_schema": "schema", "regex": "pattern"}[kind]
+            + " to see how many records the contract would flag before you save it."
+        )
     else:
         try:
             if kind == "labels":
@@ -141,14 +215,18 @@ else:
                 spec = spec_in or None
             contract = Contract(category, kind, spec)
             preview = curation.preview_contract(store, contract)
-            st.markdown(f"This contract would flag **{preview.flagged:,} of {preview.records:,}** records of "
-                        f"this category that have an answer.")
+            st.markdown(
+                f"This contract would flag **{preview.flagged:,} of {preview.records:,}** records of "
+                f"this category that have an answer."
+            )
             for _answer, why in preview.examples:
                 st.text(f"· {why}")
         except json.JSONDecodeError as exc:
             contract = None
-            st.warning(f"The schema is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}. Fix it to see "
-                       "what it would flag.")
+            st.warning(
+                f"The schema is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}. Fix it to see "
+                "what it would flag."
+            )
         except WorkbenchError as exc:
             contract = None
             st.warning(f"{exc}. Fix it to see what it would flag.")
@@ -169,8 +247,13 @@ else:
 st.subheader("Settings")
 with st.form("q_settings", border=False):
     t1, t2 = st.columns(2)
-    max_tokens = t1.number_input("max_tokens", min_value=16, value=int(settings["max_tokens"]), step=128,
-                                 help=SETTING_HELP["max_tokens"])
+    max_tokens = t1.number_input(
+        "max_tokens",
+        min_value=16,
+        value=int(settings["max_tokens"]),
+        step=128,
+        help=SETTING_HELP["max_tokens"],
+    )
     target = t2.text_input("target_model", str(settings["target_model"]), help=SETTING_HELP["target_model"])
     if st.form_submit_button("Save the settings and re-check"):
         try:

@@ -39,6 +39,7 @@ def write_jsonl(tmp_path):
         lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
         path.write_bytes((newline.join(lines) + newline).encode(encoding))
         return path
+
     return write
 
 

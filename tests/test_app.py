@@ -32,10 +32,16 @@ def test_overview_on_an_empty_store_says_how_to_start(store_env):
 
 
 def test_overview_counts_records_categories_and_issues(store_env, write_jsonl):
-    ingest.import_file(store_env, write_jsonl([
-        chat("我要退款", "refund", category="退款"), chat("where is it", "delivery", category="物流"),
-        {"messages": [{"role": "user", "content": "hi"}, {"role": "asistant", "content": "yo"}]},
-    ]))
+    ingest.import_file(
+        store_env,
+        write_jsonl(
+            [
+                chat("我要退款", "refund", category="退款"),
+                chat("where is it", "delivery", category="物流"),
+                {"messages": [{"role": "user", "content": "hi"}, {"role": "asistant", "content": "yo"}]},
+            ]
+        ),
+    )
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
@@ -45,9 +51,17 @@ def test_overview_counts_records_categories_and_issues(store_env, write_jsonl):
 
 def test_overview_reports_a_busy_store_instead_of_crashing(store_env, monkeypatch):
     monkeypatch.setenv("WORKBENCH_STORE_WAIT", "0.3")
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('holding', flush=True); time.sleep(30)", str(store_env.db_path)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('holding', flush=True); time.sleep(30)",
+            str(store_env.db_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         at = AppTest.from_file(PAGE, default_timeout=60).run()

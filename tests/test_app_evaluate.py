@@ -28,32 +28,74 @@ def store(tmp_path, monkeypatch):
 
 
 def evaluation(store, outputs: list[str], verdicts: list[str], *, ids, categories, questions, refs) -> int:
-    items = [{"record_key": str(i), "record_id": i, "category": c,
-              "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": r}], "reference": r}
-             for i, c, q, r in zip(ids, categories, questions, refs, strict=True)]
+    items = [
+        {
+            "record_key": str(i),
+            "record_id": i,
+            "category": c,
+            "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": r}],
+            "reference": r,
+        }
+        for i, c, q, r in zip(ids, categories, questions, refs, strict=True)
+    ]
     with store.transaction() as con:
-        eid = sql.insert_evaluation(con, model="base", run_id=None, base_model="tiny", eval_set="dataset",
-                                    source="eval", system_prompt=None, examples=None, config={}, items=items,
-                                    pid=None, author="t")
-        sql.save_results(con, eid, [{"seq": n, "output": o, "verdict": v, "loss": 1.0 + n}
-                                    for n, (o, v) in enumerate(zip(outputs, verdicts, strict=True))])
+        eid = sql.insert_evaluation(
+            con,
+            model="base",
+            run_id=None,
+            base_model="tiny",
+            eval_set="dataset",
+            source="eval",
+            system_prompt=None,
+            examples=None,
+            config={},
+            items=items,
+            pid=None,
+            author="t",
+        )
+        sql.save_results(
+            con,
+            eid,
+            [
+                {"seq": n, "output": o, "verdict": v, "loss": 1.0 + n}
+                for n, (o, v) in enumerate(zip(outputs, verdicts, strict=True))
+            ],
+        )
         sql.update_evaluation(con, eid, status="done")
     return eid
 
 
 @pytest.fixture
 def two(store, write_jsonl):
-    questions = ["我要退款，饭洒了", "Where is my order?", "帮我取消订单", "Write a thank-you note to the rider"]
+    questions = [
+        "我要退款，饭洒了",
+        "Where is my order?",
+        "帮我取消订单",
+        "Write a thank-you note to the rider",
+    ]
     refs = ["refund", "order_status", "cancel", "Thank you for the quick delivery!"]
     cats = ["退款", "order", "取消", "reply"]
-    ingest.import_file(store, write_jsonl([chat(q, r, category=c) for q, r, c in zip(questions, refs, cats, strict=True)],
-                                          name="eval.jsonl"), dataset="eval")
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [chat(q, r, category=c) for q, r, c in zip(questions, refs, cats, strict=True)], name="eval.jsonl"
+        ),
+        dataset="eval",
+    )
     ids = review.load_queue(store, ReviewFilter(datasets=("eval",)), "oldest", limit=10).ids
     kw = dict(ids=ids, categories=cats, questions=questions, refs=refs)
-    before = evaluation(store, ["complaint", "order_status", "complaint", "Thanks."],
-                        ["wrong", "right", "wrong", "pending"], **kw)
-    after = evaluation(store, ["refund", "delivery", "complaint", "Thank you, rider!"],
-                       ["right", "wrong", "wrong", "pending"], **kw)
+    before = evaluation(
+        store,
+        ["complaint", "order_status", "complaint", "Thanks."],
+        ["wrong", "right", "wrong", "pending"],
+        **kw,
+    )
+    after = evaluation(
+        store,
+        ["refund", "delivery", "complaint", "Thank you, rider!"],
+        ["right", "wrong", "wrong", "pending"],
+        **kw,
+    )
     return store, before, after
 
 
@@ -69,7 +111,11 @@ def test_side_by_side_sorts_each_record_into_what_changed(two):
     rows, counts = side_by_side(store, before, after)
     assert counts == {"fixed": 1, "regressed": 1, "still_wrong": 1, "still_right": 0, "pending": 1}
     by = {r.change: r for r in rows}
-    assert by["fixed"].prompt == "我要退款，饭洒了" and by["fixed"].before == "complaint" and by["fixed"].after == "refund"
+    assert (
+        by["fixed"].prompt == "我要退款，饭洒了"
+        and by["fixed"].before == "complaint"
+        and by["fixed"].after == "refund"
+    )
     assert "complaint" in by["fixed"].diff and "refund" in by["fixed"].diff
     assert by["still_wrong"].diff == "" and by["pending"].needs_person
     fixed, _ = side_by_side(store, before, after, change="regressed")
@@ -113,8 +159,10 @@ def test_compare_judge_and_send_failures(two):
 def test_two_evaluations_of_different_sets_say_what_to_do(two):
     store, before, after = two
     with store.transaction() as con:
-        con.execute("UPDATE evaluation_results SET record_key = 'other-' || record_key WHERE evaluation_id = ?",
-                    [before])
+        con.execute(
+            "UPDATE evaluation_results SET record_key = 'other-' || record_key WHERE evaluation_id = ?",
+            [before],
+        )
     at = open_page()
     at.selectbox(key="ev_before").set_value(before).run()
     at.selectbox(key="ev_after").set_value(after).run()

@@ -34,16 +34,36 @@ def empty(tmp_path, monkeypatch):
 @pytest.fixture
 def full(empty, write_jsonl):
     store = empty
-    records = ([chat(f"我要退款，订单 {n}", "refund", category="退款", task_type="classification") for n in range(12)]
-               + [chat(f"Where is parcel {n}?", "delivery_status", category="delivery", task_type="classification")
-                  for n in range(6)]
-               + [chat("帮我取消这个订单，谢谢", "cancel", category="取消"), chat("帮我取消这个订单！谢谢", "cancel", category="取消"),
-                  {"messages": [{"role": "user", "content": "我的外卖到哪了？"}, {"role": "asistant", "content": "refund"}],
-                   "category": "delivery"}])
+    records = (
+        [
+            chat(f"我要退款，订单 {n}", "refund", category="退款", task_type="classification")
+            for n in range(12)
+        ]
+        + [
+            chat(f"Where is parcel {n}?", "delivery_status", category="delivery", task_type="classification")
+            for n in range(6)
+        ]
+        + [
+            chat("帮我取消这个订单，谢谢", "cancel", category="取消"),
+            chat("帮我取消这个订单！谢谢", "cancel", category="取消"),
+            {
+                "messages": [
+                    {"role": "user", "content": "我的外卖到哪了？"},
+                    {"role": "asistant", "content": "refund"},
+                ],
+                "category": "delivery",
+            },
+        ]
+    )
     ingest.import_file(store, write_jsonl(records, name="badcases.jsonl"))
     set_status(store, Selection(category="退款"), "approved", "test")
-    ingest.import_file(store, write_jsonl([chat(f"Write a poem about {w}", "...") for w in ("rain", "雪", "tea")],
-                                          name="general.jsonl"), dataset="general")
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [chat(f"Write a poem about {w}", "...") for w in ("rain", "雪", "tea")], name="general.jsonl"
+        ),
+        dataset="general",
+    )
     ids = review.load_queue(store, ReviewFilter(datasets=("badcases",)), "oldest", limit=100).ids
     save_run(store, {0: ids[:12], 1: ids[12:]})
     # dedup just the two cancel requests: the templated ones (numbers masked) would all be copies of each other
@@ -69,9 +89,17 @@ def test_each_page_renders_on_an_empty_store_and_says_what_to_do(empty, page):
 @pytest.mark.parametrize("page", PAGES)
 def test_each_page_reports_a_busy_store_instead_of_crashing(empty, page, monkeypatch):
     monkeypatch.setenv("WORKBENCH_STORE_WAIT", "0.3")
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('holding', flush=True); time.sleep(60)", str(empty.db_path)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('holding', flush=True); time.sleep(60)",
+            str(empty.db_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         at = open_page(page)
@@ -83,8 +111,10 @@ def test_each_page_reports_a_busy_store_instead_of_crashing(empty, page, monkeyp
 
 def test_import_page_imports_pasted_records_and_links_the_import_to_review(empty):
     at = open_page("pages/imports.py")
-    at.text_area(key="im_paste_text").set_value('{"messages": [{"role": "user", "content": "退款"}, '
-                                                '{"role": "assistant", "content": "refund"}]}\noops').run()
+    at.text_area(key="im_paste_text").set_value(
+        '{"messages": [{"role": "user", "content": "退款"}, '
+        '{"role": "assistant", "content": "refund"}]}\noops'
+    ).run()
     at.button(key="im_paste_go").click().run()
     assert not at.exception, at.exception
     assert [m.value for m in at.metric][:3] == ["1", "0", "1"]  # imported, repaired, rejected
@@ -180,8 +210,13 @@ def test_clusters_page_refuses_a_second_job_while_one_runs(full):
 
 
 def test_a_cluster_link_made_after_review_cached_its_choices_keeps_the_filter(empty, write_jsonl):
-    ingest.import_file(empty, write_jsonl([chat(f"我要退款 {n}", "refund") for n in range(5)]
-                                          + [chat(f"Where is parcel {n}?", "delivery") for n in range(3)]))
+    ingest.import_file(
+        empty,
+        write_jsonl(
+            [chat(f"我要退款 {n}", "refund") for n in range(5)]
+            + [chat(f"Where is parcel {n}?", "delivery") for n in range(3)]
+        ),
+    )
     at = open_page("pages/review.py")  # the filter choices are cached now, without clusters
     ids = review.load_queue(empty, ReviewFilter(), "oldest").ids
     save_run(empty, {0: ids[:5], 1: ids[5:]})
@@ -201,7 +236,11 @@ def test_import_page_adds_one_badcase_from_the_form(empty):
     at.button[[b.label for b in at.button].index("Add the badcase")].click().run()
     assert not at.exception, at.exception
     record = review.open_record(empty, review.load_queue(empty, ReviewFilter()).ids[0]).record
-    assert (record.bad_output, record.messages[-1]["content"], record.category) == ("refund", "delivery_status", "意图")
+    assert (record.bad_output, record.messages[-1]["content"], record.category) == (
+        "refund",
+        "delivery_status",
+        "意图",
+    )
     at.text_area(key="im_form_user").set_value(" ")
     at.button[[b.label for b in at.button].index("Add the badcase")].click().run()
     assert "user's message" in at.error[0].value

@@ -60,7 +60,11 @@ def test_ask_flag_and_find_it_in_review(store, tiny):
     assert page.total == 1
     with store.connect() as con:
         record = get_record(con, page.ids[0])
-    assert record.category == "退款" and record.messages[-1]["content"] == "refund" and record.bad_output is not None
+    assert (
+        record.category == "退款"
+        and record.messages[-1]["content"] == "refund"
+        and record.bad_output is not None
+    )
     assert tiny in record.source
 
 

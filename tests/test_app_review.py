@@ -23,14 +23,27 @@ def store_env(tmp_path, monkeypatch, write_jsonl):
     from workbench.store import Store
 
     store = Store.open()
-    ingest.import_file(store, write_jsonl([
-        {"messages": [{"role": "user", "content": "我要退款，订单 7781"}, {"role": "asistant", "content": "refund"}],
-         "category": "退款"},
-        {"prompt": "我的外卖到哪了？", "bad_output": "refund", "expected": "", "category": "物流"},
-        chat("<script>alert('x')</script> **bold** [link](http://example.com)", "<img src=x onerror=alert(1)>",
-             category="intent"),
-        *[chat(f"Where is order {n}?", "delivery_status", category="物流") for n in range(60)],
-    ]))
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": "我要退款，订单 7781"},
+                        {"role": "asistant", "content": "refund"},
+                    ],
+                    "category": "退款",
+                },
+                {"prompt": "我的外卖到哪了？", "bad_output": "refund", "expected": "", "category": "物流"},
+                chat(
+                    "<script>alert('x')</script> **bold** [link](http://example.com)",
+                    "<img src=x onerror=alert(1)>",
+                    category="intent",
+                ),
+                *[chat(f"Where is order {n}?", "delivery_status", category="物流") for n in range(60)],
+            ]
+        ),
+    )
     return store
 
 
@@ -107,7 +120,9 @@ def test_a_stale_save_shows_both_versions_and_keeps_either(store_env):
     at = open_review({"text": "外卖"})
     rid = at.session_state.rv_current
     rec = review.open_record(store_env, rid).record
-    review.save_record(store_env, rid, rec.version, {"category": "售后"}, "cli-user")  # someone else, meanwhile
+    review.save_record(
+        store_env, rid, rec.version, {"category": "售后"}, "cli-user"
+    )  # someone else, meanwhile
     at.text_input(key=f"rv_tags_{rid}_1").set_value("复核").run()
     assert any("changed since you opened it" in w.value for w in at.warning)  # the typed tag is kept
     assert at.text_input(key=f"rv_tags_{rid}_1").value == "复核"
@@ -141,7 +156,9 @@ def test_one_click_fix_from_the_issue_list(store_env):
     fix.click().run()
     assert not at.exception
     assert review.open_record(store_env, rid).record.messages[1]["role"] == "assistant"
-    assert matching(at).startswith("**0 records match**")  # the filter stays though no record has the issue now
+    assert matching(at).startswith(
+        "**0 records match**"
+    )  # the filter stays though no record has the issue now
 
 
 def test_bulk_action_says_how_many_then_one_undo_reverts_it(store_env):
@@ -181,9 +198,17 @@ def test_html_and_markdown_in_a_record_are_shown_as_text(store_env):
 def test_a_busy_store_says_who_holds_it_and_offers_a_retry(store_env, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=60).run()
     monkeypatch.setenv("WORKBENCH_STORE_WAIT", "0.3")
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('holding', flush=True); time.sleep(30)", str(store_env.db_path)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('holding', flush=True); time.sleep(30)",
+            str(store_env.db_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         at.switch_page(REVIEW).run()

@@ -44,8 +44,9 @@ def test_empty_store_says_what_to_do_and_the_button_waits(store):
 
 
 def test_one_click_starts_the_pipeline_and_the_page_reattaches(store, write_jsonl, tmp_path):
-    records = ([chat(f"我要退款，订单 {n} 的饭洒了", "refund", category="退款") for n in range(8)]
-               + [chat(f"Where is my order {n}?", "order_status", category="order") for n in range(8)])
+    records = [chat(f"我要退款，订单 {n} 的饭洒了", "refund", category="退款") for n in range(8)] + [
+        chat(f"Where is my order {n}?", "order_status", category="order") for n in range(8)
+    ]
     report = ingest.import_file(store, write_jsonl(records))
     set_status(store, Selection(import_id=report.import_id), "approved", "test")
     at = open_page()

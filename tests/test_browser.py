@@ -18,11 +18,23 @@ from workbench.store import Store
 from .conftest import ROOT, chat
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make install does it)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make install does it)"
+    ),
+]
 
 
 def free_port() -> int:
@@ -35,22 +47,52 @@ def free_port() -> int:
 def app_url(tmp_path, write_jsonl):
     store_dir = tmp_path / "store"
     store = Store.open(store_dir)
-    ingest.import_file(store, write_jsonl([chat("我要退款", "refund", category="退款"),
-                                           chat("我的外卖到哪了", "delivery_status", category="物流"),
-                                           chat("where is it", "delivery_status", category="物流"),
-                                           {"messages": [{"role": "user", "content": "hi"},
-                                                         {"role": "asistant", "content": "yo"}]},
-                                           {"prompt": "我的外卖怎么还没到？都一个小时了", "bad_output": "refund",
-                                            "expected": "", "category": "物流", "tags": ["线上反馈"]},
-                                           chat("<script>document.title='pwned'</script> <b>bold?</b>",
-                                                "<img src=x onerror=\"document.title='pwned'\">",
-                                                category="html")]))
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [
+                chat("我要退款", "refund", category="退款"),
+                chat("我的外卖到哪了", "delivery_status", category="物流"),
+                chat("where is it", "delivery_status", category="物流"),
+                {"messages": [{"role": "user", "content": "hi"}, {"role": "asistant", "content": "yo"}]},
+                {
+                    "prompt": "我的外卖怎么还没到？都一个小时了",
+                    "bad_output": "refund",
+                    "expected": "",
+                    "category": "物流",
+                    "tags": ["线上反馈"],
+                },
+                chat(
+                    "<script>document.title='pwned'</script> <b>bold?</b>",
+                    "<img src=x onerror=\"document.title='pwned'\">",
+                    category="html",
+                ),
+            ]
+        ),
+    )
     port = free_port()
     env = {**os.environ, "WORKBENCH_STORE": str(store_dir)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -128,7 +170,9 @@ def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, 
         assert page.get_by_role("link", name="Overview").count() == 1
         page.reload()
         expect(page.get_by_role("heading", name="Record 6")).to_be_visible(timeout=60_000)
-        page.get_by_role("heading", name="Review").click()  # a person's first click lands somewhere on the page
+        page.get_by_role(
+            "heading", name="Review"
+        ).click()  # a person's first click lands somewhere on the page
         settle(page)
         page.keyboard.press("Alt+j")
         expect(page.get_by_role("heading", name="Record 5")).to_be_visible(timeout=30_000)
@@ -143,7 +187,9 @@ def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, 
         # one click applies the safe autofix
         page.get_by_role("button", name="Fix").first.click()
         expect(page.get_by_text("Fixed role-typo")).to_be_visible(timeout=30_000)
-        expect(page.get_by_text("0 records match")).to_be_visible(timeout=30_000)  # it no longer has the issue
+        expect(page.get_by_text("0 records match")).to_be_visible(
+            timeout=30_000
+        )  # it no longer has the issue
         # the Chinese badcase: write the right answer beside what the model said
         page.goto(app_url + "/review?text=一个小时")
         expect(page.get_by_text("1 records match")).to_be_visible(timeout=60_000)
@@ -168,7 +214,9 @@ def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, 
         page.wait_for_timeout(800)
         assert page.title() != "pwned"
         assert page.locator("img[src=x]").count() == 0
-        page.screenshot(path=str(shots / "review-html.png"), clip={"x": 0, "y": 0, "width": 1400, "height": 1300})
+        page.screenshot(
+            path=str(shots / "review-html.png"), clip={"x": 0, "y": 0, "width": 1400, "height": 1300}
+        )
         # Overview counts moved: one approved, no role typo left
         page.goto(app_url)
         page.get_by_text("By category").wait_for(timeout=60_000)
@@ -182,5 +230,8 @@ def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, 
     store = Store.open(tmp_path / "store")
     badcase = review.load_queue(store, review.ReviewFilter(text="一个小时")).rows[0]
     record = review.open_record(store, badcase.id).record
-    assert record.status == "approved" and record.messages[-1] == {**record.messages[-1], "role": "assistant",
-                                                                    "content": "delivery_status"}
+    assert record.status == "approved" and record.messages[-1] == {
+        **record.messages[-1],
+        "role": "assistant",
+        "content": "delivery_status",
+    }

@@ -29,15 +29,22 @@ from workbench.store.records import Selection
 from .conftest import ROOT
 from .test_browser import ARGS, CHROMIUM, free_port
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make install does it)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make install does it)"
+    ),
+]
 
 
 @pytest.fixture
 def app(tmp_path):
     store_dir = tmp_path / "store"
     store = Store.open(store_dir)
-    rows = [{k: v for k, v in r.items() if k not in ("id", "source")} for r in classification_records(48, seed=7)]
+    rows = [
+        {k: v for k, v in r.items() if k not in ("id", "source")} for r in classification_records(48, seed=7)
+    ]
     for name, part, dataset in (("intents.jsonl", rows[:-8], "badcases"), ("held.jsonl", rows[-8:], "eval")):
         path = tmp_path / name
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8")
@@ -49,9 +56,26 @@ def app(tmp_path):
     port = free_port()
     env = {**os.environ, "WORKBENCH_STORE": str(store_dir)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

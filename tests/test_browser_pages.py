@@ -26,34 +26,84 @@ from workbench.store.records import Selection
 from .conftest import ROOT, chat
 from .test_browser import ARGS, CHROMIUM, free_port
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make install does it)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make install does it)"
+    ),
+]
 
-REFUNDS = ["我要退款，商品坏了", "这个耳机有杂音，能退吗", "衣服尺码不对，申请退货退款", "订单重复扣款了，请退回",
-           "Refund my order please, it arrived broken", "I was charged twice, I want my money back"]
-DELIVERY = ["我的外卖到哪了？都一个小时了", "快递三天没更新物流", "Where is my parcel? It says shipped last week",
-            "The courier never came, where is my package?"]
+REFUNDS = [
+    "我要退款，商品坏了",
+    "这个耳机有杂音，能退吗",
+    "衣服尺码不对，申请退货退款",
+    "订单重复扣款了，请退回",
+    "Refund my order please, it arrived broken",
+    "I was charged twice, I want my money back",
+]
+DELIVERY = [
+    "我的外卖到哪了？都一个小时了",
+    "快递三天没更新物流",
+    "Where is my parcel? It says shipped last week",
+    "The courier never came, where is my package?",
+]
 
 
 @pytest.fixture
 def app(tmp_path, write_jsonl):
     store_dir = tmp_path / "store"
     store = Store.open(store_dir)
-    ingest.import_file(store, write_jsonl(
-        [chat(t, "refund", category="退款", task_type="classification") for t in REFUNDS]
-        + [chat(t, "delivery_status", category="物流", task_type="classification") for t in DELIVERY]
-        + [{"messages": [{"role": "user", "content": "取消订单 7781"}, {"role": "asistant", "content": "cancel"}],
-            "category": "取消"}], name="badcases.jsonl"))
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [chat(t, "refund", category="退款", task_type="classification") for t in REFUNDS]
+            + [chat(t, "delivery_status", category="物流", task_type="classification") for t in DELIVERY]
+            + [
+                {
+                    "messages": [
+                        {"role": "user", "content": "取消订单 7781"},
+                        {"role": "asistant", "content": "cancel"},
+                    ],
+                    "category": "取消",
+                }
+            ],
+            name="badcases.jsonl",
+        ),
+    )
     set_status(store, Selection(dataset="badcases"), "approved", "test")
     coverage.set_target(store, "退款", 8, 20)
-    ingest.import_file(store, write_jsonl([chat(f"Write a short poem about {w}", "...") for w in
-                                           ("rain", "tea", "雪", "山")], name="general.jsonl"), dataset="general")
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [chat(f"Write a short poem about {w}", "...") for w in ("rain", "tea", "雪", "山")],
+            name="general.jsonl",
+        ),
+        dataset="general",
+    )
     port = free_port()
     env = {**os.environ, "WORKBENCH_STORE": str(store_dir)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -78,12 +128,22 @@ def test_import_coverage_clusters_and_quality_in_a_real_browser(app, tmp_path):
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     csv = tmp_path / "退款补充.csv"
-    rows = ["我买的手机屏幕碎了要退款", "鞋子开胶了，退钱", "I want a refund: the blender does not work",
-            "充电器买错了型号，申请退款"]
-    csv.write_bytes(("prompt,response,category\n" + "".join(f"{r},refund,退款\n" for r in rows)).encode("gb18030"))
+    rows = [
+        "我买的手机屏幕碎了要退款",
+        "鞋子开胶了，退钱",
+        "I want a refund: the blender does not work",
+        "充电器买错了型号，申请退款",
+    ]
+    csv.write_bytes(
+        ("prompt,response,category\n" + "".join(f"{r},refund,退款\n" for r in rows)).encode("gb18030")
+    )
     jsonl = tmp_path / "mixed.jsonl"
-    jsonl.write_text(json.dumps(chat("Where is order 12?", "delivery_status", category="物流")) + "\n"
-                     + "{oops this line is broken\n", encoding="utf-8")
+    jsonl.write_text(
+        json.dumps(chat("Where is order 12?", "delivery_status", category="物流"))
+        + "\n"
+        + "{oops this line is broken\n",
+        encoding="utf-8",
+    )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
@@ -94,7 +154,9 @@ def test_import_coverage_clusters_and_quality_in_a_real_browser(app, tmp_path):
         expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=60_000)
         # Coverage: 退款 is short of its band (6 ready of 8-20)
         page.goto(url + "/coverage")
-        expect(page.get_by_role("link", name="退款: short by 2 (6 ready of 8-20)")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("link", name="退款: short by 2 (6 ready of 8-20)")).to_be_visible(
+            timeout=60_000
+        )
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "coverage.png"), full_page=True)
 
@@ -107,7 +169,9 @@ def test_import_coverage_clusters_and_quality_in_a_real_browser(app, tmp_path):
         expect(page.get_by_text("Rejected lines").first).to_be_visible()
         with page.expect_download() as download:
             page.get_by_role("button", name="Download every rejected line (JSONL)").first.click()
-        rejects = [json.loads(line) for line in Path(download.value.path()).read_text(encoding="utf-8").splitlines()]
+        rejects = [
+            json.loads(line) for line in Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+        ]
         assert [(r["line"], r["code"]) for r in rejects] == [(2, "invalid-json")]
         assert rejects[0]["raw"] == "{oops this line is broken"
         page.wait_for_timeout(800)
@@ -124,7 +188,9 @@ def test_import_coverage_clusters_and_quality_in_a_real_browser(app, tmp_path):
 
         # Coverage again: 退款 is in band now
         page.goto(url + "/coverage")
-        expect(page.get_by_role("link", name="退款: in band (10 ready of 8-20)")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("link", name="退款: in band (10 ready of 8-20)")).to_be_visible(
+            timeout=60_000
+        )
 
         # Quality: the role typo, its rule, fix all
         page.goto(url + "/quality")

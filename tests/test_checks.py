@@ -21,8 +21,10 @@ def msgs(*turns):
 
 GOOD = msgs(("system", "你是客服。"), ("user", "我要退款"), ("assistant", "refund"))
 GOOD_EN = msgs(("user", "Where is my parcel?"), ("assistant", "delivery_status"))
-LONG_PROSE = ("Supervised fine-tuning works when the data is right. Fix the failures the model really makes, "
-              "write the right answer in, and check the format before training starts. 监督微调的关键在于数据质量。")
+LONG_PROSE = (
+    "Supervised fine-tuning works when the data is right. Fix the failures the model really makes, "
+    "write the right answer in, and check the format before training starts. 监督微调的关键在于数据质量。"
+)
 
 
 def codes(messages, category=None, ctx=None):
@@ -46,8 +48,12 @@ BREAKS = [
     ("mojibake", msgs(("user", "æ‰“æ–°è‚¡"), ("assistant", "ok")), 1),
     ("replacement-char", msgs(("user", "caf\ufffd"), ("assistant", "ok")), 1),
     ("control-char", msgs(("user", "hi\x07there"), ("assistant", "ok")), 1),
-    ("curly-quote-json", msgs(("user", "extract"), ("assistant", '{“order_id”: “A1”, “qty”: 2}')), 2),
-    ("template-placeholder", msgs(("user", "who are you"), ("assistant", "I am {{name}}, made by {{ author }}.")), 2),
+    ("curly-quote-json", msgs(("user", "extract"), ("assistant", "{“order_id”: “A1”, “qty”: 2}")), 2),
+    (
+        "template-placeholder",
+        msgs(("user", "who are you"), ("assistant", "I am {{name}}, made by {{ author }}.")),
+        2,
+    ),
     ("repetition", msgs(("user", "snack?"), ("assistant", "Eat a banana! " * 200)), 2),
     ("repetition", msgs(("user", "笑"), ("assistant", "好的。" + "哈哈哈哈哈" * 60)), 2),
 ]
@@ -61,22 +67,34 @@ def test_rule_flags_a_record_that_breaks_it(code, messages, turn):
     assert found[0].message  # says what is wrong
 
 
-@pytest.mark.parametrize("messages", [GOOD, GOOD_EN, msgs(("user", LONG_PROSE), ("assistant", LONG_PROSE)),
-                                      msgs(("user", "他说“你好”然后走了"), ("assistant", '{"order_id": "A1"}')),
-                                      msgs(("user", "¿Dónde está mi pedido? Café, crème brûlée"), ("assistant", "ok"))])
+@pytest.mark.parametrize(
+    "messages",
+    [
+        GOOD,
+        GOOD_EN,
+        msgs(("user", LONG_PROSE), ("assistant", LONG_PROSE)),
+        msgs(("user", "他说“你好”然后走了"), ("assistant", '{"order_id": "A1"}')),
+        msgs(("user", "¿Dónde está mi pedido? Café, crème brûlée"), ("assistant", "ok")),
+    ],
+)
 def test_clean_records_raise_no_issue(messages):
     assert check_record(messages) == []
 
 
 def test_every_record_rule_has_a_breaking_example():
-    record_rules = {r.code for r in checks.RULES.values() if r.stage == "record" and not r.code.startswith("contract-")}
+    record_rules = {
+        r.code for r in checks.RULES.values() if r.stage == "record" and not r.code.startswith("contract-")
+    }
     assert record_rules - {"too-long"} == {code for code, _, _ in BREAKS}
 
 
 def test_tool_call_turns_count_as_answers():
-    messages = [{"role": "user", "content": "weather?"},
-                {"role": "assistant", "content": None, "tool_calls": '[{"type": "function"}]'},
-                {"role": "tool", "content": "{\"t\": 3}"}, {"role": "assistant", "content": "3 degrees"}]
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": '[{"type": "function"}]'},
+        {"role": "tool", "content": '{"t": 3}'},
+        {"role": "assistant", "content": "3 degrees"},
+    ]
     assert check_record(messages) == []
 
 
@@ -97,27 +115,44 @@ def test_too_long_with_the_real_embedded_tokenizer():
     from workbench.models import token_counter
 
     ctx = CheckContext(max_tokens=64, count_tokens=token_counter(None))
-    issue = next(i for i in check_record(msgs(("user", "退款 " * 80), ("assistant", "ok")), ctx=ctx)
-                 if i.code == "too-long")
+    issue = next(
+        i
+        for i in check_record(msgs(("user", "退款 " * 80), ("assistant", "ok")), ctx=ctx)
+        if i.code == "too-long"
+    )
     assert "over the max length 64" in issue.message
 
 
 # --- autofixes -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("broken,fixed", [
-    (msgs(("USER", "hi"), ("Assistant", "yo")), msgs(("user", "hi"), ("assistant", "yo"))),
-    (msgs(("usr", "hi"), ("asistant", "yo")), msgs(("user", "hi"), ("assistant", "yo"))),
-    (msgs(("human", "hi"), ("bot", "yo")), msgs(("user", "hi"), ("assistant", "yo"))),
-    (msgs(("user", "hi"), ("system", "be nice"), ("assistant", "yo")),
-     msgs(("system", "be nice"), ("user", "hi"), ("assistant", "yo"))),
-    (msgs(("user", "hi"), ("user", "there"), ("assistant", "yo")), msgs(("user", "hi\n\nthere"), ("assistant", "yo"))),
-    (msgs(("user", "æ‰“æ–°è‚¡"), ("assistant", "ok")), msgs(("user", "打新股"), ("assistant", "ok"))),
-    # the re-decode leaves the rest of the turn alone: full-width punctuation, curly quotes, &amp;
-    (msgs(("user", "æ‰“æ–°è‚¡ 他说“好”，对！A&amp;B"), ("assistant", "ok")),
-     msgs(("user", "打新股 他说“好”，对！A&amp;B"), ("assistant", "ok"))),
-    (msgs(("user", "a\x00b"), ("assistant", "ok")), msgs(("user", "ab"), ("assistant", "ok"))),
-    (msgs(("user", "q"), ("assistant", '{“a”: “他说“好””}')), msgs(("user", "q"), ("assistant", '{"a": "他说“好”"}'))),
-])
+
+@pytest.mark.parametrize(
+    "broken,fixed",
+    [
+        (msgs(("USER", "hi"), ("Assistant", "yo")), msgs(("user", "hi"), ("assistant", "yo"))),
+        (msgs(("usr", "hi"), ("asistant", "yo")), msgs(("user", "hi"), ("assistant", "yo"))),
+        (msgs(("human", "hi"), ("bot", "yo")), msgs(("user", "hi"), ("assistant", "yo"))),
+        (
+            msgs(("user", "hi"), ("system", "be nice"), ("assistant", "yo")),
+            msgs(("system", "be nice"), ("user", "hi"), ("assistant", "yo")),
+        ),
+        (
+            msgs(("user", "hi"), ("user", "there"), ("assistant", "yo")),
+            msgs(("user", "hi\n\nthere"), ("assistant", "yo")),
+        ),
+        (msgs(("user", "æ‰“æ–°è‚¡"), ("assistant", "ok")), msgs(("user", "打新股"), ("assistant", "ok"))),
+        # the re-decode leaves the rest of the turn alone: full-width punctuation, curly quotes, &amp;
+        (
+            msgs(("user", "æ‰“æ–°è‚¡ 他说“好”，对！A&amp;B"), ("assistant", "ok")),
+            msgs(("user", "打新股 他说“好”，对！A&amp;B"), ("assistant", "ok")),
+        ),
+        (msgs(("user", "a\x00b"), ("assistant", "ok")), msgs(("user", "ab"), ("assistant", "ok"))),
+        (
+            msgs(("user", "q"), ("assistant", "{“a”: “他说“好””}")),
+            msgs(("user", "q"), ("assistant", '{"a": "他说“好”"}')),
+        ),
+    ],
+)
 def test_autofix_repairs_and_the_record_then_passes(broken, fixed):
     repaired, applied = fix_record(broken)
     assert [formats.message_for_json(m) for m in repaired] == fixed
@@ -125,8 +160,11 @@ def test_autofix_repairs_and_the_record_then_passes(broken, fixed):
 
 
 def test_no_autofix_where_none_is_safe():
-    for messages in (msgs(("narrator", "x"), ("assistant", "y")), msgs(("user", "caf\ufffd"), ("assistant", "y")),
-                     msgs(("user", "hi"), ("assistant", " "))):
+    for messages in (
+        msgs(("narrator", "x"), ("assistant", "y")),
+        msgs(("user", "caf\ufffd"), ("assistant", "y")),
+        msgs(("user", "hi"), ("assistant", " ")),
+    ):
         assert all(i.fix is None for i in check_record(messages))
         assert fix_record(messages) == (messages, [])
 
@@ -139,16 +177,32 @@ def test_fix_is_described_in_the_issue():
 # --- output contracts ------------------------------------------------------------------------------
 
 LABELS = Contract("intent", "labels", ["refund", "cancel", "delivery_status"])
-SCHEMA = Contract("slots", "json_schema", {"type": "object", "required": ["order_id", "qty"],
-                                          "properties": {"order_id": {"type": "string"}, "qty": {"type": "integer"}}})
+SCHEMA = Contract(
+    "slots",
+    "json_schema",
+    {
+        "type": "object",
+        "required": ["order_id", "qty"],
+        "properties": {"order_id": {"type": "string"}, "qty": {"type": "integer"}},
+    },
+)
 
 
-@pytest.mark.parametrize("contract,category,good,bad,code", [
-    (LABELS, "intent", "refund", "I think you want a refund", "contract-label"),
-    (Contract("slots", "json"), "slots", '{"a": 1}', "{'a': 1}", "contract-json"),
-    (SCHEMA, "slots", '{"order_id": "A1", "qty": 2}', '{"order_id": "A1", "qty": "two"}', "contract-schema"),
-    (Contract("reply", "regex", r"(是|否)"), "reply", "是", "是的", "contract-regex"),
-])
+@pytest.mark.parametrize(
+    "contract,category,good,bad,code",
+    [
+        (LABELS, "intent", "refund", "I think you want a refund", "contract-label"),
+        (Contract("slots", "json"), "slots", '{"a": 1}', "{'a': 1}", "contract-json"),
+        (
+            SCHEMA,
+            "slots",
+            '{"order_id": "A1", "qty": 2}',
+            '{"order_id": "A1", "qty": "two"}',
+            "contract-schema",
+        ),
+        (Contract("reply", "regex", r"(是|否)"), "reply", "是", "是的", "contract-regex"),
+    ],
+)
 def test_contract_flags_answers_that_break_it(contract, category, good, bad, code):
     ctx = CheckContext(contracts={category: contract})
     assert codes(msgs(("user", "q"), ("assistant", good)), category, ctx) == []
@@ -158,7 +212,9 @@ def test_contract_flags_answers_that_break_it(contract, category, good, bad, cod
 
 def test_schema_violation_says_where():
     ctx = CheckContext(contracts={"slots": SCHEMA})
-    (issue,) = check_record(msgs(("user", "q"), ("assistant", '{"order_id": "A1", "qty": "two"}')), "slots", ctx)
+    (issue,) = check_record(
+        msgs(("user", "q"), ("assistant", '{"order_id": "A1", "qty": "two"}')), "slots", ctx
+    )
     assert "qty" in issue.message and issue.turn == 2
 
 
@@ -168,8 +224,10 @@ def test_label_with_stray_whitespace_is_fixable():
     assert repaired[1]["content"] == "refund" and check_record(repaired, "intent", ctx) == []
 
 
-@pytest.mark.parametrize("kind,spec", [("labels", []), ("json_schema", {"type": "nonsense"}), ("regex", "(unclosed"),
-                                       ("sentiment", None)])
+@pytest.mark.parametrize(
+    "kind,spec",
+    [("labels", []), ("json_schema", {"type": "nonsense"}), ("regex", "(unclosed"), ("sentiment", None)],
+)
 def test_bad_contract_definitions_are_refused(kind, spec):
     with pytest.raises(WorkbenchError):
         Contract("c", kind, spec)
@@ -177,10 +235,13 @@ def test_bad_contract_definitions_are_refused(kind, spec):
 
 # --- the SQL pre-test ------------------------------------------------------------------------------
 
+
 def sql_clean(con, messages, max_tokens=2048) -> bool:
     canonical = [formats.canonical_message(m) for m in messages]
-    return con.execute(f"SELECT {checks.clean_record_sql(max_tokens)} FROM (SELECT ?::{normaliser.MESSAGE_TYPE}[] AS messages)",
-                       [canonical]).fetchone()[0]
+    return con.execute(
+        f"SELECT {checks.clean_record_sql(max_tokens)} FROM (SELECT ?::{normaliser.MESSAGE_TYPE}[] AS messages)",
+        [canonical],
+    ).fetchone()[0]
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +263,12 @@ ROLES = st.sampled_from(["system", "user", "assistant", "tool", "USER", "asistan
 TEXT = st.one_of(
     st.text(max_size=60),
     st.text(alphabet="ab 好的。!", min_size=60, max_size=400),
-    st.builds(lambda unit, n, tail: unit * n + tail, st.text(min_size=2, max_size=20), st.integers(1, 40),
-              st.text(max_size=30)),
+    st.builds(
+        lambda unit, n, tail: unit * n + tail,
+        st.text(min_size=2, max_size=20),
+        st.integers(1, 40),
+        st.text(max_size=30),
+    ),
     st.sampled_from(["{{name}}", "æ‰“æ–°", "{“a”: “b”}", "   ", "", "\ufffd", "ok\x01"]),
 )
 MESSAGE = st.fixed_dictionaries({"role": ROLES, "content": st.one_of(st.none(), TEXT)})
@@ -214,4 +279,9 @@ MESSAGE = st.fixed_dictionaries({"role": ROLES, "content": st.one_of(st.none(), 
 def test_pretest_is_conservative_on_generated_records(con, messages):
     """Whenever SQL calls a record clean, the rules agree (otherwise bulk checks would miss issues)."""
     if sql_clean(con, messages, max_tokens=400):
-        assert check_record(messages, None, CheckContext(max_tokens=400, count_tokens=lambda m: checks.token_bound(m))) == []
+        assert (
+            check_record(
+                messages, None, CheckContext(max_tokens=400, count_tokens=lambda m: checks.token_bound(m))
+            )
+            == []
+        )

@@ -27,21 +27,27 @@ def run(*args, store=None, check=False):
 
 @pytest.fixture
 def messy(write_jsonl):
-    return write_jsonl([
-        chat("Where is my order?", "delivery_status"),
-        {"messages": [{"role": "USER", "content": "退款"}, {"role": "asistant", "content": "refund"}]},
-        "{not json",
-        "",
-        chat("取消订单", ""),
-    ])
+    return write_jsonl(
+        [
+            chat("Where is my order?", "delivery_status"),
+            {"messages": [{"role": "USER", "content": "退款"}, {"role": "asistant", "content": "refund"}]},
+            "{not json",
+            "",
+            chat("取消订单", ""),
+        ]
+    )
 
 
 def test_check_json_gives_one_object_per_record_in_input_order(messy):
     result = run("check", messy, "--json")
     assert result.returncode == 1  # errors present
     objects = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(o["index"], o["line"], o["ok"]) for o in objects] == [(0, 1, True), (1, 2, False), (2, 3, False),
-                                                                   (3, 5, False)]
+    assert [(o["index"], o["line"], o["ok"]) for o in objects] == [
+        (0, 1, True),
+        (1, 2, False),
+        (2, 3, False),
+        (3, 5, False),
+    ]
     assert objects[0]["issues"] == []
     by_code = {i["code"]: i for i in objects[1]["issues"]}
     assert by_code["role-case"]["turn"] == 1 and by_code["role-case"]["fix"] == "rename to 'user'"
@@ -97,7 +103,9 @@ def test_import_of_a_missing_file_is_one_clear_line(tmp_path):
 
 
 def test_console_script_is_installed():
-    exe = Path(sys.executable).parent / "workbench"  # beside the Python running the tests (make install puts it there)
+    exe = (
+        Path(sys.executable).parent / "workbench"
+    )  # beside the Python running the tests (make install puts it there)
     assert exe.exists(), f"no console script {exe}: install the project (make install)"
     assert "import" in subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
 
@@ -105,8 +113,10 @@ def test_console_script_is_installed():
 def test_status_approves_records_for_export(messy, tmp_path):
     store = tmp_path / "store"
     run("import", messy, "--category", "intent", store=store, check=True)
-    assert "3 record(s) set to approved" in run("status", "approved", "--category", "intent", store=store,
-                                                check=True).stdout
+    assert (
+        "3 record(s) set to approved"
+        in run("status", "approved", "--category", "intent", store=store, check=True).stdout
+    )
     stats = json.loads(run("stats", "--json", store=store, check=True).stdout)
     assert stats["statuses"] == [["approved", 3]]
     assert "0 record(s)" in run("status", "approved", "--ids", "1", store=store, check=True).stdout

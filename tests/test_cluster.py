@@ -18,8 +18,16 @@ from workbench.store.records import Record, get_record, insert_record, revisions
 
 
 def add(con, text: str, **fields) -> int:
-    return insert_record(con, Record(0, "badcases", [{"role": "user", "content": text},
-                                                     {"role": "assistant", "content": "..."}], **fields), "test")
+    return insert_record(
+        con,
+        Record(
+            0,
+            "badcases",
+            [{"role": "user", "content": text}, {"role": "assistant", "content": "..."}],
+            **fields,
+        ),
+        "test",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +46,9 @@ def paraphrases(tmp_path_factory):
 def same_cluster_rates(run, request, ids):
     label = {rid: c.id for c in run.clusters for rid in c.member_ids}
     same = [label[a] == label[b] for a, b in itertools.combinations(ids, 2) if request[a][1] == request[b][1]]
-    different = [label[a] == label[b] for a, b in itertools.combinations(ids, 2) if request[a][1] != request[b][1]]
+    different = [
+        label[a] == label[b] for a, b in itertools.combinations(ids, 2) if request[a][1] != request[b][1]
+    ]
     return sum(same) / len(same), sum(different) / len(different)
 
 
@@ -48,8 +58,10 @@ def test_paraphrases_share_a_cluster_far_more_often_than_different_requests(para
     ids = [rid for rid, (lang, _) in request.items() if lang in languages]
     run = cluster.cluster_records(store, ids, save=False)
     same, different = same_cluster_rates(run, request, ids)
-    print(f"\n{'+'.join(languages)} on {run.model}: k={run.k} ({run.k_chosen_by}); paraphrase pairs in one cluster "
-          f"{same:.2f}, different-request pairs {different:.2f}")
+    print(
+        f"\n{'+'.join(languages)} on {run.model}: k={run.k} ({run.k_chosen_by}); paraphrase pairs in one cluster "
+        f"{same:.2f}, different-request pairs {different:.2f}"
+    )
     assert same >= 0.8
     assert different <= 0.1
     assert same >= 8 * max(different, 0.01)
@@ -58,8 +70,14 @@ def test_paraphrases_share_a_cluster_far_more_often_than_different_requests(para
 def test_chinese_is_clustered_on_the_multilingual_model_and_english_alone_on_minilm(paraphrases):
     store, request = paraphrases
     english = [rid for rid, (lang, _) in request.items() if lang == "en"]
-    assert cluster.cluster_records(store, english, config=ClusterConfig(k=2), save=False).model == embed.MINILM_ID
-    assert cluster.cluster_records(store, list(request), config=ClusterConfig(k=2), save=False).model == embed.USE_ID
+    assert (
+        cluster.cluster_records(store, english, config=ClusterConfig(k=2), save=False).model
+        == embed.MINILM_ID
+    )
+    assert (
+        cluster.cluster_records(store, list(request), config=ClusterConfig(k=2), save=False).model
+        == embed.USE_ID
+    )
 
 
 def test_clusters_are_named_by_keywords_and_show_three_nearest_records(paraphrases):
@@ -89,24 +107,38 @@ def test_a_run_is_stored_with_its_clusters_and_2d_map(paraphrases):
 
 def test_giving_a_cluster_a_category_changes_every_record_as_a_revision(store):
     with store.transaction() as con:
-        ids = [add(con, t) for t in ["I want my money back for this order.", "Can I get a refund on my purchase?",
-                                     "Please refund the amount I paid.", "Write a haiku about autumn leaves.",
-                                     "Compose a short haiku on falling leaves in autumn.",
-                                     "Can you write me an autumn haiku about leaves?"]]
+        ids = [
+            add(con, t)
+            for t in [
+                "I want my money back for this order.",
+                "Can I get a refund on my purchase?",
+                "Please refund the amount I paid.",
+                "Write a haiku about autumn leaves.",
+                "Compose a short haiku on falling leaves in autumn.",
+                "Can you write me an autumn haiku about leaves?",
+            ]
+        ]
         copy = add(con, "Please refund the amount I paid!")
-    dedup.dedup(store)                       # ids[2] is marked dup_of `copy`, the newer of the two
+    dedup.dedup(store)  # ids[2] is marked dup_of `copy`, the newer of the two
     run = cluster.cluster_records(store, config=ClusterConfig(k=2))
     refund = next(c for c in run.clusters if ids[0] in c.member_ids)
     assert ids[2] not in refund.member_ids and copy in refund.member_ids
     changed = cluster.set_cluster_category(store, run.run_id, refund.id, "refund", author="erin")
-    assert changed == 4                      # three members and the duplicate left out of clustering
+    assert changed == 4  # three members and the duplicate left out of clustering
     with store.connect() as con:
         assert {get_record(con, i).category for i in ids[:3] + [copy]} == {"refund"}
         assert {get_record(con, i).category for i in ids[3:]} == {None}
         last = revisions_of(con, ids[0])[-1]
         assert (last.action, last.before, last.after, last.author) == (
-            "cluster-category", {"category": None}, {"category": "refund"}, "erin")
-        assert next(c for c in cluster_sql.clusters_of(con, run.run_id) if c.cluster == refund.id).category == "refund"
+            "cluster-category",
+            {"category": None},
+            {"category": "refund"},
+            "erin",
+        )
+        assert (
+            next(c for c in cluster_sql.clusters_of(con, run.run_id) if c.cluster == refund.id).category
+            == "refund"
+        )
     assert cluster.set_cluster_category(store, run.run_id, refund.id, "refund") == 0
     with pytest.raises(NotFoundError):
         cluster.set_cluster_category(store, run.run_id, 99, "x")
@@ -122,8 +154,10 @@ def test_hdbscan_finds_clusters_without_k(paraphrases):
 def test_keywords_tokenise_english_words_and_chinese_with_jieba():
     assert tokens("How do I reset my login password?") == ["reset", "login", "password"]
     assert "密码" in tokens("我忘记密码了，登录不上") and "我" not in tokens("我忘记密码了")
-    words = ctfidf_keywords({0: ["refund my order", "refund blender"], 1: ["track my order", "track parcel"]}, 2)
-    assert words == {0: ["refund", "blender"], 1: ["track", "parcel"]}   # 'order' is in both: it sinks
+    words = ctfidf_keywords(
+        {0: ["refund my order", "refund blender"], 1: ["track my order", "track parcel"]}, 2
+    )
+    assert words == {0: ["refund", "blender"], 1: ["track", "parcel"]}  # 'order' is in both: it sinks
 
 
 def test_cli_cluster_json_gives_names_sizes_and_member_ids_and_sets_a_category(tmp_path):
@@ -134,8 +168,10 @@ def test_cli_cluster_json_gives_names_sizes_and_member_ids_and_sets_a_category(t
     from workbench.cli import main
 
     data = tmp_path / "badcases.jsonl"
-    texts = PARAPHRASES_EN[0] + PARAPHRASES_EN[4]          # refunds and autumn haiku
-    data.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": t}]}) for t in texts) + "\n")
+    texts = PARAPHRASES_EN[0] + PARAPHRASES_EN[4]  # refunds and autumn haiku
+    data.write_text(
+        "\n".join(json.dumps({"messages": [{"role": "user", "content": t}]}) for t in texts) + "\n"
+    )
     runner = CliRunner()
     store_dir = str(tmp_path / "store")
     assert runner.invoke(main, ["--store", store_dir, "import", str(data)]).exit_code == 0

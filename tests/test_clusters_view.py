@@ -16,8 +16,16 @@ from workbench.store.records import Record, get_record, insert_record
 
 
 def add(con, user: str, answer: str = "...", **fields) -> int:
-    return insert_record(con, Record(0, "badcases", [{"role": "user", "content": user},
-                                                     {"role": "assistant", "content": answer}], **fields), "test")
+    return insert_record(
+        con,
+        Record(
+            0,
+            "badcases",
+            [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
+            **fields,
+        ),
+        "test",
+    )
 
 
 def save_run(store, members: dict[int, list[int]]) -> int:
@@ -28,19 +36,35 @@ def save_run(store, members: dict[int, list[int]]) -> int:
     rng = np.random.default_rng(0)
     with store.transaction() as con:
         run_id = cluster_sql.new_run_id(con)
-        cluster_sql.save_run(con, run_id, author="test", selection={}, model="m", text_spec="s", method="kmeans",
-                             k=len(members), k_chosen_by="given", params={}, seconds=0.1,
-                             clusters=[(c, f"cluster {c}", ["退款", "refund"], len(m), m[:3], 0.0, 0.0)
-                                       for c, m in members.items()],
-                             member_ids=ids, labels=labels, xy=rng.normal(size=(len(ids), 2)),
-                             distance=np.zeros(len(ids)))
+        cluster_sql.save_run(
+            con,
+            run_id,
+            author="test",
+            selection={},
+            model="m",
+            text_spec="s",
+            method="kmeans",
+            k=len(members),
+            k_chosen_by="given",
+            params={},
+            seconds=0.1,
+            clusters=[
+                (c, f"cluster {c}", ["退款", "refund"], len(m), m[:3], 0.0, 0.0) for c, m in members.items()
+            ],
+            member_ids=ids,
+            labels=labels,
+            xy=rng.normal(size=(len(ids), 2)),
+            distance=np.zeros(len(ids)),
+        )
     return run_id
 
 
 @pytest.fixture
 def clustered(store):
     with store.transaction() as con:
-        refunds = [add(con, f"我要退款，订单 {n}", "refund", category="退款" if n % 3 else None) for n in range(30)]
+        refunds = [
+            add(con, f"我要退款，订单 {n}", "refund", category="退款" if n % 3 else None) for n in range(30)
+        ]
         parcels = [add(con, f"Where is parcel {n}? " + "x" * 300, "delivery_status") for n in range(5)]
     save_run(store, {0: refunds, 1: parcels})
     return store, refunds, parcels
@@ -55,7 +79,9 @@ def test_the_map_samples_a_big_run_but_keeps_every_cluster(clustered):
     clusters = small.points.column("cluster").to_pylist()
     assert clusters.count(0) == 20 and clusters.count(1) == 5  # at least 20 of each (or all it has)
     assert max(len(q) for q in small.points.column("question").to_pylist()) == 40
-    assert cluster.cluster_map(store, limit=10, chars=40).points.equals(small.points)  # the same sample each time
+    assert cluster.cluster_map(store, limit=10, chars=40).points.equals(
+        small.points
+    )  # the same sample each time
 
 
 def test_the_cluster_list_shows_the_category_mix_and_representatives(clustered):
@@ -91,8 +117,15 @@ def test_no_run_yet_says_what_to_do(store):
 @pytest.fixture
 def duplicated(store):
     with store.transaction() as con:
-        ids = [add(con, t) for t in ["帮我取消这个订单，谢谢", "帮我取消这个订单！谢谢", "帮我取消这个订单。谢谢",
-                                     "What is the capital of Australia?"]]
+        ids = [
+            add(con, t)
+            for t in [
+                "帮我取消这个订单，谢谢",
+                "帮我取消这个订单！谢谢",
+                "帮我取消这个订单。谢谢",
+                "What is the capital of Australia?",
+            ]
+        ]
     dedup.dedup(store, author="test")
     return store, ids
 
@@ -118,7 +151,9 @@ def test_keep_another_makes_the_copy_the_kept_record_of_the_whole_group(duplicat
         assert {dedup_sql.dup_of(con, i) for i in ids[:3] if i != chosen} == {chosen}
     assert dedup.duplicate_groups(store)[0][0].kept.id == chosen
     dedup.dedup(store)
-    with store.connect() as con:  # a later run leaves the person's choice unmarked, like a record restored by hand
+    with (
+        store.connect() as con
+    ):  # a later run leaves the person's choice unmarked, like a record restored by hand
         assert dedup_sql.dup_of(con, chosen) is None
     with pytest.raises(WorkbenchError, match="kept already"):
         dedup.keep_instead(store, chosen)

@@ -15,10 +15,18 @@ from .conftest import chat
 
 @pytest.fixture
 def filled(store, write_jsonl):
-    intents = [chat(f"我要退款，订单 {n}", "refund", category="退款意图", task_type="classification") for n in range(30)]
-    slots = [chat(f"Order {n}: two burgers", f'{{"order_id": {n}}}', category="slots", task_type="extract")
-             for n in range(12)]
-    odd = [chat("hello", "hi", category="chitchat"), chat("broken", "", category="slots", task_type="extract")]
+    intents = [
+        chat(f"我要退款，订单 {n}", "refund", category="退款意图", task_type="classification")
+        for n in range(30)
+    ]
+    slots = [
+        chat(f"Order {n}: two burgers", f'{{"order_id": {n}}}', category="slots", task_type="extract")
+        for n in range(12)
+    ]
+    odd = [
+        chat("hello", "hi", category="chitchat"),
+        chat("broken", "", category="slots", task_type="extract"),
+    ]
     ingest.import_file(store, write_jsonl(intents + slots + odd, name="badcases.jsonl"))
     general = [chat(f"Write a haiku about {w}", "...") for w in ("rain", "tea", "cats", "雪", "山")]
     ingest.import_file(store, write_jsonl(general, name="general.jsonl"), dataset="general")
@@ -29,7 +37,11 @@ def filled(store, write_jsonl):
 def test_each_category_gets_its_task_types_band_and_a_verdict(filled):
     cov = coverage.coverage(filled)
     intent = cov.category("退款意图")
-    assert (intent.task_type, intent.band, intent.band_source) == ("classification", (1000, 3000), "task type")
+    assert (intent.task_type, intent.band, intent.band_source) == (
+        "classification",
+        (1000, 3000),
+        "task type",
+    )
     assert intent.ready == 30 and intent.by_status["approved"] == 30
     assert intent.verdict == "short" and intent.gap == 970
     assert intent.says == "short by 970 (30 ready of 1,000-3,000)"
@@ -42,7 +54,12 @@ def test_each_category_gets_its_task_types_band_and_a_verdict(filled):
 def test_a_band_set_by_hand_replaces_the_default_and_can_be_cleared(filled):
     coverage.set_target(filled, "退款意图", 10, 20, author="test")
     intent = coverage.coverage(filled).category("退款意图")
-    assert (intent.band, intent.band_source, intent.verdict, intent.gap) == ((10, 20), "set", "over-full", -10)
+    assert (intent.band, intent.band_source, intent.verdict, intent.gap) == (
+        (10, 20),
+        "set",
+        "over-full",
+        -10,
+    )
     coverage.set_target(filled, "退款意图", 25, 40)
     assert coverage.coverage(filled).category("退款意图").verdict == "in band"
     assert coverage.clear_target(filled, "退款意图") and not coverage.clear_target(filled, "退款意图")
@@ -53,8 +70,10 @@ def test_a_band_set_by_hand_replaces_the_default_and_can_be_cleared(filled):
 
 def test_duplicates_are_counted_apart_from_the_statuses(filled):
     with filled.transaction() as con:
-        con.execute("UPDATE records SET dup_of = 1 WHERE category = '退款意图' AND id IN "
-                    "(SELECT id FROM records WHERE category = '退款意图' ORDER BY id LIMIT 4 OFFSET 1)")
+        con.execute(
+            "UPDATE records SET dup_of = 1 WHERE category = '退款意图' AND id IN "
+            "(SELECT id FROM records WHERE category = '退款意图' ORDER BY id LIMIT 4 OFFSET 1)"
+        )
     intent = coverage.coverage(filled).category("退款意图")
     assert (intent.ready, intent.duplicates, intent.by_status["approved"]) == (26, 4, 26)
 

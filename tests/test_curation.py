@@ -15,13 +15,23 @@ from .conftest import chat
 
 @pytest.fixture
 def loaded(store, write_jsonl):
-    ingest.import_file(store, write_jsonl([
-        {"messages": [{"role": "USER", "content": "退款"}, {"role": "asistant", "content": "refund "}],
-         "category": "intent"},
-        chat("where is my food", "delivery_status", category="intent"),
-        chat("cancel please", "I will cancel it", category="intent"),
-        chat("hi", "", category="chitchat"),
-    ]))
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [
+                {
+                    "messages": [
+                        {"role": "USER", "content": "退款"},
+                        {"role": "asistant", "content": "refund "},
+                    ],
+                    "category": "intent",
+                },
+                chat("where is my food", "delivery_status", category="intent"),
+                chat("cancel please", "I will cancel it", category="intent"),
+                chat("hi", "", category="chitchat"),
+            ]
+        ),
+    )
     return store
 
 
@@ -62,9 +72,16 @@ def test_undo_puts_the_old_value_back_as_a_new_revision(loaded):
 def test_edit_rechecks_the_record_and_refuses_stale_versions(loaded):
     empty = ids(loaded)[3]
     assert codes(loaded, empty) == ["empty-answer"]
-    record = curation.edit_record(loaded, empty, 1, {"messages": [{"role": "user", "content": "hi"},
-                                                                   {"role": "assistant", "content": "你好！"}],
-                                                     "status": "fixed"}, "carol")
+    record = curation.edit_record(
+        loaded,
+        empty,
+        1,
+        {
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "你好！"}],
+            "status": "fixed",
+        },
+        "carol",
+    )
     assert codes(loaded, empty) == [] and record.status == "fixed"
     with pytest.raises(EditConflictError):
         curation.edit_record(loaded, empty, 1, {"status": "approved"}, "dave")
@@ -74,8 +91,14 @@ def test_edit_rechecks_the_record_and_refuses_stale_versions(loaded):
 
 def test_contract_flags_the_category_and_removal_clears_it(loaded):
     first, _, third, _ = ids(loaded)
-    counts = curation.set_contract(loaded, Contract("intent", "labels", ["refund", "delivery_status", "cancel"]))
-    assert ("contract-label", "error", 1) in counts  # the sentence; the first record has no assistant turn yet
+    counts = curation.set_contract(
+        loaded, Contract("intent", "labels", ["refund", "delivery_status", "cancel"])
+    )
+    assert (
+        "contract-label",
+        "error",
+        1,
+    ) in counts  # the sentence; the first record has no assistant turn yet
     assert "contract-label" in codes(loaded, third)
     report = curation.apply_autofixes(loaded, Selection(), "alice")
     # fixing the roles reveals "refund " with a stray space, which is fixed too; the sentence is not fixable

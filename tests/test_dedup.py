@@ -23,12 +23,22 @@ from workbench.store import dedup as dedup_sql
 from workbench.store import embeddings as emb_sql
 from workbench.store.records import Record, get_record, insert_record, revisions_of, update_record
 
-SETS = {"en": NEAR_DUPLICATES_EN, "zh": NEAR_DUPLICATES_ZH, "held-out en": HELD_OUT_EN, "held-out zh": HELD_OUT_ZH}
+SETS = {
+    "en": NEAR_DUPLICATES_EN,
+    "zh": NEAR_DUPLICATES_ZH,
+    "held-out en": HELD_OUT_EN,
+    "held-out zh": HELD_OUT_ZH,
+}
 
 
 def add(con, text: str, dataset: str = "badcases", **fields) -> int:
-    return insert_record(con, Record(0, dataset, [{"role": "user", "content": text},
-                                                  {"role": "assistant", "content": "..."}], **fields), "test")
+    return insert_record(
+        con,
+        Record(
+            0, dataset, [{"role": "user", "content": text}, {"role": "assistant", "content": "..."}], **fields
+        ),
+        "test",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +111,13 @@ def test_defaults_carry_over_to_the_held_out_set_word_order_swaps_included(label
 
 
 def test_chinese_is_never_judged_by_the_english_only_model(labelled):
-    store, *_ , report = labelled
+    store, *_, report = labelled
     assert set(report.semantic) == {embed.MINILM_ID, embed.USE_ID}
     with store.connect() as con:
-        scripts = dict(con.execute(f"""SELECT {emb_sql.script_sql("messages[1].content")} AS s, count(*)
-                                       FROM records GROUP BY s""").fetchall())
+        scripts = dict(
+            con.execute(f"""SELECT {emb_sql.script_sql("messages[1].content")} AS s, count(*)
+                                       FROM records GROUP BY s""").fetchall()
+        )
     assert report.semantic[embed.USE_ID] == scripts["han"]
     assert report.semantic[embed.MINILM_ID] == scripts["latin"]
 
@@ -118,7 +130,7 @@ def test_normalised_text_applies_nfkc_whitespace_and_case(store):
 
 def test_lexical_text_masks_numbers_and_reads_chinese_as_toneless_pinyin():
     assert lexical_text("cancel order #48213, please") == lexical_text("cancel order #55102 please")
-    assert lexical_text("怎么修改收货地址？") == lexical_text("怎么修改收获地址")   # homophone typo
+    assert lexical_text("怎么修改收货地址？") == lexical_text("怎么修改收获地址")  # homophone typo
     assert lexical_text("帮我取消这个订单") != lexical_text("帮我确认这个订单")
     assert lexical_text("用三句话总结") == lexical_text("用3句话总结")
     texts = ["cancel my order #12, please!", "怎么修改收货地址？", "", "ab", "x_y 12"]
@@ -135,8 +147,8 @@ def test_minhash_signatures_are_datasketch_minhash_and_are_cached(store):
     assert np.array_equal(sig, reference.hashvalues)
     with store.transaction() as con:
         ids = [add(con, "Please cancel my order 1"), add(con, "Please cancel my order 2")]
-    assert dedup.prepare_signatures(store, ids) == 2   # one per distinct normalised text
-    assert dedup.prepare_signatures(store, ids) == 0   # cached: nothing is computed again
+    assert dedup.prepare_signatures(store, ids) == 2  # one per distinct normalised text
+    assert dedup.prepare_signatures(store, ids) == 0  # cached: nothing is computed again
 
 
 def test_partitioned_semantic_search_finds_the_pairs_exact_search_finds():
@@ -152,22 +164,37 @@ def test_partitioned_semantic_search_finds_the_pairs_exact_search_finds():
 
 # --- marks, keep rule, restore -------------------------------------------------------------------------
 
+
 def test_dedup_marks_duplicates_as_revisions_and_deletes_nothing(store):
     with store.transaction() as con:
-        ids = [add(con, t) for t in ["Please cancel my order #48213.", "please cancel my order #48213",
-                                     "Please cancel my order #55102.", "What is the capital of Australia?"]]
+        ids = [
+            add(con, t)
+            for t in [
+                "Please cancel my order #48213.",
+                "please cancel my order #48213",
+                "Please cancel my order #55102.",
+                "What is the capital of Australia?",
+            ]
+        ]
     report = dedup.dedup(store, author="alice")
     assert [sorted(g.member_ids) for g in report.groups] == [ids[:3]]
     kept = report.groups[0].kept_id
     with store.connect() as con:
         assert con.execute("SELECT count(*) FROM records").fetchall()[0][0] == 4
         marks = dict(con.execute("SELECT id, dup_of FROM records").fetchall())
-        assert {rid: marks[rid] for rid in ids} == {**{rid: kept for rid in ids[:3] if rid != kept}, kept: None,
-                                                    ids[3]: None}
+        assert {rid: marks[rid] for rid in ids} == {
+            **{rid: kept for rid in ids[:3] if rid != kept},
+            kept: None,
+            ids[3]: None,
+        }
         dup = next(rid for rid in ids[:3] if rid != kept)
         last = revisions_of(con, dup)[-1]
         assert (last.action, last.before, last.after, last.author) == (
-            "mark-duplicate", {"dup_of": None}, {"dup_of": kept}, "alice")
+            "mark-duplicate",
+            {"dup_of": None},
+            {"dup_of": kept},
+            "alice",
+        )
         assert get_record(con, dup).version == 2
     assert report.marked == 2
     again = dedup.dedup(store, author="alice")
@@ -210,8 +237,14 @@ def test_restore_clears_the_mark_and_later_runs_respect_it(store):
 
 def test_restore_run_undoes_every_mark_of_that_run(store):
     with store.transaction() as con:
-        ids = [add(con, t) for t in ["How do I change my delivery address?", "how do i change my delivery address",
-                                     "How do I change my delivery address??"]]
+        ids = [
+            add(con, t)
+            for t in [
+                "How do I change my delivery address?",
+                "how do i change my delivery address",
+                "How do I change my delivery address??",
+            ]
+        ]
     report = dedup.dedup(store)
     assert report.marked == 2
     assert dedup.restore_run(store, report.run_id) == 2
@@ -232,16 +265,21 @@ def test_eval_records_are_never_marked(store):
 
 # --- leaks -------------------------------------------------------------------------------------------
 
+
 def test_find_leaks_reports_exact_lexical_and_semantic_copies_of_eval_records(store):
     with store.transaction() as con:
-        train = [add(con, "Please cancel my order #48213, I no longer need it."),
-                 add(con, "我的快递到哪了？单号 SF1234567890"),
-                 add(con, "Write a Python function that reverses a linked list."),
-                 add(con, "What is the capital of Australia?")]
-        evals = [add(con, "  please CANCEL my order #48213, i no longer need it.", dataset="eval"),   # exact
-                 add(con, "我的快递到那了 单号SF9876543210", dataset="eval"),                               # lexical
-                 add(con, "Write a Python function which reverses a linked list", dataset="eval"),
-                 add(con, "Please confirm my order #48213, I still need it.", dataset="eval")]          # look-alike
+        train = [
+            add(con, "Please cancel my order #48213, I no longer need it."),
+            add(con, "我的快递到哪了？单号 SF1234567890"),
+            add(con, "Write a Python function that reverses a linked list."),
+            add(con, "What is the capital of Australia?"),
+        ]
+        evals = [
+            add(con, "  please CANCEL my order #48213, i no longer need it.", dataset="eval"),  # exact
+            add(con, "我的快递到那了 单号SF9876543210", dataset="eval"),  # lexical
+            add(con, "Write a Python function which reverses a linked list", dataset="eval"),
+            add(con, "Please confirm my order #48213, I still need it.", dataset="eval"),
+        ]  # look-alike
     embed.embed_records(store, train + evals)
     with store.transaction() as con:
         leaks = find_leaks(con, train, evals)
@@ -291,8 +329,10 @@ def test_find_leaks_on_templated_data_expands_in_bounded_slices_and_finds_the_sa
             SELECT i, 'general', [{'role': 'user', 'content': 'Where is my order #' || (10000 + i) || '? It is ' ||
                    (i % 9) || ' days late.', 'loss_weight': NULL, 'name': NULL, 'tool_calls': NULL}],
                    md5(i::VARCHAR), now(), now() FROM range(1, 3001) t(i)""")
-        evals = [add(con, f"Where is my order #{10000 + i}? It is {i % 9} days late!", dataset="eval")
-                 for i in (5, 500, 2500)] + [add(con, "订单 #10005 到哪了？", dataset="eval")]
+        evals = [
+            add(con, f"Where is my order #{10000 + i}? It is {i % 9} days late!", dataset="eval")
+            for i in (5, 500, 2500)
+        ] + [add(con, "订单 #10005 到哪了？", dataset="eval")]
         config = DedupConfig(semantic=False)
         whole = find_leaks(con, list(range(1, 3001)), evals, config=config)
         monkeypatch.setattr(dedup, "EXPAND_BUDGET", 50)
@@ -310,10 +350,21 @@ def test_cli_dedup_json_lists_groups_with_member_ids_and_kept_id_and_restore_wor
     from workbench.cli import main
 
     data = tmp_path / "badcases.jsonl"
-    texts = ["Can you cancel my order 771204?", "can you cancel my order 903311?", "Can you confirm my order 771204?",
-             "怎么修改收货地址？", "怎么修改收获地址", "怎么修改登录密码？"]
-    data.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": t}]}, ensure_ascii=False)
-                              for t in texts) + "\n", encoding="utf-8")
+    texts = [
+        "Can you cancel my order 771204?",
+        "can you cancel my order 903311?",
+        "Can you confirm my order 771204?",
+        "怎么修改收货地址？",
+        "怎么修改收获地址",
+        "怎么修改登录密码？",
+    ]
+    data.write_text(
+        "\n".join(
+            json.dumps({"messages": [{"role": "user", "content": t}]}, ensure_ascii=False) for t in texts
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     runner = CliRunner()
     store_dir = str(tmp_path / "store")
     assert runner.invoke(main, ["--store", store_dir, "import", str(data)]).exit_code == 0
@@ -321,7 +372,7 @@ def test_cli_dedup_json_lists_groups_with_member_ids_and_kept_id_and_restore_wor
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     groups = sorted((sorted(g["member_ids"]), g["kept_id"]) for g in report["groups"])
-    assert groups == [([1, 2], 2), ([4, 5], 5)]          # newest kept; confirm and password stay apart
+    assert groups == [([1, 2], 2), ([4, 5], 5)]  # newest kept; confirm and password stay apart
     assert report["marked"] == 2
     table = runner.invoke(main, ["--store", store_dir, "dedup", "--dry-run"])
     assert "duplicate groups" in table.output and "dry run" in table.output

@@ -25,8 +25,17 @@ def tiny(tmp_path_factory):
 
 def snapshot(store: Store) -> list[tuple]:
     with store.connect() as con:
-        return [(r.dataset, json.dumps(r.messages, ensure_ascii=False), r.category, r.status, r.bad_output,
-                 tuple(r.tags)) for r in list_records(con, Selection(), limit=10**6)]
+        return [
+            (
+                r.dataset,
+                json.dumps(r.messages, ensure_ascii=False),
+                r.category,
+                r.status,
+                r.bad_output,
+                tuple(r.tags),
+            )
+            for r in list_records(con, Selection(), limit=10**6)
+        ]
 
 
 def test_demo_data_is_varied_and_bilingual():
@@ -51,8 +60,12 @@ def test_demo_data_is_varied_and_bilingual():
 def test_build_demo_is_deterministic_and_collects_real_failures(tmp_path, tiny):
     said: list[str] = []
     stores = [Store.open(tmp_path / f"store{i}") for i in (1, 2)]
-    reports = [demo.build_demo(s, base_model=tiny, general_limit=12, options=OPTIONS,
-                               progress=said.append if i == 0 else None) for i, s in enumerate(stores)]
+    reports = [
+        demo.build_demo(
+            s, base_model=tiny, general_limit=12, options=OPTIONS, progress=said.append if i == 0 else None
+        )
+        for i, s in enumerate(stores)
+    ]
     first, second = snapshot(stores[0]), snapshot(stores[1])
     assert first == second, "the same build twice gives the same records"
     report = reports[0]
@@ -88,8 +101,14 @@ def test_demo_loop_on_a_tiny_model(tmp_path, tiny):
     """The loop's mechanics (a tiny model learns nothing useful; the real figures come from `make demo-loop`)."""
     store = Store.open(tmp_path / "store")
     said: list[str] = []
-    result = demo.demo_loop(store, base_model=tiny, general_limit=8, options=OPTIONS, progress=said.append,
-                            train_overrides={"epochs": 1, "batch_size": 16, "lora_rank": 4, "eval_accuracy": False})
+    result = demo.demo_loop(
+        store,
+        base_model=tiny,
+        general_limit=8,
+        options=OPTIONS,
+        progress=said.append,
+        train_overrides={"epochs": 1, "batch_size": 16, "lora_rank": 4, "eval_accuracy": False},
+    )
     assert {"build", "export", "train", "evaluate"} <= set(result.seconds)
     assert result.held_out.total.n == len(demo.demo_records()[demo.EVAL_DATASET])
     b = result.badcases.total

@@ -26,23 +26,43 @@ def user(text: str) -> list[dict]:
 
 def test_embedded_text_is_the_last_user_turn_plus_the_category(store):
     with store.transaction() as con:
-        a = add(con, [{"role": "system", "content": "be brief"}, {"role": "user", "content": "first"},
-                      {"role": "assistant", "content": "ok"}, {"role": "user", "content": "cancel my order"}],
-                category="order-cancel")
+        a = add(
+            con,
+            [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "cancel my order"},
+            ],
+            category="order-cancel",
+        )
         b = add(con, user("帮我取消这个订单"))
         c = add(con, [{"role": "system", "content": "only a system turn"}])
         texts = emb_sql.record_texts(con, [a, b, c], TextSpec()).column("text").to_pylist()
         users = emb_sql.record_texts(con, [a], TextSpec("user", category=False)).column("text").to_pylist()
-    assert texts == ["cancel my order\ncategory: order-cancel", "帮我取消这个订单", "system: only a system turn"]
+    assert texts == [
+        "cancel my order\ncategory: order-cancel",
+        "帮我取消这个订单",
+        "system: only a system turn",
+    ]
     assert users == ["first\ncancel my order"]
 
 
 def test_script_is_detected_per_record_in_sql_and_python_alike(store):
-    samples = ["cancel my order #123!", "帮我取消 order 123", "Привет, мир", "こんにちは", "café crème", "１２３？"]
+    samples = [
+        "cancel my order #123!",
+        "帮我取消 order 123",
+        "Привет, мир",
+        "こんにちは",
+        "café crème",
+        "１２３？",
+    ]
     with store.transaction() as con:
         ids = [add(con, user(t)) for t in samples]
         sql_scripts = emb_sql.record_texts(con, ids, TextSpec(category=False)).column("script").to_pylist()
-    assert sql_scripts == [script_of(t) for t in samples] == ["latin", "han", "other", "other", "latin", "latin"]
+    assert (
+        sql_scripts == [script_of(t) for t in samples] == ["latin", "han", "other", "other", "latin", "latin"]
+    )
 
 
 def test_minilm_cannot_read_chinese_and_the_multilingual_model_can():
@@ -61,8 +81,12 @@ def test_minilm_cannot_read_chinese_and_the_multilingual_model_can():
 
 def test_each_record_is_embedded_by_a_model_that_reads_its_script_and_only_once(store):
     with store.transaction() as con:
-        ids = [add(con, user("Please cancel my order")), add(con, user("请帮我取消订单")),
-               add(con, user("Please cancel my order")), add(con, user("Пожалуйста, отмените заказ"))]
+        ids = [
+            add(con, user("Please cancel my order")),
+            add(con, user("请帮我取消订单")),
+            add(con, user("Please cancel my order")),
+            add(con, user("Пожалуйста, отмените заказ")),
+        ]
     calls = []
     report = embed_records(store, progress=lambda done, total: calls.append((done, total)))
     assert (report.records, report.texts, report.cached, report.embedded) == (4, 3, 0, 3)
@@ -97,8 +121,14 @@ def test_a_sentence_transformers_folder_can_be_configured_per_store(store):
 
 def test_cli_embed_reports_cached_and_embedded_texts(tmp_path):
     data = tmp_path / "badcases.jsonl"
-    data.write_text("\n".join(json.dumps({"messages": user(t)}, ensure_ascii=False)
-                              for t in ["cancel my order", "取消订单", "cancel my order"]) + "\n", encoding="utf-8")
+    data.write_text(
+        "\n".join(
+            json.dumps({"messages": user(t)}, ensure_ascii=False)
+            for t in ["cancel my order", "取消订单", "cancel my order"]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     runner = CliRunner()
     store_dir = str(tmp_path / "store")
     assert runner.invoke(main, ["--store", store_dir, "import", str(data)]).exit_code == 0

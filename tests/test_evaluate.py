@@ -25,22 +25,56 @@ from workbench.train import runs as R
 from .data_train import INTENTS, classification_records, write_tiny_model
 
 GENERAL = [
-    {"messages": [{"role": "user", "content": "Write a haiku about autumn."},
-                  {"role": "assistant", "content": "Red leaves drift and fall, the old pond holds the cold sky."}]},
-    {"messages": [{"role": "user", "content": "用一句话介绍长城。"},
-                  {"role": "assistant", "content": "长城是中国古代修建的军事防御工程，绵延数千公里。"}]},
-    {"messages": [{"role": "user", "content": "What is 12 times 12?"}, {"role": "assistant", "content": "144"}]},
-    {"messages": [{"role": "user", "content": "推荐一本入门编程的书。"},
-                  {"role": "assistant", "content": "可以从《Python编程：从入门到实践》开始。"}]},
-    {"messages": [{"role": "user", "content": "Name three primary colours."},
-                  {"role": "assistant", "content": "Red, yellow and blue."}]},
-    {"messages": [{"role": "user", "content": "早上好用英语怎么说？"}, {"role": "assistant", "content": "Good morning."}]},
+    {
+        "messages": [
+            {"role": "user", "content": "Write a haiku about autumn."},
+            {"role": "assistant", "content": "Red leaves drift and fall, the old pond holds the cold sky."},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "用一句话介绍长城。"},
+            {"role": "assistant", "content": "长城是中国古代修建的军事防御工程，绵延数千公里。"},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "What is 12 times 12?"},
+            {"role": "assistant", "content": "144"},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "推荐一本入门编程的书。"},
+            {"role": "assistant", "content": "可以从《Python编程：从入门到实践》开始。"},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "Name three primary colours."},
+            {"role": "assistant", "content": "Red, yellow and blue."},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "早上好用英语怎么说？"},
+            {"role": "assistant", "content": "Good morning."},
+        ]
+    },
 ]
 
 
 def quick(tiny: str, **changes) -> TrainConfig:
-    values = {"base_model": tiny, "epochs": 3, "batch_size": 8, "lora_rank": 8, "learning_rate": 2e-2,
-              "eval_max_records": 4, "eval_max_new_tokens": 4, "save_every_steps": 0}
+    values = {
+        "base_model": tiny,
+        "epochs": 3,
+        "batch_size": 8,
+        "lora_rank": 8,
+        "learning_rate": 2e-2,
+        "eval_max_records": 4,
+        "eval_max_new_tokens": 4,
+        "save_every_steps": 0,
+    }
     return TrainConfig(**{**values, **changes})
 
 
@@ -60,17 +94,22 @@ def world(tmp_path_factory, tiny):
     root = tmp_path_factory.mktemp("world")
     store = Store.open(root / "store")
     intents = root / "intents.jsonl"
-    intents.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("id", "source")},
-                                          ensure_ascii=False) + "\n" for r in classification_records(60, seed=5)),
-                       encoding="utf-8")
+    intents.write_text(
+        "".join(
+            json.dumps({k: v for k, v in r.items() if k not in ("id", "source")}, ensure_ascii=False) + "\n"
+            for r in classification_records(60, seed=5)
+        ),
+        encoding="utf-8",
+    )
     general = root / "general.jsonl"
     general.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in GENERAL), encoding="utf-8")
     report = import_file(store, intents)
     import_file(store, general, dataset="general")
     set_contract(store, Contract("intent", "labels", list(INTENTS)))
     set_status(store, Selection(import_id=report.import_id), "approved", "test")
-    exported = export_training_set(store, ExportConfig(name="intents", leakage_guard="exact", general_share=0.05,
-                                                       val=0.2))
+    exported = export_training_set(
+        store, ExportConfig(name="intents", leakage_guard="exact", general_share=0.05, val=0.2)
+    )
     run_id = R.start_run(store, exported.folder, quick(tiny), author="test")
     final = R.wait_for_run(store, run_id, timeout_s=300)
     assert final.state == "done", final.row.error
@@ -87,6 +126,7 @@ def base_and_tuned(world):
 
 # --- verdicts ------------------------------------------------------------------------------------------------
 
+
 def test_labels_contract_needs_the_exact_label_and_the_reference():
     labels = Contract("intent", "labels", ["refund", "退款"])
     assert E.judge(labels, "refund", "refund")["verdict"] == "right"
@@ -94,14 +134,19 @@ def test_labels_contract_needs_the_exact_label_and_the_reference():
     wrong = E.judge(labels, "refund", "退款")
     assert (wrong["verdict"], wrong["contract_ok"], wrong["exact_match"]) == ("wrong", True, False)
     outside = E.judge(labels, "Refund please", "refund")
-    assert (outside["verdict"], outside["contract_ok"]) == ("wrong", False) and "not one of the labels" in outside["reason"]
+    assert (outside["verdict"], outside["contract_ok"]) == (
+        "wrong",
+        False,
+    ) and "not one of the labels" in outside["reason"]
 
 
 def test_json_contract_parses_and_compares_values_not_spelling():
     contract = Contract("extract", "json")
     assert E.judge(contract, '{"a": 1, "城市": "上海"}', '{"城市":"上海","a":1}')["verdict"] == "right"
     broken = E.judge(contract, '{"a": 1', '{"a": 1}')
-    assert (broken["verdict"], broken["contract_ok"]) == ("wrong", False) and "not valid JSON" in broken["reason"]
+    assert (broken["verdict"], broken["contract_ok"]) == ("wrong", False) and "not valid JSON" in broken[
+        "reason"
+    ]
     assert E.judge(contract, '{"a": 2}', '{"a": 1}')["contract_ok"] is True
 
 
@@ -130,6 +175,7 @@ def test_without_a_contract_the_verdict_waits_for_a_person_with_a_similarity_hin
 
 # --- evaluating and comparing ------------------------------------------------------------------------------------
 
+
 def test_base_and_tuned_over_the_val_split_store_every_record(world, base_and_tuned):
     store, export, run_id = world
     base, tuned = base_and_tuned
@@ -141,7 +187,9 @@ def test_base_and_tuned_over_the_val_split_store_every_record(world, base_and_tu
         assert report.total.right + report.total.wrong + report.total.pending == len(val)
         results = E.evaluation_results(store, row.id, limit=None)
         assert {r.record_key for r in results} == {str(r["id"]) for r in val}
-        assert all(r.output is not None and r.loss > 0 and r.prompt_tokens > 40 and r.latency_s > 0 for r in results)
+        assert all(
+            r.output is not None and r.loss > 0 and r.prompt_tokens > 40 and r.latency_s > 0 for r in results
+        )
         intents = [r for r in results if r.category == "intent"]
         assert intents and all(r.verdict in ("right", "wrong") for r in intents)
     assert tuned.evaluation.run_id == run_id and base.evaluation.run_id is None
@@ -160,18 +208,46 @@ def test_compare_counts_each_record_once_and_adds_up(world, base_and_tuned):
     assert comparison.loss_before > 0 and comparison.loss_after > 0
 
 
-def fake_evaluation(store: Store, verdicts: list[str], categories: list[str], *, record_ids=None, outputs=None) -> int:
+def fake_evaluation(
+    store: Store, verdicts: list[str], categories: list[str], *, record_ids=None, outputs=None
+) -> int:
     """An evaluation with chosen verdicts (for counting tests)."""
-    items = [{"record_key": str(i if record_ids is None else record_ids[i]),
-              "record_id": None if record_ids is None else record_ids[i], "category": c,
-              "messages": [{"role": "user", "content": f"问题 {i}"}, {"role": "assistant", "content": "refund"}],
-              "reference": "refund"} for i, c in enumerate(categories)]
+    items = [
+        {
+            "record_key": str(i if record_ids is None else record_ids[i]),
+            "record_id": None if record_ids is None else record_ids[i],
+            "category": c,
+            "messages": [
+                {"role": "user", "content": f"问题 {i}"},
+                {"role": "assistant", "content": "refund"},
+            ],
+            "reference": "refund",
+        }
+        for i, c in enumerate(categories)
+    ]
     with store.transaction() as con:
-        eid = sql.insert_evaluation(con, model="base", run_id=None, base_model="tiny", eval_set="dataset",
-                                    source="eval", system_prompt=None, examples=None, config={}, items=items,
-                                    pid=None, author="t")
-        sql.save_results(con, eid, [{"seq": i, "output": (outputs or {}).get(i, "x"), "verdict": v, "loss": 1.0 + i}
-                                    for i, v in enumerate(verdicts)])
+        eid = sql.insert_evaluation(
+            con,
+            model="base",
+            run_id=None,
+            base_model="tiny",
+            eval_set="dataset",
+            source="eval",
+            system_prompt=None,
+            examples=None,
+            config={},
+            items=items,
+            pid=None,
+            author="t",
+        )
+        sql.save_results(
+            con,
+            eid,
+            [
+                {"seq": i, "output": (outputs or {}).get(i, "x"), "verdict": v, "loss": 1.0 + i}
+                for i, v in enumerate(verdicts)
+            ],
+        )
         sql.update_evaluation(con, eid, status="done")
     return eid
 
@@ -182,7 +258,15 @@ def test_fixed_regressed_and_still_wrong_per_category(store):
     after = fake_evaluation(store, ["right", "wrong", "right", "wrong", "right", "right", "pending"], cats)
     c = E.compare_evaluations(store, before, after)
     a, b = c.categories
-    assert (a.name, a.n, a.fixed, a.regressed, a.still_wrong, a.right_before, a.right_after) == ("a", 4, 1, 1, 1, 2, 2)
+    assert (a.name, a.n, a.fixed, a.regressed, a.still_wrong, a.right_before, a.right_after) == (
+        "a",
+        4,
+        1,
+        1,
+        1,
+        2,
+        2,
+    )
     assert (b.name, b.n, b.fixed, b.regressed, b.still_wrong, b.pending) == ("b", 3, 1, 0, 0, 1)
     assert (c.total.fixed, c.total.regressed, c.total.still_wrong) == (2, 1, 1)
     assert c.fixed == ["0", "4"] and c.regressed == ["3"] and c.still_wrong == ["1"]
@@ -212,21 +296,30 @@ def test_comparing_evaluations_of_different_sets_says_what_to_do(store):
 
 def test_compare_groups_by_the_newest_clustering(store):
     with store.transaction() as con:
-        con.execute("INSERT INTO cluster_runs (id, author, model, text_spec, method, k, k_chosen_by, records) "
-                    "VALUES (1, 't', 'm', 'user', 'kmeans', 2, 'given', 3)")
-        con.execute("INSERT INTO clusters (run_id, cluster, name, keywords, size, representatives) VALUES "
-                    "(1, 0, '退款 · refund', ['退款'], 2, [11]), (1, 1, 'password', ['password'], 1, [13])")
-        con.execute("INSERT INTO cluster_members (run_id, record_id, cluster, x, y) VALUES "
-                    "(1, 11, 0, 0, 0), (1, 12, 0, 0, 0), (1, 13, 1, 0, 0)")
+        con.execute(
+            "INSERT INTO cluster_runs (id, author, model, text_spec, method, k, k_chosen_by, records) "
+            "VALUES (1, 't', 'm', 'user', 'kmeans', 2, 'given', 3)"
+        )
+        con.execute(
+            "INSERT INTO clusters (run_id, cluster, name, keywords, size, representatives) VALUES "
+            "(1, 0, '退款 · refund', ['退款'], 2, [11]), (1, 1, 'password', ['password'], 1, [13])"
+        )
+        con.execute(
+            "INSERT INTO cluster_members (run_id, record_id, cluster, x, y) VALUES "
+            "(1, 11, 0, 0, 0), (1, 12, 0, 0, 0), (1, 13, 1, 0, 0)"
+        )
     ids = [11, 12, 13]
     before = fake_evaluation(store, ["wrong", "wrong", "right"], ["a", "a", "a"], record_ids=ids)
     after = fake_evaluation(store, ["right", "wrong", "wrong"], ["a", "a", "a"], record_ids=ids)
-    clusters = {g.name: (g.n, g.fixed, g.regressed, g.still_wrong) for g in E.compare_evaluations(store, before,
-                                                                                                  after).clusters}
+    clusters = {
+        g.name: (g.n, g.fixed, g.regressed, g.still_wrong)
+        for g in E.compare_evaluations(store, before, after).clusters
+    }
     assert clusters == {"退款 · refund": (2, 1, 0, 1), "password": (1, 0, 1, 0)}
 
 
 # --- long jobs: the store stays free, cancel and resume --------------------------------------------------------
+
 
 def test_the_store_is_free_while_the_model_generates(world):
     store, _export, run_id = world
@@ -234,10 +327,18 @@ def test_the_store_is_free_while_the_model_generates(world):
 
     def probe(done, total, info):
         if info.get("phase") == "generating" and not opened:
-            code = (f"from workbench.store import Store; s = Store.open({str(store.root)!r})\n"
-                    "with s.transaction() as con: con.execute('SELECT count(*) FROM records').fetchall()")
-            opened.append(subprocess.run([sys.executable, "-c", code], env={"WORKBENCH_STORE_WAIT": "1",
-                                         "PYTHONPATH": ":".join(sys.path)}, capture_output=True, text=True))
+            code = (
+                f"from workbench.store import Store; s = Store.open({str(store.root)!r})\n"
+                "with s.transaction() as con: con.execute('SELECT count(*) FROM records').fetchall()"
+            )
+            opened.append(
+                subprocess.run(
+                    [sys.executable, "-c", code],
+                    env={"WORKBENCH_STORE_WAIT": "1", "PYTHONPATH": ":".join(sys.path)},
+                    capture_output=True,
+                    text=True,
+                )
+            )
 
     E.evaluate(store, run_id, "val", options=small(limit=4), progress=probe)
     assert opened and opened[0].returncode == 0, opened[0].stderr[-500:]
@@ -257,20 +358,24 @@ def test_a_cancelled_evaluation_resumes_where_it_stopped(world):
     [cancelled] = [r for r in E.list_evaluations(store, limit=1)]
     eid = cancelled.evaluation.id
     assert cancelled.evaluation.status == "cancelled" and cancelled.total.done == 8  # one chunk written
-    done_before = {r.seq: r.output for r in E.evaluation_results(store, eid, limit=None) if r.output is not None}
+    done_before = {
+        r.seq: r.output for r in E.evaluation_results(store, eid, limit=None) if r.output is not None
+    }
     seen = []
     resumed = E.resume_evaluation(store, eid, progress=lambda done, total, info: seen.append(done))
     assert resumed.evaluation.status == "done" and resumed.total.done == 20
     assert min(seen) >= 8  # it started where it stopped
     after = {r.seq: r.output for r in E.evaluation_results(store, eid, limit=None)}
     assert all(after[s] == o for s, o in done_before.items())
-    assert [r.output for r in E.evaluation_results(store, eid, limit=None)] == \
-        [r.output for r in E.evaluation_results(store, whole.evaluation.id, limit=None)]
+    assert [r.output for r in E.evaluation_results(store, eid, limit=None)] == [
+        r.output for r in E.evaluation_results(store, whole.evaluation.id, limit=None)
+    ]
     with pytest.raises(WorkbenchError, match="is done"):
         E.resume_evaluation(store, eid)
 
 
 # --- failures back into the queue --------------------------------------------------------------------------------
+
 
 def test_failures_become_badcases_with_links_and_the_next_export_takes_them(world, base_and_tuned):
     store, _export, run_id = world
@@ -288,19 +393,32 @@ def test_failures_become_badcases_with_links_and_the_next_export_takes_them(worl
         assert record.source == f"evaluation {tuned.evaluation.id} (run {run_id})"
         assert {"eval-failure", f"evaluation-{tuned.evaluation.id}", f"run-{run_id}"} <= set(record.tags)
         assert record.messages[-1]["role"] == "assistant" and record.messages[-1]["content"] in INTENTS
-    links = {r.badcase_id for r in E.evaluation_results(store, tuned.evaluation.id, verdict="wrong", limit=None)}
+    links = {
+        r.badcase_id for r in E.evaluation_results(store, tuned.evaluation.id, verdict="wrong", limit=None)
+    }
     assert links == set(sent.created)
     again = E.send_failures_to_badcases(store, tuned.evaluation.id, "retrain", author="test")
     assert (again.created, again.already_sent) == ([], len(failed))
-    exported = export_training_set(store, ExportConfig(name="retrain", datasets=("retrain",), leakage_guard="exact",
-                                                       general_share=0.0, val=0.0))
-    lines = [json.loads(line) for line in (exported.folder / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    exported = export_training_set(
+        store,
+        ExportConfig(
+            name="retrain", datasets=("retrain",), leakage_guard="exact", general_share=0.0, val=0.0
+        ),
+    )
+    lines = [
+        json.loads(line)
+        for line in (exported.folder / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert sorted(line["id"] for line in lines) == sorted(sent.created)
 
 
 def test_a_failure_already_in_the_dataset_gets_its_bad_output_not_a_copy(store, write_jsonl):
-    report = import_file(store, write_jsonl([{"messages": [{"role": "user", "content": "退款"},
-                                                           {"role": "assistant", "content": "refund"}]}]))
+    report = import_file(
+        store,
+        write_jsonl(
+            [{"messages": [{"role": "user", "content": "退款"}, {"role": "assistant", "content": "refund"}]}]
+        ),
+    )
     with store.connect() as con:
         [record] = list_records(con, Selection(import_id=report.import_id))
     eid = fake_evaluation(store, ["wrong"], ["intent"], record_ids=[record.id], outputs={0: "cancel_order"})
@@ -313,18 +431,28 @@ def test_a_failure_already_in_the_dataset_gets_its_bad_output_not_a_copy(store, 
 
 # --- prompt trial, general loss, hard records ---------------------------------------------------------------------
 
+
 def test_prompt_trial_compares_prompting_with_tuning_on_the_same_records(world):
     store, _export, run_id = world
     system = "只回答一个意图标签 / answer with one label only: " + ", ".join(INTENTS)
-    trial = E.prompt_trial(store, run_id, system, examples=3, on="trained", options=small(limit=12), author="test")
+    trial = E.prompt_trial(
+        store, run_id, system, examples=3, on="trained", options=small(limit=12), author="test"
+    )
     assert trial.prompted.evaluation.system_prompt == system and trial.prompted.evaluation.examples == 3
     with store.connect() as con:
         [first] = sql.results(con, trial.prompted.evaluation.id, limit=1)
     assert first.messages[0] == {"role": "system", "content": system}
-    assert [m["role"] for m in first.messages[1:7]] == ["user", "assistant"] * 3  # the examples, then the record
+    assert [m["role"] for m in first.messages[1:7]] == [
+        "user",
+        "assistant",
+    ] * 3  # the examples, then the record
     assert trial.prompt_vs_base.total.n > 0 and trial.tuned_vs_base.total.n > 0
-    assert trial.prompted.total.prompt_tokens > trial.tuned.total.prompt_tokens  # examples make the prompt longer
-    again = E.prompt_trial(store, run_id, system, examples=0, on="trained", options=small(limit=12), author="test")
+    assert (
+        trial.prompted.total.prompt_tokens > trial.tuned.total.prompt_tokens
+    )  # examples make the prompt longer
+    again = E.prompt_trial(
+        store, run_id, system, examples=0, on="trained", options=small(limit=12), author="test"
+    )
     assert again.base.evaluation.id == trial.base.evaluation.id  # the base and tuned evaluations are reused
     assert again.tuned.evaluation.id == trial.tuned.evaluation.id
 
@@ -333,10 +461,15 @@ def test_general_set_loss_before_and_after_shows_forgetting_as_a_number(world):
     store, export, run_id = world
     base = E.evaluate(store, "base", "general", set_run=run_id)
     tuned = E.evaluate(store, run_id, "general")
-    trained = {json.loads(line).get("id") for line in (export / "train.jsonl").read_text(encoding="utf-8").splitlines()}
+    trained = {
+        json.loads(line).get("id")
+        for line in (export / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    }
     rows = E.evaluation_results(store, tuned.evaluation.id, limit=None)
     assert rows and not {r.record_id for r in rows} & trained  # held out: never trained on
-    assert all(r.output == "" and r.verdict == "pending" and r.loss > 0 for r in rows)  # loss only, no generation
+    assert all(
+        r.output == "" and r.verdict == "pending" and r.loss > 0 for r in rows
+    )  # loss only, no generation
     c = E.compare_evaluations(store, base.evaluation.id, tuned.evaluation.id)
     assert c.loss_before > 0 and c.loss_after > 0 and c.loss_before != c.loss_after
 
@@ -344,16 +477,41 @@ def test_general_set_loss_before_and_after_shows_forgetting_as_a_number(world):
 def test_hard_records_come_with_similar_records_that_answer_differently(store):
     questions = ["我要退款，订单12345", "我要退款，订单12346", "请帮我取消订单", "where is my parcel"]
     answers = ["refund", "cancel_order", "cancel_order", "track_order"]
-    items = [{"record_key": str(i), "record_id": None, "category": "intent",
-              "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], "reference": a}
-             for i, (q, a) in enumerate(zip(questions, answers, strict=True))]
+    items = [
+        {
+            "record_key": str(i),
+            "record_id": None,
+            "category": "intent",
+            "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+            "reference": a,
+        }
+        for i, (q, a) in enumerate(zip(questions, answers, strict=True))
+    ]
     with store.transaction() as con:
-        eid = sql.insert_evaluation(con, model="run 1", run_id=1, base_model="tiny", eval_set="trained", source="x",
-                                    system_prompt=None, examples=None, config={}, items=items, pid=None, author="t")
-        sql.save_results(con, eid, [{"seq": 0, "output": "cancel_order", "verdict": "wrong", "loss": 2.0},
-                                    {"seq": 1, "output": "cancel_order", "verdict": "right", "loss": 3.0},
-                                    {"seq": 2, "output": "cancel_order", "verdict": "right", "loss": 0.1},
-                                    {"seq": 3, "output": "track_order", "verdict": "right", "loss": 0.2}])
+        eid = sql.insert_evaluation(
+            con,
+            model="run 1",
+            run_id=1,
+            base_model="tiny",
+            eval_set="trained",
+            source="x",
+            system_prompt=None,
+            examples=None,
+            config={},
+            items=items,
+            pid=None,
+            author="t",
+        )
+        sql.save_results(
+            con,
+            eid,
+            [
+                {"seq": 0, "output": "cancel_order", "verdict": "wrong", "loss": 2.0},
+                {"seq": 1, "output": "cancel_order", "verdict": "right", "loss": 3.0},
+                {"seq": 2, "output": "cancel_order", "verdict": "right", "loss": 0.1},
+                {"seq": 3, "output": "track_order", "verdict": "right", "loss": 0.2},
+            ],
+        )
     hard = E.hard_records(store, eid, limit=2)
     assert [h.record_key for h in hard] == ["0", "1"]  # the wrong one first, then the highest loss
     assert hard[0].contradicting[0]["question"] == "我要退款，订单12346"  # the near-copy labelled differently

@@ -29,15 +29,33 @@ def badcase_records(sizes: dict[str, int] = CATEGORIES) -> list[dict]:
     out = []
     for category, n in sizes.items():
         for i in range(n):
-            user = f"{category} 第{i}个问题：订单 {1000 + i} 怎么处理？" if i % 2 else f"{category} case {i}: what about order {i}?"
-            out.append({"messages": [{"role": "user", "content": user},
-                                     {"role": "assistant", "content": f"{category} 的答案 {i}"}],
-                        "category": category, "task_type": "classification" if category == "intent" else "generation"})
+            user = (
+                f"{category} 第{i}个问题：订单 {1000 + i} 怎么处理？"
+                if i % 2
+                else f"{category} case {i}: what about order {i}?"
+            )
+            out.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": user},
+                        {"role": "assistant", "content": f"{category} 的答案 {i}"},
+                    ],
+                    "category": category,
+                    "task_type": "classification" if category == "intent" else "generation",
+                }
+            )
     return out
 
 
-def build(store: Store, write_jsonl, records: list[dict], *, status: str = "approved", name: str = "bad.jsonl",
-          dataset: str = "badcases") -> int:
+def build(
+    store: Store,
+    write_jsonl,
+    records: list[dict],
+    *,
+    status: str = "approved",
+    name: str = "bad.jsonl",
+    dataset: str = "badcases",
+) -> int:
     """Import `records` and give them `status`; returns the import id."""
     report = import_file(store, write_jsonl(records, name=name), dataset=dataset)
     if status != "new":
@@ -58,7 +76,9 @@ def badcase_template(tmp_path_factory) -> Path:
     """A store with CATEGORIES' approved badcases, built once; each test gets its own copy of the folder."""
     root = tmp_path_factory.mktemp("badcases")
     path = root / "bad.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in badcase_records()), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in badcase_records()), encoding="utf-8"
+    )
     store = Store.open(root / "store")
     report = import_file(store, path)
     set_status(store, Selection(import_id=report.import_id), "approved", "test")
@@ -78,6 +98,7 @@ def exact(**options) -> ExportConfig:
 
 # --- the folder and its files --------------------------------------------------------------------------
 
+
 def test_export_writes_train_val_manifest_and_report_into_a_versioned_folder(badcases):
     result = export_training_set(badcases, exact(name="v1"))
     assert re.fullmatch(r"v1-[0-9a-f]{10}", result.folder.name)
@@ -86,8 +107,19 @@ def test_export_writes_train_val_manifest_and_report_into_a_versioned_folder(bad
         assert (result.folder / name).is_file()
     manifest = read_manifest(result.folder)
     assert manifest["hash"] == result.hash and result.folder.name == f"v1-{result.hash[:10]}"
-    for key in ("name", "hash", "config", "seed", "counts", "categories", "general_share", "contracts", "task_types",
-                "records", "files"):
+    for key in (
+        "name",
+        "hash",
+        "config",
+        "seed",
+        "counts",
+        "categories",
+        "general_share",
+        "contracts",
+        "task_types",
+        "records",
+        "files",
+    ):
         assert key in manifest
     train, val = lines(result.folder, "train"), lines(result.folder, "val")
     assert manifest["records"]["train"]["ids"] == [r["id"] for r in train]
@@ -97,17 +129,25 @@ def test_export_writes_train_val_manifest_and_report_into_a_versioned_folder(bad
     assert manifest["categories"] == sorted(CATEGORIES)
     for name, info in manifest["files"].items():
         data = (result.folder / name).read_bytes()
-        assert info == {"records": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        assert info == {
+            "records": data.count(b"\n"),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
         assert data.endswith(b"}\n")
     assert len(train) + len(val) == sum(CATEGORIES.values())
-    assert not [p for p in badcases.exports_dir.iterdir() if p.name.startswith(".")]  # no temp folder left behind
+    assert not [
+        p for p in badcases.exports_dir.iterdir() if p.name.startswith(".")
+    ]  # no temp folder left behind
 
 
 def test_a_killed_exports_temp_folder_is_swept_away_by_the_next_export(badcases):
     import subprocess
     import sys
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     leftover = badcases.exports_dir / f".tmp-old-{int(dead.stdout)}-abcdef12"
     leftover.mkdir(parents=True)
     (leftover / "train.jsonl").write_text("half a file", encoding="utf-8")
@@ -138,11 +178,14 @@ def test_export_is_logged_in_the_store(badcases):
     result = export_training_set(badcases, exact(name="logged"))
     with badcases.connect() as con:
         rows = list_exports(con)
-    assert [(r.name, r.hash, r.folder) for r in rows] == [("logged", result.hash, f"exports/{result.folder.name}")]
+    assert [(r.name, r.hash, r.folder) for r in rows] == [
+        ("logged", result.hash, f"exports/{result.folder.name}")
+    ]
     assert rows[0].train_records == result.train_records and rows[0].config["name"] == "logged"
 
 
 # --- what goes in ------------------------------------------------------------------------------------------
+
 
 def test_only_the_chosen_statuses_are_exported_and_the_rest_are_reported(store, write_jsonl):
     build(store, write_jsonl, badcase_records({"a": 10}), status="approved", name="a.jsonl")
@@ -160,22 +203,38 @@ def test_only_the_chosen_statuses_are_exported_and_the_rest_are_reported(store, 
 
 def test_records_with_error_level_issues_are_never_exported_and_are_listed(store, write_jsonl):
     records = badcase_records({"intent": 20})
-    records += [{"messages": [{"role": "user", "content": "空答案"}, {"role": "assistant", "content": "  "}],
-                 "category": "intent"},
-                {"messages": [{"role": "user", "content": "Hi {{name}}"}, {"role": "assistant", "content": "ok"}],
-                 "category": "intent"}]
+    records += [
+        {
+            "messages": [{"role": "user", "content": "空答案"}, {"role": "assistant", "content": "  "}],
+            "category": "intent",
+        },
+        {
+            "messages": [{"role": "user", "content": "Hi {{name}}"}, {"role": "assistant", "content": "ok"}],
+            "category": "intent",
+        },
+    ]
     build(store, write_jsonl, records)
     with store.connect() as con:
-        bad = {row[0] for row in con.execute(
-            "SELECT DISTINCT record_id FROM record_issues WHERE severity = 'error'").fetchall()}
-        warned = {row[0] for row in con.execute(
-            "SELECT DISTINCT record_id FROM record_issues WHERE severity = 'warning'").fetchall()}
+        bad = {
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT record_id FROM record_issues WHERE severity = 'error'"
+            ).fetchall()
+        }
+        warned = {
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT record_id FROM record_issues WHERE severity = 'warning'"
+            ).fetchall()
+        }
     assert len(bad) == 2
     result = export_training_set(store, exact(name="e"))
     exported = {r["id"] for r in lines(result.folder, "train") + lines(result.folder, "val")}
     assert not exported & bad
     assert warned - bad <= exported  # warnings alone do not keep a record out
-    excluded = [json.loads(x) for x in (result.folder / "excluded.jsonl").read_text(encoding="utf-8").splitlines()]
+    excluded = [
+        json.loads(x) for x in (result.folder / "excluded.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert {x["id"] for x in excluded if x["reason"] == "error-issues"} == bad
     report = (result.folder / "report.md").read_text(encoding="utf-8")
     for record_id in bad:
@@ -185,8 +244,13 @@ def test_records_with_error_level_issues_are_never_exported_and_are_listed(store
 
 
 def test_a_long_exclusion_list_is_cut_in_the_report_and_whole_in_excluded_jsonl(store, write_jsonl):
-    broken = [{"messages": [{"role": "user", "content": f"问题 {i}"}, {"role": "assistant", "content": ""}],
-               "category": "c"} for i in range(205)]
+    broken = [
+        {
+            "messages": [{"role": "user", "content": f"问题 {i}"}, {"role": "assistant", "content": ""}],
+            "category": "c",
+        }
+        for i in range(205)
+    ]
     build(store, write_jsonl, badcase_records({"c": 5}) + broken, status="new")
     result = export_training_set(store, exact(name="many", statuses=("new",)))
     report = (result.folder / "report.md").read_text(encoding="utf-8")
@@ -204,7 +268,9 @@ def test_duplicates_that_dedup_did_not_keep_are_left_out(badcases):
     exported = {r["id"] for r in lines(result.folder, "train") + lines(result.folder, "val")}
     assert dup not in exported and kept in exported
     assert result.excluded == {"duplicate": 1}
-    assert f"record {dup} (intent): duplicate of record {kept}" in (result.folder / "report.md").read_text("utf-8")
+    assert f"record {dup} (intent): duplicate of record {kept}" in (result.folder / "report.md").read_text(
+        "utf-8"
+    )
 
 
 def test_exact_copies_within_the_export_are_kept_once(store, write_jsonl):
@@ -243,23 +309,35 @@ def test_nothing_to_export_says_why(store, write_jsonl):
 
 
 def test_bad_config_values_are_refused_with_the_option_named(badcases):
-    for config, words in [(ExportConfig(general_share=0.6), "general_share"), (ExportConfig(val=0.7), "val"),
-                          (ExportConfig(name="a/b"), "folder name"), (ExportConfig(format="csv"), "format"),
-                          (ExportConfig(statuses=("done",)), "status"),
-                          (ExportConfig(category_shares={"a": 0.7, "b": 0.5}), "add up"),
-                          (ExportConfig(per_category=5, category_shares={"a": 0.5}), "not both")]:
+    for config, words in [
+        (ExportConfig(general_share=0.6), "general_share"),
+        (ExportConfig(val=0.7), "val"),
+        (ExportConfig(name="a/b"), "folder name"),
+        (ExportConfig(format="csv"), "format"),
+        (ExportConfig(statuses=("done",)), "status"),
+        (ExportConfig(category_shares={"a": 0.7, "b": 0.5}), "add up"),
+        (ExportConfig(per_category=5, category_shares={"a": 0.5}), "not both"),
+    ]:
         with pytest.raises(WorkbenchError, match=words):
             export_training_set(badcases, config)
 
 
-@pytest.mark.parametrize("name, words", [
-    ("a" * 300, "too long: 300 characters"),  # was OSError: File name too long, half-way through the export
-    ("退款意图" * 17, "too long: 68 characters, 204 bytes"),
-    ("intents\n", "control character (U+000A)"),  # was accepted: a folder with a newline in its name
-    ("..", "cannot be '..'"),
-    ("intents v2", "letters, digits, _ . -"),
-])
-def test_an_export_name_that_cannot_be_a_folder_name_is_refused_before_anything_is_written(badcases, name, words):
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        (
+            "a" * 300,
+            "too long: 300 characters",
+        ),  # was OSError: File name too long, half-way through the export
+        ("退款意图" * 17, "too long: 68 characters, 204 bytes"),
+        ("intents\n", "control character (U+000A)"),  # was accepted: a folder with a newline in its name
+        ("..", "cannot be '..'"),
+        ("intents v2", "letters, digits, _ . -"),
+    ],
+)
+def test_an_export_name_that_cannot_be_a_folder_name_is_refused_before_anything_is_written(
+    badcases, name, words
+):
     with pytest.raises(InvalidNameError, match="export name") as caught:
         export_training_set(badcases, exact(name=name))
     assert words in str(caught.value)
@@ -278,10 +356,12 @@ def test_every_config_field_has_a_help_text():
     assert set(helps) == set(ExportConfig().to_json())
     assert all(len(text) > 20 for text in helps.values())
     assert ExportConfig.from_json(ExportConfig(per_category=3, datasets=("x",)).to_json()) == ExportConfig(
-        per_category=3, datasets=("x",))
+        per_category=3, datasets=("x",)
+    )
 
 
 # --- balance ------------------------------------------------------------------------------------------------
+
 
 def test_per_category_target_down_samples_big_categories_and_reports_small_ones(badcases):
     result = export_training_set(badcases, exact(name="t", per_category=15))
@@ -295,7 +375,9 @@ def test_per_category_target_down_samples_big_categories_and_reports_small_ones(
 
 
 def test_category_targets_override_per_category(badcases):
-    result = export_training_set(badcases, exact(name="o", per_category=10, category_targets={"退款": 30, "rare": 1}))
+    result = export_training_set(
+        badcases, exact(name="o", per_category=10, category_targets={"退款": 30, "rare": 1})
+    )
     counts = by_category(lines(result.folder, "train") + lines(result.folder, "val"))
     assert counts == {"退款": 30, "intent": 10, "extract": 10, "rare": 1}
 
@@ -318,7 +400,9 @@ def test_upsampling_repeats_train_records_up_to_the_cap_and_never_val_records(ba
 def test_category_shares_hold_within_one_record(store, write_jsonl):
     build(store, write_jsonl, badcase_records({"a": 60, "b": 50, "c": 40, "d": 30}), status="new")
     shares = {"a": 0.4, "b": 0.3}
-    result = export_training_set(store, exact(name="sh", category_shares=shares, task_records=97, statuses=("new",)))
+    result = export_training_set(
+        store, exact(name="sh", category_shares=shares, task_records=97, statuses=("new",))
+    )
     counts = by_category(lines(result.folder, "train") + lines(result.folder, "val"))
     assert sum(counts.values()) == 97
     for category, share in {**shares, "c": 0.15, "d": 0.15}.items():
@@ -337,12 +421,39 @@ def test_task_records_alone_means_equal_shares(badcases):
 
 
 def test_down_sampling_prefers_fixed_records_and_spreads_near_copies(store, write_jsonl):
-    near = [{"messages": [{"role": "user", "content": f"请把这段话翻译成英文，并保持原来的语气和格式，不要改动：第{i}段"},
-                          {"role": "assistant", "content": f"translation {i}"}], "category": "t"} for i in range(30)]
-    diverse = [{"messages": [{"role": "user", "content": f"{i} 号问题完全不同的开头"},
-                             {"role": "assistant", "content": f"answer {i}"}], "category": "t"} for i in range(10)]
-    fixed = [{"messages": [{"role": "user", "content": f"fixed case {i} about something"},
-                           {"role": "assistant", "content": f"right {i}"}], "category": "t"} for i in range(5)]
+    near = [
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": f"请把这段话翻译成英文，并保持原来的语气和格式，不要改动：第{i}段",
+                },
+                {"role": "assistant", "content": f"translation {i}"},
+            ],
+            "category": "t",
+        }
+        for i in range(30)
+    ]
+    diverse = [
+        {
+            "messages": [
+                {"role": "user", "content": f"{i} 号问题完全不同的开头"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ],
+            "category": "t",
+        }
+        for i in range(10)
+    ]
+    fixed = [
+        {
+            "messages": [
+                {"role": "user", "content": f"fixed case {i} about something"},
+                {"role": "assistant", "content": f"right {i}"},
+            ],
+            "category": "t",
+        }
+        for i in range(5)
+    ]
     build(store, write_jsonl, near, name="near.jsonl")
     build(store, write_jsonl, diverse, name="diverse.jsonl")
     build(store, write_jsonl, fixed, name="fixed.jsonl", status="fixed")
@@ -360,7 +471,9 @@ def test_down_sampling_spreads_across_stored_clusters(store, write_jsonl):
         ids = [r[0] for r in con.execute("SELECT id FROM records ORDER BY id").fetchall()]
         # one big cluster of 27 and three singletons: a sample of 4 takes one of each
         rows = [(1, i, 0 if n < 27 else n, 0.0, 0.0) for n, i in enumerate(ids)]
-        con.executemany("INSERT INTO cluster_members (run_id, record_id, cluster, x, y) VALUES (?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            "INSERT INTO cluster_members (run_id, record_id, cluster, x, y) VALUES (?, ?, ?, ?, ?)", rows
+        )
     result = export_training_set(store, exact(name="c", per_category=4, val=0.0))
     taken = {r["id"] for r in lines(result.folder, "train")}
     assert set(ids[27:]) <= taken and len(taken & set(ids[:27])) == 1
@@ -368,11 +481,13 @@ def test_down_sampling_spreads_across_stored_clusters(store, write_jsonl):
 
 # --- general data ------------------------------------------------------------------------------------------
 
+
 def test_general_share_holds_within_one_record(badcases, real_data):
     import_file(badcases, real_data / "alpaca_en_demo.json", dataset="general")
     for share in (0.2, 0.3, 0.05):
-        result = export_training_set(badcases, ExportConfig(name=f"g{share}", general_share=share,
-                                                            leakage_guard="exact"))
+        result = export_training_set(
+            badcases, ExportConfig(name=f"g{share}", general_share=share, leakage_guard="exact")
+        )
         rows = lines(result.folder, "train") + lines(result.folder, "val")
         general = sum(r["source"] == "general" for r in rows)
         assert abs(general - share * len(rows)) <= 1, (share, general, len(rows))
@@ -393,9 +508,22 @@ def test_chinese_alpaca_demo_imports_as_general_data_out_of_the_box(badcases, re
 
 
 def test_too_little_general_data_is_flagged(badcases, write_jsonl):
-    build(badcases, write_jsonl, [{"messages": [{"role": "user", "content": f"hello {i}"},
-                                                {"role": "assistant", "content": f"hi {i}"}]} for i in range(3)],
-          status="new", dataset="general", name="g.jsonl")
+    build(
+        badcases,
+        write_jsonl,
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": f"hello {i}"},
+                    {"role": "assistant", "content": f"hi {i}"},
+                ]
+            }
+            for i in range(3)
+        ],
+        status="new",
+        dataset="general",
+        name="g.jsonl",
+    )
     result = export_training_set(badcases, ExportConfig(name="few", leakage_guard="exact"))
     assert any(w.startswith("not enough general data") for w in result.warnings)
     assert sum(p.take for p in result.general) == 3
@@ -403,10 +531,16 @@ def test_too_little_general_data_is_flagged(badcases, write_jsonl):
 
 # --- the split ----------------------------------------------------------------------------------------------
 
+
 def test_val_split_is_stratified_by_category_with_one_record_at_least(badcases):
     result = export_training_set(badcases, exact(name="v", val=0.1))
     val = by_category(lines(result.folder, "val"))
-    assert val == {"退款": 4, "intent": 3, "extract": 1, "rare": 1}  # 40, 25 (2.5 rounds up), 12, 3 -> at least one
+    assert val == {
+        "退款": 4,
+        "intent": 3,
+        "extract": 1,
+        "rare": 1,
+    }  # 40, 25 (2.5 rounds up), 12, 3 -> at least one
     train_ids = {r["id"] for r in lines(result.folder, "train")}
     assert not train_ids & {r["id"] for r in lines(result.folder, "val")}
 
@@ -428,6 +562,7 @@ def test_val_count_and_apportion_rules():
 
 # --- determinism -------------------------------------------------------------------------------------------
 
+
 def _store_with_data(root: Path, write_jsonl, real_data) -> Store:
     store = Store.open(root)
     build(store, write_jsonl, badcase_records(), status="new")
@@ -436,7 +571,9 @@ def _store_with_data(root: Path, write_jsonl, real_data) -> Store:
 
 
 def test_same_inputs_and_config_give_byte_identical_files(tmp_path, write_jsonl, real_data):
-    config = ExportConfig(name="same", per_category=20, upsample=True, statuses=("new",), leakage_guard="exact")
+    config = ExportConfig(
+        name="same", per_category=20, upsample=True, statuses=("new",), leakage_guard="exact"
+    )
     first = export_training_set(_store_with_data(tmp_path / "one", write_jsonl, real_data), config)
     second = export_training_set(_store_with_data(tmp_path / "two", write_jsonl, real_data), config)
     assert first.general and sum(p.take for p in first.general) > 0
@@ -465,28 +602,60 @@ def test_another_seed_gives_another_sample_and_split(badcases):
     assert a.hash != b.hash and a.folder != b.folder
     assert {r["id"] for r in lines(a.folder, "val")} != {r["id"] for r in lines(b.folder, "val")}
     assert by_category(lines(a.folder, "train") + lines(a.folder, "val")) == by_category(
-        lines(b.folder, "train") + lines(b.folder, "val"))
+        lines(b.folder, "train") + lines(b.folder, "val")
+    )
 
 
 # --- the leakage guard ---------------------------------------------------------------------------------------
 
+
 def test_eval_records_and_exact_copies_of_them_never_enter_training(store, write_jsonl):
     records = badcase_records({"intent": 20})
-    copy_of_eval = {"messages": [{"role": "user", "content": "我的快递到哪了？"}, {"role": "assistant", "content": "查询中"}],
-                    "category": "intent"}
-    same_question = {"messages": [{"role": "user", "content": "Where is my parcel?"},
-                                  {"role": "assistant", "content": "a different answer"}], "category": "intent"}
+    copy_of_eval = {
+        "messages": [
+            {"role": "user", "content": "我的快递到哪了？"},
+            {"role": "assistant", "content": "查询中"},
+        ],
+        "category": "intent",
+    }
+    same_question = {
+        "messages": [
+            {"role": "user", "content": "Where is my parcel?"},
+            {"role": "assistant", "content": "a different answer"},
+        ],
+        "category": "intent",
+    }
     build(store, write_jsonl, records + [copy_of_eval, same_question])
-    build(store, write_jsonl, [{"messages": [{"role": "user", "content": "我的快递到哪了？"},
-                                             {"role": "assistant", "content": "查询中"}]},
-                               {"messages": [{"role": "user", "content": "Where is my parcel?"},
-                                             {"role": "assistant", "content": "in transit"}]}],
-          dataset="eval", status="new", name="eval.jsonl")
+    build(
+        store,
+        write_jsonl,
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": "我的快递到哪了？"},
+                    {"role": "assistant", "content": "查询中"},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": "Where is my parcel?"},
+                    {"role": "assistant", "content": "in transit"},
+                ]
+            },
+        ],
+        dataset="eval",
+        status="new",
+        name="eval.jsonl",
+    )
     with store.connect() as con:
         eval_ids = {r[0] for r in con.execute("SELECT id FROM records WHERE dataset = 'eval'").fetchall()}
-        leaked = {r[0] for r in con.execute(
-            "SELECT id FROM records WHERE dataset = 'badcases' AND messages[1].content IN "
-            "('我的快递到哪了？', 'Where is my parcel?')").fetchall()}
+        leaked = {
+            r[0]
+            for r in con.execute(
+                "SELECT id FROM records WHERE dataset = 'badcases' AND messages[1].content IN "
+                "('我的快递到哪了？', 'Where is my parcel?')"
+            ).fetchall()
+        }
     result = export_training_set(store, exact(name="leak"))
     exported = {r["id"] for r in lines(result.folder, "train") + lines(result.folder, "val")}
     assert not exported & eval_ids and not exported & leaked
@@ -498,43 +667,93 @@ def test_eval_records_and_exact_copies_of_them_never_enter_training(store, write
     assert manifest["leakage"] == {"guard": "exact", "eval_records": 2, "removed": 2}
 
 
-QUESTIONS = ["How do I reset my password after the account was locked?", "退货运费由谁承担？",
-             "Can I change the delivery address once the parcel has shipped?", "会员积分什么时候过期？",
-             "Why was my card declined even though the balance is fine?", "发票抬头写错了可以重开吗？"]
+QUESTIONS = [
+    "How do I reset my password after the account was locked?",
+    "退货运费由谁承担？",
+    "Can I change the delivery address once the parcel has shipped?",
+    "会员积分什么时候过期？",
+    "Why was my card declined even though the balance is fine?",
+    "发票抬头写错了可以重开吗？",
+]
 
 
 def test_the_question_an_eval_record_ends_on_is_a_leak_in_a_shorter_chat_too(store, write_jsonl):
-    single = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "好的"}], "category": "c"}
-              for q in ("你能帮我订一份披萨吗？", "明天会下雨吗？", "帮我写一首诗")]
+    single = [
+        {
+            "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "好的"}],
+            "category": "c",
+        }
+        for q in ("你能帮我订一份披萨吗？", "明天会下雨吗？", "帮我写一首诗")
+    ]
     build(store, write_jsonl, single)
-    build(store, write_jsonl, [{"messages": [{"role": "user", "content": "矩形面积怎么算？"},
-                                             {"role": "assistant", "content": "长乘宽"},
-                                             {"role": "user", "content": "你能帮我订一份披萨吗？"},
-                                             {"role": "assistant", "content": "我不能订餐"}]}],
-          dataset="eval", status="new", name="eval.jsonl")
+    build(
+        store,
+        write_jsonl,
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": "矩形面积怎么算？"},
+                    {"role": "assistant", "content": "长乘宽"},
+                    {"role": "user", "content": "你能帮我订一份披萨吗？"},
+                    {"role": "assistant", "content": "我不能订餐"},
+                ]
+            }
+        ],
+        dataset="eval",
+        status="new",
+        name="eval.jsonl",
+    )
     result = export_training_set(store, exact(name="q"))
-    exported = [r["messages"][0]["content"] for r in lines(result.folder, "train") + lines(result.folder, "val")]
+    exported = [
+        r["messages"][0]["content"] for r in lines(result.folder, "train") + lines(result.folder, "val")
+    ]
     assert sorted(exported) == sorted(["明天会下雨吗？", "帮我写一首诗"]) and result.leaks == 1
 
 
 def test_auto_guard_uses_dedup_find_leaks(store, write_jsonl):
-    build(store, write_jsonl, [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "ok"}],
-                                "category": "faq"} for q in QUESTIONS])
+    build(
+        store,
+        write_jsonl,
+        [
+            {
+                "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "ok"}],
+                "category": "faq",
+            }
+            for q in QUESTIONS
+        ],
+    )
     # a variant that the exact guard cannot see: other case, spacing and punctuation
-    build(store, write_jsonl, [{"messages": [{"role": "user", "content": "how do I reset my password after the "
-                                             "account was locked ??"}, {"role": "assistant", "content": "ok"}]}],
-          dataset="eval", status="new", name="eval.jsonl")
+    build(
+        store,
+        write_jsonl,
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": "how do I reset my password after the account was locked ??"},
+                    {"role": "assistant", "content": "ok"},
+                ]
+            }
+        ],
+        dataset="eval",
+        status="new",
+        name="eval.jsonl",
+    )
     exact_only = export_training_set(store, exact(name="exact"))
     assert exact_only.leaks == 0
     result = export_training_set(store, ExportConfig(name="auto", general_share=0.0))
     assert result.leakage_guard == "exact + dedup.find_leaks"
-    excluded = [json.loads(x) for x in (result.folder / "excluded.jsonl").read_text(encoding="utf-8").splitlines()]
+    excluded = [
+        json.loads(x) for x in (result.folder / "excluded.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [x["reason"] for x in excluded] == ["eval-leak"]
-    exported = [r["messages"][0]["content"] for r in lines(result.folder, "train") + lines(result.folder, "val")]
+    exported = [
+        r["messages"][0]["content"] for r in lines(result.folder, "train") + lines(result.folder, "val")
+    ]
     assert QUESTIONS[0] not in exported and len(exported) == len(QUESTIONS) - 1
 
 
 # --- contracts and task types for the trainer ---------------------------------------------------------------
+
 
 def test_manifest_carries_contracts_and_task_types_of_exported_categories(store, write_jsonl):
     build(store, write_jsonl, badcase_records({"intent": 6, "extract": 4}))

@@ -16,20 +16,31 @@ from workbench.store.records import Selection, list_records
 
 # Real data sets as badcase categories (exported with status 'new', as imported), plus hand-made chats
 # with a system prompt, several turns and stored loss weights.
-REAL = {"alpaca_zh_demo.json": "zh", "glaive_toolcall_en_demo.json": "tools_en",
-        "glaive_toolcall_zh_demo.json": "tools_zh", "v1_sft_demo.jsonl": "weighted"}
+REAL = {
+    "alpaca_zh_demo.json": "zh",
+    "glaive_toolcall_en_demo.json": "tools_en",
+    "glaive_toolcall_zh_demo.json": "tools_zh",
+    "v1_sft_demo.jsonl": "weighted",
+}
 MULTI_TURN = [
-    {"messages": [{"role": "system", "content": "你是客服助手。"},
-                  {"role": "user", "content": f"订单 {i} 还没到", "loss_weight": 0.0},
-                  {"role": "assistant", "content": "我帮您查一下。", "loss_weight": 0.5},
-                  {"role": "user", "content": "好的，谢谢"},
-                  {"role": "assistant", "content": f"订单 {i} 明天送达。", "loss_weight": 1.0}],
-     "category": "multi"} for i in range(12)]
+    {
+        "messages": [
+            {"role": "system", "content": "你是客服助手。"},
+            {"role": "user", "content": f"订单 {i} 还没到", "loss_weight": 0.0},
+            {"role": "assistant", "content": "我帮您查一下。", "loss_weight": 0.5},
+            {"role": "user", "content": "好的，谢谢"},
+            {"role": "assistant", "content": f"订单 {i} 明天送达。", "loss_weight": 1.0},
+        ],
+        "category": "multi",
+    }
+    for i in range(12)
+]
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Store:
     from tests.conftest import REAL_DATA
+
     if not REAL_DATA.is_dir():
         pytest.skip(f"{REAL_DATA} is absent")
     root = tmp_path_factory.mktemp("formats")
@@ -59,7 +70,10 @@ def reimport(tmp_path: Path, *paths: Path) -> list:
 
 
 def exported_ids(folder: Path, split: str) -> list[int]:
-    return [json.loads(line)["id"] for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [
+        json.loads(line)["id"]
+        for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def originals(store: Store, ids: list[int]) -> list:
@@ -81,7 +95,12 @@ def same_message(original: dict, again: dict, weights: str) -> bool:
     if weights == "sharegpt" and original["role"] == "system":
         weight = None
     return (original["role"], original["content"], original.get("name"), calls[0], weight) == (
-        again["role"], again["content"], again.get("name"), calls[1], again.get("loss_weight"))
+        again["role"],
+        again["content"],
+        again.get("name"),
+        calls[1],
+        again.get("loss_weight"),
+    )
 
 
 def assert_round_trip(before: list, after: list, weights: str) -> None:
@@ -99,10 +118,14 @@ def assert_round_trip(before: list, after: list, weights: str) -> None:
 def test_the_source_store_holds_what_the_format_tests_need(source):
     with source.connect() as con:
         counts = dict(con.execute("SELECT category, count(*) FROM records GROUP BY category").fetchall())
-        tool_calls = con.execute("SELECT count(*) FROM records WHERE list_bool_or(list_transform(messages, "
-                                 "lambda m: m.tool_calls IS NOT NULL))").fetchone()[0]
-        weighted = con.execute("SELECT count(*) FROM records WHERE list_bool_or(list_transform(messages, "
-                               "lambda m: m.loss_weight IS NOT NULL))").fetchone()[0]
+        tool_calls = con.execute(
+            "SELECT count(*) FROM records WHERE list_bool_or(list_transform(messages, "
+            "lambda m: m.tool_calls IS NOT NULL))"
+        ).fetchone()[0]
+        weighted = con.execute(
+            "SELECT count(*) FROM records WHERE list_bool_or(list_transform(messages, "
+            "lambda m: m.loss_weight IS NOT NULL))"
+        ).fetchone()[0]
     assert set(counts) == {"zh", "tools_en", "tools_zh", "weighted", "multi"}
     assert tool_calls > 100 and weighted > 400
 
@@ -121,10 +144,16 @@ def test_sharegpt_export_round_trips_through_the_importer(source, tmp_path):
     ids = exported_ids(result.folder, "train") + exported_ids(result.folder, "val")
     after = reimport(tmp_path, result.folder / "train.sharegpt.json", result.folder / "val.sharegpt.json")
     assert_round_trip(originals(source, ids), after, "sharegpt")
-    first_call = next(t for item in json.loads((result.folder / "train.sharegpt.json").read_text("utf-8"))
-                      for t in item["conversations"] if t["from"] == "function_call")
+    first_call = next(
+        t
+        for item in json.loads((result.folder / "train.sharegpt.json").read_text("utf-8"))
+        for t in item["conversations"]
+        if t["from"] == "function_call"
+    )
     call = json.loads(first_call["value"])
-    assert set(call) == {"name", "arguments"} and isinstance(call["arguments"], dict)  # as LLaMA-Factory expects
+    assert set(call) == {"name", "arguments"} and isinstance(
+        call["arguments"], dict
+    )  # as LLaMA-Factory expects
 
 
 def test_alpaca_export_round_trips_and_leaves_out_what_alpaca_cannot_hold(source, tmp_path):
@@ -133,15 +162,21 @@ def test_alpaca_export_round_trips_and_leaves_out_what_alpaca_cannot_hold(source
     before = [r for r in originals(source, ids) if plain_pairs(r.messages)]
     after = reimport(tmp_path, result.folder / "train.alpaca.json", result.folder / "val.alpaca.json")
     assert len(before) == len(after)
-    for old, new in zip(before, after, strict=True):  # Alpaca has no per-turn loss weights: text and roles only
-        assert [(m["role"], m["content"]) for m in old.messages] == [(m["role"], m["content"]) for m in new.messages]
+    for old, new in zip(
+        before, after, strict=True
+    ):  # Alpaca has no per-turn loss weights: text and roles only
+        assert [(m["role"], m["content"]) for m in old.messages] == [
+            (m["role"], m["content"]) for m in new.messages
+        ]
         assert new.category == old.category
     items = json.loads((result.folder / "train.alpaca.json").read_text(encoding="utf-8"))
     assert any("history" in item and "system" in item for item in items)
     left_out = len(ids) - len(before)
     reported = [w for w in result.warnings if w.startswith("alpaca: left out:")]
     assert any(w.startswith("alpaca: left out: has tool calls") for w in reported)
-    assert left_out > 0 and sum(int(re.search(r"\((\d+) records?\)", w).group(1)) for w in reported) == left_out
+    assert (
+        left_out > 0 and sum(int(re.search(r"\((\d+) records?\)", w).group(1)) for w in reported) == left_out
+    )
 
 
 def plain_pairs(messages: list[dict]) -> bool:
@@ -154,37 +189,61 @@ def plain_pairs(messages: list[dict]) -> bool:
 
 
 def test_dataset_info_describes_the_files_for_llama_factory(source):
-    for fmt, columns in (("sharegpt", {"messages": "conversations", "system": "system", "tools": "tools"}),
-                         ("alpaca", {"prompt": "instruction", "query": "input", "response": "output",
-                                     "system": "system", "history": "history"})):
+    for fmt, columns in (
+        ("sharegpt", {"messages": "conversations", "system": "system", "tools": "tools"}),
+        (
+            "alpaca",
+            {
+                "prompt": "instruction",
+                "query": "input",
+                "response": "output",
+                "system": "system",
+                "history": "history",
+            },
+        ),
+    ):
         result = export(source, f"lf-{fmt}", format=fmt)
         info = json.loads((result.folder / "dataset_info.json").read_text(encoding="utf-8"))
         assert set(info) == {f"lf-{fmt}_train", f"lf-{fmt}_val"}
         for split in ("train", "val"):
             entry = info[f"lf-{fmt}_{split}"]
-            assert entry["file_name"] == f"{split}.{fmt}.json" and (result.folder / entry["file_name"]).is_file()
+            assert (
+                entry["file_name"] == f"{split}.{fmt}.json" and (result.folder / entry["file_name"]).is_file()
+            )
             assert entry["formatting"] == fmt and entry["columns"] == columns
             items = json.loads((result.folder / entry["file_name"]).read_text(encoding="utf-8"))
             keys = set().union(*(item.keys() for item in items))
-            assert {columns["messages"]} <= keys if fmt == "sharegpt" else {"instruction", "input", "output"} <= keys
+            assert (
+                {columns["messages"]} <= keys
+                if fmt == "sharegpt"
+                else {"instruction", "input", "output"} <= keys
+            )
 
 
 def test_messages_files_load_with_hugging_face_datasets(source, tmp_path):
     from datasets import load_dataset
 
     result = export(source, "hf")
-    data = load_dataset("json", data_files={"train": str(result.folder / "train.jsonl"),
-                                            "validation": str(result.folder / "val.jsonl")},
-                        cache_dir=str(tmp_path / "hf"))
-    assert data["train"].num_rows == result.train_records and data["validation"].num_rows == result.val_records
+    data = load_dataset(
+        "json",
+        data_files={
+            "train": str(result.folder / "train.jsonl"),
+            "validation": str(result.folder / "val.jsonl"),
+        },
+        cache_dir=str(tmp_path / "hf"),
+    )
+    assert (
+        data["train"].num_rows == result.train_records and data["validation"].num_rows == result.val_records
+    )
     assert {"messages", "id", "category", "source", "tools"} <= set(data["train"].column_names)
     rows = list(data["train"])
     assert any(m["tool_calls"] for r in rows for m in r["messages"] if m.get("tool_calls"))
     assert any("订单" in (m["content"] or "") for r in rows for m in r["messages"])
     for fmt in ("sharegpt", "alpaca"):
         other = export(source, f"hf-{fmt}", format=fmt)
-        loaded = load_dataset("json", data_files=str(other.folder / f"train.{fmt}.json"),
-                              cache_dir=str(tmp_path / f"hf-{fmt}"))
+        loaded = load_dataset(
+            "json", data_files=str(other.folder / f"train.{fmt}.json"), cache_dir=str(tmp_path / f"hf-{fmt}")
+        )
         assert loaded["train"].num_rows > 0
 
 
@@ -221,17 +280,30 @@ def cookbook_format_errors(dataset: list) -> dict[str, int]:
 
 
 def test_cookbook_checks_catch_what_they_should():
-    bad = [[1], {"messages": []}, {"messages": [{"role": "user"}]}, {"messages": [{"role": "bot", "content": "x"}]},
-           {"messages": [{"role": "assistant", "content": "x", "loss_weight": 1}]}]
-    assert cookbook_format_errors(bad) == {"data_type": 1, "missing_messages_list": 1, "message_missing_key": 1,
-                                           "missing_content": 1, "example_missing_assistant_message": 2,
-                                           "unrecognized_role": 1, "message_unrecognized_key": 1}
+    bad = [
+        [1],
+        {"messages": []},
+        {"messages": [{"role": "user"}]},
+        {"messages": [{"role": "bot", "content": "x"}]},
+        {"messages": [{"role": "assistant", "content": "x", "loss_weight": 1}]},
+    ]
+    assert cookbook_format_errors(bad) == {
+        "data_type": 1,
+        "missing_messages_list": 1,
+        "message_missing_key": 1,
+        "missing_content": 1,
+        "example_missing_assistant_message": 2,
+        "unrecognized_role": 1,
+        "message_unrecognized_key": 1,
+    }
 
 
 def test_openai_weights_export_passes_the_cookbook_format_checks(source):
     result = export(source, "openai", weights="openai", categories=("zh", "weighted", "multi"))
     for split in ("train", "val"):
-        dataset = [json.loads(line) for line in (result.folder / f"{split}.jsonl").read_text("utf-8").splitlines()]
+        dataset = [
+            json.loads(line) for line in (result.folder / f"{split}.jsonl").read_text("utf-8").splitlines()
+        ]
         assert dataset and cookbook_format_errors(dataset) == {}
         for row in dataset:
             for m in row["messages"]:
@@ -243,8 +315,10 @@ def test_default_ark_export_differs_from_the_cookbook_only_by_its_loss_weight_ke
     dataset = [json.loads(line) for line in (result.folder / "train.jsonl").read_text("utf-8").splitlines()]
     messages = sum(len(row["messages"]) for row in dataset)
     assert cookbook_format_errors(dataset) == {"message_unrecognized_key": messages}
-    stripped = [{**row, "messages": [{k: v for k, v in m.items() if k != "loss_weight"} for m in row["messages"]]}
-                for row in dataset]
+    stripped = [
+        {**row, "messages": [{k: v for k, v in m.items() if k != "loss_weight"} for m in row["messages"]]}
+        for row in dataset
+    ]
     assert cookbook_format_errors(stripped) == {}
 
 

@@ -16,14 +16,37 @@ SUFFIXES = st.sampled_from([".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet
 
 JSONISH = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)),
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.sampled_from(["messages", "role", "content", "conversations", "from",
-                                                                "value", "instruction", "output", "prompt", "tags",
-                                                                "expected", "x"]), children, max_size=4)),
-    max_leaves=12)
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "messages",
+                    "role",
+                    "content",
+                    "conversations",
+                    "from",
+                    "value",
+                    "instruction",
+                    "output",
+                    "prompt",
+                    "tags",
+                    "expected",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                         HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 def _import_or_refuse(path) -> None:
@@ -74,10 +97,20 @@ def test_the_file_checker_reports_every_line_or_refuses_clearly(tmp_path_factory
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.fixed_dictionaries({}, optional={"role": st.one_of(st.none(), st.text(max_size=12)),
-                                                    "content": st.one_of(st.none(), st.text(max_size=80)),
-                                                    "tool_calls": st.one_of(st.none(), st.just("[]"))}),
-                max_size=6), st.one_of(st.none(), st.text(max_size=8)))
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "role": st.one_of(st.none(), st.text(max_size=12)),
+                "content": st.one_of(st.none(), st.text(max_size=80)),
+                "tool_calls": st.one_of(st.none(), st.just("[]")),
+            },
+        ),
+        max_size=6,
+    ),
+    st.one_of(st.none(), st.text(max_size=8)),
+)
 def test_the_rules_and_fixes_never_crash_on_odd_records(messages, category):
     issues = checks.check_record(messages, category)
     assert all(i.severity in ("error", "warning") for i in issues)

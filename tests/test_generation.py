@@ -40,12 +40,18 @@ def test_shared_prefix_generation_equals_generating_each_prompt_alone(tiny):
     stop = sorted(encoder.end_of_turn_ids)
     pad = encoder.tok.pad_token_id
     shared = generate_greedy(model, prompts, max_new_tokens=12, stop_ids=stop, pad_id=pad, batch_size=5)
-    plain = generate_greedy(model, prompts, max_new_tokens=12, stop_ids=stop, pad_id=pad, batch_size=5,
-                            share_prefix=False)
+    plain = generate_greedy(
+        model, prompts, max_new_tokens=12, stop_ids=stop, pad_id=pad, batch_size=5, share_prefix=False
+    )
     assert any(n > 0 for n, _ in prefix_groups(prompts))  # the system prompt is shared
     for prompt, a, b in zip(prompts, shared, plain, strict=True):
-        alone = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
-                               eos_token_id=stop, pad_token_id=pad)[0, len(prompt):].tolist()
+        alone = model.generate(
+            input_ids=torch.tensor([prompt]),
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=stop,
+            pad_token_id=pad,
+        )[0, len(prompt) :].tolist()
         assert a.ids == b.ids == alone
         assert a.seconds > 0
 
@@ -60,6 +66,14 @@ def test_should_stop_leaves_the_rest_ungenerated(tiny):
         return len(asked) > 1
 
     seen = []
-    out = generate_greedy(model, prompts, max_new_tokens=4, stop_ids=[encoder.eos_id], pad_id=0, batch_size=2,
-                          should_stop=stop, progress=lambda done, total: seen.append((done, total)))
+    out = generate_greedy(
+        model,
+        prompts,
+        max_new_tokens=4,
+        stop_ids=[encoder.eos_id],
+        pad_id=0,
+        batch_size=2,
+        should_stop=stop,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert sum(g is not None for g in out) == 2 and seen == [(2, 6)]

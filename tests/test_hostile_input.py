@@ -39,8 +39,16 @@ def _count(store: Store, sql: str) -> int:
 
 # --- 1. a file name is a name, never a pattern ------------------------------------------------------
 
-@pytest.mark.parametrize("name, decoy", [("data?.jsonl", "data1.jsonl"), ("star*.jsonl", "starXYZ.jsonl"),
-                                         ("[ab].jsonl", "a.jsonl"), ("订单{1,2}.jsonl", "订单1.jsonl")])
+
+@pytest.mark.parametrize(
+    "name, decoy",
+    [
+        ("data?.jsonl", "data1.jsonl"),
+        ("star*.jsonl", "starXYZ.jsonl"),
+        ("[ab].jsonl", "a.jsonl"),
+        ("订单{1,2}.jsonl", "订单1.jsonl"),
+    ],
+)
 def test_a_name_with_pattern_characters_imports_only_that_file(store, tmp_path, name, decoy):
     _write(tmp_path / decoy, _records(100, "decoy"))
     target = _write(tmp_path / name, _records(2))
@@ -55,7 +63,9 @@ def test_a_parquet_name_with_a_star_reads_only_that_file(store, tmp_path):
     import pyarrow.parquet as pq
 
     for name, n in (("x*.parquet", 3), ("xyz.parquet", 50)):
-        pq.write_table(pa.table({"prompt": [f"问题 {i}" for i in range(n)], "response": ["答"] * n}), tmp_path / name)
+        pq.write_table(
+            pa.table({"prompt": [f"问题 {i}" for i in range(n)], "response": ["答"] * n}), tmp_path / name
+        )
     assert ingest.import_file(store, tmp_path / "x*.parquet").imported == 3
 
 
@@ -63,8 +73,11 @@ NAME_CHARS = st.characters(blacklist_characters="/\x00", blacklist_categories=("
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stem=st.text(NAME_CHARS, min_size=1, max_size=40).filter(lambda s: s not in (".", "..")
-                                                                and len(s.encode()) < 200))
+@given(
+    stem=st.text(NAME_CHARS, min_size=1, max_size=40).filter(
+        lambda s: s not in (".", "..") and len(s.encode()) < 200
+    )
+)
 def test_any_file_name_imports_exactly_that_file(tmp_path_factory, stem):
     folder = tmp_path_factory.mktemp("names")
     _write(folder / "decoy.jsonl", _records(5, "decoy"))
@@ -79,6 +92,7 @@ def test_any_file_name_imports_exactly_that_file(tmp_path_factory, stem):
 
 
 # --- 2. a line of any length is imported or rejected with its line number ---------------------------
+
 
 @pytest.fixture
 def small_limits(monkeypatch):
@@ -129,7 +143,11 @@ DEEP = "[" * 10_000 + "]" * 10_000
 def test_a_line_nested_ten_thousand_deep_is_one_reject(store, tmp_path):
     path = tmp_path / "deep.jsonl"
     ok = json.dumps(chat("你好", "hi"))
-    tool = '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "", "tool_calls": ' + DEEP + "}]}"
+    tool = (
+        '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "", "tool_calls": '
+        + DEEP
+        + "}]}"
+    )
     path.write_text("\n".join([ok, DEEP, tool, ok]) + "\n", encoding="utf-8")
     report = ingest.import_file(store, path)
     assert report.imported == 2
@@ -141,14 +159,18 @@ def test_a_line_nested_ten_thousand_deep_is_one_reject(store, tmp_path):
 
 def test_deep_items_in_a_json_array_do_not_swallow_their_neighbours(store, tmp_path):
     path = tmp_path / "deep.json"
-    items = [json.dumps(chat("a", "b")), '{"messages": [{"role": "user", "content": ' + DEEP + '}, {"x": 1}]}',
-             json.dumps(chat("c", "d"))]
+    items = [
+        json.dumps(chat("a", "b")),
+        '{"messages": [{"role": "user", "content": ' + DEEP + '}, {"x": 1}]}',
+        json.dumps(chat("c", "d")),
+    ]
     path.write_text("[" + ",\n".join(items) + "]", encoding="utf-8")
     report = ingest.import_file(store, path)
     assert (report.imported, [(r.line, r.code) for r in report.rejects]) == (2, [(2, "too-deep")])
 
 
 # --- 5. the kept copy of a file lands atomically ----------------------------------------------------
+
 
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -171,7 +193,9 @@ def test_a_failed_import_leaves_no_copy_and_the_next_gets_a_clean_folder(store, 
     # a copy left by an import whose process was killed before its commit
     (store.root / "imports" / f".00001-big.jsonl.{_dead_pid()}.partial").write_text("half a file")
     report = ingest.import_file(store, _write(tmp_path / "other.jsonl", _records(2)))
-    assert sorted(p.name for p in (store.root / "imports").iterdir()) == [f"{report.import_id:05d}-other.jsonl"]
+    assert sorted(p.name for p in (store.root / "imports").iterdir()) == [
+        f"{report.import_id:05d}-other.jsonl"
+    ]
 
 
 def test_a_copy_killed_between_commit_and_rename_is_finished_by_the_next_import(store, tmp_path, monkeypatch):
@@ -200,9 +224,15 @@ def _pid() -> int:
 
 # --- 6. nothing importable is said, and is not a success -------------------------------------------
 
-@pytest.mark.parametrize("name, content, says", [("empty.jsonl", "", "the file is empty"),
-                                                 ("blank.jsonl", "\n  \n\n", "only blank lines"),
-                                                 ("header.csv", "prompt,response\n", "header row and no rows")])
+
+@pytest.mark.parametrize(
+    "name, content, says",
+    [
+        ("empty.jsonl", "", "the file is empty"),
+        ("blank.jsonl", "\n  \n\n", "only blank lines"),
+        ("header.csv", "prompt,response\n", "header row and no rows"),
+    ],
+)
 def test_a_file_with_nothing_to_import_is_refused_and_leaves_no_import(store, tmp_path, name, content, says):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
@@ -224,10 +254,14 @@ def test_import_exits_non_zero_when_every_line_is_rejected(store, tmp_path):
 
 # --- 7. UTF-16 without a byte-order mark ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
 def test_utf16_without_a_bom_is_detected(store, tmp_path, codec):
     path = tmp_path / "u16.jsonl"
-    text = "".join(json.dumps(chat(f"我的订单 {i} 到哪了？", "track_order"), ensure_ascii=False) + "\n" for i in range(20))
+    text = "".join(
+        json.dumps(chat(f"我的订单 {i} 到哪了？", "track_order"), ensure_ascii=False) + "\n"
+        for i in range(20)
+    )
     path.write_bytes(text.encode(codec))
     report = ingest.import_file(store, path)
     assert (report.encoding, report.imported, report.rejected) == (codec, 20, 0)
@@ -241,6 +275,7 @@ def test_utf8_and_gb18030_are_not_taken_for_utf16():
 
 
 # --- 9. check's summary counts records -------------------------------------------------------------
+
 
 def test_check_summary_counts_records_not_issues(tmp_path):
     path = _write(tmp_path / "ctl.jsonl", [chat("订单\x07到哪了", "o\x07k"), chat("fine", "ok")])

@@ -15,8 +15,10 @@ from .conftest import chat
 
 
 def test_an_upload_keeps_its_name_and_its_encoding_is_detected(store):
-    data = "messages,category\n" + '"[{""role"": ""user"", ""content"": ""我要退款""}, ' \
+    data = (
+        "messages,category\n" + '"[{""role"": ""user"", ""content"": ""我要退款""}, '
         '{""role"": ""assistant"", ""content"": ""refund""}]",退款\n'
+    )
     report = ingest.import_upload(store, "客服.csv", data.encode("gb18030"), category="默认")
     assert (report.file_format, report.encoding, report.imported, report.rejected) == ("csv", "gb18030", 1, 0)
     row = ingest.recent_imports(store)[0]
@@ -31,12 +33,19 @@ def test_an_upload_name_with_folders_is_cut_to_the_file_name(store):
 
 
 def test_rejected_lines_download_as_jsonl_with_line_reason_and_raw_text(store):
-    text = "\n".join([json.dumps(chat("where is my order?", "on its way")), "oops, not JSON",
-                      json.dumps(chat("退款", "refund"), ensure_ascii=False)])
+    text = "\n".join(
+        [
+            json.dumps(chat("where is my order?", "on its way")),
+            "oops, not JSON",
+            json.dumps(chat("退款", "refund"), ensure_ascii=False),
+        ]
+    )
     report = ingest.import_upload(store, "mixed.jsonl", text.encode())
     assert (report.imported, report.rejected) == (2, 1)
     lines = [json.loads(line) for line in ingest.rejects_jsonl(store, report.import_id).splitlines()]
-    assert lines == [{"line": 2, "code": "invalid-json", "reason": lines[0]["reason"], "raw": "oops, not JSON"}]
+    assert lines == [
+        {"line": 2, "code": "invalid-json", "reason": lines[0]["reason"], "raw": "oops, not JSON"}
+    ]
     assert "not valid JSON" in lines[0]["reason"]
 
 
@@ -59,12 +68,23 @@ def test_pasted_text_is_detected_as_jsonl_json_or_csv(store):
 
 
 def test_the_badcase_form_keeps_the_bad_output_beside_the_right_answer(store):
-    report = ingest.add_badcase(store, system="你是客服助手", user="我的外卖到哪了？", bad_output="refund",
-                                answer="delivery_status", category="意图", author="ann")
+    report = ingest.add_badcase(
+        store,
+        system="你是客服助手",
+        user="我的外卖到哪了？",
+        bad_output="refund",
+        answer="delivery_status",
+        category="意图",
+        author="ann",
+    )
     assert report.imported == 1
     record = review.open_record(store, review.load_queue(store, ReviewFilter()).ids[0]).record
     assert [m["role"] for m in record.messages] == ["system", "user", "assistant"]
-    assert (record.bad_output, record.messages[-1]["content"], record.category) == ("refund", "delivery_status", "意图")
+    assert (record.bad_output, record.messages[-1]["content"], record.category) == (
+        "refund",
+        "delivery_status",
+        "意图",
+    )
     with pytest.raises(WorkbenchError, match="user's message"):
         ingest.add_badcase(store, user=" ", answer="x")
 

@@ -13,8 +13,14 @@ from workbench.train.folder import write_json_atomic
 
 from .conftest import chat
 
-TEXTS = ["我要退款，订单 {n} 的外卖洒了", "Where is my order {n}? It is late.", "帮我取消订单 {n}",
-         "I want a refund for order {n}, the soup was cold", "我的外卖到哪了？订单 {n}", "Cancel order {n} please"]
+TEXTS = [
+    "我要退款，订单 {n} 的外卖洒了",
+    "Where is my order {n}? It is late.",
+    "帮我取消订单 {n}",
+    "I want a refund for order {n}, the soup was cold",
+    "我的外卖到哪了？订单 {n}",
+    "Cancel order {n} please",
+]
 
 
 def _wait(store, job_id, seconds=600):

@@ -20,8 +20,15 @@ from workbench.store import Store
 from workbench.store.records import Selection
 from workbench.train import runs as R
 
-QUICK = {"epochs": 2, "batch_size": 8, "lora_rank": 4, "learning_rate": 2e-2, "eval_max_records": 4,
-         "eval_max_new_tokens": 4, "save_every_steps": 0}
+QUICK = {
+    "epochs": 2,
+    "batch_size": 8,
+    "lora_rank": 4,
+    "learning_rate": 2e-2,
+    "eval_max_records": 4,
+    "eval_max_new_tokens": 4,
+    "save_every_steps": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +48,9 @@ def wait(store: Store, pipeline_id: int, timeout: float = 300) -> P.PipelineStat
 
 def intents_store(root, n: int = 40) -> Store:
     store = Store.open(root / "store")
-    rows = [{k: v for k, v in r.items() if k not in ("id", "source")} for r in classification_records(n, seed=3)]
+    rows = [
+        {k: v for k, v in r.items() if k not in ("id", "source")} for r in classification_records(n, seed=3)
+    ]
     path = root / "intents.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:-8]), encoding="utf-8")
     held = root / "held.jsonl"
@@ -56,9 +65,13 @@ def intents_store(root, n: int = 40) -> Store:
 @pytest.mark.slow
 def test_export_train_evaluate_in_the_background(tmp_path, tiny):
     store = intents_store(tmp_path)
-    started = P.start_pipeline(store, ExportConfig(name="intents", val=0.2, general_share=0.0, leakage_guard="exact"),
-                               train={"base_model": tiny, **QUICK}, eval_options={"max_new_tokens": 6},
-                               author="test")
+    started = P.start_pipeline(
+        store,
+        ExportConfig(name="intents", val=0.2, general_share=0.0, leakage_guard="exact"),
+        train={"base_model": tiny, **QUICK},
+        eval_options={"max_new_tokens": 6},
+        author="test",
+    )
     assert started.running and P.latest_pipeline(store).id == started.id
     with pytest.raises(WorkbenchError, match="still running"):
         P.start_pipeline(store, ExportConfig(name="again"), author="test")

@@ -27,9 +27,15 @@ def test_the_stream_is_the_models_greedy_answer_piece_by_piece(store, tiny):
     ids = torch.tensor([chat.encoder.tokens(chat.encoder.render(messages, generation=True))])
     eos = list(chat.encoder.end_of_turn_ids or []) or [chat.encoder.eos_id]
     with torch.no_grad():
-        out = chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12,
-                                  do_sample=False, eos_token_id=eos, pad_token_id=chat.encoder.eos_id)
-    assert "".join(pieces) == chat.encoder.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        out = chat.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=chat.encoder.eos_id,
+        )
+    assert "".join(pieces) == chat.encoder.tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def test_a_run_without_an_adapter_and_an_empty_question_say_what_to_do(store, tiny):
@@ -42,8 +48,18 @@ def test_a_run_without_an_adapter_and_an_empty_question_say_what_to_do(store, ti
 
 def test_a_flagged_answer_is_a_badcase_in_review_with_its_bad_output_and_source(store):
     messages = PG.chat_messages("", [], "我要退款，饭洒了")
-    rid = PG.flag_answer(store, messages, "您好！请问有什么可以帮您？", "refund", category="退款", model="base",
-                         base_model="smollm2-135m-instruct", adapter=None, sampling=PG.Sampling(), author="张三")
+    rid = PG.flag_answer(
+        store,
+        messages,
+        "您好！请问有什么可以帮您？",
+        "refund",
+        category="退款",
+        model="base",
+        base_model="smollm2-135m-instruct",
+        adapter=None,
+        sampling=PG.Sampling(),
+        author="张三",
+    )
     page = review.load_queue(store, ReviewFilter(datasets=("badcases",)), "oldest", limit=10)
     assert page.ids == [rid]
     with store.connect() as con:
@@ -52,5 +68,15 @@ def test_a_flagged_answer_is_a_badcase_in_review_with_its_bad_output_and_source(
     assert record.status == "fixed" and record.category == "退款" and "playground: base" in record.source
     assert "temperature=0.0" in record.source
     with pytest.raises(WorkbenchError, match="write the right answer"):
-        PG.flag_answer(store, messages, "x", " ", category=None, model="base", base_model="m", adapter=None,
-                       sampling=PG.Sampling(), author="t")
+        PG.flag_answer(
+            store,
+            messages,
+            "x",
+            " ",
+            category=None,
+            model="base",
+            base_model="m",
+            adapter=None,
+            sampling=PG.Sampling(),
+            author="t",
+        )

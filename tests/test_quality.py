@@ -15,16 +15,31 @@ from .conftest import chat
 
 @pytest.fixture
 def filled(store, write_jsonl):
-    ingest.import_file(store, write_jsonl([
-        {"messages": [{"role": "user", "content": "我要退款"}, {"role": "asistant", "content": "refund"}],
-         "category": "意图"},
-        {"messages": [{"role": "user", "content": "where is it"}, {"role": "asistant", "content": "delivery"}],
-         "category": "意图"},
-        chat("Cancel order 7", " cancel ", category="意图"),
-        chat("提取订单号：订单 7781", '{"order": 7781}', category="slots"),
-        chat("提取订单号：没有", "none", category="slots"),
-        chat("hi"),
-    ]))
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": "我要退款"},
+                        {"role": "asistant", "content": "refund"},
+                    ],
+                    "category": "意图",
+                },
+                {
+                    "messages": [
+                        {"role": "user", "content": "where is it"},
+                        {"role": "asistant", "content": "delivery"},
+                    ],
+                    "category": "意图",
+                },
+                chat("Cancel order 7", " cancel ", category="意图"),
+                chat("提取订单号：订单 7781", '{"order": 7781}', category="slots"),
+                chat("提取订单号：没有", "none", category="slots"),
+                chat("hi"),
+            ]
+        ),
+    )
     return store
 
 

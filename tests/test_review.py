@@ -15,15 +15,32 @@ from .conftest import chat
 
 @pytest.fixture
 def loaded(store, write_jsonl):
-    ingest.import_file(store, write_jsonl([
-        {"messages": [{"role": "user", "content": "我要退款，订单 7781"}, {"role": "asistant", "content": "refund"}],
-         "category": "退款", "tags": ["vip"], "source": "app"},
-        {"prompt": "我的外卖到哪了？", "bad_output": "refund", "expected": "delivery_status", "category": "物流",
-         "task_type": "classification"},
-        chat("Where is my order?", "delivery_status", category="物流", source="web"),
-        chat("<script>alert(1)</script> **bold**", "<img src=x onerror=alert(1)>", category="intent"),
-        chat("hi", "", category="chitchat"),
-    ]))
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": "我要退款，订单 7781"},
+                        {"role": "asistant", "content": "refund"},
+                    ],
+                    "category": "退款",
+                    "tags": ["vip"],
+                    "source": "app",
+                },
+                {
+                    "prompt": "我的外卖到哪了？",
+                    "bad_output": "refund",
+                    "expected": "delivery_status",
+                    "category": "物流",
+                    "task_type": "classification",
+                },
+                chat("Where is my order?", "delivery_status", category="物流", source="web"),
+                chat("<script>alert(1)</script> **bold**", "<img src=x onerror=alert(1)>", category="intent"),
+                chat("hi", "", category="chitchat"),
+            ]
+        ),
+    )
     return store
 
 
@@ -65,18 +82,32 @@ def test_keyset_pages_cover_every_record_once_in_each_sort(loaded):
     newest = review.load_queue(loaded, ReviewFilter(), "newest").ids
     assert newest == sorted(newest, reverse=True)
     most = review.load_queue(loaded, ReviewFilter(), "most issues").rows
-    assert [r.errors + r.warnings for r in most] == sorted((r.errors + r.warnings for r in most), reverse=True)
+    assert [r.errors + r.warnings for r in most] == sorted(
+        (r.errors + r.warnings for r in most), reverse=True
+    )
 
 
 def test_queue_rows_show_the_first_question_and_the_answer(loaded):
     rows = {r.id: r for r in review.load_queue(loaded, ReviewFilter(categories=("物流",)), "oldest").rows}
     first = rows[min(rows)]
-    assert first.first_user == "我的外卖到哪了？" and first.answer == "delivery_status" and first.category == "物流"
+    assert (
+        first.first_user == "我的外卖到哪了？"
+        and first.answer == "delivery_status"
+        and first.category == "物流"
+    )
 
 
 def test_filter_round_trips_through_url_params():
-    flt = ReviewFilter(statuses=("new", "fixed"), categories=("退款",), issue_codes=("role-typo",), severity="error",
-                       duplicate="kept", cluster=3, text="订单", tags=("vip",))
+    flt = ReviewFilter(
+        statuses=("new", "fixed"),
+        categories=("退款",),
+        issue_codes=("role-typo",),
+        severity="error",
+        duplicate="kept",
+        cluster=3,
+        text="订单",
+        tags=("vip",),
+    )
     params = review.filter_to_params(flt)
     assert params["category"] == ["退款"] and params["cluster"] == ["3"]
     assert review.filter_from_params(params) == flt
@@ -102,8 +133,14 @@ def test_save_writes_a_revision_and_a_stale_save_conflicts_without_writing(loade
     view = review.open_record(loaded, rid)
     messages = [dict(m) for m in view.record.messages]
     messages[-1]["content"] = "物流查询"
-    saved = review.save_record(loaded, rid, view.record.version, {"messages": messages, "status": "fixed",
-                                                                     "tags": ["复核", " "]}, "alice", "写了正确答案")
+    saved = review.save_record(
+        loaded,
+        rid,
+        view.record.version,
+        {"messages": messages, "status": "fixed", "tags": ["复核", " "]},
+        "alice",
+        "写了正确答案",
+    )
     assert saved.version == view.record.version + 1 and saved.status == "fixed" and saved.tags == ["复核"]
     with pytest.raises(EditConflictError, match="version 1"):
         review.save_record(loaded, rid, view.record.version, {"status": "approved"}, "bob")
@@ -141,7 +178,9 @@ def test_bulk_status_says_how_many_first_and_one_undo_reverts_all(loaded, store)
     assert review.preview_bulk(loaded, target, BulkAction("status", "approved")) == 3
     result = review.apply_bulk(loaded, target, BulkAction("status", "approved"), "alice")
     assert result.changed == 3
-    assert review.preview_bulk(loaded, target, BulkAction("status", "approved")) == 0  # nothing left to change
+    assert (
+        review.preview_bulk(loaded, target, BulkAction("status", "approved")) == 0
+    )  # nothing left to change
     assert review.load_queue(loaded, ReviewFilter(statuses=("approved",))).total == 3
     # someone edits one of them afterwards: the undo keeps that newer value
     one = all_ids(loaded, ReviewFilter(categories=("退款",)))[0]
@@ -217,8 +256,12 @@ def test_training_view_marks_the_trained_answer_like_show_mask(loaded):
 
 
 def test_text_search_takes_percent_and_underscore_literally(store, write_jsonl):
-    ingest.import_file(store, write_jsonl([chat("打折 100% off_now", "ok"), chat("100 percent offXnow", "ok"),
-                                           chat("ÉCOLE fermée", "ok")]))
+    ingest.import_file(
+        store,
+        write_jsonl(
+            [chat("打折 100% off_now", "ok"), chat("100 percent offXnow", "ok"), chat("ÉCOLE fermée", "ok")]
+        ),
+    )
     count = lambda text: review.load_queue(store, ReviewFilter(text=text)).total  # noqa: E731
     assert count("100%") == 1 and count("off_now") == 1 and count("100") == 2
     assert count("école") == 1 and count("打折") == 1 and count("OFF_NOW") == 1
@@ -250,7 +293,9 @@ def test_a_read_while_another_tab_writes_shares_the_store_and_a_write_waits_for_
     writer.start()
     holding.wait(5)
     try:
-        assert review.load_queue(loaded, ReviewFilter()).total == 5  # reads through the writer's open database
+        assert (
+            review.load_queue(loaded, ReviewFilter()).total == 5
+        )  # reads through the writer's open database
     finally:
         release.set()
         writer.join()

@@ -43,7 +43,9 @@ def test_opening_an_older_store_applies_the_missing_migrations(tmp_path, monkeyp
             con.execute("CREATE TABLE later_things (x INTEGER)")
 
     known = schema.all_migrations()
-    monkeypatch.setattr(schema, "all_migrations", lambda: known + [schema.Migration(999, Step.DESCRIPTION, Step)])
+    monkeypatch.setattr(
+        schema, "all_migrations", lambda: known + [schema.Migration(999, Step.DESCRIPTION, Step)]
+    )
     reopened = Store.open(tmp_path / "s")
     with reopened.connect() as con:
         assert schema.current_version(con) == 999
@@ -71,9 +73,16 @@ def test_transaction_lands_whole_or_not_at_all(store):
 
 def _one_record(store) -> int:
     with store.transaction() as con:
-        return insert_record(con, Record(0, "badcases", [{"role": "user", "content": "退款怎么办"},
-                                                          {"role": "assistant", "content": "refund"}],
-                                         category="intent"), "alice")
+        return insert_record(
+            con,
+            Record(
+                0,
+                "badcases",
+                [{"role": "user", "content": "退款怎么办"}, {"role": "assistant", "content": "refund"}],
+                category="intent",
+            ),
+            "alice",
+        )
 
 
 def test_edit_bumps_version_and_logs_before_and_after(store):
@@ -106,8 +115,18 @@ def test_message_edit_changes_the_content_hash(store):
     with store.connect() as con:
         before = get_record(con, rid)
     with store.transaction() as con:
-        after = update_record(con, rid, 1, {"messages": [{"role": "user", "content": "退款怎么办"},
-                                                          {"role": "assistant", "content": "退款"}]}, "bob")
+        after = update_record(
+            con,
+            rid,
+            1,
+            {
+                "messages": [
+                    {"role": "user", "content": "退款怎么办"},
+                    {"role": "assistant", "content": "退款"},
+                ]
+            },
+            "bob",
+        )
     assert after.content_hash != before.content_hash and after.messages[1]["content"] == "退款"
 
 
@@ -127,7 +146,9 @@ HOLDER = textwrap.dedent("""
 
 
 def test_second_process_gets_a_clear_busy_message_naming_the_holder(store):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store.db_path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store.db_path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         from workbench.store.connection import open_duckdb
@@ -145,8 +166,11 @@ def test_second_process_gets_a_clear_busy_message_naming_the_holder(store):
 
 
 def test_store_is_usable_again_once_the_other_process_lets_go(store):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER.replace("time.sleep(30)", "time.sleep(0.8)"),
-                               str(store.db_path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.replace("time.sleep(30)", "time.sleep(0.8)"), str(store.db_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         with store.connect() as con:  # waits for the holder instead of failing

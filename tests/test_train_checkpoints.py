@@ -37,8 +37,16 @@ def export(tmp_path_factory):
 
 
 def config(tiny, **changes) -> TrainConfig:
-    values = {"base_model": tiny, "max_steps": 7, "eval_every_steps": 3, "batch_size": 8, "lora_rank": 4,
-              "learning_rate": 1e-2, "eval_max_new_tokens": 8, "save_every_steps": 0}
+    values = {
+        "base_model": tiny,
+        "max_steps": 7,
+        "eval_every_steps": 3,
+        "batch_size": 8,
+        "lora_rank": 4,
+        "learning_rate": 1e-2,
+        "eval_max_new_tokens": 8,
+        "save_every_steps": 0,
+    }
     return TrainConfig(**{**values, **changes})
 
 
@@ -67,14 +75,26 @@ def dead_pid() -> int:
 
 # --- the training state: safetensors + JSON, never a pickle ----------------------------------------------------
 
+
 def test_the_training_state_round_trips_exactly_through_safetensors_and_json(tmp_path):
-    state = {"optimizer": {"state": {0: {"step": torch.tensor(5.0), "exp_avg": torch.randn(3, 2)},
-                                     1: {"step": torch.tensor(5.0), "exp_avg": torch.randn(4, dtype=torch.float64)}},
-                           "param_groups": [{"lr": 1e-4 / 3, "betas": (0.9, 0.999), "params": [0, 1], "foreach": None}]},
-             "scheduler": {"base_lrs": [2e-4], "last_epoch": 5, "_last_lr": [math.pi / 1e4], "lr_lambdas": [None]},
-             "rng": torch.get_rng_state(),
-             "state": {"step": 5, "best": {"step": 3, "val_loss": float("inf"), "note": "最好"}, "evals": [],
-                       "a.b": torch.ones(1), "a": {"b": torch.zeros(1)}}}
+    state = {
+        "optimizer": {
+            "state": {
+                0: {"step": torch.tensor(5.0), "exp_avg": torch.randn(3, 2)},
+                1: {"step": torch.tensor(5.0), "exp_avg": torch.randn(4, dtype=torch.float64)},
+            },
+            "param_groups": [{"lr": 1e-4 / 3, "betas": (0.9, 0.999), "params": [0, 1], "foreach": None}],
+        },
+        "scheduler": {"base_lrs": [2e-4], "last_epoch": 5, "_last_lr": [math.pi / 1e4], "lr_lambdas": [None]},
+        "rng": torch.get_rng_state(),
+        "state": {
+            "step": 5,
+            "best": {"step": 3, "val_loss": float("inf"), "note": "最好"},
+            "evals": [],
+            "a.b": torch.ones(1),
+            "a": {"b": torch.zeros(1)},
+        },
+    }
     save_trainer_state(tmp_path, state)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trainer_state.json", "trainer_state.safetensors"]
     back = load_trainer_state(tmp_path)
@@ -87,7 +107,9 @@ def test_the_training_state_round_trips_exactly_through_safetensors_and_json(tmp
             assert got.dtype == value.dtype and got.shape == value.shape and torch.equal(got, value)
     assert back["scheduler"] == state["scheduler"]  # floats are exact through JSON
     assert torch.equal(back["rng"], state["rng"]) and back["state"]["best"] == state["state"]["best"]
-    assert torch.equal(back["state"]["a.b"], torch.ones(1)) and torch.equal(back["state"]["a"]["b"], torch.zeros(1))
+    assert torch.equal(back["state"]["a.b"], torch.ones(1)) and torch.equal(
+        back["state"]["a"]["b"], torch.zeros(1)
+    )
 
 
 def test_checkpoints_hold_no_pickle_and_resume_from_them_is_exact(tiny, export, straight, tmp_path):
@@ -119,16 +141,21 @@ def test_resume_does_not_run_code_planted_in_an_old_style_trainer_state_pt(tiny,
         def __reduce__(self):
             return (open, (str(planted), "w"))
 
-    torch.save({"optimizer": Payload(), "scheduler": {}, "rng": torch.get_rng_state(), "state": {}},
-               latest / "trainer_state.pt")
-    with pytest.raises(WorkbenchError, match=r"trainer_state.pt .* was not loaded: unpickling it could run any code"):
+    torch.save(
+        {"optimizer": Payload(), "scheduler": {}, "rng": torch.get_rng_state(), "state": {}},
+        latest / "trainer_state.pt",
+    )
+    with pytest.raises(
+        WorkbenchError, match=r"trainer_state.pt .* was not loaded: unpickling it could run any code"
+    ):
         train(export, config(tiny), folder.path, resume=True)
     assert not planted.exists()
     assert folder.status()["state"] == "failed"
 
 
-def test_an_old_checkpoint_with_only_tensors_and_values_in_its_pickle_still_resumes_exactly(tiny, export, straight,
-                                                                                             tmp_path):
+def test_an_old_checkpoint_with_only_tensors_and_values_in_its_pickle_still_resumes_exactly(
+    tiny, export, straight, tmp_path
+):
     with pytest.raises(Cancelled):
         train(export, config(tiny), tmp_path / "run", should_stop=stop_at(5))
     folder = RunFolder(tmp_path / "run")
@@ -146,14 +173,18 @@ def test_a_checkpoint_whose_training_state_is_cut_short_is_refused_with_what_to_
     latest = RunFolder(tmp_path / "run").checkpoint_dirs()[-1]
     data = (latest / "trainer_state.safetensors").read_bytes()
     (latest / "trainer_state.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(WorkbenchError, match="training state in .*step-000002 cannot be read.*start the run again"):
+    with pytest.raises(
+        WorkbenchError, match="training state in .*step-000002 cannot be read.*start the run again"
+    ):
         train(export, config(tiny), tmp_path / "run", resume=True)
 
 
 # --- checkpoints and the adapter appear whole or not at all ------------------------------------------------------
 
-def test_a_checkpoint_rewritten_for_the_same_step_survives_an_interruption_of_the_rewrite(tiny, export, tmp_path,
-                                                                                        monkeypatch):
+
+def test_a_checkpoint_rewritten_for_the_same_step_survives_an_interruption_of_the_rewrite(
+    tiny, export, tmp_path, monkeypatch
+):
     # At step 3 the evaluation writes step-000003, then the stop request writes it again. Interrupt the second
     # write half-way: the first must still be there, whole, and the run resumes from it.
     from peft import PeftModel
@@ -174,17 +205,22 @@ def test_a_checkpoint_rewritten_for_the_same_step_survives_an_interruption_of_th
     folder = RunFolder(tmp_path / "run")
     assert len(calls) == 2
     assert [p.name for p in folder.checkpoint_dirs()] == ["step-000003"]
-    assert sorted(p.name for p in folder.checkpoints.iterdir()) == ["step-000003"]  # no half-written leftovers
+    assert sorted(p.name for p in folder.checkpoints.iterdir()) == [
+        "step-000003"
+    ]  # no half-written leftovers
     resumed = train(export, config(tiny), folder.path, resume=True)
     assert resumed.steps == 7
 
 
-def test_a_run_stopped_while_writing_its_adapter_leaves_no_adapter_folder_and_resume_writes_it(tiny, export, tmp_path,
-                                                                                              monkeypatch):
+def test_a_run_stopped_while_writing_its_adapter_leaves_no_adapter_folder_and_resume_writes_it(
+    tiny, export, tmp_path, monkeypatch
+):
     def die(self, *args, **kwargs):
         raise KeyboardInterrupt("killed while writing the adapter")
 
-    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", die)  # the adapter's weights are written by now
+    monkeypatch.setattr(
+        PreTrainedTokenizerBase, "save_pretrained", die
+    )  # the adapter's weights are written by now
     with pytest.raises(KeyboardInterrupt):
         train(export, config(tiny, max_steps=3), tmp_path / "run")
     monkeypatch.undo()
@@ -220,7 +256,10 @@ def test_leftovers_of_a_killed_writer_are_swept_and_a_folder_moved_aside_is_put_
         (tmp_path / ".hidden-by-someone").mkdir()
         done = sweep_unfinished_folders(tmp_path)
         assert sorted(p.name for p in tmp_path.iterdir()) == [
-            ".hidden-by-someone", f".step-000006.tmp-{alive.pid}-0123abcd", "step-000004"]
+            ".hidden-by-someone",
+            f".step-000006.tmp-{alive.pid}-0123abcd",
+            "step-000004",
+        ]
         assert (tmp_path / "step-000004" / "checkpoint.json").is_file()
         assert len(done) == 2
     finally:
@@ -244,6 +283,7 @@ def test_resume_sweeps_what_a_killed_run_left_half_written(tiny, export, tmp_pat
 
 
 # --- an incomplete adapter is refused --------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def finished_adapter(tiny, export, tmp_path_factory):
@@ -275,15 +315,33 @@ def test_adapter_problem_names_what_is_missing_or_cut_short(finished_adapter, tm
 
 
 def test_continuing_an_incomplete_adapter_is_refused(tiny, export, finished_adapter, tmp_path):
-    with pytest.raises(WorkbenchError, match="adapter .* to continue is incomplete: adapter_model.safetensors is cut"):
-        train(export, config(tiny, max_steps=1), tmp_path / "run", init_adapter=cut_short(finished_adapter, tmp_path))
+    with pytest.raises(
+        WorkbenchError, match="adapter .* to continue is incomplete: adapter_model.safetensors is cut"
+    ):
+        train(
+            export,
+            config(tiny, max_steps=1),
+            tmp_path / "run",
+            init_adapter=cut_short(finished_adapter, tmp_path),
+        )
 
 
-def test_merge_and_from_run_refuse_a_finished_runs_adapter_that_is_incomplete(tiny, export, finished_adapter, tmp_path):
+def test_merge_and_from_run_refuse_a_finished_runs_adapter_that_is_incomplete(
+    tiny, export, finished_adapter, tmp_path
+):
     store = Store.open(tmp_path / "store")
     with store.transaction() as con:
-        row = sql.insert_run(con, export_dir=str(export), export_name="intents", export_hash="x", base_model=tiny,
-                             parent_run=None, init="fresh", config=config(tiny).to_dict(), runs_dir=str(store.runs_dir))
+        row = sql.insert_run(
+            con,
+            export_dir=str(export),
+            export_name="intents",
+            export_hash="x",
+            base_model=tiny,
+            parent_run=None,
+            init="fresh",
+            config=config(tiny).to_dict(),
+            runs_dir=str(store.runs_dir),
+        )
     adapter = cut_short(finished_adapter, tmp_path)
     (store.runs_dir / str(row.id)).mkdir(parents=True)
     adapter.rename(store.runs_dir / str(row.id) / "adapter")

@@ -48,30 +48,41 @@ def trained_text(tok, ids, weights) -> str:
 
 
 def test_mask_trains_only_the_answer_and_its_end_of_turn_token_on_the_embedded_template(tok, encoder):
-    messages = [{"role": "system", "content": "Answer briefly."},
-                {"role": "user", "content": "What is the capital of France?"},
-                {"role": "assistant", "content": "The capital of France is Paris."}]
+    messages = [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "The capital of France is Paris."},
+    ]
     ids, weights = encoder.encode(messages)
     # the tokens are exactly what the model's own template gives for the whole conversation
     assert ids == list(tok.apply_chat_template(messages, tokenize=True, return_dict=False))
     assert trained_text(tok, ids, weights) == "The capital of France is Paris.<|im_end|>"
     first_trained = weights.index(1.0)
     assert tok.decode(ids[:first_trained]).endswith("<|im_start|>assistant\n")
-    assert tok.decode(ids[first_trained - 1 + len([w for w in weights if w]) + 1:]) == "\n"  # the newline after is not
+    assert (
+        tok.decode(ids[first_trained - 1 + len([w for w in weights if w]) + 1 :]) == "\n"
+    )  # the newline after is not
     assert ids[max(i for i, w in enumerate(weights) if w)] == tok.convert_tokens_to_ids("<|im_end|>")
 
 
 def test_mask_without_system_message_keeps_the_templates_default_system_prompt_untrained(tok, encoder):
-    ids, weights = encoder.encode([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}])
+    ids, weights = encoder.encode(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}]
+    )
     text = tok.decode(ids)
     assert "You are a helpful AI assistant named SmolLM" in text
     assert trained_text(tok, ids, weights) == "Hello!<|im_end|>"
 
 
 def test_multi_turn_mask_honours_per_message_loss_weight_including_fractions(tok, encoder):
-    messages = [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2", "loss_weight": 0.0},
-                {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4", "loss_weight": 0.5},
-                {"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6"}]
+    messages = [
+        {"role": "user", "content": "1+1?"},
+        {"role": "assistant", "content": "2", "loss_weight": 0.0},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4", "loss_weight": 0.5},
+        {"role": "user", "content": "3+3?"},
+        {"role": "assistant", "content": "6"},
+    ]
     ids, weights = encoder.encode(messages)
     assert ids == list(tok.apply_chat_template(messages, tokenize=True, return_dict=False))
     spans = [(tok.decode([t]), w) for t, w in zip(ids, weights, strict=True) if w > 0]
@@ -79,28 +90,58 @@ def test_multi_turn_mask_honours_per_message_loss_weight_including_fractions(tok
 
 
 def test_openai_weight_key_is_honoured_like_loss_weight(tok, encoder):
-    ids, weights = encoder.encode([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "weight": 0},
-                                   {"role": "user", "content": "c"}, {"role": "assistant", "content": "d", "weight": 1}])
+    ids, weights = encoder.encode(
+        [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b", "weight": 0},
+            {"role": "user", "content": "c"},
+            {"role": "assistant", "content": "d", "weight": 1},
+        ]
+    )
     assert trained_text(tok, ids, weights) == "d<|im_end|>"
 
 
 def test_chinese_answers_are_masked_exactly(tok, encoder):
-    ids, weights = encoder.encode([{"role": "user", "content": "订单扣了两次钱，请退款。"},
-                                   {"role": "assistant", "content": "退款：已为您办理，三个工作日内到账。"}])
+    ids, weights = encoder.encode(
+        [
+            {"role": "user", "content": "订单扣了两次钱，请退款。"},
+            {"role": "assistant", "content": "退款：已为您办理，三个工作日内到账。"},
+        ]
+    )
     assert trained_text(tok, ids, weights) == "退款：已为您办理，三个工作日内到账。<|im_end|>"
 
 
 def test_untrainable_and_too_long_records_are_counted_with_their_reason_and_line(encoder):
     records = [
         {"messages": [{"role": "user", "content": "no answer here"}], "_line": 1},
-        {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "loss_weight": 0}],
-         "_line": 2},
-        {"messages": [{"role": "user", "content": "long " * 300}, {"role": "assistant", "content": "ok"}], "_line": 3},
-        {"messages": [{"role": "user", "content": "weather?"},
-                      {"role": "assistant", "content": "", "tool_calls": json.dumps(
-                          [{"type": "function", "function": {"name": "get_weather", "arguments": "{}"}}])}],
-         "_line": 4},
-        {"messages": [{"role": "user", "content": "fine"}, {"role": "assistant", "content": "good"}], "_line": 5},
+        {
+            "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "content": "y", "loss_weight": 0},
+            ],
+            "_line": 2,
+        },
+        {
+            "messages": [{"role": "user", "content": "long " * 300}, {"role": "assistant", "content": "ok"}],
+            "_line": 3,
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "weather?"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": json.dumps(
+                        [{"type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]
+                    ),
+                },
+            ],
+            "_line": 4,
+        },
+        {
+            "messages": [{"role": "user", "content": "fine"}, {"role": "assistant", "content": "good"}],
+            "_line": 5,
+        },
     ]
     encoded = encode_records(encoder, records, max_length=128)
     assert len(encoded.examples) == 1
@@ -121,20 +162,28 @@ def test_model_without_chat_template_needs_an_explicit_fallback(tmp_path):
     with pytest.raises(WorkbenchError, match="no chat template.*--chat-template plain"):
         load_chat_tokenizer(str(folder))
     tok = load_chat_tokenizer(str(folder), chat_template="plain")
-    ids, weights = ChatEncoder(tok).encode([{"role": "system", "content": "Be short."},
-                                            {"role": "user", "content": "Name a colour."},
-                                            {"role": "assistant", "content": "Blue."}])
+    ids, weights = ChatEncoder(tok).encode(
+        [
+            {"role": "system", "content": "Be short."},
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": "Blue."},
+        ]
+    )
     assert tok.decode(ids).startswith("Be short.\n\n### User:\nName a colour.\n\n### Assistant:\n")
     assert trained_text(tok, ids, weights) == "Blue." + tok.eos_token
 
 
 def test_prompt_ids_are_the_training_prefix_of_the_final_answer(tok, encoder):
-    messages = [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"},
-                {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    messages = [
+        {"role": "user", "content": "1+1?"},
+        {"role": "assistant", "content": "2"},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+    ]
     ids, weights = encoder.encode(messages)
     prompt = encoder.prompt_ids(messages)
-    assert ids[:len(prompt)] == prompt
-    assert tok.decode(ids[len(prompt):]) == "4<|im_end|>\n"
+    assert ids[: len(prompt)] == prompt
+    assert tok.decode(ids[len(prompt) :]) == "4<|im_end|>\n"
 
 
 def test_show_mask_preview_marks_trained_spans(tmp_path):
@@ -156,8 +205,14 @@ def test_render_mask_writes_fractional_weights(tok):
 def test_show_mask_reads_chinese_characters_split_over_several_tokens(tmp_path):
     # SmolLM2's byte-level BPE spends about three tokens on a Chinese character: decoded one by one
     # they are U+FFFD; the preview decodes whole spans and joins a character's tokens
-    record = {"id": 1, "category": "qa", "messages": [{"role": "user", "content": "请帮我取消订单。"},
-                                                        {"role": "assistant", "content": "好的，已取消订单。"}]}
+    record = {
+        "id": 1,
+        "category": "qa",
+        "messages": [
+            {"role": "user", "content": "请帮我取消订单。"},
+            {"role": "assistant", "content": "好的，已取消订单。"},
+        ],
+    }
     folder = write_export(tmp_path / "zh", [record], [])
     preview = preview_mask(folder)
     assert "\ufffd" not in preview.marked_text
@@ -189,11 +244,19 @@ def test_read_export_without_manifest_says_how_to_make_one(tmp_path):
 
 # --- packing --------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_llama():
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=120, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+    config = LlamaConfig(
+        vocab_size=120,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+    )
     register_packed_attention()
     return LlamaForCausalLM(config).eval()
 
@@ -283,8 +346,9 @@ def test_micro_batches_respect_the_token_budget_and_keep_overlong_examples_alone
 
 def test_synthetic_export_has_the_export_folder_shape(tmp_path):
     records = classification_records(12, seed=1, chinese_share=0.5)
-    folder = write_export(tmp_path / "x", records[2:], records[:2],
-                          contracts={"intent": {"kind": "labels", "spec": ["a"]}})
+    folder = write_export(
+        tmp_path / "x", records[2:], records[:2], contracts={"intent": {"kind": "labels", "spec": ["a"]}}
+    )
     manifest = json.loads((folder / "manifest.json").read_text())
     assert {"name", "hash", "config", "counts", "categories", "contracts"} <= set(manifest)
     assert manifest["counts"] == {"train": 10, "val": 2}
@@ -292,6 +356,7 @@ def test_synthetic_export_has_the_export_folder_shape(tmp_path):
 
 
 # --- shared prompts --------------------------------------------------------------------------------------
+
 
 def prompt_sharing_examples(seed=0):
     """Conversations as a step of real data has them: two system prompts (a long and a shorter one), each
@@ -321,11 +386,20 @@ def lora_llama(dtype=torch.float32):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=120, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+    config = LlamaConfig(
+        vocab_size=120,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+    )
     register_packed_attention()
-    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
-                                                                 init_lora_weights=False))
+    model = get_peft_model(
+        LlamaForCausalLM(config),
+        LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False),
+    )
     return model.to(dtype)
 
 
@@ -344,15 +418,18 @@ def test_shared_prefixes_find_the_common_prompts():
     by_prefix = sorted((p, sorted(m)) for p, m in groups)
     assert by_prefix == [(0, [8]), (24, [4, 5]), (60, [0, 1, 2, 3, 6, 7, 9])]
     assert shared_prefixes(examples[6:8]) == [(70, [0, 1])]  # the same first turns are shared too
-    assert shared_prefixes(examples, min_tokens=100) == [(0, [i]) for i in sorted(
-        range(10), key=lambda i: examples[i].input_ids)]
+    assert shared_prefixes(examples, min_tokens=100) == [
+        (0, [i]) for i in sorted(range(10), key=lambda i: examples[i].input_ids)
+    ]
 
 
 def test_shared_prompts_give_the_same_loss_and_lora_gradients_as_packing_them_apart():
     model = lora_llama()
     examples = prompt_sharing_examples()
     shared, apart = pack(examples), pack(examples, share_prefixes=False)
-    assert shared.shared_tokens == 60 * 6 + 24 > 0 and shared.n_tokens == apart.n_tokens - shared.shared_tokens
+    assert (
+        shared.shared_tokens == 60 * 6 + 24 > 0 and shared.n_tokens == apart.n_tokens - shared.shared_tokens
+    )
     assert apart.restore is None and shared.restore is not None
     loss_shared, n_shared, grads_shared = loss_and_lora_grads(model, shared)
     loss_apart, n_apart, grads_apart = loss_and_lora_grads(model, apart)
@@ -411,8 +488,10 @@ def test_epoch_batches_gather_steps_by_first_turn_in_random_order():
     assert len(batches) == len(epoch_batches(len(keys), 4, seed=7, epoch=0))  # as many steps as without keys
     whole = [b for b in batches if len({keys[i] for i in b}) == 1]
     assert len(whole) == 4 + 2 and all(len(b) == 4 for b in whole)  # 19 A: four full steps; 9 B: two
-    assert [keys[b[0]] for b in whole] not in (sorted(keys[b[0]] for b in whole),
-                                               sorted((keys[b[0]] for b in whole), reverse=True))
+    assert [keys[b[0]] for b in whole] not in (
+        sorted(keys[b[0]] for b in whole),
+        sorted((keys[b[0]] for b in whole), reverse=True),
+    )
 
 
 def test_first_turn_keys_are_the_tokens_through_the_first_end_of_turn(encoder):
@@ -421,4 +500,4 @@ def test_first_turn_keys_are_the_tokens_through_the_first_end_of_turn(encoder):
     examples = encode_records(encoder, records, 2048).examples
     keys = first_turn_keys(examples, encoder.end_of_turn_ids)
     assert len(set(keys)) == 2 and keys.count(keys[1]) == 5
-    assert keys[1][-1] in encoder.end_of_turn_ids and list(keys[1]) == examples[1].input_ids[:len(keys[1])]
+    assert keys[1][-1] in encoder.end_of_turn_ids and list(keys[1]) == examples[1].input_ids[: len(keys[1])]

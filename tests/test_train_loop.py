@@ -30,8 +30,15 @@ def export(tmp_path_factory):
 
 
 def config(tiny, **changes) -> TrainConfig:
-    values = {"base_model": tiny, "epochs": 2, "batch_size": 8, "lora_rank": 4, "learning_rate": 1e-2,
-              "eval_max_new_tokens": 8, "save_every_steps": 0}
+    values = {
+        "base_model": tiny,
+        "epochs": 2,
+        "batch_size": 8,
+        "lora_rank": 4,
+        "learning_rate": 1e-2,
+        "eval_max_new_tokens": 8,
+        "save_every_steps": 0,
+    }
     return TrainConfig(**{**values, **changes})
 
 
@@ -41,17 +48,23 @@ def adapter_weights(folder) -> dict[str, torch.Tensor]:
 
 def test_a_run_writes_status_metrics_checkpoints_adapter_and_report(tiny, export, tmp_path):
     seen = []
-    result = train(export, config(tiny), tmp_path / "run", progress=lambda done, total, info: seen.append(done))
+    result = train(
+        export, config(tiny), tmp_path / "run", progress=lambda done, total, info: seen.append(done)
+    )
     folder = RunFolder(tmp_path / "run")
     status = folder.status()
-    assert status["state"] == "done" and status["step"] == result.steps == result.total_steps == 10  # 36/8 -> 5 x 2
+    assert (
+        status["state"] == "done" and status["step"] == result.steps == result.total_steps == 10
+    )  # 36/8 -> 5 x 2
     steps = [r for r in folder.metrics() if r.get("kind") != "eval"]
     evals = [r for r in folder.metrics() if r.get("kind") == "eval"]
     assert [r["step"] for r in steps] == list(range(1, 11))
     assert all(r["tokens_per_s"] > 0 and r["loss"] > 0 and r["lr"] > 0 for r in steps)
     assert [e["step"] for e in evals] == [5, 10]  # at the end of each epoch
     assert all(e["val_loss"] > 0 and 0 <= e["val_accuracy"] <= 1 and "train_accuracy" in e for e in evals)
-    assert evals[0]["val_detail"]["n"] == 4 == evals[0]["train_detail"]["n"]  # the val set, and as many training
+    assert (
+        evals[0]["val_detail"]["n"] == 4 == evals[0]["train_detail"]["n"]
+    )  # the val set, and as many training
     assert sum(e["best"] for e in evals) >= 1
     assert seen[-1] == 10
     kept = sorted(p.name for p in folder.checkpoint_dirs())
@@ -79,8 +92,12 @@ def test_cancel_then_resume_ends_with_the_same_adapter_as_an_uninterrupted_run(t
     straight = train(export, config(tiny, max_steps=7, eval_every_steps=3), tmp_path / "straight")
     stop_after = iter([False, False, False, False, True])
     with pytest.raises(Cancelled, match="stopped at step 5 of 7"):
-        train(export, config(tiny, max_steps=7, eval_every_steps=3), tmp_path / "resumed",
-              should_stop=lambda: next(stop_after))
+        train(
+            export,
+            config(tiny, max_steps=7, eval_every_steps=3),
+            tmp_path / "resumed",
+            should_stop=lambda: next(stop_after),
+        )
     folder = RunFolder(tmp_path / "resumed")
     assert folder.status()["state"] == "cancelled"
     assert folder.checkpoint_dirs()[-1].name == "step-000005"
@@ -114,18 +131,32 @@ def test_continuing_an_adapter_starts_from_its_weights_and_a_fresh_one_does_not(
     assert "continuing the adapter" in (tmp_path / "continued" / "log.txt").read_text()
 
 
-def test_early_stopping_stops_after_patience_evaluations_without_improvement_and_keeps_the_best(tiny, export,
-                                                                                               tmp_path):
+def test_early_stopping_stops_after_patience_evaluations_without_improvement_and_keeps_the_best(
+    tiny, export, tmp_path
+):
     # A learning rate far below float32 resolution leaves the validation loss exactly where it was: the
     # first evaluation stays the best, and every later one counts towards the patience.
-    result = train(export, config(tiny, epochs=10, eval_every_steps=2, early_stopping_patience=2,
-                                  learning_rate=1e-12, eval_accuracy=False), tmp_path / "run")
+    result = train(
+        export,
+        config(
+            tiny,
+            epochs=10,
+            eval_every_steps=2,
+            early_stopping_patience=2,
+            learning_rate=1e-12,
+            eval_accuracy=False,
+        ),
+        tmp_path / "run",
+    )
     folder = RunFolder(tmp_path / "run")
     evals = [r for r in folder.metrics() if r.get("kind") == "eval"]
     assert result.stopped_early and result.steps == 6 < result.total_steps
     assert [e["best"] for e in evals] == [True, False, False]
     assert result.best["step"] == 2 and result.adapter_from == "best: step 2"
-    best, last = adapter_weights(folder.checkpoints / "step-000002"), adapter_weights(folder.checkpoints / "step-000006")
+    best, last = (
+        adapter_weights(folder.checkpoints / "step-000002"),
+        adapter_weights(folder.checkpoints / "step-000006"),
+    )
     chosen = adapter_weights(result.adapter_dir)
     assert all(torch.equal(chosen[k], best[k]) for k in best)
     assert not all(torch.equal(chosen[k], last[k]) for k in last)
@@ -142,11 +173,17 @@ def test_overfitting_warnings_read_the_accuracy_gap_and_the_loss_curves():
     small = {"step": 10, "train_accuracy": 0.65, "val_accuracy": 0.45, "train_n": 20, "val_n": 20}
     assert overfitting_warnings([small], 0.15) == []
     assert len(overfitting_warnings([{**small, "train_n": 400, "val_n": 400}], 0.15)) == 1
-    rising = [{"step": 5, "train_loss": 1.0, "val_loss": 0.8}, {"step": 10, "train_loss": 0.5, "val_loss": 0.9},
-              {"step": 15, "train_loss": 0.2, "val_loss": 1.1}]
+    rising = [
+        {"step": 5, "train_loss": 1.0, "val_loss": 0.8},
+        {"step": 10, "train_loss": 0.5, "val_loss": 0.9},
+        {"step": 15, "train_loss": 0.2, "val_loss": 1.1},
+    ]
     [warning] = overfitting_warnings(rising, 0.15)
     assert "rose from 0.800 (step 5) to 1.100 (step 15)" in warning
-    both_fall = [{"step": 5, "train_loss": 1.0, "val_loss": 0.8}, {"step": 10, "train_loss": 0.5, "val_loss": 0.6}]
+    both_fall = [
+        {"step": 5, "train_loss": 1.0, "val_loss": 0.8},
+        {"step": 10, "train_loss": 0.5, "val_loss": 0.6},
+    ]
     assert overfitting_warnings(both_fall, 0.15) == []
 
 
@@ -162,11 +199,15 @@ def test_is_correct_needs_the_contract_and_the_reference_meaning():
     assert is_correct(schema, '{"city": "上海"}', '{"city":"上海"}')
     assert not is_correct(schema, '{"town": "上海"}', '{"town": "上海"}')
     pattern = Contract("z", "regex", r"\d{4}-\d{2}-\d{2}")
-    assert is_correct(pattern, "2026-11-24", "2026-11-24") and not is_correct(pattern, "2026-11-25", "2026-11-24")
+    assert is_correct(pattern, "2026-11-24", "2026-11-24") and not is_correct(
+        pattern, "2026-11-25", "2026-11-24"
+    )
 
 
 def test_training_on_an_export_without_trainable_records_says_why(tiny, tmp_path):
-    export = write_export(tmp_path / "e", [{"messages": [{"role": "user", "content": "only a question"}]}], [])
+    export = write_export(
+        tmp_path / "e", [{"messages": [{"role": "user", "content": "only a question"}]}], []
+    )
     with pytest.raises(WorkbenchError, match="nothing to train on.*no assistant answer"):
         train(export, config(tiny), tmp_path / "run")
     assert RunFolder(tmp_path / "run").status()["state"] == "failed"
@@ -175,7 +216,12 @@ def test_training_on_an_export_without_trainable_records_says_why(tiny, tmp_path
 def test_presets_follow_the_task_type():
     assert TrainConfig.for_task("classification").lora_rank == 64
     creative = TrainConfig.for_task("creative", learning_rate=1e-4)
-    assert (creative.epochs, creative.lora_rank, creative.learning_rate, creative.preset) == (5, 256, 1e-4, "creative")
+    assert (creative.epochs, creative.lora_rank, creative.learning_rate, creative.preset) == (
+        5,
+        256,
+        1e-4,
+        "creative",
+    )
     assert TrainConfig.for_task(None).epochs == 3
     with pytest.raises(WorkbenchError, match="no preset for task type"):
         TrainConfig.for_task("astrology")

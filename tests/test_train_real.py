@@ -22,8 +22,16 @@ def test_real_model_loss_falls_and_the_adapter_reloads_with_plain_peft(tmp_path)
     val = encode_records(encoder, data.val, 2048).examples
     before = validation_loss(load_causal_lm(None), val, max_tokens=4096, device="cpu")
 
-    config = TrainConfig(max_steps=6, batch_size=4, lora_rank=8, learning_rate=1e-3, eval_every_steps=6,
-                         eval_accuracy=False, save_every_steps=0, warmup_ratio=0.0)
+    config = TrainConfig(
+        max_steps=6,
+        batch_size=4,
+        lora_rank=8,
+        learning_rate=1e-3,
+        eval_every_steps=6,
+        eval_accuracy=False,
+        save_every_steps=0,
+        warmup_ratio=0.0,
+    )
     result = train(export, config, tmp_path / "run")
     after = result.val_loss
     assert after < 0.6 * before, (before, after)  # the answers are labels the base model never gives

@@ -45,8 +45,17 @@ def export(store):
 
 
 def quick(tiny, **changes) -> TrainConfig:
-    values = {"base_model": tiny, "max_steps": 3, "batch_size": 8, "lora_rank": 4, "learning_rate": 1e-2,
-              "eval_every_steps": 3, "eval_max_records": 4, "eval_max_new_tokens": 4, "save_every_steps": 1}
+    values = {
+        "base_model": tiny,
+        "max_steps": 3,
+        "batch_size": 8,
+        "lora_rank": 4,
+        "learning_rate": 1e-2,
+        "eval_every_steps": 3,
+        "eval_max_records": 4,
+        "eval_max_new_tokens": 4,
+        "save_every_steps": 1,
+    }
     return TrainConfig(**{**values, **changes})
 
 
@@ -82,7 +91,12 @@ def test_a_background_run_trains_and_the_store_follows_its_folder(trained, tiny)
     assert final.state == "done", final.row.error
     row = final.row
     manifest = json.loads((export / "manifest.json").read_text())
-    assert (row.export_hash, row.export_name, row.base_model, row.init) == (manifest["hash"], "intents", tiny, "fresh")
+    assert (row.export_hash, row.export_name, row.base_model, row.init) == (
+        manifest["hash"],
+        "intents",
+        tiny,
+        "fresh",
+    )
     assert (row.step, row.total_steps, row.best_step) == (3, 3, 3)
     assert row.val_loss > 0 and row.train_loss > 0 and row.finished_at is not None and row.author == "tester"
     assert row.adapter_dir == str(store.runs_dir / str(run_id) / "adapter")
@@ -90,7 +104,11 @@ def test_a_background_run_trains_and_the_store_follows_its_folder(trained, tiny)
     steps = [m["step"] for m in final.metrics() if m.get("kind") != "eval"]
     assert steps == [1, 2, 3]
     [link] = R.run_lineage(store, run_id)
-    assert (link["id"], link["export_hash"], link["adapter_dir"]) == (run_id, manifest["hash"], row.adapter_dir)
+    assert (link["id"], link["export_hash"], link["adapter_dir"]) == (
+        run_id,
+        manifest["hash"],
+        row.adapter_dir,
+    )
     with store.connect() as con:
         assert con.execute("SELECT count(*) FROM probe").fetchone()[0] == 0
 
@@ -100,7 +118,9 @@ def test_kill_9_leaves_the_store_intact_marks_the_run_failed_and_resume_finishes
     folder = RunFolder(store.runs_dir / str(run_id))
     wait_until(lambda: (folder.status().get("step") or 0) >= 2 and folder.checkpoint_dirs())
     pid = folder.status()["pid"]
-    half_written = folder.path / f".adapter.tmp-{pid}-0123abcd"  # as a kill while writing the adapter leaves it
+    half_written = (
+        folder.path / f".adapter.tmp-{pid}-0123abcd"
+    )  # as a kill while writing the adapter leaves it
     half_written.mkdir()
     os.kill(pid, signal.SIGKILL)
     status = R.wait_for_run(store, run_id, timeout_s=30)
@@ -130,7 +150,9 @@ def test_from_run_needs_an_explicit_choice_and_records_it(trained, tiny):
     with pytest.raises(WorkbenchError, match="init='continue' trains its adapter further"):
         R.start_run(store, export, quick(tiny), from_run=first)
     second = R.start_run(store, export, quick(tiny, base_model=None), from_run=first, init="continue")
-    third = R.start_run(store, export, quick(tiny, base_model=None), from_run=second, init="fresh")  # both at once
+    third = R.start_run(
+        store, export, quick(tiny, base_model=None), from_run=second, init="fresh"
+    )  # both at once
     for run_id in (second, third):
         assert R.wait_for_run(store, run_id, timeout_s=180).state == "done"
     spec = RunFolder(store.runs_dir / str(second)).spec()
@@ -138,7 +160,10 @@ def test_from_run_needs_an_explicit_choice_and_records_it(trained, tiny):
     assert "continuing the adapter" in (store.runs_dir / str(second) / "log.txt").read_text()
     chain = R.run_lineage(store, third)
     assert [(c["id"], c["init"], c["parent_run"]) for c in chain] == [
-        (third, "fresh", second), (second, "continue", first), (first, "fresh", None)]
+        (third, "fresh", second),
+        (second, "continue", first),
+        (first, "fresh", None),
+    ]
     assert all(c["base_model"] == tiny for c in chain)
 
 
@@ -169,16 +194,24 @@ def test_config_for_export_takes_the_preset_from_the_exports_task_types(export):
     assert R.config_for_export(export, "creative", epochs=2).epochs == 2
 
 
-def test_without_a_preset_the_rank_follows_the_model_and_contracts_turn_early_stopping_on(export, tiny, tmp_path):
+def test_without_a_preset_the_rank_follows_the_model_and_contracts_turn_early_stopping_on(
+    export, tiny, tmp_path
+):
     assert [sized_values("classification", h)["lora_rank"] for h in (576, 1536, 4096)] == [16, 32, 64]
     assert sized_values("qa", 576)["lora_rank"] == 64 and sized_values(None, 960)["lora_rank"] == 16
     assert sized_values("classification", 576)["epochs"] == PRESETS["classification"]["epochs"]
     sized = R.config_for_export(export, base_model=tiny)  # hidden size 32
     assert (sized.preset, sized.lora_rank, sized.early_stopping_patience, sized.final_adapter) == (
-        "classification", 16, 1, "best")
+        "classification",
+        16,
+        1,
+        "best",
+    )
     named = R.config_for_export(export, "classification", base_model=tiny)
     assert (named.lora_rank, named.early_stopping_patience) == (64, 0)
-    assert R.config_for_export(export, base_model=tiny, early_stopping_patience=0).early_stopping_patience == 0
+    assert (
+        R.config_for_export(export, base_model=tiny, early_stopping_patience=0).early_stopping_patience == 0
+    )
     assert R.config_for_export(export, base_model=tiny, lora_rank=8).lora_rank == 8
     records = [json.loads(line) for line in (export / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     plain = write_export(tmp_path / "plain", records, records[:2])  # no contracts: nothing to stop early on
@@ -187,13 +220,16 @@ def test_without_a_preset_the_rank_follows_the_model_and_contracts_turn_early_st
 
 # --- the CLI ----------------------------------------------------------------------------------------------
 
+
 def invoke(store, *args):
     result = CliRunner().invoke(main, ["--store", str(store.root), *args], catch_exceptions=False)
     return result
 
 
 def test_cli_trains_in_the_foreground_lists_shows_and_merges(store, export, tiny, tmp_path):
-    result = invoke(store, "train", "intents", "--model", tiny, "--max-steps", "2", "--rank", "4", "--eval-every", "2")
+    result = invoke(
+        store, "train", "intents", "--model", tiny, "--max-steps", "2", "--rank", "4", "--eval-every", "2"
+    )
     assert result.exit_code == 0, result.output
     assert "run 1 started: intents-0123456789" in result.output and "preset classification" in result.output
     assert "run 1: done" in result.output and "best (validation)" in result.output
@@ -202,12 +238,18 @@ def test_cli_trains_in_the_foreground_lists_shows_and_merges(store, export, tiny
     shown = json.loads(invoke(store, "runs", "1", "--json").output)
     assert shown["status"] == "done" and shown["report"]["steps"] == 2 and shown["config"]["lora_rank"] == 4
     refused = invoke(store, "merge", "1", "--out", str(tmp_path / "merged\n"))
-    assert refused.exit_code == 1 and "merge output folder" in refused.output and "control character" in refused.output
+    assert (
+        refused.exit_code == 1
+        and "merge output folder" in refused.output
+        and "control character" in refused.output
+    )
     assert not (tmp_path / "merged\n").exists()
     merged = invoke(store, "merge", "1", "--out", str(tmp_path / "merged"))
     assert merged.exit_code == 0 and "merged model written" in merged.output
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
-    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny), str(store.runs_dir / "1" / "adapter"))
+    tuned = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny), str(store.runs_dir / "1" / "adapter")
+    )
     import torch
 
     ids = torch.tensor([[1, 5, 9, 200, 3000]])
@@ -216,13 +258,18 @@ def test_cli_trains_in_the_foreground_lists_shows_and_merges(store, export, tiny
 
 
 def test_cli_detach_returns_at_once_and_runs_cancel_stops_it(store, export, tiny):
-    result = invoke(store, "train", str(export), "--model", tiny, "--epochs", "100", "--rank", "4", "--detach")
+    result = invoke(
+        store, "train", str(export), "--model", tiny, "--epochs", "100", "--rank", "4", "--detach"
+    )
     assert result.exit_code == 0 and "training in the background" in result.output
     folder = RunFolder(store.runs_dir / "1")
     wait_until(lambda: (folder.status().get("step") or 0) >= 1)
     [listed] = json.loads(invoke(store, "runs", "--json").output)
     assert listed["status"] == "running" and listed["live"]["step"] >= 1
-    assert "run 1: running (stops at the end of its current step)" in invoke(store, "runs", "1", "--cancel").output
+    assert (
+        "run 1: running (stops at the end of its current step)"
+        in invoke(store, "runs", "1", "--cancel").output
+    )
     assert R.wait_for_run(store, 1, timeout_s=60).state == "cancelled"
 
 

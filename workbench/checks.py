@@ -34,8 +34,13 @@ class Issue:
     fix: str | None = None  # what the autofix does; None when there is no safe one
 
     def as_dict(self) -> dict:
-        return {"code": self.code, "severity": self.severity, "message": self.message,
-                "turn": self.turn, "fix": self.fix}
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "turn": self.turn,
+            "fix": self.fix,
+        }
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,9 @@ _RECORD_RULES: list[tuple[Rule, Callable[[list[Message], str | None, CheckContex
 _FIXES: dict[str, Callable[[list[Message], Issue], list[Message]]] = {}
 
 
-def _register(code: str, severity: Severity, title: str, stage: Literal["import", "record"] = "import") -> Rule:
+def _register(
+    code: str, severity: Severity, title: str, stage: Literal["import", "record"] = "import"
+) -> Rule:
     rule = Rule(code, severity, title, stage)
     RULES[code] = rule
     return rule
@@ -96,22 +103,38 @@ _register("not-object", "error", "the record is not a JSON object")
 _register("unknown-format", "error", "no chat found: not messages, ShareGPT, Alpaca or prompt/response")
 _register("messages-not-list", "error", "'messages' or 'conversations' is not a list")
 _register("empty-messages", "error", "the record has no messages")
-_register("message-not-object", "warning", "a message is not a JSON object (its role and content are missing)")
-_register("unrecognized-key", "warning", "a message has a key other than role, content, name, loss_weight, weight, tool_calls")
+_register(
+    "message-not-object", "warning", "a message is not a JSON object (its role and content are missing)"
+)
+_register(
+    "unrecognized-key",
+    "warning",
+    "a message has a key other than role, content, name, loss_weight, weight, tool_calls",
+)
 _register("non-text-content", "warning", "content parts other than text (images, audio) were left out")
 _register("content-not-string", "warning", "a message's content was a JSON object, kept as its JSON text")
 _register("bad-tool-call", "warning", "a function_call turn whose value is not JSON")
 _register("bad-encoding", "error", "the line's bytes are not valid in the file's encoding")
 _register("line-too-long", "error", "the line is longer than 16 MiB, the longest a record may be")
 _register("too-deep", "error", "the JSON is nested deeper than the parser goes (about 1,000 levels)")
-_register("repaired-on-import", "warning", "the line was repaired while importing (the original file is kept)")
+_register(
+    "repaired-on-import", "warning", "the line was repaired while importing (the original file is kept)"
+)
 
 
 # --- rules over a record's messages --------------------------------------------------------------
 
-ROLE_ALIASES = {"human": "user", "customer": "user", "gpt": "assistant", "bot": "assistant",
-                "model": "assistant", "ai": "assistant", "chatbot": "assistant", "observation": "tool",
-                "function": "tool"}
+ROLE_ALIASES = {
+    "human": "user",
+    "customer": "user",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+    "ai": "assistant",
+    "chatbot": "assistant",
+    "observation": "tool",
+    "function": "tool",
+}
 
 
 def _close_role(role: str) -> str | None:
@@ -160,6 +183,7 @@ def _role_rule(code: str, describe: Callable[[str, str | None], str]):
             found = classify_role(m["role"]) if m.get("role") else None
             if found and found[0] == code:
                 yield turn, describe(m["role"], found[1]), (f"rename to {found[1]!r}" if found[1] else None)
+
     return check
 
 
@@ -171,11 +195,14 @@ def _missing_role(messages, category, ctx):
 
 
 record_rule("role-case", "error", "a role in the wrong case (USER, Assistant)")(
-    _role_rule("role-case", lambda role, to: f"role {role!r} should be {to!r}"))
+    _role_rule("role-case", lambda role, to: f"role {role!r} should be {to!r}")
+)
 record_rule("role-typo", "error", "a misspelled role (asistant, usr)")(
-    _role_rule("role-typo", lambda role, to: f"role {role!r} looks like a typo of {to!r}"))
+    _role_rule("role-typo", lambda role, to: f"role {role!r} looks like a typo of {to!r}")
+)
 record_rule("unknown-role", "error", "a role that is not system, user, assistant or tool (bot, narrator)")(
-    _role_rule("unknown-role", lambda role, to: f"unknown role {role!r}; roles are {', '.join(KNOWN_ROLES)}"))
+    _role_rule("unknown-role", lambda role, to: f"unknown role {role!r}; roles are {', '.join(KNOWN_ROLES)}")
+)
 
 
 @autofix("role-case")
@@ -223,9 +250,18 @@ def _no_assistant(messages, category, ctx):
 
 @record_rule("last-not-assistant", "error", "the last turn is not the assistant's")
 def _last_not_assistant(messages, category, ctx):
-    if messages and any(m.get("role") == "assistant" for m in messages) and messages[-1].get("role") != "assistant":
-        yield len(messages), (f"the last turn is from {messages[-1].get('role')!r}: the record must end with "
-                              f"the assistant's answer")
+    if (
+        messages
+        and any(m.get("role") == "assistant" for m in messages)
+        and messages[-1].get("role") != "assistant"
+    ):
+        yield (
+            len(messages),
+            (
+                f"the last turn is from {messages[-1].get('role')!r}: the record must end with "
+                f"the assistant's answer"
+            ),
+        )
 
 
 @record_rule("system-not-first", "error", "a system message that is not the first message")
@@ -247,8 +283,12 @@ def _fix_system_first(messages, issue):
 def _consecutive(messages, category, ctx):
     for turn in range(2, len(messages) + 1):
         a, b = messages[turn - 2], messages[turn - 1]
-        if a.get("role") == b.get("role") and a.get("role") in ("user", "assistant") \
-                and not a.get("tool_calls") and not b.get("tool_calls"):
+        if (
+            a.get("role") == b.get("role")
+            and a.get("role") in ("user", "assistant")
+            and not a.get("tool_calls")
+            and not b.get("tool_calls")
+        ):
             yield turn, f"turns {turn - 1} and {turn} are both {a.get('role')!r}", "merge them into one turn"
 
 
@@ -256,7 +296,7 @@ def _consecutive(messages, category, ctx):
 def _fix_consecutive(messages, issue):
     a, b = messages[issue.turn - 2], messages[issue.turn - 1]
     merged = {**a, "content": "\n\n".join(x for x in (a.get("content"), b.get("content")) if x)}
-    return messages[: issue.turn - 2] + [merged] + messages[issue.turn:]
+    return messages[: issue.turn - 2] + [merged] + messages[issue.turn :]
 
 
 def _contents(messages) -> Iterator[tuple[int, str]]:
@@ -285,14 +325,17 @@ def _mojibake(messages, category, ctx):
             repaired = redecode(text)
             fixable = repaired != text and not ftfy.badness.is_bad(repaired)
             sample = _garbled_sample(text)
-            yield (turn, f"garbled text {sample!r}" + (f" (probably {redecode(sample)!r})" if fixable else ""),
-                   "re-decode the text (ftfy)" if fixable else None)
+            yield (
+                turn,
+                f"garbled text {sample!r}" + (f" (probably {redecode(sample)!r})" if fixable else ""),
+                "re-decode the text (ftfy)" if fixable else None,
+            )
 
 
 def _garbled_sample(text: str) -> str:
     match = ftfy.badness.BADNESS_RE.search(text)
     start = max(0, match.start() - 4) if match else 0
-    return text[start:start + 16]
+    return text[start : start + 16]
 
 
 @autofix("mojibake")
@@ -306,7 +349,10 @@ def _fix_mojibake(messages, issue):
 def _replacement(messages, category, ctx):
     for turn, text in _contents(messages):
         if "\ufffd" in text:
-            yield turn, f"{text.count(chr(0xFFFD))} replacement character(s) �: the original text was lost; re-export the source"
+            yield (
+                turn,
+                f"{text.count(chr(0xFFFD))} replacement character(s) �: the original text was lost; re-export the source",
+            )
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -422,8 +468,13 @@ def _contract_rule(kind: str):
             return
         problem = contract.violation(answer[1])
         if problem:
-            fix = "strip the whitespace" if kind == "labels" and (answer[1] or "").strip() in contract.spec else None
+            fix = (
+                "strip the whitespace"
+                if kind == "labels" and (answer[1] or "").strip() in contract.spec
+                else None
+            )
             yield answer[0], f"{problem} (category {category!r})", fix
+
     return check
 
 
@@ -445,14 +496,19 @@ def _fix_label(messages, issue):
 
 # --- running the rules ---------------------------------------------------------------------------
 
-def check_record(messages: list[Message], category: str | None = None, ctx: CheckContext | None = None) -> list[Issue]:
+
+def check_record(
+    messages: list[Message], category: str | None = None, ctx: CheckContext | None = None
+) -> list[Issue]:
     """Every issue of one record, in rule order."""
     ctx = ctx or CheckContext()
     issues = []
     for rule, fn in _RECORD_RULES:
         for found in fn(messages, category, ctx):
             turn, message, fix = (found + (None,))[:3]
-            issues.append(Issue(rule.code, rule.severity, message, turn, fix if RULES[rule.code].fixable else None))
+            issues.append(
+                Issue(rule.code, rule.severity, message, turn, fix if RULES[rule.code].fixable else None)
+            )
     return issues
 
 
@@ -461,8 +517,9 @@ def check_record(messages: list[Message], category: str | None = None, ctx: Chec
 _STRUCTURAL = ("system-not-first", "consecutive-same-role")
 
 
-def fix_record(messages: list[Message], category: str | None = None, ctx: CheckContext | None = None
-               ) -> tuple[list[Message], list[Issue]]:
+def fix_record(
+    messages: list[Message], category: str | None = None, ctx: CheckContext | None = None
+) -> tuple[list[Message], list[Issue]]:
     """Apply every safe autofix; returns the repaired messages and the issues that were fixed."""
     messages = [dict(m) for m in messages]
     applied: list[Issue] = []
@@ -493,8 +550,11 @@ def context_for_store(con, models_dir=None) -> CheckContext:
     from .models import token_counter
     from .store.settings import get_contracts, get_setting
 
-    return CheckContext(contracts=get_contracts(con), max_tokens=int(get_setting(con, "max_tokens")),
-                        count_tokens=token_counter(get_setting(con, "target_model"), models_dir))
+    return CheckContext(
+        contracts=get_contracts(con),
+        max_tokens=int(get_setting(con, "max_tokens")),
+        count_tokens=token_counter(get_setting(con, "target_model"), models_dir),
+    )
 
 
 def run_checks(con, selection, ctx: CheckContext, progress: Callable[[int], None] | None = None) -> int:
@@ -506,7 +566,9 @@ def run_checks(con, selection, ctx: CheckContext, progress: Callable[[int], None
         selection = Selection(ids=tuple(selected_ids(con, selection)))
     store_issues.clear_check_issues(con, selection)
     looked_at = 0
-    for batch in store_issues.records_to_check(con, selection, clean_record_sql(ctx.max_tokens), list(ctx.contracts)):
+    for batch in store_issues.records_to_check(
+        con, selection, clean_record_sql(ctx.max_tokens), list(ctx.contracts)
+    ):
         rows = []
         for record_id, messages, category in batch:
             for issue in check_record(messages, category, ctx):
@@ -534,6 +596,7 @@ def rules_table() -> list[Rule]:
 # takes from the rules is here: the characters garbled text, placeholders and control characters are
 # made of, and the length from which repetition is looked for.
 
+
 def _mojibake_class() -> str:
     """An RE2 character class of every character ftfy's mojibake heuristic looks at."""
     codes = [c for c in range(0x80, 0x10000) if _MOJIBAKE_CHARS.match(chr(c))]
@@ -551,8 +614,12 @@ def _mojibake_class() -> str:
 # Unicode spaces Python's str.strip() removes but DuckDB's trim() keeps count as suspicious too, so
 # that a content SQL finds non-blank is non-blank for the rules as well.
 _ODD_SPACES = r"\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
-_SUSPICIOUS = (r"[\x{FFFD}\x00-\x08\x0B\x0C\x0E-\x1F\x7F" + _ODD_SPACES + r"]|\{\{|\{%|(?m)^\s*[\[{]|"
-               + _mojibake_class())
+_SUSPICIOUS = (
+    r"[\x{FFFD}\x00-\x08\x0B\x0C\x0E-\x1F\x7F"
+    + _ODD_SPACES
+    + r"]|\{\{|\{%|(?m)^\s*[\[{]|"
+    + _mojibake_class()
+)
 
 
 def clean_record_sql(max_tokens: int) -> str:

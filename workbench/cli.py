@@ -32,8 +32,13 @@ class CLIGroup(click.Group):
 
 
 @click.group(cls=CLIGroup)
-@click.option("--store", "store_dir", type=click.Path(file_okay=False), envvar="WORKBENCH_STORE",
-              help="The data folder (default: ./store, or $WORKBENCH_STORE).")
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False),
+    envvar="WORKBENCH_STORE",
+    help="The data folder (default: ./store, or $WORKBENCH_STORE).",
+)
 @click.pass_context
 def main(ctx: click.Context, store_dir: str | None) -> None:
     """sft-workbench: collect badcases, check and fix them, export training sets, train LoRA adapters."""

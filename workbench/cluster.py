@@ -34,17 +34,33 @@ METHODS = ("kmeans", "hdbscan")
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    k: int | None = field(default=None, metadata={"help": "Number of clusters; None chooses it (silhouette)."})
-    method: str = field(default="kmeans", metadata={"help": "'kmeans' or 'hdbscan' (finds k itself, has noise)."})
+    k: int | None = field(
+        default=None, metadata={"help": "Number of clusters; None chooses it (silhouette)."}
+    )
+    method: str = field(
+        default="kmeans", metadata={"help": "'kmeans' or 'hdbscan' (finds k itself, has noise)."}
+    )
     k_min: int = field(default=2, metadata={"help": "Smallest k the automatic choice tries."})
     k_max: int = field(default=30, metadata={"help": "Largest k the automatic choice tries."})
     pca_dims: int = field(default=50, metadata={"help": "Dimensions kept by PCA before clustering."})
-    include_duplicates: bool = field(default=False, metadata={
-        "help": "Cluster records marked dup_of too (by default only the kept record of each group)."})
-    representatives: int = field(default=3, metadata={"help": "Records shown per cluster (nearest its centre)."})
-    keywords: int = field(default=5, metadata={"help": "c-TF-IDF keywords per cluster (the first 3 name it)."})
-    layout_sample: int = field(default=600, metadata={
-        "help": "t-SNE places up to this many records; the rest sit beside their nearest placed record."})
+    include_duplicates: bool = field(
+        default=False,
+        metadata={
+            "help": "Cluster records marked dup_of too (by default only the kept record of each group)."
+        },
+    )
+    representatives: int = field(
+        default=3, metadata={"help": "Records shown per cluster (nearest its centre)."}
+    )
+    keywords: int = field(
+        default=5, metadata={"help": "c-TF-IDF keywords per cluster (the first 3 name it)."}
+    )
+    layout_sample: int = field(
+        default=600,
+        metadata={
+            "help": "t-SNE places up to this many records; the rest sit beside their nearest placed record."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Random seed (k-means, t-SNE)."})
 
     def __post_init__(self):
@@ -91,8 +107,10 @@ class ClusterRun:
 
 _WORD = re.compile(r"[a-z][a-z0-9'+#.-]*[a-z0-9+#]|[a-z]")
 _HAN_RUN = re.compile(f"[{embed.HAN_CHARS}]+")
-ZH_STOP = frozenset("""的 了 吗 呢 吧 啊 我 你 他 她 它 我们 你们 这个 那个 这 那 一下 一个 怎么 什么 为什么 可以 能 请 帮 帮我
-    给 给我 是 有 在 和 与 就 也 都 还 要 想 会 把 被 让 用 对 从 到 说 么 如何 哪 哪里 哪儿 一些 没有 不 没""".split())
+ZH_STOP = frozenset(
+    """的 了 吗 呢 吧 啊 我 你 他 她 它 我们 你们 这个 那个 这 那 一下 一个 怎么 什么 为什么 可以 能 请 帮 帮我
+    给 给我 是 有 在 和 与 就 也 都 还 要 想 会 把 被 让 用 对 从 到 说 么 如何 哪 哪里 哪儿 一些 没有 不 没""".split()
+)
 
 
 def tokens(text: str) -> list[str]:
@@ -100,7 +118,7 @@ def tokens(text: str) -> list[str]:
     import jieba
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    jieba.setLogLevel(logging.WARNING)   # jieba announces its dictionary on stderr; the library stays quiet
+    jieba.setLogLevel(logging.WARNING)  # jieba announces its dictionary on stderr; the library stays quiet
     lowered = text.lower()
     out = [w for w in _WORD.findall(_HAN_RUN.sub(" ", lowered)) if len(w) > 1 and w not in ENGLISH_STOP_WORDS]
     for run in _HAN_RUN.findall(lowered):
@@ -115,8 +133,10 @@ def ctfidf_keywords(texts_by_cluster: dict[int, list[str]], top: int = 5) -> dic
     """c-TF-IDF (BERTopic's): a term's frequency in a cluster times log(1 + average cluster size / its
     frequency in all clusters). Terms typical of one cluster win; terms everywhere sink. At most
     KEYWORD_SAMPLE texts of each cluster are read (the first ones given)."""
-    counts = {c: Counter(t for text in texts[:KEYWORD_SAMPLE] for t in tokens(text))
-              for c, texts in texts_by_cluster.items()}
+    counts = {
+        c: Counter(t for text in texts[:KEYWORD_SAMPLE] for t in tokens(text))
+        for c, texts in texts_by_cluster.items()
+    }
     total = Counter()
     for counter in counts.values():
         total.update(counter)
@@ -130,6 +150,7 @@ def ctfidf_keywords(texts_by_cluster: dict[int, list[str]], top: int = 5) -> dic
 
 
 # --- the steps -------------------------------------------------------------------------------------
+
 
 def reduce(vectors: np.ndarray, dims: int, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
@@ -147,7 +168,9 @@ def _kmeans(points: np.ndarray, k: int, seed: int, n_init: int = 4):
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     if len(points) > 20_000:
-        return MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=1, max_iter=50, random_state=seed).fit(points)
+        return MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=1, max_iter=50, random_state=seed).fit(
+            points
+        )
     return KMeans(n_clusters=k, n_init=n_init, max_iter=100, random_state=seed).fit(points)
 
 
@@ -160,8 +183,10 @@ def choose_k(points: np.ndarray, config: ClusterConfig, progress: Progress | Non
     if high < max(config.k_min, 2):
         return max(1, min(n, config.k_min)), {}
     low = max(config.k_min, 2)
-    grid = sorted(set(range(low, min(high, 8) + 1)) |
-                  {int(round(k)) for k in np.geomspace(min(max(low, 8), high), high, num=6)})
+    grid = sorted(
+        set(range(low, min(high, 8) + 1))
+        | {int(round(k)) for k in np.geomspace(min(max(low, 8), high), high, num=6)}
+    )
     rng = np.random.default_rng(config.seed)
     # the search runs on a sample: a silhouette on 2,000 points says as much as one on 100,000
     fit_on = points if n <= 3_000 else points[rng.choice(n, 3_000, replace=False)]
@@ -189,24 +214,41 @@ def layout(points: np.ndarray, config: ClusterConfig) -> np.ndarray:
             return np.zeros((n, 2), dtype=np.float32)
         return PCA(n_components=2, random_state=config.seed).fit_transform(points).astype(np.float32)
     rng = np.random.default_rng(config.seed)
-    sample = np.arange(n) if n <= config.layout_sample else np.sort(rng.choice(n, config.layout_sample, replace=False))
-    placed = TSNE(n_components=2, perplexity=min(30.0, (len(sample) - 1) / 3), init="pca", random_state=config.seed,
-                  metric="cosine", max_iter=300).fit_transform(points[sample])
+    sample = (
+        np.arange(n)
+        if n <= config.layout_sample
+        else np.sort(rng.choice(n, config.layout_sample, replace=False))
+    )
+    placed = TSNE(
+        n_components=2,
+        perplexity=min(30.0, (len(sample) - 1) / 3),
+        init="pca",
+        random_state=config.seed,
+        metric="cosine",
+        max_iter=300,
+    ).fit_transform(points[sample])
     xy = np.zeros((n, 2), dtype=np.float32)
     xy[sample] = placed
     if len(sample) < n:
         rest = np.setdiff1d(np.arange(n), sample)
         spread = placed.std(axis=0) * 0.01
         for start in range(0, len(rest), 8192):
-            chunk = rest[start:start + 8192]
+            chunk = rest[start : start + 8192]
             nearest = np.argmax(points[chunk] @ points[sample].T, axis=1)
             xy[chunk] = placed[nearest] + rng.normal(scale=spread, size=(len(chunk), 2))
     return xy
 
 
-def cluster_records(store: Store, selection: Selection | Sequence[int] | None = None, *,
-                    config: ClusterConfig | None = None, author: str = "workbench", embed_missing: bool = True,
-                    progress: Progress | None = None, save: bool = True) -> ClusterRun:
+def cluster_records(
+    store: Store,
+    selection: Selection | Sequence[int] | None = None,
+    *,
+    config: ClusterConfig | None = None,
+    author: str = "workbench",
+    embed_missing: bool = True,
+    progress: Progress | None = None,
+    save: bool = True,
+) -> ClusterRun:
     """Cluster the selected records (default: every badcase that is not a marked duplicate) and store the run."""
     started = time.perf_counter()
     config = config or ClusterConfig()
@@ -216,17 +258,26 @@ def cluster_records(store: Store, selection: Selection | Sequence[int] | None = 
         embed_config = embed.store_config(con)
         scripts = emb_sql.record_texts(con, ids, embed_config.text).column("script").to_pylist()
     if len(ids) < 2:
-        raise WorkbenchError(f"clustering needs at least 2 records; the selection has {len(ids)} "
-                             f"(marked duplicates are left out unless include_duplicates)")
+        raise WorkbenchError(
+            f"clustering needs at least 2 records; the selection has {len(ids)} "
+            f"(marked duplicates are left out unless include_duplicates)"
+        )
     model = space_for(scripts, embed_config)
     if embed_missing:
-        embed.embed_records(store, ids, config=embed_config, model=model.name,
-                            progress=(lambda d, t: progress("embedding", d, t)) if progress else None)
+        embed.embed_records(
+            store,
+            ids,
+            config=embed_config,
+            model=model.name,
+            progress=(lambda d, t: progress("embedding", d, t)) if progress else None,
+        )
     with store.connect() as con:
         vectors = embed.record_vectors(con, ids, embed_config, model=model.name)[model.model_id]
         if vectors.missing:
-            raise WorkbenchError(f"{len(vectors.missing)} records have no {model.model_id} vector yet; "
-                                 f"run `workbench embed` first (or cluster with embedding on)")
+            raise WorkbenchError(
+                f"{len(vectors.missing)} records have no {model.model_id} vector yet; "
+                f"run `workbench embed` first (or cluster with embedding on)"
+            )
         request = emb_sql.record_texts(con, vectors.ids.tolist(), embed_config.text.request())
     ids, texts = vectors.ids, request.column("text").to_pylist()
     points = reduce(vectors.matrix, config.pca_dims, config.seed)
@@ -234,7 +285,9 @@ def cluster_records(store: Store, selection: Selection | Sequence[int] | None = 
     if config.method == "hdbscan":
         from sklearn.cluster import HDBSCAN
 
-        labels = HDBSCAN(min_cluster_size=max(3, len(ids) // 50), metric="euclidean", copy=True).fit_predict(points)
+        labels = HDBSCAN(min_cluster_size=max(3, len(ids) // 50), metric="euclidean", copy=True).fit_predict(
+            points
+        )
         k, chosen_by = int(labels.max()) + 1, "hdbscan"
     else:
         if config.k is not None:
@@ -252,12 +305,26 @@ def cluster_records(store: Store, selection: Selection | Sequence[int] | None = 
     if save:
         with store.transaction() as con:
             run.run_id = sql.new_run_id(con)
-            sql.save_run(con, run.run_id, author=author, selection={"records": len(ids)}, model=model.model_id,
-                         text_spec=embed_config.text.key(), method=config.method, k=k, k_chosen_by=chosen_by,
-                         params={**asdict(config), "silhouette": {str(a): b for a, b in scores.items()}},
-                         seconds=run.seconds,
-                         clusters=[(c.id, c.name, c.keywords, c.size, c.representative_ids, c.x, c.y) for c in clusters],
-                         member_ids=ids, labels=labels, xy=xy, distance=distance)
+            sql.save_run(
+                con,
+                run.run_id,
+                author=author,
+                selection={"records": len(ids)},
+                model=model.model_id,
+                text_spec=embed_config.text.key(),
+                method=config.method,
+                k=k,
+                k_chosen_by=chosen_by,
+                params={**asdict(config), "silhouette": {str(a): b for a, b in scores.items()}},
+                seconds=run.seconds,
+                clusters=[
+                    (c.id, c.name, c.keywords, c.size, c.representative_ids, c.x, c.y) for c in clusters
+                ],
+                member_ids=ids,
+                labels=labels,
+                xy=xy,
+                distance=distance,
+            )
     return run
 
 
@@ -269,8 +336,14 @@ def space_for(scripts: Sequence[str], config: embed.EmbedConfig) -> embed.ModelI
     return embed.reader_for("han", config)
 
 
-def _describe(ids: np.ndarray, texts: list[str], points: np.ndarray, labels: np.ndarray, xy: np.ndarray,
-              config: ClusterConfig) -> tuple[list[Cluster], np.ndarray]:
+def _describe(
+    ids: np.ndarray,
+    texts: list[str],
+    points: np.ndarray,
+    labels: np.ndarray,
+    xy: np.ndarray,
+    config: ClusterConfig,
+) -> tuple[list[Cluster], np.ndarray]:
     distance = np.zeros(len(ids), dtype=np.float32)
     groups = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
     ordered = {}
@@ -285,15 +358,30 @@ def _describe(ids: np.ndarray, texts: list[str], points: np.ndarray, labels: np.
         order = ordered[c]
         words = keywords.get(c, [])
         name = "noise" if c == -1 else (" · ".join(words[:3]) or f"cluster {c}")
-        clusters.append(Cluster(c, name, words, len(rows), [int(i) for i in ids[rows]],
-                                [int(i) for i in ids[order[:config.representatives]]],
-                                float(xy[rows, 0].mean()), float(xy[rows, 1].mean())))
+        clusters.append(
+            Cluster(
+                c,
+                name,
+                words,
+                len(rows),
+                [int(i) for i in ids[rows]],
+                [int(i) for i in ids[order[: config.representatives]]],
+                float(xy[rows, 0].mean()),
+                float(xy[rows, 1].mean()),
+            )
+        )
     clusters.sort(key=lambda cl: (cl.id == -1, -cl.size, cl.id))
     return clusters, distance
 
 
-def set_cluster_category(store: Store, run_id: int, cluster: int, category: str, author: str = "workbench",
-                         include_duplicates: bool = True) -> int:
+def set_cluster_category(
+    store: Store,
+    run_id: int,
+    cluster: int,
+    category: str,
+    author: str = "workbench",
+    include_duplicates: bool = True,
+) -> int:
     """Give every record of a cluster `category` (revisions); returns how many records changed."""
     if not category.strip():
         raise WorkbenchError("give a category name (an empty one would clear every record's category)")
@@ -339,7 +427,9 @@ class ClusterSummary:
     representatives: list[tuple[int, str, str]]  # (record id, first user turn, answer)
 
 
-def cluster_map(store: Store, run_id: int | None = None, limit: int = MAP_POINTS, chars: int = 120) -> ClusterMap:
+def cluster_map(
+    store: Store, run_id: int | None = None, limit: int = MAP_POINTS, chars: int = 120
+) -> ClusterMap:
     """The map's points of a run (default: the latest), sampled to about `limit` when the run is bigger."""
     with store.connect(read_only=True) as con:
         run_id = run_id or sql.latest_run_id(con)
@@ -360,8 +450,18 @@ def cluster_summaries(store: Store, run_id: int | None = None, chars: int = 160)
         for cluster, category, n in sql.category_mix(con, run_id):
             mix.setdefault(cluster, []).append((category, n))
         texts = sql.texts_of(con, [i for c in clusters for i in c.representatives], chars)
-    return [ClusterSummary(c.cluster, c.name, c.keywords, c.size, c.category, mix.get(c.cluster, []),
-                           [(i, *texts.get(i, ("", ""))) for i in c.representatives]) for c in clusters]
+    return [
+        ClusterSummary(
+            c.cluster,
+            c.name,
+            c.keywords,
+            c.size,
+            c.category,
+            mix.get(c.cluster, []),
+            [(i, *texts.get(i, ("", ""))) for i in c.representatives],
+        )
+        for c in clusters
+    ]
 
 
 def assign_category(store: Store, cluster: int, category: str, author: str = "workbench"):
@@ -375,8 +475,9 @@ def assign_category(store: Store, cluster: int, category: str, author: str = "wo
         run_id = sql.latest_run_id(con)
         if run_id is None or not any(c.cluster == cluster for c in sql.clusters_of(con, run_id)):
             raise WorkbenchError(f"the latest clustering run has no cluster {cluster}; reload the page")
-    result = review.apply_bulk(store, review.ReviewFilter(cluster=cluster), review.BulkAction("category", category.strip()),
-                               author)
+    result = review.apply_bulk(
+        store, review.ReviewFilter(cluster=cluster), review.BulkAction("category", category.strip()), author
+    )
     with store.transaction() as con:
         sql.set_cluster_label(con, run_id, cluster, category.strip())
     return result

@@ -36,22 +36,34 @@ class Contract:
         if self.kind not in KINDS:
             raise WorkbenchError(f"unknown contract kind {self.kind!r}; use one of {', '.join(KINDS)}")
         if self.kind == "labels":
-            if not isinstance(self.spec, list | tuple) or not self.spec or not all(isinstance(x, str) for x in self.spec):
-                raise WorkbenchError(f"the labels contract for {self.category!r} needs a non-empty list of label strings")
+            if (
+                not isinstance(self.spec, list | tuple)
+                or not self.spec
+                or not all(isinstance(x, str) for x in self.spec)
+            ):
+                raise WorkbenchError(
+                    f"the labels contract for {self.category!r} needs a non-empty list of label strings"
+                )
         elif self.kind == "json_schema":
             if not isinstance(self.spec, dict):
-                raise WorkbenchError(f"the json_schema contract for {self.category!r} needs a JSON Schema object")
+                raise WorkbenchError(
+                    f"the json_schema contract for {self.category!r} needs a JSON Schema object"
+                )
             try:
                 jsonschema.validators.validator_for(self.spec).check_schema(self.spec)
             except jsonschema.SchemaError as exc:
-                raise WorkbenchError(f"the JSON Schema for {self.category!r} is not valid: {exc.message}") from None
+                raise WorkbenchError(
+                    f"the JSON Schema for {self.category!r} is not valid: {exc.message}"
+                ) from None
         elif self.kind == "regex":
             if not isinstance(self.spec, str):
                 raise WorkbenchError(f"the regex contract for {self.category!r} needs a pattern string")
             try:
                 re.compile(self.spec)
             except re.error as exc:
-                raise WorkbenchError(f"the pattern for {self.category!r} is not a valid regex: {exc}") from None
+                raise WorkbenchError(
+                    f"the pattern for {self.category!r} is not a valid regex: {exc}"
+                ) from None
 
     def violation(self, answer: str | None) -> str | None:
         """None when `answer` obeys the contract, else a sentence saying how it does not."""
@@ -64,8 +76,11 @@ class Contract:
             shown = ", ".join(self.spec[:12]) + (" ..." if len(self.spec) > 12 else "")
             return f"the answer {_clip(text)!r} is not one of the labels: {shown}"
         if self.kind == "regex":
-            return None if re.fullmatch(self.spec, text, flags=re.DOTALL) else (
-                f"the answer {_clip(text)!r} does not match the pattern {self.spec!r}")
+            return (
+                None
+                if re.fullmatch(self.spec, text, flags=re.DOTALL)
+                else (f"the answer {_clip(text)!r} does not match the pattern {self.spec!r}")
+            )
         try:
             value = parse_json(text)
         except ValueError as exc:
@@ -80,7 +95,11 @@ class Contract:
         return f"the JSON answer breaks the schema at {where}: {error.message}"
 
     def to_row(self) -> tuple[str, str, str | None]:
-        return self.category, self.kind, None if self.spec is None else json.dumps(self.spec, ensure_ascii=False)
+        return (
+            self.category,
+            self.kind,
+            None if self.spec is None else json.dumps(self.spec, ensure_ascii=False),
+        )
 
 
 def contract_from_row(category: str, kind: str, spec: str | None) -> Contract:

@@ -106,8 +106,10 @@ class GeneralShare:
     def says(self) -> str:
         actual = f"{self.actual_share:.0%} general data"
         if self.general_needed > self.general_available:
-            return (f"{actual}: the {self.share:.0%} setting needs {self.general_needed:,} general records and "
-                    f"{self.general_available:,} are available; import more general data")
+            return (
+                f"{actual}: the {self.share:.0%} setting needs {self.general_needed:,} general records and "
+                f"{self.general_available:,} are available; import more general data"
+            )
         low, high = self.band
         if self.in_band:
             return f"{actual}, inside the {low:.0%}-{high:.0%} band"
@@ -133,10 +135,23 @@ def coverage(store: Store, config: ExportConfig | None = None) -> Coverage:
     categories = []
     for category, task_type, ready, duplicates, errors, *counts in rows:
         preset = preset_name(task_type)
-        band, source = (targets[category], "set") if category in targets else (
-            (DEFAULT_BANDS[preset], "task type") if preset in DEFAULT_BANDS else (None, None))
-        categories.append(CategoryCoverage(category, preset, ready, dict(zip(STATUSES, counts, strict=True)),
-                                           duplicates, errors, band, source))
+        band, source = (
+            (targets[category], "set")
+            if category in targets
+            else ((DEFAULT_BANDS[preset], "task type") if preset in DEFAULT_BANDS else (None, None))
+        )
+        categories.append(
+            CategoryCoverage(
+                category,
+                preset,
+                ready,
+                dict(zip(STATUSES, counts, strict=True)),
+                duplicates,
+                errors,
+                band,
+                source,
+            )
+        )
     return Coverage(categories, GeneralShare(config.general_share, task_records, general))
 
 

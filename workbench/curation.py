@@ -23,8 +23,14 @@ def _recheck(con, store: Store, selection: Selection) -> None:
     checks.run_checks(con, selection, checks.context_for_store(con, store.models_dir if store.root else None))
 
 
-def edit_record(store: Store, record_id: int, expected_version: int, changes: dict[str, Any], author: str,
-                note: str | None = None) -> Record:
+def edit_record(
+    store: Store,
+    record_id: int,
+    expected_version: int,
+    changes: dict[str, Any],
+    author: str,
+    note: str | None = None,
+) -> Record:
     """Change fields of one record (messages, category, status, tags, ...) and re-check it."""
     with store.transaction() as con:
         record = update_record(con, record_id, expected_version, changes, author, "edit", note)
@@ -38,8 +44,9 @@ class FixReport:
     looked_at: int = 0
 
 
-def apply_autofixes(store: Store, selection: Selection, author: str,
-                    progress: Callable[[int, int], None] | None = None) -> FixReport:
+def apply_autofixes(
+    store: Store, selection: Selection, author: str, progress: Callable[[int, int], None] | None = None
+) -> FixReport:
     """Apply every safe autofix to the selected records that have fixable issues; one revision per record."""
     report = FixReport()
     with store.transaction() as con:
@@ -50,8 +57,15 @@ def apply_autofixes(store: Store, selection: Selection, author: str,
             messages, applied = checks.fix_record(record.messages, record.category, ctx)
             report.looked_at += 1
             if applied:
-                update_record(con, record_id, record.version, {"messages": messages}, author, "autofix",
-                              "fixed: " + ", ".join(sorted({i.code for i in applied})))
+                update_record(
+                    con,
+                    record_id,
+                    record.version,
+                    {"messages": messages},
+                    author,
+                    "autofix",
+                    "fixed: " + ", ".join(sorted({i.code for i in applied})),
+                )
                 report.fixed[record_id] = sorted({i.code for i in applied})
             if progress:
                 progress(n, len(ids))
@@ -65,11 +79,20 @@ def undo_revision(store: Store, revision_id: int, author: str) -> Record:
     with store.transaction() as con:
         revision = get_revision(con, revision_id)
         if revision.before is None:
-            raise WorkbenchError(f"revision {revision_id} created record {revision.record_id}; there is nothing "
-                                 f"before it to go back to (set its status to rejected instead)")
+            raise WorkbenchError(
+                f"revision {revision_id} created record {revision.record_id}; there is nothing "
+                f"before it to go back to (set its status to rejected instead)"
+            )
         current = get_record(con, revision.record_id)
-        record = update_record(con, revision.record_id, current.version, revision.before, author, "undo",
-                               f"undo of revision {revision_id}")
+        record = update_record(
+            con,
+            revision.record_id,
+            current.version,
+            revision.before,
+            author,
+            "undo",
+            f"undo of revision {revision_id}",
+        )
         _recheck(con, store, Selection(ids=(revision.record_id,)))
         return record
 
@@ -103,12 +126,14 @@ def remove_contract(store: Store, category: str) -> None:
         _recheck(con, store, Selection(category=category))
 
 
-def recheck(store: Store, selection: Selection = Selection(),
-            progress: Callable[[int], None] | None = None) -> list[tuple[str, str, int]]:
+def recheck(
+    store: Store, selection: Selection = Selection(), progress: Callable[[int], None] | None = None
+) -> list[tuple[str, str, int]]:
     """Run the rules again over the selected records (after changing settings or contracts)."""
     with store.transaction() as con:
-        checks.run_checks(con, selection, checks.context_for_store(con, store.models_dir if store.root else None),
-                          progress)
+        checks.run_checks(
+            con, selection, checks.context_for_store(con, store.models_dir if store.root else None), progress
+        )
         return store_issues.issue_counts(con, selection)
 
 
@@ -161,8 +186,16 @@ def issues_by_code(store: Store) -> list[IssueCount]:
     with store.connect(read_only=True) as con:
         rows = store_issues.issue_counts(con)
     rules = checks.RULES
-    return [IssueCount(code, severity, n, rules[code].title if code in rules else code,
-                       bool(code in rules and rules[code].fixable)) for code, severity, n in rows]
+    return [
+        IssueCount(
+            code,
+            severity,
+            n,
+            rules[code].title if code in rules else code,
+            bool(code in rules and rules[code].fixable),
+        )
+        for code, severity, n in rows
+    ]
 
 
 def get_contracts(store: Store) -> dict[str, Contract]:

@@ -47,35 +47,77 @@ Progress = Callable[[str, int, int], None]
 # Status ranks for the keep rule: the kept record of a group is the best-ranked one, then the newest.
 KEEP_RANK = {"approved": 0, "fixed": 1, "labeled": 2, "new": 3, "rejected": 4}
 
-__all__ = ["DedupConfig", "Leak", "Match", "DedupReport", "find_leaks", "find_matches", "dedup", "restore",
-           "restore_run", "lexical_text", "shingles", "prepare_signatures"]
+__all__ = [
+    "DedupConfig",
+    "Leak",
+    "Match",
+    "DedupReport",
+    "find_leaks",
+    "find_matches",
+    "dedup",
+    "restore",
+    "restore_run",
+    "lexical_text",
+    "shingles",
+    "prepare_signatures",
+]
 
 
 @dataclass(frozen=True)
 class DedupConfig:
     """Dedup settings; the defaults were chosen on the labelled sets in tests/data_dedup_labels.py."""
 
-    text: TextSpec | None = field(default=None, metadata={
-        "help": "Which turns are compared (default: the store's embedding text choice, without the category)."})
+    text: TextSpec | None = field(
+        default=None,
+        metadata={
+            "help": "Which turns are compared (default: the store's embedding text choice, without the category)."
+        },
+    )
     exact: bool = field(default=True, metadata={"help": "Match equal normalised texts."})
-    lexical: bool = field(default=True, metadata={"help": "Match texts whose 4-gram sets are similar (MinHash LSH)."})
-    lexical_threshold: float = field(default=0.7, metadata={"help": "Jaccard needed between two Latin-script texts."})
-    lexical_threshold_han: float = field(default=0.8, metadata={
-        "help": "Jaccard needed when either text has Chinese characters (compared as toneless pinyin)."})
+    lexical: bool = field(
+        default=True, metadata={"help": "Match texts whose 4-gram sets are similar (MinHash LSH)."}
+    )
+    lexical_threshold: float = field(
+        default=0.7, metadata={"help": "Jaccard needed between two Latin-script texts."}
+    )
+    lexical_threshold_han: float = field(
+        default=0.8,
+        metadata={
+            "help": "Jaccard needed when either text has Chinese characters (compared as toneless pinyin)."
+        },
+    )
     shingle: int = field(default=4, metadata={"help": "Characters per shingle."})
     num_perm: int = field(default=128, metadata={"help": "MinHash permutations (signature length)."})
-    semantic: bool = field(default=True, metadata={"help": "Match records whose cached embeddings are close."})
-    semantic_threshold: float = field(default=0.93, metadata={"help": "Cosine needed on the main (English) model."})
-    multilingual_semantic_threshold: float = field(default=0.96, metadata={
-        "help": "Cosine needed on the multilingual model (its cosines run higher on look-alike requests)."})
-    exact_search_limit: int = field(default=10_000, metadata={
-        "help": "Up to this many vectors per model every pair is compared; above it, vectors are split into "
-                "k-means cells and compared inside the cells each one falls nearest to (SemDeDup's recipe)."})
-    probes: int = field(default=3, metadata={"help": "Cells each vector is compared in, above exact_search_limit."})
+    semantic: bool = field(
+        default=True, metadata={"help": "Match records whose cached embeddings are close."}
+    )
+    semantic_threshold: float = field(
+        default=0.93, metadata={"help": "Cosine needed on the main (English) model."}
+    )
+    multilingual_semantic_threshold: float = field(
+        default=0.96,
+        metadata={
+            "help": "Cosine needed on the multilingual model (its cosines run higher on look-alike requests)."
+        },
+    )
+    exact_search_limit: int = field(
+        default=10_000,
+        metadata={
+            "help": "Up to this many vectors per model every pair is compared; above it, vectors are split into "
+            "k-means cells and compared inside the cells each one falls nearest to (SemDeDup's recipe)."
+        },
+    )
+    probes: int = field(
+        default=3, metadata={"help": "Cells each vector is compared in, above exact_search_limit."}
+    )
 
     def __post_init__(self):
-        for name in ("lexical_threshold", "lexical_threshold_han", "semantic_threshold",
-                     "multilingual_semantic_threshold"):
+        for name in (
+            "lexical_threshold",
+            "lexical_threshold_han",
+            "semantic_threshold",
+            "multilingual_semantic_threshold",
+        ):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise WorkbenchError(f"{name} must be between 0 and 1 (1 = identical only), not {value}")
@@ -91,10 +133,10 @@ class DedupConfig:
 
 @dataclass(frozen=True)
 class Leak:
-    eval_id: int          # a record of an eval-kind dataset
-    train_id: int         # a candidate training record it duplicates
-    kind: str             # 'exact' | 'lexical' | 'semantic'
-    score: float          # 1.0 for exact; shingle-set Jaccard for lexical; cosine for semantic
+    eval_id: int  # a record of an eval-kind dataset
+    train_id: int  # a candidate training record it duplicates
+    kind: str  # 'exact' | 'lexical' | 'semantic'
+    score: float  # 1.0 for exact; shingle-set Jaccard for lexical; cosine for semantic
 
 
 @dataclass(frozen=True)
@@ -133,7 +175,9 @@ def lexical_text(normalised: str) -> str:
     return _NON_WORD.sub("", text)
 
 
-_SEPARATOR = "\U0001D6C2"   # a letter (so the regexes keep it) no request text uses: MATHEMATICAL BOLD SMALL ALPHA
+_SEPARATOR = (
+    "\U0001d6c2"  # a letter (so the regexes keep it) no request text uses: MATHEMATICAL BOLD SMALL ALPHA
+)
 
 
 def lexical_texts(normalised: Sequence[str]) -> list[str]:
@@ -153,7 +197,7 @@ def shingles(lexical: str, n: int = 4) -> list[str]:
     """The character n-grams of a lexical text (the whole text when shorter than n)."""
     if len(lexical) <= n:
         return [lexical] if lexical else []
-    return [lexical[i:i + n] for i in range(len(lexical) - n + 1)]
+    return [lexical[i : i + n] for i in range(len(lexical) - n + 1)]
 
 
 # Shingles are hashed by their code points (a 64-bit multiply-xor folded to 32 bits), which numpy can
@@ -174,11 +218,11 @@ def shingle_hash(shingle: str) -> int:
 class ShingleHashes:
     """Every text's shingle hashes, concatenated: text i owns values[offsets[i]:offsets[i + 1]]."""
 
-    values: np.ndarray     # uint32
-    offsets: np.ndarray    # int64, len(texts) + 1
+    values: np.ndarray  # uint32
+    offsets: np.ndarray  # int64, len(texts) + 1
 
     def of(self, i: int) -> np.ndarray:
-        return self.values[self.offsets[i]:self.offsets[i + 1]]
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
 
     def text_of_each(self) -> np.ndarray:
         return np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
@@ -210,8 +254,10 @@ def scheme(config: DedupConfig) -> str:
     import datasketch
     import pypinyin
 
-    return (f"char{config.shingle}-numbers-pinyin{pypinyin.__version__}-fnv32-affine32-p{config.num_perm}-s1"
-            f"-datasketch{datasketch.__version__.split('.')[0]}")
+    return (
+        f"char{config.shingle}-numbers-pinyin{pypinyin.__version__}-fnv32-affine32-p{config.num_perm}-s1"
+        f"-datasketch{datasketch.__version__.split('.')[0]}"
+    )
 
 
 def minhash_signatures(lexical_texts: Sequence[str], config: DedupConfig) -> np.ndarray:
@@ -227,7 +273,7 @@ def minhash_signatures(lexical_texts: Sequence[str], config: DedupConfig) -> np.
     a, b = MinHash(num_perm=config.num_perm, seed=1).permutations
     step = 4096
     for start in range(0, len(lexical_texts), step):
-        hashes = shingle_hashes(lexical_texts[start:start + step], config.shingle)
+        hashes = shingle_hashes(lexical_texts[start : start + step], config.shingle)
         if not len(hashes.values):
             continue
         mixed = _fmix(hashes.values.astype(np.uint32), 32)
@@ -240,8 +286,9 @@ def minhash_signatures(lexical_texts: Sequence[str], config: DedupConfig) -> np.
     return out
 
 
-def _signatures(con, norm_hashes: Sequence[str], norm_texts: Sequence[str], config: DedupConfig,
-                progress: Progress | None) -> np.ndarray:
+def _signatures(
+    con, norm_hashes: Sequence[str], norm_texts: Sequence[str], config: DedupConfig, progress: Progress | None
+) -> np.ndarray:
     """Signatures for each hash, from the cache or computed (and cached) now."""
     key = scheme(config)
     found = sql.cached_signatures(con, key, norm_hashes, config.num_perm)
@@ -249,13 +296,17 @@ def _signatures(con, norm_hashes: Sequence[str], norm_texts: Sequence[str], conf
     missing = [h for h in texts_by_hash if h not in found]
     step = 50_000
     for start in range(0, len(missing), step):
-        chunk = missing[start:start + step]
+        chunk = missing[start : start + step]
         sigs = minhash_signatures(lexical_texts([texts_by_hash[h] for h in chunk]), config)
         sql.store_signatures(con, key, chunk, sigs)
         found.update(zip(chunk, sigs, strict=True))
         if progress:
             progress("minhash", min(start + step, len(missing)), len(missing))
-    return np.stack([found[h] for h in norm_hashes]) if norm_hashes else np.zeros((0, config.num_perm), np.uint32)
+    return (
+        np.stack([found[h] for h in norm_hashes])
+        if norm_hashes
+        else np.zeros((0, config.num_perm), np.uint32)
+    )
 
 
 def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -311,10 +362,14 @@ def _sorted_unique(values: np.ndarray, counts: bool = False):
 def distinct_hashes(hashes: ShingleHashes) -> ShingleHashes:
     """Each text's shingle hashes as a sorted set (duplicates within a text dropped)."""
     n = len(hashes.offsets) - 1
-    keys = _sorted_unique((hashes.text_of_each().astype(np.uint64) << np.uint64(32)) | hashes.values.astype(np.uint64))
+    keys = _sorted_unique(
+        (hashes.text_of_each().astype(np.uint64) << np.uint64(32)) | hashes.values.astype(np.uint64)
+    )
     owners = (keys >> np.uint64(32)).astype(np.int64)
-    return ShingleHashes((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32),
-                         np.searchsorted(owners, np.arange(n + 1)).astype(np.int64))
+    return ShingleHashes(
+        (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32),
+        np.searchsorted(owners, np.arange(n + 1)).astype(np.int64),
+    )
 
 
 def pair_jaccard(pairs: np.ndarray, a: ShingleHashes, b: ShingleHashes, chunk: int = 200_000) -> np.ndarray:
@@ -328,7 +383,7 @@ def pair_jaccard(pairs: np.ndarray, a: ShingleHashes, b: ShingleHashes, chunk: i
     b_keys = (b.text_of_each().astype(np.uint64) << np.uint64(32)) | b.values.astype(np.uint64)
     a_size, b_size = np.diff(a.offsets), np.diff(b.offsets)
     for start in range(0, len(pairs), chunk):
-        i, j = pairs[start:start + chunk, 0], pairs[start:start + chunk, 1]
+        i, j = pairs[start : start + chunk, 0], pairs[start : start + chunk, 1]
         sizes = a_size[i]
         total = int(sizes.sum())
         if total == 0:
@@ -342,18 +397,25 @@ def pair_jaccard(pairs: np.ndarray, a: ShingleHashes, b: ShingleHashes, chunk: i
         nonempty = sizes > 0
         overlap[nonempty] = np.add.reduceat(hit.astype(np.int64), firsts[nonempty])
         union = a_size[i] + b_size[j] - overlap
-        out[start:start + len(i)] = np.where(union > 0, overlap / np.maximum(union, 1), 0.0)
+        out[start : start + len(i)] = np.where(union > 0, overlap / np.maximum(union, 1), 0.0)
     return out
 
 
-def _verify_pairs(pairs: np.ndarray, hashes_a: ShingleHashes, hashes_b: ShingleHashes, han_a: np.ndarray,
-                  han_b: np.ndarray, config: DedupConfig) -> list[tuple[int, int, float]]:
+def _verify_pairs(
+    pairs: np.ndarray,
+    hashes_a: ShingleHashes,
+    hashes_b: ShingleHashes,
+    han_a: np.ndarray,
+    han_b: np.ndarray,
+    config: DedupConfig,
+) -> list[tuple[int, int, float]]:
     """Keep candidate pairs whose shingle-set Jaccard reaches the threshold for their script."""
     if not len(pairs):
         return []
     scores = pair_jaccard(pairs, hashes_a, hashes_b)
-    threshold = np.where(han_a[pairs[:, 0]] | han_b[pairs[:, 1]], config.lexical_threshold_han,
-                         config.lexical_threshold)
+    threshold = np.where(
+        han_a[pairs[:, 0]] | han_b[pairs[:, 1]], config.lexical_threshold_han, config.lexical_threshold
+    )
     keep = np.flatnonzero(scores >= threshold - 1e-12)
     return list(zip(pairs[keep, 0].tolist(), pairs[keep, 1].tolist(), scores[keep].tolist(), strict=True))
 
@@ -362,8 +424,9 @@ PREFIX_HITS = 3  # probes a candidate must hold (more probes per eval text, fewe
 EXPAND_BUDGET = 4_000_000  # (train, eval) probe hits expanded at once: about 100 MB of arrays
 
 
-def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, threshold: float
-                       ) -> Iterator[np.ndarray]:
+def _prefix_candidates(
+    eval_hashes: ShingleHashes, train_hashes: ShingleHashes, threshold: float
+) -> Iterator[np.ndarray]:
     """Slices of (train row, eval row) pairs that can reach Jaccard >= threshold; exact (prefix filtering).
 
     If J(E, T) >= t then T holds at least a = ceil(t|E|) of E's shingles, so of any |E| - a + m of
@@ -392,7 +455,7 @@ def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, 
     hit = np.flatnonzero(np.isin(train_hashes.values, probe_values))
     if not len(hit):
         return
-    train_row = train_hashes.text_of_each()[hit]   # non-decreasing: a text's shingles lie together
+    train_row = train_hashes.text_of_each()[hit]  # non-decreasing: a text's shingles lie together
     lo = np.searchsorted(probe_values, train_hashes.values[hit], "left")
     span = np.searchsorted(probe_values, train_hashes.values[hit], "right") - lo
     n_eval = len(eval_hashes.offsets) - 1
@@ -403,7 +466,9 @@ def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, 
     ends = np.cumsum(span)
     start = 0
     while start < len(hit):
-        end = max(start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + EXPAND_BUDGET, "right")))
+        end = max(
+            start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + EXPAND_BUDGET, "right"))
+        )
         if end < len(hit):
             end = int(np.searchsorted(train_row, train_row[end - 1], "right"))
         part = slice(start, end)
@@ -423,8 +488,14 @@ def _prefix_candidates(eval_hashes: ShingleHashes, train_hashes: ShingleHashes, 
 BLOCK = 2048
 
 
-def semantic_pairs(vectors: np.ndarray, threshold: float, *, exact_limit: int = 10_000, probes: int = 3,
-                   progress: Progress | None = None) -> list[tuple[int, int, float]]:
+def semantic_pairs(
+    vectors: np.ndarray,
+    threshold: float,
+    *,
+    exact_limit: int = 10_000,
+    probes: int = 3,
+    progress: Progress | None = None,
+) -> list[tuple[int, int, float]]:
     """(i, j, cosine), i < j, for rows of L2-normalised `vectors` with cosine >= threshold.
 
     Exact (blockwise matrix products) up to `exact_limit` rows; above, k-means cells with each row
@@ -436,7 +507,7 @@ def semantic_pairs(vectors: np.ndarray, threshold: float, *, exact_limit: int = 
     if n <= exact_limit:
         out = []
         for start in range(0, n, BLOCK):
-            block = vectors[start:start + BLOCK] @ vectors[start:].T
+            block = vectors[start : start + BLOCK] @ vectors[start:].T
             rows, cols = np.nonzero(block >= threshold)
             keep = cols > rows  # block covers columns from `start`; row r is column r
             for r, c in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True):
@@ -447,8 +518,9 @@ def semantic_pairs(vectors: np.ndarray, threshold: float, *, exact_limit: int = 
     return _partitioned_pairs(vectors, threshold, probes, progress)
 
 
-def _partitioned_pairs(vectors: np.ndarray, threshold: float, probes: int,
-                       progress: Progress | None) -> list[tuple[int, int, float]]:
+def _partitioned_pairs(
+    vectors: np.ndarray, threshold: float, probes: int, progress: Progress | None
+) -> list[tuple[int, int, float]]:
     """Cells: a few Lloyd steps of spherical k-means from random records (cells only need to keep
     near neighbours together, not to be good clusters); each record is compared with the records whose
     nearest cell is one of its `probes` nearest cells."""
@@ -466,10 +538,10 @@ def _partitioned_pairs(vectors: np.ndarray, threshold: float, probes: int,
                 centroids[cell] = centre / max(float(np.linalg.norm(centre)), 1e-12)
     nearest = np.empty((n, probes), dtype=np.int64)
     for start in range(0, n, 16384):
-        sims = vectors[start:start + 16384] @ centroids.T
+        sims = vectors[start : start + 16384] @ centroids.T
         top = np.argpartition(-sims, probes - 1, axis=1)[:, :probes]
         order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
-        nearest[start:start + 16384] = np.take_along_axis(top, order, axis=1)
+        nearest[start : start + 16384] = np.take_along_axis(top, order, axis=1)
     primary = nearest[:, 0]
     by_primary = np.argsort(primary, kind="stable")
     primary_bounds = np.searchsorted(primary[by_primary], np.arange(k + 1))
@@ -478,8 +550,8 @@ def _partitioned_pairs(vectors: np.ndarray, threshold: float, probes: int,
     probe_bounds = np.searchsorted(probe_cells[by_probe], np.arange(k + 1))
     found_a, found_b, found_s = [], [], []
     for cell in range(k):
-        members = by_primary[primary_bounds[cell]:primary_bounds[cell + 1]]
-        probing = probe_rows[by_probe[probe_bounds[cell]:probe_bounds[cell + 1]]]
+        members = by_primary[primary_bounds[cell] : primary_bounds[cell + 1]]
+        probing = probe_rows[by_probe[probe_bounds[cell] : probe_bounds[cell + 1]]]
         if not len(members) or not len(probing):
             continue
         sims = vectors[members] @ vectors[probing].T
@@ -500,8 +572,15 @@ def _partitioned_pairs(vectors: np.ndarray, threshold: float, probes: int,
 
 # --- the leak check --------------------------------------------------------------------------------
 
-def find_leaks(con, train_ids: Sequence[int], eval_ids: Sequence[int], *, config: DedupConfig | None = None,
-               progress: Progress | None = None) -> list[Leak]:
+
+def find_leaks(
+    con,
+    train_ids: Sequence[int],
+    eval_ids: Sequence[int],
+    *,
+    config: DedupConfig | None = None,
+    progress: Progress | None = None,
+) -> list[Leak]:
     """Eval records that duplicate or nearly duplicate a training candidate, on an open connection.
 
     Checks, on the request text (the store's embedding text choice, without the category):
@@ -571,7 +650,7 @@ def _semantic_leaks(con, train_ids, eval_ids, embed_config, config, add) -> None
             continue
         threshold = _threshold_for(model_id, embed_config, config)
         for start in range(0, len(tv.ids), 65536):
-            sims = ev.matrix @ tv.matrix[start:start + 65536].T
+            sims = ev.matrix @ tv.matrix[start : start + 65536].T
             rows, cols = np.nonzero(sims >= threshold)
             for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
                 add(int(ev.ids[r]), int(tv.ids[start + c]), "semantic", float(sims[r, c]))
@@ -582,8 +661,13 @@ def _threshold_for(model_id: str, embed_config: embed.EmbedConfig, config: Dedup
     return config.semantic_threshold if model_id == main else config.multilingual_semantic_threshold
 
 
-def prepare_signatures(store: Store, selection: Selection | Sequence[int] | None = None, *,
-                       config: DedupConfig | None = None, progress: Progress | None = None) -> int:
+def prepare_signatures(
+    store: Store,
+    selection: Selection | Sequence[int] | None = None,
+    *,
+    config: DedupConfig | None = None,
+    progress: Progress | None = None,
+) -> int:
     """Compute and cache the MinHash signatures of the selected records; returns how many were computed."""
     config = config or DedupConfig()
     ids = embed.selection_ids(store, selection)
@@ -597,16 +681,20 @@ def prepare_signatures(store: Store, selection: Selection | Sequence[int] | None
 
 # --- dedup runs ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Group:
     kept_id: int
-    member_ids: list[int]                        # every record of the group, the kept one included
+    member_ids: list[int]  # every record of the group, the kept one included
     matches: list[Match] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"kept_id": self.kept_id, "member_ids": self.member_ids,
-                "duplicate_ids": [i for i in self.member_ids if i != self.kept_id],
-                "matches": [asdict(m) for m in self.matches]}
+        return {
+            "kept_id": self.kept_id,
+            "member_ids": self.member_ids,
+            "duplicate_ids": [i for i in self.member_ids if i != self.kept_id],
+            "matches": [asdict(m) for m in self.matches],
+        }
 
 
 @dataclass
@@ -614,14 +702,16 @@ class DedupReport:
     run_id: int | None
     records: int
     groups: list[Group]
-    marked: int = 0              # records newly marked dup_of
-    restored: int = 0            # records unmarked because this run no longer finds them duplicates
-    skipped: int = 0             # records edited while the run was computing (left as they were)
-    kept_by_hand: int = 0        # records a person restored earlier, which runs leave unmarked
+    marked: int = 0  # records newly marked dup_of
+    restored: int = 0  # records unmarked because this run no longer finds them duplicates
+    skipped: int = 0  # records edited while the run was computing (left as they were)
+    kept_by_hand: int = 0  # records a person restored earlier, which runs leave unmarked
     by_kind: dict[str, int] = field(default_factory=dict)
-    semantic: dict[str, int] = field(default_factory=dict)      # model -> records with a cached vector
-    no_vector: int = 0           # records semantic matching could not look at (no cached vector)
-    look_alikes: dict[str, int] = field(default_factory=dict)  # near pairs kept apart: kind -> pairs (lookalike)
+    semantic: dict[str, int] = field(default_factory=dict)  # model -> records with a cached vector
+    no_vector: int = 0  # records semantic matching could not look at (no cached vector)
+    look_alikes: dict[str, int] = field(
+        default_factory=dict
+    )  # near pairs kept apart: kind -> pairs (lookalike)
     seconds: float = 0.0
     dry_run: bool = False
 
@@ -636,8 +726,9 @@ class DedupReport:
         return out
 
 
-def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Progress | None = None
-                 ) -> tuple[sql.RecordKeys, list[Match], dict]:
+def find_matches(
+    con, ids: Sequence[int], config: DedupConfig, *, progress: Progress | None = None
+) -> tuple[sql.RecordKeys, list[Match], dict]:
     """Every matching pair among `ids` (by record id), with the keys read and semantic coverage."""
     embed_config = embed.store_config(con)
     spec = (config.text or embed_config.text).request()
@@ -645,8 +736,8 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
     matches: dict[tuple[int, int], Match] = {}
     text_of = dict(zip(keys.ids.tolist(), keys.norm_text, strict=True))
     look_alikes: dict[tuple[int, int], str] = {}
-    tokens: dict[str, tuple[str, ...]] = {}   # each text's request tokens, for this run only
-    joined: dict[int, int] = {}   # union-find over the matches so far
+    tokens: dict[str, tuple[str, ...]] = {}  # each text's request tokens, for this run only
+    joined: dict[int, int] = {}  # union-find over the matches so far
 
     def root(x: int) -> int:
         while joined.get(x, x) != x:
@@ -672,7 +763,7 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
             joined[max(ra, rb)] = min(ra, rb)
 
     first_of_hash: dict[str, int] = {}
-    representatives: list[int] = []   # one row per distinct normalised text
+    representatives: list[int] = []  # one row per distinct normalised text
     for row, h in enumerate(keys.norm_hash):
         if h in first_of_hash:
             if config.exact:
@@ -693,8 +784,12 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
             estimate = (sigs[pairs[:, 0]] == sigs[pairs[:, 1]]).mean(axis=1)
             pairs = pairs[estimate >= config.lexical_floor() - 0.15]
         involved = np.unique(pairs) if len(pairs) else np.zeros(0, np.int64)
-        lex = dict(zip(involved.tolist(), lexical_texts([rep_texts[r] for r in involved.tolist()]), strict=True))
-        hashes = distinct_hashes(shingle_hashes([lex.get(r, "") for r in range(len(rep_texts))], config.shingle))
+        lex = dict(
+            zip(involved.tolist(), lexical_texts([rep_texts[r] for r in involved.tolist()]), strict=True)
+        )
+        hashes = distinct_hashes(
+            shingle_hashes([lex.get(r, "") for r in range(len(rep_texts))], config.shingle)
+        )
         is_han = np.fromiter((bool(embed.HAN.search(t)) for t in rep_texts), bool, len(rep_texts))
         for i, j, score in _verify_pairs(pairs, hashes, hashes, is_han, is_han, config):
             add(int(keys.ids[representatives[i]]), int(keys.ids[representatives[j]]), "lexical", score)
@@ -707,8 +802,13 @@ def find_matches(con, ids: Sequence[int], config: DedupConfig, *, progress: Prog
             coverage["semantic"][model_id] = len(vec.ids)
             coverage["no_vector"] += len(vec.missing)
             threshold = _threshold_for(model_id, embed_config, config)
-            for i, j, score in semantic_pairs(vec.matrix, threshold, exact_limit=config.exact_search_limit,
-                                              probes=config.probes, progress=progress):
+            for i, j, score in semantic_pairs(
+                vec.matrix,
+                threshold,
+                exact_limit=config.exact_search_limit,
+                probes=config.probes,
+                progress=progress,
+            ):
                 add(int(vec.ids[i]), int(vec.ids[j]), "semantic", score)
     for change in look_alikes.values():
         coverage["look_alikes"][change] = coverage["look_alikes"].get(change, 0) + 1
@@ -733,15 +833,24 @@ def _groups(keys: sql.RecordKeys, matches: list[Match]) -> list[Group]:
     groups = []
     for rows in np.split(matched, starts[1:]):
         ids = sorted(int(keys.ids[r]) for r in rows)
-        kept = min(ids, key=lambda rid: (KEEP_RANK.get(keys.status[row[rid]], 9), -int(keys.created[row[rid]]), -rid))
+        kept = min(
+            ids, key=lambda rid: (KEEP_RANK.get(keys.status[row[rid]], 9), -int(keys.created[row[rid]]), -rid)
+        )
         groups.append(Group(kept, ids, by_component[int(component[rows[0]])]))
     groups.sort(key=lambda g: (-len(g.member_ids), g.kept_id))
     return groups
 
 
-def dedup(store: Store, selection: Selection | Sequence[int] | None = None, *, config: DedupConfig | None = None,
-          author: str = "workbench", embed_missing: bool = True, dry_run: bool = False,
-          progress: Progress | None = None) -> DedupReport:
+def dedup(
+    store: Store,
+    selection: Selection | Sequence[int] | None = None,
+    *,
+    config: DedupConfig | None = None,
+    author: str = "workbench",
+    embed_missing: bool = True,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> DedupReport:
     """Find the duplicate groups among the selected records and mark all but one per group `dup_of`.
 
     Eval-kind datasets are left out (see find_leaks). With `embed_missing`, records without a cached
@@ -755,15 +864,24 @@ def dedup(store: Store, selection: Selection | Sequence[int] | None = None, *, c
     with store.connect() as con:
         ids = sql.without_eval(con, ids)
     if config.semantic and embed_missing and ids:
+
         def show(done, total):
             if progress:
                 progress("embedding", done, total)
+
         embed.embed_records(store, ids, progress=show)
     with store.transaction() as con:
         keys, matches, coverage = find_matches(con, ids, config, progress=progress)
     groups = _groups(keys, matches)
-    report = DedupReport(None, len(keys), groups, semantic=coverage["semantic"], no_vector=coverage["no_vector"],
-                         look_alikes=coverage["look_alikes"], dry_run=dry_run)
+    report = DedupReport(
+        None,
+        len(keys),
+        groups,
+        semantic=coverage["semantic"],
+        no_vector=coverage["no_vector"],
+        look_alikes=coverage["look_alikes"],
+        dry_run=dry_run,
+    )
     for m in matches:
         report.by_kind[m.kind] = report.by_kind.get(m.kind, 0) + 1
     if dry_run:
@@ -783,15 +901,30 @@ def dedup(store: Store, selection: Selection | Sequence[int] | None = None, *, c
             # marked earlier inside this selection but no longer grouped: restore
             if rid not in target and current is not None and current in selected:
                 target[rid] = None
-        marks = [(rid, new, int(keys.version[row[rid]])) for rid, new in target.items()
-                 if keys.dup_of[row[rid]] != new]
-        report.marked, report.restored, report.skipped = sql.apply_marks(con, marks, author, sql.run_note(run_id))
+        marks = [
+            (rid, new, int(keys.version[row[rid]]))
+            for rid, new in target.items()
+            if keys.dup_of[row[rid]] != new
+        ]
+        report.marked, report.restored, report.skipped = sql.apply_marks(
+            con, marks, author, sql.run_note(run_id)
+        )
         report.seconds = time.perf_counter() - started
         report.run_id = run_id
-        sql.record_run(con, run_id, author=author, selection={"ids": len(ids)}, config=config.to_json(),
-                       records=len(keys), groups=len(groups), marked=report.marked, restored=report.restored,
-                       skipped=report.skipped, seconds=report.seconds,
-                       matches=[(m.a, m.b, m.kind, m.score) for m in matches])
+        sql.record_run(
+            con,
+            run_id,
+            author=author,
+            selection={"ids": len(ids)},
+            config=config.to_json(),
+            records=len(keys),
+            groups=len(groups),
+            marked=report.marked,
+            restored=report.restored,
+            skipped=report.skipped,
+            seconds=report.seconds,
+            matches=[(m.a, m.b, m.kind, m.score) for m in matches],
+        )
     return report
 
 
@@ -807,8 +940,8 @@ def restore_run(store: Store, run_id: int, author: str = "workbench") -> int:
         return sql.restore_run(con, run_id, author)
 
 
-
 # --- duplicate groups, as the Clusters page shows them ------------------------------------------------------
+
 
 @dataclass
 class ShownRecord:
@@ -852,9 +985,11 @@ def duplicate_groups(store: Store, limit: int = 20) -> tuple[list[DuplicateGroup
         matches = sql.latest_matches(con, ids) if ids else {}
     out = []
     for kept_id, copy_ids in page:
+
         def show(i: int) -> ShownRecord:
             dataset, category, status, messages = shown[i]
             return ShownRecord(i, dataset, category, status, record_text(messages))
+
         kept = show(kept_id)
         group = []
         for i in copy_ids:
@@ -875,8 +1010,11 @@ def keep_instead(store: Store, record_id: int, author: str = "workbench") -> int
             raise WorkbenchError(f"record {record_id} is not marked as a copy: it is kept already")
         group = sql.group_of(con, kept_id)
         marks = [(i, None if i == record_id else record_id, version) for i, _dup, version in group]
-        marked, restored, skipped = sql.apply_marks(con, marks, author, f"kept record {record_id} instead of {kept_id}")
+        marked, restored, skipped = sql.apply_marks(
+            con, marks, author, f"kept record {record_id} instead of {kept_id}"
+        )
         if skipped:
-            raise WorkbenchError(f"{skipped} record(s) of the group changed while you looked; reload the page and "
-                                 f"try again")
+            raise WorkbenchError(
+                f"{skipped} record(s) of the group changed while you looked; reload the page and try again"
+            )
         return marked + restored

@@ -43,9 +43,11 @@ BADCASES_DATASET = "badcases"
 INTENTS = ("refund", "order_status", "delivery", "complaint", "cancel", "account", "payment", "other")
 SLOT_SCHEMA = {
     "type": "object",
-    "properties": {"order_id": {"type": ["string", "null"], "pattern": "^[0-9]+$"},
-                   "item": {"type": "string", "minLength": 1},
-                   "quantity": {"type": "integer", "minimum": 1}},
+    "properties": {
+        "order_id": {"type": ["string", "null"], "pattern": "^[0-9]+$"},
+        "item": {"type": "string", "minLength": 1},
+        "quantity": {"type": "integer", "minimum": 1},
+    },
     "required": ["order_id", "item", "quantity"],
     "additionalProperties": False,
 }
@@ -53,7 +55,9 @@ SHORT_REPLY_PATTERN = r"[^\n]{1,80}"  # one line, short
 
 
 def _data() -> dict:
-    return json.loads(resources.files("workbench").joinpath("demo_data/support.json").read_text(encoding="utf-8"))
+    return json.loads(
+        resources.files("workbench").joinpath("demo_data/support.json").read_text(encoding="utf-8")
+    )
 
 
 def general_prompts() -> list[str]:
@@ -64,14 +68,23 @@ def general_prompts() -> list[str]:
 
 def contracts() -> list[Contract]:
     """The demo categories' output contracts: the intent labels, the slot JSON Schema, a short one-line reply."""
-    return [Contract("intent", "labels", list(INTENTS)), Contract("order_slots", "json_schema", SLOT_SCHEMA),
-            Contract("short_reply", "regex", SHORT_REPLY_PATTERN)]
+    return [
+        Contract("intent", "labels", list(INTENTS)),
+        Contract("order_slots", "json_schema", SLOT_SCHEMA),
+        Contract("short_reply", "regex", SHORT_REPLY_PATTERN),
+    ]
 
 
 def _record(system: str, user: str, answer: str, category: str, task_type: str) -> dict:
-    return {"messages": [{"role": "system", "content": system}, {"role": "user", "content": user},
-                         {"role": "assistant", "content": answer}],
-            "category": category, "task_type": task_type}
+    return {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": answer},
+        ],
+        "category": category,
+        "task_type": task_type,
+    }
 
 
 def demo_records() -> dict[str, list[dict]]:
@@ -84,14 +97,17 @@ def demo_records() -> dict[str, list[dict]]:
     for intent in INTENTS:
         for i, text in enumerate(data["intents"][intent]):
             (held_out if i % 3 == 2 else support).append(
-                _record(data["intent_system"], text, intent, "intent", "classification"))
+                _record(data["intent_system"], text, intent, "intent", "classification")
+            )
     for i, (text, slots) in enumerate(data["slots"]):
         answer = json.dumps(slots, ensure_ascii=False)
         (held_out if i % 4 == 3 else support).append(
-            _record(data["slots_system"], text, answer, "order_slots", "extraction"))
+            _record(data["slots_system"], text, answer, "order_slots", "extraction")
+        )
     for i, (text, reply) in enumerate(data["replies"]):
         (held_out if i % 4 == 3 else support).append(
-            _record(data["reply_system"], text, reply, "short_reply", "classification"))
+            _record(data["reply_system"], text, reply, "short_reply", "classification")
+        )
     return {SUPPORT_DATASET: support, EVAL_DATASET: held_out}
 
 
@@ -105,9 +121,14 @@ class DemoReport:
     seconds: float
 
     def as_dict(self) -> dict:
-        return {"support": self.support, "held_out": self.held_out, "general": self.general,
-                "base_evaluation": self.base_evaluation.as_dict(), "badcases": self.badcases,
-                "seconds": self.seconds}
+        return {
+            "support": self.support,
+            "held_out": self.held_out,
+            "general": self.general,
+            "base_evaluation": self.base_evaluation.as_dict(),
+            "badcases": self.badcases,
+            "seconds": self.seconds,
+        }
 
 
 def store_is_empty(store: Store) -> bool:
@@ -122,8 +143,14 @@ def _write_jsonl(folder: Path, name: str, records: list[dict]) -> Path:
     return path
 
 
-def general_answers(store: Store, prompts: list[str], *, base_model: str | None = None,
-                    options: EvalOptions | None = None, progress: Progress | None = None) -> list[dict]:
+def general_answers(
+    store: Store,
+    prompts: list[str],
+    *,
+    base_model: str | None = None,
+    options: EvalOptions | None = None,
+    progress: Progress | None = None,
+) -> list[dict]:
     """The base model's own greedy answers to `prompts`, as chat records; answers cut off by max_new_tokens and
     empty ones are left out."""
     import torch
@@ -137,13 +164,21 @@ def general_answers(store: Store, prompts: list[str], *, base_model: str | None 
     if options.threads:
         torch.set_num_threads(options.threads)
     tell("loading the base model")
-    model, encoder, device = load_model_for(base_model or EMBEDDED_MODEL, None, None, models_dir=store.models_dir,
-                                            device=options.device)
+    model, encoder, device = load_model_for(
+        base_model or EMBEDDED_MODEL, None, None, models_dir=store.models_dir, device=options.device
+    )
     ids = [encoder.prompt_ids([{"role": "user", "content": p}]) for p in prompts]
     pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
-    answers = generate_greedy(model, ids, max_new_tokens=options.max_new_tokens, stop_ids=sorted(encoder.end_of_turn_ids),
-                              pad_id=pad, device=device, batch_size=options.batch_size,
-                              progress=lambda done, total: tell(f"answering general prompts {done}/{total}"))
+    answers = generate_greedy(
+        model,
+        ids,
+        max_new_tokens=options.max_new_tokens,
+        stop_ids=sorted(encoder.end_of_turn_ids),
+        pad_id=pad,
+        device=device,
+        batch_size=options.batch_size,
+        progress=lambda done, total: tell(f"answering general prompts {done}/{total}"),
+    )
     stops = set(encoder.end_of_turn_ids)
     out = []
     for prompt, answer in zip(prompts, answers, strict=True):
@@ -152,45 +187,81 @@ def general_answers(store: Store, prompts: list[str], *, base_model: str | None 
         tokens = [t for t in answer.ids if t not in stops]
         text = encoder.tok.decode(tokens, skip_special_tokens=True).strip()
         if text:
-            out.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}],
-                        "category": "general", "source": "demo: the base model's own answer"})
+            out.append(
+                {
+                    "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}],
+                    "category": "general",
+                    "source": "demo: the base model's own answer",
+                }
+            )
     return out
 
 
-def build_demo(store: Store, *, base_model: str | None = None, general_limit: int | None = None,
-               options: EvalOptions | None = None, progress: Progress | None = None,
-               author: str = "demo") -> DemoReport:
+def build_demo(
+    store: Store,
+    *,
+    base_model: str | None = None,
+    general_limit: int | None = None,
+    options: EvalOptions | None = None,
+    progress: Progress | None = None,
+    author: str = "demo",
+) -> DemoReport:
     """Build the demo workspace in an empty store (see the module's doc). Deterministic: greedy answers, fixed
     data. base_model: a local model folder instead of the embedded SmolLM2 (tests use a tiny one).
     general_limit: ask only the first this many general prompts. Takes a few minutes on a CPU."""
     tell = progress or (lambda stage: None)
     started = time.perf_counter()
     if not store_is_empty(store):
-        raise WorkbenchError(f"the store at {store.root} already holds records; build the demo in an empty store "
-                             f"(WORKBENCH_STORE=/some/new/folder workbench demo)")
+        raise WorkbenchError(
+            f"the store at {store.root} already holds records; build the demo in an empty store "
+            f"(WORKBENCH_STORE=/some/new/folder workbench demo)"
+        )
     options = options or EvalOptions()
     sets = demo_records()
     prompts = general_prompts()[:general_limit] if general_limit is not None else general_prompts()
     tell(f"asking the base model {len(prompts)} general prompts")
     general = general_answers(store, prompts, base_model=base_model, options=options, progress=tell)
     with tempfile.TemporaryDirectory(prefix="workbench-demo-") as tmp:
-        for dataset, records in ((SUPPORT_DATASET, sets[SUPPORT_DATASET]), (EVAL_DATASET, sets[EVAL_DATASET]),
-                                 (GENERAL_DATASET, general)):
+        for dataset, records in (
+            (SUPPORT_DATASET, sets[SUPPORT_DATASET]),
+            (EVAL_DATASET, sets[EVAL_DATASET]),
+            (GENERAL_DATASET, general),
+        ):
             if not records:  # a model that answers nothing (a tiny test model) leaves no general data
                 continue
             tell(f"importing {len(records)} records into {dataset}")
-            import_file(store, _write_jsonl(Path(tmp), f"demo-{dataset}.jsonl", records), dataset=dataset,
-                        author=author, keep_file=False)
+            import_file(
+                store,
+                _write_jsonl(Path(tmp), f"demo-{dataset}.jsonl", records),
+                dataset=dataset,
+                author=author,
+                keep_file=False,
+            )
     for contract in contracts():
         set_contract(store, contract)
     tell(f"the base model answers the {len(sets[SUPPORT_DATASET])} support prompts")
-    base = evaluate(store, "base", "dataset", dataset=SUPPORT_DATASET, options=options, base_model=base_model,
-                    author=author, progress=lambda done, total, info: tell(f"{info.get('phase', 'evaluating')} "
-                                                                           f"{done}/{total}"))
+    base = evaluate(
+        store,
+        "base",
+        "dataset",
+        dataset=SUPPORT_DATASET,
+        options=options,
+        base_model=base_model,
+        author=author,
+        progress=lambda done, total, info: tell(f"{info.get('phase', 'evaluating')} {done}/{total}"),
+    )
     tell("its wrong answers become badcases, the reference answers their fixes")
-    sent = send_failures_to_badcases(store, base.evaluation.id, BADCASES_DATASET, status="fixed", author=author)
-    return DemoReport(len(sets[SUPPORT_DATASET]), len(sets[EVAL_DATASET]), len(general), base,
-                      len(sent.created) + len(sent.updated), time.perf_counter() - started)
+    sent = send_failures_to_badcases(
+        store, base.evaluation.id, BADCASES_DATASET, status="fixed", author=author
+    )
+    return DemoReport(
+        len(sets[SUPPORT_DATASET]),
+        len(sets[EVAL_DATASET]),
+        len(general),
+        base,
+        len(sent.created) + len(sent.updated),
+        time.perf_counter() - started,
+    )
 
 
 @dataclass
@@ -217,15 +288,31 @@ class DemoLoopResult:
         return self.general.loss_after / self.general.loss_before - 1
 
     def as_dict(self) -> dict:
-        return {"run_id": self.run_id, "export_dir": str(self.export_dir), "held_out": self.held_out.as_dict(),
-                "badcases": self.badcases.as_dict(), "general": self.general.as_dict() if self.general else None,
-                "badcases_fixed_share": self.badcases_fixed_share, "general_loss_change": self.general_loss_change,
-                "seconds": self.seconds}
+        return {
+            "run_id": self.run_id,
+            "export_dir": str(self.export_dir),
+            "held_out": self.held_out.as_dict(),
+            "badcases": self.badcases.as_dict(),
+            "general": self.general.as_dict() if self.general else None,
+            "badcases_fixed_share": self.badcases_fixed_share,
+            "general_loss_change": self.general_loss_change,
+            "seconds": self.seconds,
+        }
 
 
-def demo_loop(store: Store, *, preset: str | None = "classification", general_share: float = 0.2, val: float = 0.1,
-              base_model: str | None = None, train_overrides: dict | None = None, options: EvalOptions | None = None,
-              general_limit: int | None = None, progress: Progress | None = None, author: str = "demo") -> DemoLoopResult:
+def demo_loop(
+    store: Store,
+    *,
+    preset: str | None = "classification",
+    general_share: float = 0.2,
+    val: float = 0.1,
+    base_model: str | None = None,
+    train_overrides: dict | None = None,
+    options: EvalOptions | None = None,
+    general_limit: int | None = None,
+    progress: Progress | None = None,
+    author: str = "demo",
+) -> DemoLoopResult:
     """The whole loop on the demo workspace (built first when the store is empty): export → train → evaluate
     the base and the tuned model on the held-out eval dataset, the badcases trained on and the general set →
     compare. train_overrides: TrainConfig fields on top of the preset."""
@@ -244,14 +331,22 @@ def demo_loop(store: Store, *, preset: str | None = "classification", general_sh
 
     options = options or EvalOptions()
     if store_is_empty(store):
-        build_demo(store, base_model=base_model, general_limit=general_limit, options=options, progress=tell,
-                   author=author)
+        build_demo(
+            store,
+            base_model=base_model,
+            general_limit=general_limit,
+            options=options,
+            progress=tell,
+            author=author,
+        )
         lap("build")
     tell("exporting")
     exported = export_training_set(store, ExportConfig(name="demo", val=val, general_share=general_share))
     lap("export")
     overrides = {"base_model": base_model, "threads": options.threads, **(train_overrides or {})}
-    config = runs.config_for_export(exported.folder, preset, **{k: v for k, v in overrides.items() if v is not None})
+    config = runs.config_for_export(
+        exported.folder, preset, **{k: v for k, v in overrides.items() if v is not None}
+    )
     run_id = runs.start_run(store, exported.folder, config, author=author)
     said: list[str] = []
 
@@ -263,15 +358,27 @@ def demo_loop(store: Store, *, preset: str | None = "classification", general_sh
 
     final = runs.wait_for_run(store, run_id, training, poll_s=2.0)
     if final.state != "done":
-        raise WorkbenchError(f"run {run_id} {final.state}: {final.row.error or 'see ' + str(final.folder.log_path)}")
+        raise WorkbenchError(
+            f"run {run_id} {final.state}: {final.row.error or 'see ' + str(final.folder.log_path)}"
+        )
     lap("train")
 
     def both(on: str, dataset: str | None = None) -> Comparison:
         tell(f"evaluating the base model on {dataset or on}")
-        before = evaluate(store, "base", "dataset" if dataset else on, dataset=dataset, set_run=run_id,
-                          options=options, base_model=base_model, author=author)
+        before = evaluate(
+            store,
+            "base",
+            "dataset" if dataset else on,
+            dataset=dataset,
+            set_run=run_id,
+            options=options,
+            base_model=base_model,
+            author=author,
+        )
         tell(f"evaluating run {run_id} on {dataset or on}")
-        after = evaluate(store, run_id, "dataset" if dataset else on, dataset=dataset, options=options, author=author)
+        after = evaluate(
+            store, run_id, "dataset" if dataset else on, dataset=dataset, options=options, author=author
+        )
         return compare_evaluations(store, before.evaluation.id, after.evaluation.id)
 
     held_out = both("dataset", EVAL_DATASET)

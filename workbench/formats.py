@@ -39,7 +39,9 @@ def parse_json(text: str):
     try:
         return json.loads(text)
     except RecursionError:
-        raise JSONTooDeep(f"nested more than about {sys.getrecursionlimit():,} levels deep", text, 0) from None
+        raise JSONTooDeep(
+            f"nested more than about {sys.getrecursionlimit():,} levels deep", text, 0
+        ) from None
 
 
 def too_deep(exc: JSONTooDeep) -> tuple[str, str]:
@@ -50,10 +52,26 @@ def too_deep(exc: JSONTooDeep) -> tuple[str, str]:
 # Roles the canonical form uses; anything else is kept verbatim so the checks can flag it.
 KNOWN_ROLES = ("system", "user", "assistant", "tool")
 # Keys a message may carry (OpenAI's fine-tuning format plus LLaMA-Factory/Ark's loss_weight).
-MESSAGE_KEYS = ("role", "content", "name", "loss_weight", "weight", "tool_calls", "tool_call_id", "function_call")
+MESSAGE_KEYS = (
+    "role",
+    "content",
+    "name",
+    "loss_weight",
+    "weight",
+    "tool_calls",
+    "tool_call_id",
+    "function_call",
+)
 SHAREGPT_ROLES = {
-    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
-    "function_call": "assistant", "observation": "tool", "function": "tool", "tool": "tool",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "function_call": "assistant",
+    "observation": "tool",
+    "function": "tool",
+    "tool": "tool",
 }
 PROMPT_KEYS = ("prompt", "question", "query", "input")
 ANSWER_KEYS = ("response", "completion", "answer", "output")
@@ -98,7 +116,10 @@ def diagnose(text: str) -> tuple[str, str]:
         return "not-object", f"a JSON {type(value).__name__} where a record object was expected"
     for key in ("messages", "conversations"):
         if key in value and not isinstance(value[key], list):
-            return "messages-not-list", f"'{key}' is a {type(value[key]).__name__}, it must be a list of messages"
+            return (
+                "messages-not-list",
+                f"'{key}' is a {type(value[key]).__name__}, it must be a list of messages",
+            )
     keys = ", ".join(sorted(value)[:12]) or "none"
     return "unknown-format", (
         f"no chat found (keys: {keys}); expected 'messages', 'conversations' (ShareGPT), "
@@ -108,14 +129,20 @@ def diagnose(text: str) -> tuple[str, str]:
 
 # --- the canonical message in Python --------------------------------------------------------------
 
+
 def canonical_message(m: dict) -> dict:
     """A message with exactly the canonical fields (what the store's messages column holds)."""
     tool_calls = m.get("tool_calls")
     if tool_calls is not None and not isinstance(tool_calls, str):
         tool_calls = json.dumps(tool_calls, ensure_ascii=False)
     weight = m.get("loss_weight", m.get("weight"))
-    return {"role": m.get("role"), "content": m.get("content"),
-            "loss_weight": None if weight is None else float(weight), "name": m.get("name"), "tool_calls": tool_calls}
+    return {
+        "role": m.get("role"),
+        "content": m.get("content"),
+        "loss_weight": None if weight is None else float(weight),
+        "name": m.get("name"),
+        "tool_calls": tool_calls,
+    }
 
 
 def message_for_json(m: dict) -> dict:

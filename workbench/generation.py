@@ -35,7 +35,9 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def prefix_groups(prompts: Sequence[Sequence[int]], min_shared: int = MIN_SHARED_TOKENS) -> list[tuple[int, list[int]]]:
+def prefix_groups(
+    prompts: Sequence[Sequence[int]], min_shared: int = MIN_SHARED_TOKENS
+) -> list[tuple[int, list[int]]]:
     """(shared prefix length, prompt indices) groups: prompts sorted by their tokens, so the ones that share
     a beginning lie side by side, then cut wherever the shared part would fall below `min_shared` tokens.
     Every prompt keeps at least its last token outside the prefix (the model must see one new token)."""
@@ -57,10 +59,19 @@ def prefix_groups(prompts: Sequence[Sequence[int]], min_shared: int = MIN_SHARED
 
 
 @torch.no_grad()
-def generate_greedy(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, stop_ids: Sequence[int],
-                    pad_id: int, device=None, batch_size: int = 16, share_prefix: bool = True,
-                    progress: Callable[[int, int], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> list[Generated | None]:
+def generate_greedy(
+    model,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    stop_ids: Sequence[int],
+    pad_id: int,
+    device=None,
+    batch_size: int = 16,
+    share_prefix: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Generated | None]:
     """Greedy answers to token-id prompts, `batch_size` at a time (similar lengths together).
 
     progress(done, total) after each batch; should_stop() is asked before each batch, and when it says
@@ -79,11 +90,18 @@ def generate_greedy(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
             for k in range(0, len(members), batch_size):
                 if should_stop and should_stop():
                     return results
-                chunk = members[k:k + batch_size]
+                chunk = members[k : k + batch_size]
                 started = time.perf_counter()
-                answers = _generate_batch(model, [prompts[i][shared:] for i in chunk], prefix_cache, shared,
-                                          max_new_tokens=max_new_tokens, stop_ids=set(stop_ids), pad_id=pad_id,
-                                          device=device)
+                answers = _generate_batch(
+                    model,
+                    [prompts[i][shared:] for i in chunk],
+                    prefix_cache,
+                    shared,
+                    max_new_tokens=max_new_tokens,
+                    stop_ids=set(stop_ids),
+                    pad_id=pad_id,
+                    device=device,
+                )
                 seconds = (time.perf_counter() - started) / len(chunk)
                 for i, ids in zip(chunk, answers, strict=True):
                     results[i] = Generated(ids, seconds)
@@ -100,8 +118,17 @@ def _prefix_cache(model, prefix: Sequence[int], device):
     return model(input_ids=ids, use_cache=True, logits_to_keep=1).cache
 
 
-def _generate_batch(model, tails: list[Sequence[int]], prefix_cache, shared: int, *, max_new_tokens: int,
-                    stop_ids: set[int], pad_id: int, device) -> list[list[int]]:
+def _generate_batch(
+    model,
+    tails: list[Sequence[int]],
+    prefix_cache,
+    shared: int,
+    *,
+    max_new_tokens: int,
+    stop_ids: set[int],
+    pad_id: int,
+    device,
+) -> list[list[int]]:
     """Greedy decoding of a batch of prompt tails after a shared prefix already in `prefix_cache`.
 
     The tails are left-padded; the attention mask hides the padding (which sits between the prefix and
@@ -111,8 +138,8 @@ def _generate_batch(model, tails: list[Sequence[int]], prefix_cache, shared: int
     mask = torch.zeros((rows, shared + longest), dtype=torch.long)
     mask[:, :shared] = 1
     for row, tail in enumerate(tails):
-        ids[row, longest - len(tail):] = torch.tensor(list(tail), dtype=torch.long)
-        mask[row, shared + longest - len(tail):] = 1
+        ids[row, longest - len(tail) :] = torch.tensor(list(tail), dtype=torch.long)
+        mask[row, shared + longest - len(tail) :] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
     cache = None
     if prefix_cache is not None:
@@ -122,8 +149,14 @@ def _generate_batch(model, tails: list[Sequence[int]], prefix_cache, shared: int
     answers: list[list[int]] = [[] for _ in range(rows)]
     finished = torch.zeros(rows, dtype=torch.bool)
     for _step in range(max_new_tokens):
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                    logits_to_keep=1)
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         cache = out.cache
         chosen = out.logits[:, -1, :].argmax(-1).cpu()
         for row in range(rows):

@@ -58,8 +58,16 @@ class ImportReport:
         return ", ".join(f"{name} ({n})" for name, n in self.formats.items()) or "-"
 
 
-def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", category: str | None = None,
-                author: str | None = None, progress: Progress | None = None, keep_file: bool = True) -> ImportReport:
+def import_file(
+    store: Store,
+    path: str | Path,
+    *,
+    dataset: str = "badcases",
+    category: str | None = None,
+    author: str | None = None,
+    progress: Progress | None = None,
+    keep_file: bool = True,
+) -> ImportReport:
     """Import one file into `dataset`; records without a category get `category` when given."""
     started = time.perf_counter()
     info = readers.sniff(path)
@@ -71,12 +79,26 @@ def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", ca
         sha256 = pool.submit(readers.sha256_of, info.path)  # hashing releases the GIL: runs beside DuckDB
         tell("reading", 0, info.size)
         lines = readers.scan_lines(info.path) if info.file_format == "jsonl" else None
-        rejects = _stage(con, info, lines, tell)  # a temp table, outside the transaction: a failed fast path can fall back
+        rejects = _stage(
+            con, info, lines, tell
+        )  # a temp table, outside the transaction: a failed fast path can fall back
         partial = None
         try:
             with in_transaction(con):
-                partial = _import_staged(con, store, info, report, rejects, sha256.result(), dataset, category,
-                                         author, tell, keep_file, exact_lines=not (lines and lines.has_delimiter))
+                partial = _import_staged(
+                    con,
+                    store,
+                    info,
+                    report,
+                    rejects,
+                    sha256.result(),
+                    dataset,
+                    category,
+                    author,
+                    tell,
+                    keep_file,
+                    exact_lines=not (lines and lines.has_delimiter),
+                )
         except BaseException:
             if partial:
                 partial.unlink(missing_ok=True)
@@ -93,8 +115,16 @@ def import_file(store: Store, path: str | Path, *, dataset: str = "badcases", ca
 UPLOAD_FORMATS = tuple(sorted({s.lstrip(".") for s in readers.EXTENSIONS}))  # what an upload may be
 
 
-def import_upload(store: Store, name: str, data: bytes, *, dataset: str = "badcases", category: str | None = None,
-                  author: str | None = None, progress: Progress | None = None) -> ImportReport:
+def import_upload(
+    store: Store,
+    name: str,
+    data: bytes,
+    *,
+    dataset: str = "badcases",
+    category: str | None = None,
+    author: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import a file given as bytes (a browser upload), under its original name: its suffix says its format
     (a name without one is detected from the content), and the import log and the kept copy carry the name."""
     safe = Path(name.replace("\\", "/")).name.strip() or "upload"
@@ -102,34 +132,62 @@ def import_upload(store: Store, name: str, data: bytes, *, dataset: str = "badca
         path = Path(folder) / safe
         path.write_bytes(data)
         try:
-            return import_file(store, path, dataset=dataset, category=category, author=author, progress=progress)
+            return import_file(
+                store, path, dataset=dataset, category=category, author=author, progress=progress
+            )
         except InputFileError as exc:  # name the upload, not the temp folder it passed through
             raise InputFileError(str(exc).replace(str(path), safe)) from None
 
 
-def import_text(store: Store, text: str, *, dataset: str = "badcases", category: str | None = None,
-                author: str | None = None, name: str = "pasted") -> ImportReport:
+def import_text(
+    store: Store,
+    text: str,
+    *,
+    dataset: str = "badcases",
+    category: str | None = None,
+    author: str | None = None,
+    name: str = "pasted",
+) -> ImportReport:
     """Import pasted records in any supported text format (JSONL, a JSON array, CSV or TSV with a header),
     detected from the text itself, as an import named `name`."""
     if not text.strip():
-        raise InputFileError("nothing to import: paste records first (one JSON object a line, a JSON array, "
-                             "or CSV with a header line)")
+        raise InputFileError(
+            "nothing to import: paste records first (one JSON object a line, a JSON array, "
+            "or CSV with a header line)"
+        )
     return import_upload(store, name, text.encode("utf-8"), dataset=dataset, category=category, author=author)
 
 
-def add_badcase(store: Store, *, user: str, answer: str, bad_output: str | None = None, system: str | None = None,
-                category: str | None = None, dataset: str = "badcases", author: str | None = None) -> ImportReport:
+def add_badcase(
+    store: Store,
+    *,
+    user: str,
+    answer: str,
+    bad_output: str | None = None,
+    system: str | None = None,
+    category: str | None = None,
+    dataset: str = "badcases",
+    author: str | None = None,
+) -> ImportReport:
     """Add one badcase written by hand (the question, what the model wrongly said, the right answer) through
     the importer, so it is checked like every imported record and its import is in the log."""
     if not user.strip():
         raise WorkbenchError("write the user's message: a badcase needs the question the model got wrong")
     messages = ([{"role": "system", "content": system}] if system and system.strip() else []) + [
-        {"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": answer},
+    ]
     record = {"messages": messages, "category": (category or "").strip() or None}
     if bad_output and bad_output.strip():
         record["bad_output"] = bad_output
-    return import_upload(store, "badcase-form.jsonl", json.dumps(record, ensure_ascii=False).encode("utf-8"),
-                         dataset=dataset, category=record["category"], author=author)
+    return import_upload(
+        store,
+        "badcase-form.jsonl",
+        json.dumps(record, ensure_ascii=False).encode("utf-8"),
+        dataset=dataset,
+        category=record["category"],
+        author=author,
+    )
 
 
 @dataclass(frozen=True)
@@ -158,25 +216,46 @@ def rejects_jsonl(store: Store, import_id: int) -> str:
     """Every rejected line of an import as JSONL (line, code, reason, raw text), for downloading."""
     with store.connect(read_only=True) as con:
         rejects = sql.rejects_of(con, import_id)
-    return "".join(json.dumps({"line": r.line, "code": r.code, "reason": r.reason, "raw": r.raw},
-                              ensure_ascii=False) + "\n" for r in rejects)
+    return "".join(
+        json.dumps({"line": r.line, "code": r.code, "reason": r.reason, "raw": r.raw}, ensure_ascii=False)
+        + "\n"
+        for r in rejects
+    )
 
 
-def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportReport, rejects: list[Reject],
-                   sha256: str, dataset: str, category: str | None, author: str | None, tell: Progress,
-                   keep_file: bool, exact_lines: bool) -> Path | None:
+def _import_staged(
+    con,
+    store: Store,
+    info: readers.FileInfo,
+    report: ImportReport,
+    rejects: list[Reject],
+    sha256: str,
+    dataset: str,
+    category: str | None,
+    author: str | None,
+    tell: Progress,
+    keep_file: bool,
+    exact_lines: bool,
+) -> Path | None:
     """Everything durable of an import, inside the caller's transaction; returns the file's copy under
     its temporary name, for the caller to rename once the transaction is committed."""
     report.earlier_import = sql.find_import_by_sha(con, sha256) if store.root else None
     ensure_dataset(con, dataset)
-    import_id = sql.start_import(con, file_name=info.path.name, file_path=str(info.path), dataset=dataset,
-                                 category=category, author=author)
+    import_id = sql.start_import(
+        con,
+        file_name=info.path.name,
+        file_path=str(info.path),
+        dataset=dataset,
+        category=category,
+        author=author,
+    )
     report.import_id = import_id
     items, blank = sql.staged_line_count(con)
     tell("normalising", 0, items)
     id_base = sql.next_record_id_base(con)
-    report.imported = sql.insert_records(con, source=sql.LINES, import_id=import_id, dataset=dataset,
-                                         category=category, id_base=id_base)
+    report.imported = sql.insert_records(
+        con, source=sql.LINES, import_id=import_id, dataset=dataset, category=category, id_base=id_base
+    )
     leftovers = sql.unimported_items(con, import_id, id_base)
     if leftovers and not exact_lines and info.duckdb_can_read and info.file_format == "jsonl":
         # DuckDB's line reader cuts a line at a \x01 byte: take the rejected lines' text from the file
@@ -190,23 +269,37 @@ def _import_staged(con, store: Store, info: readers.FileInfo, report: ImportRepo
     report.imported -= len(too_deep)
     rejects += more_rejects + too_deep
     if not report.imported and not rejects:  # rolled back by the caller: no import of nothing in the log
-        raise InputFileError(f"{info.path}: {_nothing_in(info, items)}, so nothing was imported; "
-                             "check that this is the file you meant")
+        raise InputFileError(
+            f"{info.path}: {_nothing_in(info, items)}, so nothing was imported; "
+            "check that this is the file you meant"
+        )
     sql.insert_rejects(con, import_id, rejects)
     report.rejected = len(rejects)
     report.blank_lines = blank + more_blank
     tell("checking", 0, report.imported)
     ctx = checks.context_for_store(con, store.models_dir if store.root else None)
-    checks.run_checks(con, Selection(import_id=import_id), ctx, lambda n: tell("checking", n, report.imported))
+    checks.run_checks(
+        con, Selection(import_id=import_id), ctx, lambda n: tell("checking", n, report.imported)
+    )
     report.formats = sql.record_formats(con, import_id)
     report.reject_counts = sql.reject_counts(con, import_id)
     report.rejects = sql.rejects_of(con, import_id, limit=50)
     report.issue_counts = store_issues.issue_counts(con, Selection(import_id=import_id))
     partial = _copy_partial(store, info.path, import_id) if keep_file and store.root else None
     report.stored_file = str(_final_name(partial).relative_to(store.root)) if partial else None
-    sql.finish_import(con, import_id, sha256=sha256, size_bytes=info.size, encoding=info.encoding,
-                      file_format=info.file_format, record_formats=report.formats, imported=report.imported,
-                      rejected=report.rejected, blank_lines=report.blank_lines, stored_file=report.stored_file)
+    sql.finish_import(
+        con,
+        import_id,
+        sha256=sha256,
+        size_bytes=info.size,
+        encoding=info.encoding,
+        file_format=info.file_format,
+        record_formats=report.formats,
+        imported=report.imported,
+        rejected=report.rejected,
+        blank_lines=report.blank_lines,
+        stored_file=report.stored_file,
+    )
     return partial
 
 
@@ -220,15 +313,18 @@ def _nothing_in(info: readers.FileInfo, lines: int) -> str:
     return "the file holds only blank lines" if lines else "the file holds no records"
 
 
-def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, lines: readers.LineScan | None,
-           tell: Progress) -> list[Reject]:
+def _stage(
+    con: duckdb.DuckDBPyConnection, info: readers.FileInfo, lines: readers.LineScan | None, tell: Progress
+) -> list[Reject]:
     """Put every line of the file into the staging table; returns lines that could not even be decoded."""
     if info.file_format == "parquet":
         try:
             with readers.literal_path(info.path) as path:
                 sql.stage_parquet(con, str(path))
         except duckdb.Error as exc:
-            raise InputFileError(f"{info.path}: the Parquet file cannot be read ({_first_line(exc)})") from None
+            raise InputFileError(
+                f"{info.path}: the Parquet file cannot be read ({_first_line(exc)})"
+            ) from None
         return []
     if info.duckdb_can_read and lines is not None and not lines.lone_cr:
         try:
@@ -252,7 +348,9 @@ def _stage(con: duckdb.DuckDBPyConnection, info: readers.FileInfo, lines: reader
             done += len(batch.seqs) + len(batch.rejects)
             tell("reading", done, None)
     except UnicodeDecodeError as exc:
-        raise InputFileError(f"{info.path}: not valid {info.encoding} ({exc.reason}); re-save the file as UTF-8") from None
+        raise InputFileError(
+            f"{info.path}: not valid {info.encoding} ({exc.reason}); re-save the file as UTF-8"
+        ) from None
     return rejects
 
 
@@ -260,8 +358,9 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
 
 
-def _sort_leftovers(con, leftovers: list[tuple[int, int, str]]
-                    ) -> tuple[list[tuple[int, int, str]], list[Reject], int]:
+def _sort_leftovers(
+    con, leftovers: list[tuple[int, int, str]]
+) -> tuple[list[tuple[int, int, str]], list[Reject], int]:
     """Split the items that did not import into curly-quote repairs, rejects with reasons, and blank lines."""
     repaired, rejects, blank = [], [], 0
     verdicts = sql.normaliser_verdicts(con, [item for item in leftovers if item[2].strip()])
@@ -270,7 +369,9 @@ def _sort_leftovers(con, leftovers: list[tuple[int, int, str]]
             blank += 1
             continue
         if verdicts.get(seq) == "empty-messages":
-            rejects.append(Reject(seq, line, text, "empty-messages", "the record has no messages: nothing to train on"))
+            rejects.append(
+                Reject(seq, line, text, "empty-messages", "the record has no messages: nothing to train on")
+            )
             continue
         fixed = formats.repair_curly_quotes(text)
         if fixed is not None and verdicts.get(seq) == "unparsed":
@@ -295,14 +396,21 @@ def _too_deep_for_python(con, import_id: int, id_base: int) -> list[Reject]:
     if not deep:
         return []
     items = sql.unimport_records(con, sorted(deep), id_base)
-    return [Reject(seq, line, text[:readers.REJECT_TEXT], *deep[id_base + seq]) for seq, line, text in items]
+    return [Reject(seq, line, text[: readers.REJECT_TEXT], *deep[id_base + seq]) for seq, line, text in items]
 
 
-def _insert_repaired(con, repaired: list[tuple[int, int, str]], import_id: int, dataset: str, category: str | None,
-                     id_base: int) -> int:
+def _insert_repaired(
+    con,
+    repaired: list[tuple[int, int, str]],
+    import_id: int,
+    dataset: str,
+    category: str | None,
+    id_base: int,
+) -> int:
     with sql.items_table(con, "wb_repaired", repaired) as source:
-        n = sql.insert_records(con, source=source, import_id=import_id, dataset=dataset, category=category,
-                               id_base=id_base)
+        n = sql.insert_records(
+            con, source=source, import_id=import_id, dataset=dataset, category=category, id_base=id_base
+        )
     note = "the line was JSON written with curly quotes; straightened on import (the imported file keeps the original)"
     sql.add_import_issue(con, import_id, [id_base + r[0] for r in repaired], "repaired-on-import", note)
     return n
@@ -333,7 +441,11 @@ def _final_name(partial: Path) -> Path:
 def _sweep_partial_copies(store: Store) -> None:
     """Copies left by imports whose process died: renamed when their import was committed, else deleted."""
     folder = store.root / "imports"
-    strays = [p for p in folder.glob(".*.partial") if (m := _PARTIAL.match(p.name)) and not pid_exists(int(m["pid"]))]
+    strays = [
+        p
+        for p in folder.glob(".*.partial")
+        if (m := _PARTIAL.match(p.name)) and not pid_exists(int(m["pid"]))
+    ]
     if not strays:
         return
     with store.connect() as con:
@@ -348,6 +460,7 @@ def _sweep_partial_copies(store: Store) -> None:
 
 # --- checking a file without a store ----------------------------------------------------------------
 
+
 @dataclass
 class CheckedRecord:
     index: int  # 0-based position among the file's records
@@ -361,7 +474,12 @@ class CheckedRecord:
         return not checks.has_errors(self.issues)
 
     def as_dict(self) -> dict:
-        return {"index": self.index, "line": self.line, "ok": self.ok, "issues": [i.as_dict() for i in self.issues]}
+        return {
+            "index": self.index,
+            "line": self.line,
+            "ok": self.ok,
+            "issues": [i.as_dict() for i in self.issues],
+        }
 
 
 def check_file(path: str | Path, ctx: CheckContext | None = None) -> Iterator[CheckedRecord]:
@@ -390,7 +508,9 @@ def check_file(path: str | Path, ctx: CheckContext | None = None) -> Iterator[Ch
         if kind == "reject":
             yield CheckedRecord(index, item.line, [_reject_issue(item)], None, None)
         else:
-            yield CheckedRecord(index, item.line, issues_by_record.get(item.id, []), item.messages, item.to_json())
+            yield CheckedRecord(
+                index, item.line, issues_by_record.get(item.id, []), item.messages, item.to_json()
+            )
 
 
 def _all_records(con, list_records):
@@ -405,7 +525,9 @@ def _reject_issue(rej: Reject) -> Issue:
     return Issue(rej.code, rule.severity if rule else "error", rej.reason, None, None)
 
 
-def fixed_records(checked: Iterator[CheckedRecord], ctx: CheckContext | None = None) -> Iterator[tuple[CheckedRecord, dict | None, list[Issue]]]:
+def fixed_records(
+    checked: Iterator[CheckedRecord], ctx: CheckContext | None = None
+) -> Iterator[tuple[CheckedRecord, dict | None, list[Issue]]]:
     """For `check --fix`: each record with every safe autofix applied (None for unreadable lines)."""
     for item in checked:
         if item.record is None:
@@ -414,4 +536,3 @@ def fixed_records(checked: Iterator[CheckedRecord], ctx: CheckContext | None = N
         messages, applied = checks.fix_record(item.messages, item.record.get("category"), ctx)
         applied = [i for i in item.issues if i.code == "curly-quote-json" and i.turn is None] + applied
         yield item, {**item.record, "messages": [formats.message_for_json(m) for m in messages]}, applied
-

@@ -67,15 +67,19 @@ def jobs_dir(store: Store) -> Path:
     return store.root / "jobs"
 
 
-def start_job(store: Store, steps: list[str] | tuple[str, ...] = STEPS, *, author: str = "workbench") -> JobStatus:
+def start_job(
+    store: Store, steps: list[str] | tuple[str, ...] = STEPS, *, author: str = "workbench"
+) -> JobStatus:
     """Start embed / dedup / cluster (in that order, those asked for) as a background process."""
     unknown = [s for s in steps if s not in STEPS]
     if unknown or not steps:
         raise WorkbenchError(f"unknown job step(s) {unknown or steps}: choose from {', '.join(STEPS)}")
     current = latest_job(store)
     if current and current.running:
-        raise JobRunning(f"job {current.id} ({' + '.join(current.steps)}) is still running since "
-                         f"{current.started_at}: wait for it to finish or cancel it first")
+        raise JobRunning(
+            f"job {current.id} ({' + '.join(current.steps)}) is still running since "
+            f"{current.started_at}: wait for it to finish or cancel it first"
+        )
     folder = jobs_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
     job_id = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0) + 1
@@ -85,8 +89,12 @@ def start_job(store: Store, steps: list[str] | tuple[str, ...] = STEPS, *, autho
     write_json_atomic(path / "job.json", {"steps": ordered, "author": author, "store": str(store.root)})
     write_json_atomic(path / "status.json", {"state": "running", "steps": ordered, "started_at": now_iso()})
     package_root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
     child = spawn_worker([sys.executable, "-m", "workbench.jobs", str(path)], path / "log.txt", env)
     _update(path, pid=child.pid)
     return job_status(store, job_id)
@@ -97,16 +105,34 @@ def job_status(store: Store, job_id: int) -> JobStatus:
     status = read_json(path / "status.json")
     if status is None:
         raise WorkbenchError(f"no job {job_id} in {jobs_dir(store)}")
-    if status.get("state") == "running" and status.get("pid") and not worker_alive(status["pid"], "workbench.jobs"):
+    if (
+        status.get("state") == "running"
+        and status.get("pid")
+        and not worker_alive(status["pid"], "workbench.jobs")
+    ):
         # the process ended without a word: cancelled before it could say so, or killed (out of memory?)
         if (path / "cancel").exists():
             status = _update(path, state="cancelled", finished_at=now_iso())
         else:
-            status = _update(path, state="failed", finished_at=now_iso(),
-                             error=status.get("error") or "the job's process ended without finishing (killed?)")
-    return JobStatus(job_id, status.get("steps", []), status.get("state", "failed"), status.get("step"),
-                     status.get("done", 0), status.get("total"), status.get("started_at"), status.get("finished_at"),
-                     status.get("error"), status.get("results", {}), status.get("pid"))
+            status = _update(
+                path,
+                state="failed",
+                finished_at=now_iso(),
+                error=status.get("error") or "the job's process ended without finishing (killed?)",
+            )
+    return JobStatus(
+        job_id,
+        status.get("steps", []),
+        status.get("state", "failed"),
+        status.get("step"),
+        status.get("done", 0),
+        status.get("total"),
+        status.get("started_at"),
+        status.get("finished_at"),
+        status.get("error"),
+        status.get("results", {}),
+        status.get("pid"),
+    )
 
 
 def latest_job(store: Store) -> JobStatus | None:
@@ -143,6 +169,7 @@ def _progress(path: Path, step: str) -> Callable[[str, int, int | None], None]:
         if now - last[0] >= _WRITE_EVERY or (total and done >= total):
             last[0] = now
             _update(path, step=step, stage=stage, done=done, total=total)
+
     return tell
 
 
@@ -161,7 +188,11 @@ def run_job(path: Path) -> int:
             _update(path, step=step, stage=step, done=0, total=None)
             tell = _progress(path, step)
             if step == "embed":
-                results[step] = _summary(embed.embed_records(store, progress=lambda done, total, tell=tell: tell("embed", done, total)))
+                results[step] = _summary(
+                    embed.embed_records(
+                        store, progress=lambda done, total, tell=tell: tell("embed", done, total)
+                    )
+                )
             elif step == "dedup":
                 results[step] = _summary(dedup.dedup(store, author=author, progress=tell))
             else:

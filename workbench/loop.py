@@ -35,17 +35,38 @@ class LoopResult:
     general: Comparison | None
 
     def as_dict(self) -> dict:
-        return {"import_id": self.import_id, "imported": self.imported, "rejected": self.rejected, "fixed": self.fixed,
-                "export_dir": str(self.export_dir), "run_id": self.run_id, "base": self.base.as_dict(),
-                "tuned": self.tuned.as_dict(), "held_out": self.held_out.as_dict(),
-                "general": self.general.as_dict() if self.general else None}
+        return {
+            "import_id": self.import_id,
+            "imported": self.imported,
+            "rejected": self.rejected,
+            "fixed": self.fixed,
+            "export_dir": str(self.export_dir),
+            "run_id": self.run_id,
+            "base": self.base.as_dict(),
+            "tuned": self.tuned.as_dict(),
+            "held_out": self.held_out.as_dict(),
+            "general": self.general.as_dict() if self.general else None,
+        }
 
 
-def run_loop(store: Store, badcases: str | Path, *, general_file: str | Path | None = None, category: str | None = None,
-             labels: Sequence[str] | None = None, export_name: str = "loop", preset: str | None = None,
-             epochs: float | None = None, base_model: str | None = None, val: float = 0.2, general_share: float = 0.2,
-             train_overrides: dict | None = None, options: EvalOptions | None = None,
-             progress: Callable[[str], None] | None = None, author: str = "loop") -> LoopResult:
+def run_loop(
+    store: Store,
+    badcases: str | Path,
+    *,
+    general_file: str | Path | None = None,
+    category: str | None = None,
+    labels: Sequence[str] | None = None,
+    export_name: str = "loop",
+    preset: str | None = None,
+    epochs: float | None = None,
+    base_model: str | None = None,
+    val: float = 0.2,
+    general_share: float = 0.2,
+    train_overrides: dict | None = None,
+    options: EvalOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+    author: str = "loop",
+) -> LoopResult:
     """import → check → export → train → evaluate base and tuned (held-out split, general set) → compare.
 
     labels: a labels contract for `category` (what decides the verdicts). Training runs in the background
@@ -66,13 +87,26 @@ def run_loop(store: Store, badcases: str | Path, *, general_file: str | Path | N
     set_status(store, selection, "approved", author)
     tell("exporting")
     with store.connect() as con:
-        has_general = bool(con.execute("SELECT count(*) FROM records r JOIN datasets d ON d.name = r.dataset "
-                                       "WHERE d.kind = 'general'").fetchone()[0])
-    exported = export_training_set(store, ExportConfig(name=export_name, val=val,
-                                                       general_share=general_share if has_general else 0.0))
+        has_general = bool(
+            con.execute(
+                "SELECT count(*) FROM records r JOIN datasets d ON d.name = r.dataset "
+                "WHERE d.kind = 'general'"
+            ).fetchone()[0]
+        )
+    exported = export_training_set(
+        store, ExportConfig(name=export_name, val=val, general_share=general_share if has_general else 0.0)
+    )
     threads = options.threads if options else None  # one setting for the whole loop: training and evaluation
-    overrides = {k: v for k, v in {"epochs": epochs, "base_model": base_model, "threads": threads,
-                                   **(train_overrides or {})}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "epochs": epochs,
+            "base_model": base_model,
+            "threads": threads,
+            **(train_overrides or {}),
+        }.items()
+        if v is not None
+    }
     config = runs.config_for_export(exported.folder, preset, **overrides)
     run_id = runs.start_run(store, exported.folder, config, author=author)
     said: list[str] = []
@@ -85,7 +119,9 @@ def run_loop(store: Store, badcases: str | Path, *, general_file: str | Path | N
 
     final = runs.wait_for_run(store, run_id, training, poll_s=2.0)
     if final.state != "done":
-        raise WorkbenchError(f"run {run_id} {final.state}: {final.row.error or 'see ' + str(final.folder.log_path)}")
+        raise WorkbenchError(
+            f"run {run_id} {final.state}: {final.row.error or 'see ' + str(final.folder.log_path)}"
+        )
     tell("evaluating the base model on the held-out split")
     base = evaluate(store, "base", "val", set_run=run_id, options=options, author=author)
     tell(f"evaluating run {run_id} on the held-out split")
@@ -100,6 +136,15 @@ def run_loop(store: Store, badcases: str | Path, *, general_file: str | Path | N
         except WorkbenchError as exc:
             if "no record" not in str(exc):  # every general record went into training: nothing held out
                 raise
-    return LoopResult(report.import_id or 0, report.imported, report.rejected, len(fixes.fixed),
-                      exported.folder, run_id, base, tuned, compare_evaluations(store, base.evaluation.id,
-                                                                                tuned.evaluation.id), general)
+    return LoopResult(
+        report.import_id or 0,
+        report.imported,
+        report.rejected,
+        len(fixes.fixed),
+        exported.folder,
+        run_id,
+        base,
+        tuned,
+        compare_evaluations(store, base.evaluation.id, tuned.evaluation.id),
+        general,
+    )

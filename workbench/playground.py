@@ -27,10 +27,19 @@ class Sampling:
     """How the playground generates; the help texts are what the page shows."""
 
     max_new_tokens: int = field(default=128, metadata=_help("Most tokens in one answer."))
-    temperature: float = field(default=0.0, metadata=_help(
-        "0 answers greedily (the same answer every time, as evaluations do); higher values vary the answer."))
-    top_p: float = field(default=0.9, metadata=_help("With temperature above 0: sample from the most likely tokens "
-                                                    "that make up this share of the probability."))
+    temperature: float = field(
+        default=0.0,
+        metadata=_help(
+            "0 answers greedily (the same answer every time, as evaluations do); higher values vary the answer."
+        ),
+    )
+    top_p: float = field(
+        default=0.9,
+        metadata=_help(
+            "With temperature above 0: sample from the most likely tokens "
+            "that make up this share of the probability."
+        ),
+    )
 
     @classmethod
     def help_texts(cls) -> dict[str, str]:
@@ -55,11 +64,14 @@ def model_choices(store: Store) -> list[str]:
     """'base' and every finished run with an adapter, newest first, as 'run N'."""
     from .train import runs
 
-    return ["base"] + [f"run {r.id}" for r in runs.list_runs(store) if r.state == "done" and r.row.adapter_dir]
+    return ["base"] + [
+        f"run {r.id}" for r in runs.list_runs(store) if r.state == "done" and r.row.adapter_dir
+    ]
 
 
-def load_chat_model(store: Store, choice: str, *, base_model: str | None = None,
-                    models_dir: Path | None = None) -> ChatModel:
+def load_chat_model(
+    store: Store, choice: str, *, base_model: str | None = None, models_dir: Path | None = None
+) -> ChatModel:
     """Load 'base' (the embedded model, or `base_model`) or 'run N' (its base model with its adapter)."""
     from .evaluate import load_model_for
 
@@ -67,8 +79,10 @@ def load_chat_model(store: Store, choice: str, *, base_model: str | None = None,
     if choice == "base":
         name = base_model or EMBEDDED_MODEL
         if base_model and not (Path(base_model) / "config.json").is_file():
-            raise WorkbenchError(f"no model in {base_model}: give a local model folder (it holds config.json), or "
-                                 "leave the field empty for the embedded model")
+            raise WorkbenchError(
+                f"no model in {base_model}: give a local model folder (it holds config.json), or "
+                "leave the field empty for the embedded model"
+            )
         model, encoder, device = load_model_for(name, None, None, models_dir=models_dir)
         return ChatModel("base", name, None, model, encoder, device)
     try:
@@ -79,9 +93,12 @@ def load_chat_model(store: Store, choice: str, *, base_model: str | None = None,
         row = get_run(con, run_id)
     adapter = row.adapter_dir or str(Path(row.run_dir) / "adapter")
     if row.status != "done" or not (Path(adapter) / "adapter_config.json").is_file():
-        raise WorkbenchError(f"run {run_id} has no finished adapter (it is {row.status}); chat with a finished run")
-    model, encoder, device = load_model_for(row.base_model, adapter, row.config.get("chat_template"),
-                                            models_dir=models_dir)
+        raise WorkbenchError(
+            f"run {run_id} has no finished adapter (it is {row.status}); chat with a finished run"
+        )
+    model, encoder, device = load_model_for(
+        row.base_model, adapter, row.config.get("chat_template"), models_dir=models_dir
+    )
     return ChatModel(f"run {run_id}", row.base_model, adapter, model, encoder, device)
 
 
@@ -105,9 +122,15 @@ def stream_answer(chat: ChatModel, messages: list[dict], sampling: Sampling | No
     streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=600)
     eos = list(chat.encoder.end_of_turn_ids or []) or [chat.encoder.eos_id]
     sample = sampling.temperature > 0
-    kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "max_new_tokens": sampling.max_new_tokens,
-              "do_sample": sample, "streamer": streamer, "eos_token_id": eos,
-              "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else chat.encoder.eos_id}
+    kwargs = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "max_new_tokens": sampling.max_new_tokens,
+        "do_sample": sample,
+        "streamer": streamer,
+        "eos_token_id": eos,
+        "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else chat.encoder.eos_id,
+    }
     if sample:
         kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
     failure: list[BaseException] = []
@@ -128,9 +151,20 @@ def stream_answer(chat: ChatModel, messages: list[dict], sampling: Sampling | No
         raise WorkbenchError(f"the model stopped with an error: {failure[0]}")
 
 
-def flag_answer(store: Store, messages: list[dict], bad_output: str, fix: str, *, category: str | None,
-                model: str, base_model: str, adapter: str | None, sampling: Sampling, author: str,
-                dataset: str = "badcases") -> int:
+def flag_answer(
+    store: Store,
+    messages: list[dict],
+    bad_output: str,
+    fix: str,
+    *,
+    category: str | None,
+    model: str,
+    base_model: str,
+    adapter: str | None,
+    sampling: Sampling,
+    author: str,
+    dataset: str = "badcases",
+) -> int:
     """Save a bad answer as a badcase: the conversation with `fix` as the answer (status fixed), the model's answer
     kept as the bad output, and where it came from. Returns the new record's id."""
     if not fix.strip():
@@ -139,9 +173,20 @@ def flag_answer(store: Store, messages: list[dict], bad_output: str, fix: str, *
         raise WorkbenchError("there is no question to attach the answer to; ask the model something first")
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     settings = ", ".join(f"{k}={v}" for k, v in asdict(sampling).items())
-    source = f"playground: {model} ({base_model}" + (f", adapter {adapter}" if adapter else "") + f"; {settings}; {when})"
-    record = Record(id=0, dataset=dataset, messages=[*messages, {"role": "assistant", "content": fix.strip()}],
-                    category=(category or "").strip() or None, status="fixed", tags=["playground"], source=source,
-                    bad_output=bad_output)
+    source = (
+        f"playground: {model} ({base_model}"
+        + (f", adapter {adapter}" if adapter else "")
+        + f"; {settings}; {when})"
+    )
+    record = Record(
+        id=0,
+        dataset=dataset,
+        messages=[*messages, {"role": "assistant", "content": fix.strip()}],
+        category=(category or "").strip() or None,
+        status="fixed",
+        tags=["playground"],
+        source=source,
+        bad_output=bad_output,
+    )
     with store.transaction() as con:
         return insert_record(con, record, author, note="flagged in the playground")

@@ -27,8 +27,15 @@ def spawn_worker(command: list[str], log_path: Path, env: dict[str, str]) -> sub
     """Start a background worker detached from this process (its own session: closing the terminal or
     the app does not stop it), its output appended to `log_path`."""
     with log_path.open("ab") as log:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                 start_new_session=True, close_fds=True)
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
     _children[child.pid] = child
     return child
 

@@ -36,8 +36,16 @@ BATCH = 20_000
 MAX_LINE_BYTES = 16 << 20
 REJECT_TEXT = 64 << 10
 
-EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
-              ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 # CSV cells under these names hold JSON (a list of messages, tags, ...) and are parsed as such.
 JSON_COLUMNS = {"messages", "conversations", "history", "tags", "tools"}
 
@@ -51,7 +59,9 @@ class FileInfo:
 
     @property
     def duckdb_can_read(self) -> bool:
-        return self.file_format == "parquet" or (self.file_format == "jsonl" and self.encoding in ("utf-8", "utf-8-sig"))
+        return self.file_format == "parquet" or (
+            self.file_format == "jsonl" and self.encoding in ("utf-8", "utf-8-sig")
+        )
 
 
 def sniff(path: str | Path) -> FileInfo:
@@ -180,8 +190,10 @@ def literal_path(path: Path) -> Iterator[Path]:
             link.symlink_to(path.resolve())
         except OSError:
             if _PATTERN_CHARS.search(str(path)):
-                raise InputFileError(f"{path}: DuckDB would read the name as a pattern and no link to the file can be "
-                                     "made here; rename it without * ? [ ] { }") from None
+                raise InputFileError(
+                    f"{path}: DuckDB would read the name as a pattern and no link to the file can be "
+                    "made here; rename it without * ? [ ] { }"
+                ) from None
             link = path
         yield link
     finally:
@@ -217,16 +229,22 @@ def read_lines(info: FileInfo) -> Iterator[Item]:
     with info.path.open("rb") as f:
         for number, (raw, too_long) in enumerate(_limited_lines(f), 1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
+                raw = raw[len(codecs.BOM_UTF8) :]
             if too_long:
                 yield number, raw.decode(encoding, errors="backslashreplace"), _too_long()
                 continue
             try:
                 text = raw.decode(encoding)
             except UnicodeDecodeError as exc:
-                yield number, raw.decode(encoding, errors="backslashreplace"), (
-                    "bad-encoding", f"bytes {raw[exc.start:exc.start + 4]!r} at column {exc.start + 1} are not "
-                                    f"valid {info.encoding}; fix the line or re-save the file as UTF-8")
+                yield (
+                    number,
+                    raw.decode(encoding, errors="backslashreplace"),
+                    (
+                        "bad-encoding",
+                        f"bytes {raw[exc.start : exc.start + 4]!r} at column {exc.start + 1} are not "
+                        f"valid {info.encoding}; fix the line or re-save the file as UTF-8",
+                    ),
+                )
                 continue
             yield number, _or_blank(text), None
 
@@ -247,8 +265,11 @@ def _limited_lines(f) -> Iterator[tuple]:
 
 
 def _too_long() -> tuple[str, str]:
-    return ("line-too-long", f"the line is longer than {MAX_LINE_BYTES >> 20} MiB, the longest a record may be "
-                             f"(its first {REJECT_TEXT >> 10} KiB are kept here); split or shorten the record")
+    return (
+        "line-too-long",
+        f"the line is longer than {MAX_LINE_BYTES >> 20} MiB, the longest a record may be "
+        f"(its first {REJECT_TEXT >> 10} KiB are kept here); split or shorten the record",
+    )
 
 
 def _codec(info: FileInfo) -> str:
@@ -287,7 +308,11 @@ def read_json_stream(info: FileInfo) -> Iterator[Item]:
             ch = reader.peek()
             if ch == "":
                 if in_array:
-                    yield reader.line, "", ("invalid-json", "the JSON array is not closed with ]: the file looks cut off")
+                    yield (
+                        reader.line,
+                        "",
+                        ("invalid-json", "the JSON array is not closed with ]: the file looks cut off"),
+                    )
                 return
             if in_array and ch == "]":
                 return
@@ -327,7 +352,7 @@ class _Buffer:
         if not more:
             self.eof = True
             return False
-        self.buf = self.buf[self.pos:] + more
+        self.buf = self.buf[self.pos :] + more
         self.pos = 0
         return True
 
@@ -353,17 +378,21 @@ class _Buffer:
             try:
                 _, end = _DECODER.raw_decode(self.buf, self.pos)
             except RecursionError:
-                raise JSONTooDeep(f"nested more than about {sys.getrecursionlimit():,} levels deep", "", 0) from None
+                raise JSONTooDeep(
+                    f"nested more than about {sys.getrecursionlimit():,} levels deep", "", 0
+                ) from None
             except json.JSONDecodeError as exc:
                 # The item may only be cut by the end of the window: read on before calling it bad.
                 if len(self.buf) - self.pos > MAX_LINE_BYTES:
                     raise _ItemTooLong from None
                 if not self.eof and self._fill():
                     continue
-                raise ValueError(f"{exc.msg} (line {self.line + self.buf.count(chr(10), self.pos, exc.pos)})") from None
+                raise ValueError(
+                    f"{exc.msg} (line {self.line + self.buf.count(chr(10), self.pos, exc.pos)})"
+                ) from None
             if end - self.pos > MAX_LINE_BYTES:
                 raise _ItemTooLong
-            text = self.buf[self.pos:end]
+            text = self.buf[self.pos : end]
             self._advance(end)
             return text
 
@@ -381,7 +410,7 @@ class _Buffer:
                 elif char in "]}":
                     depth -= 1
                     if depth == 0:
-                        raw = self.buf[self.pos:scanned]
+                        raw = self.buf[self.pos : scanned]
                         self._advance(scanned)
                         return raw
             else:
@@ -399,7 +428,7 @@ class _Buffer:
         end = match.start() + 1 if match else len(self.buf)
         if not match:
             end = max(self.buf.rfind("]"), self.pos + 1) if self.eof else len(self.buf)
-        raw = self.buf[self.pos:end]
+        raw = self.buf[self.pos : end]
         self._advance(end)
         return raw
 
@@ -407,7 +436,9 @@ class _Buffer:
 def read_csv_rows(info: FileInfo) -> Iterator[Item]:
     """CSV/TSV with a header row: each row becomes a JSON object of its non-empty cells."""
     encoding = "utf-8-sig" if info.encoding in ("utf-8", "utf-8-sig") else info.encoding
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))  # the default, 128 KiB, would stop a long answer
+    csv.field_size_limit(
+        max(csv.field_size_limit(), MAX_LINE_BYTES)
+    )  # the default, 128 KiB, would stop a long answer
     with info.path.open("r", encoding=encoding, errors="strict", newline="") as f:
         sample = f.read(64 << 10)
         f.seek(0)
@@ -418,10 +449,14 @@ def read_csv_rows(info: FileInfo) -> Iterator[Item]:
         except StopIteration:
             return
         except UnicodeDecodeError as exc:
-            raise InputFileError(f"{info.path}: the header is not valid {info.encoding} ({exc.reason})") from None
+            raise InputFileError(
+                f"{info.path}: the header is not valid {info.encoding} ({exc.reason})"
+            ) from None
         names = [h.strip().lstrip("\ufeff") for h in header]
         if not any(names):
-            raise InputFileError(f"{info.path}: the first row must name the columns (messages, prompt, response, ...)")
+            raise InputFileError(
+                f"{info.path}: the first row must name the columns (messages, prompt, response, ...)"
+            )
         start = reader.line_num + 1
         while True:
             try:
@@ -441,7 +476,7 @@ def read_csv_rows(info: FileInfo) -> Iterator[Item]:
                 if name and cell != "":
                     record[name] = _cell_value(name, cell)
             if len(row) > len(names):
-                record["_extra_cells"] = row[len(names):]
+                record["_extra_cells"] = row[len(names) :]
             yield line, json.dumps(record, ensure_ascii=False), None
 
 

@@ -21,18 +21,47 @@ from .store import settings as store_settings
 from .store.records import STATUSES, Record, Revision, Selection, get_record, revisions_of, update_record
 from .store.review import DUPLICATE_STATES, SORTS, Operation, QueueRow, ReviewFilter
 
-__all__ = ["DUPLICATE_STATES", "SORTS", "STATUSES", "BulkAction", "Operation", "QueuePage", "QueueRow",
-           "RecordView", "ReviewFilter", "filter_from_params", "filter_to_params", "load_queue", "open_record",
-           "save_record", "fix_issue", "undo_revision", "revision_diff", "preview_bulk", "apply_bulk",
-           "undo_operation", "recent_operations", "filter_choices", "training_view", "load_training_encoder"]
+__all__ = [
+    "DUPLICATE_STATES",
+    "SORTS",
+    "STATUSES",
+    "BulkAction",
+    "Operation",
+    "QueuePage",
+    "QueueRow",
+    "RecordView",
+    "ReviewFilter",
+    "filter_from_params",
+    "filter_to_params",
+    "load_queue",
+    "open_record",
+    "save_record",
+    "fix_issue",
+    "undo_revision",
+    "revision_diff",
+    "preview_bulk",
+    "apply_bulk",
+    "undo_operation",
+    "recent_operations",
+    "filter_choices",
+    "training_view",
+    "load_training_encoder",
+]
 
 PAGE_SIZE = 50
 
 
 # --- the filter in a URL -------------------------------------------------------------------------------
 
-_LIST_PARAMS = {"dataset": "datasets", "status": "statuses", "category": "categories", "tag": "tags",
-                "task_type": "task_types", "issue": "issue_codes", "source": "sources"}
+_LIST_PARAMS = {
+    "dataset": "datasets",
+    "status": "statuses",
+    "category": "categories",
+    "tag": "tags",
+    "task_type": "task_types",
+    "issue": "issue_codes",
+    "source": "sources",
+}
 
 
 def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
@@ -60,7 +89,9 @@ def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
         try:
             values["cluster"] = int(params["cluster"][0])
         except ValueError:
-            raise WorkbenchError(f"cluster {params['cluster'][0]!r} in the link is not a cluster number") from None
+            raise WorkbenchError(
+                f"cluster {params['cluster'][0]!r} in the link is not a cluster number"
+            ) from None
     flt = ReviewFilter(**values)
     flt.sql()  # validates severity and duplicate state
     return flt
@@ -84,6 +115,7 @@ def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
 
 # --- the queue -------------------------------------------------------------------------------------------
 
+
 @dataclass
 class QueuePage:
     rows: list[QueueRow]
@@ -95,8 +127,9 @@ class QueuePage:
         return [r.id for r in self.rows]
 
 
-def load_queue(store: Store, flt: ReviewFilter, sort: str = "newest", after: tuple | None = None,
-               limit: int = PAGE_SIZE) -> QueuePage:
+def load_queue(
+    store: Store, flt: ReviewFilter, sort: str = "newest", after: tuple | None = None, limit: int = PAGE_SIZE
+) -> QueuePage:
     """One page of the queue (keyset: `after` is the previous page's `next_after`) and the matching count."""
     with store.connect(read_only=True) as con:
         rows, total = sql.queue_page(con, flt, sort, after, limit + 1)
@@ -111,6 +144,7 @@ def filter_choices(store: Store) -> dict[str, list]:
 
 
 # --- one record ----------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Issue:
@@ -152,12 +186,21 @@ def open_record(store: Store, record_id: int) -> RecordView:
     return RecordView(record, issues, history, max_tokens, target)
 
 
-def save_record(store: Store, record_id: int, expected_version: int, changes: dict[str, Any], author: str,
-                note: str | None = None) -> Record:
+def save_record(
+    store: Store,
+    record_id: int,
+    expected_version: int,
+    changes: dict[str, Any],
+    author: str,
+    note: str | None = None,
+) -> Record:
     """Save an edit made from `expected_version`: a new revision, re-checked. A stale version raises
     EditConflictError and writes nothing."""
     if "messages" in changes:
-        changes = {**changes, "messages": [m for m in changes["messages"] if m.get("role") or m.get("content")]}
+        changes = {
+            **changes,
+            "messages": [m for m in changes["messages"] if m.get("role") or m.get("content")],
+        }
     if "tags" in changes:
         changes = {**changes, "tags": [t.strip() for t in changes["tags"] if t and t.strip()]}
     return curation.edit_record(store, record_id, expected_version, changes, author, note or None)
@@ -168,15 +211,25 @@ EDITED_FIELDS = ("messages", "category", "tags", "task_type", "status")
 
 def editable_fields(record: Record) -> dict[str, Any]:
     """The fields the Review page edits, as a draft starts from them."""
-    return {"messages": [dict(m) for m in record.messages], "category": record.category, "tags": list(record.tags),
-            "task_type": record.task_type, "status": record.status}
+    return {
+        "messages": [dict(m) for m in record.messages],
+        "category": record.category,
+        "tags": list(record.tags),
+        "task_type": record.task_type,
+        "status": record.status,
+    }
 
 
 def draft_changes(start: dict[str, Any], draft: dict[str, Any]) -> dict[str, Any]:
     """The fields a draft changed from where it started (so a save after someone else's edit writes only
     what this person changed, and keeps the other person's changes to the other fields)."""
+
     def same(a: Any, b: Any) -> bool:
-        if isinstance(a, list) and isinstance(b, list) and (a and isinstance(a[0], dict) or b and isinstance(b[0], dict)):
+        if (
+            isinstance(a, list)
+            and isinstance(b, list)
+            and (a and isinstance(a[0], dict) or b and isinstance(b[0], dict))
+        ):
             clean = lambda ms: [{k: v for k, v in m.items() if v not in (None, "")} for m in ms]  # noqa: E731
             return clean(a) == clean(b)
         return (a or None) == (b or None)
@@ -184,22 +237,29 @@ def draft_changes(start: dict[str, Any], draft: dict[str, Any]) -> dict[str, Any
     return {k: v for k, v in draft.items() if not same(start.get(k), v)}
 
 
-def fix_issue(store: Store, record_id: int, expected_version: int, code: str, turn: int | None,
-              author: str) -> Record:
+def fix_issue(
+    store: Store, record_id: int, expected_version: int, code: str, turn: int | None, author: str
+) -> Record:
     """Apply the safe autofix of one issue of a record (one click), as a revision."""
     with store.transaction() as con:
         record = get_record(con, record_id)
         if record.version != expected_version:
             raise EditConflictError(record_id, expected_version, record.version)
         ctx = checks.context_for_store(con, store.models_dir if store.root else None)
-        found = [i for i in checks.check_record(record.messages, record.category, ctx)
-                 if i.code == code and i.turn == turn and i.fix]
+        found = [
+            i
+            for i in checks.check_record(record.messages, record.category, ctx)
+            if i.code == code and i.turn == turn and i.fix
+        ]
         if not found:
-            raise WorkbenchError(f"record {record_id} no longer has a fixable {code} issue"
-                                 f"{f' in turn {turn}' if turn else ''}; reload it")
+            raise WorkbenchError(
+                f"record {record_id} no longer has a fixable {code} issue"
+                f"{f' in turn {turn}' if turn else ''}; reload it"
+            )
         messages = checks.fix_issue(record.messages, found[0])
-        updated = update_record(con, record_id, record.version, {"messages": messages}, author, "autofix",
-                                f"fixed: {code}")
+        updated = update_record(
+            con, record_id, record.version, {"messages": messages}, author, "autofix", f"fixed: {code}"
+        )
         checks.run_checks(con, Selection(ids=(record_id,)), ctx)
         return updated
 
@@ -212,7 +272,7 @@ def undo_revision(store: Store, revision_id: int, author: str) -> Record:
 def revision_diff(revision: Revision) -> list[FieldDiff]:
     """What a revision changed, field by field; messages and other text get a line diff."""
     out = []
-    for name in (revision.after or {}):
+    for name in revision.after or {}:
         before = (revision.before or {}).get(name)
         after = (revision.after or {}).get(name)
         out.append(FieldDiff(name, before, after, _text_diff(_as_lines(before), _as_lines(after))))
@@ -234,13 +294,21 @@ def _as_lines(value: Any) -> list[str]:
 
 
 def _text_diff(before: list[str], after: list[str]) -> str:
-    return "\n".join(line for line in difflib.unified_diff(before, after, "before", "after", lineterm="", n=2))
+    return "\n".join(
+        line for line in difflib.unified_diff(before, after, "before", "after", lineterm="", n=2)
+    )
 
 
 # --- bulk actions ----------------------------------------------------------------------------------------------
 
-BULK_KINDS = {"status": "set status", "category": "set category", "tags": "set tags", "add_tags": "add tags",
-              "autofix": "apply safe autofixes", "reject": "delete (set status rejected)"}
+BULK_KINDS = {
+    "status": "set status",
+    "category": "set category",
+    "tags": "set tags",
+    "add_tags": "add tags",
+    "autofix": "apply safe autofixes",
+    "reject": "delete (set status rejected)",
+}
 
 
 @dataclass(frozen=True)
@@ -254,7 +322,9 @@ class BulkAction:
         if self.kind in ("autofix", "reject"):
             return BULK_KINDS[self.kind]
         value = ", ".join(self.value) if isinstance(self.value, (list, tuple)) else self.value
-        return f"{BULK_KINDS[self.kind]} {value!r}" if self.kind != "category" or value else "clear the category"
+        return (
+            f"{BULK_KINDS[self.kind]} {value!r}" if self.kind != "category" or value else "clear the category"
+        )
 
     def field_change(self) -> tuple[str, Any, bool]:
         """(field, value, add) for the set-based kinds."""
@@ -288,8 +358,13 @@ def preview_bulk(store: Store, target: ReviewFilter, action: BulkAction) -> int:
         return sql.set_field(con, target, name, value, add=add, dry_run=True)
 
 
-def apply_bulk(store: Store, target: ReviewFilter, action: BulkAction, author: str,
-               progress: Callable[[int, int], None] | None = None) -> BulkResult:
+def apply_bulk(
+    store: Store,
+    target: ReviewFilter,
+    action: BulkAction,
+    author: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> BulkResult:
     """Run a bulk action on every record `target` matches, as one operation (undo_operation reverts it)."""
     description = action.describe()
     with store.transaction() as con:
@@ -301,15 +376,25 @@ def apply_bulk(store: Store, target: ReviewFilter, action: BulkAction, author: s
                 record = get_record(con, record_id)
                 messages, applied = checks.fix_record(record.messages, record.category, ctx)
                 if applied:
-                    update_record(con, record_id, record.version, {"messages": messages}, author, "autofix",
-                                  "fixed: " + ", ".join(sorted({i.code for i in applied})), operation_id=op_id)
+                    update_record(
+                        con,
+                        record_id,
+                        record.version,
+                        {"messages": messages},
+                        author,
+                        "autofix",
+                        "fixed: " + ", ".join(sorted({i.code for i in applied})),
+                        operation_id=op_id,
+                    )
                 if progress:
                     progress(n, len(ids))
             if ids:
                 checks.run_checks(con, Selection(ids=tuple(ids)), ctx)
         else:
             name, value, add = action.field_change()
-            sql.set_field(con, target, name, value, add=add, op_id=op_id, author=author, action=f"bulk-{name}")
+            sql.set_field(
+                con, target, name, value, add=add, op_id=op_id, author=author, action=f"bulk-{name}"
+            )
             if name == "category":
                 _recheck_contracts(con, store, op_id)
         changed = sql.finish_operation(con, op_id)
@@ -339,7 +424,9 @@ def undo_operation(store: Store, op_id: int, author: str) -> UndoReport:
     with store.transaction() as con:
         op = sql.get_operation(con, op_id)
         if op.undone_by is not None:
-            raise WorkbenchError(f"operation {op_id} ({op.description}) was already undone by operation {op.undone_by}")
+            raise WorkbenchError(
+                f"operation {op_id} ({op.description}) was already undone by operation {op.undone_by}"
+            )
         undo_id = sql.new_operation(con, "undo", f"undo of #{op_id}: {op.description}", author, undo_of=op_id)
         reverted = left = 0
         changed_fields = sql.operation_fields(con, op_id)
@@ -355,8 +442,16 @@ def undo_operation(store: Store, op_id: int, author: str) -> UndoReport:
                 if current != after:
                     left += 1
                     continue
-                update_record(con, record_id, record.version, before, author, "undo",
-                              f"undo of operation {op_id}", operation_id=undo_id)
+                update_record(
+                    con,
+                    record_id,
+                    record.version,
+                    before,
+                    author,
+                    "undo",
+                    f"undo of operation {op_id}",
+                    operation_id=undo_id,
+                )
                 reverted += 1
         if slow or "category" in changed_fields:
             ctx = checks.context_for_store(con, store.models_dir if store.root else None)
@@ -379,6 +474,7 @@ def recent_operations(store: Store, limit: int = 10) -> list[Operation]:
 
 
 # --- the training view -------------------------------------------------------------------------------------------
+
 
 @dataclass
 class TrainingView:
@@ -425,6 +521,6 @@ def training_view(record: Record, encoder: TrainingEncoder, max_tokens: int) -> 
         text = encoder.encoder.render(messages, generation=False, tools=tools)
         return TrainingView(encoder.model, len(encoder.encoder.tokens(text)), 0, max_tokens, text, str(why))
     example = Example(ids, weights, record.id, record.category)
-    return TrainingView(encoder.model, len(ids), example.trained_tokens, max_tokens,
-                        render_mask(encoder.tokenizer, example))
-
+    return TrainingView(
+        encoder.model, len(ids), example.trained_tokens, max_tokens, render_mask(encoder.tokenizer, example)
+    )

@@ -62,8 +62,9 @@ def prompt_text(messages: list[dict]) -> str:
     return users[-1] if users else ""
 
 
-def side_by_side(store: Store, before: int, after: int, *, change: str | None = None,
-                 limit: int | None = 50) -> tuple[list[SideBySide], dict[str, int]]:
+def side_by_side(
+    store: Store, before: int, after: int, *, change: str | None = None, limit: int | None = 50
+) -> tuple[list[SideBySide], dict[str, int]]:
     """The records both evaluations scored, in the `after` evaluation's order, narrowed to one kind of change
     (fixed, regressed, still_wrong, still_right, pending) when given; with the count of each kind."""
     if change is not None and change not in CHANGES:
@@ -83,10 +84,26 @@ def side_by_side(store: Store, before: int, after: int, *, change: str | None = 
         kind = change_of(va, vb)
         counts[kind] += 1
         if (change is None or kind == change) and (limit is None or len(rows) < limit):
-            rows.append(SideBySide(b.record_key, b.record_id, b.category, prompt_text(b.messages), b.reference,
-                                   a.output, b.output, va, vb, kind, b.seq, b.human_verdict,
-                                   text_diff(a.output or "", b.output or "")))
+            rows.append(
+                SideBySide(
+                    b.record_key,
+                    b.record_id,
+                    b.category,
+                    prompt_text(b.messages),
+                    b.reference,
+                    a.output,
+                    b.output,
+                    va,
+                    vb,
+                    kind,
+                    b.seq,
+                    b.human_verdict,
+                    text_diff(a.output or "", b.output or ""),
+                )
+            )
     if not sum(counts.values()):
-        raise WorkbenchError(f"evaluations {before} and {after} share no scored record: pick two evaluations of the "
-                             f"same set (the same eval dataset, or the same run's validation split)")
+        raise WorkbenchError(
+            f"evaluations {before} and {after} share no scored record: pick two evaluations of the "
+            f"same set (the same eval dataset, or the same run's validation split)"
+        )
     return rows, counts

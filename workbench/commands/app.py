@@ -19,8 +19,20 @@ def app(ctx, port):
     entry = Path(__file__).resolve().parents[2] / "app.py"
     if not entry.exists():
         raise WorkbenchError(f"{entry} is missing: run the app from a checkout of sft-workbench (make app)")
-    os.execvp(sys.executable, [sys.executable, "-m", "streamlit", "run", str(entry), "--server.address", "localhost",
-                               "--server.port", str(port)])
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(entry),
+            "--server.address",
+            "localhost",
+            "--server.port",
+            str(port),
+        ],
+    )
 
 
 COMMANDS = [app]

@@ -17,7 +17,9 @@ from ..store import Store
 console = Console(stderr=True, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
-AUTHOR = click.option("--author", default=lambda: os.environ.get("USER", "cli"), help="Who did it (kept in the log).")
+AUTHOR = click.option(
+    "--author", default=lambda: os.environ.get("USER", "cli"), help="Who did it (kept in the log)."
+)
 
 
 def open_store(ctx: click.Context) -> Store:
@@ -26,8 +28,15 @@ def open_store(ctx: click.Context) -> Store:
 
 
 def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
-                    TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
 
 
 def staged(bar: Progress) -> Callable[[str, int, int], None]:

@@ -22,7 +22,11 @@ from .common import open_store, out
 @click.argument("category")
 @click.option("--labels", help="Comma-separated labels: the answer must be exactly one of them.")
 @click.option("--json", "as_json", is_flag=True, help="The answer must be valid JSON.")
-@click.option("--schema", type=click.Path(exists=True, dir_okay=False), help="A JSON Schema file the answer must satisfy.")
+@click.option(
+    "--schema",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A JSON Schema file the answer must satisfy.",
+)
 @click.option("--regex", help="A pattern (Python re) the whole answer must match.")
 @click.option("--remove", is_flag=True, help="Drop the category's contract.")
 @click.pass_context
@@ -70,8 +74,9 @@ def recheck(ctx, dataset, category):
 @click.pass_context
 def fix(ctx, dataset, category, code, author):
     """Apply every safe autofix to records in the store (each fix is a revision you can undo)."""
-    report = curation.apply_autofixes(open_store(ctx), Selection(dataset=dataset, category=category, issue_code=code),
-                                      author)
+    report = curation.apply_autofixes(
+        open_store(ctx), Selection(dataset=dataset, category=category, issue_code=code), author
+    )
     out.print(f"fixed {len(report.fixed)} of {report.looked_at} records with fixable issues")
 
 
@@ -86,8 +91,12 @@ def fix(ctx, dataset, category, code, author):
 def status_cmd(ctx, status, dataset, category, from_status, ids, author):
     """Set the status of records (e.g. approve the reviewed ones, which exports take by default)."""
     chosen = tuple(int(x) for x in ids.split(",")) if ids else None
-    changed = curation.set_status(open_store(ctx), Selection(dataset=dataset, category=category, status=from_status,
-                                                             ids=chosen), status, author)
+    changed = curation.set_status(
+        open_store(ctx),
+        Selection(dataset=dataset, category=category, status=from_status, ids=chosen),
+        status,
+        author,
+    )
     out.print(f"{changed} record(s) set to {status}")
 
 
@@ -131,14 +140,24 @@ def stats_cmd(ctx, as_json):
 @click.option("--markdown", is_flag=True, help="A Markdown table (as in the README).")
 def rules(markdown):
     """The check codes: what each catches, its severity, and whether it has an autofix."""
-    rows = [(r.code, r.severity, "yes" if r.fixable else "", "import" if r.stage == "import" else "any time", r.title)
-            for r in rules_table()]
+    rows = [
+        (
+            r.code,
+            r.severity,
+            "yes" if r.fixable else "",
+            "import" if r.stage == "import" else "any time",
+            r.title,
+        )
+        for r in rules_table()
+    ]
     header = ("code", "severity", "autofix", "found", "catches")
     if markdown:
         out.print("| " + " | ".join(header) + " |\n|" + "---|" * len(header), markup=False)
         for row in rows:
-            out.print("| " + " | ".join(f"`{row[0]}`" if i == 0 else row[i] for i in range(len(row))) + " |",
-                      markup=False)
+            out.print(
+                "| " + " | ".join(f"`{row[0]}`" if i == 0 else row[i] for i in range(len(row))) + " |",
+                markup=False,
+            )
         return
     table = Table(*header)
     for row in rows:

@@ -17,10 +17,16 @@ from .common import console, open_store, out, progress_bar
 
 @click.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--dataset", default="badcases", show_default=True,
-              help="Dataset to import into (badcases, general, eval, or a new badcases dataset's name).")
+@click.option(
+    "--dataset",
+    default="badcases",
+    show_default=True,
+    help="Dataset to import into (badcases, general, eval, or a new badcases dataset's name).",
+)
 @click.option("--category", help="Category for records that do not name one.")
-@click.option("--author", default=lambda: os.environ.get("USER", "cli"), help="Who imported (kept in the log).")
+@click.option(
+    "--author", default=lambda: os.environ.get("USER", "cli"), help="Who imported (kept in the log)."
+)
 @click.pass_context
 def import_cmd(ctx, paths, dataset, category, author):
     """Import JSONL, JSON, CSV/TSV or Parquet files of chat records."""
@@ -34,27 +40,43 @@ def import_cmd(ctx, paths, dataset, category, author):
             def show(stage, done, total, task=task, name=name, bar=bar):
                 bar.update(task, description=f"{name}: {stage}", completed=done)
 
-            report = ingest.import_file(store, path, dataset=dataset, category=category, author=author, progress=show)
+            report = ingest.import_file(
+                store, path, dataset=dataset, category=category, author=author, progress=show
+            )
         out.print(render_import(report))
         if not report.imported:
             empty.append(report)
     for report in empty:
-        console.print(f"[red]error:[/red] nothing imported from {escape(report.file)}: all "
-                      f"{report.rejected:,} of its records were rejected (see `workbench rejects {report.import_id}`); "
-                      "fix the file and import it again")
+        console.print(
+            f"[red]error:[/red] nothing imported from {escape(report.file)}: all "
+            f"{report.rejected:,} of its records were rejected (see `workbench rejects {report.import_id}`); "
+            "fix the file and import it again"
+        )
     sys.exit(1 if empty else 0)
 
 
 def render_import(report: ingest.ImportReport) -> Table:
-    table = Table(title=f"{Path(report.file).name} → {report.dataset} (import #{report.import_id})",
-                  show_header=False, title_justify="left")
+    table = Table(
+        title=f"{Path(report.file).name} → {report.dataset} (import #{report.import_id})",
+        show_header=False,
+        title_justify="left",
+    )
     table.add_column(style="bold")
     table.add_column()
     table.add_row("file format", f"{report.file_format}, {report.encoding}")
     table.add_row("record format", report.detected_format)
-    table.add_row("imported", f"{report.imported:,}" + (f" ({report.repaired} repaired)" if report.repaired else ""))
-    table.add_row("rejected", f"{report.rejected:,}" + (
-        "  " + ", ".join(f"{code} {n}" for code, n in report.reject_counts.items()) if report.rejected else ""))
+    table.add_row(
+        "imported", f"{report.imported:,}" + (f" ({report.repaired} repaired)" if report.repaired else "")
+    )
+    table.add_row(
+        "rejected",
+        f"{report.rejected:,}"
+        + (
+            "  " + ", ".join(f"{code} {n}" for code, n in report.reject_counts.items())
+            if report.rejected
+            else ""
+        ),
+    )
     if report.blank_lines:
         table.add_row("blank lines", f"{report.blank_lines:,} (skipped)")
     for rej in report.rejects[:5]:
@@ -73,8 +95,15 @@ def render_import(report: ingest.ImportReport) -> Table:
 @click.command("check")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input record, in input order.")
-@click.option("--fix", "fix_out", type=click.Path(dir_okay=False), help="Write the records with safe autofixes applied here (JSONL).")
-@click.option("--max-tokens", type=int, default=None, help="Flag records longer than this many tokens (default 2048).")
+@click.option(
+    "--fix",
+    "fix_out",
+    type=click.Path(dir_okay=False),
+    help="Write the records with safe autofixes applied here (JSONL).",
+)
+@click.option(
+    "--max-tokens", type=int, default=None, help="Flag records longer than this many tokens (default 2048)."
+)
 @click.option("--model", default=None, help="Whose tokenizer counts tokens (default: the embedded SmolLM2).")
 def check(path, as_json, fix_out, max_tokens, model):
     """Check a file without importing it. Exit status: 0 no errors, 1 errors found, 2 unreadable input."""
@@ -99,8 +128,10 @@ def check(path, as_json, fix_out, max_tokens, model):
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
                 written += 1
                 fixed += bool(applied)
-        console.print(f"wrote {written} records to {fix_out} ({fixed} repaired); "
-                      f"{skipped} unreadable lines left out (see the report above)")
+        console.print(
+            f"wrote {written} records to {fix_out} ({fixed} repaired); "
+            f"{skipped} unreadable lines left out (see the report above)"
+        )
     sys.exit(1 if errors else 0)
 
 
@@ -109,8 +140,10 @@ def render_check(path: str, checked: list) -> None:
 
     counts = Counter(key for c in checked for key in {(i.code, i.severity, bool(i.fix)) for i in c.issues})
     bad = sum(1 for c in checked if not c.ok)
-    out.print(f"{path}: {len(checked)} records, {bad} with errors, "
-              f"{sum(1 for c in checked if c.issues and c.ok)} with warnings only")
+    out.print(
+        f"{path}: {len(checked)} records, {bad} with errors, "
+        f"{sum(1 for c in checked if c.issues and c.ok)} with warnings only"
+    )
     if counts:
         table = Table("code", "severity", "records", "autofix")
         for (code, severity, fixable), n in counts.most_common():
@@ -132,8 +165,13 @@ def rejects(ctx, import_id):
     store = open_store(ctx)
     with store.connect(read_only=True) as con:
         for rej in rejects_of(con, import_id):
-            out.print(json.dumps({"line": rej.line, "code": rej.code, "reason": rej.reason, "raw": rej.raw},
-                                 ensure_ascii=False), markup=False)
+            out.print(
+                json.dumps(
+                    {"line": rej.line, "code": rej.code, "reason": rej.reason, "raw": rej.raw},
+                    ensure_ascii=False,
+                ),
+                markup=False,
+            )
 
 
 COMMANDS = [import_cmd, check, rejects]

@@ -55,51 +55,111 @@ def _help(text: str) -> dict[str, str]:
 class ExportConfig:
     """What goes into a training set. Every field has a default; the help texts are what the UI shows."""
 
-    name: str = field(default="train", metadata=_help(
-        "Name of the training set; the folder is exports/<name>-<short hash>. Letters, digits, _ . - "
-        "(Chinese characters are fine), at most 200 bytes (66 Chinese characters)."))
-    datasets: tuple[str, ...] | None = field(default=None, metadata=_help(
-        "Badcase datasets to take records from. Default: every dataset of kind badcases."))
-    categories: tuple[str, ...] | None = field(default=None, metadata=_help(
-        "Categories to export. Default: every category in the chosen datasets."))
-    statuses: tuple[str, ...] = field(default=("approved", "fixed"), metadata=_help(
-        "Record statuses that count as ready for training."))
-    per_category: int | None = field(default=None, metadata=_help(
-        "Target records per category (train lines plus val). Bigger categories are down-sampled; smaller "
-        "ones are reported, and repeated when upsample is on. Default: no target, every record is taken."))
-    category_targets: dict[str, int] = field(default_factory=dict, metadata=_help(
-        "Target records for single categories, e.g. {\"refund\": 500}; overrides per_category."))
-    category_shares: dict[str, float] = field(default_factory=dict, metadata=_help(
-        "Share of the badcase part for single categories, e.g. {\"refund\": 0.4}; categories not named share "
-        "what is left. Cannot be mixed with per_category or category_targets."))
-    task_records: int | None = field(default=None, metadata=_help(
-        "Size of the badcase part (train lines plus val) when balancing by shares. Alone it means equal shares "
-        "per category. Default with shares: the largest set in which no category needs repeating."))
-    upsample: bool = field(default=False, metadata=_help(
-        "Repeat the train records of categories below their target to reach it (capped by max_repeat)."))
-    max_repeat: int = field(default=3, metadata=_help(
-        "With upsample: how many times a record may appear in train at most (1 = never repeated)."))
-    general_share: float = field(default=0.2, metadata=_help(
-        "Share of general SFT data in the set (0 to 0.5); it keeps the model's general manners. "
-        "The report flags a share outside 15-30%."))
-    general_datasets: tuple[str, ...] | None = field(default=None, metadata=_help(
-        "Datasets the general data comes from. Default: every dataset of kind general."))
-    general_statuses: tuple[str, ...] = field(default=("new", "labeled", "fixed", "approved"), metadata=_help(
-        "Statuses of general records that may be mixed in (imported general data is 'new'; 'rejected' never is)."))
-    val: float = field(default=0.1, metadata=_help(
-        "Share of records held out for validation, stratified by category (at least one per category that "
-        "has two or more records). 0 to 0.5."))
-    seed: int = field(default=42, metadata=_help(
-        "Seed for sampling, the split and the order of lines. The same seed gives the same files."))
-    format: str = field(default="messages", metadata=_help(
-        "File format besides the messages JSONL (train.jsonl/val.jsonl, always written): messages (nothing else), "
-        "sharegpt or alpaca (LLaMA-Factory JSON plus dataset_info.json)."))
-    weights: str = field(default="ark", metadata=_help(
-        "Per-message loss weights: ark (loss_weight kept, or added: assistant 1, others 0), stored (only where "
-        "a record has one), openai (OpenAI's weight 0/1 on assistant messages), none."))
-    leakage_guard: str = field(default="auto", metadata=_help(
-        "How records too close to eval records are found: auto (exact, then dedup's find_leaks: lexical and "
-        "semantic), exact (the same messages, or the same last user turn)."))
+    name: str = field(
+        default="train",
+        metadata=_help(
+            "Name of the training set; the folder is exports/<name>-<short hash>. Letters, digits, _ . - "
+            "(Chinese characters are fine), at most 200 bytes (66 Chinese characters)."
+        ),
+    )
+    datasets: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_help("Badcase datasets to take records from. Default: every dataset of kind badcases."),
+    )
+    categories: tuple[str, ...] | None = field(
+        default=None, metadata=_help("Categories to export. Default: every category in the chosen datasets.")
+    )
+    statuses: tuple[str, ...] = field(
+        default=("approved", "fixed"), metadata=_help("Record statuses that count as ready for training.")
+    )
+    per_category: int | None = field(
+        default=None,
+        metadata=_help(
+            "Target records per category (train lines plus val). Bigger categories are down-sampled; smaller "
+            "ones are reported, and repeated when upsample is on. Default: no target, every record is taken."
+        ),
+    )
+    category_targets: dict[str, int] = field(
+        default_factory=dict,
+        metadata=_help('Target records for single categories, e.g. {"refund": 500}; overrides per_category.'),
+    )
+    category_shares: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_help(
+            'Share of the badcase part for single categories, e.g. {"refund": 0.4}; categories not named share '
+            "what is left. Cannot be mixed with per_category or category_targets."
+        ),
+    )
+    task_records: int | None = field(
+        default=None,
+        metadata=_help(
+            "Size of the badcase part (train lines plus val) when balancing by shares. Alone it means equal shares "
+            "per category. Default with shares: the largest set in which no category needs repeating."
+        ),
+    )
+    upsample: bool = field(
+        default=False,
+        metadata=_help(
+            "Repeat the train records of categories below their target to reach it (capped by max_repeat)."
+        ),
+    )
+    max_repeat: int = field(
+        default=3,
+        metadata=_help(
+            "With upsample: how many times a record may appear in train at most (1 = never repeated)."
+        ),
+    )
+    general_share: float = field(
+        default=0.2,
+        metadata=_help(
+            "Share of general SFT data in the set (0 to 0.5); it keeps the model's general manners. "
+            "The report flags a share outside 15-30%."
+        ),
+    )
+    general_datasets: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_help("Datasets the general data comes from. Default: every dataset of kind general."),
+    )
+    general_statuses: tuple[str, ...] = field(
+        default=("new", "labeled", "fixed", "approved"),
+        metadata=_help(
+            "Statuses of general records that may be mixed in (imported general data is 'new'; 'rejected' never is)."
+        ),
+    )
+    val: float = field(
+        default=0.1,
+        metadata=_help(
+            "Share of records held out for validation, stratified by category (at least one per category that "
+            "has two or more records). 0 to 0.5."
+        ),
+    )
+    seed: int = field(
+        default=42,
+        metadata=_help(
+            "Seed for sampling, the split and the order of lines. The same seed gives the same files."
+        ),
+    )
+    format: str = field(
+        default="messages",
+        metadata=_help(
+            "File format besides the messages JSONL (train.jsonl/val.jsonl, always written): messages (nothing else), "
+            "sharegpt or alpaca (LLaMA-Factory JSON plus dataset_info.json)."
+        ),
+    )
+    weights: str = field(
+        default="ark",
+        metadata=_help(
+            "Per-message loss weights: ark (loss_weight kept, or added: assistant 1, others 0), stored (only where "
+            "a record has one), openai (OpenAI's weight 0/1 on assistant messages), none."
+        ),
+    )
+    leakage_guard: str = field(
+        default="auto",
+        metadata=_help(
+            "How records too close to eval records are found: auto (exact, then dedup's find_leaks: lexical and "
+            "semantic), exact (the same messages, or the same last user turn)."
+        ),
+    )
 
     def __post_init__(self) -> None:
         for name in ("datasets", "categories", "general_datasets"):
@@ -119,16 +179,22 @@ class ExportConfig:
         """Raise WorkbenchError saying which option is wrong and what it may be."""
         check_name(self.name, "export name", max_bytes=NAME_MAX_BYTES)
         if not _NAME.fullmatch(self.name):
-            raise InvalidNameError(f"the export name {self.name!r} cannot be a folder name; use letters, digits, "
-                                   f"_ . - (Chinese characters are fine)")
+            raise InvalidNameError(
+                f"the export name {self.name!r} cannot be a folder name; use letters, digits, "
+                f"_ . - (Chinese characters are fine)"
+            )
         for name, statuses in (("statuses", self.statuses), ("general_statuses", self.general_statuses)):
             unknown = [s for s in statuses if s not in STATUSES]
             if unknown:
-                raise WorkbenchError(f"unknown status {', '.join(unknown)} in {name}; use {', '.join(STATUSES)}")
+                raise WorkbenchError(
+                    f"unknown status {', '.join(unknown)} in {name}; use {', '.join(STATUSES)}"
+                )
         low, high = GENERAL_SHARE_RANGE
         if not low <= self.general_share <= high:
-            raise WorkbenchError(f"general_share is {self.general_share}; it must be between {low} and {high} "
-                                 f"(0.2 = 20% general data)")
+            raise WorkbenchError(
+                f"general_share is {self.general_share}; it must be between {low} and {high} "
+                f"(0.2 = 20% general data)"
+            )
         if not 0 <= self.val <= 0.5:
             raise WorkbenchError(f"val is {self.val}; it must be between 0 and 0.5 (0.1 = 10% held out)")
         if self.format not in writers.FORMATS:
@@ -139,17 +205,23 @@ class ExportConfig:
             raise WorkbenchError(f"unknown leakage_guard {self.leakage_guard!r}; use auto or exact")
         if self.max_repeat < 1:
             raise WorkbenchError("max_repeat must be 1 or more (1 = no record repeated)")
-        for label, value in [("per_category", self.per_category), ("task_records", self.task_records),
-                             *[(f"the target of {k!r}", v) for k, v in self.category_targets.items()]]:
+        for label, value in [
+            ("per_category", self.per_category),
+            ("task_records", self.task_records),
+            *[(f"the target of {k!r}", v) for k, v in self.category_targets.items()],
+        ]:
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise WorkbenchError(f"{label} is {value!r}; it must be a whole number, 0 or more")
         plan.check_shares(self.category_shares)
         if self.category_shares and (self.per_category is not None or self.category_targets):
-            raise WorkbenchError("balance by counts (per_category, category_targets) or by shares (category_shares), "
-                                 "not both")
+            raise WorkbenchError(
+                "balance by counts (per_category, category_targets) or by shares (category_shares), not both"
+            )
         if self.task_records is not None and (self.per_category is not None or self.category_targets):
-            raise WorkbenchError("task_records sizes a set balanced by shares; with per_category or category_targets "
-                                 "the targets themselves say how big it is")
+            raise WorkbenchError(
+                "task_records sizes a set balanced by shares; with per_category or category_targets "
+                "the targets themselves say how big it is"
+            )
 
     def to_json(self) -> dict[str, Any]:
         """The config as plain JSON (lists for tuples, sorted dicts), as written into manifest.json."""
@@ -205,7 +277,9 @@ class _Snapshot:
     general_wanted: int
     train: pa.Table  # line, id, content_hash in file order
     val: pa.Table
-    excluded: list[tuple]  # (id, pool, category, reason, detail): the first ones of each reason, for the report
+    excluded: list[
+        tuple
+    ]  # (id, pool, category, reason, detail): the first ones of each reason, for the report
     excluded_counts: dict[str, int]  # reason -> records
     excluded_lines: pa.Table  # excluded.jsonl, every one
     unselected: list[tuple[str, int]]  # (status, records) the status filter left out
@@ -231,16 +305,25 @@ def export_training_set(store: Store, config: ExportConfig, progress: Progress |
         sql.drop_temp(con)
     result = _write(store, config, snap, tell)
     with store.transaction() as con:
-        sql.record_export(con, hash=result.hash, name=config.name, folder=str(result.folder.relative_to(store.root)),
-                          format=config.format, config=config.to_json(), counts=_counts(snap, result),
-                          train_records=result.train_records, val_records=result.val_records,
-                          general_share=result.general_share)
+        sql.record_export(
+            con,
+            hash=result.hash,
+            name=config.name,
+            folder=str(result.folder.relative_to(store.root)),
+            format=config.format,
+            config=config.to_json(),
+            counts=_counts(snap, result),
+            train_records=result.train_records,
+            val_records=result.val_records,
+            general_share=result.general_share,
+        )
     result.seconds = time.perf_counter() - started
     tell("done", result.train_records + result.val_records, result.train_records + result.val_records)
     return result
 
 
 # --- reading ------------------------------------------------------------------------------------------------
+
 
 def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) -> _Snapshot:
     task, general, wanted, notes, eval_ids, guard, spec, task_ds = _select(con, config, tell)
@@ -250,11 +333,27 @@ def _read(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) 
     train = sql.output_lines(con, "train", config.weights)
     val = sql.output_lines(con, "val", config.weights)
     exported_categories = {p.category for p in task if p.take and p.category is not None}
-    contracts = {name: {"kind": c.kind, "spec": c.spec} for name, c in get_contracts(con).items()
-                 if name in exported_categories}
-    return _Snapshot(task, general, wanted, train, val, sql.exclusions(con, LISTED_PER_REASON),
-                     sql.exclusion_counts(con), sql.exclusion_lines(con), sql.unselected_statuses(con, spec),
-                     contracts, sql.task_types(con), len(eval_ids), guard, notes)
+    contracts = {
+        name: {"kind": c.kind, "spec": c.spec}
+        for name, c in get_contracts(con).items()
+        if name in exported_categories
+    }
+    return _Snapshot(
+        task,
+        general,
+        wanted,
+        train,
+        val,
+        sql.exclusions(con, LISTED_PER_REASON),
+        sql.exclusion_counts(con),
+        sql.exclusion_lines(con),
+        sql.unselected_statuses(con, spec),
+        contracts,
+        sql.task_types(con),
+        len(eval_ids),
+        guard,
+        notes,
+    )
 
 
 def _select(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress, pick: bool = True) -> tuple:
@@ -263,12 +362,20 @@ def _select(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress
     guard, pool spec, task datasets). With pick=False (a preview: counts only) the records are picked only
     when the leak check needs them."""
     task_ds, general_ds, eval_ds = _datasets(con, config)
-    spec = sql.PoolSpec(task_datasets=task_ds, general_datasets=general_ds, eval_datasets=eval_ds,
-                        statuses=config.statuses, general_statuses=tuple(s for s in config.general_statuses
-                                                                         if s != "rejected"),
-                        categories=config.categories,
-                        group_task=bool(config.per_category is not None or config.category_targets
-                                        or config.category_shares or config.task_records is not None))
+    spec = sql.PoolSpec(
+        task_datasets=task_ds,
+        general_datasets=general_ds,
+        eval_datasets=eval_ds,
+        statuses=config.statuses,
+        general_statuses=tuple(s for s in config.general_statuses if s != "rejected"),
+        categories=config.categories,
+        group_task=bool(
+            config.per_category is not None
+            or config.category_targets
+            or config.category_shares
+            or config.task_records is not None
+        ),
+    )
     sql.stage_pool(con, spec)
     find_leaks = dedup.find_leaks if config.leakage_guard == "auto" else None
     eval_ids = sql.eval_ids(con)
@@ -278,17 +385,23 @@ def _select(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress
         task, general, wanted, notes = _plan(con, config)
         if not pick and not eval_ids:
             break  # the plan's counts are the preview; nothing to check picks against
-        sql.select_rows(con, [sql.Quota(p.pool, p.category, p.available, p.take, p.val, p.train_rows)
-                                for p in task + general],
-                        config.seed)
+        sql.select_rows(
+            con,
+            [sql.Quota(p.pool, p.category, p.available, p.take, p.val, p.train_rows) for p in task + general],
+            config.seed,
+        )
         if not find_leaks or not eval_ids:
             break
         fresh = [i for i in sql.selected_ids(con) if i not in checked]
         if not fresh:
             break
         tell("checking for eval leaks", 0, len(fresh))
-        leaks = find_leaks(con, fresh, eval_ids,
-                           progress=lambda stage, done, total: tell(f"checking for eval leaks: {stage}", done, total))
+        leaks = find_leaks(
+            con,
+            fresh,
+            eval_ids,
+            progress=lambda stage, done, total: tell(f"checking for eval leaks: {stage}", done, total),
+        )
         checked.update(fresh)
         fresh_set = set(fresh)
         first: dict[int, Any] = {}
@@ -297,8 +410,13 @@ def _select(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress
                 first.setdefault(leak.train_id, leak)
         if not first:
             break
-        sql.exclude(con, [(tid, "eval-leak", f"{leak.kind} ({leak.score:.2f}): like eval record {leak.eval_id}")
-                          for tid, leak in sorted(first.items())])
+        sql.exclude(
+            con,
+            [
+                (tid, "eval-leak", f"{leak.kind} ({leak.score:.2f}): like eval record {leak.eval_id}")
+                for tid, leak in sorted(first.items())
+            ],
+        )
     return task, general, wanted, notes, eval_ids, guard, spec, task_ds
 
 
@@ -334,7 +452,9 @@ class ExportPreview:
         return self.excluded.get("eval-leak", 0)
 
 
-def preview_export(store: Store, config: ExportConfig | None = None, progress: Progress | None = None) -> ExportPreview:
+def preview_export(
+    store: Store, config: ExportConfig | None = None, progress: Progress | None = None
+) -> ExportPreview:
     """What export_training_set(store, config) would take per category (available, taken, cut, short, eval
     leaks), with the same snapshot and planning as the export itself, and no file written."""
     config = config or ExportConfig()
@@ -342,17 +462,41 @@ def preview_export(store: Store, config: ExportConfig | None = None, progress: P
     tell = progress or (lambda stage, done, total: None)
     with store.transaction() as con:  # temp tables only (and any MinHash signatures the leak check caches)
         try:
-            task, general, wanted, notes, eval_ids, guard, spec, task_ds = _select(con, config, tell, pick=False)
-            leaks = dict(((pool, category), n) for pool, category, n in sql.exclusion_counts_by_category(con, "eval-leak"))
+            task, general, wanted, notes, eval_ids, guard, spec, task_ds = _select(
+                con, config, tell, pick=False
+            )
+            leaks = dict(
+                ((pool, category), n)
+                for pool, category, n in sql.exclusion_counts_by_category(con, "eval-leak")
+            )
             excluded = sql.exclusion_counts(con)
             nothing = None if any(p.take for p in task) else _nothing_to_export(con, spec, task_ds)
         finally:
             sql.drop_temp(con)
-    rows = [PreviewRow(p.pool, p.category, p.available, p.take, p.downsampled, p.short, p.repeats,
-                       leaks.get((p.pool, p.category), 0)) for p in task + general]
+    rows = [
+        PreviewRow(
+            p.pool,
+            p.category,
+            p.available,
+            p.take,
+            p.downsampled,
+            p.short,
+            p.repeats,
+            leaks.get((p.pool, p.category), 0),
+        )
+        for p in task + general
+    ]
     lines = sum(p.rows for p in task + general)
-    return ExportPreview(rows, wanted, sum(p.rows for p in general) / lines if lines else 0.0, excluded,
-                         len(eval_ids), guard, notes, nothing)
+    return ExportPreview(
+        rows,
+        wanted,
+        sum(p.rows for p in general) / lines if lines else 0.0,
+        excluded,
+        len(eval_ids),
+        guard,
+        notes,
+        nothing,
+    )
 
 
 def _datasets(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> tuple[tuple[str, ...], ...]:
@@ -365,20 +509,30 @@ def _datasets(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> tuple[tup
         if kinds[name] == "eval":
             raise WorkbenchError(f"{name!r} is an eval dataset: eval records never enter training")
         if kinds[name] == "general":
-            raise WorkbenchError(f"{name!r} is general data: it is mixed in by general_share (name it in "
-                                 f"general_datasets), not exported as badcases")
+            raise WorkbenchError(
+                f"{name!r} is general data: it is mixed in by general_share (name it in "
+                f"general_datasets), not exported as badcases"
+            )
     for name in config.general_datasets or ():
         if kinds[name] != "general":
             raise WorkbenchError(f"{name!r} is a {kinds[name]} dataset, not general data")
-    task = config.datasets if config.datasets is not None else tuple(n for n, k in kinds.items() if k == "badcases")
-    general = (config.general_datasets if config.general_datasets is not None
-               else tuple(n for n, k in kinds.items() if k == "general"))
+    task = (
+        config.datasets
+        if config.datasets is not None
+        else tuple(n for n, k in kinds.items() if k == "badcases")
+    )
+    general = (
+        config.general_datasets
+        if config.general_datasets is not None
+        else tuple(n for n, k in kinds.items() if k == "general")
+    )
     evals = tuple(n for n, k in kinds.items() if k == "eval")
     return tuple(task), tuple(general), evals
 
 
-def _plan(con: duckdb.DuckDBPyConnection, config: ExportConfig
-          ) -> tuple[list[CategoryPlan], list[CategoryPlan], int, list[str]]:
+def _plan(
+    con: duckdb.DuckDBPyConnection, config: ExportConfig
+) -> tuple[list[CategoryPlan], list[CategoryPlan], int, list[str]]:
     available: dict[str, dict] = {"task": {}, "general": {}}
     for pool, category in sql.pool_categories(con):
         available[pool][category] = (0, 0)
@@ -387,13 +541,20 @@ def _plan(con: duckdb.DuckDBPyConnection, config: ExportConfig
     for pool, category, n, fixed in sql.available_counts(con):
         available[pool][category] = (n, fixed)
     task_avail = available["task"]
-    targets, notes = plan.task_targets({c: n for c, (n, _) in task_avail.items()}, per_category=config.per_category,
-                                       category_targets=config.category_targets,
-                                       category_shares=config.category_shares, task_records=config.task_records)
-    task = plan.plan_pool("task", task_avail, targets, val=config.val, upsample=config.upsample,
-                          max_repeat=config.max_repeat)
+    targets, notes = plan.task_targets(
+        {c: n for c, (n, _) in task_avail.items()},
+        per_category=config.per_category,
+        category_targets=config.category_targets,
+        category_shares=config.category_shares,
+        task_records=config.task_records,
+    )
+    task = plan.plan_pool(
+        "task", task_avail, targets, val=config.val, upsample=config.upsample, max_repeat=config.max_repeat
+    )
     task_rows = sum(p.rows for p in task)
-    general, wanted = plan.plan_general(available["general"], task_rows, share=config.general_share, val=config.val)
+    general, wanted = plan.plan_general(
+        available["general"], task_rows, share=config.general_share, val=config.val
+    )
     return task, general, wanted, notes
 
 
@@ -403,14 +564,17 @@ def _nothing_to_export(con: duckdb.DuckDBPyConnection, spec: sql.PoolSpec, task_
     left_out = ", ".join(f"{n} {status}" for status, n in sql.unselected_statuses(con, spec))
     excluded = sql.exclusion_counts(con, "task")
     why = "; ".join(f"{n} {sql.REASONS[r].split(' (')[0]}" for r, n in excluded.items())
-    return (f"nothing to export: no record in {', '.join(task_ds)} has status {' or '.join(spec.statuses)}"
-            + (" and passes the checks" if excluded else "")
-            + (f" (left out by status: {left_out})" if left_out else "")
-            + (f" (excluded: {why})" if why else "")
-            + ". Approve or fix records first, or choose other statuses (--statuses).")
+    return (
+        f"nothing to export: no record in {', '.join(task_ds)} has status {' or '.join(spec.statuses)}"
+        + (" and passes the checks" if excluded else "")
+        + (f" (left out by status: {left_out})" if left_out else "")
+        + (f" (excluded: {why})" if why else "")
+        + ". Approve or fix records first, or choose other statuses (--statuses)."
+    )
 
 
 # --- writing ------------------------------------------------------------------------------------------------
+
 
 def _write(store: Store, config: ExportConfig, snap: _Snapshot, tell: Progress) -> ExportResult:
     exports_dir = store.exports_dir
@@ -421,29 +585,36 @@ def _write(store: Store, config: ExportConfig, snap: _Snapshot, tell: Progress) 
     try:
         total = snap.train.num_rows + snap.val.num_rows
         tell("writing", 0, total)
-        files = [writers.write_lines_column(tmp / "train.jsonl", snap.train.column("line")),
-                 writers.write_lines_column(tmp / "val.jsonl", snap.val.column("line"))]
+        files = [
+            writers.write_lines_column(tmp / "train.jsonl", snap.train.column("line")),
+            writers.write_lines_column(tmp / "val.jsonl", snap.val.column("line")),
+        ]
         tell("writing", total, total)
         conversion_notes: dict[str, int] = {}
         if config.format != "messages":
             names = {}
             for split, table in (("train", snap.train), ("val", snap.val)):
                 tell(f"writing {config.format}", 0, table.num_rows)
-                items, lost, _left_out = writers.convert_lines(table.column("line").to_pylist(), config.format)
+                items, lost, _left_out = writers.convert_lines(
+                    table.column("line").to_pylist(), config.format
+                )
                 for note, n in lost.items():
                     key = f"{config.format}: {note}"
                     conversion_notes[key] = conversion_notes.get(key, 0) + n
                 names[split] = f"{split}.{config.format}.json"
                 files.append(writers.write_json_array(tmp / names[split], items))
             info = writers.dataset_info(config.name, config.format, names)
-            (tmp / "dataset_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n",
-                                                   encoding="utf-8")
+            (tmp / "dataset_info.json").write_text(
+                json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+            )
         set_hash = _set_hash(config, files)
         folder = exports_dir / f"{config.name}-{set_hash[:10]}"
         result = _result(config, snap, set_hash, folder, files, conversion_notes)
         manifest = _manifest_text(config, snap, result)
         (tmp / "manifest.json").write_text(manifest, encoding="utf-8")
-        (tmp / "report.md").write_text(render_report(result, snap.excluded, snap.unselected), encoding="utf-8")
+        (tmp / "report.md").write_text(
+            render_report(result, snap.excluded, snap.unselected), encoding="utf-8"
+        )
         writers.write_lines_column(tmp / "excluded.jsonl", snap.excluded_lines.column("line"))
         result.reused = _move_into_place(tmp, folder, set_hash)
         return result
@@ -496,46 +667,77 @@ def _same_export(folder: Path, tmp: Path, set_hash: str) -> bool:
         return False
     if f'"hash": "{set_hash}"'.encode() not in head:
         return False
-    return all((folder / p.name).is_file() and (folder / p.name).stat().st_size == p.stat().st_size
-               for p in tmp.iterdir())
+    return all(
+        (folder / p.name).is_file() and (folder / p.name).stat().st_size == p.stat().st_size
+        for p in tmp.iterdir()
+    )
 
 
-def _result(config: ExportConfig, snap: _Snapshot, set_hash: str, folder: Path, files: list[writers.FileSummary],
-            conversion_notes: dict[str, int]) -> ExportResult:
+def _result(
+    config: ExportConfig,
+    snap: _Snapshot,
+    set_hash: str,
+    folder: Path,
+    files: list[writers.FileSummary],
+    conversion_notes: dict[str, int],
+) -> ExportResult:
     task_rows = sum(p.rows for p in snap.task)
     general_rows = sum(p.rows for p in snap.general)
     share = general_rows / (task_rows + general_rows) if task_rows + general_rows else 0.0
     excluded = dict(snap.excluded_counts)
     result = ExportResult(
-        name=config.name, hash=set_hash, folder=folder, config=config, categories=snap.task, general=snap.general,
-        general_wanted=snap.general_wanted, train_records=snap.train.num_rows, val_records=snap.val.num_rows,
-        general_share=share, excluded=excluded, leakage_guard=snap.guard, eval_records=snap.eval_records,
-        warnings=[], files=files)
+        name=config.name,
+        hash=set_hash,
+        folder=folder,
+        config=config,
+        categories=snap.task,
+        general=snap.general,
+        general_wanted=snap.general_wanted,
+        train_records=snap.train.num_rows,
+        val_records=snap.val.num_rows,
+        general_share=share,
+        excluded=excluded,
+        leakage_guard=snap.guard,
+        eval_records=snap.eval_records,
+        warnings=[],
+        files=files,
+    )
     result.warnings = _warnings(config, result, snap.notes, conversion_notes)
     return result
 
 
-def _warnings(config: ExportConfig, result: ExportResult, notes: list[str], conversion: dict[str, int]) -> list[str]:
+def _warnings(
+    config: ExportConfig, result: ExportResult, notes: list[str], conversion: dict[str, int]
+) -> list[str]:
     out = list(notes)
     low, high = GENERAL_SHARE_ADVISED
     general_rows = sum(p.rows for p in result.general)
     if general_rows < result.general_wanted:
-        out.append(f"not enough general data: {result.general_wanted:,} general records were wanted for a "
-                   f"{config.general_share:.0%} share, {general_rows:,} could be used "
-                   "(import more, e.g. workbench import alpaca_en_demo.json --dataset general)")
+        out.append(
+            f"not enough general data: {result.general_wanted:,} general records were wanted for a "
+            f"{config.general_share:.0%} share, {general_rows:,} could be used "
+            "(import more, e.g. workbench import alpaca_en_demo.json --dataset general)"
+        )
     if not low <= result.general_share <= high:
-        out.append(f"general data is {result.general_share:.1%} of the set, outside the advised "
-                   f"{low:.0%}-{high:.0%}: too little lets the model forget its general manners, too much "
-                   "dilutes the badcases")
+        out.append(
+            f"general data is {result.general_share:.1%} of the set, outside the advised "
+            f"{low:.0%}-{high:.0%}: too little lets the model forget its general manners, too much "
+            "dilutes the badcases"
+        )
     for p in result.categories:
         label = _label(p.category)
         if p.available == 0:
             out.append(f"category {label} has no records to export")
         elif p.short:
-            how = (f"repeated up to {config.max_repeat}x" if config.upsample
-                   else "turn on upsample to repeat its records")
-            out.append(f"category {label} is {p.short:,} short of its target {p.target:,} "
-                       f"({p.available:,} record{'' if p.available == 1 else 's'}; {how})")
+            how = (
+                f"repeated up to {config.max_repeat}x"
+                if config.upsample
+                else "turn on upsample to repeat its records"
+            )
+            out.append(
+                f"category {label} is {p.short:,} short of its target {p.target:,} "
+                f"({p.available:,} record{'' if p.available == 1 else 's'}; {how})"
+            )
         if p.take == 1 and config.val > 0:
             out.append(f"category {label} has a single record: it is in train, with no val record")
     for note, n in sorted(conversion.items()):
@@ -550,10 +752,14 @@ def _label(category: str | None) -> str:
 def _counts(snap: _Snapshot, result: ExportResult) -> dict[str, Any]:
     by_source: dict[str, dict[str, int]] = {}
     for source, plans in (("badcase", snap.task), ("general", snap.general)):
-        by_source[source] = {"train": sum(p.train_rows for p in plans), "val": sum(p.val for p in plans),
-                             "records": sum(p.take for p in plans)}
+        by_source[source] = {
+            "train": sum(p.train_rows for p in plans),
+            "val": sum(p.val for p in plans),
+            "records": sum(p.take for p in plans),
+        }
     return {
-        "train": result.train_records, "val": result.val_records,
+        "train": result.train_records,
+        "val": result.val_records,
         "records": sum(p.take for p in snap.task + snap.general),
         "by_source": by_source,
         "by_category": [p.as_dict() for p in snap.task],
@@ -582,13 +788,19 @@ def _manifest_text(config: ExportConfig, snap: _Snapshot, result: ExportResult) 
         "general_share_target": config.general_share,
         "contracts": snap.contracts,
         "task_types": snap.task_types,
-        "leakage": {"guard": result.leakage_guard, "eval_records": result.eval_records, "removed": result.leaks},
+        "leakage": {
+            "guard": result.leakage_guard,
+            "eval_records": result.eval_records,
+            "removed": result.leaks,
+        },
         "warnings": result.warnings,
     }
     head = json.dumps(summary, ensure_ascii=False, indent=2)
-    tail = ",\n".join(f'    "{split}": {{"ids":[{_joined(table.column("id"), ",")}],'
-                      f'"content_hashes":[{_joined(table.column("content_hash"), ",", quote=True)}]}}'
-                      for split, table in (("train", snap.train), ("val", snap.val)))
+    tail = ",\n".join(
+        f'    "{split}": {{"ids":[{_joined(table.column("id"), ",")}],'
+        f'"content_hashes":[{_joined(table.column("content_hash"), ",", quote=True)}]}}'
+        for split, table in (("train", snap.train), ("val", snap.val))
+    )
     return head[:-2] + ',\n  "records": {\n' + tail + "\n  }\n}\n"
 
 
@@ -602,7 +814,9 @@ def _joined(column: pa.ChunkedArray, separator: str, quote: bool = False) -> str
     values = pc.cast(column.combine_chunks(), pa.string())
     if quote:
         separator = f'"{separator}"'
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values), separator)
+    joined = pc.binary_join(
+        pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values), separator
+    )
     text = joined[0].as_py()
     return f'"{text}"' if quote else text
 
@@ -611,9 +825,19 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     """An export folder's manifest.json (for the trainer and the app)."""
     path = Path(folder) / "manifest.json"
     if not path.is_file():
-        raise WorkbenchError(f"{folder} is not an export folder (no manifest.json); run workbench export first")
+        raise WorkbenchError(
+            f"{folder} is not an export folder (no manifest.json); run workbench export first"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-__all__ = ["ExportConfig", "ExportResult", "ExportPreview", "PreviewRow", "CategoryPlan", "export_training_set",
-           "preview_export", "read_manifest"]
+__all__ = [
+    "ExportConfig",
+    "ExportResult",
+    "ExportPreview",
+    "PreviewRow",
+    "CategoryPlan",
+    "export_training_set",
+    "preview_export",
+    "read_manifest",
+]

@@ -51,9 +51,18 @@ class CategoryPlan:
         return self.available - self.take
 
     def as_dict(self) -> dict:
-        return {"category": self.category, "available": self.available, "fixed": self.fixed, "target": self.target,
-                "taken": self.take, "train": self.train_rows, "val": self.val, "repeats": self.repeats,
-                "short": self.short, "downsampled": self.downsampled}
+        return {
+            "category": self.category,
+            "available": self.available,
+            "fixed": self.fixed,
+            "target": self.target,
+            "taken": self.take,
+            "train": self.train_rows,
+            "val": self.val,
+            "repeats": self.repeats,
+            "short": self.short,
+            "downsampled": self.downsampled,
+        }
 
 
 def half_up(x: float) -> int:
@@ -89,9 +98,14 @@ def _sort_key(category: Category) -> tuple[int, str]:
     return (0, "") if category is None else (1, category)
 
 
-def task_targets(available: Mapping[Category, int], *, per_category: int | None,
-                 category_targets: Mapping[str, int], category_shares: Mapping[str, float],
-                 task_records: int | None) -> tuple[dict[Category, int | None], list[str]]:
+def task_targets(
+    available: Mapping[Category, int],
+    *,
+    per_category: int | None,
+    category_targets: Mapping[str, int],
+    category_shares: Mapping[str, float],
+    task_records: int | None,
+) -> tuple[dict[Category, int | None], list[str]]:
     """The target (train lines plus val) of every category, and notes for the report.
 
     Counts (`category_targets`, else `per_category`) and shares (`category_shares`, or equal shares
@@ -109,11 +123,15 @@ def task_targets(available: Mapping[Category, int], *, per_category: int | None,
         counts = apportion(total, shares)
         return {c: counts[c] for c in categories}, notes
     if category_targets or per_category is not None:
-        return {c: category_targets.get(c, per_category) if c is not None else per_category for c in categories}, notes
+        return {
+            c: category_targets.get(c, per_category) if c is not None else per_category for c in categories
+        }, notes
     return {c: None for c in categories}, notes
 
 
-def _complete_shares(categories: list[Category], named: Mapping[str, float], notes: list[str]) -> dict[Category, float]:
+def _complete_shares(
+    categories: list[Category], named: Mapping[str, float], notes: list[str]
+) -> dict[Category, float]:
     shares: dict[Category, float] = {c: float(named[c]) for c in categories if c in named}
     rest = [c for c in categories if c not in named]
     remainder = 1.0 - sum(shares.values())
@@ -122,8 +140,10 @@ def _complete_shares(categories: list[Category], named: Mapping[str, float], not
         for c in rest:
             shares[c] = each
         if each == 0.0:
-            notes.append("the named shares add up to 100%, so categories without a share are left out: "
-                         + ", ".join(_label(c) for c in rest))
+            notes.append(
+                "the named shares add up to 100%, so categories without a share are left out: "
+                + ", ".join(_label(c) for c in rest)
+            )
     return shares
 
 
@@ -133,8 +153,15 @@ def _largest_total(available: Mapping[Category, int], shares: Mapping[Category, 
     return math.floor(min(limits) + 1e-9) if limits else 0
 
 
-def plan_pool(pool: str, available: Mapping[Category, tuple[int, int]], targets: Mapping[Category, int | None], *,
-              val: float, upsample: bool, max_repeat: int) -> list[CategoryPlan]:
+def plan_pool(
+    pool: str,
+    available: Mapping[Category, tuple[int, int]],
+    targets: Mapping[Category, int | None],
+    *,
+    val: float,
+    upsample: bool,
+    max_repeat: int,
+) -> list[CategoryPlan]:
     """Take, val and train lines per category: down-sample to the target, and repeat up to it when asked."""
     plans = []
     for category in sorted(set(available) | set(targets), key=_sort_key):
@@ -156,8 +183,9 @@ def general_rows_wanted(task_rows: int, share: float) -> int:
     return half_up(task_rows * share / (1.0 - share))
 
 
-def plan_general(available: Mapping[Category, tuple[int, int]], task_rows: int, *, share: float,
-                 val: float) -> tuple[list[CategoryPlan], int]:
+def plan_general(
+    available: Mapping[Category, tuple[int, int]], task_rows: int, *, share: float, val: float
+) -> tuple[list[CategoryPlan], int]:
     """The general mix, spread over the general data's categories in proportion to what each has.
 
     Returns the plans and the number of general lines the share asked for (more than the plans hold
@@ -182,7 +210,9 @@ def _label(category: Category) -> str:
 def check_shares(category_shares: Mapping[str, float]) -> None:
     for name, share in category_shares.items():
         if not 0 <= share <= 1:
-            raise WorkbenchError(f"the share of category {name!r} is {share}; a share is between 0 and 1 (0.3 = 30%)")
+            raise WorkbenchError(
+                f"the share of category {name!r} is {share}; a share is between 0 and 1 (0.3 = 30%)"
+            )
     if sum(category_shares.values()) > 1 + 1e-9:
         total = sum(category_shares.values())
         raise WorkbenchError(f"the category shares add up to {total:.0%}; make them add up to 100% or less")

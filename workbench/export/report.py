@@ -28,8 +28,12 @@ def render_report(result: ExportResult, excluded: list[tuple], unselected: list[
         f"- folder: `{result.folder.name}`",
         f"- hash: `{result.hash}`",
         f"- format: {config.format} (train.jsonl / val.jsonl in messages form"
-        + (f", plus train.{config.format}.json / val.{config.format}.json and dataset_info.json"
-           if config.format != "messages" else "") + f"), weights: {config.weights}",
+        + (
+            f", plus train.{config.format}.json / val.{config.format}.json and dataset_info.json"
+            if config.format != "messages"
+            else ""
+        )
+        + f"), weights: {config.weights}",
         f"- seed: {config.seed}; val share: {config.val:.0%}, stratified by category",
         f"- datasets: {', '.join(config.datasets) if config.datasets else 'every badcases dataset'}; "
         f"statuses: {', '.join(config.statuses)}"
@@ -50,43 +54,78 @@ def render_report(result: ExportResult, excluded: list[tuple], unselected: list[
     ]
     if result.warnings:
         out += ["## Flags", ""] + [f"- {w}" for w in result.warnings] + [""]
-    out += ["## Categories", "", _balance_rule(config), "",
-            "| category | available | fixed | target | taken | down-sampled | train lines | repeats | val |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out += [
+        "## Categories",
+        "",
+        _balance_rule(config),
+        "",
+        "| category | available | fixed | target | taken | down-sampled | train lines | repeats | val |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     out += [_category_row(p) for p in result.categories]
     out.append("")
     if result.general:
-        out += ["## General data", "",
-                f"Drawn from {', '.join(config.general_datasets) if config.general_datasets else 'every general dataset'}"
-                f" in proportion to each category's size; {result.general_wanted:,} lines wanted.", "",
-                "| category | available | taken | train | val |", "|---|---:|---:|---:|---:|"]
-        out += [f"| {_label(p.category)} | {p.available:,} | {p.take:,} | {p.train_rows:,} | {p.val:,} |"
-                for p in result.general]
+        out += [
+            "## General data",
+            "",
+            f"Drawn from {', '.join(config.general_datasets) if config.general_datasets else 'every general dataset'}"
+            f" in proportion to each category's size; {result.general_wanted:,} lines wanted.",
+            "",
+            "| category | available | taken | train | val |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        out += [
+            f"| {_label(p.category)} | {p.available:,} | {p.take:,} | {p.train_rows:,} | {p.val:,} |"
+            for p in result.general
+        ]
         out.append("")
-    out += ["## Leakage guard", "",
-            f"{result.eval_records:,} eval records; guard: {result.leakage_guard}. "
-            f"{result.leaks:,} candidate records were too close to an eval record and left out "
-            "(listed below under eval-leak). Eval records themselves never enter training.", ""]
+    out += [
+        "## Leakage guard",
+        "",
+        f"{result.eval_records:,} eval records; guard: {result.leakage_guard}. "
+        f"{result.leaks:,} candidate records were too close to an eval record and left out "
+        "(listed below under eval-leak). Eval records themselves never enter training.",
+        "",
+    ]
     out += _left_out(excluded, result.excluded, unselected)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
 def _balance_rule(config) -> str:
-    if config.category_shares or (config.task_records and config.per_category is None and not config.category_targets):
-        shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(config.category_shares.items())) or "equal shares"
-        size = f"{config.task_records:,} badcase lines" if config.task_records else "the largest set without repeats"
+    if config.category_shares or (
+        config.task_records and config.per_category is None and not config.category_targets
+    ):
+        shares = (
+            ", ".join(f"{k} {v:.0%}" for k, v in sorted(config.category_shares.items())) or "equal shares"
+        )
+        size = (
+            f"{config.task_records:,} badcase lines"
+            if config.task_records
+            else "the largest set without repeats"
+        )
         rule = f"Balanced by shares ({shares}; categories not named share the rest) of {size}."
     elif config.per_category is not None or config.category_targets:
         named = ", ".join(f"{k} {v:,}" for k, v in sorted(config.category_targets.items()))
-        rule = ("Balanced by counts: " + (f"{config.per_category:,} per category" if config.per_category is not None
-                                           else "no target for unnamed categories")
-                + (f"; {named}" if named else "") + ".")
+        rule = (
+            "Balanced by counts: "
+            + (
+                f"{config.per_category:,} per category"
+                if config.per_category is not None
+                else "no target for unnamed categories"
+            )
+            + (f"; {named}" if named else "")
+            + "."
+        )
     else:
         rule = "No balancing asked for: every record that passes is taken."
-    rule += (" Down-sampling takes one record of each near-copy group (stored clusters when dedup has made them, "
-             "else records whose first user turn starts the same) before a second of any, fixed badcases first.")
+    rule += (
+        " Down-sampling takes one record of each near-copy group (stored clusters when dedup has made them, "
+        "else records whose first user turn starts the same) before a second of any, fixed badcases first."
+    )
     if config.upsample:
-        rule += f" Categories below target repeat their train records, each at most {config.max_repeat} times."
+        rule += (
+            f" Categories below target repeat their train records, each at most {config.max_repeat} times."
+        )
     else:
         rule += " Categories below target are reported, not repeated (upsample is off)."
     return rule
@@ -95,15 +134,21 @@ def _balance_rule(config) -> str:
 def _category_row(p: CategoryPlan) -> str:
     target = "-" if p.target is None else f"{p.target:,}"
     note = f" (short {p.short:,})" if p.short else ""
-    return (f"| {_label(p.category)} | {p.available:,} | {p.fixed:,} | {target}{note} | {p.take:,} | "
-            f"{p.downsampled:,} | {p.train_rows:,} | {p.repeats:,} | {p.val:,} |")
+    return (
+        f"| {_label(p.category)} | {p.available:,} | {p.fixed:,} | {target}{note} | {p.take:,} | "
+        f"{p.downsampled:,} | {p.train_rows:,} | {p.repeats:,} | {p.val:,} |"
+    )
 
 
 def _left_out(excluded: list[tuple], counts: dict[str, int], unselected: list[tuple[str, int]]) -> list[str]:
     out = ["## Left out", ""]
     if unselected:
-        out += ["Not selected by status (not ready for training): "
-                + ", ".join(f"{n:,} {status}" for status, n in unselected) + ".", ""]
+        out += [
+            "Not selected by status (not ready for training): "
+            + ", ".join(f"{n:,} {status}" for status, n in unselected)
+            + ".",
+            "",
+        ]
     if not counts:
         return out + ["No candidate record was excluded.", ""]
     out += ["| reason | records |", "|---|---:|"]

@@ -57,8 +57,10 @@ def write_lines_column(path: Path, lines: pa.ChunkedArray) -> FileSummary:
                 chunk = chunk.cast(pa.large_string())
             offset_type = np.int32 if pa.types.is_string(chunk.type) else np.int64
             _validity, offsets_buffer, data_buffer = chunk.buffers()
-            offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset: chunk.offset + len(chunk) + 1]
-            data = np.frombuffer(data_buffer, dtype=np.uint8)[int(offsets[0]): int(offsets[-1])]
+            offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[
+                chunk.offset : chunk.offset + len(chunk) + 1
+            ]
+            data = np.frombuffer(data_buffer, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
             newlines = (offsets[1:] - offsets[0]).astype(np.int64) + np.arange(len(chunk), dtype=np.int64)
             out = np.empty(len(data) + len(chunk), dtype=np.uint8)
             keep = np.ones(len(out), dtype=bool)
@@ -85,6 +87,7 @@ def _dumps(value) -> str:
 
 # --- ShareGPT -------------------------------------------------------------------------------------------
 
+
 def to_sharegpt(record: dict) -> tuple[dict, list[str]]:
     """A messages-format record as LLaMA-Factory ShareGPT, and what did not fit (empty when nothing was lost).
 
@@ -108,7 +111,10 @@ def to_sharegpt(record: dict) -> tuple[dict, list[str]]:
                 lost.append("an assistant turn with both text and tool calls keeps only the calls")
             turn = {"from": "function_call", "value": _function_call_value(m["tool_calls"])}
         else:
-            turn = {"from": SHAREGPT_FROM.get(role, role), "value": m.get("content") if m.get("content") is not None else ""}
+            turn = {
+                "from": SHAREGPT_FROM.get(role, role),
+                "value": m.get("content") if m.get("content") is not None else "",
+            }
         if m.get("name"):
             lost.append("message names are dropped")
         if weight is not None:
@@ -141,6 +147,7 @@ def _function_call_value(tool_calls: list[dict]) -> str:
 
 
 # --- Alpaca ---------------------------------------------------------------------------------------------
+
 
 def to_alpaca(record: dict) -> tuple[dict | None, str | None]:
     """A messages-format record as Alpaca (instruction/input/output/system/history), or None and why not.
@@ -181,13 +188,25 @@ def _extras(record: dict) -> dict:
 
 # --- LLaMA-Factory --------------------------------------------------------------------------------------
 
+
 def dataset_info(name: str, fmt: str, files: dict[str, str]) -> dict:
     """LLaMA-Factory's dataset_info.json entries `<name>_train` and `<name>_val` for the split files."""
     if fmt == "sharegpt":
-        entry = {"formatting": "sharegpt", "columns": {"messages": "conversations", "system": "system", "tools": "tools"}}
+        entry = {
+            "formatting": "sharegpt",
+            "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
+        }
     elif fmt == "alpaca":
-        entry = {"formatting": "alpaca", "columns": {"prompt": "instruction", "query": "input", "response": "output",
-                                                     "system": "system", "history": "history"}}
+        entry = {
+            "formatting": "alpaca",
+            "columns": {
+                "prompt": "instruction",
+                "query": "input",
+                "response": "output",
+                "system": "system",
+                "history": "history",
+            },
+        }
     else:
         raise ValueError(f"LLaMA-Factory entries are written for sharegpt and alpaca, not {fmt}")
     return {f"{name}_{split}": {"file_name": file_name, **entry} for split, file_name in files.items()}

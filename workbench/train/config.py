@@ -25,71 +25,209 @@ RANK_TRADE_OFF = (
 class TrainConfig:
     """A LoRA fine-tuning run. The defaults suit a simple task (3 epochs, learning rate 2e-4, rank 64)."""
 
-    base_model: str | None = field(default=None, metadata={"help": (
-        "The model to adapt: the embedded SmolLM2-135M-Instruct (empty), a local transformers model folder, or a "
-        "Hugging Face hub id when online. Its chat template formats the conversations.")})
-    preset: str | None = field(default=None, metadata={"help": (
-        "The task type whose defaults were applied: classification, extraction, qa, copywriting or creative.")})
-    epochs: float = field(default=3, metadata={"help": (
-        "Passes over the training set (2-10; 3 for classification, extraction and QA, 5 for copywriting and "
-        "creative writing). Fractions stop part-way through the last pass.")})
-    max_steps: int = field(default=0, metadata={"help": "Stop after this many optimizer steps (0: the epochs decide)."})
-    learning_rate: float = field(default=2e-4, metadata={"help": (
-        "Peak learning rate of the AdamW optimizer (1e-4 to 2e-4 is the usual range for LoRA).")})
-    lr_scheduler: Literal["cosine", "linear", "constant"] = field(default="cosine", metadata={"help": (
-        "How the learning rate falls after warmup: cosine (to zero), linear (to zero) or constant.")})
-    warmup_ratio: float = field(default=0.03, metadata={"help": (
-        "Share of the steps during which the learning rate rises linearly from zero to its peak.")})
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "The model to adapt: the embedded SmolLM2-135M-Instruct (empty), a local transformers model folder, or a "
+                "Hugging Face hub id when online. Its chat template formats the conversations."
+            )
+        },
+    )
+    preset: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "The task type whose defaults were applied: classification, extraction, qa, copywriting or creative."
+            )
+        },
+    )
+    epochs: float = field(
+        default=3,
+        metadata={
+            "help": (
+                "Passes over the training set (2-10; 3 for classification, extraction and QA, 5 for copywriting and "
+                "creative writing). Fractions stop part-way through the last pass."
+            )
+        },
+    )
+    max_steps: int = field(
+        default=0, metadata={"help": "Stop after this many optimizer steps (0: the epochs decide)."}
+    )
+    learning_rate: float = field(
+        default=2e-4,
+        metadata={
+            "help": ("Peak learning rate of the AdamW optimizer (1e-4 to 2e-4 is the usual range for LoRA).")
+        },
+    )
+    lr_scheduler: Literal["cosine", "linear", "constant"] = field(
+        default="cosine",
+        metadata={
+            "help": (
+                "How the learning rate falls after warmup: cosine (to zero), linear (to zero) or constant."
+            )
+        },
+    )
+    warmup_ratio: float = field(
+        default=0.03,
+        metadata={
+            "help": (
+                "Share of the steps during which the learning rate rises linearly from zero to its peak."
+            )
+        },
+    )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay on the LoRA weights."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Clip the gradient norm to this (0: no clipping)."})
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "Clip the gradient norm to this (0: no clipping)."}
+    )
     lora_rank: int = field(default=64, metadata={"help": RANK_TRADE_OFF})
-    lora_alpha: int | None = field(default=None, metadata={"help": (
-        "LoRA alpha (the update is scaled by alpha/rank); empty means equal to the rank.")})
-    lora_dropout: float = field(default=0.0, metadata={"help": (
-        "Dropout on the LoRA input (0 trains fastest; 0.05-0.1 can help on very small data sets).")})
-    target_modules: str | list[str] = field(default="all-linear", metadata={"help": (
-        "Which layers get LoRA: all-linear (every linear layer except the output head) or a list of module names.")})
-    max_length: int = field(default=2048, metadata={"help": (
-        "Longest conversation in tokens. Longer records are left out (truncating would cut off the answers) and "
-        "counted in the run's log.")})
+    lora_alpha: int | None = field(
+        default=None,
+        metadata={
+            "help": ("LoRA alpha (the update is scaled by alpha/rank); empty means equal to the rank.")
+        },
+    )
+    lora_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": (
+                "Dropout on the LoRA input (0 trains fastest; 0.05-0.1 can help on very small data sets)."
+            )
+        },
+    )
+    target_modules: str | list[str] = field(
+        default="all-linear",
+        metadata={
+            "help": (
+                "Which layers get LoRA: all-linear (every linear layer except the output head) or a list of module names."
+            )
+        },
+    )
+    max_length: int = field(
+        default=2048,
+        metadata={
+            "help": (
+                "Longest conversation in tokens. Longer records are left out (truncating would cut off the answers) and "
+                "counted in the run's log."
+            )
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "Conversations per optimizer step."})
-    micro_batch_tokens: int = field(default=4096, metadata={"help": (
-        "Most tokens computed at once: a step's conversations are packed into rows of at most this many tokens "
-        "and their gradients added up (lower it when memory is short; results do not change).")})
-    share_prompts: bool = field(default=True, metadata={"help": (
-        "Compute a prompt shared by several conversations of a step (the same system prompt, the same first "
-        "turns) once, and gather conversations with the same first turn into the same steps (still in random "
-        "order). Exact: the loss and gradients are those of computing each conversation whole; off computes "
-        "every conversation whole.")})
-    seed: int = field(default=42, metadata={"help": "Seed for the LoRA initialisation, the data order and sampling."})
-    eval_every_steps: int = field(default=0, metadata={"help": (
-        "Evaluate (validation loss, task accuracy) every this many steps; 0 evaluates at the end of each epoch.")})
-    eval_accuracy: bool = field(default=True, metadata={"help": (
-        "Generate answers for the validation set and a same-sized sample of the training set at each evaluation "
-        "and score them against the output contracts (categories with a contract only).")})
-    eval_max_records: int = field(default=100, metadata={"help": (
-        "At most this many records per side are generated at each evaluation (a fixed sample beyond that).")})
-    eval_max_new_tokens: int = field(default=256, metadata={"help": (
-        "Longest generated answer at evaluation (capped further by the longest reference answer).")})
-    early_stopping_patience: int = field(default=0, metadata={"help": (
-        "Stop after this many evaluations without a better validation score (0: never stop early). Without it, a "
-        "run on an export with output contracts stops after one evaluation without a better validation accuracy "
-        "and keeps the best checkpoint.")})
-    final_adapter: Literal["best", "last"] = field(default="best", metadata={"help": (
-        "Which weights become the run's adapter: the best checkpoint by validation task accuracy (validation loss "
-        "where no category has a contract), or the last state.")})
-    overfit_gap: float = field(default=0.15, metadata={"help": (
-        "Flag overfitting when training-sample accuracy exceeds validation accuracy by this much.")})
-    save_every_steps: int = field(default=50, metadata={"help": (
-        "Also write a resumable checkpoint every this many steps (0: only at evaluations).")})
-    chat_template: str | None = field(default=None, metadata={"help": (
-        "For models without a chat template: 'plain' (### User / ### Assistant, ending answers with the model's "
-        "end-of-text token), 'chatml', or the path of a Jinja template file. Empty uses the model's own.")})
-    device: str | None = field(default=None, metadata={"help": (
-        "cpu, cuda, cuda:1, mps; empty picks CUDA (bfloat16) when a GPU is present, else the CPU (float32).")})
-    threads: int | None = field(default=None, metadata={"help": (
-        "CPU threads for torch (empty: torch's default, one per core). On a machine other jobs share, fewer "
-        "threads than cores train far more steadily: every parallel step waits for its slowest thread.")})
+    micro_batch_tokens: int = field(
+        default=4096,
+        metadata={
+            "help": (
+                "Most tokens computed at once: a step's conversations are packed into rows of at most this many tokens "
+                "and their gradients added up (lower it when memory is short; results do not change)."
+            )
+        },
+    )
+    share_prompts: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "Compute a prompt shared by several conversations of a step (the same system prompt, the same first "
+                "turns) once, and gather conversations with the same first turn into the same steps (still in random "
+                "order). Exact: the loss and gradients are those of computing each conversation whole; off computes "
+                "every conversation whole."
+            )
+        },
+    )
+    seed: int = field(
+        default=42, metadata={"help": "Seed for the LoRA initialisation, the data order and sampling."}
+    )
+    eval_every_steps: int = field(
+        default=0,
+        metadata={
+            "help": (
+                "Evaluate (validation loss, task accuracy) every this many steps; 0 evaluates at the end of each epoch."
+            )
+        },
+    )
+    eval_accuracy: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "Generate answers for the validation set and a same-sized sample of the training set at each evaluation "
+                "and score them against the output contracts (categories with a contract only)."
+            )
+        },
+    )
+    eval_max_records: int = field(
+        default=100,
+        metadata={
+            "help": (
+                "At most this many records per side are generated at each evaluation (a fixed sample beyond that)."
+            )
+        },
+    )
+    eval_max_new_tokens: int = field(
+        default=256,
+        metadata={
+            "help": (
+                "Longest generated answer at evaluation (capped further by the longest reference answer)."
+            )
+        },
+    )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={
+            "help": (
+                "Stop after this many evaluations without a better validation score (0: never stop early). Without it, a "
+                "run on an export with output contracts stops after one evaluation without a better validation accuracy "
+                "and keeps the best checkpoint."
+            )
+        },
+    )
+    final_adapter: Literal["best", "last"] = field(
+        default="best",
+        metadata={
+            "help": (
+                "Which weights become the run's adapter: the best checkpoint by validation task accuracy (validation loss "
+                "where no category has a contract), or the last state."
+            )
+        },
+    )
+    overfit_gap: float = field(
+        default=0.15,
+        metadata={
+            "help": (
+                "Flag overfitting when training-sample accuracy exceeds validation accuracy by this much."
+            )
+        },
+    )
+    save_every_steps: int = field(
+        default=50,
+        metadata={
+            "help": ("Also write a resumable checkpoint every this many steps (0: only at evaluations).")
+        },
+    )
+    chat_template: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "For models without a chat template: 'plain' (### User / ### Assistant, ending answers with the model's "
+                "end-of-text token), 'chatml', or the path of a Jinja template file. Empty uses the model's own."
+            )
+        },
+    )
+    device: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "cpu, cuda, cuda:1, mps; empty picks CUDA (bfloat16) when a GPU is present, else the CPU (float32)."
+            )
+        },
+    )
+    threads: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "CPU threads for torch (empty: torch's default, one per core). On a machine other jobs share, fewer "
+                "threads than cores train far more steadily: every parallel step waits for its slowest thread."
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -97,11 +235,15 @@ class TrainConfig:
         if self.lora_rank < 1:
             raise WorkbenchError(f"lora_rank must be at least 1, not {self.lora_rank}")
         if not 0 < self.learning_rate < 1:
-            raise WorkbenchError(f"learning_rate {self.learning_rate} is out of range; LoRA usually takes 1e-4 to 2e-4")
+            raise WorkbenchError(
+                f"learning_rate {self.learning_rate} is out of range; LoRA usually takes 1e-4 to 2e-4"
+            )
         if self.batch_size < 1 or self.micro_batch_tokens < 16 or self.max_length < 8:
             raise WorkbenchError("batch_size must be ≥ 1, micro_batch_tokens ≥ 16 and max_length ≥ 8")
         if self.lr_scheduler not in ("cosine", "linear", "constant"):
-            raise WorkbenchError(f"unknown lr_scheduler {self.lr_scheduler!r}: use cosine, linear or constant")
+            raise WorkbenchError(
+                f"unknown lr_scheduler {self.lr_scheduler!r}: use cosine, linear or constant"
+            )
         if self.final_adapter not in ("best", "last"):
             raise WorkbenchError(f"final_adapter must be 'best' or 'last', not {self.final_adapter!r}")
 
@@ -110,7 +252,9 @@ class TrainConfig:
         return self.lora_alpha or self.lora_rank
 
     @classmethod
-    def for_task(cls, task_type: str | None, *, hidden_size: int | None = None, **overrides: Any) -> TrainConfig:
+    def for_task(
+        cls, task_type: str | None, *, hidden_size: int | None = None, **overrides: Any
+    ) -> TrainConfig:
         """The preset for `task_type` (see PRESETS), with `overrides` (None values ignored) on top; with the
         model's `hidden_size`, its rank and epochs sized for the model (see `sized_values`)."""
         preset = preset_values(task_type) if hidden_size is None else sized_values(task_type, hidden_size)
@@ -139,9 +283,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     "copywriting": {"epochs": 5, "lora_rank": 256, "learning_rate": 2e-4},
     "creative": {"epochs": 5, "lora_rank": 256, "learning_rate": 2e-4},
 }
-_ALIASES = {"classify": "classification", "intent": "classification", "labeling": "classification",
-            "extract": "extraction", "ie": "extraction", "question_answering": "qa", "question-answering": "qa",
-            "copy": "copywriting", "marketing": "copywriting", "writing": "creative", "creative_writing": "creative"}
+_ALIASES = {
+    "classify": "classification",
+    "intent": "classification",
+    "labeling": "classification",
+    "extract": "extraction",
+    "ie": "extraction",
+    "question_answering": "qa",
+    "question-answering": "qa",
+    "copy": "copywriting",
+    "marketing": "copywriting",
+    "writing": "creative",
+    "creative_writing": "creative",
+}
 
 
 def preset_name(task_type: str | None) -> str | None:

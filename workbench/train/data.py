@@ -25,6 +25,7 @@ from ..errors import WorkbenchError
 
 # --- the export folder -------------------------------------------------------------------------------
 
+
 @dataclass
 class ExportData:
     """An export folder as the trainer reads it."""
@@ -49,8 +50,10 @@ def read_export(folder: str | Path) -> ExportData:
     folder = Path(folder).expanduser().resolve()
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
-        raise WorkbenchError(f"{folder} is not an export folder (it has no manifest.json); "
-                             f"make one with `workbench export --name NAME`")
+        raise WorkbenchError(
+            f"{folder} is not an export folder (it has no manifest.json); "
+            f"make one with `workbench export --name NAME`"
+        )
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -67,8 +70,10 @@ def read_export(folder: str | Path) -> ExportData:
 def _read_jsonl(path: Path, *, required: bool) -> list[dict]:
     if not path.is_file():
         if required:
-            raise WorkbenchError(f"{path} is missing: the trainer reads train.jsonl (messages format) from the "
-                                 f"export folder; export with --format messages")
+            raise WorkbenchError(
+                f"{path} is missing: the trainer reads train.jsonl (messages format) from the "
+                f"export folder; export with --format messages"
+            )
         return []
     records = []
     with path.open(encoding="utf-8") as f:
@@ -78,7 +83,9 @@ def _read_jsonl(path: Path, *, required: bool) -> list[dict]:
             try:
                 record = json.loads(line)
             except ValueError as exc:
-                raise WorkbenchError(f"{path}, line {line_no}: not valid JSON ({exc}); export the set again") from None
+                raise WorkbenchError(
+                    f"{path}, line {line_no}: not valid JSON ({exc}); export the set again"
+                ) from None
             if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
                 raise WorkbenchError(f"{path}, line {line_no}: a record needs a 'messages' list")
             record.setdefault("_line", line_no)
@@ -87,6 +94,7 @@ def _read_jsonl(path: Path, *, required: bool) -> list[dict]:
 
 
 # --- tokenising with the loss mask ---------------------------------------------------------------------
+
 
 @dataclass
 class Example:
@@ -148,8 +156,9 @@ class ChatEncoder:
         self.eos_id = tokenizer.eos_token_id
 
     def render(self, messages: list[dict], *, generation: bool, tools: Any = None) -> str:
-        return self.tok.apply_chat_template(messages, tools=tools or None, tokenize=False,
-                                            add_generation_prompt=generation)
+        return self.tok.apply_chat_template(
+            messages, tools=tools or None, tokenize=False, add_generation_prompt=generation
+        )
 
     def tokens(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
@@ -168,8 +177,9 @@ class ChatEncoder:
             # differently as it grows; then only the final answer can be located and trained.
             last = answers[-1]
             if weights_per_message[last] <= 0:
-                raise SkipRecord("the chat template rewrites earlier turns and the final answer has loss_weight 0") \
-                    from None
+                raise SkipRecord(
+                    "the chat template rewrites earlier turns and the final answer has loss_weight 0"
+                ) from None
             return self._encode_turns(msgs[: last + 1], [last], weights_per_message, tools, only_last=True)
 
     def _encode_turns(self, msgs, answers, weights_per_message, tools, only_last=False):
@@ -181,13 +191,15 @@ class ChatEncoder:
             full = self.render(msgs[: i + 1], generation=False, tools=tools)
             if not prompt.startswith(done) or not full.startswith(prompt):
                 if only_last:
-                    raise SkipRecord("the chat template renders the conversation differently with and without "
-                                     "its answer, so the answer tokens cannot be located")
+                    raise SkipRecord(
+                        "the chat template renders the conversation differently with and without "
+                        "its answer, so the answer tokens cannot be located"
+                    )
                 raise _PrefixMismatch
-            head = self.tokens(prompt[len(done):])
+            head = self.tokens(prompt[len(done) :])
             ids += head
             weights += [0.0] * len(head)
-            answer = full[len(prompt):]
+            answer = full[len(prompt) :]
             if msgs[i].get("tool_calls") and not _renders_tool_calls(answer, msgs[i]["tool_calls"]):
                 raise SkipRecord("the chat template does not render the assistant's tool calls")
             answer_ids = self.tokens(answer)
@@ -204,7 +216,7 @@ class ChatEncoder:
         gets the end-of-text token appended, so the tuned model still learns to stop."""
         for j, token in enumerate(answer_ids):
             if token in self.end_of_turn_ids:
-                return answer_ids[: j + 1], answer_ids[j + 1:]
+                return answer_ids[: j + 1], answer_ids[j + 1 :]
         if self.eos_id is None:
             return answer_ids, []
         return answer_ids + [self.eos_id], []
@@ -221,13 +233,13 @@ class ChatEncoder:
             prompt = self.render(msgs[:i], generation=True, tools=tools)
             if not prompt.startswith(done):  # a history-rewriting template: one piece, as inference sees it
                 return self.tokens(prompt)
-            ids += self.tokens(prompt[len(done):])
+            ids += self.tokens(prompt[len(done) :])
             if i == cut:
                 break
             full = self.render(msgs[: i + 1], generation=False, tools=tools)
             if not full.startswith(prompt):
                 return self.tokens(self.render(msgs[:cut], generation=True, tools=tools))
-            ids += self.tokens(full[len(prompt):])
+            ids += self.tokens(full[len(prompt) :])
             done = full
         return ids
 
@@ -237,7 +249,9 @@ class _PrefixMismatch(Exception):
 
 
 def _renders_tool_calls(answer: str, tool_calls: Any) -> bool:
-    names = [((c.get("function") or {}).get("name") or c.get("name")) for c in tool_calls if isinstance(c, dict)]
+    names = [
+        ((c.get("function") or {}).get("name") or c.get("name")) for c in tool_calls if isinstance(c, dict)
+    ]
     return all(name and name in answer for name in names) if names else True
 
 
@@ -294,8 +308,11 @@ def render_mask(tokenizer, example: Example, *, open_mark: str = "⟦", close_ma
         if token is None or w != current:
             if run:
                 text = tokenizer.decode(run)
-                pieces.append(text if current is None
-                              else open_mark + ("" if current == 1 else f"{current:g}|") + text + close_mark)
+                pieces.append(
+                    text
+                    if current is None
+                    else open_mark + ("" if current == 1 else f"{current:g}|") + text + close_mark
+                )
             run, current = [], w
         if token is not None:
             run.append(token)
@@ -319,8 +336,10 @@ def token_pieces(tokenizer, ids: Sequence[int]) -> list[tuple[str, int]]:
 
 # --- batches -------------------------------------------------------------------------------------------
 
-def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int,
-                  keys: Sequence[Hashable] | None = None) -> list[list[int]]:
+
+def epoch_batches(
+    n_examples: int, batch_size: int, seed: int, epoch: int, keys: Sequence[Hashable] | None = None
+) -> list[list[int]]:
     """The steps of one epoch: a shuffled order (the same for the same seed and epoch, so a resumed run
     sees the same batches) cut into batches of `batch_size` (the last may be smaller).
 
@@ -334,22 +353,24 @@ def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int,
     order = list(range(n_examples))
     rng.shuffle(order)
     if keys is None:
-        return [order[i:i + batch_size] for i in range(0, n_examples, batch_size)]
+        return [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
     by_key: dict[Hashable, list[int]] = {}
     for i in order:
         by_key.setdefault(keys[i], []).append(i)
     batches, rest = [], []
     for members in by_key.values():
         full = len(members) - len(members) % batch_size
-        batches += [members[i:i + batch_size] for i in range(0, full, batch_size)]
+        batches += [members[i : i + batch_size] for i in range(0, full, batch_size)]
         rest += members[full:]
     rng.shuffle(rest)
-    batches += [rest[i:i + batch_size] for i in range(0, len(rest), batch_size)]
+    batches += [rest[i : i + batch_size] for i in range(0, len(rest), batch_size)]
     rng.shuffle(batches)
     return batches
 
 
-def first_turn_keys(examples: Sequence[Example], end_of_turn_ids: Iterable[int], *, limit: int = 4096) -> list[tuple]:
+def first_turn_keys(
+    examples: Sequence[Example], end_of_turn_ids: Iterable[int], *, limit: int = 4096
+) -> list[tuple]:
     """Each example's tokens through its first end-of-turn token (its system prompt, or first message): the
     key `epoch_batches` gathers steps by."""
     ends = set(end_of_turn_ids)
@@ -386,8 +407,14 @@ class MaskPreview:
     marked_text: str
 
 
-def preview_mask(export_dir: str | Path, *, base_model: str | None = None, chat_template: str | None = None,
-                 record_id: Any = None, models_dir: Path | None = None) -> MaskPreview:
+def preview_mask(
+    export_dir: str | Path,
+    *,
+    base_model: str | None = None,
+    chat_template: str | None = None,
+    record_id: Any = None,
+    models_dir: Path | None = None,
+) -> MaskPreview:
     """Tokenise one training record (the first, or the one with `record_id`) and mark what the loss sees."""
     from ..models import end_of_turn_ids, load_chat_tokenizer
 

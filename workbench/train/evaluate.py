@@ -24,8 +24,9 @@ from .packing import batch_loss, pack
 
 
 @torch.no_grad()
-def validation_loss(model, examples: Sequence[Example], *, max_tokens: int, device, packed: bool = True,
-                    autocast=None) -> float | None:
+def validation_loss(
+    model, examples: Sequence[Example], *, max_tokens: int, device, packed: bool = True, autocast=None
+) -> float | None:
     """Mean weighted cross-entropy over the trained tokens of `examples` (None when there are none)."""
     if not examples:
         return None
@@ -93,13 +94,22 @@ class AccuracyResult:
         return self.valid / self.n if self.n else 0.0
 
     def as_dict(self) -> dict:
-        return {"n": self.n, "correct": self.correct, "valid": self.valid, "accuracy": round(self.accuracy, 4),
-                "valid_rate": round(self.valid_rate, 4), "by_category": self.by_category, "misses": self.misses}
+        return {
+            "n": self.n,
+            "correct": self.correct,
+            "valid": self.valid,
+            "accuracy": round(self.accuracy, 4),
+            "valid_rate": round(self.valid_rate, 4),
+            "by_category": self.by_category,
+            "misses": self.misses,
+        }
 
 
 def scorable(records: Sequence[dict], contracts: dict[str, Contract]) -> list[dict]:
     """The records task accuracy can score: a category with a contract and a final assistant answer."""
-    return [r for r in records if r.get("category") in contracts and reference_answer(r["messages"]) is not None]
+    return [
+        r for r in records if r.get("category") in contracts and reference_answer(r["messages"]) is not None
+    ]
 
 
 def sample(records: Sequence[dict], n: int, seed: int) -> list[dict]:
@@ -110,19 +120,34 @@ def sample(records: Sequence[dict], n: int, seed: int) -> list[dict]:
     return [records[i] for i in sorted(rng.sample(range(len(records)), n))]
 
 
-def generate_answers(model, encoder: ChatEncoder, records: Sequence[dict], *, max_new_tokens: int, device,
-                     batch_size: int = 16) -> list[str]:
+def generate_answers(
+    model, encoder: ChatEncoder, records: Sequence[dict], *, max_new_tokens: int, device, batch_size: int = 16
+) -> list[str]:
     """Greedy answers to each record's final assistant turn, batched, the shared system prompt computed once
     (see workbench.generation)."""
     prompts = [encoder.prompt_ids(r["messages"], r.get("tools")) for r in records]
     pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
-    generated = generate_greedy(model, prompts, max_new_tokens=max_new_tokens, stop_ids=sorted(encoder.end_of_turn_ids),
-                                pad_id=pad, device=device, batch_size=batch_size)
+    generated = generate_greedy(
+        model,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        stop_ids=sorted(encoder.end_of_turn_ids),
+        pad_id=pad,
+        device=device,
+        batch_size=batch_size,
+    )
     return [encoder.tok.decode(g.ids, skip_special_tokens=True) for g in generated]
 
 
-def task_accuracy(model, encoder: ChatEncoder, records: Sequence[dict], contracts: dict[str, Contract], *,
-                  max_new_tokens: int, device) -> AccuracyResult:
+def task_accuracy(
+    model,
+    encoder: ChatEncoder,
+    records: Sequence[dict],
+    contracts: dict[str, Contract],
+    *,
+    max_new_tokens: int,
+    device,
+) -> AccuracyResult:
     """Generate and score the answers of `records` (each must be scorable, see `scorable`)."""
     references = [reference_answer(r["messages"]) or "" for r in records]
     longest = max((len(encoder.tokens(ref)) for ref in references), default=1)
@@ -140,8 +165,14 @@ def task_accuracy(model, encoder: ChatEncoder, records: Sequence[dict], contract
         cell[0] += 1
         cell[1] += ok
         if not ok and len(result.misses) < 5:
-            result.misses.append({"id": record.get("id"), "category": record["category"], "answer": answer[:200],
-                                  "reference": reference[:200]})
+            result.misses.append(
+                {
+                    "id": record.get("id"),
+                    "category": record["category"],
+                    "answer": answer[:200],
+                    "reference": reference[:200],
+                }
+            )
     return result
 
 
@@ -159,18 +190,23 @@ def overfitting_warnings(evals: Sequence[dict], gap: float) -> list[str]:
         warnings.append(
             f"overfitting: at step {last['step']} the adapter answers {train_acc:.0%} of a training sample right "
             f"but only {val_acc:.0%} of the validation set (gap {train_acc - val_acc:.0%} ≥ {gap:.0%}); it memorises "
-            f"rather than generalises. Use the best checkpoint, fewer epochs, a lower rank, or more varied data.")
+            f"rather than generalises. Use the best checkpoint, fewer epochs, a lower rank, or more varied data."
+        )
     with_loss = [e for e in evals if e.get("val_loss") is not None]
     if len(with_loss) >= 2:
         best = min(with_loss, key=lambda e: e["val_loss"])
         end = with_loss[-1]
-        fell = (best.get("train_loss") is not None and end.get("train_loss") is not None
-                and end["train_loss"] < best["train_loss"])
+        fell = (
+            best.get("train_loss") is not None
+            and end.get("train_loss") is not None
+            and end["train_loss"] < best["train_loss"]
+        )
         if end is not best and end["val_loss"] > best["val_loss"] * 1.05 and fell:
             warnings.append(
                 f"overfitting: validation loss rose from {best['val_loss']:.3f} (step {best['step']}) to "
                 f"{end['val_loss']:.3f} (step {end['step']}) while training loss fell from {best['train_loss']:.3f} "
-                f"to {end['train_loss']:.3f}. The best checkpoint (step {best['step']} by loss) generalises better.")
+                f"to {end['train_loss']:.3f}. The best checkpoint (step {best['step']} by loss) generalises better."
+            )
     return warnings
 
 

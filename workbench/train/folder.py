@@ -106,8 +106,15 @@ class RunFolder:
 
     def start_status(self, total_steps: int | None = None) -> dict:
         """Mark the run as running in this process (pid and host let others see whether it is alive)."""
-        return self.update_status(state="running", pid=os.getpid(), host=socket.gethostname(), started_at=now_iso(),
-                                  finished_at=None, error=None, total_steps=total_steps)
+        return self.update_status(
+            state="running",
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started_at=now_iso(),
+            finished_at=None,
+            error=None,
+            total_steps=total_steps,
+        )
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -143,7 +150,11 @@ class RunFolder:
         """Complete checkpoints, oldest first (a checkpoint is complete once its checkpoint.json exists)."""
         if not self.checkpoints.is_dir():
             return []
-        found = [p for p in self.checkpoints.iterdir() if p.name.startswith("step-") and (p / "checkpoint.json").exists()]
+        found = [
+            p
+            for p in self.checkpoints.iterdir()
+            if p.name.startswith("step-") and (p / "checkpoint.json").exists()
+        ]
         return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
     def cancel_requested(self) -> bool:
@@ -226,7 +237,9 @@ def adapter_problem(adapter: Path, *, tokenizer: bool = True) -> str | None:
 
     if not adapter.is_dir():
         return f"there is no folder {adapter}"
-    needed = ("adapter_config.json", "adapter_model.safetensors") + (("tokenizer_config.json",) if tokenizer else ())
+    needed = ("adapter_config.json", "adapter_model.safetensors") + (
+        ("tokenizer_config.json",) if tokenizer else ()
+    )
     for name in needed:
         if not (adapter / name).is_file():
             return f"{name} is missing"

@@ -85,9 +85,17 @@ class _State:
     recent_losses: list[float] = field(default_factory=list)  # the last 20 steps', for the summary
 
 
-def train(export_dir: str | Path, config: TrainConfig, run_dir: str | Path, progress: Progress | None = None, *,
-          init_adapter: str | Path | None = None, resume: bool = False,
-          should_stop: Callable[[], bool] | None = None, models_dir: Path | None = None) -> TrainResult:
+def train(
+    export_dir: str | Path,
+    config: TrainConfig,
+    run_dir: str | Path,
+    progress: Progress | None = None,
+    *,
+    init_adapter: str | Path | None = None,
+    resume: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    models_dir: Path | None = None,
+) -> TrainResult:
     """Train a LoRA adapter on an export folder; everything the run produces goes into `run_dir`.
 
     init_adapter: an earlier run's adapter to continue training (None: a fresh adapter).
@@ -102,23 +110,43 @@ def train(export_dir: str | Path, config: TrainConfig, run_dir: str | Path, prog
         if process_rank() == 0:
             for done in sweep_unfinished_folders(folder.path) + sweep_unfinished_folders(folder.checkpoints):
                 folder.log(f"cleaned up after an earlier process that was stopped while writing: {done}")
-        result = _train(folder, Path(export_dir), config, progress or (lambda *a: None), init_adapter, resume,
-                        should_stop or folder.cancel_requested, models_dir)
+        result = _train(
+            folder,
+            Path(export_dir),
+            config,
+            progress or (lambda *a: None),
+            init_adapter,
+            resume,
+            should_stop or folder.cancel_requested,
+            models_dir,
+        )
     except Cancelled as exc:
         folder.log(f"cancelled: {exc}")
         folder.update_status(state="cancelled", phase=None, finished_at=now_iso(), error=str(exc))
         raise
     except BaseException as exc:
         folder.log(f"failed: {type(exc).__name__}: {exc}")
-        folder.update_status(state="failed", phase=None, finished_at=now_iso(),
-                             error=str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}")
+        folder.update_status(
+            state="failed",
+            phase=None,
+            finished_at=now_iso(),
+            error=str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}",
+        )
         raise
     folder.update_status(state="done", phase=None, finished_at=now_iso(), step=result.steps)
     return result
 
 
-def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: Progress, init_adapter, resume: bool,
-           should_stop: Callable[[], bool], models_dir) -> TrainResult:
+def _train(
+    folder: RunFolder,
+    export_dir: Path,
+    config: TrainConfig,
+    progress: Progress,
+    init_adapter,
+    resume: bool,
+    should_stop: Callable[[], bool],
+    models_dir,
+) -> TrainResult:
     from accelerate import Accelerator
     from transformers import get_scheduler
 
@@ -126,7 +154,9 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     if config.threads:
         torch.set_num_threads(config.threads)
     device, dtype = pick_device(config.device)
-    accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if dtype == torch.bfloat16 else "no")
+    accelerator = Accelerator(
+        cpu=device == "cpu", mixed_precision="bf16" if dtype == torch.bfloat16 else "no"
+    )
     main_process = accelerator.is_main_process
     say = folder.log if main_process else (lambda message: None)
     torch.manual_seed(config.seed)
@@ -140,11 +170,18 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     val_set = encode_records(encoder, export.val, config.max_length)
     say(f"export {export.name} ({export.folder}), hash {export.hash}")
     for split, records, encoded in (("train", export.train, train_set), ("val", export.val, val_set)):
-        say(f"{split}: {len(records)} records -> {len(encoded.examples)} examples, {encoded.tokens:,} tokens"
-            + "".join(f"; left out {n}: {why} (lines {encoded.skipped_lines[why]})" for why, n in encoded.skipped.items()))
+        say(
+            f"{split}: {len(records)} records -> {len(encoded.examples)} examples, {encoded.tokens:,} tokens"
+            + "".join(
+                f"; left out {n}: {why} (lines {encoded.skipped_lines[why]})"
+                for why, n in encoded.skipped.items()
+            )
+        )
     if not train_set.examples:
-        raise WorkbenchError(f"nothing to train on in {export.folder}/train.jsonl: "
-                             + ("; ".join(f"{n} {why}" for why, n in train_set.skipped.items()) or "it is empty"))
+        raise WorkbenchError(
+            f"nothing to train on in {export.folder}/train.jsonl: "
+            + ("; ".join(f"{n} {why}" for why, n in train_set.skipped.items()) or "it is empty")
+        )
     scored_val = sample(scorable(export.val, export.contracts), config.eval_max_records, config.seed)
     scored_train = sample(scorable(export.train, export.contracts), len(scored_val), config.seed + 1)
     scored_val = [r for r in scored_val if _fits(encoder, r, config.max_length)]
@@ -154,8 +191,10 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     # --- model
     started = time.perf_counter()
     model = load_causal_lm(config.base_model, models_dir, dtype=dtype)
-    say(f"base model {resolve_model(config.base_model, models_dir)} loaded in {time.perf_counter() - started:.1f} s "
-        f"({device}, {str(dtype).replace('torch.', '')}, {torch.get_num_threads()} CPU threads)")
+    say(
+        f"base model {resolve_model(config.base_model, models_dir)} loaded in {time.perf_counter() - started:.1f} s "
+        f"({device}, {str(dtype).replace('torch.', '')}, {torch.get_num_threads()} CPU threads)"
+    )
     packed, why_not = supports_packing(model.config)
     if packed:
         register_packed_attention()
@@ -167,33 +206,65 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     steps_per_epoch = math.ceil(len(train_set.examples) / config.batch_size)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     warmup = int(config.warmup_ratio * total_steps)
-    scheduler = get_scheduler(SCHEDULERS[config.lr_scheduler], optimizer, num_warmup_steps=warmup,
-                              num_training_steps=total_steps)
+    scheduler = get_scheduler(
+        SCHEDULERS[config.lr_scheduler], optimizer, num_warmup_steps=warmup, num_training_steps=total_steps
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     state = _State()
     if resume:
         state = _load_checkpoint(folder, accelerator.unwrap_model(model), optimizer, scheduler, say)
-    folder.update_status(total_steps=total_steps, steps_per_epoch=steps_per_epoch, phase="training",
-                         step=state.step, train_examples=len(train_set.examples), val_examples=len(val_set.examples))
-    say(f"training {total_steps} steps ({total_steps / steps_per_epoch:.2f} epochs of {steps_per_epoch}), "
+    folder.update_status(
+        total_steps=total_steps,
+        steps_per_epoch=steps_per_epoch,
+        phase="training",
+        step=state.step,
+        train_examples=len(train_set.examples),
+        val_examples=len(val_set.examples),
+    )
+    say(
+        f"training {total_steps} steps ({total_steps / steps_per_epoch:.2f} epochs of {steps_per_epoch}), "
         f"batch {config.batch_size}, lr {config.learning_rate:g} ({config.lr_scheduler}, {warmup} warmup steps), "
         f"{sum(p.numel() for p in trainable):,} trainable parameters"
-        + (f"; accuracy on {len(scored_val)} validation and {len(scored_train)} training records" if use_accuracy
-           else ""))
+        + (
+            f"; accuracy on {len(scored_val)} validation and {len(scored_train)} training records"
+            if use_accuracy
+            else ""
+        )
+    )
 
     def evaluate(step: int) -> dict:
         folder.update_status(phase="evaluating")
         unwrapped = accelerator.unwrap_model(model)
-        row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "kind": "eval",
-               "train_loss": _mean(state.loss_since_eval),
-               "val_loss": validation_loss(unwrapped, val_set.examples, max_tokens=config.micro_batch_tokens,
-                                           device=accelerator.device, packed=packed, autocast=accelerator.autocast)}
+        row = {
+            "step": step,
+            "epoch": round(step / steps_per_epoch, 4),
+            "kind": "eval",
+            "train_loss": _mean(state.loss_since_eval),
+            "val_loss": validation_loss(
+                unwrapped,
+                val_set.examples,
+                max_tokens=config.micro_batch_tokens,
+                device=accelerator.device,
+                packed=packed,
+                autocast=accelerator.autocast,
+            ),
+        }
         if use_accuracy:
             for side, records in (("val", scored_val), ("train", scored_train)):
                 if records:
-                    acc = task_accuracy(unwrapped, encoder, records, export.contracts,
-                                        max_new_tokens=config.eval_max_new_tokens, device=accelerator.device)
-                    row[f"{side}_accuracy"], row[f"{side}_valid"], row[f"{side}_n"] = acc.accuracy, acc.valid_rate, acc.n
+                    acc = task_accuracy(
+                        unwrapped,
+                        encoder,
+                        records,
+                        export.contracts,
+                        max_new_tokens=config.eval_max_new_tokens,
+                        device=accelerator.device,
+                    )
+                    row[f"{side}_accuracy"], row[f"{side}_valid"], row[f"{side}_n"] = (
+                        acc.accuracy,
+                        acc.valid_rate,
+                        acc.n,
+                    )
                     row[f"{side}_detail"] = acc.as_dict()
         state.loss_since_eval = []
         folder.update_status(phase="training")
@@ -204,8 +275,10 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     share = config.share_prompts and packed
     keys = first_turn_keys(train_set.examples, encoder.end_of_turn_ids) if share else None
     if keys:
-        say(f"shared prompts: on; {len(set(keys))} distinct first turns among {len(keys)} conversations, steps "
-            f"gathered by them")
+        say(
+            f"shared prompts: on; {len(set(keys))} distinct first turns among {len(keys)} conversations, steps "
+            f"gathered by them"
+        )
     stopped_early = False
     world, rank = accelerator.num_processes, accelerator.process_index
     window: list[tuple[float, int]] = []
@@ -215,8 +288,9 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
     while state.step < total_steps:
         epoch, index = divmod(state.step, steps_per_epoch)
         if epoch not in batches_of_epoch:
-            batches_of_epoch = {epoch: epoch_batches(len(train_set.examples), config.batch_size, config.seed, epoch,
-                                                    keys)}
+            batches_of_epoch = {
+                epoch: epoch_batches(len(train_set.examples), config.batch_size, config.seed, epoch, keys)
+            }
         batch = [train_set.examples[i] for i in batches_of_epoch[epoch][index]]
         lr = scheduler.get_last_lr()[0]  # the rate this step uses
         t0 = time.perf_counter()
@@ -230,15 +304,28 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
         state.recent_losses = (state.recent_losses + [loss])[-20:]
         window = (window + [(seconds, batch_tokens)])[-20:]
         tokens_per_s = sum(n for _, n in window) / max(1e-9, sum(s for s, _ in window))
-        row = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 4), "loss": round(loss, 5),
-               "lr": lr, "tokens": batch_tokens, "tokens_per_s": round(tokens_per_s, 1), "step_s": round(seconds, 3)}
+        row = {
+            "step": state.step,
+            "epoch": round(state.step / steps_per_epoch, 4),
+            "loss": round(loss, 5),
+            "lr": lr,
+            "tokens": batch_tokens,
+            "tokens_per_s": round(tokens_per_s, 1),
+            "step_s": round(seconds, 3),
+        }
         elapsed = time.perf_counter() - loop_started
         eta = elapsed / (state.step - first_step) * (total_steps - state.step)
         smooth = round(_mean(state.recent_losses), 5)  # one step's loss jumps with its batch: show the trend
         if main_process:
             folder.append_metrics(row)
-            folder.update_status(step=state.step, epoch=row["epoch"], loss=smooth, lr=lr,
-                                 tokens_per_s=row["tokens_per_s"], eta_s=round(eta, 1))
+            folder.update_status(
+                step=state.step,
+                epoch=row["epoch"],
+                loss=smooth,
+                lr=lr,
+                tokens_per_s=row["tokens_per_s"],
+                eta_s=round(eta, 1),
+            )
         progress(state.step, total_steps, {**row, "loss": smooth, "phase": "training", "eta_s": eta})
 
         at_epoch_end = state.step % steps_per_epoch == 0
@@ -249,19 +336,30 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
                 scores = evaluate(state.step)
                 improved = _is_better(scores, state.best)
                 if improved:
-                    state.best = {k: scores.get(k) for k in ("step", "val_loss", "val_accuracy", "train_accuracy")}
+                    state.best = {
+                        k: scores.get(k) for k in ("step", "val_loss", "val_accuracy", "train_accuracy")
+                    }
                     state.evals_since_best = 0
                 else:
                     state.evals_since_best += 1
                 scores["best"] = improved
                 state.evals.append({k: v for k, v in scores.items() if not k.endswith("_detail")})
                 folder.append_metrics(scores)
-                say("eval at step {step}: val loss {vl}, val accuracy {va}, train accuracy {ta}{b}".format(
-                    step=state.step, vl=_fmt(scores.get("val_loss")), va=_fmt(scores.get("val_accuracy")),
-                    ta=_fmt(scores.get("train_accuracy")), b=" (best so far)" if improved else ""))
+                say(
+                    "eval at step {step}: val loss {vl}, val accuracy {va}, train accuracy {ta}{b}".format(
+                        step=state.step,
+                        vl=_fmt(scores.get("val_loss")),
+                        va=_fmt(scores.get("val_accuracy")),
+                        ta=_fmt(scores.get("train_accuracy")),
+                        b=" (best so far)" if improved else "",
+                    )
+                )
                 _save_checkpoint(folder, accelerator.unwrap_model(model), optimizer, scheduler, state)
                 folder.update_status(best=state.best)
-                stop = bool(config.early_stopping_patience) and state.evals_since_best >= config.early_stopping_patience
+                stop = (
+                    bool(config.early_stopping_patience)
+                    and state.evals_since_best >= config.early_stopping_patience
+                )
             else:
                 stop = False
             stop = _broadcast(stop, accelerator)
@@ -274,7 +372,9 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
         if _broadcast(should_stop(), accelerator):
             if main_process:
                 _save_checkpoint(folder, accelerator.unwrap_model(model), optimizer, scheduler, state)
-            raise Cancelled(f"stopped at step {state.step} of {total_steps}; `workbench train --resume` continues it")
+            raise Cancelled(
+                f"stopped at step {state.step} of {total_steps}; `workbench train --resume` continues it"
+            )
 
     # --- the adapter
     accelerator.wait_for_everyone()
@@ -300,27 +400,44 @@ def _train(folder: RunFolder, export_dir: Path, config: TrainConfig, progress: P
         say(f"adapter ({adapter_from}) written to {folder.adapter}")
     last_eval = state.evals[-1] if state.evals else {}
     result = TrainResult(
-        run_dir=folder.path, state="done", steps=state.step, total_steps=total_steps,
-        epochs=round(state.step / steps_per_epoch, 4), train_loss=_mean(state.recent_losses),
-        val_loss=last_eval.get("val_loss"), val_accuracy=last_eval.get("val_accuracy"),
-        train_accuracy=last_eval.get("train_accuracy"), best=state.best, adapter_dir=folder.adapter,
-        adapter_from=adapter_from, tokens=state.tokens, train_seconds=round(state.train_seconds, 2),
+        run_dir=folder.path,
+        state="done",
+        steps=state.step,
+        total_steps=total_steps,
+        epochs=round(state.step / steps_per_epoch, 4),
+        train_loss=_mean(state.recent_losses),
+        val_loss=last_eval.get("val_loss"),
+        val_accuracy=last_eval.get("val_accuracy"),
+        train_accuracy=last_eval.get("train_accuracy"),
+        best=state.best,
+        adapter_dir=folder.adapter,
+        adapter_from=adapter_from,
+        tokens=state.tokens,
+        train_seconds=round(state.train_seconds, 2),
         tokens_per_s=round(state.tokens / state.train_seconds, 1) if state.train_seconds else 0.0,
-        warnings=result_warnings, stopped_early=stopped_early)
+        warnings=result_warnings,
+        stopped_early=stopped_early,
+    )
     if main_process:
         from .folder import write_json_atomic
 
-        write_json_atomic(folder.report_path, {**result.as_dict(), "evals": state.evals, "config": config.to_dict(),
-                                               "export": {"folder": str(export.folder), "name": export.name,
-                                                          "hash": export.hash},
-                                               "skipped": {"train": dict(train_set.skipped),
-                                                           "val": dict(val_set.skipped)}})
+        write_json_atomic(
+            folder.report_path,
+            {
+                **result.as_dict(),
+                "evals": state.evals,
+                "config": config.to_dict(),
+                "export": {"folder": str(export.folder), "name": export.name, "hash": export.hash},
+                "skipped": {"train": dict(train_set.skipped), "val": dict(val_set.skipped)},
+            },
+        )
         folder.update_status(warnings=result_warnings, adapter=str(folder.adapter), adapter_from=adapter_from)
     return result
 
 
-def _train_step(model, optimizer, scheduler, accelerator, batch, config: TrainConfig, packed: bool, world: int,
-                rank: int) -> float:
+def _train_step(
+    model, optimizer, scheduler, accelerator, batch, config: TrainConfig, packed: bool, world: int, rank: int
+) -> float:
     """One optimizer step over `batch`; returns its loss (weighted mean cross-entropy over trained tokens).
 
     The loss is normalised by the trained tokens of the whole step, so splitting the step into
@@ -360,16 +477,27 @@ def _attach_lora(model, config: TrainConfig, init_adapter, say):
         if init_adapter:
             problem = adapter_problem(Path(init_adapter), tokenizer=False)
             if problem:
-                raise WorkbenchError(f"the adapter {init_adapter} to continue is incomplete: {problem}. It was "
-                                     f"probably cut short while being written; continue from a finished run's adapter")
+                raise WorkbenchError(
+                    f"the adapter {init_adapter} to continue is incomplete: {problem}. It was "
+                    f"probably cut short while being written; continue from a finished run's adapter"
+                )
             model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
             rank = model.peft_config["default"].r
-            say(f"continuing the adapter {init_adapter} (rank {rank} as it was trained; lora_rank is not applied)")
+            say(
+                f"continuing the adapter {init_adapter} (rank {rank} as it was trained; lora_rank is not applied)"
+            )
             return model
         torch.manual_seed(config.seed)
-        lora = LoraConfig(r=config.lora_rank, lora_alpha=config.alpha, lora_dropout=config.lora_dropout,
-                          target_modules=config.target_modules, task_type="CAUSAL_LM")
-        say(f"fresh LoRA adapter: rank {config.lora_rank}, alpha {config.alpha}, targets {config.target_modules}")
+        lora = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=config.alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.target_modules,
+            task_type="CAUSAL_LM",
+        )
+        say(
+            f"fresh LoRA adapter: rank {config.lora_rank}, alpha {config.alpha}, targets {config.target_modules}"
+        )
         return get_peft_model(model, lora)
 
 
@@ -382,6 +510,7 @@ def _is_better(scores: dict, best: dict | None) -> bool:
         acc = s.get("val_accuracy")
         loss = s.get("val_loss")
         return (acc if acc is not None else -1.0, -(loss if loss is not None else math.inf))
+
     return key(scores) > key(best)
 
 
@@ -394,9 +523,18 @@ def _save_checkpoint(folder: RunFolder, model, optimizer, scheduler, state: _Sta
     target = folder.checkpoints / f"step-{state.step:06d}"
     with written_whole(target) as tmp:
         model.save_pretrained(tmp)
-        save_trainer_state(tmp, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                 "rng": torch.get_rng_state(), "state": dict(state.__dict__)})
-        (tmp / "checkpoint.json").write_text(json.dumps({"step": state.step, "best": state.best}), encoding="utf-8")
+        save_trainer_state(
+            tmp,
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "state": dict(state.__dict__),
+            },
+        )
+        (tmp / "checkpoint.json").write_text(
+            json.dumps({"step": state.step, "best": state.best}), encoding="utf-8"
+        )
     keep = {target.name} | ({f"step-{state.best['step']:06d}"} if state.best else set())
     for old in folder.checkpoints.iterdir():
         if old.name not in keep:
@@ -441,4 +579,3 @@ def _mean(values: list[float]) -> float | None:
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
-

@@ -82,11 +82,32 @@ class PackedBatch:
         def move(t):
             return t.to(device, non_blocking=True) if t is not None else None
 
-        groups = [AttentionGroup(g.start, g.end, g.batch, g.length, move(g.pad_index), move(g.unpad_index),
-                                 g.key_length, move(g.key_index), move(g.mask)) for g in self.groups]
-        return PackedBatch(move(self.input_ids), move(self.position_ids), move(self.positions), move(self.targets),
-                           move(self.weights), groups, self.lengths, move(self.restore), self.examples,
-                           self.shared_tokens)
+        groups = [
+            AttentionGroup(
+                g.start,
+                g.end,
+                g.batch,
+                g.length,
+                move(g.pad_index),
+                move(g.unpad_index),
+                g.key_length,
+                move(g.key_index),
+                move(g.mask),
+            )
+            for g in self.groups
+        ]
+        return PackedBatch(
+            move(self.input_ids),
+            move(self.position_ids),
+            move(self.positions),
+            move(self.targets),
+            move(self.weights),
+            groups,
+            self.lengths,
+            move(self.restore),
+            self.examples,
+            self.shared_tokens,
+        )
 
 
 # A prefix is laid once when at least this many leading tokens are the same: below that, the extra
@@ -94,7 +115,9 @@ class PackedBatch:
 MIN_SHARED_TOKENS = 16
 
 
-def shared_prefixes(examples: Sequence[Example], min_tokens: int = MIN_SHARED_TOKENS) -> list[tuple[int, list[int]]]:
+def shared_prefixes(
+    examples: Sequence[Example], min_tokens: int = MIN_SHARED_TOKENS
+) -> list[tuple[int, list[int]]]:
     """(prefix length, member indices) for the conversations of `examples` that begin with the same tokens.
 
     Conversations are sorted by their tokens and neighbours sharing at least `min_tokens` leading tokens form a
@@ -125,8 +148,9 @@ def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def pack(examples: Sequence[Example], *, share_prefixes: bool = True,
-         min_shared: int = MIN_SHARED_TOKENS) -> PackedBatch:
+def pack(
+    examples: Sequence[Example], *, share_prefixes: bool = True, min_shared: int = MIN_SHARED_TOKENS
+) -> PackedBatch:
     """Pack examples into one row, with the attention groups and the trained positions.
 
     With `share_prefixes`, conversations that begin with the same tokens (a system prompt, the same first
@@ -135,8 +159,9 @@ def pack(examples: Sequence[Example], *, share_prefixes: bool = True,
     what packing them apart does, and the prefix's gradient collects every conversation's share.
     """
     examples = list(examples)
-    groups = (shared_prefixes(examples, min_shared) if share_prefixes
-              else [(0, [i]) for i in range(len(examples))])
+    groups = (
+        shared_prefixes(examples, min_shared) if share_prefixes else [(0, [i]) for i in range(len(examples))]
+    )
     if all(prefix == 0 for prefix, _ in groups):  # nothing shared: longest first, as before
         examples.sort(key=len, reverse=True)
         groups = [(0, [i]) for i in range(len(examples))]
@@ -170,13 +195,23 @@ def pack(examples: Sequence[Example], *, share_prefixes: bool = True,
         attention, restore = _shared_attention_groups(segments)
     else:
         attention, restore = attention_groups(lengths, [s[0] for s in segments]), None
-    return PackedBatch(torch.tensor(ids, dtype=torch.long)[None], torch.tensor(position_ids, dtype=torch.long)[None],
-                       torch.tensor(positions, dtype=torch.long), torch.tensor(targets, dtype=torch.long),
-                       torch.tensor(weights, dtype=torch.float32), attention, lengths, restore, examples,
-                       shared_tokens)
+    return PackedBatch(
+        torch.tensor(ids, dtype=torch.long)[None],
+        torch.tensor(position_ids, dtype=torch.long)[None],
+        torch.tensor(positions, dtype=torch.long),
+        torch.tensor(targets, dtype=torch.long),
+        torch.tensor(weights, dtype=torch.float32),
+        attention,
+        lengths,
+        restore,
+        examples,
+        shared_tokens,
+    )
 
 
-def attention_groups(lengths: Sequence[int], starts: Sequence[int], *, cheap_length: int = 256) -> list[AttentionGroup]:
+def attention_groups(
+    lengths: Sequence[int], starts: Sequence[int], *, cheap_length: int = 256
+) -> list[AttentionGroup]:
     """Bucket conversations (sorted longest first) for attention: a new bucket starts when one is less than
     half as long as its bucket's longest, unless that longest is short enough that padding costs nothing
     worth a second call."""
@@ -191,8 +226,11 @@ def attention_groups(lengths: Sequence[int], starts: Sequence[int], *, cheap_len
         for row, i in enumerate(members):
             pad_index += [starts[i] + j if j < lengths[i] else start for j in range(longest)]
             unpad_index += [row * longest + j for j in range(lengths[i])]
-        groups.append(AttentionGroup(start, end, len(members), longest, torch.tensor(pad_index),
-                                     torch.tensor(unpad_index)))
+        groups.append(
+            AttentionGroup(
+                start, end, len(members), longest, torch.tensor(pad_index), torch.tensor(unpad_index)
+            )
+        )
     return groups
 
 
@@ -206,7 +244,9 @@ def _buckets(lengths: Sequence[int], cheap_length: int) -> list[list[int]]:
     return buckets
 
 
-def _shared_attention_groups(segments, *, cheap_length: int = 256) -> tuple[list[AttentionGroup], torch.Tensor]:
+def _shared_attention_groups(
+    segments, *, cheap_length: int = 256
+) -> tuple[list[AttentionGroup], torch.Tensor]:
     """Attention groups for a row with shared prefixes: every segment is a row of queries whose keys are its
     prefix's (if any) followed by its own; query j of a segment after a prefix of p tokens sees keys 0..p+j.
     Segments are bucketed by their number of keys; `restore` puts the groups' outputs back in row order."""
@@ -227,17 +267,36 @@ def _shared_attention_groups(segments, *, cheap_length: int = 256) -> tuple[list
             # query j sees the prefix and its own first j+1 tokens; padding queries see something harmless too
             mask[row, 0] = torch.arange(key_length)[None, :] <= torch.arange(length)[:, None] + prefix
             covered += range(start, start + n)
-        groups.append(AttentionGroup(members[0][0], members[0][0] + members[0][1], len(members), length,
-                                     torch.tensor(pad_index), torch.tensor(unpad_index), key_length,
-                                     torch.tensor(key_index), mask))
+        groups.append(
+            AttentionGroup(
+                members[0][0],
+                members[0][0] + members[0][1],
+                len(members),
+                length,
+                torch.tensor(pad_index),
+                torch.tensor(unpad_index),
+                key_length,
+                torch.tensor(key_index),
+                mask,
+            )
+        )
     restore = torch.empty(len(covered), dtype=torch.long)
     restore[torch.tensor(covered)] = torch.arange(len(covered))
     return groups, restore
 
 
-def packed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
-                     packed_groups: list[AttentionGroup] | None = None, packed_restore: torch.Tensor | None = None,
-                     **kwargs):
+def packed_attention(
+    module,
+    query,
+    key,
+    value,
+    attention_mask,
+    scaling=None,
+    dropout=0.0,
+    packed_groups: list[AttentionGroup] | None = None,
+    packed_restore: torch.Tensor | None = None,
+    **kwargs,
+):
     """transformers attention function for packed rows (query: 1 x heads x tokens x head_dim).
 
     Without `packed_groups` (generation, evaluation) it is plain SDPA with the usual mask. The shared-prefix
@@ -246,26 +305,33 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
     if packed_groups is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
-                                      **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     heads, head_dim = query.shape[1], query.shape[3]
     gqa = key.shape[1] != heads
     outputs = []
     for g in packed_groups:
         if g.key_index is not None:
             q = query[0].index_select(1, g.pad_index).unflatten(1, (g.batch, g.length)).transpose(0, 1)
-            k, v = (x[0].index_select(1, g.key_index).unflatten(1, (g.batch, g.key_length)).transpose(0, 1)
-                    for x in (key, value))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=g.mask, dropout_p=dropout, scale=scaling,
-                                                 enable_gqa=gqa)
+            k, v = (
+                x[0].index_select(1, g.key_index).unflatten(1, (g.batch, g.key_length)).transpose(0, 1)
+                for x in (key, value)
+            )
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=g.mask, dropout_p=dropout, scale=scaling, enable_gqa=gqa
+            )
         else:
             if g.pad_index is None:
-                q, k, v = (x[:, :, g.start:g.end] for x in (query, key, value))
+                q, k, v = (x[:, :, g.start : g.end] for x in (query, key, value))
             else:
-                q, k, v = (x[0].index_select(1, g.pad_index).unflatten(1, (g.batch, g.length)).transpose(0, 1)
-                           for x in (query, key, value))
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling,
-                                                 enable_gqa=gqa)
+                q, k, v = (
+                    x[0].index_select(1, g.pad_index).unflatten(1, (g.batch, g.length)).transpose(0, 1)
+                    for x in (query, key, value)
+                )
+            out = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=dropout, is_causal=True, scale=scaling, enable_gqa=gqa
+            )
         out = out.transpose(1, 2).reshape(g.batch * g.length, heads, head_dim)
         outputs.append(out if g.unpad_index is None else out.index_select(0, g.unpad_index))
     out = torch.cat(outputs)
@@ -320,8 +386,14 @@ def batch_loss(model, batch: PackedBatch, *, packed: bool = True) -> tuple[torch
     if packed:
         register_packed_attention()
         with attention_implementation(model, PACKED_ATTENTION):
-            out = model(input_ids=batch.input_ids, position_ids=batch.position_ids, logits_to_keep=batch.positions,
-                        packed_groups=batch.groups, packed_restore=batch.restore, use_cache=False)
+            out = model(
+                input_ids=batch.input_ids,
+                position_ids=batch.position_ids,
+                logits_to_keep=batch.positions,
+                packed_groups=batch.groups,
+                packed_restore=batch.restore,
+                use_cache=False,
+            )
         logits = out.logits.reshape(-1, out.logits.shape[-1])
     else:
         if batch.shared_tokens:  # the padded fallback lays every conversation whole
@@ -342,7 +414,7 @@ def _padded(batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     mask = torch.zeros_like(rows)
     flat = torch.empty(batch.n_tokens, dtype=torch.long, device=device)
     for r, (start, n) in enumerate(zip(starts, batch.lengths, strict=True)):
-        rows[r, :n] = batch.input_ids[0, start:start + n]
+        rows[r, :n] = batch.input_ids[0, start : start + n]
         mask[r, :n] = 1
-        flat[start:start + n] = torch.arange(n, device=device) + r * longest
+        flat[start : start + n] = torch.arange(n, device=device) + r * longest
     return rows, mask, flat[batch.positions]

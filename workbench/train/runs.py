@@ -90,16 +90,25 @@ def resolve_export(store: Store, name: str | Path) -> Path:
     exports = store.exports_dir
     if (exports / str(name) / "manifest.json").is_file():
         return (exports / str(name)).resolve()
-    matches = [p for p in exports.glob(f"{name}-*") if (p / "manifest.json").is_file()] if exports.is_dir() else []
+    matches = (
+        [p for p in exports.glob(f"{name}-*") if (p / "manifest.json").is_file()] if exports.is_dir() else []
+    )
     if matches:
         return max(matches, key=lambda p: p.stat().st_mtime).resolve()
-    known = sorted(p.name for p in exports.iterdir() if (p / "manifest.json").is_file()) if exports.is_dir() else []
-    raise NotFoundError(f"no export {str(name)!r}: give an export folder, or one of: {', '.join(known) or '(none yet)'}"
-                        f" (make one with `workbench export --name NAME`)")
+    known = (
+        sorted(p.name for p in exports.iterdir() if (p / "manifest.json").is_file())
+        if exports.is_dir()
+        else []
+    )
+    raise NotFoundError(
+        f"no export {str(name)!r}: give an export folder, or one of: {', '.join(known) or '(none yet)'}"
+        f" (make one with `workbench export --name NAME`)"
+    )
 
 
-def config_for_export(export_dir: str | Path, preset: str | None = None, *, models_dir: Path | None = None,
-                      **overrides: Any) -> TrainConfig:
+def config_for_export(
+    export_dir: str | Path, preset: str | None = None, *, models_dir: Path | None = None, **overrides: Any
+) -> TrainConfig:
     """The TrainConfig for an export, with `overrides` on top: a named `preset` as it stands; else the preset of
     the export's task types with its rank sized for the base model (`sized_values`), and early stopping on
     validation accuracy when the export has output contracts."""
@@ -109,12 +118,21 @@ def config_for_export(export_dir: str | Path, preset: str | None = None, *, mode
     hidden_size = model_hidden_size(overrides.get("base_model"), models_dir)
     if export.contracts and overrides.get("early_stopping_patience") is None:
         overrides = {**overrides, "early_stopping_patience": EARLY_STOPPING_WITH_CONTRACTS}
-    return TrainConfig.for_task(task_type_of_export(export.manifest.get("task_types")), hidden_size=hidden_size,
-                                **overrides)
+    return TrainConfig.for_task(
+        task_type_of_export(export.manifest.get("task_types")), hidden_size=hidden_size, **overrides
+    )
 
 
-def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from_run: int | None = None,
-              init: str | None = None, author: str | None = None, launcher: str | None = None) -> int:
+def start_run(
+    store: Store,
+    export_dir: str | Path,
+    config: TrainConfig,
+    *,
+    from_run: int | None = None,
+    init: str | None = None,
+    author: str | None = None,
+    launcher: str | None = None,
+) -> int:
     """Record a run and start it as a background process; returns the run id at once.
 
     from_run + init: 'continue' trains that run's adapter further; 'fresh' starts a new adapter on its base
@@ -132,44 +150,75 @@ def start_run(store: Store, export_dir: str | Path, config: TrainConfig, *, from
         if init not in INITS:
             raise WorkbenchError(
                 f"say what to do with run {from_run}: init='continue' trains its adapter further, init='fresh' "
-                f"starts a new adapter on its base model (CLI: --init continue or --init fresh)")
+                f"starts a new adapter on its base model (CLI: --init continue or --init fresh)"
+            )
         with store.connect() as con:
             parent = sql.get_run(con, from_run)
         parent_base = parent.base_model
         chosen = config.base_model or EMBEDDED_MODEL
         if config.base_model and chosen != parent_base:
-            raise WorkbenchError(f"run {from_run} was trained on {parent_base}, not {chosen}: a run from it keeps "
-                                 f"its base model (leave the base model empty)")
-        config = TrainConfig.from_dict({**config.to_dict(), "base_model": None if parent_base == EMBEDDED_MODEL
-                                        else parent_base})
+            raise WorkbenchError(
+                f"run {from_run} was trained on {parent_base}, not {chosen}: a run from it keeps "
+                f"its base model (leave the base model empty)"
+            )
+        config = TrainConfig.from_dict(
+            {**config.to_dict(), "base_model": None if parent_base == EMBEDDED_MODEL else parent_base}
+        )
         if init == "continue":
             adapter = Path(parent.run_dir) / "adapter"
             if parent.status != "done" or not (adapter / "adapter_config.json").is_file():
-                raise WorkbenchError(f"run {from_run} has no finished adapter to continue (it is {parent.status}); "
-                                     f"resume it first (workbench train --resume {from_run}) or use --init fresh")
+                raise WorkbenchError(
+                    f"run {from_run} has no finished adapter to continue (it is {parent.status}); "
+                    f"resume it first (workbench train --resume {from_run}) or use --init fresh"
+                )
             problem = adapter_problem(adapter)
             if problem:
-                raise WorkbenchError(f"the adapter of run {from_run} ({adapter}) is incomplete: {problem}. It was cut "
-                                     f"short while being written; train run {from_run} again, or use --init fresh")
+                raise WorkbenchError(
+                    f"the adapter of run {from_run} ({adapter}) is incomplete: {problem}. It was cut "
+                    f"short while being written; train run {from_run} again, or use --init fresh"
+                )
             init_adapter = str(adapter)
             # the adapter keeps the rank it was trained with: record that, not the preset's
             trained = read_json(adapter / "adapter_config.json") or {}
             if trained.get("r"):
-                config = TrainConfig.from_dict({**config.to_dict(), "lora_rank": trained["r"],
-                                                "lora_alpha": trained.get("lora_alpha")})
+                config = TrainConfig.from_dict(
+                    {**config.to_dict(), "lora_rank": trained["r"], "lora_alpha": trained.get("lora_alpha")}
+                )
     runs_dir = store.runs_dir
     runs_dir.mkdir(parents=True, exist_ok=True)
     taken = {p.name for p in runs_dir.iterdir()}
     with store.transaction() as con:
-        row = sql.insert_run(con, export_dir=str(export.folder), export_name=export.name, export_hash=export.hash,
-                             base_model=config.base_model or EMBEDDED_MODEL, parent_run=from_run, init=init,
-                             config=config.to_dict(), runs_dir=str(runs_dir), author=author, taken=taken)
+        row = sql.insert_run(
+            con,
+            export_dir=str(export.folder),
+            export_name=export.name,
+            export_hash=export.hash,
+            base_model=config.base_model or EMBEDDED_MODEL,
+            parent_run=from_run,
+            init=init,
+            config=config.to_dict(),
+            runs_dir=str(runs_dir),
+            author=author,
+            taken=taken,
+        )
     folder = RunFolder(Path(row.run_dir))
     folder.path.mkdir(parents=True)
-    write_json_atomic(folder.spec_path, {
-        "run_id": row.id, "export_dir": str(export.folder), "export_name": export.name, "export_hash": export.hash,
-        "config": config.to_dict(), "from_run": from_run, "init": init, "init_adapter": init_adapter,
-        "models_dir": str(store.models_dir), "launcher": launcher, "created_at": now_iso()})
+    write_json_atomic(
+        folder.spec_path,
+        {
+            "run_id": row.id,
+            "export_dir": str(export.folder),
+            "export_name": export.name,
+            "export_hash": export.hash,
+            "config": config.to_dict(),
+            "from_run": from_run,
+            "init": init,
+            "init_adapter": init_adapter,
+            "models_dir": str(store.models_dir),
+            "launcher": launcher,
+            "created_at": now_iso(),
+        },
+    )
     write_json_atomic(folder.status_path, {"state": "queued", "updated_at": now_iso()})
     _spawn(store, row.id, folder, resume=False)
     return row.id
@@ -182,10 +231,14 @@ def resume_run(store: Store, run_id: int) -> int:
         row = sql.get_run(con, run_id)
     folder = RunFolder(Path(row.run_dir))
     if row.status in ("queued", "running"):
-        raise WorkbenchError(f"run {run_id} is still {row.status}; cancel it first (workbench runs {run_id} --cancel)")
+        raise WorkbenchError(
+            f"run {run_id} is still {row.status}; cancel it first (workbench runs {run_id} --cancel)"
+        )
     if row.status == "done":
-        raise WorkbenchError(f"run {run_id} finished; to train its adapter further start a new run: "
-                             f"workbench train EXPORT --from-run {run_id} --init continue")
+        raise WorkbenchError(
+            f"run {run_id} finished; to train its adapter further start a new run: "
+            f"workbench train EXPORT --from-run {run_id} --init continue"
+        )
     if not folder.checkpoint_dirs():
         raise WorkbenchError(f"run {run_id} stopped before its first checkpoint; start it again instead")
     folder.cancel_path.unlink(missing_ok=True)
@@ -197,25 +250,49 @@ def resume_run(store: Store, run_id: int) -> int:
 def _spawn(store: Store, run_id: int, folder: RunFolder, *, resume: bool) -> None:
     """Start the worker detached (its own session: closing the terminal or the app does not stop it)."""
     package_root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
     launcher = folder.spec().get("launcher")
     head = shlex.split(launcher) if launcher else [sys.executable]
     command = head + ["-m", "workbench.train.worker", str(folder.path)] + (["--resume"] if resume else [])
     try:
         with open(folder.path / "worker.out", "ab") as out:
-            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True, close_fds=True)
+            child = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
     except OSError as exc:
         folder.update_status(state="failed", error=f"could not start the training process: {exc}")
         with store.transaction() as con:
-            sql.update_run(con, run_id, status="failed", error=f"could not start the training process: {exc}",
-                           finished_at=now_iso())
+            sql.update_run(
+                con,
+                run_id,
+                status="failed",
+                error=f"could not start the training process: {exc}",
+                finished_at=now_iso(),
+            )
         raise WorkbenchError(f"could not start the training process for run {run_id}: {exc}") from None
     _children[child.pid] = child
     with store.transaction() as con:
-        sql.update_run(con, run_id, status="running", pid=child.pid, host=socket.gethostname(), started_at=now_iso(),
-                       finished_at=None, error=None)
+        sql.update_run(
+            con,
+            run_id,
+            status="running",
+            pid=child.pid,
+            host=socket.gethostname(),
+            started_at=now_iso(),
+            finished_at=None,
+            error=None,
+        )
 
 
 def cancel_run(store: Store, run_id: int) -> RunStatus:
@@ -244,10 +321,15 @@ def refresh_runs(store: Store) -> list[sql.RunRow]:
         if state not in FINAL_STATES and not _running(row, live):
             pid = live.get("pid") or row.pid
             checkpoints = folder.checkpoint_dirs()
-            resumable = (f"; `workbench train --resume {row.id}` continues from step {checkpoints[-1].name[5:].lstrip('0')}"
-                         if checkpoints else "")
-            message = (f"the training process (pid {pid}) ended without finishing: it was killed or crashed "
-                       f"(see {folder.log_path} and worker.out){resumable}")
+            resumable = (
+                f"; `workbench train --resume {row.id}` continues from step {checkpoints[-1].name[5:].lstrip('0')}"
+                if checkpoints
+                else ""
+            )
+            message = (
+                f"the training process (pid {pid}) ended without finishing: it was killed or crashed "
+                f"(see {folder.log_path} and worker.out){resumable}"
+            )
             live = folder.update_status(state="failed", error=message, finished_at=now_iso())
             state = "failed"
             for done in sweep_unfinished_folders(folder.path) + sweep_unfinished_folders(folder.checkpoints):
@@ -270,8 +352,12 @@ def _row_changes(state: str, live: dict) -> dict:
     if live.get("loss") is not None:
         changes["train_loss"] = live["loss"]
     if best:
-        changes.update(val_loss=best.get("val_loss"), val_accuracy=best.get("val_accuracy"),
-                       train_accuracy=best.get("train_accuracy"), best_step=best.get("step"))
+        changes.update(
+            val_loss=best.get("val_loss"),
+            val_accuracy=best.get("val_accuracy"),
+            train_accuracy=best.get("train_accuracy"),
+            best_step=best.get("step"),
+        )
     if state == "done" and live.get("adapter"):
         changes["adapter_dir"] = live["adapter"]
     if state in FINAL_STATES:
@@ -316,8 +402,14 @@ def run_lineage(store: Store, run_id: int) -> list[dict]:
         return sql.run_lineage(con, run_id)
 
 
-def wait_for_run(store: Store, run_id: int, progress: Callable[[RunStatus], None] | None = None, *,
-                 poll_s: float = 1.0, timeout_s: float | None = None) -> RunStatus:
+def wait_for_run(
+    store: Store,
+    run_id: int,
+    progress: Callable[[RunStatus], None] | None = None,
+    *,
+    poll_s: float = 1.0,
+    timeout_s: float | None = None,
+) -> RunStatus:
     """Block until the run ends, calling `progress(status)` after each look (the CLI's foreground mode)."""
     started = time.monotonic()
     while True:
@@ -341,8 +433,9 @@ def _peek(store: Store, run_id: int) -> RunStatus:
     return RunStatus(row, live)
 
 
-def merge_run(store: Store, run_id: int, out: str | Path | None = None,
-              progress: Callable[[str], None] | None = None) -> Path:
+def merge_run(
+    store: Store, run_id: int, out: str | Path | None = None, progress: Callable[[str], None] | None = None
+) -> Path:
     """Write the base model with the run's adapter merged in (a plain model folder, no peft needed)."""
     import torch
     from peft import PeftModel
@@ -357,14 +450,17 @@ def merge_run(store: Store, run_id: int, out: str | Path | None = None,
         raise WorkbenchError(f"run {run_id} has no adapter yet (it is {row.status}); merge a finished run")
     problem = adapter_problem(adapter)
     if problem:
-        raise WorkbenchError(f"the adapter of run {run_id} ({adapter}) is incomplete: {problem}. It was cut short "
-                             f"while being written (the run was stopped then?); nothing was merged. Train the run "
-                             f"again and merge once it is done")
+        raise WorkbenchError(
+            f"the adapter of run {run_id} ({adapter}) is incomplete: {problem}. It was cut short "
+            f"while being written (the run was stopped then?); nothing was merged. Train the run "
+            f"again and merge once it is done"
+        )
     target = check_new_path(out, "merge output folder") if out else Path(row.run_dir) / "merged"
     tell = progress or (lambda stage: None)
     tell("loading the base model")
-    base = load_causal_lm(None if row.base_model == EMBEDDED_MODEL else row.base_model, store.models_dir,
-                          dtype=torch.float32)
+    base = load_causal_lm(
+        None if row.base_model == EMBEDDED_MODEL else row.base_model, store.models_dir, dtype=torch.float32
+    )
     tell("merging the adapter")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # peft asks transformers a deprecated question
@@ -373,4 +469,3 @@ def merge_run(store: Store, run_id: int, out: str | Path | None = None,
     merged.save_pretrained(target)
     AutoTokenizer.from_pretrained(adapter).save_pretrained(target)
     return target
-

@@ -34,8 +34,9 @@ def save_trainer_state(folder: Path, state: dict[str, Any]) -> None:
     tensors: dict[str, torch.Tensor] = {}
     tree = _encode(state, "", tensors)
     save_file(tensors, str(folder / TENSORS_FILE))
-    (folder / JSON_FILE).write_text(json.dumps({"format": FORMAT, "state": tree}, ensure_ascii=False),
-                                    encoding="utf-8")
+    (folder / JSON_FILE).write_text(
+        json.dumps({"format": FORMAT, "state": tree}, ensure_ascii=False), encoding="utf-8"
+    )
 
 
 def load_trainer_state(folder: Path) -> dict[str, Any]:
@@ -52,8 +53,10 @@ def load_trainer_state(folder: Path) -> dict[str, Any]:
                 raise ValueError(f"format {saved.get('format')!r}, this workbench reads format {FORMAT}")
             return _decode(saved["state"], tensors)
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
-            raise WorkbenchError(f"the training state in {folder} cannot be read ({exc}); resume from an earlier "
-                                 f"checkpoint by deleting {folder.name}, or start the run again") from None
+            raise WorkbenchError(
+                f"the training state in {folder} cannot be read ({exc}); resume from an earlier "
+                f"checkpoint by deleting {folder.name}, or start the run again"
+            ) from None
     if (folder / OLD_PICKLE_FILE).is_file():
         try:
             return torch.load(folder / OLD_PICKLE_FILE, map_location="cpu", weights_only=True)
@@ -62,9 +65,12 @@ def load_trainer_state(folder: Path) -> dict[str, Any]:
             raise WorkbenchError(
                 f"{folder / OLD_PICKLE_FILE} (a checkpoint of an older workbench) holds more than tensors and plain "
                 f"values, so it was not loaded: unpickling it could run any code put into it ({reason}). "
-                f"Start the run again instead of resuming it") from None
-    raise WorkbenchError(f"{folder} has no training state ({JSON_FILE} and {TENSORS_FILE}); resume from an "
-                         f"earlier checkpoint by deleting {folder.name}, or start the run again")
+                f"Start the run again instead of resuming it"
+            ) from None
+    raise WorkbenchError(
+        f"{folder} has no training state ({JSON_FILE} and {TENSORS_FILE}); resume from an "
+        f"earlier checkpoint by deleting {folder.name}, or start the run again"
+    )
 
 
 def _encode(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:

@@ -27,9 +27,14 @@ def main(argv: list[str]) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: folder.cancel_path.touch())
     try:
-        train(spec["export_dir"], TrainConfig.from_dict(spec["config"]), folder.path,
-              init_adapter=spec.get("init_adapter"), resume="--resume" in argv[1:],
-              models_dir=Path(spec["models_dir"]) if spec.get("models_dir") else None)
+        train(
+            spec["export_dir"],
+            TrainConfig.from_dict(spec["config"]),
+            folder.path,
+            init_adapter=spec.get("init_adapter"),
+            resume="--resume" in argv[1:],
+            models_dir=Path(spec["models_dir"]) if spec.get("models_dir") else None,
+        )
     except Cancelled:
         return 3
     except BaseException:
