@@ -9,21 +9,9 @@ import click
 from rich.table import Table
 
 from ..errors import WorkbenchError
+from .common import console, open_store, out, progress_bar
 
 SETS = ("val", "trained", "general")
-
-
-def register(main: click.Group) -> None:
-    for command in (
-        evaluate_cmd,
-        evaluations_cmd,
-        compare_cmd,
-        verdict_cmd,
-        failures_cmd,
-        prompt_trial_cmd,
-        loop_cmd,
-    ):
-        main.add_command(command)
 
 
 def _help(name: str) -> str:
@@ -91,7 +79,6 @@ def _progress(bar, task):
 def evaluate_cmd(ctx, model, on, set_run, export, resume_id, as_json, **options):
     """Evaluate MODEL ('base' or a run id) over an eval set; every record's output and verdict is stored."""
     from .. import evaluate as E
-    from ..cli import open_store, progress_bar
 
     store = open_store(ctx)
     with progress_bar() as bar:
@@ -120,7 +107,6 @@ def evaluate_cmd(ctx, model, on, set_run, export, resume_id, as_json, **options)
 
 
 def _print_report(report, as_json: bool) -> None:
-    from ..cli import out
 
     if as_json:
         out.print(json.dumps(report.as_dict(), ensure_ascii=False, default=str), markup=False)
@@ -185,7 +171,6 @@ def _num(value, digits: int) -> str:
 def evaluations_cmd(ctx, evaluation_id, verdict, hard, limit, as_json):
     """List evaluations, or report one (accuracy per category), its records, or its hard records."""
     from .. import evaluate as E
-    from ..cli import open_store, out
 
     store = open_store(ctx)
     if evaluation_id is None:
@@ -268,7 +253,6 @@ def evaluations_cmd(ctx, evaluation_id, verdict, hard, limit, as_json):
 def compare_cmd(ctx, before, after, as_json):
     """Compare evaluation BEFORE with AFTER on the records both scored: fixed, regressed, still wrong."""
     from .. import evaluate as E
-    from ..cli import open_store, out
 
     comparison = E.compare_evaluations(open_store(ctx), before, after)
     if as_json:
@@ -329,7 +313,6 @@ def render_comparison(c) -> list:
 def verdict_cmd(ctx, evaluation_id, seq, verdict):
     """A person's verdict on record SEQ of an evaluation (its output vs the reference); better and same count right."""
     from .. import evaluate as E
-    from ..cli import open_store, out
 
     E.set_verdict(
         open_store(ctx),
@@ -357,7 +340,6 @@ def verdict_cmd(ctx, evaluation_id, seq, verdict):
 def failures_cmd(ctx, evaluation_id, dataset, status, as_json):
     """Send evaluation ID's failed records to a badcase dataset, the model's output kept as the bad output."""
     from .. import evaluate as E
-    from ..cli import open_store, out
 
     sent = E.send_failures_to_badcases(
         open_store(ctx), evaluation_id, dataset, status=status, author=os.environ.get("USER", "cli")
@@ -401,7 +383,6 @@ def prompt_trial_cmd(ctx, system_file, examples, run_id, on, as_json, **options)
     from pathlib import Path
 
     from .. import evaluate as E
-    from ..cli import open_store, out, progress_bar
 
     store = open_store(ctx)
     run_id = run_id if run_id is not None else E.newest_finished_run(store)
@@ -510,7 +491,6 @@ def loop_cmd(
     **options,
 ):
     """The whole loop: import → check → export → train → evaluate base and tuned → compare."""
-    from ..cli import console, open_store, out
     from ..loop import run_loop
 
     result = run_loop(
@@ -544,3 +524,6 @@ def loop_cmd(
             f" → {result.general.loss_after:.4f} ({result.general.loss_after - result.general.loss_before:+.4f})",
             markup=False,
         )
+
+
+COMMANDS = [evaluate_cmd, evaluations_cmd, compare_cmd, verdict_cmd, failures_cmd, prompt_trial_cmd, loop_cmd]
