@@ -38,7 +38,9 @@ class Store:
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Store:
-        store = cls(check_new_path(Path(root).expanduser().resolve() if root else default_root(), "store folder"))
+        store = cls(
+            check_new_path(Path(root).expanduser().resolve() if root else default_root(), "store folder")
+        )
         for folder in (store.root, store.exports_dir, store.runs_dir, store.models_dir):
             folder.mkdir(parents=True, exist_ok=True)
         with store.connect() as con:

@@ -21,7 +21,9 @@ _LOCK_WORDS = ("Could not set lock", "Conflicting lock")
 _PID = re.compile(r"PID (\d+)")
 
 
-def open_duckdb(path: Path, *, read_only: bool = False, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
+def open_duckdb(
+    path: Path, *, read_only: bool = False, wait_s: float | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open `path`, retrying while another process holds it; after `wait_s` (default
     $WORKBENCH_STORE_WAIT or 8 seconds), raise StoreBusyError."""
     if wait_s is None:
@@ -29,8 +31,10 @@ def open_duckdb(path: Path, *, read_only: bool = False, wait_s: float | None = N
     deadline = time.monotonic() + wait_s
     delay = 0.05
     # A bounded memory budget with spilling to disk keeps a huge import's memory flat in its size.
-    config = {"memory_limit": os.environ.get("WORKBENCH_MEMORY_LIMIT", "4GB"),
-              "temp_directory": str(path.parent / ".tmp")}
+    config = {
+        "memory_limit": os.environ.get("WORKBENCH_MEMORY_LIMIT", "4GB"),
+        "temp_directory": str(path.parent / ".tmp"),
+    }
     while True:
         try:
             return quiet(duckdb.connect(str(path), read_only=read_only, config=config))
@@ -44,9 +48,11 @@ def open_duckdb(path: Path, *, read_only: bool = False, wait_s: float | None = N
                 read_only = False
                 continue
             if time.monotonic() >= deadline:
-                raise StoreBusyError(f"The store {path} is being read by another part of this program (another "
-                                     f"browser tab or page of the app) for longer than {wait_s:g} s. "
-                                     f"Try again in a moment.") from None
+                raise StoreBusyError(
+                    f"The store {path} is being read by another part of this program (another "
+                    f"browser tab or page of the app) for longer than {wait_s:g} s. "
+                    f"Try again in a moment."
+                ) from None
         except duckdb.IOException as exc:
             text = str(exc)
             if not any(word in text for word in _LOCK_WORDS):

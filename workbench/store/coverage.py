@@ -12,7 +12,8 @@ def category_counts(con: duckdb.DuckDBPyConnection, ready_statuses: tuple[str, .
     then one count per status in STATUSES). Ready: a ready status, no error, not a marked duplicate (what
     an export takes); marked duplicates are counted apart, not by status."""
     by_status = ", ".join(f"count(*) FILTER (WHERE dup_of IS NULL AND status = '{s}')" for s in STATUSES)
-    return con.execute(f"""
+    return con.execute(
+        f"""
         WITH r AS (
             SELECT category, task_type, status, dup_of,
                    id IN (SELECT record_id FROM record_issues WHERE severity = 'error') AS has_error
@@ -23,31 +24,48 @@ def category_counts(con: duckdb.DuckDBPyConnection, ready_statuses: tuple[str, .
                count(*) FILTER (WHERE dup_of IS NULL AND status <> 'rejected' AND has_error),
                {by_status}
         FROM r GROUP BY category ORDER BY count(*) DESC, category NULLS LAST
-    """, [list(ready_statuses)]).fetchall()
+    """,
+        [list(ready_statuses)],
+    ).fetchall()
 
 
 def targets(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
-    return {c: (lo, hi) for c, lo, hi in con.execute("SELECT category, low, high FROM category_targets").fetchall()}
+    return {
+        c: (lo, hi)
+        for c, lo, hi in con.execute("SELECT category, low, high FROM category_targets").fetchall()
+    }
 
 
-def set_target(con: duckdb.DuckDBPyConnection, category: str, low: int, high: int, author: str | None) -> None:
-    con.execute("""INSERT INTO category_targets (category, low, high, author) VALUES (?, ?, ?, ?)
+def set_target(
+    con: duckdb.DuckDBPyConnection, category: str, low: int, high: int, author: str | None
+) -> None:
+    con.execute(
+        """INSERT INTO category_targets (category, low, high, author) VALUES (?, ?, ?, ?)
                    ON CONFLICT (category) DO UPDATE SET low = excluded.low, high = excluded.high,
-                       author = excluded.author, updated_at = now()""", [category, low, high, author])
+                       author = excluded.author, updated_at = now()""",
+        [category, low, high, author],
+    )
 
 
 def clear_target(con: duckdb.DuckDBPyConnection, category: str) -> bool:
-    return bool(con.execute("DELETE FROM category_targets WHERE category = ? RETURNING category",
-                            [category]).fetchall())
+    return bool(
+        con.execute(
+            "DELETE FROM category_targets WHERE category = ? RETURNING category", [category]
+        ).fetchall()
+    )
 
 
-def records_by_kind(con: duckdb.DuckDBPyConnection, statuses: tuple[str, ...],
-                    general_statuses: tuple[str, ...]) -> tuple[int, int]:
+def records_by_kind(
+    con: duckdb.DuckDBPyConnection, statuses: tuple[str, ...], general_statuses: tuple[str, ...]
+) -> tuple[int, int]:
     """(badcase records ready for training, general records that may be mixed in), duplicates and errors left out."""
-    row = con.execute("""
+    row = con.execute(
+        """
         SELECT count(*) FILTER (WHERE d.kind = 'badcases' AND list_contains(?, r.status)),
                count(*) FILTER (WHERE d.kind = 'general' AND list_contains(?, r.status))
         FROM records r JOIN datasets d ON d.name = r.dataset
         WHERE r.dup_of IS NULL AND r.id NOT IN (SELECT record_id FROM record_issues WHERE severity = 'error')
-    """, [list(statuses), list(general_statuses)]).fetchall()
+    """,
+        [list(statuses), list(general_statuses)],
+    ).fetchall()
     return row[0]

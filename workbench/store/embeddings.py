@@ -18,6 +18,7 @@ import pyarrow as pa
 from ..errors import WorkbenchError
 from .connection import first_row
 
+
 class TextChoice(Protocol):
     """Which text of a record is embedded and compared (embed.TextSpec): the turns, and whether the
     category is appended."""
@@ -29,27 +30,35 @@ class TextChoice(Protocol):
 def text_sql(spec: TextChoice, alias: str = "r") -> str:
     """A SQL expression giving the text of the record row `alias`, as `spec` chooses it ('last_user', 'user'
     or 'all' turns; a record with no user turn falls back to all of them)."""
-    everything = (f"array_to_string(list_transform({alias}.messages, lambda m: coalesce(m.role, '') || ': ' || "
-                  f"coalesce(m.content, m.tool_calls::VARCHAR, '')), chr(10))")
+    everything = (
+        f"array_to_string(list_transform({alias}.messages, lambda m: coalesce(m.role, '') || ': ' || "
+        f"coalesce(m.content, m.tool_calls::VARCHAR, '')), chr(10))"
+    )
     users = f"list_filter({alias}.messages, lambda m: m.role = 'user' AND m.content IS NOT NULL)"
     if spec.turns == "last_user":
         text = f"coalesce({users}[-1].content, {everything})"
     elif spec.turns == "user":
-        text = (f"coalesce(nullif(array_to_string(list_transform({users}, lambda m: m.content), chr(10)), ''), "
-                f"{everything})")
+        text = (
+            f"coalesce(nullif(array_to_string(list_transform({users}, lambda m: m.content), chr(10)), ''), "
+            f"{everything})"
+        )
     else:
         text = everything
     if spec.category:
-        text = (f"({text} || CASE WHEN coalesce({alias}.category, '') <> '' "
-                f"THEN chr(10) || 'category: ' || {alias}.category ELSE '' END)")
+        text = (
+            f"({text} || CASE WHEN coalesce({alias}.category, '') <> '' "
+            f"THEN chr(10) || 'category: ' || {alias}.category ELSE '' END)"
+        )
     return text
 
 
 # Scripts: 'han' (Chinese characters), 'other' (letters of any other non-Latin script: Cyrillic, kana,
 # Hangul, Arabic, ...), 'latin' (Latin letters, digits, punctuation only). A text with any Han
 # character is 'han'; an English-only model cannot read either of the first two.
-SCRIPT_SQL = ("CASE WHEN regexp_matches({t}, '\\p{{Han}}') THEN 'han' "
-              "WHEN regexp_matches({t}, '[^\\p{{Latin}}\\p{{Common}}\\p{{Inherited}}]') THEN 'other' ELSE 'latin' END")
+SCRIPT_SQL = (
+    "CASE WHEN regexp_matches({t}, '\\p{{Han}}') THEN 'han' "
+    "WHEN regexp_matches({t}, '[^\\p{{Latin}}\\p{{Common}}\\p{{Inherited}}]') THEN 'other' ELSE 'latin' END"
+)
 
 
 def script_sql(text_sql: str) -> str:
@@ -74,8 +83,12 @@ def id_table(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> Iterator[str
     """A temporary relation `name(id BIGINT, pos BIGINT)` holding `ids`, for joins (a list parameter
     of a million ids would be slow); dropped afterwards."""
     name = f"wb_ids_{next(_names)}"
-    table = pa.table({"id": pa.array(np.asarray(ids, dtype=np.int64)),
-                      "pos": pa.array(np.arange(len(ids), dtype=np.int64))})
+    table = pa.table(
+        {
+            "id": pa.array(np.asarray(ids, dtype=np.int64)),
+            "pos": pa.array(np.arange(len(ids), dtype=np.int64)),
+        }
+    )
     register(con, name, table)
     try:
         yield name
@@ -86,22 +99,29 @@ def id_table(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> Iterator[str
 def record_texts(con: duckdb.DuckDBPyConnection, ids: Sequence[int], spec: TextChoice) -> pa.Table:
     """(id, text, text_hash, script) for `ids`, in the order given; missing ids are left out."""
     with id_table(con, ids) as name:
-        return arrow(con, f"""
-            SELECT id, text, md5(text) AS text_hash, {script_sql('text')} AS script FROM (
-                SELECT i.id, i.pos, {text_sql(spec, 'r')} AS text FROM {name} i JOIN records r ON r.id = i.id)
-            ORDER BY pos""")
+        return arrow(
+            con,
+            f"""
+            SELECT id, text, md5(text) AS text_hash, {script_sql("text")} AS script FROM (
+                SELECT i.id, i.pos, {text_sql(spec, "r")} AS text FROM {name} i JOIN records r ON r.id = i.id)
+            ORDER BY pos""",
+        )
 
 
 # --- the embedding cache ---------------------------------------------------------------------------
+
 
 def register_model(con: duckdb.DuckDBPyConnection, model: str, dim: int, reads: str, source: str) -> None:
     found = first_row(con, "SELECT dim FROM embedding_models WHERE model = ?", [model])
     if found and found[0] != dim:
         raise WorkbenchError(
             f"the embedding model {model!r} now gives {dim}-dim vectors, but the store has {found[0]}-dim vectors "
-            f"cached under that name; give the new model another name (a different folder) or clear its cache")
-    con.execute("INSERT OR REPLACE INTO embedding_models (model, dim, reads, source) VALUES (?, ?, ?, ?)",
-                [model, dim, reads, source])
+            f"cached under that name; give the new model another name (a different folder) or clear its cache"
+        )
+    con.execute(
+        "INSERT OR REPLACE INTO embedding_models (model, dim, reads, source) VALUES (?, ?, ?, ?)",
+        [model, dim, reads, source],
+    )
 
 
 def model_dim(con: duckdb.DuckDBPyConnection, model: str) -> int | None:
@@ -122,15 +142,19 @@ def missing_hashes(con: duckdb.DuckDBPyConnection, model: str, hashes: Sequence[
     name = f"wb_hashes_{next(_names)}"
     register(con, name, table)
     try:
-        rows = con.execute(f"""SELECT DISTINCT h FROM {name} ANTI JOIN
+        rows = con.execute(
+            f"""SELECT DISTINCT h FROM {name} ANTI JOIN
                                (SELECT text_hash FROM embeddings WHERE model = ?) e ON e.text_hash = h""",
-                           [model]).fetchall()
+            [model],
+        ).fetchall()
     finally:
         con.unregister(name)
     return [r[0] for r in rows]
 
 
-def fetch_vectors(con: duckdb.DuckDBPyConnection, model: str, hashes: Sequence[str]) -> tuple[list[str], np.ndarray]:
+def fetch_vectors(
+    con: duckdb.DuckDBPyConnection, model: str, hashes: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
     """The cached vectors of `hashes` (those that have one) as (hashes found, float32 matrix)."""
     dim = model_dim(con, model)
     if dim is None:
@@ -139,8 +163,12 @@ def fetch_vectors(con: duckdb.DuckDBPyConnection, model: str, hashes: Sequence[s
     name = f"wb_hashes_{next(_names)}"
     register(con, name, table)
     try:
-        result = arrow(con, f"""SELECT e.text_hash, e.vector FROM {name} JOIN embeddings e
-                                 ON e.text_hash = h AND e.model = ?""", [model])
+        result = arrow(
+            con,
+            f"""SELECT e.text_hash, e.vector FROM {name} JOIN embeddings e
+                                 ON e.text_hash = h AND e.model = ?""",
+            [model],
+        )
     finally:
         con.unregister(name)
     return result.column(0).to_pylist(), _matrix(result.column(1), dim)
@@ -153,7 +181,9 @@ def _matrix(column: pa.ChunkedArray, dim: int) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(column), dim)
 
 
-def store_vectors(con: duckdb.DuckDBPyConnection, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+def store_vectors(
+    con: duckdb.DuckDBPyConnection, model: str, hashes: Sequence[str], vectors: np.ndarray
+) -> None:
     """Cache `vectors` (one row per hash) for `model`; hashes already cached are left as they are."""
     if len(hashes) == 0:
         return
@@ -161,12 +191,19 @@ def store_vectors(con: duckdb.DuckDBPyConnection, model: str, hashes: Sequence[s
     dim = model_dim(con, model)
     if dim is not None and vectors.shape[1] != dim:
         raise WorkbenchError(f"{model!r} gave {vectors.shape[1]}-dim vectors, the cache holds {dim}-dim ones")
-    table = pa.table({"h": pa.array(list(hashes), pa.string()),
-                      "v": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])})
+    table = pa.table(
+        {
+            "h": pa.array(list(hashes), pa.string()),
+            "v": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]),
+        }
+    )
     name = f"wb_vectors_{next(_names)}"
     register(con, name, table)
     try:
-        con.execute(f"INSERT OR IGNORE INTO embeddings (text_hash, model, vector) "
-                    f"SELECT h, ?, v::FLOAT[] FROM {name}", [model])
+        con.execute(
+            f"INSERT OR IGNORE INTO embeddings (text_hash, model, vector) "
+            f"SELECT h, ?, v::FLOAT[] FROM {name}",
+            [model],
+        )
     finally:
         con.unregister(name)

@@ -100,17 +100,21 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
     A record gets the first reason that applies, in the order of REASONS.
     """
     install_macros(con)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {EVAL} AS
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {EVAL} AS
         SELECT id, content_hash, last_user, hash(last_user) AS user_hash
         FROM (SELECT id, content_hash, wb_last_user(messages) AS last_user FROM records WHERE list_contains(?, dataset))
-        """, [list(spec.eval_datasets)])
+        """,
+        [list(spec.eval_datasets)],
+    )
     task_sql, task_params = spec.task_filter()
     has_eval = con.execute(f"SELECT count(*) > 0 FROM {EVAL}").fetchall()[0][0]
     user_hash = "hash(wb_last_user(r.messages))" if has_eval else "NULL::UBIGINT"
     # general data is always sampled; badcases only when the config balances them
     group_test = "true" if spec.group_task else "NOT list_contains(?, r.dataset)"
     group_params = [] if spec.group_task else [list(spec.task_datasets)]
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {POOL} AS
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {POOL} AS
         WITH errs AS (
             SELECT record_id, string_agg(DISTINCT code, ', ' ORDER BY code) AS codes
             FROM record_issues WHERE severity = 'error' GROUP BY record_id
@@ -134,8 +138,15 @@ def stage_pool(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> None:
         LEFT JOIN eval_hash eh ON eh.content_hash = r.content_hash
         LEFT JOIN {_CLUSTERS} c ON c.record_id = r.id
         WHERE ({task_sql}) OR (list_contains(?, r.dataset) AND list_contains(?, r.status))
-    """, [list(spec.task_datasets), *group_params, *task_params, list(spec.general_datasets),
-          list(spec.general_statuses)])
+    """,
+        [
+            list(spec.task_datasets),
+            *group_params,
+            *task_params,
+            list(spec.general_datasets),
+            list(spec.general_statuses),
+        ],
+    )
     # the same last user turn as an eval record (the same question, whatever the answer): hashes first,
     # then the text of the few that match
     con.execute(f"""UPDATE {POOL} SET reason = 'eval-leak',
@@ -166,7 +177,9 @@ def available_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | No
 
 def pool_categories(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None]]:
     """(pool, category) of every candidate before exclusions, so a category that they empty is still reported."""
-    return con.execute(f"SELECT DISTINCT pool, category FROM {POOL} ORDER BY pool, category NULLS FIRST").fetchall()
+    return con.execute(
+        f"SELECT DISTINCT pool, category FROM {POOL} ORDER BY pool, category NULLS FIRST"
+    ).fetchall()
 
 
 _REASON_ORDER = "CASE reason " + " ".join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(REASONS)) + " END"
@@ -174,21 +187,34 @@ _REASON_ORDER = "CASE reason " + " ".join(f"WHEN '{r}' THEN {i}" for i, r in enu
 
 def exclusion_counts(con: duckdb.DuckDBPyConnection, pool: str | None = None) -> dict[str, int]:
     """reason -> candidates left out for it (of one pool, or both), in the order of REASONS."""
-    rows = con.execute(f"""SELECT reason, count(*) FROM {POOL} WHERE reason IS NOT NULL AND (? IS NULL OR pool = ?)
-        GROUP BY reason ORDER BY {_REASON_ORDER}""", [pool, pool]).fetchall()
+    rows = con.execute(
+        f"""SELECT reason, count(*) FROM {POOL} WHERE reason IS NOT NULL AND (? IS NULL OR pool = ?)
+        GROUP BY reason ORDER BY {_REASON_ORDER}""",
+        [pool, pool],
+    ).fetchall()
     return dict(rows)
 
 
-def exclusion_counts_by_category(con: duckdb.DuckDBPyConnection, reason: str) -> list[tuple[str, str | None, int]]:
+def exclusion_counts_by_category(
+    con: duckdb.DuckDBPyConnection, reason: str
+) -> list[tuple[str, str | None, int]]:
     """(pool, category, candidates left out for `reason`)."""
-    return con.execute(f"""SELECT pool, category, count(*) FROM {POOL} WHERE reason = ?
-        GROUP BY pool, category ORDER BY pool, category NULLS FIRST""", [reason]).fetchall()
+    return con.execute(
+        f"""SELECT pool, category, count(*) FROM {POOL} WHERE reason = ?
+        GROUP BY pool, category ORDER BY pool, category NULLS FIRST""",
+        [reason],
+    ).fetchall()
 
 
-def exclusions(con: duckdb.DuckDBPyConnection, per_reason: int | None = None
-               ) -> list[tuple[int, str, str | None, str, str | None]]:
+def exclusions(
+    con: duckdb.DuckDBPyConnection, per_reason: int | None = None
+) -> list[tuple[int, str, str | None, str, str | None]]:
     """(id, pool, category, reason, detail) of candidates left out, by reason then id (the first `per_reason` of each)."""
-    limit = "" if per_reason is None else f"QUALIFY row_number() OVER (PARTITION BY reason ORDER BY id) <= {int(per_reason)}"
+    limit = (
+        ""
+        if per_reason is None
+        else f"QUALIFY row_number() OVER (PARTITION BY reason ORDER BY id) <= {int(per_reason)}"
+    )
     return con.execute(f"""SELECT id, pool, category, reason, detail FROM {POOL} WHERE reason IS NOT NULL {limit}
         ORDER BY {_REASON_ORDER}, id""").fetchall()
 
@@ -203,19 +229,28 @@ def exclusion_lines(con: duckdb.DuckDBPyConnection) -> pa.Table:
 def unselected_statuses(con: duckdb.DuckDBPyConnection, spec: PoolSpec) -> list[tuple[str, int]]:
     """(status, records) of the task datasets' records the status filter left out (not exported, not an exclusion)."""
     category_sql = "AND list_contains(?, category)" if spec.categories is not None else ""
-    params = [list(spec.task_datasets), list(spec.statuses)] + ([list(spec.categories)] if spec.categories is not None else [])
-    return con.execute(f"""SELECT status, count(*) FROM records
+    params = [list(spec.task_datasets), list(spec.statuses)] + (
+        [list(spec.categories)] if spec.categories is not None else []
+    )
+    return con.execute(
+        f"""SELECT status, count(*) FROM records
         WHERE list_contains(?, dataset) AND NOT list_contains(?, status) {category_sql}
-        GROUP BY status ORDER BY status""", params).fetchall()
+        GROUP BY status ORDER BY status""",
+        params,
+    ).fetchall()
 
 
 def exclude(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple[int, str, str]]) -> None:
     """Mark (id, reason, detail) rows of the pool as excluded (e.g. leaks found after sampling)."""
     if not rows:
         return
-    table = pa.table({"id": pa.array([r[0] for r in rows], pa.int64()),
-                      "reason": pa.array([r[1] for r in rows], pa.string()),
-                      "detail": pa.array([r[2] for r in rows], pa.string())})
+    table = pa.table(
+        {
+            "id": pa.array([r[0] for r in rows], pa.int64()),
+            "reason": pa.array([r[1] for r in rows], pa.string()),
+            "detail": pa.array([r[2] for r in rows], pa.string()),
+        }
+    )
     con.register("wb_export_excluded", table)
     try:
         con.execute(f"""UPDATE {POOL} SET reason = x.reason, detail = x.detail FROM wb_export_excluded x
@@ -259,19 +294,24 @@ def select_rows(con: duckdb.DuckDBPyConnection, quotas: Sequence[Quota], seed: i
     million rows are the slowest part of an export.
     """
     install_macros(con)
-    table = pa.table({"qid": pa.array(range(len(quotas)), pa.int32()),
-                      "pool": pa.array([q.pool for q in quotas], pa.string()),
-                      "category": pa.array([q.category for q in quotas], pa.string()),
-                      "take": pa.array([q.take for q in quotas], pa.int64()),
-                      "val": pa.array([q.val for q in quotas], pa.int64()),
-                      "train_rows": pa.array([q.train_rows for q in quotas], pa.int64()),
-                      "ranked": pa.array([q.ranked for q in quotas], pa.bool_()),
-                      "repeats": pa.array([q.repeats for q in quotas], pa.bool_())})
+    table = pa.table(
+        {
+            "qid": pa.array(range(len(quotas)), pa.int32()),
+            "pool": pa.array([q.pool for q in quotas], pa.string()),
+            "category": pa.array([q.category for q in quotas], pa.string()),
+            "take": pa.array([q.take for q in quotas], pa.int64()),
+            "val": pa.array([q.val for q in quotas], pa.int64()),
+            "train_rows": pa.array([q.train_rows for q in quotas], pa.int64()),
+            "ranked": pa.array([q.ranked for q in quotas], pa.bool_()),
+            "repeats": pa.array([q.repeats for q in quotas], pa.bool_()),
+        }
+    )
     con.register(QUOTA, table)
     try:
         # Partitions are keyed by the quota's index (qid), an integer: sorting on it is much cheaper than
         # on (pool, category) strings.
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {PICKED} AS
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {PICKED} AS
             WITH avail AS (
                 SELECT p.id, q.qid, p.content_hash, p.grp, q.take, q.ranked,
                        ((p.status <> 'fixed')::BIGINT << 31) + wb_mix(p.id + ?) AS pick
@@ -285,8 +325,11 @@ def select_rows(con: duckdb.DuckDBPyConnection, quotas: Sequence[Quota], seed: i
             FROM grouped QUALIFY rnk <= take
             UNION ALL
             SELECT id, qid, content_hash, NULL AS rnk FROM avail WHERE NOT ranked
-        """, [salt(seed, "pick")])
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {ROWS} AS
+        """,
+            [salt(seed, "pick")],
+        )
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {ROWS} AS
             WITH split AS (
                 SELECT x.*, q.train_rows, q.repeats,
                        row_number() OVER (PARTITION BY x.qid ORDER BY wb_mix(x.id + ?), x.id) <= q.val AS is_val
@@ -303,7 +346,9 @@ def select_rows(con: duckdb.DuckDBPyConnection, quotas: Sequence[Quota], seed: i
             SELECT l.id, q.pool, q.category, CASE WHEN l.is_val THEN 'val' ELSE 'train' END AS split, l.copy,
                    l.content_hash, wb_mix(wb_mix(l.id + ?) + l.copy * 40503) AS order_key
             FROM lines l JOIN {QUOTA} q ON q.qid = l.qid
-        """, [salt(seed, "val"), salt(seed, "order")])
+        """,
+            [salt(seed, "val"), salt(seed, "order")],
+        )
         con.execute(f"DROP TABLE {PICKED}")
     finally:
         con.unregister(QUOTA)
@@ -331,10 +376,16 @@ WEIGHTS = ("ark", "stored", "openai", "none")
 
 # The weight field of a message per `weights` mode: (struct entry, the key it is written under).
 _WEIGHT_FIELDS = {
-    "ark": ("'loss_weight': coalesce(m.loss_weight, CASE WHEN m.role = 'assistant' THEN 1.0 ELSE 0.0 END)", None),
+    "ark": (
+        "'loss_weight': coalesce(m.loss_weight, CASE WHEN m.role = 'assistant' THEN 1.0 ELSE 0.0 END)",
+        None,
+    ),
     "stored": ("'loss_weight': m.loss_weight", "loss_weight"),
     # OpenAI's fine-tuning `weight` is 0 or 1 and only on assistant messages.
-    "openai": ("'weight': CASE WHEN m.role = 'assistant' THEN (coalesce(m.loss_weight, 1.0) > 0)::INTEGER END", "weight"),
+    "openai": (
+        "'weight': CASE WHEN m.role = 'assistant' THEN (coalesce(m.loss_weight, 1.0) > 0)::INTEGER END",
+        "weight",
+    ),
     "none": (None, None),
 }
 
@@ -355,30 +406,49 @@ def line_sql(weights: str) -> str:
 
     def record(message_fields: list[str | None], tools: bool) -> str:
         message = "{" + ", ".join(f for f in message_fields if f) + "}"
-        return (f"to_json({{'messages': list_transform(r.messages, lambda m: {message}),"
-                + (" 'tools': r.tools," if tools else "") + f" 'id': r.id, 'category': r.category, 'source': {source}}})")
+        return (
+            f"to_json({{'messages': list_transform(r.messages, lambda m: {message}),"
+            + (" 'tools': r.tools," if tools else "")
+            + f" 'id': r.id, 'category': r.category, 'source': {source}}})"
+        )
 
     plain = record(["'role': m.role", "'content': m.content", weight_entry], tools=False)
-    full = record(["'role': m.role", "'content': m.content", weight_entry, "'name': m.name", "'tool_calls': m.tool_calls"],
-                  tools=True)
+    full = record(
+        [
+            "'role': m.role",
+            "'content': m.content",
+            weight_entry,
+            "'name': m.name",
+            "'tool_calls': m.tool_calls",
+        ],
+        tools=True,
+    )
     plain_cuts = [(f',"{nullable_weight}":null}}', "}")] if nullable_weight else []
     full_cuts = ([(f',"{nullable_weight}":null,"name":', ',"name":')] if nullable_weight else []) + [
-        (',"name":null,"tool_calls":null}', "}"), (',"name":null,"tool_calls":', ',"tool_calls":'),
-        (',"tool_calls":null}', "}"), (',"tools":null,"id":', ',"id":')]
+        (',"name":null,"tool_calls":null}', "}"),
+        (',"name":null,"tool_calls":', ',"tool_calls":'),
+        (',"tool_calls":null}', "}"),
+        (',"tools":null,"id":', ',"id":'),
+    ]
     for old, new in plain_cuts:
         plain = f"replace({plain}, '{old}', '{new}')"
     for old, new in full_cuts:
         full = f"replace({full}, '{old}', '{new}')"
-    is_plain = ("r.tools IS NULL AND NOT list_bool_or(list_transform(r.messages, "
-                "lambda m: m.name IS NOT NULL OR m.tool_calls IS NOT NULL))")
+    is_plain = (
+        "r.tools IS NULL AND NOT list_bool_or(list_transform(r.messages, "
+        "lambda m: m.name IS NOT NULL OR m.tool_calls IS NOT NULL))"
+    )
     return f"CASE WHEN {is_plain} THEN {plain} ELSE {full} END"
 
 
 def output_lines(con: duckdb.DuckDBPyConnection, split: str, weights: str) -> pa.Table:
     """The split's lines in file order, with their record ids and content hashes."""
-    return con.sql(f"""SELECT {line_sql(weights)} AS line, x.id, x.content_hash
+    return con.sql(
+        f"""SELECT {line_sql(weights)} AS line, x.id, x.content_hash
         FROM {ROWS} x JOIN records r ON r.id = x.id WHERE x.split = ?
-        ORDER BY x.order_key, x.id, x.copy""", params=[split]).to_arrow_table()
+        ORDER BY x.order_key, x.id, x.copy""",
+        params=[split],
+    ).to_arrow_table()
 
 
 def drop_temp(con: duckdb.DuckDBPyConnection) -> None:
@@ -387,6 +457,7 @@ def drop_temp(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # --- the export log -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ExportRow:
@@ -402,17 +473,40 @@ class ExportRow:
     created_at: Any
 
 
-def record_export(con: duckdb.DuckDBPyConnection, *, hash: str, name: str, folder: str, format: str,
-                  config: dict, counts: dict, train_records: int, val_records: int,
-                  general_share: float | None) -> None:
-    con.execute("""INSERT OR REPLACE INTO exports (hash, name, folder, format, config, counts, train_records,
+def record_export(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    hash: str,
+    name: str,
+    folder: str,
+    format: str,
+    config: dict,
+    counts: dict,
+    train_records: int,
+    val_records: int,
+    general_share: float | None,
+) -> None:
+    con.execute(
+        """INSERT OR REPLACE INTO exports (hash, name, folder, format, config, counts, train_records,
                        val_records, general_share, created_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)""",
-                [hash, name, folder, format, json.dumps(config, ensure_ascii=False, sort_keys=True),
-                 json.dumps(counts, ensure_ascii=False, sort_keys=True), train_records, val_records, general_share])
+        [
+            hash,
+            name,
+            folder,
+            format,
+            json.dumps(config, ensure_ascii=False, sort_keys=True),
+            json.dumps(counts, ensure_ascii=False, sort_keys=True),
+            train_records,
+            val_records,
+            general_share,
+        ],
+    )
 
 
-_EXPORT_COLUMNS = "hash, name, folder, format, config, counts, train_records, val_records, general_share, created_at"
+_EXPORT_COLUMNS = (
+    "hash, name, folder, format, config, counts, train_records, val_records, general_share, created_at"
+)
 
 
 def _export_row(row: tuple) -> ExportRow:
@@ -420,5 +514,7 @@ def _export_row(row: tuple) -> ExportRow:
 
 
 def list_exports(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[ExportRow]:
-    rows = con.execute(f"SELECT {_EXPORT_COLUMNS} FROM exports ORDER BY created_at DESC, name LIMIT ?", [limit])
+    rows = con.execute(
+        f"SELECT {_EXPORT_COLUMNS} FROM exports ORDER BY created_at DESC, name LIMIT ?", [limit]
+    )
     return [_export_row(r) for r in rows.fetchall()]

@@ -31,24 +31,34 @@ ALL_ISSUES = """(
 )"""
 
 
-def records_to_check(con: duckdb.DuckDBPyConnection, selection: Selection, clean_sql: str,
-                     always_categories: Sequence[str], batch: int = 5000) -> Iterator[list[tuple]]:
+def records_to_check(
+    con: duckdb.DuckDBPyConnection,
+    selection: Selection,
+    clean_sql: str,
+    always_categories: Sequence[str],
+    batch: int = 5000,
+) -> Iterator[list[tuple]]:
     """Batches of (id, messages, category) for the selected records that `clean_sql` cannot call clean.
 
     The pre-test runs once, into a temp table of ids; each batch is then its own small query, so the
     caller may write between batches.
     """
     where, params = selection.sql()
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE wb_to_check AS
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE wb_to_check AS
         SELECT id FROM records WHERE {where} AND (list_contains(?, category) OR NOT {clean_sql})""",
-                [*params, list(always_categories)])
+        [*params, list(always_categories)],
+    )
     try:
         last = -1
         while True:
-            rows = con.execute("""
+            rows = con.execute(
+                """
                 SELECT r.id, r.messages, r.category FROM records r
                 WHERE r.id IN (SELECT id FROM wb_to_check WHERE id > ? ORDER BY id LIMIT ?)
-                ORDER BY r.id""", [last, batch]).fetchall()
+                ORDER BY r.id""",
+                [last, batch],
+            ).fetchall()
             if not rows:
                 return
             yield rows
@@ -59,51 +69,85 @@ def records_to_check(con: duckdb.DuckDBPyConnection, selection: Selection, clean
 
 def clear_check_issues(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
     where, params = selection.sql()
-    con.execute(f"DELETE FROM record_issues WHERE stage = 'check' AND record_id IN (SELECT id FROM records WHERE {where})",
-                params)
+    con.execute(
+        f"DELETE FROM record_issues WHERE stage = 'check' AND record_id IN (SELECT id FROM records WHERE {where})",
+        params,
+    )
 
 
 def insert_issues(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
     """rows: (record_id, code, severity, turn, message, fix)."""
     if not rows:
         return
-    columns = columns_select({"record_id": "BIGINT", "code": "VARCHAR", "severity": "VARCHAR", "turn": "INTEGER",
-                              "message": "VARCHAR", "fix": "VARCHAR"})
-    con.execute(f"INSERT INTO record_issues (record_id, code, severity, turn, message, fix, stage) "
-                f"SELECT *, 'check' FROM ({columns})", [list(c) for c in zip(*rows, strict=True)])
+    columns = columns_select(
+        {
+            "record_id": "BIGINT",
+            "code": "VARCHAR",
+            "severity": "VARCHAR",
+            "turn": "INTEGER",
+            "message": "VARCHAR",
+            "fix": "VARCHAR",
+        }
+    )
+    con.execute(
+        f"INSERT INTO record_issues (record_id, code, severity, turn, message, fix, stage) "
+        f"SELECT *, 'check' FROM ({columns})",
+        [list(c) for c in zip(*rows, strict=True)],
+    )
 
 
 def fixable_records(con: duckdb.DuckDBPyConnection, selection: Selection) -> list[int]:
     """Ids of the selected records that have an issue with an autofix, in id order."""
     where, params = selection.sql()
-    return [r[0] for r in con.execute(
-        f"SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL "
-        f"AND record_id IN (SELECT id FROM records WHERE {where}) ORDER BY 1", params).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL "
+            f"AND record_id IN (SELECT id FROM records WHERE {where}) ORDER BY 1",
+            params,
+        ).fetchall()
+    ]
+
 
 def all_issues(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """Every issue of every record, both kinds: (record_id, code, severity, turn, message, fix, stage), by record."""
-    return con.execute(f"SELECT record_id, code, severity, turn, message, fix, stage FROM {ALL_ISSUES} i "
-                       "ORDER BY record_id, turn NULLS FIRST, code").fetchall()
+    return con.execute(
+        f"SELECT record_id, code, severity, turn, message, fix, stage FROM {ALL_ISSUES} i "
+        "ORDER BY record_id, turn NULLS FIRST, code"
+    ).fetchall()
 
-def issue_counts(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> list[tuple[str, str, int]]:
+
+def issue_counts(
+    con: duckdb.DuckDBPyConnection, selection: Selection = Selection()
+) -> list[tuple[str, str, int]]:
     """(code, severity, records with it), most frequent first."""
     where, params = selection.sql()
-    return con.execute(f"""
+    return con.execute(
+        f"""
         SELECT code, severity, count(DISTINCT record_id) FROM {ALL_ISSUES} i
         WHERE record_id IN (SELECT id FROM records WHERE {where})
-        GROUP BY code, severity ORDER BY 3 DESC, 1""", params).fetchall()
+        GROUP BY code, severity ORDER BY 3 DESC, 1""",
+        params,
+    ).fetchall()
 
 
 def issues_of(con: duckdb.DuckDBPyConnection, record_id: int) -> list[tuple]:
     """(code, severity, turn, message, fix, stage) for one record."""
-    return con.execute(f"SELECT code, severity, turn, message, fix, stage FROM {ALL_ISSUES} i WHERE record_id = ? "
-                       "ORDER BY turn NULLS FIRST, code", [record_id]).fetchall()
+    return con.execute(
+        f"SELECT code, severity, turn, message, fix, stage FROM {ALL_ISSUES} i WHERE record_id = ? "
+        "ORDER BY turn NULLS FIRST, code",
+        [record_id],
+    ).fetchall()
 
 
 def records_with_errors(con: duckdb.DuckDBPyConnection, selection: Selection = Selection()) -> int:
     where, params = selection.sql()
-    return scalar(con, f"""SELECT count(DISTINCT record_id) FROM record_issues
-        WHERE severity = 'error' AND record_id IN (SELECT id FROM records WHERE {where})""", params)
+    return scalar(
+        con,
+        f"""SELECT count(DISTINCT record_id) FROM record_issues
+        WHERE severity = 'error' AND record_id IN (SELECT id FROM records WHERE {where})""",
+        params,
+    )
 
 
 # --- the SQL pre-test --------------------------------------------------------------------------------
@@ -145,7 +189,11 @@ def clean_record_sql(max_tokens: int, *, suspicious: str, repeat_min_chars: int)
 
 def category_answers(con: duckdb.DuckDBPyConnection, category: str) -> list[str | None]:
     """The last assistant answer of every record in a category that has one (the contract rules' input)."""
-    return [r[0] for r in con.execute(
-        """SELECT list_filter(messages, lambda m: m.role = 'assistant')[-1].content FROM records
+    return [
+        r[0]
+        for r in con.execute(
+            """SELECT list_filter(messages, lambda m: m.role = 'assistant')[-1].content FROM records
            WHERE category = ? AND len(list_filter(messages, lambda m: m.role = 'assistant')) > 0""",
-        [category]).fetchall()]
+            [category],
+        ).fetchall()
+    ]

@@ -16,17 +16,51 @@ MESSAGE_TYPE = "STRUCT(role VARCHAR, content VARCHAR, loss_weight DOUBLE, name V
 # VARCHAR: strings come out unquoted and anything else as its JSON text. A message content that
 # comes out starting with [ or { may have been a list of parts (or an object); only those few are
 # looked at again (wb_content), so plain-text records never pay for a second parse.
-_TEXT_FIELDS = ("system", "instruction", "input", "output", "prompt", "question", "query", "response",
-                "completion", "answer", "category", "task_type", "source", "bad_output", "model_output",
-                "expected")
-_RECORD_SHAPE = json.dumps({
-    "messages": [{"role": "VARCHAR", "content": "VARCHAR", "loss_weight": "DOUBLE", "weight": "DOUBLE",
-                  "name": "VARCHAR", "tool_calls": "JSON"}],
-    "conversations": [{"from": "VARCHAR", "value": "VARCHAR", "role": "VARCHAR", "content": "VARCHAR",
-                       "loss_weight": "DOUBLE"}],
-    **{key: "VARCHAR" for key in _TEXT_FIELDS},
-    "tools": "JSON", "history": "JSON", "tags": "JSON",
-})
+_TEXT_FIELDS = (
+    "system",
+    "instruction",
+    "input",
+    "output",
+    "prompt",
+    "question",
+    "query",
+    "response",
+    "completion",
+    "answer",
+    "category",
+    "task_type",
+    "source",
+    "bad_output",
+    "model_output",
+    "expected",
+)
+_RECORD_SHAPE = json.dumps(
+    {
+        "messages": [
+            {
+                "role": "VARCHAR",
+                "content": "VARCHAR",
+                "loss_weight": "DOUBLE",
+                "weight": "DOUBLE",
+                "name": "VARCHAR",
+                "tool_calls": "JSON",
+            }
+        ],
+        "conversations": [
+            {
+                "from": "VARCHAR",
+                "value": "VARCHAR",
+                "role": "VARCHAR",
+                "content": "VARCHAR",
+                "loss_weight": "DOUBLE",
+            }
+        ],
+        **{key: "VARCHAR" for key in _TEXT_FIELDS},
+        "tools": "JSON",
+        "history": "JSON",
+        "tags": "JSON",
+    }
+)
 
 _MESSAGE_KEY_LIST = ", ".join(f"'{k}'" for k in MESSAGE_KEYS)
 _SHAREGPT_CASE = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SHAREGPT_ROLES.items())
@@ -37,7 +71,8 @@ _SHAREGPT_CASE = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SHAREGPT_ROLES.it
 _TOP_FIELDS = ["messages", "conversations", *_TEXT_FIELDS, "tools", "history", "tags"]
 _KEY_COUNT = " + ".join(f"(r.{k} IS NOT NULL)::INT" for k in _TOP_FIELDS)
 _MESSAGE_FIELD_COUNT = " + ".join(
-    f"(m.{k} IS NOT NULL)::INT" for k in ("role", "content", "loss_weight", "weight", "name", "tool_calls"))
+    f"(m.{k} IS NOT NULL)::INT" for k in ("role", "content", "loss_weight", "weight", "name", "tool_calls")
+)
 
 # DuckDB macros, created per connection (TEMP macros live as long as the connection).
 MACROS = f"""

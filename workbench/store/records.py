@@ -70,8 +70,12 @@ class Selection:
 
     def sql(self, alias: str = "records") -> tuple[str, list]:
         where, params = [], []
-        for column, value in (("dataset", self.dataset), ("category", self.category), ("status", self.status),
-                              ("import_id", self.import_id)):
+        for column, value in (
+            ("dataset", self.dataset),
+            ("category", self.category),
+            ("status", self.status),
+            ("import_id", self.import_id),
+        ):
             if value is not None:
                 where.append(f"{alias}.{column} = ?")
                 params.append(value)
@@ -84,7 +88,9 @@ class Selection:
                           OR list_contains(list_transform({alias}.import_issues, lambda i: i.code), ?))""")
             params += [self.issue_code, self.issue_code]
         if self.text:
-            where.append(f"list_bool_or(list_transform({alias}.messages, lambda m: contains(lower(m.content), lower(?))))")
+            where.append(
+                f"list_bool_or(list_transform({alias}.messages, lambda m: contains(lower(m.content), lower(?))))"
+            )
             params.append(self.text)
         return (" AND ".join(where) or "true"), params
 
@@ -128,43 +134,74 @@ def _record(row: tuple) -> Record:
     return rec
 
 
-def list_records(con: duckdb.DuckDBPyConnection, selection: Selection = Selection(), *, limit: int = 50,
-                 offset: int = 0, order: str = "id") -> list[Record]:
+def list_records(
+    con: duckdb.DuckDBPyConnection,
+    selection: Selection = Selection(),
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    order: str = "id",
+) -> list[Record]:
     if order not in ("id", "-id", "updated_at", "-updated_at"):
         raise WorkbenchError(f"cannot order records by {order!r}")
     direction = "DESC" if order.startswith("-") else "ASC"
     where, params = selection.sql()
     rows = con.execute(
         f"SELECT {', '.join(_COLUMNS)} FROM records WHERE {where} ORDER BY {order.lstrip('-')} {direction} "
-        f"LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+        f"LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
     return [_record(r) for r in rows]
 
 
-def insert_record(con: duckdb.DuckDBPyConnection, record: Record, author: str, note: str | None = None) -> int:
+def insert_record(
+    con: duckdb.DuckDBPyConnection, record: Record, author: str, note: str | None = None
+) -> int:
     """Add one record (typed or pasted in, or from the playground); returns its id."""
     ensure_dataset(con, record.dataset)
     _validate(record.status, record.messages)
     normaliser.install_macros(con)
     record_id = scalar(con, "SELECT coalesce(max(id), 0) + 1 FROM records")
-    con.execute(f"""
+    con.execute(
+        f"""
         INSERT INTO records (id, dataset, messages, tools, category, task_type, status, tags, source, bad_output,
                              content_hash, format, import_issues, created_at, updated_at, version)
         SELECT ?, ?, m, ?, ?, ?, ?, ?, ?, ?, wb_content_hash(m), 'messages', [], current_timestamp, current_timestamp, 1
         FROM (SELECT ?::{normaliser.MESSAGE_TYPE}[] AS m)""",
-        [record_id, record.dataset, _json_or_none(record.tools), record.category, record.task_type, record.status,
-         record.tags or None, record.source, record.bad_output, [formats.canonical_message(m) for m in record.messages]])
+        [
+            record_id,
+            record.dataset,
+            _json_or_none(record.tools),
+            record.category,
+            record.task_type,
+            record.status,
+            record.tags or None,
+            record.source,
+            record.bad_output,
+            [formats.canonical_message(m) for m in record.messages],
+        ],
+    )
     _log(con, record_id, 1, "create", None, _snapshot(get_record(con, record_id), EDITABLE), author, note)
     return record_id
 
 
-def update_record(con: duckdb.DuckDBPyConnection, record_id: int, expected_version: int, changes: dict[str, Any],
-                  author: str, action: str = "edit", note: str | None = None,
-                  operation_id: int | None = None) -> Record:
+def update_record(
+    con: duckdb.DuckDBPyConnection,
+    record_id: int,
+    expected_version: int,
+    changes: dict[str, Any],
+    author: str,
+    action: str = "edit",
+    note: str | None = None,
+    operation_id: int | None = None,
+) -> Record:
     """Apply `changes` if the record is still at `expected_version`; logs a revision (part of bulk operation
     `operation_id` when given). Call inside a transaction."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
-        raise WorkbenchError(f"cannot edit {', '.join(sorted(unknown))}; editable fields: {', '.join(EDITABLE)}")
+        raise WorkbenchError(
+            f"cannot edit {', '.join(sorted(unknown))}; editable fields: {', '.join(EDITABLE)}"
+        )
     current = get_record(con, record_id)
     if current.version != expected_version:
         raise EditConflictError(record_id, expected_version, current.version)
@@ -193,11 +230,22 @@ def update_record(con: duckdb.DuckDBPyConnection, record_id: int, expected_versi
         params.append(value if name != "tags" else (list(value) if value else None))
     con.execute(
         f"UPDATE records SET {', '.join(sets)}, version = version + 1, updated_at = current_timestamp "
-        f"WHERE id = ? AND version = ?", [*params, record_id, expected_version])
+        f"WHERE id = ? AND version = ?",
+        [*params, record_id, expected_version],
+    )
     if "messages" in changed:
         con.execute("UPDATE records SET content_hash = wb_content_hash(messages) WHERE id = ?", [record_id])
-    _log(con, record_id, expected_version + 1, action, {k: before.get(k) for k in sorted(changed)},
-         {k: after[k] for k in sorted(changed)}, author, note, operation_id)
+    _log(
+        con,
+        record_id,
+        expected_version + 1,
+        action,
+        {k: before.get(k) for k in sorted(changed)},
+        {k: after[k] for k in sorted(changed)},
+        author,
+        note,
+        operation_id,
+    )
     return get_record(con, record_id)
 
 
@@ -226,12 +274,22 @@ def _json_or_none(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _log(con, record_id: int, version: int, action: str, before: dict | None, after: dict | None, author: str,
-         note: str | None, operation_id: int | None = None) -> None:
+def _log(
+    con,
+    record_id: int,
+    version: int,
+    action: str,
+    before: dict | None,
+    after: dict | None,
+    author: str,
+    note: str | None,
+    operation_id: int | None = None,
+) -> None:
     con.execute(
         "INSERT INTO revisions (record_id, version, action, before, after, author, note, operation_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [record_id, version, action, _dump(before), _dump(after), author, note, operation_id])
+        [record_id, version, action, _dump(before), _dump(after), author, note, operation_id],
+    )
 
 
 def _dump(value: dict | None) -> str | None:
@@ -254,9 +312,23 @@ class Revision:
 def revisions_of(con: duckdb.DuckDBPyConnection, record_id: int) -> list[Revision]:
     rows = con.execute(
         "SELECT id, record_id, version, action, before, after, author, note, created_at FROM revisions "
-        "WHERE record_id = ? ORDER BY id", [record_id]).fetchall()
-    return [Revision(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None,
-                     json.loads(r[5]) if r[5] else None, r[6], r[7], r[8]) for r in rows]
+        "WHERE record_id = ? ORDER BY id",
+        [record_id],
+    ).fetchall()
+    return [
+        Revision(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            json.loads(r[4]) if r[4] else None,
+            json.loads(r[5]) if r[5] else None,
+            r[6],
+            r[7],
+            r[8],
+        )
+        for r in rows
+    ]
 
 
 def get_revision(con: duckdb.DuckDBPyConnection, revision_id: int) -> Revision:
@@ -269,4 +341,5 @@ def get_revision(con: duckdb.DuckDBPyConnection, revision_id: int) -> Revision:
 def recent_revisions(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[tuple]:
     return con.execute(
         "SELECT created_at, author, action, record_id, version FROM revisions ORDER BY id DESC LIMIT ?",
-        [limit]).fetchall()
+        [limit],
+    ).fetchall()

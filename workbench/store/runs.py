@@ -12,10 +12,36 @@ import duckdb
 from ..errors import NotFoundError
 
 ACTIVE = ("queued", "running")
-COLUMNS = ("id", "status", "export_name", "export_dir", "export_hash", "base_model", "parent_run", "init", "config",
-           "run_dir", "pid", "host", "step", "total_steps", "epoch", "train_loss", "val_loss", "val_accuracy",
-           "train_accuracy", "best_step", "adapter_dir", "warnings", "error", "author", "created_at", "started_at",
-           "finished_at", "updated_at")
+COLUMNS = (
+    "id",
+    "status",
+    "export_name",
+    "export_dir",
+    "export_hash",
+    "base_model",
+    "parent_run",
+    "init",
+    "config",
+    "run_dir",
+    "pid",
+    "host",
+    "step",
+    "total_steps",
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "train_accuracy",
+    "best_step",
+    "adapter_dir",
+    "warnings",
+    "error",
+    "author",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "updated_at",
+)
 _UPDATABLE = set(COLUMNS) - {"id", "created_at", "updated_at"}
 
 
@@ -62,9 +88,20 @@ def _row(values: tuple) -> RunRow:
     return RunRow(**data)
 
 
-def insert_run(con: duckdb.DuckDBPyConnection, *, export_dir: str, export_name: str | None, export_hash: str | None,
-               base_model: str, parent_run: int | None, init: str, config: dict, runs_dir: str,
-               author: str | None = None, taken: set[str] | None = None) -> RunRow:
+def insert_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    export_dir: str,
+    export_name: str | None,
+    export_hash: str | None,
+    base_model: str,
+    parent_run: int | None,
+    init: str,
+    config: dict,
+    runs_dir: str,
+    author: str | None = None,
+    taken: set[str] | None = None,
+) -> RunRow:
     """Record a queued run; its folder is `<runs_dir>/<id>` (ids whose folder name is in `taken` are skipped,
     so a store rebuilt beside an old runs folder never reuses a folder)."""
     while True:
@@ -74,8 +111,19 @@ def insert_run(con: duckdb.DuckDBPyConnection, *, export_dir: str, export_name: 
     con.execute(
         "INSERT INTO runs (id, status, export_name, export_dir, export_hash, base_model, parent_run, init, config, "
         "run_dir, author) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, export_name, export_dir, export_hash, base_model, parent_run, init,
-         json.dumps(config, ensure_ascii=False), f"{runs_dir}/{run_id}", author])
+        [
+            run_id,
+            export_name,
+            export_dir,
+            export_hash,
+            base_model,
+            parent_run,
+            init,
+            json.dumps(config, ensure_ascii=False),
+            f"{runs_dir}/{run_id}",
+            author,
+        ],
+    )
     return get_run(con, run_id)
 
 
@@ -85,10 +133,14 @@ def update_run(con: duckdb.DuckDBPyConnection, run_id: int, **changes: Any) -> N
         raise ValueError(f"runs has no updatable column(s) {sorted(unknown)}")
     if not changes:
         return
-    values = [json.dumps(v, ensure_ascii=False) if k in ("config", "warnings") and v is not None else v
-              for k, v in changes.items()]
+    values = [
+        json.dumps(v, ensure_ascii=False) if k in ("config", "warnings") and v is not None else v
+        for k, v in changes.items()
+    ]
     assignments = ", ".join(f"{k} = ?" for k in changes)
-    con.execute(f"UPDATE runs SET {assignments}, updated_at = current_timestamp WHERE id = ?", [*values, run_id])
+    con.execute(
+        f"UPDATE runs SET {assignments}, updated_at = current_timestamp WHERE id = ?", [*values, run_id]
+    )
 
 
 def get_run(con: duckdb.DuckDBPyConnection, run_id: int) -> RunRow:
@@ -98,10 +150,13 @@ def get_run(con: duckdb.DuckDBPyConnection, run_id: int) -> RunRow:
     return _row(row)
 
 
-def list_runs(con: duckdb.DuckDBPyConnection, *, statuses: tuple[str, ...] | None = None,
-              limit: int | None = None) -> list[RunRow]:
+def list_runs(
+    con: duckdb.DuckDBPyConnection, *, statuses: tuple[str, ...] | None = None, limit: int | None = None
+) -> list[RunRow]:
     where = f"WHERE status IN ({', '.join('?' for _ in statuses)})" if statuses else ""
-    sql = f"SELECT {', '.join(COLUMNS)} FROM runs {where} ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
+    sql = f"SELECT {', '.join(COLUMNS)} FROM runs {where} ORDER BY id DESC" + (
+        f" LIMIT {int(limit)}" if limit else ""
+    )
     return [_row(r) for r in con.execute(sql, list(statuses or ())).fetchall()]
 
 
@@ -114,7 +169,8 @@ def run_lineage(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
     parent's adapter or started a fresh one), each with its export (name, hash, folder, and the export log's
     record counts) and its adapter: data -> run -> adapter, in one query."""
     get_run(con, run_id)
-    rows = con.execute(f"""
+    rows = con.execute(
+        """
         WITH RECURSIVE chain(id, depth) AS (
             SELECT id, 0 FROM runs WHERE id = ?
             UNION ALL
@@ -125,6 +181,8 @@ def run_lineage(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
                r.adapter_dir, r.val_accuracy, r.val_loss, r.best_step,
                e.train_records, e.val_records, e.created_at AS exported_at
         FROM chain c JOIN runs r ON r.id = c.id LEFT JOIN exports e ON e.hash = r.export_hash
-        ORDER BY c.depth""", [run_id])
+        ORDER BY c.depth""",
+        [run_id],
+    )
     names = [d[0] for d in rows.description]
     return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]

@@ -48,9 +48,7 @@ def latest_version() -> int:
 
 
 def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
-    exists = scalar(con,
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-    )
+    exists = scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'")
     if not exists:
         return set()
     return {row[0] for row in con.execute("SELECT version FROM schema_version").fetchall()}
@@ -82,6 +80,7 @@ def migrate(con: duckdb.DuckDBPyConnection, where: str) -> int:
         with in_transaction(con):
             step.apply(con)
             con.execute(
-                "INSERT INTO schema_version (version, description) VALUES (?, ?)", [step.version, step.description]
+                "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                [step.version, step.description],
             )
     return newest

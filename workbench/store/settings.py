@@ -36,8 +36,10 @@ def get_contracts(con: duckdb.DuckDBPyConnection) -> dict[str, Contract]:
 
 
 def set_contract(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
-    con.execute("INSERT OR REPLACE INTO contracts (category, kind, spec, updated_at) VALUES (?, ?, ?, current_timestamp)",
-                list(contract.to_row()))
+    con.execute(
+        "INSERT OR REPLACE INTO contracts (category, kind, spec, updated_at) VALUES (?, ?, ?, current_timestamp)",
+        list(contract.to_row()),
+    )
 
 
 def delete_contract(con: duckdb.DuckDBPyConnection, category: str) -> None:

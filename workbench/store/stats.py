@@ -32,9 +32,12 @@ def summary(con: duckdb.DuckDBPyConnection) -> StoreSummary:
         records_with_errors=records_with_errors(con),
         imports=scalar(con, "SELECT count(*) FROM imports WHERE finished_at IS NOT NULL"),
         datasets=list_datasets(con),
-        statuses=con.execute("SELECT status, count(*) FROM records GROUP BY status ORDER BY 2 DESC").fetchall(),
+        statuses=con.execute(
+            "SELECT status, count(*) FROM records GROUP BY status ORDER BY 2 DESC"
+        ).fetchall(),
         categories=con.execute(
-            "SELECT category, count(*) FROM records GROUP BY category ORDER BY 2 DESC, 1 NULLS LAST").fetchall(),
+            "SELECT category, count(*) FROM records GROUP BY category ORDER BY 2 DESC, 1 NULLS LAST"
+        ).fetchall(),
         issues=issue_counts(con),
         recent=recent_revisions(con, 10),
     )
