@@ -67,6 +67,7 @@ if S.get("rv_url") != params:  # a link (or the back button) brought a new filte
     )
     S.rv_severity, S.rv_duplicate, S.rv_text = flt.severity or "any", flt.duplicate or "any", flt.text
     S.rv_cluster = flt.cluster
+    S.rv_hard = flt.hard_after_run
     S.rv_import = list(flt.imports)  # no widget: set by the Import page's links, cleared below
     S.rv_pages = [None]
 
@@ -89,7 +90,7 @@ d.multiselect("Issue", keep(S.rv_issue, choices["issue_codes"]), key="rv_issue")
 e.text_input("Text", key="rv_text", placeholder="in any turn, e.g. 退款 or refund")
 sort = f.selectbox("Sort", list(review.SORTS), key="rv_sort")
 with st.expander("More filters"):
-    g, h, i, j, k, m = st.columns(6)
+    g, h, i, j, k, m, n = st.columns(7)
     g.multiselect("Tag", keep(S.rv_tag, choices["tags"]), key="rv_tag")
     h.multiselect("Task type", keep(S.rv_task, choices["task_types"]), key="rv_task")
     i.multiselect("Source", keep(S.rv_source, choices["sources"]), key="rv_source")
@@ -111,6 +112,19 @@ with st.expander("More filters"):
         disabled=not clusters,
         help=None if clusters else "No clustering run yet (`workbench cluster`).",
     )
+    hard_runs = keep([S.rv_hard] if S.rv_hard is not None else [], choices["hard_runs"])
+    n.selectbox(
+        "Hard after run",
+        [None, *hard_runs],
+        key="rv_hard",
+        format_func=lambda v: "any" if v is None else f"run {v}",
+        disabled=not hard_runs,
+        help="Records the run still answers wrong, or learned least (highest loss, top tenth), in its latest "
+        "evaluation on the records it trained on: often a wrong label or a contradiction. Check the label "
+        "before the next run."
+        if hard_runs
+        else "No evaluated run yet: `workbench evaluate RUN --on trained` (or the Evaluate page).",
+    )
 
 flt = ReviewFilter(
     datasets=tuple(S.rv_dataset),
@@ -125,6 +139,7 @@ flt = ReviewFilter(
     sources=tuple(S.rv_source),
     text=S.rv_text.strip(),
     imports=tuple(S.get("rv_import", [])),
+    hard_after_run=S.rv_hard,
 )
 if flt.imports:
     n1, n2 = st.columns([4, 1])
@@ -148,7 +163,10 @@ if (
 S.rv_go_last = False
 if S.get("rv_current") not in page.ids:
     S.rv_current = page.ids[0] if page.ids else None
-st.markdown(f"**{page.total:,} records match**" + (f" · page {len(S.rv_pages)}" if page.total else ""))
+st.markdown(
+    f"**{page.total:,} {'record matches' if page.total == 1 else 'records match'}**"
+    + (f" · page {len(S.rv_pages)}" if page.total else "")
+)
 
 
 # --- moving through the queue ----------------------------------------------------------------------------
@@ -473,6 +491,26 @@ with detail:
                 height=68 if len(turn["content"]) < 200 else 160,
             )
     st.button("＋ Add turn", on_click=change_turns, args=("add",), key=f"rv_add_{serial}")
+
+    if flt.hard_after_run is not None:
+        why = review.why_hard(store, flt.hard_after_run, rec.id)
+        if why is not None:
+            with st.container(border=True):
+                loss = f" · loss {why.loss:.3f}" if why.loss is not None else ""
+                st.markdown(
+                    f"**Why it is here:** run {flt.hard_after_run} answers it {why.verdict or 'unjudged'}{loss}"
+                )
+                st.caption("Run " + str(flt.hard_after_run) + " said")
+                st.code(why.output or "", language=None, wrap_lines=True)
+                if why.contradicting:
+                    st.caption(
+                        "The most similar records of the set give a different answer: is one label wrong?"
+                    )
+                    st.dataframe(
+                        pd.DataFrame(why.contradicting)[["record_id", "question", "reference", "similarity"]],
+                        hide_index=True,
+                        width="stretch",
+                    )
 
     if view.issues:
         st.markdown("**Issues**")

@@ -58,7 +58,7 @@ def open_review(query: dict | None = None) -> AppTest:
 
 
 def matching(at: AppTest) -> str:
-    return next(m.value for m in at.markdown if "records match" in m.value)
+    return next(m.value for m in at.markdown if "records match" in m.value or "record matches" in m.value)
 
 
 def ids_of(store, flt: ReviewFilter) -> list[int]:
@@ -75,7 +75,7 @@ def test_entry_file_lists_review_in_the_work_section(store_env):
 
 def test_a_link_with_an_issue_filter_opens_the_queue_filtered(store_env):
     at = open_review({"issue": "role-typo"})
-    assert matching(at).startswith("**1 records match**")
+    assert matching(at).startswith("**1 record matches**")
     assert at.multiselect(key="rv_issue").value == ["role-typo"]
     assert at.text_area[1].value == "refund"
 
@@ -87,7 +87,7 @@ def test_filter_and_text_search_change_the_count_and_the_url(store_env):
     assert matching(at).startswith("**61 records match**")
     assert at.query_params["category"] in ("物流", ["物流"])  # AppTest gives a lone value unwrapped
     at.text_input(key="rv_text").set_value("外卖").run()
-    assert matching(at).startswith("**1 records match**")
+    assert matching(at).startswith("**1 record matches**")
 
 
 def test_pages_move_through_the_queue(store_env):
@@ -243,3 +243,50 @@ def test_a_bad_link_says_what_is_wrong_instead_of_a_traceback(store_env):
     assert "unknown status 'done'" in at.error[0].value
     at.button(key="clear_filters").click().run()
     assert not at.exception and matching(at).startswith("**63 records match**")
+
+
+def test_hard_after_run_filter_shows_why_each_record_is_there(store_env):
+    """A link with hard=N opens the records run N still gets wrong (or learned least), each with the run's
+    answer and the similar records that answer differently."""
+    from workbench.store import evaluations as sql
+
+    ids = ids_of(store_env, ReviewFilter(categories=("物流",)))[:10]
+    with store_env.transaction() as con:
+        items = [
+            {
+                "record_key": str(rid),
+                "record_id": rid,
+                "category": "物流",
+                "messages": [{"role": "user", "content": f"Where is order {n}?"}],
+                "reference": "refund" if n == 1 else "delivery_status",
+            }
+            for n, rid in enumerate(ids)
+        ]
+        eid = sql.insert_evaluation(
+            con, model="run 1", run_id=1, base_model="tiny", eval_set="trained", source="x",
+            system_prompt=None, examples=None, config={}, items=items, pid=None, author="t",
+        )  # fmt: skip
+        sql.save_results(
+            con,
+            eid,
+            [
+                {
+                    "seq": n,
+                    "output": "delivery_status",
+                    "verdict": "wrong" if n == 1 else "right",
+                    "loss": 0.1 * n,
+                }
+                for n in range(len(ids))
+            ],
+        )
+        sql.update_evaluation(con, eid, status="done")
+    at = open_review({"hard": "1"})
+    assert matching(at).startswith("**2 records match**")  # the wrong one, and the highest loss of ten
+    assert at.selectbox(key="rv_hard").value == 1
+    why = next(m.value for m in at.markdown if "Why it is here" in m.value)
+    assert "run 1 answers it" in why
+    assert at.session_state.rv_current in (ids[1], ids[9])
+    assert len(at.dataframe) >= 2  # the queue, and the similar records that answer differently
+    at.selectbox(key="rv_hard").set_value(None).run()
+    assert matching(at).startswith("**63 records match**")
+    assert not any("Why it is here" in m.value for m in at.markdown)

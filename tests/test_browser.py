@@ -182,7 +182,7 @@ def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, 
         page.goto(app_url)
         # Overview links into Review filtered to the role-typo issue
         page.get_by_role("link", name="role-typo (1)").click()
-        expect(page.get_by_text("1 records match")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("1 record matches")).to_be_visible(timeout=60_000)
         assert "issue=role-typo" in page.url
         # one click applies the safe autofix
         page.get_by_role("button", name="Fix").first.click()
@@ -192,7 +192,7 @@ def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, 
         )  # it no longer has the issue
         # the Chinese badcase: write the right answer beside what the model said
         page.goto(app_url + "/review?text=一个小时")
-        expect(page.get_by_text("1 records match")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("1 record matches")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("The model said (bad output)")).to_be_visible()
         answer = page.get_by_label("The right answer")
         answer.fill("delivery_status")
@@ -210,7 +210,7 @@ def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, 
         expect(page.get_by_text("as approved")).to_be_visible(timeout=30_000)
         # the HTML record is text: no script ran, no image tag rendered
         page.goto(app_url + "/review?category=html")
-        expect(page.get_by_text("1 records match")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("1 record matches")).to_be_visible(timeout=60_000)
         page.wait_for_timeout(800)
         assert page.title() != "pwned"
         assert page.locator("img[src=x]").count() == 0

@@ -8,6 +8,7 @@ import pytest
 from workbench import ingest, review
 from workbench.errors import EditConflictError, WorkbenchError
 from workbench.review import BulkAction, ReviewFilter
+from workbench.store import evaluations as sql_evaluations
 from workbench.store.records import get_record
 
 from .conftest import chat
@@ -107,15 +108,18 @@ def test_filter_round_trips_through_url_params():
         cluster=3,
         text="订单",
         tags=("vip",),
+        hard_after_run=7,
     )
     params = review.filter_to_params(flt)
-    assert params["category"] == ["退款"] and params["cluster"] == ["3"]
+    assert params["category"] == ["退款"] and params["cluster"] == ["3"] and params["hard"] == ["7"]
     assert review.filter_from_params(params) == flt
     assert review.filter_from_params({}) == ReviewFilter()
     with pytest.raises(WorkbenchError, match="unknown status 'done'"):
         review.filter_from_params({"status": ["done"]})
     with pytest.raises(WorkbenchError, match="duplicate state"):
         review.filter_from_params({"duplicate": ["maybe"]})
+    with pytest.raises(WorkbenchError, match="'x' in the link is not a run number"):
+        review.filter_from_params({"hard": ["x"]})
 
 
 def test_open_record_lists_issues_and_bad_output(loaded):
@@ -309,3 +313,65 @@ def test_a_read_while_another_tab_writes_shares_the_store_and_a_write_waits_for_
     saved = review.save_record(loaded, rid, 1, {"status": "labeled"}, "alice")  # waits for the reader
     reader.join()
     assert saved.status == "labeled"
+
+
+def _evaluation(con, run_id, eval_set, results, system_prompt=None, status="done"):
+    """An evaluation of run `run_id` with results (record_id, verdict, loss), as the evaluation stage stores it."""
+    items = [
+        {
+            "record_key": str(rid),
+            "record_id": rid,
+            "category": "物流",
+            "messages": [{"role": "user", "content": f"订单 {rid} 到哪了？"}],
+            "reference": "delivery_status" if rid != 4 else "refund",
+        }
+        for rid, _, _ in results
+    ]
+    eid = sql_evaluations.insert_evaluation(
+        con,
+        model=f"run {run_id}",
+        run_id=run_id,
+        base_model="tiny",
+        eval_set=eval_set,
+        source="x",
+        system_prompt=system_prompt,
+        examples=None,
+        config={},
+        items=items,
+        pid=None,
+        author="t",
+    )
+    sql_evaluations.save_results(
+        con,
+        eid,
+        [{"seq": n, "output": "x", "verdict": v, "loss": loss} for n, (_, v, loss) in enumerate(results)],
+    )
+    sql_evaluations.update_evaluation(con, eid, status=status)
+    return eid
+
+
+def test_hard_after_run_reads_the_runs_latest_evaluation_on_what_it_trained_on(store, write_jsonl):
+    """Wrong answers, plus the tenth with the highest loss; from the run's evaluation on its training records
+    (not a prompt trial, not an unfinished one, not another run's), and nothing for a run never evaluated."""
+    records = [chat(f"订单 {n} 到哪了？", "delivery_status", category="物流") for n in range(20)]
+    ingest.import_file(store, write_jsonl(records))
+    ids = all_ids(store)
+    assert ids == list(range(1, 21))
+    hard = lambda run: set(review.load_queue(store, ReviewFilter(hard_after_run=run), limit=100).ids)  # noqa: E731
+    with store.transaction() as con:
+        trained = [(i, "wrong" if i in (3, 4) else "right", 0.1 * i) for i in ids]  # 19, 20: highest loss
+        _evaluation(con, 1, "trained", trained)
+        _evaluation(con, 1, "val", [(i, "wrong", 0.0) for i in ids])  # newer, but not on what it trained on
+        _evaluation(con, 1, "trained", [(i, "wrong", 9.0) for i in ids], system_prompt="be brief")  # a trial
+        _evaluation(con, 1, "trained", [(i, "wrong", 9.0) for i in ids], status="cancelled")
+        _evaluation(con, 2, "val", [(5, "wrong", 1.0), (6, "right", 0.5)])
+    assert hard(1) == {3, 4, 19, 20}
+    assert hard(2) == {
+        5
+    }  # only a val evaluation: that one is read; the top tenth of two losses is the higher
+    assert hard(3) == set()
+    assert review.filter_choices(store)["hard_runs"] == [2, 1]
+    why = review.why_hard(store, 1, 3)
+    assert why.verdict == "wrong" and why.output == "x" and why.loss == pytest.approx(0.3)
+    assert why.contradicting[0]["record_id"] == 4  # the near-copy with another answer
+    assert review.why_hard(store, 3, 3) is None

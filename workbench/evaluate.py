@@ -1017,11 +1017,17 @@ class HardRecord:
 
 
 def hard_records(
-    store: Store, evaluation_id: int, *, limit: int = 20, neighbours: int = 3
+    store: Store,
+    evaluation_id: int,
+    *,
+    limit: int = 20,
+    neighbours: int = 3,
+    record_id: int | None = None,
 ) -> list[HardRecord]:
     """The records of an evaluation (best: a run's on the set it trained on) it answers wrong, then the rest by
     loss, highest first; each with the `neighbours` most similar records of the set (character n-grams, so
-    Chinese works) whose reference answer differs."""
+    Chinese works) whose reference answer differs. record_id: only that store record (the Review page's
+    "why is it here"), compared against the whole set."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics.pairwise import linear_kernel
 
@@ -1030,16 +1036,26 @@ def hard_records(
     if not rows:
         return []
     questions = [_question(r.messages) for r in rows]
-    ranked = sorted(range(len(rows)), key=lambda i: (rows[i].verdict != "wrong", -(rows[i].loss or 0.0)))[
-        :limit
-    ]
-    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).fit_transform(questions)
+    ranked = sorted(range(len(rows)), key=lambda i: (rows[i].verdict != "wrong", -(rows[i].loss or 0.0)))
+    if record_id is not None:
+        ranked = [i for i in ranked if rows[i].record_id == record_id]
+    ranked = ranked[:limit]
+    if not ranked:
+        return []
+    try:
+        matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).fit_transform(questions)
+    except ValueError:  # no question has any text: nothing to compare
+        matrix = None
     out = []
     for i in ranked:
-        scores = linear_kernel(matrix[i], matrix).ravel()
-        others = [j for j in scores.argsort()[::-1] if j != i and rows[j].reference != rows[i].reference][
-            :neighbours
-        ]
+        scores = linear_kernel(matrix[i], matrix).ravel() if matrix is not None else None
+        others = (
+            [j for j in scores.argsort()[::-1] if j != i and rows[j].reference != rows[i].reference][
+                :neighbours
+            ]
+            if scores is not None
+            else []
+        )
         out.append(
             HardRecord(
                 rows[i].record_key,

@@ -45,6 +45,7 @@ __all__ = [
     "recent_operations",
     "filter_choices",
     "training_view",
+    "why_hard",
     "load_training_encoder",
 ]
 
@@ -85,13 +86,14 @@ def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
         raise WorkbenchError(f"import {params['import'][0]!r} in the link is not an import number") from None
     if imports:
         values["imports"] = imports
-    if params.get("cluster") and params["cluster"][0] != "":
-        try:
-            values["cluster"] = int(params["cluster"][0])
-        except ValueError:
-            raise WorkbenchError(
-                f"cluster {params['cluster'][0]!r} in the link is not a cluster number"
-            ) from None
+    for param, name, what in (("cluster", "cluster", "cluster"), ("hard", "hard_after_run", "run")):
+        if params.get(param) and params[param][0] != "":
+            try:
+                values[name] = int(params[param][0])
+            except ValueError:
+                raise WorkbenchError(
+                    f"{param} {params[param][0]!r} in the link is not a {what} number"
+                ) from None
     flt = ReviewFilter(**values)
     flt.sql()  # validates severity and duplicate state
     return flt
@@ -110,6 +112,8 @@ def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
         out["cluster"] = [str(flt.cluster)]
     if flt.imports:
         out["import"] = [str(i) for i in flt.imports]
+    if flt.hard_after_run is not None:
+        out["hard"] = [str(flt.hard_after_run)]
     return out
 
 
@@ -141,6 +145,20 @@ def load_queue(
 def filter_choices(store: Store) -> dict[str, list]:
     with store.connect(read_only=True) as con:
         return sql.filter_choices(con)
+
+
+def why_hard(store: Store, run_id: int, record_id: int):
+    """Why a record is in the "hard after run N" filter: the run's answer, its verdict and loss in the evaluation
+    the filter reads, and the most similar records of that set whose answer differs (an evaluate.HardRecord);
+    None when that evaluation does not hold the record."""
+    from .evaluate import hard_records
+
+    with store.connect(read_only=True) as con:
+        evaluation_id = sql.hard_evaluation(con, run_id)
+    if evaluation_id is None:
+        return None
+    found = hard_records(store, evaluation_id, limit=1, record_id=record_id)
+    return found[0] if found else None
 
 
 # --- one record ----------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class ReviewFilter:
     text: str = ""
     ids: tuple[int, ...] = ()
     imports: tuple[int, ...] = ()  # the imports the records came from
+    hard_after_run: int | None = None  # records run N still gets wrong or learned least (see HARD_AFTER_RUN)
 
     def is_empty(self) -> bool:
         return not any(getattr(self, f.name) not in (None, "", ()) for f in fields(self))
@@ -58,9 +59,14 @@ class ReviewFilter:
     def sql(self, alias: str = "r") -> tuple[str, list]:
         """A WHERE clause over `records {alias}` and its parameters."""
         where, params = [], []
-        for column, values in (("dataset", self.datasets), ("status", self.statuses),
-                               ("task_type", self.task_types), ("source", self.sources), ("id", self.ids),
-                               ("import_id", self.imports)):
+        for column, values in (
+            ("dataset", self.datasets),
+            ("status", self.statuses),
+            ("task_type", self.task_types),
+            ("source", self.sources),
+            ("id", self.ids),
+            ("import_id", self.imports),
+        ):
             if values:
                 where.append(f"list_contains(?, {alias}.{column})")
                 params.append(list(values))
@@ -84,14 +90,24 @@ class ReviewFilter:
             params += sub
         if self.duplicate:
             if self.duplicate not in DUPLICATE_STATES:
-                raise WorkbenchError(f"unknown duplicate state {self.duplicate!r}; use one of {', '.join(DUPLICATE_STATES)}")
+                raise WorkbenchError(
+                    f"unknown duplicate state {self.duplicate!r}; use one of {', '.join(DUPLICATE_STATES)}"
+                )
             kept = f"{alias}.id IN (SELECT dup_of FROM records WHERE dup_of IS NOT NULL)"
-            where.append({"kept": kept, "copy": f"{alias}.dup_of IS NOT NULL",
-                          "unique": f"{alias}.dup_of IS NULL AND NOT ({kept})"}[self.duplicate])
+            where.append(
+                {
+                    "kept": kept,
+                    "copy": f"{alias}.dup_of IS NOT NULL",
+                    "unique": f"{alias}.dup_of IS NULL AND NOT ({kept})",
+                }[self.duplicate]
+            )
         if self.cluster is not None:
             where.append(f"""{alias}.id IN (SELECT record_id FROM cluster_members
                              WHERE run_id = (SELECT max(id) FROM cluster_runs) AND cluster = ?)""")
             params.append(self.cluster)
+        if self.hard_after_run is not None:
+            where.append(f"{alias}.id IN {HARD_AFTER_RUN}")
+            params.append(self.hard_after_run)
         if self.text:
             # Text without upper/lower case (Chinese, digits) is matched as it is, three times faster than
             # lower-casing every turn (bench/review.py); other text case-insensitively with ILIKE.
@@ -100,9 +116,32 @@ class ReviewFilter:
                 params.append(self.text)
             else:
                 escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                where.append(f"len(list_filter({alias}.messages, lambda m: ilike_escape(m.content, ?, '\\'))) > 0")
+                where.append(
+                    f"len(list_filter({alias}.messages, lambda m: ilike_escape(m.content, ?, '\\'))) > 0"
+                )
                 params.append(f"%{escaped}%")
         return (" AND ".join(where) or "true"), params
+
+
+# The evaluation that judges a run's records: its latest finished one (not a prompt trial), on the records it
+# trained on where there is one. One parameter: the run id.
+HARD_EVALUATION = """(SELECT id FROM evaluations WHERE run_id = ? AND status = 'done' AND system_prompt IS NULL
+                      ORDER BY eval_set = 'trained' DESC, id DESC LIMIT 1)"""
+# "Hard or suspicious after run N": the records that evaluation answers wrong, and those whose reference
+# answer it finds least likely (loss in its top tenth): what a model still gets wrong or learns last is often
+# mislabelled, or contradicts another record.
+HARD_LOSS_PART = 10  # the top 1/10th by loss (rounded up: at least one record)
+HARD_AFTER_RUN = f"""(SELECT record_id FROM (
+                          SELECT record_id, verdict, count(loss) OVER () AS losses,
+                                 row_number() OVER (ORDER BY loss DESC NULLS LAST, seq) AS loss_rank
+                          FROM evaluation_results WHERE evaluation_id = {HARD_EVALUATION})
+                      WHERE record_id IS NOT NULL
+                        AND (verdict = 'wrong' OR loss_rank <= ceil(losses / {HARD_LOSS_PART})))"""
+
+
+def hard_evaluation(con: duckdb.DuckDBPyConnection, run_id: int) -> int | None:
+    """The evaluation id the "hard after run" filter reads for `run_id`, or None when the run has none."""
+    return scalar(con, f"SELECT {HARD_EVALUATION}", [run_id])
 
 
 @dataclass(frozen=True)
@@ -127,8 +166,13 @@ _LATEST_CLUSTER = """(SELECT record_id, cluster FROM cluster_members
                       WHERE run_id = (SELECT max(id) FROM cluster_runs))"""
 
 
-def queue_page(con: duckdb.DuckDBPyConnection, flt: ReviewFilter, sort: str = "newest",
-               after: tuple | None = None, limit: int = 50) -> tuple[list[QueueRow], int]:
+def queue_page(
+    con: duckdb.DuckDBPyConnection,
+    flt: ReviewFilter,
+    sort: str = "newest",
+    after: tuple | None = None,
+    limit: int = 50,
+) -> tuple[list[QueueRow], int]:
     """Up to `limit` rows in `sort` order, starting after the (key, id) of `after` (None: the first page),
     and how many records match in all, in one query."""
     if sort not in SORTS:
@@ -151,7 +195,8 @@ def queue_page(con: duckdb.DuckDBPyConnection, flt: ReviewFilter, sort: str = "n
     # A text search reads every turn: its matches are materialised once, then counted and cut to the page.
     # Other filters are cheap enough to run twice, and then DuckDB reads the top rows without a full sort.
     materialized = "MATERIALIZED" if flt.text else "NOT MATERIALIZED"
-    rows = con.execute(f"""
+    rows = con.execute(
+        f"""
         WITH hits AS {materialized} (SELECT r.id, {key} AS k FROM records r {joins} WHERE {where}),
              page AS MATERIALIZED (SELECT id, k FROM hits {start} ORDER BY {order} LIMIT ?),
              total AS (SELECT count(*) AS n FROM hits)
@@ -163,10 +208,15 @@ def queue_page(con: duckdb.DuckDBPyConnection, flt: ReviewFilter, sort: str = "n
         LEFT JOIN (SELECT record_id, count(*) AS issues, count(*) FILTER (WHERE severity = 'error') AS errors
                    FROM {ALL_ISSUES} i WHERE record_id IN (SELECT id FROM page) GROUP BY record_id) n
                ON n.record_id = r.id
-        ORDER BY page.k {direction}, r.id {direction}""", [*params, *start_params, limit]).fetchall()
+        ORDER BY page.k {direction}, r.id {direction}""",
+        [*params, *start_params, limit],
+    ).fetchall()
     total = rows[0][0] if rows else 0
-    page = [QueueRow(r[1], r[2], r[3], r[4], _short(r[5]), _short(r[6]), r[7], r[8], r[9], r[10])
-            for r in rows if r[1] is not None]
+    page = [
+        QueueRow(r[1], r[2], r[3], r[4], _short(r[5]), _short(r[6]), r[7], r[8], r[9], r[10])
+        for r in rows
+        if r[1] is not None
+    ]
     return page, total
 
 
@@ -180,9 +230,11 @@ def issues_of_records(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> dic
     found: dict[int, list[tuple]] = {i: [] for i in ids}
     if not ids:
         return found
-    rows = con.execute(f"""SELECT record_id, code, severity, turn, message, fix, stage FROM {ALL_ISSUES} i
+    rows = con.execute(
+        f"""SELECT record_id, code, severity, turn, message, fix, stage FROM {ALL_ISSUES} i
                            WHERE list_contains(?, record_id) ORDER BY record_id, turn NULLS FIRST, code""",
-                       [list(ids)]).fetchall()
+        [list(ids)],
+    ).fetchall()
     for row in rows:
         found[row[0]].append(row[1:])
     return found
@@ -190,6 +242,7 @@ def issues_of_records(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> dic
 
 def filter_choices(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
     """The values each filter can take in this store (for the filter widgets)."""
+
     def column(sql: str) -> list:
         return [r[0] for r in con.execute(sql).fetchall()]
 
@@ -202,10 +255,14 @@ def filter_choices(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
         "issue_codes": column(f"SELECT DISTINCT code FROM {ALL_ISSUES} i ORDER BY 1"),
         "clusters": con.execute("""SELECT cluster, name FROM clusters WHERE run_id = (SELECT max(id) FROM cluster_runs)
                                    ORDER BY cluster""").fetchall(),
+        # runs the "hard after run" filter can read: with a finished evaluation, newest first
+        "hard_runs": column("""SELECT DISTINCT run_id FROM evaluations WHERE run_id IS NOT NULL
+                               AND status = 'done' AND system_prompt IS NULL ORDER BY run_id DESC"""),
     }
 
 
 # --- operations ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -219,11 +276,14 @@ class Operation:
     created_at: object
 
 
-def new_operation(con: duckdb.DuckDBPyConnection, action: str, description: str, author: str,
-                  undo_of: int | None = None) -> int:
+def new_operation(
+    con: duckdb.DuckDBPyConnection, action: str, description: str, author: str, undo_of: int | None = None
+) -> int:
     op_id = scalar(con, "SELECT nextval('seq_operations')")
-    con.execute("INSERT INTO operations (id, action, description, author, records, undo_of) VALUES (?, ?, ?, ?, 0, ?)",
-                [op_id, action, description, author, undo_of])
+    con.execute(
+        "INSERT INTO operations (id, action, description, author, records, undo_of) VALUES (?, ?, ?, ?, 0, ?)",
+        [op_id, action, description, author, undo_of],
+    )
     return op_id
 
 
@@ -246,33 +306,60 @@ def recent_operations(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[O
 
 
 def _operations(con, tail: str, params: list) -> list[Operation]:
-    rows = con.execute(f"""SELECT o.id, o.action, o.description, o.author, o.records, o.undo_of,
+    rows = con.execute(
+        f"""SELECT o.id, o.action, o.description, o.author, o.records, o.undo_of,
                                   (SELECT min(u.id) FROM operations u WHERE u.undo_of = o.id), o.created_at
-                           FROM operations o {tail}""", params).fetchall()
+                           FROM operations o {tail}""",
+        params,
+    ).fetchall()
     return [Operation(*r) for r in rows]
 
 
 def operation_fields(con: duckdb.DuckDBPyConnection, op_id: int) -> list[str]:
     """The record fields an operation changed."""
-    return [r[0] for r in con.execute("""SELECT DISTINCT unnest(json_keys(after)) FROM revisions
-                                         WHERE operation_id = ? ORDER BY 1""", [op_id]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            """SELECT DISTINCT unnest(json_keys(after)) FROM revisions
+                                         WHERE operation_id = ? ORDER BY 1""",
+            [op_id],
+        ).fetchall()
+    ]
 
 
 def operation_record_ids(con: duckdb.DuckDBPyConnection, op_id: int) -> list[int]:
-    return [r[0] for r in con.execute("SELECT DISTINCT record_id FROM revisions WHERE operation_id = ? ORDER BY 1",
-                                      [op_id]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT record_id FROM revisions WHERE operation_id = ? ORDER BY 1", [op_id]
+        ).fetchall()
+    ]
 
 
-def operation_revisions(con: duckdb.DuckDBPyConnection, op_id: int, field: str) -> list[tuple[int, dict, dict]]:
+def operation_revisions(
+    con: duckdb.DuckDBPyConnection, op_id: int, field: str
+) -> list[tuple[int, dict, dict]]:
     """(record id, before, after) of the revisions of an operation that changed `field`."""
-    rows = con.execute("""SELECT record_id, before, after FROM revisions
+    rows = con.execute(
+        """SELECT record_id, before, after FROM revisions
                           WHERE operation_id = ? AND json_exists(after, '$.' || ?) ORDER BY id""",
-                       [op_id, field]).fetchall()
+        [op_id, field],
+    ).fetchall()
     return [(r[0], json.loads(r[1]) if r[1] else {}, json.loads(r[2]) if r[2] else {}) for r in rows]
 
 
-def set_field(con: duckdb.DuckDBPyConnection, flt: ReviewFilter, field: str, value, *, add: bool = False,
-              dry_run: bool = False, op_id: int | None = None, author: str = "", action: str = "bulk") -> int:
+def set_field(
+    con: duckdb.DuckDBPyConnection,
+    flt: ReviewFilter,
+    field: str,
+    value,
+    *,
+    add: bool = False,
+    dry_run: bool = False,
+    op_id: int | None = None,
+    author: str = "",
+    action: str = "bulk",
+) -> int:
     """Set `field` to `value` (with `add`, add the tags in `value`) on every filtered record it changes.
 
     One set-based UPDATE plus one revision per changed record, carrying `op_id`. With `dry_run`, only
@@ -298,7 +385,9 @@ def set_field(con: duckdb.DuckDBPyConnection, flt: ReviewFilter, field: str, val
     return _write_changes(con, changes, all_params, field, op_id, author, action)
 
 
-def revert_field(con: duckdb.DuckDBPyConnection, op_id: int, field: str, undo_id: int, author: str) -> tuple[int, int]:
+def revert_field(
+    con: duckdb.DuckDBPyConnection, op_id: int, field: str, undo_id: int, author: str
+) -> tuple[int, int]:
     """Put back `field` on the records operation `op_id` changed, where it still holds what the operation set;
     returns (reverted, left alone because changed since). Call inside a transaction."""
     kind = BULK_FIELDS[field]
@@ -319,16 +408,27 @@ def revert_field(con: duckdb.DuckDBPyConnection, op_id: int, field: str, undo_id
     return done, left
 
 
-def _write_changes(con, changes_sql: str, params: list, field: str, op_id: int | None, author: str, action: str,
-                   note: str | None = None) -> int:
+def _write_changes(
+    con,
+    changes_sql: str,
+    params: list,
+    field: str,
+    op_id: int | None,
+    author: str,
+    action: str,
+    note: str | None = None,
+) -> int:
     name = f"wb_bulk_{next(_names)}"
     con.execute(f"CREATE TEMP TABLE {name} AS {changes_sql}", params)
     try:
         count = scalar(con, f"SELECT count(*) FROM {name}")
         if count:
-            con.execute(f"""INSERT INTO revisions (record_id, version, action, before, after, author, note, operation_id)
+            con.execute(
+                f"""INSERT INTO revisions (record_id, version, action, before, after, author, note, operation_id)
                 SELECT id, version + 1, ?, json_object('{field}', old), json_object('{field}', new), ?, ?, ?
-                FROM {name} ORDER BY id""", [action, author, note, op_id])
+                FROM {name} ORDER BY id""",
+                [action, author, note, op_id],
+            )
             stored = "CASE WHEN len(t.new) = 0 THEN NULL ELSE t.new END" if field == "tags" else "t.new"
             con.execute(f"""UPDATE records SET {field} = {stored}, version = records.version + 1,
                                    updated_at = current_timestamp
@@ -341,6 +441,11 @@ def _write_changes(con, changes_sql: str, params: list, field: str, op_id: int |
 def fixable_ids(con: duckdb.DuckDBPyConnection, flt: ReviewFilter) -> list[int]:
     """The filtered records that have an issue with a safe autofix."""
     where, params = flt.sql("r")
-    return [r[0] for r in con.execute(
-        f"""SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL
-            AND record_id IN (SELECT r.id FROM records r WHERE {where}) ORDER BY 1""", params).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            f"""SELECT DISTINCT record_id FROM record_issues WHERE fix IS NOT NULL
+            AND record_id IN (SELECT r.id FROM records r WHERE {where}) ORDER BY 1""",
+            params,
+        ).fetchall()
+    ]
