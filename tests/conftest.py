@@ -48,3 +48,43 @@ def chat(user: str, assistant: str | None = None, **extra) -> dict:
     if assistant is not None:
         messages.append({"role": "assistant", "content": assistant})
     return {"messages": messages, **extra}
+
+
+_ITEM_FIELDS = ("record_key", "record_id", "category", "messages", "tools", "reference")
+
+
+def stored_evaluation(
+    store,
+    rows: list[dict],
+    *,
+    model: str = "base",
+    run_id: int | None = None,
+    eval_set: str = "dataset",
+    system_prompt: str | None = None,
+    status: str = "done",
+) -> int:
+    """An evaluation as the evaluation stage stores it, without running a model: each row holds a record's
+    fields (record_key, record_id, category, messages, reference) and its result (output, verdict, loss...)."""
+    from workbench.store import evaluations as sql
+
+    with store.transaction() as con:
+        eid = sql.insert_evaluation(
+            con,
+            model=model,
+            run_id=run_id,
+            base_model="tiny",
+            eval_set=eval_set,
+            source="eval",
+            system_prompt=system_prompt,
+            examples=None,
+            config={},
+            items=[{k: r[k] for k in _ITEM_FIELDS if k in r} for r in rows],
+            pid=None,
+            author="t",
+        )
+        results = [
+            {"seq": n, **{k: v for k, v in r.items() if k not in _ITEM_FIELDS}} for n, r in enumerate(rows)
+        ]
+        sql.save_results(con, eid, results)
+        sql.update_evaluation(con, eid, status=status)
+    return eid

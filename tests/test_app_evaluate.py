@@ -11,9 +11,8 @@ from workbench import evaluate as E
 from workbench import ingest, review
 from workbench.review import ReviewFilter
 from workbench.side_by_side import side_by_side
-from workbench.store import evaluations as sql
 
-from .conftest import ROOT, chat
+from .conftest import ROOT, chat, stored_evaluation
 
 APP = str(ROOT / "app.py")
 PAGE = "pages/evaluate.py"
@@ -28,41 +27,24 @@ def store(tmp_path, monkeypatch):
 
 
 def evaluation(store, outputs: list[str], verdicts: list[str], *, ids, categories, questions, refs) -> int:
-    items = [
-        {
-            "record_key": str(i),
-            "record_id": i,
-            "category": c,
-            "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": r}],
-            "reference": r,
-        }
-        for i, c, q, r in zip(ids, categories, questions, refs, strict=True)
-    ]
-    with store.transaction() as con:
-        eid = sql.insert_evaluation(
-            con,
-            model="base",
-            run_id=None,
-            base_model="tiny",
-            eval_set="dataset",
-            source="eval",
-            system_prompt=None,
-            examples=None,
-            config={},
-            items=items,
-            pid=None,
-            author="t",
-        )
-        sql.save_results(
-            con,
-            eid,
-            [
-                {"seq": n, "output": o, "verdict": v, "loss": 1.0 + n}
-                for n, (o, v) in enumerate(zip(outputs, verdicts, strict=True))
-            ],
-        )
-        sql.update_evaluation(con, eid, status="done")
-    return eid
+    return stored_evaluation(
+        store,
+        [
+            {
+                "record_key": str(i),
+                "record_id": i,
+                "category": c,
+                "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": r}],
+                "reference": r,
+                "output": o,
+                "verdict": v,
+                "loss": 1.0 + n,
+            }
+            for n, (i, c, q, r, o, v) in enumerate(
+                zip(ids, categories, questions, refs, outputs, verdicts, strict=True)
+            )
+        ],
+    )
 
 
 @pytest.fixture

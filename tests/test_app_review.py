@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from workbench import ingest, review
 from workbench.review import ReviewFilter
 
-from .conftest import ROOT, chat
+from .conftest import ROOT, chat, stored_evaluation
 
 APP = str(ROOT / "app.py")
 REVIEW = "pages/review.py"
@@ -248,38 +248,21 @@ def test_a_bad_link_says_what_is_wrong_instead_of_a_traceback(store_env):
 def test_hard_after_run_filter_shows_why_each_record_is_there(store_env):
     """A link with hard=N opens the records run N still gets wrong (or learned least), each with the run's
     answer and the similar records that answer differently."""
-    from workbench.store import evaluations as sql
-
     ids = ids_of(store_env, ReviewFilter(categories=("物流",)))[:10]
-    with store_env.transaction() as con:
-        items = [
-            {
-                "record_key": str(rid),
-                "record_id": rid,
-                "category": "物流",
-                "messages": [{"role": "user", "content": f"Where is order {n}?"}],
-                "reference": "refund" if n == 1 else "delivery_status",
-            }
-            for n, rid in enumerate(ids)
-        ]
-        eid = sql.insert_evaluation(
-            con, model="run 1", run_id=1, base_model="tiny", eval_set="trained", source="x",
-            system_prompt=None, examples=None, config={}, items=items, pid=None, author="t",
-        )  # fmt: skip
-        sql.save_results(
-            con,
-            eid,
-            [
-                {
-                    "seq": n,
-                    "output": "delivery_status",
-                    "verdict": "wrong" if n == 1 else "right",
-                    "loss": 0.1 * n,
-                }
-                for n in range(len(ids))
-            ],
-        )
-        sql.update_evaluation(con, eid, status="done")
+    rows = [
+        {
+            "record_key": str(rid),
+            "record_id": rid,
+            "category": "物流",
+            "messages": [{"role": "user", "content": f"Where is order {n}?"}],
+            "reference": "refund" if n == 1 else "delivery_status",
+            "output": "delivery_status",
+            "verdict": "wrong" if n == 1 else "right",
+            "loss": 0.1 * n,
+        }
+        for n, rid in enumerate(ids)
+    ]
+    stored_evaluation(store_env, rows, model="run 1", run_id=1, eval_set="trained")
     at = open_review({"hard": "1"})
     assert matching(at).startswith("**2 records match**")  # the wrong one, and the highest loss of ten
     assert at.selectbox(key="rv_hard").value == 1

@@ -22,6 +22,7 @@ from workbench.store.records import Selection, get_record, list_records
 from workbench.train import TrainConfig
 from workbench.train import runs as R
 
+from .conftest import stored_evaluation
 from .data_train import INTENTS, classification_records, write_tiny_model
 
 GENERAL = [
@@ -212,44 +213,25 @@ def fake_evaluation(
     store: Store, verdicts: list[str], categories: list[str], *, record_ids=None, outputs=None
 ) -> int:
     """An evaluation with chosen verdicts (for counting tests)."""
-    items = [
-        {
-            "record_key": str(i if record_ids is None else record_ids[i]),
-            "record_id": None if record_ids is None else record_ids[i],
-            "category": c,
-            "messages": [
-                {"role": "user", "content": f"问题 {i}"},
-                {"role": "assistant", "content": "refund"},
-            ],
-            "reference": "refund",
-        }
-        for i, c in enumerate(categories)
-    ]
-    with store.transaction() as con:
-        eid = sql.insert_evaluation(
-            con,
-            model="base",
-            run_id=None,
-            base_model="tiny",
-            eval_set="dataset",
-            source="eval",
-            system_prompt=None,
-            examples=None,
-            config={},
-            items=items,
-            pid=None,
-            author="t",
-        )
-        sql.save_results(
-            con,
-            eid,
-            [
-                {"seq": i, "output": (outputs or {}).get(i, "x"), "verdict": v, "loss": 1.0 + i}
-                for i, v in enumerate(verdicts)
-            ],
-        )
-        sql.update_evaluation(con, eid, status="done")
-    return eid
+    return stored_evaluation(
+        store,
+        [
+            {
+                "record_key": str(i if record_ids is None else record_ids[i]),
+                "record_id": None if record_ids is None else record_ids[i],
+                "category": c,
+                "messages": [
+                    {"role": "user", "content": f"问题 {i}"},
+                    {"role": "assistant", "content": "refund"},
+                ],
+                "reference": "refund",
+                "output": (outputs or {}).get(i, "x"),
+                "verdict": v,
+                "loss": 1.0 + i,
+            }
+            for i, (c, v) in enumerate(zip(categories, verdicts, strict=True))
+        ],
+    )
 
 
 def test_fixed_regressed_and_still_wrong_per_category(store):
@@ -477,41 +459,27 @@ def test_general_set_loss_before_and_after_shows_forgetting_as_a_number(world):
 def test_hard_records_come_with_similar_records_that_answer_differently(store):
     questions = ["我要退款，订单12345", "我要退款，订单12346", "请帮我取消订单", "where is my parcel"]
     answers = ["refund", "cancel_order", "cancel_order", "track_order"]
-    items = [
-        {
-            "record_key": str(i),
-            "record_id": None,
-            "category": "intent",
-            "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
-            "reference": a,
-        }
-        for i, (q, a) in enumerate(zip(questions, answers, strict=True))
-    ]
-    with store.transaction() as con:
-        eid = sql.insert_evaluation(
-            con,
-            model="run 1",
-            run_id=1,
-            base_model="tiny",
-            eval_set="trained",
-            source="x",
-            system_prompt=None,
-            examples=None,
-            config={},
-            items=items,
-            pid=None,
-            author="t",
-        )
-        sql.save_results(
-            con,
-            eid,
-            [
-                {"seq": 0, "output": "cancel_order", "verdict": "wrong", "loss": 2.0},
-                {"seq": 1, "output": "cancel_order", "verdict": "right", "loss": 3.0},
-                {"seq": 2, "output": "cancel_order", "verdict": "right", "loss": 0.1},
-                {"seq": 3, "output": "track_order", "verdict": "right", "loss": 0.2},
-            ],
-        )
+    results = [("cancel_order", "wrong", 2.0), ("cancel_order", "right", 3.0), ("cancel_order", "right", 0.1)]
+    results.append(("track_order", "right", 0.2))
+    eid = stored_evaluation(
+        store,
+        [
+            {
+                "record_key": str(i),
+                "record_id": None,
+                "category": "intent",
+                "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+                "reference": a,
+                "output": output,
+                "verdict": verdict,
+                "loss": loss,
+            }
+            for i, (q, a, (output, verdict, loss)) in enumerate(zip(questions, answers, results, strict=True))
+        ],
+        model="run 1",
+        run_id=1,
+        eval_set="trained",
+    )
     hard = E.hard_records(store, eid, limit=2)
     assert [h.record_key for h in hard] == ["0", "1"]  # the wrong one first, then the highest loss
     assert hard[0].contradicting[0]["question"] == "我要退款，订单12346"  # the near-copy labelled differently

@@ -8,10 +8,9 @@ import pytest
 from workbench import ingest, review
 from workbench.errors import EditConflictError, WorkbenchError
 from workbench.review import BulkAction, ReviewFilter
-from workbench.store import evaluations as sql_evaluations
 from workbench.store.records import get_record
 
-from .conftest import chat
+from .conftest import chat, stored_evaluation
 
 
 @pytest.fixture
@@ -315,39 +314,30 @@ def test_a_read_while_another_tab_writes_shares_the_store_and_a_write_waits_for_
     assert saved.status == "labeled"
 
 
-def _evaluation(con, run_id, eval_set, results, system_prompt=None, status="done"):
-    """An evaluation of run `run_id` with results (record_id, verdict, loss), as the evaluation stage stores it."""
-    items = [
+def _evaluation(store, run_id, eval_set, results, system_prompt=None, status="done"):
+    """An evaluation of run `run_id` with results (record_id, verdict, loss)."""
+    rows = [
         {
             "record_key": str(rid),
             "record_id": rid,
             "category": "物流",
             "messages": [{"role": "user", "content": f"订单 {rid} 到哪了？"}],
             "reference": "delivery_status" if rid != 4 else "refund",
+            "output": "x",
+            "verdict": verdict,
+            "loss": loss,
         }
-        for rid, _, _ in results
+        for rid, verdict, loss in results
     ]
-    eid = sql_evaluations.insert_evaluation(
-        con,
+    return stored_evaluation(
+        store,
+        rows,
         model=f"run {run_id}",
         run_id=run_id,
-        base_model="tiny",
         eval_set=eval_set,
-        source="x",
         system_prompt=system_prompt,
-        examples=None,
-        config={},
-        items=items,
-        pid=None,
-        author="t",
+        status=status,
     )
-    sql_evaluations.save_results(
-        con,
-        eid,
-        [{"seq": n, "output": "x", "verdict": v, "loss": loss} for n, (_, v, loss) in enumerate(results)],
-    )
-    sql_evaluations.update_evaluation(con, eid, status=status)
-    return eid
 
 
 def test_hard_after_run_reads_the_runs_latest_evaluation_on_what_it_trained_on(store, write_jsonl):
@@ -358,13 +348,12 @@ def test_hard_after_run_reads_the_runs_latest_evaluation_on_what_it_trained_on(s
     ids = all_ids(store)
     assert ids == list(range(1, 21))
     hard = lambda run: set(review.load_queue(store, ReviewFilter(hard_after_run=run), limit=100).ids)  # noqa: E731
-    with store.transaction() as con:
-        trained = [(i, "wrong" if i in (3, 4) else "right", 0.1 * i) for i in ids]  # 19, 20: highest loss
-        _evaluation(con, 1, "trained", trained)
-        _evaluation(con, 1, "val", [(i, "wrong", 0.0) for i in ids])  # newer, but not on what it trained on
-        _evaluation(con, 1, "trained", [(i, "wrong", 9.0) for i in ids], system_prompt="be brief")  # a trial
-        _evaluation(con, 1, "trained", [(i, "wrong", 9.0) for i in ids], status="cancelled")
-        _evaluation(con, 2, "val", [(5, "wrong", 1.0), (6, "right", 0.5)])
+    trained = [(i, "wrong" if i in (3, 4) else "right", 0.1 * i) for i in ids]  # 19, 20: highest loss
+    _evaluation(store, 1, "trained", trained)
+    _evaluation(store, 1, "val", [(i, "wrong", 0.0) for i in ids])  # newer, but not on what it trained on
+    _evaluation(store, 1, "trained", [(i, "wrong", 9.0) for i in ids], system_prompt="be brief")  # a trial
+    _evaluation(store, 1, "trained", [(i, "wrong", 9.0) for i in ids], status="cancelled")
+    _evaluation(store, 2, "val", [(5, "wrong", 1.0), (6, "right", 0.5)])
     assert hard(1) == {3, 4, 19, 20}
     assert hard(2) == {
         5
