@@ -227,3 +227,26 @@ def test_presets_follow_the_task_type():
         TrainConfig.for_task("astrology")
     restored = TrainConfig.from_dict({**creative.to_dict(), "a_future_knob": 1})
     assert restored == creative
+
+
+def test_the_best_checkpoint_needs_more_accuracy_than_a_small_validation_set_can_show_by_chance():
+    from workbench.train.loop import _is_better
+
+    first = {"val_accuracy": 0.3, "val_loss": 0.695, "val_n": 10}
+    # the demo's run: one more right answer of ten after one epoch, a lower loss after three
+    assert _is_better({"val_accuracy": 0.2, "val_loss": 0.582, "val_n": 10}, first)
+    assert not _is_better({"val_accuracy": 0.2, "val_loss": 0.70, "val_n": 10}, first)
+    assert _is_better({"val_accuracy": 0.6, "val_loss": 0.90, "val_n": 10}, first)  # three answers: real
+    # on 400 records the same 0.1 is 40 answers: accuracy decides whatever the loss
+    big = {"val_accuracy": 0.3, "val_loss": 0.5, "val_n": 400}
+    assert not _is_better({"val_accuracy": 0.2, "val_loss": 0.1, "val_n": 400}, big)
+    assert _is_better({"val_accuracy": 0.4, "val_loss": 0.9, "val_n": 400}, big)
+    # without contracts only the loss; a best kept by an older version (no n) compares exactly
+    assert _is_better({"val_loss": 0.4}, {"val_loss": 0.5}) and not _is_better(
+        {"val_loss": 0.6}, {"val_loss": 0.5}
+    )
+    assert _is_better(
+        {"val_accuracy": 0.31, "val_loss": 0.9, "val_n": 10}, {"val_accuracy": 0.3, "val_loss": 0.5}
+    )
+    assert _is_better({"val_accuracy": 0.0, "val_loss": 0.9, "val_n": 10}, {"val_loss": 0.5})
+    assert _is_better({"val_loss": 1.0}, None)

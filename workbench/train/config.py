@@ -183,8 +183,9 @@ class TrainConfig:
         default="best",
         metadata={
             "help": (
-                "Which weights become the run's adapter: the best checkpoint by validation task accuracy (validation loss "
-                "where no category has a contract), or the last state."
+                "Which weights become the run's adapter: the best checkpoint by validation task accuracy (an "
+                "accuracy difference within the noise of a small validation set is a tie, which the lower "
+                "validation loss breaks; the loss alone where no category has a contract), or the last state."
             )
         },
     )
