@@ -39,6 +39,11 @@ Progress = Callable[[str], None]
 SUPPORT_DATASET = "support"  # the support prompts the base model is asked; its failures go to `badcases`
 EVAL_DATASET = "eval"
 GENERAL_DATASET = "general"
+# The demo trains on about 90 badcases, far below the 1-3k the practice asks for a classification task; with so
+# few records each must be seen more often. Measured on this 2-core CPU (make demo-loop): at the
+# classification preset's 3 epochs the tuned model fixed 52% of the badcases it trained on and 49% of the
+# held-out set; at 6 epochs 80% and 63%, in 100 s more (rank 16 instead of 64 at 6 epochs: 53% and 49%).
+DEMO_EPOCHS = 6
 BADCASES_DATASET = "badcases"
 INTENTS = ("refund", "order_status", "delivery", "complaint", "cancel", "account", "payment", "other")
 SLOT_SCHEMA = {
@@ -315,7 +320,7 @@ def demo_loop(
 ) -> DemoLoopResult:
     """The whole loop on the demo workspace (built first when the store is empty): export → train → evaluate
     the base and the tuned model on the held-out eval dataset, the badcases trained on and the general set →
-    compare. train_overrides: TrainConfig fields on top of the preset."""
+    compare. train_overrides: TrainConfig fields on top of the preset (epochs: DEMO_EPOCHS unless given)."""
     from .export import ExportConfig, export_training_set
     from .train import runs
 
@@ -343,7 +348,12 @@ def demo_loop(
     tell("exporting")
     exported = export_training_set(store, ExportConfig(name="demo", val=val, general_share=general_share))
     lap("export")
-    overrides = {"base_model": base_model, "threads": options.threads, **(train_overrides or {})}
+    overrides = {
+        "base_model": base_model,
+        "threads": options.threads,
+        "epochs": DEMO_EPOCHS,
+        **(train_overrides or {}),
+    }
     config = runs.config_for_export(
         exported.folder, preset, **{k: v for k, v in overrides.items() if v is not None}
     )

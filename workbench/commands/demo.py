@@ -43,7 +43,11 @@ def demo_cmd(ctx, general_limit, threads):
 
 
 @click.command("demo-loop")
-@click.option("--epochs", type=float, help="Training epochs (default: the preset's).")
+@click.option(
+    "--epochs",
+    type=float,
+    help="Training epochs (default: 6, for the demo's ~90 badcases; see demo.DEMO_EPOCHS).",
+)
 @click.option("--preset", default="classification", show_default=True, help="TrainConfig preset.")
 @click.option("--threads", type=int, help="CPU threads for torch, training and evaluation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
