@@ -484,3 +484,26 @@ def test_hard_records_come_with_similar_records_that_answer_differently(store):
     assert [h.record_key for h in hard] == ["0", "1"]  # the wrong one first, then the highest loss
     assert hard[0].contradicting[0]["question"] == "我要退款，订单12346"  # the near-copy labelled differently
     assert hard[0].contradicting[0]["reference"] == "cancel_order"
+
+
+def test_each_contract_category_gets_a_generation_budget_from_its_own_references():
+    """A label category's answers stop a few tokens after the longest label, not after the longest JSON of the
+    category beside it; categories without a contract get max_new_tokens."""
+    from types import SimpleNamespace
+
+    class Words:
+        def tokens(self, text):
+            return text.split()
+
+    rows = [
+        SimpleNamespace(category="intent", reference="refund"),
+        SimpleNamespace(category="intent", reference="order status"),
+        SimpleNamespace(category="slots", reference=" ".join(["tok"] * 30)),
+        SimpleNamespace(category="chat", reference=" ".join(["w"] * 500)),
+    ]
+    contracts = {
+        "intent": Contract("intent", "labels", ["refund", "order status"]),
+        "slots": Contract("slots", "json"),
+    }
+    budgets = E._contract_budgets(rows, contracts, Words(), max_new_tokens=64)
+    assert budgets == {"intent": 2 * 2 + 8, "slots": 64}  # 2 * 30 + 8 = 68, capped at max_new_tokens

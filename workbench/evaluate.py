@@ -464,8 +464,7 @@ def _generate_and_score(
         models_dir=store.models_dir,
         device=options.device,
     )
-    refs = [encoder.tokens(r.reference or "") for r in todo if r.category in contracts]
-    contract_budget = max(1, min(options.max_new_tokens, 2 * max((len(t) for t in refs), default=1) + 8))
+    budgets = _contract_budgets(todo, contracts, encoder, options.max_new_tokens)
     pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
     stop_ids = sorted(encoder.end_of_turn_ids)
     for k in range(0, len(todo), options.chunk):
@@ -479,26 +478,25 @@ def _generate_and_score(
         outputs: list[list[int] | None] = [None] * len(chunk)
         seconds: list[float | None] = [None] * len(chunk)
         if generate:
-            for scored in (
-                True,
-                False,
-            ):  # answers under a contract are short: generate them with a short budget
-                picked = [i for i, r in enumerate(chunk) if (r.category in contracts) == scored]
-                if not picked:
-                    continue
+            # answers under a contract are short: each category's get a budget from its own references
+            # (a label category's a few tokens, not the JSON category's beside it); one call per budget
+            by_budget: dict[int, list[int]] = {}
+            for i, r in enumerate(chunk):
+                by_budget.setdefault(budgets.get(r.category, options.max_new_tokens), []).append(i)
+            started = done
+            for budget, picked in sorted(by_budget.items()):
                 answers = generate_greedy(
                     model,
                     [prompts[i] for i in picked],
-                    max_new_tokens=contract_budget if scored else options.max_new_tokens,
+                    max_new_tokens=budget,
                     stop_ids=stop_ids,
                     pad_id=pad,
                     device=device,
                     batch_size=options.batch_size,
                     share_prefix=options.share_prefix,
-                    progress=lambda n, _t, base=done + (len(chunk) - len(picked) if not scored else 0): tell(
-                        base + n, total, {"phase": "generating"}
-                    ),
+                    progress=lambda n, _t, base=started: tell(base + n, total, {"phase": "generating"}),
                 )
+                started += len(picked)
                 for i, answer in zip(picked, answers, strict=True):
                     outputs[i], seconds[i] = answer.ids, answer.seconds
         results = []
@@ -557,6 +555,17 @@ def _only_final_answer_trained(messages: list[dict]) -> list[dict]:
         {**m, "loss_weight": 1.0 if i == last else 0.0} if m.get("role") == "assistant" else m
         for i, m in enumerate(messages)
     ]
+
+
+def _contract_budgets(records, contracts: dict, encoder, max_new_tokens: int) -> dict[str | None, int]:
+    """Per category under a contract, the most tokens generated for an answer: twice its longest reference plus
+    8, enough to see a right answer end (a right answer says what the reference says), never over
+    max_new_tokens. Categories without a contract are not in it: they get max_new_tokens."""
+    longest: dict[str | None, int] = {}
+    for r in records:
+        if r.category in contracts:
+            longest[r.category] = max(longest.get(r.category, 1), len(encoder.tokens(r.reference or "")))
+    return {c: max(1, min(max_new_tokens, 2 * n + 8)) for c, n in longest.items()}
 
 
 def judge(contract: Contract | None, answer: str, reference: str) -> dict:
