@@ -65,7 +65,7 @@ st.dataframe(
                 "id": r.evaluation.id,
                 "model": r.evaluation.model,
                 "set": r.evaluation.eval_set,
-                "source": r.evaluation.source or "",
+                "source": Path(r.evaluation.source).name if r.evaluation.source else "",
                 "prompt trial": bool(r.evaluation.system_prompt or r.evaluation.examples),
                 "records": r.evaluation.records,
                 "right": r.total.right,
@@ -89,12 +89,13 @@ st.dataframe(
 
 by_id = {r.evaluation.id: r for r in reports}
 ids = list(by_id)
-base_first = sorted(ids, key=lambda i: (by_id[i].evaluation.run_id is not None, -i))
+base_first = sorted(ids, key=lambda i: (by_id[i].evaluation.run_id is not None, -i))[0]
+pair = E.default_pair(reports) or (base_first, ids[0] if ids[0] != base_first else ids[min(1, len(ids) - 1)])
 c1, c2 = st.columns(2)
 before = c1.selectbox(
     "Before",
     ids,
-    index=ids.index(base_first[0]),
+    index=ids.index(pair[0]),
     format_func=lambda i: label(by_id[i]),
     key="ev_before",
     help="Usually the base model's evaluation.",
@@ -102,7 +103,7 @@ before = c1.selectbox(
 after = c2.selectbox(
     "After",
     ids,
-    index=0 if ids[0] != before or len(ids) == 1 else 1,
+    index=ids.index(pair[1]),
     format_func=lambda i: label(by_id[i]),
     key="ev_after",
     help="Usually the tuned run's evaluation of the same set.",
@@ -179,7 +180,13 @@ def accuracy_chart(groups, title: str) -> alt.Chart:
 left, right = st.columns(2)
 with left:
     st.subheader("Per category")
-    st.altair_chart(accuracy_chart(cmp.categories, "category"), width="stretch")
+    if any(g.accuracy_before is not None or g.accuracy_after is not None for g in cmp.categories):
+        st.altair_chart(accuracy_chart(cmp.categories, "category"), width="stretch")
+    else:
+        st.caption(
+            "No verdicts in these evaluations (a loss-only set, or answers waiting for a person): the mean "
+            "loss above is the comparison."
+        )
 with right:
     st.subheader("Per cluster")
     if cmp.clusters:

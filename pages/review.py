@@ -141,6 +141,13 @@ flt = ReviewFilter(
     imports=tuple(S.get("rv_import", [])),
     hard_after_run=S.rv_hard,
 )
+if flt.hard_after_run is not None:
+    h1, h2 = st.columns([4, 1])
+    h1.caption(
+        f"Only records run {flt.hard_after_run} still answers wrong, or learned least: check each label before "
+        "the next run"
+    )
+    h2.button("Show every record", key="rv_clear_hard", on_click=lambda: S.update(rv_hard=None))
 if flt.imports:
     n1, n2 = st.columns([4, 1])
     n1.caption(f"Only records of import {', '.join(f'#{i}' for i in flt.imports)}")
@@ -422,6 +429,32 @@ with detail:
         f"{rec.dataset} · version {rec.version} · {rec.status}"
         + (f" · import #{rec.import_id} line {rec.line}" if rec.import_id else "")
     )
+    if flt.hard_after_run is not None:
+        why = review.why_hard(store, flt.hard_after_run, rec.id)
+        if why is not None:
+            with st.container(border=True):
+                loss = f" · loss {why.loss:.3f}" if why.loss is not None else ""
+                st.markdown(
+                    f"**Why it is here:** run {flt.hard_after_run} answers it {why.verdict or 'unjudged'}{loss}"
+                )
+                st.caption("Run " + str(flt.hard_after_run) + " said")
+                st.code(why.output or "", language=None, wrap_lines=True)
+                if why.contradicting:
+                    st.caption(
+                        "The most similar records of the set give a different answer: is one label wrong?"
+                    )
+                    st.dataframe(
+                        pd.DataFrame(why.contradicting)[["record_id", "question", "reference", "similarity"]],
+                        hide_index=True,
+                        width="stretch",
+                        column_config={
+                            "record_id": st.column_config.NumberColumn("id", width="small"),
+                            "question": st.column_config.TextColumn(width="medium"),
+                            "reference": st.column_config.TextColumn("answer", width="medium"),
+                            "similarity": st.column_config.NumberColumn(format="%.2f", width="small"),
+                        },
+                    )
+
     conflict = S.get("rv_conflict")
     if rec.version != base_version and not conflict:
         st.warning(
@@ -491,26 +524,6 @@ with detail:
                 height=68 if len(turn["content"]) < 200 else 160,
             )
     st.button("＋ Add turn", on_click=change_turns, args=("add",), key=f"rv_add_{serial}")
-
-    if flt.hard_after_run is not None:
-        why = review.why_hard(store, flt.hard_after_run, rec.id)
-        if why is not None:
-            with st.container(border=True):
-                loss = f" · loss {why.loss:.3f}" if why.loss is not None else ""
-                st.markdown(
-                    f"**Why it is here:** run {flt.hard_after_run} answers it {why.verdict or 'unjudged'}{loss}"
-                )
-                st.caption("Run " + str(flt.hard_after_run) + " said")
-                st.code(why.output or "", language=None, wrap_lines=True)
-                if why.contradicting:
-                    st.caption(
-                        "The most similar records of the set give a different answer: is one label wrong?"
-                    )
-                    st.dataframe(
-                        pd.DataFrame(why.contradicting)[["record_id", "question", "reference", "similarity"]],
-                        hide_index=True,
-                        width="stretch",
-                    )
 
     if view.issues:
         st.markdown("**Issues**")

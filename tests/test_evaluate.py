@@ -457,24 +457,33 @@ def test_general_set_loss_before_and_after_shows_forgetting_as_a_number(world):
 
 
 def test_hard_records_come_with_similar_records_that_answer_differently(store):
-    questions = ["我要退款，订单12345", "我要退款，订单12346", "请帮我取消订单", "where is my parcel"]
-    answers = ["refund", "cancel_order", "cancel_order", "track_order"]
+    questions = [
+        "我要退款，订单12345",
+        "我要退款，订单12346",
+        "请帮我取消订单",
+        "where is my parcel",
+        "我要退款，订单12345",
+    ]
+    answers = ["refund", "cancel_order", "cancel_order", "track_order", "好的，马上为您处理"]
+    categories = ["intent"] * 4 + ["short_reply"]  # the same question in another category answers otherwise
     results = [("cancel_order", "wrong", 2.0), ("cancel_order", "right", 3.0), ("cancel_order", "right", 0.1)]
-    results.append(("track_order", "right", 0.2))
+    results += [("track_order", "right", 0.2), ("好的", "right", 0.0)]
     eid = stored_evaluation(
         store,
         [
             {
                 "record_key": str(i),
                 "record_id": None,
-                "category": "intent",
+                "category": category,
                 "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
                 "reference": a,
                 "output": output,
                 "verdict": verdict,
                 "loss": loss,
             }
-            for i, (q, a, (output, verdict, loss)) in enumerate(zip(questions, answers, results, strict=True))
+            for i, (q, a, category, (output, verdict, loss)) in enumerate(
+                zip(questions, answers, categories, results, strict=True)
+            )
         ],
         model="run 1",
         run_id=1,
@@ -484,6 +493,7 @@ def test_hard_records_come_with_similar_records_that_answer_differently(store):
     assert [h.record_key for h in hard] == ["0", "1"]  # the wrong one first, then the highest loss
     assert hard[0].contradicting[0]["question"] == "我要退款，订单12346"  # the near-copy labelled differently
     assert hard[0].contradicting[0]["reference"] == "cancel_order"
+    assert all(c["record_key"] != "4" for h in hard for c in h.contradicting)  # never across categories
 
 
 def test_each_contract_category_gets_a_generation_budget_from_its_own_references():
@@ -507,3 +517,22 @@ def test_each_contract_category_gets_a_generation_budget_from_its_own_references
     }
     budgets = E._contract_budgets(rows, contracts, Words(), max_new_tokens=64)
     assert budgets == {"intent": 2 * 2 + 8, "slots": 64}  # 2 * 30 + 8 = 68, capped at max_new_tokens
+
+
+def test_the_pair_shown_first_is_a_run_beside_the_base_model_on_the_same_set(store):
+    """Not simply the two newest (here the general set's loss-only pair): the newest run evaluation with
+    verdicts, beside the base model's on the same set; prompt trials and other sets are passed over."""
+    row = {"record_key": "1", "category": "intent", "messages": [], "reference": "refund"}
+    scored = [{**row, "output": "refund", "verdict": "right", "loss": 0.1}]
+    loss_only = [{**row, "output": "", "verdict": "pending", "loss": 0.5}]
+    base_eval = stored_evaluation(store, scored)
+    stored_evaluation(store, scored, system_prompt="Answer with one label.")  # a prompt trial
+    stored_evaluation(store, scored, eval_set="val")  # the base model on another set
+    run_eval = stored_evaluation(store, scored, model="run 1", run_id=1)
+    base_general = stored_evaluation(store, loss_only, eval_set="general")
+    run_general = stored_evaluation(store, loss_only, model="run 1", run_id=1, eval_set="general")
+    reports = E.list_evaluations(store)
+    assert E.default_pair(reports) == (base_eval, run_eval)
+    only_loss = [r for r in reports if r.evaluation.eval_set == "general"]
+    assert E.default_pair(only_loss) == (base_general, run_general)
+    assert E.default_pair([r for r in reports if r.evaluation.run_id is None]) is None

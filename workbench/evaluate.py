@@ -644,6 +644,29 @@ def list_evaluations(store: Store, limit: int | None = None) -> list[EvaluationR
     return [evaluation_report(store, i) for i in ids]
 
 
+def default_pair(reports: Sequence[EvaluationReport]) -> tuple[int, int] | None:
+    """The two evaluations a person most likely wants compared first: the newest finished run evaluation with
+    verdicts, beside the newest base-model evaluation (not a prompt trial) of the same set and source; where
+    no run has verdicts, the same for loss-only sets (the general set's forgetting). None when no such pair
+    exists. Reports are newest first, as list_evaluations gives them."""
+
+    def plain(r: EvaluationReport) -> bool:
+        return (
+            r.evaluation.status == "done" and r.evaluation.system_prompt is None and not r.evaluation.examples
+        )
+
+    for need_verdicts in (True, False):
+        for after in reports:
+            e = after.evaluation
+            if e.run_id is None or not plain(after) or (need_verdicts and after.total.accuracy is None):
+                continue
+            for before in reports:
+                b = before.evaluation
+                if b.run_id is None and plain(before) and (b.eval_set, b.source) == (e.eval_set, e.source):
+                    return b.id, e.id
+    return None
+
+
 def evaluation_results(
     store: Store, evaluation_id: int, *, verdict: str | None = None, limit: int | None = 50, offset: int = 0
 ) -> list[sql.ResultRow]:
@@ -1034,8 +1057,8 @@ def hard_records(
     record_id: int | None = None,
 ) -> list[HardRecord]:
     """The records of an evaluation (best: a run's on the set it trained on) it answers wrong, then the rest by
-    loss, highest first; each with the `neighbours` most similar records of the set (character n-grams, so
-    Chinese works) whose reference answer differs. record_id: only that store record (the Review page's
+    loss, highest first; each with the `neighbours` most similar records of the set in its category (character
+    n-grams, so Chinese works) whose reference answer differs. record_id: only that store record (the Review page's
     "why is it here"), compared against the whole set."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics.pairwise import linear_kernel
@@ -1059,9 +1082,11 @@ def hard_records(
     for i in ranked:
         scores = linear_kernel(matrix[i], matrix).ravel() if matrix is not None else None
         others = (
-            [j for j in scores.argsort()[::-1] if j != i and rows[j].reference != rows[i].reference][
-                :neighbours
-            ]
+            [
+                j
+                for j in scores.argsort()[::-1]
+                if j != i and rows[j].category == rows[i].category and rows[j].reference != rows[i].reference
+            ][:neighbours]
             if scores is not None
             else []
         )
@@ -1096,6 +1121,7 @@ def _question(messages: list[dict]) -> str:
 
 __all__ = [
     "EVAL_SETS",
+    "default_pair",
     "Comparison",
     "EvalOptions",
     "EvaluationCancelled",
