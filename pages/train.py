@@ -130,8 +130,42 @@ def live_panel(pipeline_id: int) -> None:
         S.tr_was_running = status.id
 
 
-if current is None:
+try:
+    run_list = runs.list_runs(store, limit=20)
+except WorkbenchError as exc:
+    fail(exc)
+if current is None and not run_list:
     st.info("No run yet. Choose the data and the model below and press **Export, train and evaluate**.")
+elif current is None:  # runs started elsewhere (the command line, `make demo-loop`): show them, not "no run"
+    st.subheader("Runs")
+    st.caption("Started from the command line. Compare their evaluations on the **Evaluate** page.")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "run": r.row.id,
+                    "state": r.state,
+                    "step": f"{r.row.step or 0}/{r.row.total_steps or '?'}",
+                    "epochs": r.row.config.get("epochs"),
+                    "train loss": r.row.train_loss,
+                    "val loss": r.row.val_loss,
+                    "val accuracy": r.row.val_accuracy,
+                    "best step": r.row.best_step,
+                    "export": r.row.export_name or Path(r.row.export_dir).name,
+                    "started": str(r.row.created_at)[:16],
+                }
+                for r in run_list
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "train loss": st.column_config.NumberColumn(format="%.3f"),
+            "val loss": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
+    st.page_link("pages/evaluate.py", label="Open Evaluate", icon=":material/compare_arrows:")
 else:
     live_panel(current.id)
     if current.run_id is not None and not current.running:
@@ -150,7 +184,6 @@ else:
 st.subheader("Data")
 try:
     choices = review.filter_choices(store)
-    run_list = runs.list_runs(store, limit=20)
 except WorkbenchError as exc:
     fail(exc)
 d1, d2 = st.columns([3, 2])
@@ -202,7 +235,10 @@ with d2:
         frame = pd.DataFrame(
             [
                 {
-                    "category": r.category or "(none)",
+                    "category": r.category or "(none)"
+                    if r.pool == "task"
+                    else "general data"
+                    + (f": {r.category}" if r.category and r.category != "general" else ""),
                     "pool": r.pool,
                     "taken": r.taken,
                     "cut": r.cut,
@@ -217,12 +253,13 @@ with d2:
             .mark_bar()
             .encode(
                 x=alt.X("taken:Q", title="records taken"),
-                y=alt.Y("category:N", sort="-x", title=None),
+                y=alt.Y("category:N", sort="-x", title=None, axis=alt.Axis(labelLimit=160)),
                 color=alt.Color("pool:N"),
                 tooltip=list(frame.columns),
             )
-            .properties(height=max(120, 22 * len(frame))),
+            .properties(height=max(120, 30 * len(frame))),
             width="stretch",
+            height=max(120, 30 * len(frame)) + 60,  # the bars, plus the axis below them
         )
         st.caption(
             f"{sum(r.taken for r in preview.rows):,} records · general share {preview.general_share:.0%} · "
