@@ -79,3 +79,27 @@ def test_a_pipeline_with_nothing_to_export_shows_its_error(store):
     at = open_page()
     assert any("Pipeline 1: failed" in h.value for h in at.subheader)
     assert at.error and "Fix the cause" in at.error[0].value
+
+
+def test_runs_started_from_the_command_line_are_listed_not_no_run(store, tmp_path):
+    """A run trained with `workbench train` or `make demo-loop` has no pipeline: the page lists it."""
+    from workbench.store import runs as sql
+
+    with store.transaction() as con:
+        row = sql.insert_run(
+            con,
+            export_dir=str(tmp_path / "exports" / "demo-1"),
+            export_name="demo",
+            export_hash=None,
+            base_model="tiny",
+            parent_run=None,
+            init="fresh",
+            config={"epochs": 6},
+            runs_dir=str(tmp_path / "runs"),
+        )
+        sql.update_run(con, row.id, status="done", step=84, total_steps=84, val_accuracy=0.5)
+    at = open_page()
+    assert not any("No run yet" in i.value for i in at.info)
+    assert any(h.value == "Runs" for h in at.subheader)
+    table = at.dataframe[0].value
+    assert list(table["run"]) == [row.id] and table["step"][0] == "84/84" and table["export"][0] == "demo"
