@@ -1,5 +1,8 @@
 """Clusters: the badcases grouped into failure modes on a 2-D map, named by their keywords; duplicate groups."""
 
+import runpy
+from pathlib import Path
+
 import altair as alt
 import streamlit as st
 
@@ -7,6 +10,12 @@ from workbench import cluster, dedup, jobs
 from workbench.errors import WorkbenchError
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.store import Store
+
+if not st.session_state.get(
+    "in_frame"
+):  # opened by a link before the app's entry ran: run the entry, which runs this page
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
+    st.stop()
 
 S = st.session_state
 AUTHOR = S.get("author") or "app"

@@ -1,5 +1,8 @@
 """Coverage: does each category have the training records it needs, and what would the next export take?"""
 
+import runpy
+from pathlib import Path
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -9,6 +12,12 @@ from workbench.errors import WorkbenchError
 from workbench.export import ExportConfig, preview_export
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.store import Store
+
+if not st.session_state.get(
+    "in_frame"
+):  # opened by a link before the app's entry ran: run the entry, which runs this page
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
+    st.stop()
 
 S = st.session_state
 AUTHOR = S.get("author") or "app"

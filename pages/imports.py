@@ -1,5 +1,6 @@
 """Import: bring records in from files, pasted text or a one-badcase form; every import's report and rejects."""
 
+import runpy
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,12 @@ from workbench.errors import WorkbenchError
 from workbench.ingest import ImportReport
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.store import Store
+
+if not st.session_state.get(
+    "in_frame"
+):  # opened by a link before the app's entry ran: run the entry, which runs this page
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
+    st.stop()
 
 S = st.session_state
 AUTHOR = S.get("author") or "app"

@@ -1,6 +1,8 @@
 """Quality: what the checks found, by code and severity; fix the safe ones in bulk; contracts and settings."""
 
 import json
+import runpy
+from pathlib import Path
 
 import altair as alt
 import pandas as pd
@@ -12,6 +14,12 @@ from workbench.errors import WorkbenchError
 from workbench.review import BulkAction, ReviewFilter, filter_to_params
 from workbench.store import Store
 from workbench.store.settings import DEFAULTS
+
+if not st.session_state.get(
+    "in_frame"
+):  # opened by a link before the app's entry ran: run the entry, which runs this page
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
+    st.stop()
 
 S = st.session_state
 AUTHOR = S.get("author") or "app"

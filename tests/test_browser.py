@@ -235,3 +235,27 @@ def test_review_from_overview_fix_answer_and_approve_with_the_keyboard(app_url, 
         "role": "assistant",
         "content": "delivery_status",
     }
+
+
+def test_every_page_opened_first_by_a_link_gets_the_apps_frame(app_url):
+    """A bookmark of any page, opened in a new session, shows the app's navigation (sections, page titles), not
+    Streamlit's list of the pages folder's files."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for path, title in (
+            ("coverage", "Coverage"),
+            ("quality", "Quality"),
+            ("clusters", "Clusters"),
+            ("imports", "Import"),
+        ):
+            context = browser.new_context(viewport={"width": 1400, "height": 900})  # a new session each
+            page = context.new_page()
+            page.goto(f"{app_url}/{path}")
+            expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=60_000)
+            expect(page.get_by_label("Your name", exact=True).and_(page.locator("input"))).to_be_visible()
+            assert page.get_by_role("link", name="Overview").count() == 1
+            assert page.get_by_role("link", name="app", exact=True).count() == 0
+            context.close()
+        browser.close()
