@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_app(store_dir: Path) -> Iterator[str]:
+    """`streamlit run app.py` on the store at `store_dir`, on a free localhost port; yields its URL once it
+    answers its health check (60 s at most), and stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "WORKBENCH_STORE": str(store_dir)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                pytest.fail("streamlit did not come up within 60 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a loaded machine: do not leave it running
+            server.kill()
+            server.wait()
+
+
 @pytest.fixture
 def app_url(tmp_path, write_jsonl):
     store_dir = tmp_path / "store"
@@ -70,48 +108,8 @@ def app_url(tmp_path, write_jsonl):
             ]
         ),
     )
-    port = free_port()
-    env = {**os.environ, "WORKBENCH_STORE": str(store_dir)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail("streamlit did not come up within 60 s")
-        time.sleep(0.3)
-    yield url
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # a loaded machine: do not leave it running
-        server.kill()
-        server.wait()
+    with running_app(store_dir) as url:
+        yield url
 
 
 def test_overview_in_a_real_browser_shows_the_counts_in_chinese_and_english(app_url, tmp_path):

@@ -10,10 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,8 +22,7 @@ from workbench.review import ReviewFilter, load_queue
 from workbench.store import Store
 from workbench.store.records import Selection
 
-from .conftest import ROOT
-from .test_browser import ARGS, CHROMIUM, free_port
+from .test_browser import ARGS, CHROMIUM, running_app
 
 pytestmark = [
     pytest.mark.browser,
@@ -53,47 +48,8 @@ def app(tmp_path):
             set_status(store, Selection(import_id=report.import_id), "approved", "test")
     set_contract(store, Contract("intent", "labels", list(INTENTS)))
     tiny = write_tiny_model(tmp_path / "tiny")
-    port = free_port()
-    env = {**os.environ, "WORKBENCH_STORE": str(store_dir)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail("streamlit did not come up within 60 s")
-        time.sleep(0.3)
-    yield url, store, str(tiny)
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    with running_app(store_dir) as url:
+        yield url, store, str(tiny)
 
 
 def test_playground_flag_train_and_evaluate_in_a_real_browser(app, tmp_path):

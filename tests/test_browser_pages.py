@@ -10,10 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,8 +19,8 @@ from workbench.curation import set_status
 from workbench.store import Store
 from workbench.store.records import Selection
 
-from .conftest import ROOT, chat
-from .test_browser import ARGS, CHROMIUM, free_port
+from .conftest import chat
+from .test_browser import ARGS, CHROMIUM, running_app
 
 pytestmark = [
     pytest.mark.browser,
@@ -81,44 +77,8 @@ def app(tmp_path, write_jsonl):
         ),
         dataset="general",
     )
-    port = free_port()
-    env = {**os.environ, "WORKBENCH_STORE": str(store_dir)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail("streamlit did not come up within 60 s")
-        time.sleep(0.3)
-    yield url, store
-    server.terminate()
-    server.wait(timeout=10)
+    with running_app(store_dir) as url:
+        yield url, store
 
 
 def test_import_coverage_clusters_and_quality_in_a_real_browser(app, tmp_path):
