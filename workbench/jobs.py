@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WorkbenchError
-from .processes import spawn_worker, worker_alive
+from .processes import spawn_worker, worker_env
 from .store import Store
-from .train.folder import now_iso, read_json, write_json_atomic
+from .train.folder import now_iso, read_json, settle_dead_worker, update_json, write_json_atomic
 
 STEPS = ("embed", "dedup", "cluster")
 STEP_HELP = {
@@ -88,13 +88,7 @@ def start_job(
     ordered = [s for s in STEPS if s in steps]
     write_json_atomic(path / "job.json", {"steps": ordered, "author": author, "store": str(store.root)})
     write_json_atomic(path / "status.json", {"state": "running", "steps": ordered, "started_at": now_iso()})
-    package_root = str(Path(__file__).resolve().parents[1])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = worker_env()
     child = spawn_worker([sys.executable, "-m", "workbench.jobs", str(path)], path / "log.txt", env)
     _update(path, pid=child.pid)
     return job_status(store, job_id)
@@ -105,21 +99,8 @@ def job_status(store: Store, job_id: int) -> JobStatus:
     status = read_json(path / "status.json")
     if status is None:
         raise WorkbenchError(f"no job {job_id} in {jobs_dir(store)}")
-    if (
-        status.get("state") == "running"
-        and status.get("pid")
-        and not worker_alive(status["pid"], "workbench.jobs")
-    ):
-        # the process ended without a word: cancelled before it could say so, or killed (out of memory?)
-        if (path / "cancel").exists():
-            status = _update(path, state="cancelled", finished_at=now_iso())
-        else:
-            status = _update(
-                path,
-                state="failed",
-                finished_at=now_iso(),
-                error=status.get("error") or "the job's process ended without finishing (killed?)",
-            )
+    # a process that ended without a word: cancelled before it could say so, or killed (out of memory?)
+    status = settle_dead_worker(path, status, "workbench.jobs", "the job's")
     return JobStatus(
         job_id,
         status.get("steps", []),
@@ -156,9 +137,7 @@ def cancel_job(store: Store, job_id: int) -> bool:
 
 
 def _update(path: Path, **fields: Any) -> dict:
-    status = {**(read_json(path / "status.json") or {}), **fields}
-    write_json_atomic(path / "status.json", status)
-    return status
+    return update_json(path / "status.json", **fields)
 
 
 def _progress(path: Path, step: str) -> Callable[[str, int, int | None], None]:

@@ -19,9 +19,9 @@ from typing import Any
 
 from .errors import WorkbenchError
 from .export import ExportConfig
-from .processes import spawn_worker, worker_alive
+from .processes import spawn_worker, worker_env
 from .store import Store
-from .train.folder import now_iso, read_json, write_json_atomic
+from .train.folder import now_iso, read_json, settle_dead_worker, update_json, write_json_atomic
 
 STAGES = ("export", "train", "evaluate", "done")
 
@@ -116,13 +116,7 @@ def resume_pipeline(store: Store, pipeline_id: int) -> PipelineStatus:
 
 
 def _spawn(path: Path) -> None:
-    package_root = str(Path(__file__).resolve().parents[1])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = worker_env()
     child = spawn_worker([sys.executable, "-m", "workbench.pipeline", str(path)], path / "log.txt", env)
     _update(path, pid=child.pid)
 
@@ -133,20 +127,7 @@ def pipeline_status(store: Store, pipeline_id: int) -> PipelineStatus:
     data = read_json(path / "status.json")
     if data is None:
         raise WorkbenchError(f"no pipeline {pipeline_id} in {pipelines_dir(store)}")
-    if (
-        data.get("state") == "running"
-        and data.get("pid")
-        and not worker_alive(data["pid"], "workbench.pipeline")
-    ):
-        if (path / "cancel").exists():
-            data = _update(path, state="cancelled", finished_at=now_iso())
-        else:
-            data = _update(
-                path,
-                state="failed",
-                finished_at=now_iso(),
-                error=data.get("error") or "the pipeline's process ended without finishing (killed?)",
-            )
+    data = settle_dead_worker(path, data, "workbench.pipeline", "the pipeline's")
     known = {
         k: data.get(k)
         for k in (
@@ -230,9 +211,7 @@ def cancel_pipeline(store: Store, pipeline_id: int) -> bool:
 
 
 def _update(path: Path, **fields: Any) -> dict:
-    data = {**(read_json(path / "status.json") or {}), **fields}
-    write_json_atomic(path / "status.json", data)
-    return data
+    return update_json(path / "status.json", **fields)
 
 
 def run_pipeline(path: Path) -> int:

@@ -57,3 +57,15 @@ def worker_alive(pid: int | None, marker: str) -> bool:
         return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc (macOS): the pid exists
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of a background worker (`python -m workbench...`): this process's, with the package
+    importable from a checkout, unbuffered output for its log, and no tokenizer threads of its own."""
+    package_root = str(Path(__file__).resolve().parents[1])
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }

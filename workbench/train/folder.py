@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..processes import pid_exists
+from ..processes import pid_exists, worker_alive
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -51,6 +51,30 @@ def read_json(path: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def update_json(path: Path, **fields: Any) -> dict:
+    """Merge `fields` into the JSON object in `path` (a missing file is an empty object), written atomically;
+    returns the whole object."""
+    value = {**(read_json(path) or {}), **fields}
+    write_json_atomic(path, value)
+    return value
+
+
+def settle_dead_worker(folder: Path, status: dict, module: str, what: str) -> dict:
+    """A `status.json` that says running while its worker (`python -m <module>`) is gone: cancelled when a
+    cancel was asked (a `cancel` file in the folder), else failed; written back. Returns the status as it
+    stands."""
+    if status.get("state") != "running" or not status.get("pid") or worker_alive(status["pid"], module):
+        return status
+    if (folder / "cancel").exists():
+        return update_json(folder / "status.json", state="cancelled", finished_at=now_iso())
+    return update_json(
+        folder / "status.json",
+        state="failed",
+        finished_at=now_iso(),
+        error=status.get("error") or f"{what} process ended without finishing (killed?)",
+    )
 
 
 @dataclass(frozen=True)
@@ -99,10 +123,7 @@ class RunFolder:
         return read_json(self.report_path)
 
     def update_status(self, **changes: Any) -> dict:
-        status = self.status()
-        status.update(changes, updated_at=now_iso())
-        write_json_atomic(self.status_path, status)
-        return status
+        return update_json(self.status_path, **changes, updated_at=now_iso())
 
     def start_status(self, total_steps: int | None = None) -> dict:
         """Mark the run as running in this process (pid and host let others see whether it is alive)."""

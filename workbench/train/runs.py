@@ -8,7 +8,6 @@ and marks a run whose process is gone without finishing as failed.
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any
 from ..errors import NotFoundError, WorkbenchError
 from ..models import EMBEDDED_MODEL, model_hidden_size
 from ..names import check_new_path
-from ..processes import worker_alive
+from ..processes import worker_alive, worker_env
 from ..store import Store
 from ..store import runs as sql
 from .config import EARLY_STOPPING_WITH_CONTRACTS, TrainConfig, task_type_of_export
@@ -249,13 +248,7 @@ def resume_run(store: Store, run_id: int) -> int:
 
 def _spawn(store: Store, run_id: int, folder: RunFolder, *, resume: bool) -> None:
     """Start the worker detached (its own session: closing the terminal or the app does not stop it)."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = worker_env()
     launcher = folder.spec().get("launcher")
     head = shlex.split(launcher) if launcher else [sys.executable]
     command = head + ["-m", "workbench.train.worker", str(folder.path)] + (["--resume"] if resume else [])
