@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from workbench import ingest, review
+from workbench import ingest, jobs, review
 from workbench.errors import WorkbenchError
 from workbench.ingest import ImportReport
 from workbench.review import ReviewFilter, filter_to_params
@@ -98,7 +98,9 @@ def show_report(report: ImportReport) -> None:
     if report.imported:
         box.page_link(
             REVIEW,
-            label=f"Review the {report.imported:,} records of this import",
+            label=f"Review the {report.imported:,} records of this import"
+            if report.imported > 1
+            else "Review the record of this import",
             query_params=filter_to_params(ReviewFilter(imports=(report.import_id,))),
         )
 
@@ -119,33 +121,89 @@ def dataset_picker(key: str) -> str:
     return chosen
 
 
-def run_import(actions: list) -> None:
-    """Run imports one after another with a progress bar; each one's report, or what stopped it, is kept
-    for the next render (one file that cannot be read does not hide the others' reports)."""
-    bar = st.progress(0.0, text="Starting ...")
+def run_import(action) -> None:
+    """Import pasted text or the form's badcase (small: here and now); its report, or what stopped it, is kept
+    for the next render."""
     S.im_shown, S.im_errors = [], []
-    for name, action in actions:
-
-        def show(stage: str, done: int, total: int | None, name=name) -> None:
-            bar.progress(min(done / total, 1.0) if total else 0.0, text=f"{name}: {stage} ...")
-
-        try:
-            S.im_shown.append(action(show))
-        except WorkbenchError as exc:
-            S.im_errors.append(str(exc))
-    bar.empty()
+    try:
+        with st.spinner("Importing ..."):
+            S.im_shown.append(action())
+    except WorkbenchError as exc:
+        S.im_errors.append(str(exc))
     st.rerun()
+
+
+# --- background imports of uploaded files ---------------------------------------------------------------------
+# Uploads are imported by a process of their own: the page stays usable (and may be closed) while a big file is
+# read, and reopening it reattaches. The panel polls the job's folder only while the job runs.
+latest = jobs.latest_job(store, "import")
+
+
+def show_outcomes(job: jobs.JobStatus) -> None:
+    for outcome in job.imports:
+        if "error" in outcome:
+            st.error(
+                outcome["error"]
+                + " Nothing was imported from it; fix the file (or pick another) and import it "
+                "again."
+            )
+        else:
+            show_report(ImportReport.from_dict(outcome["report"]))
+
+
+@st.fragment(run_every=1 if latest and latest.running else None)
+def import_panel() -> None:
+    """Where the latest upload import stands (reads its folder only); its reports once it is done."""
+    job = jobs.latest_job(store, "import")
+    if job is None:
+        return
+    if job.running:
+        where = (
+            f"{job.detail}: {job.stage or 'starting'}"
+            + (f" {job.done:,} / {job.total:,}" if job.total else "")
+            if job.detail
+            else "starting ..."
+        )
+        st.progress(job.fraction or 0.0, text=f"Importing in the background (job {job.id}) · {where}")
+        st.caption(
+            "You can keep working on other pages or close the browser: the import goes on, and this page shows "
+            "where it is when you come back."
+        )
+        if st.button("Cancel the import", key="im_cancel"):
+            jobs.cancel_job(store, job.id, "import")
+            st.rerun(scope="fragment")
+        S.im_watching = job.id
+        return
+    if S.get("im_watching") == job.id:  # it just finished: refresh the log below, then show the reports
+        S.im_watching, S.im_seen = None, job.id
+        st.rerun(scope="app")
+    files = len(job.imports)
+    imported = sum(o["report"]["imported"] for o in job.imports if "report" in o)
+    summary = (
+        f"Upload import (job {job.id}) {job.state} at {job.finished_at}: {files} file(s), "
+        f"{imported:,} records imported"
+    )
+    if job.state != "done":
+        {"failed": st.error, "cancelled": st.warning}.get(job.state, st.info)(
+            summary + (f". {job.error}" if job.error else ". Files not yet imported were not imported.")
+        )
+    if S.get("im_seen") == job.id:  # this browser session started or watched it: the whole report
+        show_outcomes(job)
+    elif job.imports:
+        with st.expander(summary):
+            show_outcomes(job)
 
 
 upload, paste, form = st.tabs(["Upload files", "Paste records", "Write one badcase"])
 with upload:
     limit = st.get_option("server.maxUploadSize")
+    S.setdefault("im_files_n", 0)  # a new key empties the uploader once its files are on their way
     files = st.file_uploader(
         f"JSONL, JSON, CSV/TSV or Parquet; UTF-8 (with or without BOM), UTF-16 or GB18030; "
         f"up to {limit} MB a file (server.maxUploadSize in .streamlit/config.toml)",
         type=list(ingest.UPLOAD_FORMATS),
         accept_multiple_files=True,
-        key="im_files",
+        key=f"im_files_{S.im_files_n}",
     )
     u1, u2 = st.columns(2)
     with u1:
@@ -156,29 +214,30 @@ with upload:
         ).strip()
         or None
     )
+    busy = bool(latest and latest.running)
     if st.button(
         f"Import {len(files)} file(s)" if files else "Import",
-        disabled=not files or not dataset,
+        disabled=not files or not dataset or busy,
         type="primary",
         key="im_up_go",
+        help="Wait for the running import to finish (or cancel it) first." if busy else None,
     ):
-        run_import(
-            [
-                (
-                    f.name,
-                    lambda show, f=f: ingest.import_upload(
-                        store,
-                        f.name,
-                        f.getvalue(),
-                        dataset=dataset,
-                        category=category,
-                        author=AUTHOR,
-                        progress=show,
-                    ),
-                )
-                for f in files
-            ]
-        )
+        try:
+            started = jobs.start_import_job(
+                store,
+                [(f.name, f.getvalue()) for f in files],
+                dataset=dataset,
+                category=category,
+                author=AUTHOR,
+            )
+            S.im_watching, S.im_shown, S.im_errors = started.id, [], []
+            S.im_files_n += 1
+        except WorkbenchError as exc:  # another import still running, a disk that filled while staging
+            S.im_flash = str(exc)
+        st.rerun()
+    if flash := S.pop("im_flash", None):
+        st.error(flash)
+    import_panel()
 with paste:
     text = st.text_area(
         "Records",
@@ -194,14 +253,7 @@ with paste:
     p_category = p2.text_input("Default category", key="im_paste_category").strip() or None
     if st.button("Import the pasted records", disabled=not text.strip() or not p_dataset, key="im_paste_go"):
         run_import(
-            [
-                (
-                    "pasted",
-                    lambda show: ingest.import_text(
-                        store, text, dataset=p_dataset, category=p_category, author=AUTHOR
-                    ),
-                )
-            ]
+            lambda: ingest.import_text(store, text, dataset=p_dataset, category=p_category, author=AUTHOR)
         )
 with form:
     with st.form("im_badcase", clear_on_submit=True, border=False):
@@ -219,21 +271,16 @@ with form:
         f_dataset = f2.selectbox("Dataset", ["badcases"] + [d for d in known if d not in KINDS])
         if st.form_submit_button("Add the badcase", type="primary"):
             run_import(
-                [
-                    (
-                        "badcase",
-                        lambda show: ingest.add_badcase(
-                            store,
-                            system=system,
-                            user=user,
-                            bad_output=bad,
-                            answer=answer,
-                            category=f_category,
-                            dataset=f_dataset,
-                            author=AUTHOR,
-                        ),
-                    )
-                ]
+                lambda: ingest.add_badcase(
+                    store,
+                    system=system,
+                    user=user,
+                    bad_output=bad,
+                    answer=answer,
+                    category=f_category,
+                    dataset=f_dataset,
+                    author=AUTHOR,
+                )
             )
 
 for error in S.get("im_errors") or []:

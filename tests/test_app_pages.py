@@ -15,6 +15,7 @@ from workbench.curation import set_status
 from workbench.dedup import DedupConfig
 from workbench.review import ReviewFilter
 from workbench.store.records import Selection
+from workbench.train.folder import write_json_atomic
 
 from .conftest import ROOT, chat
 from .test_clusters_view import save_run
@@ -244,3 +245,61 @@ def test_import_page_adds_one_badcase_from_the_form(empty):
     at.text_area(key="im_form_user").set_value(" ")
     at.button[[b.label for b in at.button].index("Add the badcase")].click().run()
     assert "user's message" in at.error[0].value
+
+
+def test_import_page_imports_uploads_in_the_background_and_shows_their_reports(empty):
+    at = open_page("pages/imports.py")
+    csv = "prompt,response,category\n我买的手机屏幕碎了要退款,refund,退款\n鞋子开胶了，退钱,refund,退款\n"
+    at.file_uploader[0].set_value(
+        [("退款.csv", csv.encode("gb18030"), "text/csv"), ("空.jsonl", b"", "application/jsonl")]
+    ).run()
+    at.button(key="im_up_go").click().run()
+    assert not at.exception, at.exception
+    job = jobs.latest_job(empty, "import")
+    assert job is not None and job.steps == ["import"]
+    deadline = time.monotonic() + 120
+    while jobs.job_status(empty, job.id, "import").running and time.monotonic() < deadline:
+        at.run()  # the panel shows where it is, then the report
+        assert not at.exception, at.exception
+        time.sleep(0.5)
+    at.run()
+    at.run()  # the panel's rerun of the whole page once the job is done
+    assert not at.exception, at.exception
+    assert [m.value for m in at.metric][:3] == ["2", "0", "0"]  # imported, repaired, rejected of the CSV
+    assert any("csv, gb18030" in t.value for t in at.text)
+    assert any(e.value.startswith("空.jsonl: the file is empty") for e in at.error)
+    assert [i.file_name for i in ingest.recent_imports(empty)] == ["退款.csv"]
+    assert not at.file_uploader[0].value  # emptied once its files were on their way: no double import
+
+
+def test_import_page_shows_a_running_import_and_refuses_a_second_one(empty):
+    # a job folder that says running, held by a live process that looks like our worker
+    folder = jobs.jobs_dir(empty, "import") / "1"
+    folder.mkdir(parents=True)
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "workbench.jobs"])
+    try:
+        write_json_atomic(
+            folder / "status.json",
+            {
+                "state": "running",
+                "steps": ["import"],
+                "pid": worker.pid,
+                "started_at": "2026-12-01T10:00:00",
+                "stage": "checking",
+                "detail": "大文件.jsonl (2 of 3)",
+                "done": 500,
+                "total": 2000,
+            },
+        )
+        at = open_page("pages/imports.py")
+        at.file_uploader[0].set_value(("more.jsonl", b'{"prompt": "hi", "response": "x"}\n', "x")).run()
+        assert at.button(key="im_up_go").disabled
+        bar = at.get("progress")[0]
+        assert "大文件.jsonl (2 of 3): checking 500 / 2,000" in bar.proto.text and bar.value == 25
+        at.button(key="im_cancel").click().run()
+        assert (folder / "cancel").exists()
+    finally:
+        worker.kill()
+        worker.wait()
+    at.run()
+    assert any("cancelled" in w.value for w in at.warning)

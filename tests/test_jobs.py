@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -77,3 +78,78 @@ def test_a_cancelled_job_stops_and_says_so(store, write_jsonl):
 def test_unknown_steps_are_refused(store):
     with pytest.raises(jobs.WorkbenchError, match="choose from embed, dedup, cluster"):
         jobs.start_job(store, ["train"])
+
+
+def _wait_import(store, job_id, seconds=300):
+    deadline = time.monotonic() + seconds
+    while (status := jobs.job_status(store, job_id, "import")).running:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"import job {job_id} still running after {seconds} s: {status}")
+        time.sleep(0.2)
+    return status
+
+
+GB_CSV = (
+    "prompt,response,category\n我买的手机屏幕碎了要退款,refund,退款\n鞋子开胶了，退钱,refund,退款\n"
+).encode("gb18030")
+BROKEN_JSONL = (json.dumps(chat("Where is order 12?", "delivery_status")) + "\n{oops\n").encode()
+
+
+def test_an_import_job_imports_each_upload_and_keeps_its_report(store):
+    started = jobs.start_import_job(
+        store,
+        [("退款.csv", GB_CSV), ("mixed.jsonl", BROKEN_JSONL), ("empty.jsonl", b""), ("退款.csv", GB_CSV)],
+        dataset="badcases",
+        category="默认",
+        author="李雷",
+    )
+    assert started.running and started.kind == "import"
+    status = _wait_import(store, started.id)
+    assert status.state == "done", status.error
+    names = [o["name"] for o in status.imports]
+    assert names == ["退款.csv", "mixed.jsonl", "empty.jsonl", "退款.csv"]  # same names stay apart
+    first, mixed, empty, again = status.imports
+    report = ingest.ImportReport.from_dict(first["report"])
+    assert (report.file, report.encoding, report.imported, report.dataset) == (
+        "退款.csv",
+        "gb18030",
+        2,
+        "badcases",
+    )
+    mixed = ingest.ImportReport.from_dict(mixed["report"])
+    assert (mixed.imported, mixed.rejected) == (1, 1)
+    assert [(r.line, r.code, r.raw) for r in mixed.rejects] == [(2, "invalid-json", "{oops")]
+    # the unreadable file is named as uploaded (not by the folder it waited in) and stops nothing else
+    assert empty["error"].startswith("empty.jsonl: the file is empty") and "import-jobs" not in empty["error"]
+    assert ingest.ImportReport.from_dict(again["report"]).earlier_import[0] == report.import_id
+    rows = {i.id: i for i in ingest.recent_imports(store)}
+    assert rows[report.import_id].file_name == "退款.csv" and rows[report.import_id].author == "李雷"
+    assert not (jobs.jobs_dir(store, "import") / str(started.id) / "files").exists()  # no bytes left behind
+    assert jobs.latest_job(store, "import").id == started.id and jobs.latest_job(store) is None  # kinds apart
+
+
+def test_a_second_import_waits_for_the_first_and_a_cancelled_one_imports_nothing(store, tmp_path):
+    lines = "".join(
+        json.dumps(chat(f"我要退款，订单 {n}", "refund"), ensure_ascii=False) + "\n" for n in range(60_000)
+    )
+    started = jobs.start_import_job(store, [("big.jsonl", lines.encode())], dataset="general")
+    with pytest.raises(jobs.JobRunning, match="still running"):
+        jobs.start_import_job(store, [("more.jsonl", BROKEN_JSONL)])
+    deadline = time.monotonic() + 120
+    while jobs.job_status(store, started.id, "import").detail is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the worker is at work: its signal handler is in place
+    assert jobs.cancel_job(store, started.id, "import")
+    status = _wait_import(store, started.id)
+    if status.state == "cancelled":  # a fast machine may have finished first
+        assert ingest.recent_imports(store) == [] and status.imports == []
+        with store.connect() as con:
+            assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 0
+    assert not (jobs.jobs_dir(store, "import") / str(started.id) / "files").exists()
+
+
+def test_an_import_job_needs_files_and_a_dataset(store):
+    with pytest.raises(jobs.WorkbenchError, match="no files to import"):
+        jobs.start_import_job(store, [])
+    with pytest.raises(jobs.WorkbenchError, match="name the dataset"):
+        jobs.start_import_job(store, [("a.jsonl", BROKEN_JSONL)], dataset=" ")
+    assert jobs.latest_job(store, "import") is None

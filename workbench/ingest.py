@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -56,6 +56,23 @@ class ImportReport:
     @property
     def detected_format(self) -> str:
         return ", ".join(f"{name} ({n})" for name, n in self.formats.items()) or "-"
+
+    def as_dict(self) -> dict:
+        """Plain JSON values (a background import keeps its reports in its job folder)."""
+        value = asdict(self)
+        value["rejects"] = [{**vars(r), "raw": r.raw[:_RAW_KEPT]} for r in self.rejects]
+        return value
+
+    @classmethod
+    def from_dict(cls, value: dict) -> ImportReport:
+        fields = dict(value)
+        fields["rejects"] = [Reject(**r) for r in fields.get("rejects", [])]
+        fields["issue_counts"] = [tuple(c) for c in fields.get("issue_counts", [])]
+        fields["earlier_import"] = tuple(fields["earlier_import"]) if fields.get("earlier_import") else None
+        return cls(**fields)
+
+
+_RAW_KEPT = 2000  # characters of a rejected line a report keeps (the store keeps the whole line)
 
 
 def import_file(
@@ -127,7 +144,7 @@ def import_upload(
 ) -> ImportReport:
     """Import a file given as bytes (a browser upload), under its original name: its suffix says its format
     (a name without one is detected from the content), and the import log and the kept copy carry the name."""
-    safe = Path(name.replace("\\", "/")).name.strip() or "upload"
+    safe = upload_name(name)
     with tempfile.TemporaryDirectory(prefix="wb-upload-") as folder:
         path = Path(folder) / safe
         path.write_bytes(data)
@@ -137,6 +154,12 @@ def import_upload(
             )
         except InputFileError as exc:  # name the upload, not the temp folder it passed through
             raise InputFileError(str(exc).replace(str(path), safe)) from None
+
+
+def upload_name(name: str) -> str:
+    """The file name an upload is imported under: its last part (a browser may send a path), never empty."""
+    name = Path(name.replace("\\", "/")).name.strip()
+    return name if name.strip(".") else "upload"
 
 
 def import_text(
