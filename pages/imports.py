@@ -185,7 +185,9 @@ def import_panel() -> None:
     )
     if job.state != "done":
         {"failed": st.error, "cancelled": st.warning}.get(job.state, st.info)(
-            summary + (f". {job.error}" if job.error else ". Files not yet imported were not imported.")
+            summary
+            + ". The file it was importing when it stopped was rolled back (nothing of it is in the store); "
+            "the files finished before are listed below." + (f"\n\n{job.error}" if job.error else "")
         )
     if S.get("im_seen") == job.id:  # this browser session started or watched it: the whole report
         show_outcomes(job)

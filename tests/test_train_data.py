@@ -479,19 +479,32 @@ def test_shared_prompts_on_cuda_in_bfloat16():
         assert torch.allclose(shared[2][name].float(), grad.float(), rtol=5e-2, atol=5e-3), name
 
 
-def test_epoch_batches_gather_steps_by_first_turn_in_random_order():
-    keys = ["A"] * 19 + ["B"] * 9 + ["C", "D", "E"]  # two system prompts and three records of their own
-    batches = epoch_batches(len(keys), 4, seed=7, epoch=0, keys=keys)
-    assert batches == epoch_batches(len(keys), 4, seed=7, epoch=0, keys=keys)
-    assert batches != epoch_batches(len(keys), 4, seed=7, epoch=1, keys=keys)
-    assert sorted(i for b in batches for i in b) == list(range(len(keys)))
-    assert len(batches) == len(epoch_batches(len(keys), 4, seed=7, epoch=0))  # as many steps as without keys
-    whole = [b for b in batches if len({keys[i] for i in b}) == 1]
-    assert len(whole) == 4 + 2 and all(len(b) == 4 for b in whole)  # 19 A: four full steps; 9 B: two
-    assert [keys[b[0]] for b in whole] not in (
-        sorted(keys[b[0]] for b in whole),
-        sorted((keys[b[0]] for b in whole), reverse=True),
-    )
+def test_micro_batches_keep_a_shared_first_turn_together_and_count_it_once():
+    examples = prompt_sharing_examples()
+    long_prompt, short_prompt = (0, 1, 2, 3, 6, 7, 9), (4, 5)
+    keys = [
+        tuple(e.input_ids[: 60 if i in long_prompt else 24 if i in short_prompt else len(e)])
+        for i, e in enumerate(examples)
+    ]
+    # a budget that holds the long prompt's seven conversations only when the prompt is counted once
+    budget = 60 + sum(len(examples[i]) - 60 for i in (0, 1, 2, 3, 6, 7, 9))
+    groups = micro_batches(examples, budget, keys)
+    assert sorted(map(id, groups[0])) == sorted(id(examples[i]) for i in (0, 1, 2, 3, 6, 7, 9))
+    assert sum(len(g) for g in groups) == len(examples)
+    assert all(len(pack(g).input_ids[0]) <= budget for g in groups)  # the packed rows keep the budget
+    assert len(micro_batches(examples, budget)) > len(groups)  # counted whole, the same budget needs more
+
+
+def test_steps_mix_the_tasks_and_a_step_of_two_prompts_lays_each_once(tiny_llama):
+    keys = ["A"] * 20 + ["B"] * 10  # two system prompts
+    batches = epoch_batches(len(keys), 6, seed=7, epoch=0)
+    assert (
+        sum(len({keys[i] for i in b}) == 2 for b in batches) >= 3
+    )  # steps are random mixes, not one task each
+    examples = prompt_sharing_examples()
+    two_prompts = [examples[i] for i in (0, 4, 1, 5, 2)]
+    batch = pack(two_prompts)
+    assert batch.n_tokens == 60 + 15 + 40 + 7 + 24 + 30 + 5 and batch.shared_tokens == 2 * 60 + 24
 
 
 def test_first_turn_keys_are_the_tokens_through_the_first_end_of_turn(encoder):

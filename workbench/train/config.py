@@ -127,9 +127,8 @@ class TrainConfig:
         metadata={
             "help": (
                 "Compute a prompt shared by several conversations of a step (the same system prompt, the same first "
-                "turns) once, and gather conversations with the same first turn into the same steps (still in random "
-                "order). Exact: the loss and gradients are those of computing each conversation whole; off computes "
-                "every conversation whole."
+                "turns) once. Exact: the loss and gradients are those of computing each conversation whole; off "
+                "computes every conversation whole. Steps stay random mixes of the data."
             )
         },
     )

@@ -276,8 +276,8 @@ def _train(
     keys = first_turn_keys(train_set.examples, encoder.end_of_turn_ids) if share else None
     if keys:
         say(
-            f"shared prompts: on; {len(set(keys))} distinct first turns among {len(keys)} conversations, steps "
-            f"gathered by them"
+            f"shared prompts: on; {len(set(keys))} distinct first turns among {len(keys)} conversations, each "
+            f"laid once per step"
         )
     stopped_early = False
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -289,12 +289,16 @@ def _train(
         epoch, index = divmod(state.step, steps_per_epoch)
         if epoch not in batches_of_epoch:
             batches_of_epoch = {
-                epoch: epoch_batches(len(train_set.examples), config.batch_size, config.seed, epoch, keys)
+                epoch: epoch_batches(len(train_set.examples), config.batch_size, config.seed, epoch)
             }
-        batch = [train_set.examples[i] for i in batches_of_epoch[epoch][index]]
+        chosen = batches_of_epoch[epoch][index]
+        batch = [train_set.examples[i] for i in chosen]
+        batch_keys = [keys[i] for i in chosen] if keys else None
         lr = scheduler.get_last_lr()[0]  # the rate this step uses
         t0 = time.perf_counter()
-        loss = _train_step(model, optimizer, scheduler, accelerator, batch, config, packed, world, rank)
+        loss = _train_step(
+            model, optimizer, scheduler, accelerator, batch, batch_keys, config, packed, world, rank
+        )
         seconds = time.perf_counter() - t0
         state.step += 1
         batch_tokens = sum(len(e) for e in batch)
@@ -437,19 +441,30 @@ def _train(
 
 
 def _train_step(
-    model, optimizer, scheduler, accelerator, batch, config: TrainConfig, packed: bool, world: int, rank: int
+    model,
+    optimizer,
+    scheduler,
+    accelerator,
+    batch,
+    keys,
+    config: TrainConfig,
+    packed: bool,
+    world: int,
+    rank: int,
 ) -> float:
     """One optimizer step over `batch`; returns its loss (weighted mean cross-entropy over trained tokens).
+    keys: each conversation's first turn when shared prompts are on (their conversations stay together).
 
     The loss is normalised by the trained tokens of the whole step, so splitting the step into
     micro-batches (or over processes) changes nothing but memory use.
     """
     trained = sum(e.trained_tokens for e in batch)
     mine = batch[rank::world]
+    my_keys = keys[rank::world] if keys else None
     weight = 1.0
     if not mine:  # fewer conversations than processes: take part with a zero-weight copy
-        mine, weight = batch[:1], 0.0
-    groups = micro_batches(mine, config.micro_batch_tokens)
+        mine, my_keys, weight = batch[:1], keys[:1] if keys else None, 0.0
+    groups = micro_batches(mine, config.micro_batch_tokens, my_keys)
     total = 0.0
     for k, group in enumerate(groups):
         sync = accelerator.no_sync(model) if world > 1 and k < len(groups) - 1 else nullcontext()

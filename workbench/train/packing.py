@@ -245,16 +245,24 @@ def _buckets(lengths: Sequence[int], cheap_length: int) -> list[list[int]]:
 
 
 def _shared_attention_groups(
-    segments, *, cheap_length: int = 256
+    segments, *, cheap_length: int = 256, cheap_queries: int = 32
 ) -> tuple[list[AttentionGroup], torch.Tensor]:
     """Attention groups for a row with shared prefixes: every segment is a row of queries whose keys are its
     prefix's (if any) followed by its own; query j of a segment after a prefix of p tokens sees keys 0..p+j.
-    Segments are bucketed by their number of keys; `restore` puts the groups' outputs back in row order."""
-    order = sorted(range(len(segments)), key=lambda s: -(segments[s][1] + segments[s][4]))
-    keys = [segments[s][1] + segments[s][4] for s in order]
+    `restore` puts the groups' outputs back in row order.
+
+    Segments are bucketed by their number of queries, then of keys: a prefix (many queries) and the short
+    conversations that continue it (few queries, many keys) go to separate calls, since padding each short
+    one to the prefix's length would compute its attention several times over."""
+    by_queries = sorted(range(len(segments)), key=lambda s: -segments[s][1])
+    buckets = []
+    for bucket in _buckets([segments[s][1] for s in by_queries], cheap_queries):
+        members = sorted((by_queries[b] for b in bucket), key=lambda s: -(segments[s][1] + segments[s][4]))
+        keys = [segments[s][1] + segments[s][4] for s in members]
+        buckets += [[members[k] for k in sub] for sub in _buckets(keys, cheap_length)]
     groups, covered = [], []
-    for bucket in _buckets(keys, cheap_length):
-        members = [segments[order[b]] for b in bucket]
+    for bucket in buckets:
+        members = [segments[s] for s in bucket]
         length = max(n for _s, n, *_ in members)
         key_length = max(n + p for _s, n, _pos, _ps, p in members)
         pad_index, unpad_index, key_index = [], [], []
