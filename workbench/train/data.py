@@ -341,9 +341,10 @@ def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int) -> li
     """The steps of one epoch: a shuffled order (the same for the same seed and epoch, so a resumed run
     sees the same batches) cut into batches of `batch_size` (the last may be smaller).
 
-    Steps are not gathered by system prompt, though a step of one prompt would be cheaper: on a mix of tasks,
-    steps of one task each cost several points of held-out accuracy (bench train_shared), and a step that
-    mixes tasks still lays each of its prompts once (`micro_batches`, `pack`)."""
+    Steps are not gathered by system prompt, though a step of one prompt would be cheaper: on a mix of two
+    tasks, steps of one task each held out 68.5 % against TRL's 74.0 %, mixed steps 75.2 % against 72.5 %
+    (bench train_shared, docs/train.md), and a step that mixes tasks still lays each of its prompts once
+    (`micro_batches`, `pack`)."""
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(n_examples))
     rng.shuffle(order)
