@@ -153,3 +153,11 @@ def test_an_import_job_needs_files_and_a_dataset(store):
     with pytest.raises(jobs.WorkbenchError, match="name the dataset"):
         jobs.start_import_job(store, [("a.jsonl", BROKEN_JSONL)], dataset=" ")
     assert jobs.latest_job(store, "import") is None
+
+
+def test_a_job_folder_still_being_filled_is_not_the_latest_job(store):
+    assert jobs.latest_job(store, "import") is None
+    filling = jobs.jobs_dir(store, "import") / "1" / "files" / "1"
+    filling.mkdir(parents=True)  # an upload's bytes being written, no status yet
+    (filling / "big.jsonl").write_bytes(b"{}\n")
+    assert jobs.latest_job(store, "import") is None  # a page that looks now sees no job, not an error

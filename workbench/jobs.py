@@ -175,9 +175,14 @@ def job_status(store: Store, job_id: int, kind: str = "curate") -> JobStatus:
 
 
 def latest_job(store: Store, kind: str = "curate") -> JobStatus | None:
-    """The newest job of this kind (running or not), or None before the first."""
+    """The newest job of this kind (running or not), or None before the first. A folder still being filled
+    (an upload's bytes being written) is not a job yet."""
     folder = jobs_dir(store, kind)
-    ids = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    ids = (
+        [int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "status.json").exists()]
+        if folder.is_dir()
+        else []
+    )
     return job_status(store, max(ids), kind) if ids else None
 
 
