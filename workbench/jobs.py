@@ -226,10 +226,9 @@ def run_job(path: Path) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # cancel: the running step's transaction rolls back
     results: dict[str, dict] = {}
     try:
-        if spec.get("kind") == "import":
-            _run_imports(path, store, spec)
         for step in spec["steps"]:
             if step == "import":
+                _run_imports(path, store, spec)
                 continue
             _update(path, step=step, stage=step, done=0, total=None)
             tell = _progress(path, step)
@@ -263,39 +262,34 @@ def _failed(path: Path, exc: BaseException) -> int:
 
 
 def _run_imports(path: Path, store: Store, spec: dict) -> None:
-    """Each staged file in turn; its report (or why it could not be read) is kept as soon as it is known, and
-    its staged bytes are deleted (the store keeps its own copy of an imported file)."""
+    """Each staged file in turn; its report (or why it could not be read) is kept as soon as it is known. The
+    staged bytes are deleted at the end however it ends (the store keeps its own copy of an imported file)."""
     outcomes: list[dict] = []
     files = spec["files"]
     try:
-        _import_each(path, store, spec, files, outcomes)
-    finally:  # cancelled or failed too: the bytes that were not imported are not kept either
+        for n, relative in enumerate(files, 1):
+            staged = path / relative
+            name = staged.name
+            tell = _progress(path, "import", f"{name} ({n} of {len(files)})")
+            tell("reading", 0, None)
+            try:
+                report = ingest.import_file(
+                    store,
+                    staged,
+                    dataset=spec["dataset"],
+                    category=spec.get("category"),
+                    author=spec.get("author"),
+                    progress=tell,
+                )
+                report.file = name
+                outcomes.append({"name": name, "report": report.as_dict()})
+            except WorkbenchError as exc:  # name the upload, not the folder it waited in
+                if (path / "cancel").exists():
+                    raise
+                outcomes.append({"name": name, "error": str(exc).replace(str(staged), name)})
+            _update(path, imports=outcomes)
+    finally:
         shutil.rmtree(path / "files", ignore_errors=True)
-
-
-def _import_each(path: Path, store: Store, spec: dict, files: list[str], outcomes: list[dict]) -> None:
-    for n, relative in enumerate(files, 1):
-        staged = path / relative
-        name = staged.name
-        tell = _progress(path, "import", f"{name} ({n} of {len(files)})")
-        tell("reading", 0, None)
-        try:
-            report = ingest.import_file(
-                store,
-                staged,
-                dataset=spec["dataset"],
-                category=spec.get("category"),
-                author=spec.get("author"),
-                progress=tell,
-            )
-            report.file = name
-            outcomes.append({"name": name, "report": report.as_dict()})
-        except WorkbenchError as exc:  # name the upload, not the folder it waited in
-            if (path / "cancel").exists():
-                raise
-            outcomes.append({"name": name, "error": str(exc).replace(str(staged), name)})
-        staged.unlink(missing_ok=True)
-        _update(path, imports=outcomes)
 
 
 def _interrupt(*_: Any) -> None:
