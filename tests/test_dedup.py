@@ -335,7 +335,7 @@ def test_find_leaks_on_templated_data_expands_in_bounded_slices_and_finds_the_sa
         ] + [add(con, "订单 #10005 到哪了？", dataset="eval")]
         config = DedupConfig(semantic=False)
         whole = find_leaks(con, list(range(1, 3001)), evals, config=config)
-        monkeypatch.setattr(dedup, "EXPAND_BUDGET", 50)
+        monkeypatch.setattr(dedup.leaks, "EXPAND_BUDGET", 50)
         sliced = find_leaks(con, list(range(1, 3001)), evals, config=config)
     assert len(whole) > 3 and set(whole) == set(sliced)
     assert {leak.train_id for leak in whole if leak.eval_id == evals[0]} >= {5}
