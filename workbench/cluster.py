@@ -398,6 +398,18 @@ def load_run(store: Store, run_id: int | None = None) -> tuple[sql.StoredRun, li
         return sql.get_run(con, run_id), sql.clusters_of(con, run_id)
 
 
+def member_ids(store: Store, run_id: int) -> dict[int, list[int]]:
+    """The record ids of each cluster of a stored run."""
+    with store.connect() as con:
+        members = sql.members_of(con, run_id)
+    ids_by: dict[int, list[int]] = {}
+    for rid, c in zip(
+        members.column("record_id").to_pylist(), members.column("cluster").to_pylist(), strict=True
+    ):
+        ids_by.setdefault(c, []).append(rid)
+    return ids_by
+
+
 # --- the map and the list, as the Clusters page shows them ---------------------------------------------------
 
 MAP_POINTS = 5_000  # points the map draws at most: Vega-Lite in a browser stays interactive at this many

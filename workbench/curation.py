@@ -206,3 +206,9 @@ def get_contracts(store: Store) -> dict[str, Contract]:
 def get_settings(store: Store) -> dict[str, Any]:
     with store.connect(read_only=True) as con:
         return {k: store_settings.get_setting(con, k) for k in store_settings.DEFAULTS}
+
+
+def all_settings(store: Store) -> dict[str, Any]:
+    """Every setting of the store (defaults, then what is stored), for `workbench config`."""
+    with store.connect(read_only=True) as con:
+        return store_settings.all_settings(con)

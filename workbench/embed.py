@@ -19,7 +19,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -126,6 +126,31 @@ def store_config(con) -> EmbedConfig:
 
 def save_config(con, config: EmbedConfig) -> None:
     set_setting(con, SETTING, config.to_json())
+
+
+def update_config(
+    store: Store,
+    *,
+    model: str | None = None,
+    multilingual_model: str | None = None,
+    text: TextSpec | None = None,
+) -> EmbedConfig:
+    """The store's embedding settings with the given ones changed and saved (none given: as stored).
+
+    A model that is not there fails here, before anything is saved.
+    """
+    with store.transaction() as con:
+        config = store_config(con)
+        changes = {
+            k: v
+            for k, v in (("model", model), ("multilingual_model", multilingual_model), ("text", text))
+            if v
+        }
+        if changes:
+            config = replace(config, **changes)
+            model_info(config.model, config.model_reads)  # fails early on a model that is not there
+            save_config(con, config)
+    return config
 
 
 # --- scripts ---------------------------------------------------------------------------------------
@@ -436,3 +461,15 @@ def record_vectors(
             [rids[i] for i, h in enumerate(hashes) if h not in row],
         )
     return out
+
+
+def request_snippets(store: Store, ids: Sequence[int], width: int = 70) -> dict[int, str]:
+    """Each record's request (its last user turn, without the category) on one line, cut to `width`."""
+    if not ids:
+        return {}
+    with store.connect() as con:
+        table = sql.record_texts(con, ids, TextSpec(category=False))
+    return {
+        rid: " ".join(text.split())[:width]
+        for rid, text in zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True)
+    }

@@ -5,6 +5,7 @@ Command modules import this, never `workbench.cli` (which imports them), so ther
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 
@@ -20,11 +21,23 @@ out = Console(highlight=False, soft_wrap=True)
 AUTHOR = click.option(
     "--author", default=lambda: os.environ.get("USER", "cli"), help="Who did it (kept in the log)."
 )
+EMBED_MISSING = click.option(
+    "--embed/--no-embed",
+    "embed_missing",
+    default=True,
+    show_default=True,
+    help="Embed records that have no cached vector first.",
+)
 
 
 def open_store(ctx: click.Context) -> Store:
     """The store named by the group's --store option (or $WORKBENCH_STORE, or ./store)."""
     return Store.open(ctx.obj.get("store_dir"))
+
+
+def dump_json(data) -> str:
+    """One JSON object for --json output: non-ASCII text as it is, anything else (dates, paths) as a string."""
+    return json.dumps(data, ensure_ascii=False, default=str)
 
 
 def progress_bar() -> Progress:

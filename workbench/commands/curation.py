@@ -14,7 +14,6 @@ from ..checks import rules_table
 from ..contracts import Contract
 from ..errors import WorkbenchError
 from ..store.records import STATUSES, Selection
-from ..store.settings import all_settings
 from .common import open_store, out
 
 
@@ -109,10 +108,9 @@ def config(ctx, key, value):
     store = open_store(ctx)
     if key and value is not None:
         curation.set_setting(store, key, int(value) if value.isdigit() else value)
-    with store.connect(read_only=True) as con:
-        for name, setting in all_settings(con).items():
-            if key in (None, name):
-                out.print(f"{name} = {json.dumps(setting)}", markup=False)
+    for name, setting in curation.all_settings(store).items():
+        if key in (None, name):
+            out.print(f"{name} = {json.dumps(setting)}", markup=False)
 
 
 @click.command("stats")

@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import WorkbenchError
-from ..export import LEAKAGE_GUARDS, ExportConfig, ExportResult, export_training_set
+from ..export import LEAKAGE_GUARDS, ExportConfig, ExportResult, export_training_set, list_exports
 from ..export.writers import FORMATS
-from ..store.exports import WEIGHTS, list_exports
+from ..store.exports import WEIGHTS
 from .common import open_store, out, progress_bar
 
 HELP = ExportConfig.help_texts()
@@ -151,9 +151,7 @@ def export_cmd(
 @click.pass_context
 def exports_cmd(ctx, limit):
     """The training sets exported so far, newest first."""
-    store = open_store(ctx)
-    with store.connect(read_only=True) as con:
-        rows = list_exports(con, limit)
+    entries = list_exports(open_store(ctx), limit)
     table = Table(
         "name",
         "folder",
@@ -165,9 +163,10 @@ def exports_cmd(ctx, limit):
         title="exports",
         title_justify="left",
     )
-    for row in rows:
+    for entry in entries:
+        row = entry.row
         share = "-" if row.general_share is None else f"{row.general_share:.1%}"
-        folder = row.folder if (store.root / row.folder).is_dir() else f"{row.folder} (deleted)"
+        folder = row.folder if entry.folder_exists else f"{row.folder} (deleted)"
         table.add_row(
             escape(row.name),
             escape(folder),

@@ -160,18 +160,7 @@ def render_check(path: str, checked: list) -> None:
 @click.pass_context
 def rejects(ctx, import_id):
     """Every line an import rejected, with the reason and the raw text."""
-    from ..store.imports import rejects_of
-
-    store = open_store(ctx)
-    with store.connect(read_only=True) as con:
-        for rej in rejects_of(con, import_id):
-            out.print(
-                json.dumps(
-                    {"line": rej.line, "code": rej.code, "reason": rej.reason, "raw": rej.raw},
-                    ensure_ascii=False,
-                ),
-                markup=False,
-            )
+    out.print(ingest.rejects_jsonl(open_store(ctx), import_id), end="", markup=False)
 
 
 COMMANDS = [import_cmd, check, rejects]
