@@ -78,13 +78,13 @@ def _progress(bar, task):
 @click.pass_context
 def evaluate_cmd(ctx, model, on, set_run, export, resume_id, as_json, **options):
     """Evaluate MODEL ('base' or a run id) over an eval set; every record's output and verdict is stored."""
-    from .. import evaluate as E
+    from .. import evaluate
 
     store = open_store(ctx)
     with progress_bar() as bar:
         show = _progress(bar, bar.add_task("loading", total=None))
         if resume_id is not None:
-            report = E.resume_evaluation(store, resume_id, progress=show)
+            report = evaluate.resume_evaluation(store, resume_id, progress=show)
         else:
             if not model:
                 raise WorkbenchError(
@@ -92,7 +92,7 @@ def evaluate_cmd(ctx, model, on, set_run, export, resume_id, as_json, **options)
                     "workbench evaluate N (a run id)"
                 )
             eval_set, dataset = (on, None) if on in SETS else ("dataset", on)
-            report = E.evaluate(
+            report = evaluate.evaluate(
                 store,
                 model,
                 eval_set,
@@ -170,11 +170,11 @@ def _num(value, digits: int) -> str:
 @click.pass_context
 def evaluations_cmd(ctx, evaluation_id, verdict, hard, limit, as_json):
     """List evaluations, or report one (accuracy per category), its records, or its hard records."""
-    from .. import evaluate as E
+    from .. import evaluate
 
     store = open_store(ctx)
     if evaluation_id is None:
-        reports = E.list_evaluations(store)
+        reports = evaluate.list_evaluations(store)
         if as_json:
             out.print(
                 json.dumps([r.as_dict() for r in reports], ensure_ascii=False, default=str), markup=False
@@ -196,7 +196,7 @@ def evaluations_cmd(ctx, evaluation_id, verdict, hard, limit, as_json):
         out.print(table)
         return
     if hard:
-        records = E.hard_records(store, evaluation_id, limit=limit)
+        records = evaluate.hard_records(store, evaluation_id, limit=limit)
         if as_json:
             out.print(
                 json.dumps([h.as_dict() for h in records], ensure_ascii=False, default=str), markup=False
@@ -216,7 +216,7 @@ def evaluations_cmd(ctx, evaluation_id, verdict, hard, limit, as_json):
                 )
         return
     if verdict:
-        rows = E.evaluation_results(
+        rows = evaluate.evaluation_results(
             store, evaluation_id, verdict=None if verdict == "all" else verdict, limit=limit
         )
         if as_json:
@@ -242,7 +242,7 @@ def evaluations_cmd(ctx, evaluation_id, verdict, hard, limit, as_json):
             )
         out.print(table)
         return
-    _print_report(E.evaluation_report(store, evaluation_id), as_json)
+    _print_report(evaluate.evaluation_report(store, evaluation_id), as_json)
 
 
 @click.command("compare")
@@ -252,9 +252,9 @@ def evaluations_cmd(ctx, evaluation_id, verdict, hard, limit, as_json):
 @click.pass_context
 def compare_cmd(ctx, before, after, as_json):
     """Compare evaluation BEFORE with AFTER on the records both scored: fixed, regressed, still wrong."""
-    from .. import evaluate as E
+    from .. import evaluate
 
-    comparison = E.compare_evaluations(open_store(ctx), before, after)
+    comparison = evaluate.compare_evaluations(open_store(ctx), before, after)
     if as_json:
         out.print(json.dumps(comparison.as_dict(), ensure_ascii=False, default=str), markup=False)
         return
@@ -312,9 +312,9 @@ def render_comparison(c) -> list:
 @click.pass_context
 def verdict_cmd(ctx, evaluation_id, seq, verdict):
     """A person's verdict on record SEQ of an evaluation (its output vs the reference); better and same count right."""
-    from .. import evaluate as E
+    from .. import evaluate
 
-    E.set_verdict(
+    evaluate.set_verdict(
         open_store(ctx),
         evaluation_id,
         seq,
@@ -339,9 +339,9 @@ def verdict_cmd(ctx, evaluation_id, seq, verdict):
 @click.pass_context
 def failures_cmd(ctx, evaluation_id, dataset, status, as_json):
     """Send evaluation ID's failed records to a badcase dataset, the model's output kept as the bad output."""
-    from .. import evaluate as E
+    from .. import evaluate
 
-    sent = E.send_failures_to_badcases(
+    sent = evaluate.send_failures_to_badcases(
         open_store(ctx), evaluation_id, dataset, status=status, author=os.environ.get("USER", "cli")
     )
     if as_json:
@@ -382,13 +382,13 @@ def prompt_trial_cmd(ctx, system_file, examples, run_id, on, as_json, **options)
     """The base model with an edited system prompt: how many badcases prompting alone fixes, beside the tuned model."""
     from pathlib import Path
 
-    from .. import evaluate as E
+    from .. import evaluate
 
     store = open_store(ctx)
-    run_id = run_id if run_id is not None else E.newest_finished_run(store)
+    run_id = run_id if run_id is not None else evaluate.newest_finished_run(store)
     eval_set, dataset = (on, None) if on in SETS else ("dataset", on)
     with progress_bar() as bar:
-        trial = E.prompt_trial(
+        trial = evaluate.prompt_trial(
             store,
             run_id,
             Path(system_file).read_text(encoding="utf-8"),
