@@ -182,3 +182,28 @@ def test_contract_regex_that_cannot_be_used_is_one_line_and_exit_non_zero(store)
     result = CliRunner().invoke(main, ["--store", str(store.root), "contract", "回复", "--regex", r"(是)\1"])
     assert result.exit_code == 1 and "backreference" in result.output
     assert result.output.count("\n") == 1, result.output
+
+
+def test_quality_page_says_why_a_schema_or_pattern_cannot_be_used(tmp_path, monkeypatch, write_jsonl):
+    from streamlit.testing.v1 import AppTest
+
+    from workbench.store import Store
+
+    monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path / "store"))
+    ingest.import_file(
+        Store.open(), write_jsonl([chat("订单 123 的状态", '{"订单号": "123"}', category="槽位")])
+    )
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.switch_page("pages/quality.py").run()
+    at.selectbox(key="q_cat").set_value("槽位").run()
+    at.selectbox(key="q_kind_槽位").set_value("json_schema").run()
+    for text, said in [
+        ('{"type": "object",\n "required": ["订单号"', "not JSON: Expecting ',' delimiter at line 2 column"),
+        ('{"properties": {"a": ' * 2000 + "{}" + "}}" * 2000, "flatten it"),
+        ('{"properties": {"订单号": {"pattern": "(\\\\d)\\\\1"}}}', "backreference"),
+    ]:
+        at.text_area(key="q_spec_槽位_json_schema").set_value(text).run()
+        assert not at.exception, at.exception
+        assert said in at.warning[0].value and at.button(key="q_save_contract").disabled
+    at.text_area(key="q_spec_槽位_json_schema").set_value('{"required": ["订单号"]}').run()
+    assert any("would flag **0 of 1**" in m.value for m in at.markdown)
