@@ -7,12 +7,15 @@ linear in the answer, and a contract that cannot be used is refused with a sente
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench import curation, ingest, patterns
 from workbench.cli import main
@@ -207,3 +210,48 @@ def test_quality_page_says_why_a_schema_or_pattern_cannot_be_used(tmp_path, monk
         assert said in at.warning[0].value and at.button(key="q_save_contract").disabled
     at.text_area(key="q_spec_槽位_json_schema").set_value('{"required": ["订单号"]}').run()
     assert any("would flag **0 of 1**" in m.value for m in at.markdown)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab中\\[]()^$.*+?{},|-:=!<>PpdwsWSZ1 \n")), max_size=30))
+def test_any_pattern_text_compiles_or_is_refused_in_a_sentence(pattern):
+    try:
+        compiled = patterns.compile_pattern(pattern, dot_all=True)
+    except WorkbenchError as exc:
+        assert str(exc)
+        return
+    compiled.fullmatch("ab中" * 50 + "!")
+
+
+_PIECES = [
+    "a",
+    "中",
+    "1",
+    "１",
+    " ",
+    "\u3000",
+    r"\d",
+    r"\w",
+    r"\s",
+    r"\W",
+    r"\D",
+    r"\S",
+    ".",
+    "[a中]",
+    "[^a]",
+]
+_PIECES += [r"[\d\s]", r"[\w-]", "+", "*", "?", "{1,2}", "{,2}", "(", ")", "|", "^", "$", r"\Z"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES), min_size=1, max_size=8).map("".join),
+    st.lists(st.sampled_from(["a", "中", "1", "１", " ", "\u3000", "\n", "!", "_"]), max_size=8).map("".join),
+)
+def test_a_pattern_matches_chinese_and_english_text_as_python_re_did(pattern, text):
+    try:
+        expected = re.fullmatch(pattern, text, flags=re.DOTALL) is not None
+        patterns.compile_pattern(pattern, dot_all=True)
+    except (re.error, WorkbenchError):
+        return
+    assert patterns.fullmatch(pattern, text) == expected
