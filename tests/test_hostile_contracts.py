@@ -137,6 +137,10 @@ def test_schema_patterns_still_check_answers():
     assert "does not match" in contract.violation('{"订单号": "12345a"}')
     assert "is not of type 'string'" in contract.violation('{"订单号": "123456", "备注": 1}')
     assert "'其他' was unexpected" in contract.violation('{"订单号": "123456", "其他": 1}')
+    # a JSON answer can spell a lone surrogate, which RE2's UTF-8 cannot carry: checked, not a crash
+    assert "does not match" in contract.violation('{"订单号": "\\ud800"}')
+    assert "was unexpected" in contract.violation('{"备\\udc00": "x"}')
+    assert Contract("r", "regex", "退款.").violation("退款\ud800") is None
 
 
 def test_a_stored_pattern_re2_cannot_run_flags_its_category_instead_of_breaking_checks(store, write_jsonl):

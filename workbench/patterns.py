@@ -121,9 +121,17 @@ def compile_pattern(pattern: str, *, dot_all: bool = False):
 
 def fullmatch(pattern: str, text: str) -> bool:
     """Whether the whole `text` matches `pattern` (`.` matching newlines too), in time linear in the text."""
-    return compile_pattern(pattern, dot_all=True).fullmatch(text) is not None
+    return compile_pattern(pattern, dot_all=True).fullmatch(_encodable(text)) is not None
 
 
 def search(pattern: str, text: str) -> bool:
     """Whether `pattern` matches somewhere in `text` (as JSON Schema's "pattern" does), in linear time."""
-    return compile_pattern(pattern).search(text) is not None
+    return compile_pattern(pattern).search(_encodable(text)) is not None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """`text`, with any lone surrogate (a JSON answer can spell one, "\\ud800") as U+FFFD: RE2 reads UTF-8."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
