@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench import curation, review
-from workbench.contracts import KINDS, Contract
+from workbench.contracts import KINDS, Contract, schema_from_text
 from workbench.errors import WorkbenchError
 from workbench.review import BulkAction, ReviewFilter, filter_to_params
 from workbench.store import Store
@@ -205,6 +205,8 @@ else:
             spec_text,
             key=f"q_spec_{category}_{kind}",
             placeholder=r"\d{4}-\d{2}-\d{2}",
+            help="Python re syntax without backreferences or lookaround (RE2, which checks any answer in time "
+            r"linear in its length); \w and \d match Chinese as in re, \p{Han} matches Chinese characters.",
         )
     contract = None
     if kind != "json" and not (spec_in or "").strip():
@@ -218,7 +220,7 @@ else:
             if kind == "labels":
                 spec = [x.strip() for x in spec_in.split(",") if x.strip()]
             elif kind == "json_schema":
-                spec = json.loads(spec_in)
+                spec = schema_from_text(spec_in)
             else:
                 spec = spec_in or None
             contract = Contract(category, kind, spec)
@@ -229,12 +231,6 @@ else:
             )
             for _answer, why in preview.examples:
                 st.text(f"· {why}")
-        except json.JSONDecodeError as exc:
-            contract = None
-            st.warning(
-                f"The schema is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}. Fix it to see "
-                "what it would flag."
-            )
         except WorkbenchError as exc:
             contract = None
             st.warning(f"{exc}. Fix it to see what it would flag.")

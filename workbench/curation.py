@@ -12,11 +12,53 @@ from typing import Any
 
 from . import checks
 from .contracts import Contract
-from .errors import WorkbenchError
+from .errors import NotFoundError, WorkbenchError
 from .store import Store
 from .store import issues as store_issues
 from .store import settings as store_settings
-from .store.records import Record, Selection, get_record, get_revision, list_records, update_record
+from .store.records import (
+    STATUSES,
+    Record,
+    Selection,
+    get_record,
+    get_revision,
+    list_datasets,
+    list_records,
+    selected_ids,
+    update_record,
+)
+from .store.review import filter_choices
+
+
+def check_selection(con, selection: Selection) -> None:
+    """Refuse a filter that names a dataset, category, status, record or issue code the store does not have,
+    which would otherwise select nothing and look like success ("0 records set")."""
+    if selection.dataset is not None:
+        names = [name for name, _kind, _records in list_datasets(con)]
+        if selection.dataset not in names:
+            raise NotFoundError(f"there is no dataset {selection.dataset!r}; the store has {_listing(names)}")
+    if selection.category is not None and not list_records(
+        con, Selection(category=selection.category), limit=1
+    ):
+        categories = [c for c in filter_choices(con)["categories"] if c]
+        raise NotFoundError(
+            f"no record has the category {selection.category!r}; the categories are {_listing(categories)}"
+        )
+    if selection.status is not None and selection.status not in STATUSES:
+        raise NotFoundError(f"there is no status {selection.status!r}; statuses are {_listing(STATUSES)}")
+    if selection.issue_code is not None and selection.issue_code not in checks.RULES:
+        raise NotFoundError(
+            f"there is no issue code {selection.issue_code!r}; `workbench rules` lists the codes"
+        )
+    if selection.ids:
+        missing = sorted(set(selection.ids) - set(selected_ids(con, Selection(ids=selection.ids))))
+        if missing:
+            raise NotFoundError(f"there is no record {', '.join(map(str, missing[:20]))}")
+
+
+def _listing(names, most: int = 20) -> str:
+    shown = ", ".join(repr(n) for n in names[:most])
+    return (shown + (f" ... ({len(names)} in all)" if len(names) > most else "")) or "none"
 
 
 def _recheck(con, store: Store, selection: Selection) -> None:
@@ -50,6 +92,7 @@ def apply_autofixes(
     """Apply every safe autofix to the selected records that have fixable issues; one revision per record."""
     report = FixReport()
     with store.transaction() as con:
+        check_selection(con, selection)
         ctx = checks.context_for_store(con, store.models_dir if store.root else None)
         ids = store_issues.fixable_records(con, selection)
         for n, record_id in enumerate(ids, 1):
@@ -101,6 +144,7 @@ def set_status(store: Store, selection: Selection, status: str, author: str) -> 
     """Set the status of every selected record (e.g. approve a reviewed batch); returns how many changed."""
     changed = 0
     with store.transaction() as con:
+        check_selection(con, selection)
         offset = 0
         while batch := list_records(con, selection, limit=1000, offset=offset):
             for record in batch:
@@ -131,6 +175,7 @@ def recheck(
 ) -> list[tuple[str, str, int]]:
     """Run the rules again over the selected records (after changing settings or contracts)."""
     with store.transaction() as con:
+        check_selection(con, selection)
         checks.run_checks(
             con, selection, checks.context_for_store(con, store.models_dir if store.root else None), progress
         )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import click
 from rich.table import Table
 
 from .. import curation, stats
 from ..checks import rules_table
-from ..contracts import Contract
+from ..contracts import Contract, load_schema
 from ..errors import WorkbenchError
 from ..store.records import STATUSES, Selection
 from .common import open_store, out
@@ -26,7 +25,11 @@ from .common import open_store, out
     type=click.Path(exists=True, dir_okay=False),
     help="A JSON Schema file the answer must satisfy.",
 )
-@click.option("--regex", help="A pattern (Python re) the whole answer must match.")
+@click.option(
+    "--regex",
+    help="A pattern the whole answer must match: Python re syntax without backreferences or lookaround "
+    r"(RE2, which also takes \p{Han}).",
+)
 @click.option("--remove", is_flag=True, help="Drop the category's contract.")
 @click.pass_context
 def contract(ctx, category, labels, as_json, schema, regex, remove):
@@ -44,7 +47,7 @@ def contract(ctx, category, labels, as_json, schema, regex, remove):
     elif as_json:
         spec = Contract(category, "json")
     elif schema:
-        spec = Contract(category, "json_schema", json.loads(Path(schema).read_text(encoding="utf-8")))
+        spec = Contract(category, "json_schema", load_schema(schema))
     else:
         spec = Contract(category, "regex", regex)
     counts = curation.set_contract(store, spec)
@@ -83,13 +86,18 @@ def fix(ctx, dataset, category, code, author):
 @click.argument("status", type=click.Choice(STATUSES))
 @click.option("--dataset")
 @click.option("--category")
-@click.option("--from-status", help="Only records now in this status (e.g. fixed).")
+@click.option(
+    "--from-status", type=click.Choice(STATUSES), help="Only records now in this status (e.g. fixed)."
+)
 @click.option("--ids", help="Comma-separated record ids.")
 @click.option("--author", default=lambda: os.environ.get("USER", "cli"))
 @click.pass_context
 def status_cmd(ctx, status, dataset, category, from_status, ids, author):
     """Set the status of records (e.g. approve the reviewed ones, which exports take by default)."""
-    chosen = tuple(int(x) for x in ids.split(",")) if ids else None
+    try:
+        chosen = tuple(int(x) for x in ids.split(",") if x.strip()) if ids else None
+    except ValueError:
+        raise WorkbenchError(f"--ids takes record ids separated by commas (12,15,20), not {ids!r}") from None
     changed = curation.set_status(
         open_store(ctx),
         Selection(dataset=dataset, category=category, status=from_status, ids=chosen),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from ..errors import WorkbenchError
 from ..names import check_new_path
 from .connection import in_transaction, open_duckdb, quiet
 from .schema import migrate
@@ -43,8 +44,15 @@ class Store:
         )
         for folder in (store.root, store.exports_dir, store.runs_dir, store.models_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        with store.connect() as con:
-            migrate(con, str(store.db_path))
+        try:
+            with store.connect() as con:
+                migrate(con, str(store.db_path))
+        except duckdb.Error as exc:  # garbage bytes, another program's file, a file DuckDB cannot read
+            raise WorkbenchError(
+                f"{store.db_path} cannot be opened as a workbench store ({str(exc).splitlines()[0].rstrip('!.')}). "
+                f"If it is another file, point --store or ${STORE_ENV} at another folder (or move the file "
+                f"away to start an empty store there); if it is your store, restore it from a backup."
+            ) from None
         return store
 
     @classmethod

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import duckdb
 
-from ..errors import StoreVersionError
+from ..errors import StoreVersionError, WorkbenchError
 from . import migrations as _migrations_pkg
 from .connection import in_transaction, scalar
 
@@ -71,16 +71,49 @@ def migrate(con: duckdb.DuckDBPyConnection, where: str) -> int:
             f"or point WORKBENCH_STORE at another folder."
         )
     if not applied:
+        _refuse_unversioned_tables(con, where)
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             " version INTEGER PRIMARY KEY, description VARCHAR NOT NULL,"
             " applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
         )
     for step in [s for s in steps if s.version not in applied]:
-        with in_transaction(con):
-            step.apply(con)
-            con.execute(
-                "INSERT INTO schema_version (version, description) VALUES (?, ?)",
-                [step.version, step.description],
-            )
+        try:
+            with in_transaction(con):
+                step.apply(con)
+                con.execute(
+                    "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                    [step.version, step.description],
+                )
+        except duckdb.Error as exc:
+            raise WorkbenchError(
+                f"{where} could not be brought up to schema version {step.version} ({step.description}): "
+                f"{str(exc).splitlines()[0].rstrip('!.')}. Its schema_version table says it has versions "
+                f"{sorted(applied) or 'none'}, which its tables do not fit; restore the store from a backup, "
+                f"or point --store at another folder."
+            ) from None
     return newest
+
+
+def _refuse_unversioned_tables(con: duckdb.DuckDBPyConnection, where: str) -> None:
+    """A database without a version row but with tables is not a store to migrate: it is another program's
+    DuckDB file, or a store whose schema_version rows were lost, and creating our tables in it would mix them."""
+    tables = [
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_name <> 'schema_version' ORDER BY 1"
+        ).fetchall()
+    ]
+    if not tables:
+        return
+    shown = ", ".join(tables[:8]) + (" ..." if len(tables) > 8 else "")
+    if "records" in tables:
+        raise WorkbenchError(
+            f"{where} has the workbench's tables but no row in schema_version, so which schema version it has "
+            f"cannot be told. Restore the store from a backup, or move the file away and import again."
+        )
+    raise WorkbenchError(
+        f"{where} is a DuckDB database but not a workbench store (its tables: {shown}). Point --store or "
+        f"$WORKBENCH_STORE at a workbench store folder, or at an empty one to start a new store."
+    )
