@@ -10,8 +10,8 @@ import dataclasses
 import json
 
 import click
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .. import cluster as clustering
 from .. import dedup as dedupe
@@ -238,9 +238,7 @@ def render_dedup(store, report: dedupe.DedupReport) -> None:
     )
     for g in shown:
         kinds = sorted({m.kind for m in g.matches})
-        table.add_row(
-            str(g.kept_id), str(len(g.member_ids)), ", ".join(kinds), escape(texts.get(g.kept_id, ""))
-        )
+        table.add_row(str(g.kept_id), str(len(g.member_ids)), ", ".join(kinds), texts.get(g.kept_id, ""))
     if report.groups:
         out.print(table)
     if len(report.groups) > len(shown):
@@ -397,8 +395,8 @@ def render_clusters(store, run_id, model, k, chosen_by, records, rows, seconds) 
         title_justify="left",
     )
     for cluster_id, name, size, reps, category in rows:
-        label = escape(name) + (f"  [bold](category: {escape(category)})[/bold]" if category else "")
-        table.add_row(str(cluster_id), str(size), label, "\n".join(escape(texts.get(r, "")) for r in reps))
+        label = Text(name) + (Text(f"  (category: {category})", style="bold") if category else Text())
+        table.add_row(str(cluster_id), str(size), label, "\n".join(texts.get(r, "") for r in reps))
     out.print(table)
     out.print(
         f"{records:,} records, k={k} ({chosen_by}), model {model}, {seconds or 0:.1f} s. "
