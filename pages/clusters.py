@@ -8,6 +8,7 @@ import streamlit as st
 
 from workbench import cluster, dedup, jobs
 from workbench.errors import WorkbenchError
+from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.store import Store
 
@@ -29,13 +30,13 @@ st.caption(
 try:
     store = Store.open()
 except WorkbenchError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.button("Retry")
     st.stop()
 
 flash = S.pop("cl_flash", None)
 if flash:
-    getattr(st, flash[0])(flash[1])
+    getattr(st, flash[0])(escape_markdown(flash[1]))  # it names categories and errors: text, not markdown
 
 
 # --- background jobs ------------------------------------------------------------------------------------------
@@ -77,7 +78,7 @@ def job_panel() -> None:
         f". {results}" if results else ""
     )
     {"done": st.success, "failed": st.error, "cancelled": st.warning}.get(job.state, st.info)(
-        text + (f"\n\n{job.error}" if job.error else "")
+        text + (f"\n\n{escape_markdown(job.error)}" if job.error else "")
     )
     if S.get("cl_was_running") == job.id:  # it just finished: show what it made
         S.cl_was_running = None
@@ -110,7 +111,7 @@ try:
     clusters = cluster.cluster_summaries(store)
     shown = cluster.cluster_map(store) if clusters else None
 except WorkbenchError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.stop()
 
 if not clusters:
@@ -172,10 +173,10 @@ else:
             with st.container(border=True):
                 mix = ", ".join(f"{cat or '(none)'} {n:,}" for cat, n in c.category_mix[:4])
                 st.markdown(
-                    f"**{names[c.cluster]}** · {c.size:,} records"
-                    + (f" · category **{c.category}**" if c.category else "")
+                    f"**{escape_markdown(names[c.cluster])}** · {c.size:,} records"
+                    + (f" · category **{escape_markdown(c.category)}**" if c.category else "")
                 )
-                st.caption(f"keywords: {', '.join(c.keywords)} · categories: {mix}")
+                st.caption(escape_markdown(f"keywords: {', '.join(c.keywords)} · categories: {mix}"))
                 for rid, question, answer in c.representatives:
                     st.text(f"#{rid} {question[:90]} → {answer[:60]}")
                 st.page_link(
@@ -228,10 +229,10 @@ else:
     for g in groups:
         with st.expander(
             f"Record {g.kept.id} kept, {len(g.copies)} cop{'y' if len(g.copies) == 1 else 'ies'} · "
-            f"{g.kept.category or '(no category)'} · {g.kept.text.splitlines()[0][:60]}"
+            + escape_markdown(f"{g.kept.category or '(no category)'} · {g.kept.text.splitlines()[0][:60]}")
         ):
             k, c = st.columns(2)
-            k.caption(f"kept: record {g.kept.id} · {g.kept.dataset} · {g.kept.status}")
+            k.caption(f"kept: record {g.kept.id} · {escape_markdown(g.kept.dataset)} · {g.kept.status}")
             k.code(g.kept.text, language=None, wrap_lines=True)
             for copy in g.copies:
                 c.caption(

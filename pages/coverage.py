@@ -10,6 +10,7 @@ import streamlit as st
 from workbench import coverage as cov
 from workbench.errors import WorkbenchError
 from workbench.export import ExportConfig, preview_export
+from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.store import Store
 
@@ -61,13 +62,13 @@ try:
     store = Store.open()
     found = cov.coverage(store, config)
 except WorkbenchError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.button("Retry")
     st.stop()
 
 flash = S.pop("cv_flash", None)
 if flash:
-    getattr(st, flash[0])(flash[1])
+    getattr(st, flash[0])(escape_markdown(flash[1]))  # it names a category: text, not markdown
 
 if not found.categories:
     st.info(
@@ -196,7 +197,9 @@ cols = st.columns(4)
 for n, c in enumerate(found.categories[:12]):
     cols[n % 4].page_link(
         REVIEW,
-        label=f"{label[c.category]}: {c.says}" + (f", {c.open_badcases:,} open" if c.open_badcases else ""),
+        label=escape_markdown(
+            f"{label[c.category]}: {c.says}" + (f", {c.open_badcases:,} open" if c.open_badcases else "")
+        ),
         query_params=filter_to_params(ReviewFilter(categories=(c.category or "",))),
     )
 
@@ -240,11 +243,11 @@ with right:
         with st.spinner("Planning the export ..."):
             preview = preview_export(store, config)
     except WorkbenchError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
         preview = None
     if preview is not None:
         if preview.nothing:
-            st.info(preview.nothing)
+            st.info(escape_markdown(preview.nothing))
         rows = pd.DataFrame(
             [
                 {
@@ -267,7 +270,7 @@ with right:
             f"{preview.leaks:,} eval leaks left out ({preview.guard}) · {preview.eval_records:,} eval records"
         )
         for note in preview.notes:
-            st.caption(note)
+            st.caption(escape_markdown(note))
 with left:
     # the export's own figure when it could be planned (val split and general quotas included)
     share = preview.general_share if preview is not None and not preview.nothing else general.actual_share
@@ -279,7 +282,7 @@ with left:
         f"{low:.0%}-{high:.0%} band that keeps the model's general manners.",
     )
     if general.general_needed > general.general_available:
-        st.warning(general.says)
+        st.warning(escape_markdown(general.says))
     elif low <= share <= high:
         st.success(f"Inside the {low:.0%}-{high:.0%} band.")
     else:

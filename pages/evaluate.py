@@ -10,6 +10,7 @@ import streamlit as st
 
 from workbench import evaluate as E
 from workbench.errors import WorkbenchError
+from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.side_by_side import CHANGES, side_by_side
 from workbench.store import Store, default_root
@@ -27,7 +28,7 @@ st.caption("Compare two evaluations of the same records: what the tuning fixed, 
 
 
 def fail(exc: Exception) -> None:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.button("Retry", key="ev_retry")
     st.stop()
 
@@ -242,7 +243,10 @@ if not rows:
 for row in rows:
     with st.container(border=True):
         head = f"{row.category or '(no category)'} · {NAMES[row.change]}"
-        st.markdown(f"**{head}**" + (f" · record {row.record_id}" if row.record_id is not None else ""))
+        st.markdown(
+            f"**{escape_markdown(head)}**"
+            + (f" · record {row.record_id}" if row.record_id is not None else "")
+        )
         st.text(row.prompt)
         a, b, c = st.columns(3)
         a.caption(f"Before ({row.verdict_before})")
@@ -271,7 +275,7 @@ for row in rows:
                         E.set_verdict(store, after, row.seq_after, value, author=AUTHOR)
                     except WorkbenchError as exc:
                         fail(exc)
-                    S.ev_flash = f"Saved: {text.lower()} for record {row.record_key}."
+                    S.ev_flash = f"Saved: {text.lower()} for record {escape_markdown(row.record_key)}."
                     st.rerun()
 
 # --- failures back to the badcase queue ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import streamlit as st
 from workbench import ingest, jobs, review
 from workbench.errors import WorkbenchError
 from workbench.ingest import ImportReport
+from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.store import Store
 
@@ -33,7 +34,7 @@ try:
     known = review.filter_choices(store)["datasets"]
     imports = ingest.recent_imports(store)
 except WorkbenchError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.button("Retry")
     st.stop()
 
@@ -42,7 +43,9 @@ def show_report(report: ImportReport) -> None:
     """The import report as the CLI prints it, then every rejected line (downloadable)."""
     name = Path(report.file).name
     box = st.container(border=True)
-    box.markdown(f"**{name}** → `{report.dataset}` (import #{report.import_id})")
+    box.markdown(
+        f"**{escape_markdown(name)}** → {escape_markdown(report.dataset)} (import #{report.import_id})"
+    )
     a, b, c, d = box.columns(4)
     a.metric("Imported", f"{report.imported:,}")
     b.metric(
@@ -58,7 +61,7 @@ def show_report(report: ImportReport) -> None:
     )
     if not report.imported:
         box.error(
-            f"Nothing imported from {name}: all {report.rejected:,} of its records were rejected. The reasons "
+            f"Nothing imported from {escape_markdown(name)}: all {report.rejected:,} of its records were rejected. The reasons "
             "are below; fix the file and import it again."
         )
     if report.issue_counts:
@@ -66,7 +69,7 @@ def show_report(report: ImportReport) -> None:
     if report.earlier_import:
         eid, ename, when = report.earlier_import
         box.warning(
-            f"The same bytes were imported before (import #{eid}, {ename}, {when}): the records are now "
+            f"The same bytes were imported before (import #{eid}, {escape_markdown(ename)}, {when}): the records are now "
             "in the store twice. Dedup on the Clusters page marks the copies."
         )
     if report.rejected:
@@ -143,7 +146,7 @@ def show_outcomes(job: jobs.JobStatus) -> None:
     for outcome in job.imports:
         if "error" in outcome:
             st.error(
-                outcome["error"]
+                escape_markdown(outcome["error"])
                 + " Nothing was imported from it; fix the file (or pick another) and import it "
                 "again."
             )
@@ -164,7 +167,9 @@ def import_panel() -> None:
             if job.detail
             else "starting ..."
         )
-        st.progress(job.fraction or 0.0, text=f"Importing in the background (job {job.id}) · {where}")
+        st.progress(
+            job.fraction or 0.0, text=f"Importing in the background (job {job.id}) · {escape_markdown(where)}"
+        )
         st.caption(
             "You can keep working on other pages or close the browser: the import goes on, and this page shows "
             "where it is when you come back."
@@ -187,7 +192,8 @@ def import_panel() -> None:
         {"failed": st.error, "cancelled": st.warning}.get(job.state, st.info)(
             summary
             + ". The file it was importing when it stopped was rolled back (nothing of it is in the store); "
-            "the files finished before are listed below." + (f"\n\n{job.error}" if job.error else "")
+            "the files finished before are listed below."
+            + (f"\n\n{escape_markdown(job.error)}" if job.error else "")
         )
     if S.get("im_seen") == job.id:  # this browser session started or watched it: the whole report
         show_outcomes(job)
@@ -238,7 +244,7 @@ with upload:
             S.im_flash = str(exc)
         st.rerun()
     if flash := S.pop("im_flash", None):
-        st.error(flash)
+        st.error(escape_markdown(flash))
     import_panel()
 with paste:
     text = st.text_area(
@@ -286,7 +292,10 @@ with form:
             )
 
 for error in S.get("im_errors") or []:
-    st.error(error + " Nothing was imported from it; fix the file (or pick another) and import it again.")
+    st.error(
+        escape_markdown(error)
+        + " Nothing was imported from it; fix the file (or pick another) and import it again."
+    )
 for report in S.get("im_shown") or []:
     show_report(report)
 
@@ -322,7 +331,7 @@ else:
     for n, i in enumerate(imports[:8]):
         cols[n % 4].page_link(
             REVIEW,
-            label=f"#{i.id} {i.file_name} ({i.imported:,})",
+            label=f"#{i.id} {escape_markdown(i.file_name)} ({i.imported:,})",
             query_params=filter_to_params(ReviewFilter(imports=(i.id,))),
         )
     with st.expander("Rejected lines of an earlier import"):

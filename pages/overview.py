@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench.errors import WorkbenchError
+from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.stats import store_summary
 from workbench.store import Store
@@ -23,7 +24,7 @@ try:
     store = Store.open()
     summary = store_summary(store)
 except WorkbenchError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.button("Retry")
     st.stop()
 
@@ -72,7 +73,9 @@ def links(label: str, items: list[tuple[str, int, ReviewFilter]]) -> None:
     cols = st.columns(min(len(items), 6) + 1)
     cols[0].caption(label)
     for n, (text, count, flt) in enumerate(items[:6], 1):
-        cols[n].page_link(REVIEW, label=f"{text} ({count:,})", query_params=filter_to_params(flt))
+        cols[n].page_link(
+            REVIEW, label=f"{escape_markdown(text)} ({count:,})", query_params=filter_to_params(flt)
+        )
 
 
 left, right = st.columns(2)

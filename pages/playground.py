@@ -9,6 +9,7 @@ import streamlit as st
 from workbench import playground as PG
 from workbench import review
 from workbench.errors import WorkbenchError
+from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.store import Store, default_root
 
@@ -26,7 +27,7 @@ st.caption(
 
 
 def fail(exc: Exception) -> None:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.button("Retry", key="pg_retry")
     st.stop()
 
@@ -99,10 +100,16 @@ if question:
     cols = st.columns(len(models))
     for col, name in zip(cols, models, strict=True):
         with col:
-            st.caption(name)
+            st.caption(escape_markdown(name))
             try:
                 model = chat_model(root, name, base_model if name == "base" else None)
-                answers[name] = st.write_stream(PG.stream_answer(model, messages, sampling))
+                # the answer is the model's text, never markdown (an image in it would be fetched): shown
+                # growing in a text element, as it is shown once the turn is kept
+                shown, answer = st.empty(), ""
+                for piece in PG.stream_answer(model, messages, sampling):
+                    answer += piece
+                    shown.text(answer)
+                answers[name] = answer
             except WorkbenchError as exc:
                 fail(exc)
     turns.append(
@@ -127,7 +134,7 @@ for n, turn in reversed(list(enumerate(turns))):
         cols = st.columns(len(turn["answers"]))
         for col, (name, answer) in zip(cols, turn["answers"].items(), strict=True):
             with col:
-                st.markdown(f"**{name}**")
+                st.markdown(f"**{escape_markdown(name)}**")
                 st.text(answer or "(empty answer)")
                 with st.popover("Flag this answer", icon=":material/flag:"):
                     with st.form(key=f"pg_flag_{n}_{name}"):
@@ -160,7 +167,7 @@ for n, turn in reversed(list(enumerate(turns))):
                                     author=AUTHOR,
                                 )
                             except WorkbenchError as exc:
-                                st.error(str(exc))
+                                st.error(escape_markdown(exc))
                             else:
                                 st.rerun()
 if turns and st.button("Clear the conversation", key="pg_clear"):

@@ -11,6 +11,7 @@ import streamlit as st
 from workbench import curation, review
 from workbench.contracts import KINDS, Contract, schema_from_text
 from workbench.errors import WorkbenchError
+from workbench.markup import escape_markdown
 from workbench.review import BulkAction, ReviewFilter, filter_to_params
 from workbench.store import Store
 from workbench.store.settings import DEFAULTS
@@ -42,13 +43,13 @@ try:
     settings = curation.get_settings(store)
     categories = [c for c in review.filter_choices(store)["categories"] if c]
 except WorkbenchError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.button("Retry")
     st.stop()
 
 flash = S.pop("q_flash", None)
 if flash:
-    getattr(st, flash[0])(flash[1])
+    getattr(st, flash[0])(escape_markdown(flash[1]))  # it names categories and errors: text, not markdown
 
 # --- the picture: issues by code and severity --------------------------------------------------------------
 st.subheader("Issues by code")
@@ -233,7 +234,7 @@ else:
                 st.text(f"· {why}")
         except WorkbenchError as exc:
             contract = None
-            st.warning(f"{exc}. Fix it to see what it would flag.")
+            st.warning(f"{escape_markdown(exc)}. Fix it to see what it would flag.")
     s1, s2, _ = st.columns([1, 1, 3])
     if s1.button("Save the contract", disabled=contract is None, type="primary", key="q_save_contract"):
         try:

@@ -10,6 +10,7 @@ import streamlit as st
 
 from workbench import review
 from workbench.errors import EditConflictError, WorkbenchError
+from workbench.markup import escape_markdown
 from workbench.review import BulkAction, ReviewFilter
 from workbench.store import Store, default_root
 
@@ -26,7 +27,7 @@ st.caption("Label and fix records one at a time, or many at once. Every change i
 
 def fail(exc: Exception) -> None:
     """A busy store or a bad link: say what is wrong and offer a retry, never a traceback."""
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     r1, r2, _ = st.columns([1, 2, 5])
     r1.button("Retry", key="retry")
     r2.button("Clear the filters", key="clear_filters", on_click=st.query_params.clear)
@@ -281,10 +282,10 @@ with queue:
             try:
                 n = review.preview_bulk(store, target, action)
             except WorkbenchError as exc:
-                st.warning(str(exc))
+                st.warning(escape_markdown(exc))
                 n = 0
             if st.button(
-                f"{action.describe().capitalize()}: change {n:,} records",
+                f"{escape_markdown(action.describe().capitalize())}: change {n:,} records",
                 disabled=not n,
                 key="rv_bulk_go",
                 type="primary",
@@ -334,7 +335,7 @@ with queue:
 with detail:
     flash = S.pop("rv_flash", None)
     if flash:
-        getattr(st, flash[0])(flash[1])
+        getattr(st, flash[0])(escape_markdown(flash[1]))  # it names categories and errors: text
     if S.rv_current is None:
         st.stop()
     try:
@@ -591,7 +592,7 @@ with detail:
             )
             st.code(shown.marked_text, language=None, wrap_lines=True)
         except WorkbenchError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(exc))
 
     with st.expander(f"History ({len(view.history)} revisions)"):
         if not view.history:

@@ -12,6 +12,7 @@ from workbench import pipeline as P
 from workbench import review
 from workbench.errors import WorkbenchError
 from workbench.export import ExportConfig, preview_export
+from workbench.markup import escape_markdown
 from workbench.models import EMBEDDED_MODEL
 from workbench.store import Store, default_root
 from workbench.train import config as train_config
@@ -33,7 +34,7 @@ st.caption(
 
 
 def fail(exc: Exception) -> None:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.button("Retry", key="tr_retry")
     st.stop()
 
@@ -62,7 +63,7 @@ def live_panel(pipeline_id: int) -> None:
     )
     if status.error:
         st.error(
-            f"{status.error}  \nFix the cause and press Resume (a run continues from its last checkpoint), "
+            f"{escape_markdown(status.error)}  \nFix the cause and press Resume (a run continues from its last checkpoint), "
             "or start a new one below."
         )
     m = st.columns(4)
@@ -120,7 +121,7 @@ def live_panel(pipeline_id: int) -> None:
             try:
                 P.resume_pipeline(store, status.id)
             except WorkbenchError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
             else:
                 st.rerun(scope="app")
     if not status.running and S.get("tr_was_running") == status.id:
@@ -173,7 +174,7 @@ else:
             try:
                 steps = runs.run_lineage(store, current.run_id)
             except WorkbenchError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
                 steps = []
             for step in steps:
                 st.text(" · ".join(f"{k}: {v}" for k, v in step.items() if v is not None))
@@ -228,9 +229,9 @@ with d2:
         preview = preview_export(store, export)
     except WorkbenchError as exc:
         preview = None
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
     if preview is not None and preview.nothing:
-        st.warning(f"Nothing to export: {preview.nothing}")
+        st.warning(f"Nothing to export: {escape_markdown(preview.nothing)}")
     elif preview is not None:
         frame = pd.DataFrame(
             [

@@ -28,9 +28,11 @@ def add(con, user: str, answer: str = "...", **fields) -> int:
     )
 
 
-def save_run(store, members: dict[int, list[int]]) -> int:
+def save_run(store, members: dict[int, list[int]], names: dict[int, str] | None = None, keywords=None) -> int:
     """A stored clustering run with the given members per cluster (the map positions made up): the page's
-    views are about our SQL, not the embedding model (tests/test_cluster.py runs the real thing)."""
+    views are about our SQL, not the embedding model (tests/test_cluster.py runs the real thing). Clusters are
+    named `cluster N` with keywords 退款, refund unless `names` and `keywords` say otherwise."""
+    names = names or {}
     ids = np.array([i for c in members for i in members[c]])
     labels = np.array([c for c in members for _ in members[c]])
     rng = np.random.default_rng(0)
@@ -49,7 +51,8 @@ def save_run(store, members: dict[int, list[int]]) -> int:
             params={},
             seconds=0.1,
             clusters=[
-                (c, f"cluster {c}", ["退款", "refund"], len(m), m[:3], 0.0, 0.0) for c, m in members.items()
+                (c, names.get(c, f"cluster {c}"), keywords or ["退款", "refund"], len(m), m[:3], 0.0, 0.0)
+                for c, m in members.items()
             ],
             member_ids=ids,
             labels=labels,

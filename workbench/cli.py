@@ -11,7 +11,7 @@ import sys
 import click
 
 from .commands import app, cluster, curation, dedup, demo, embed, evaluate, export, imports, train
-from .commands.common import console
+from .commands.common import console, error_line
 from .errors import InputFileError, WorkbenchError
 
 COMMAND_MODULES = (imports, curation, embed, dedup, cluster, export, train, evaluate, demo, app)
@@ -24,10 +24,10 @@ class CLIGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InputFileError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(error_line(exc))
             sys.exit(2)
         except WorkbenchError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(error_line(exc))
             sys.exit(1)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 
 import click
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .. import cluster as clustering
 from .. import embed
@@ -130,8 +130,8 @@ def render_clusters(store, run_id, model, k, chosen_by, records, rows, seconds) 
         title_justify="left",
     )
     for cluster_id, name, size, reps, category in rows:
-        label = escape(name) + (f"  [bold](category: {escape(category)})[/bold]" if category else "")
-        table.add_row(str(cluster_id), str(size), label, "\n".join(escape(texts.get(r, "")) for r in reps))
+        label = Text(name) + (Text(f"  (category: {category})", style="bold") if category else Text())
+        table.add_row(str(cluster_id), str(size), label, "\n".join(texts.get(r, "") for r in reps))
     out.print(table)
     out.print(
         f"{records:,} records, k={k} ({chosen_by}), model {model}, {seconds or 0:.1f} s. "

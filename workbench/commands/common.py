@@ -1,6 +1,9 @@
 """What every command module shares: the consoles, the store of the `--store` option, progress bars.
 
 Command modules import this, never `workbench.cli` (which imports them), so there is no import cycle.
+Both consoles print text, never Rich markup: names, record text and model output come from data, and a
+category `[/bold]` would break a table (MarkupError) or `:warning:` turn into an emoji. What we style
+ourselves says so, with a `rich.text.Text` and its style (`Text("total", style="bold")`, `error_line`).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from collections.abc import Callable
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from ..store import Store
 
-console = Console(stderr=True, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+console = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 AUTHOR = click.option(
     "--author", default=lambda: os.environ.get("USER", "cli"), help="Who did it (kept in the log)."
@@ -40,9 +44,14 @@ def dump_json(data) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
+def error_line(message: object) -> Text:
+    """`error: <message>` for stderr, the word in red and the message (which names data) as it is."""
+    return Text.assemble(("error:", "red"), " ", str(message))
+
+
 def progress_bar() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # stages name files: text, not markup
         BarColumn(),
         TextColumn("{task.completed:,}"),
         TimeElapsedColumn(),

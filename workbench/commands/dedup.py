@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from .. import dedup as dedupe
@@ -138,9 +137,7 @@ def render_dedup(store, report: dedupe.DedupReport) -> None:
     )
     for g in shown:
         kinds = sorted({m.kind for m in g.matches})
-        table.add_row(
-            str(g.kept_id), str(len(g.member_ids)), ", ".join(kinds), escape(texts.get(g.kept_id, ""))
-        )
+        table.add_row(str(g.kept_id), str(len(g.member_ids)), ", ".join(kinds), texts.get(g.kept_id, ""))
     if report.groups:
         out.print(table)
     if len(report.groups) > len(shown):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import click
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import WorkbenchError
 from ..export import LEAKAGE_GUARDS, ExportConfig, ExportResult, export_training_set, list_exports
@@ -168,8 +168,8 @@ def exports_cmd(ctx, limit):
         share = "-" if row.general_share is None else f"{row.general_share:.1%}"
         folder = row.folder if entry.folder_exists else f"{row.folder} (deleted)"
         table.add_row(
-            escape(row.name),
-            escape(folder),
+            row.name,
+            folder,
             row.format,
             f"{row.train_records:,}",
             f"{row.val_records:,}",
@@ -196,7 +196,7 @@ def render_export(result: ExportResult) -> list:
     )
     for p in result.categories:
         table.add_row(
-            escape("(no category)" if p.category is None else p.category),
+            "(no category)" if p.category is None else p.category,
             f"{p.available:,}",
             "-" if p.target is None else f"{p.target:,}",
             f"{p.take:,}",
@@ -209,7 +209,7 @@ def render_export(result: ExportResult) -> list:
     general_taken = sum(p.take for p in result.general)
     general_train = sum(p.train_rows for p in result.general)
     table.add_row(
-        "[italic]general[/italic]",
+        Text("general", style="italic"),
         f"{sum(p.available for p in result.general):,}",
         f"{result.general_wanted:,}",
         f"{general_taken:,}",
@@ -220,14 +220,14 @@ def render_export(result: ExportResult) -> list:
         "0",
     )
     table.add_row(
-        "[bold]total[/bold]",
+        Text("total", style="bold"),
         "",
         "",
         "",
         "",
         "",
-        f"[bold]{result.train_records:,}[/bold]",
-        f"[bold]{result.val_records:,}[/bold]",
+        Text(f"{result.train_records:,}", style="bold"),
+        Text(f"{result.val_records:,}", style="bold"),
         "",
     )
     lines: list = [table]
@@ -238,7 +238,7 @@ def render_export(result: ExportResult) -> list:
     lines.append(f"left out: {excluded} (every one is listed in report.md and excluded.jsonl)")
     lines.append(f"leakage guard: {result.leakage_guard}, {result.eval_records:,} eval records")
     for warning in result.warnings:
-        lines.append(f"[yellow]flag:[/yellow] {escape(warning)}")
+        lines.append(Text.assemble(("flag:", "yellow"), " ", warning))
     files = ", ".join(f.name for f in result.files)
     lines.append(
         f"wrote {files}, manifest.json, report.md in {result.folder}"

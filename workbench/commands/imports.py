@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from .. import ingest
-from .common import console, open_store, out, progress_bar
+from .common import console, error_line, open_store, out, progress_bar
 
 
 @click.command("import")
@@ -48,9 +47,11 @@ def import_cmd(ctx, paths, dataset, category, author):
             empty.append(report)
     for report in empty:
         console.print(
-            f"[red]error:[/red] nothing imported from {escape(report.file)}: all "
-            f"{report.rejected:,} of its records were rejected (see `workbench rejects {report.import_id}`); "
-            "fix the file and import it again"
+            error_line(
+                f"nothing imported from {report.file}: all "
+                f"{report.rejected:,} of its records were rejected (see `workbench rejects {report.import_id}`); "
+                "fix the file and import it again"
+            )
         )
     sys.exit(1 if empty else 0)
 
@@ -80,7 +81,7 @@ def render_import(report: ingest.ImportReport) -> Table:
     if report.blank_lines:
         table.add_row("blank lines", f"{report.blank_lines:,} (skipped)")
     for rej in report.rejects[:5]:
-        table.add_row("", escape(f"line {rej.line}: [{rej.code}] {rej.reason}"))
+        table.add_row("", f"line {rej.line}: [{rej.code}] {rej.reason}")
     if report.rejected > 5:
         table.add_row("", f"... every rejected line is kept: workbench rejects {report.import_id}")
     issues = ", ".join(f"{code} {n}" for code, _sev, n in report.issue_counts) or "none"
