@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
@@ -16,6 +17,14 @@ REAL_DATA = ROOT.parent / "shared" / "data" / "real"
 os.environ.setdefault("WORKBENCH_MODELS", str(ROOT / ".cache" / "models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Waits on background runs look every 0.2 s instead of the product's 1-2 s: a tiny run ends in seconds.
+os.environ.setdefault("WORKBENCH_POLL_S", "0.2")
+
+# Property tests: "ci" (the default here) bounds the examples and drops the per-example deadline, which a
+# machine shared with other work misses by chance; HYPOTHESIS_PROFILE=thorough runs ten times as many.
+settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
@@ -23,6 +32,20 @@ def store(tmp_path):
     from workbench.store import Store
 
     return Store.open(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """One tiny random llama for the whole session (each xdist worker makes its own): tests only read it."""
+    from tests.data_train import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model) -> str:
+    """The tiny model's folder as the `base_model` string a TrainConfig or a page takes."""
+    return str(tiny_model)
 
 
 @pytest.fixture

@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from . import embed, lookalike
 from .embed import TextSpec
@@ -817,6 +815,9 @@ def find_matches(
 
 def _groups(keys: sql.RecordKeys, matches: list[Match]) -> list[Group]:
     """Matches form groups (the connected components of the match graph); each keeps its best record."""
+    from scipy.sparse import coo_matrix  # scipy loads only for grouping: a listing or `--help` need none
+    from scipy.sparse.csgraph import connected_components
+
     if not matches:
         return []
     row = {int(rid): i for i, rid in enumerate(keys.ids.tolist())}
