@@ -111,3 +111,57 @@ def stored_evaluation(
         sql.save_results(con, eid, results)
         sql.update_evaluation(con, eid, status=status)
     return eid
+
+
+@pytest.fixture(scope="session")
+def real_loop(tmp_path_factory):
+    """The whole loop once on the real embedded model (SmolLM2-135M-Instruct), shared by the real-model tests
+    (test_evaluate_real, test_train_real): import → check → export → train 12 LoRA steps (one evaluation, at
+    the end, so the adapter is the evaluated one) → evaluate base and tuned → compare, on generated intent
+    records (English and Chinese, labels in the system prompt). Returns the store and the loop's result."""
+    from tests.data_train import INTENTS, classification_records
+    from workbench.evaluate import EvalOptions
+    from workbench.loop import run_loop
+    from workbench.store import Store
+    from workbench.train import runs
+
+    root = tmp_path_factory.mktemp("real-loop")
+    path = root / "intents.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"messages": [{"role": m["role"], "content": m["content"]} for m in r["messages"]]},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for r in classification_records(60, seed=2)
+        ),
+        encoding="utf-8",
+    )
+    store = Store.open(root / "store")
+    try:
+        result = run_loop(
+            store,
+            path,
+            category="intent",
+            labels=list(INTENTS),
+            export_name="intents",
+            val=0.2,
+            train_overrides={
+                "max_steps": 12,
+                "eval_every_steps": 12,
+                "batch_size": 4,
+                "lora_rank": 8,
+                "learning_rate": 1e-3,
+                "warmup_ratio": 0.0,
+                "eval_accuracy": False,
+                "save_every_steps": 0,
+            },
+            options=EvalOptions(batch_size=8),
+        )
+    finally:
+        for child in list(runs._children.values()):  # a loop that failed half-way: stop its worker
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    return store, result

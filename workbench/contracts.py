@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import jsonschema
-
 from .errors import WorkbenchError
 from .formats import parse_json
 
@@ -49,6 +47,8 @@ class Contract:
                 raise WorkbenchError(
                     f"the json_schema contract for {self.category!r} needs a JSON Schema object"
                 )
+            import jsonschema  # here, not at the top: the CLI's start-up does not need it
+
             try:
                 jsonschema.validators.validator_for(self.spec).check_schema(self.spec)
             except jsonschema.SchemaError as exc:
@@ -87,6 +87,8 @@ class Contract:
             return f"the answer is not valid JSON ({exc.msg} at column {exc.colno})"
         if self.kind == "json":
             return None
+        import jsonschema
+
         validator = jsonschema.validators.validator_for(self.spec)(self.spec)
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
         if error is None:

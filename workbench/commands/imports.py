@@ -6,13 +6,18 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from .. import ingest
 from .common import console, open_store, out, progress_bar
+
+if TYPE_CHECKING:
+    from ..ingest import ImportReport
+
+# The commands import the library when they run, so `workbench --help` does not load the checks (ftfy).
 
 
 @click.command("import")
@@ -30,6 +35,8 @@ from .common import console, open_store, out, progress_bar
 @click.pass_context
 def import_cmd(ctx, paths, dataset, category, author):
     """Import JSONL, JSON, CSV/TSV or Parquet files of chat records."""
+    from .. import ingest
+
     store = open_store(ctx)
     empty = []
     for path in paths:
@@ -55,7 +62,7 @@ def import_cmd(ctx, paths, dataset, category, author):
     sys.exit(1 if empty else 0)
 
 
-def render_import(report: ingest.ImportReport) -> Table:
+def render_import(report: ImportReport) -> Table:
     table = Table(
         title=f"{Path(report.file).name} → {report.dataset} (import #{report.import_id})",
         show_header=False,
@@ -107,6 +114,7 @@ def render_import(report: ingest.ImportReport) -> Table:
 @click.option("--model", default=None, help="Whose tokenizer counts tokens (default: the embedded SmolLM2).")
 def check(path, as_json, fix_out, max_tokens, model):
     """Check a file without importing it. Exit status: 0 no errors, 1 errors found, 2 unreadable input."""
+    from .. import ingest
     from ..checks import CheckContext
     from ..models import token_counter
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import __version__, dedup
 from ..errors import InvalidNameError, WorkbenchError
@@ -809,6 +808,8 @@ def _joined(column: pa.ChunkedArray, separator: str, quote: bool = False) -> str
 
     Content hashes are hex, so quoting them needs no escaping.
     """
+    import pyarrow.compute as pc  # here, not at the top: the CLI's start-up does not need it
+
     if len(column) == 0:
         return ""
     values = pc.cast(column.combine_chunks(), pa.string())
