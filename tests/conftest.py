@@ -165,3 +165,23 @@ def real_loop(tmp_path_factory):
                 child.kill()
                 child.wait()
     return store, result
+
+
+# `make test` runs the suite on two workers (pytest-xdist, --dist loadgroup). A worker takes a whole group:
+# each test file is its own group, so a file's module fixtures (a trained run, a loaded model) are built once,
+# and files that share a costly session fixture name one group with @pytest.mark.xdist_group. The longest
+# groups are handed out first, so that neither worker is left with a long file at the end.
+LONGEST_FIRST = ("real_model",)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+    def rank(item) -> int:
+        group = item.get_closest_marker("xdist_group").args[0]
+        return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a rank, the files and their tests keep their order
