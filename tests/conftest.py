@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
@@ -16,6 +17,14 @@ REAL_DATA = ROOT.parent / "shared" / "data" / "real"
 os.environ.setdefault("WORKBENCH_MODELS", str(ROOT / ".cache" / "models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Waits on background runs look every 0.2 s instead of the product's 1-2 s: a tiny run ends in seconds.
+os.environ.setdefault("WORKBENCH_POLL_S", "0.2")
+
+# Property tests: "ci" (the default here) bounds the examples and drops the per-example deadline, which a
+# machine shared with other work misses by chance; HYPOTHESIS_PROFILE=thorough runs ten times as many.
+settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
@@ -23,6 +32,20 @@ def store(tmp_path):
     from workbench.store import Store
 
     return Store.open(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """One tiny random llama for the whole session (each xdist worker makes its own): tests only read it."""
+    from tests.data_train import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model) -> str:
+    """The tiny model's folder as the `base_model` string a TrainConfig or a page takes."""
+    return str(tiny_model)
 
 
 @pytest.fixture
@@ -88,3 +111,77 @@ def stored_evaluation(
         sql.save_results(con, eid, results)
         sql.update_evaluation(con, eid, status=status)
     return eid
+
+
+@pytest.fixture(scope="session")
+def real_loop(tmp_path_factory):
+    """The whole loop once on the real embedded model (SmolLM2-135M-Instruct), shared by the real-model tests
+    (test_evaluate_real, test_train_real): import → check → export → train 12 LoRA steps (one evaluation, at
+    the end, so the adapter is the evaluated one) → evaluate base and tuned → compare, on generated intent
+    records (English and Chinese, labels in the system prompt). Returns the store and the loop's result."""
+    from tests.data_train import INTENTS, classification_records
+    from workbench.evaluate import EvalOptions
+    from workbench.loop import run_loop
+    from workbench.store import Store
+    from workbench.train import runs
+
+    root = tmp_path_factory.mktemp("real-loop")
+    path = root / "intents.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"messages": [{"role": m["role"], "content": m["content"]} for m in r["messages"]]},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for r in classification_records(60, seed=2)
+        ),
+        encoding="utf-8",
+    )
+    store = Store.open(root / "store")
+    try:
+        result = run_loop(
+            store,
+            path,
+            category="intent",
+            labels=list(INTENTS),
+            export_name="intents",
+            val=0.2,
+            train_overrides={
+                "max_steps": 12,
+                "eval_every_steps": 12,
+                "batch_size": 4,
+                "lora_rank": 8,
+                "learning_rate": 1e-3,
+                "warmup_ratio": 0.0,
+                "eval_accuracy": False,
+                "save_every_steps": 0,
+            },
+            options=EvalOptions(batch_size=8),
+        )
+    finally:
+        for child in list(runs._children.values()):  # a loop that failed half-way: stop its worker
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    return store, result
+
+
+# `make test` runs the suite on two workers (pytest-xdist, --dist loadgroup). A worker takes a whole group:
+# each test file is its own group, so a file's module fixtures (a trained run, a loaded model) are built once,
+# and files that share a costly session fixture name one group with @pytest.mark.xdist_group. The longest
+# groups are handed out first, so that neither worker is left with a long file at the end.
+LONGEST_FIRST = ("real_model",)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+    def rank(item) -> int:
+        group = item.get_closest_marker("xdist_group").args[0]
+        return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a rank, the files and their tests keep their order

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.data_train import write_tiny_model
 from workbench import review
 from workbench.review import ReviewFilter
 from workbench.store.records import get_record
@@ -16,11 +15,6 @@ from .conftest import ROOT
 
 APP = str(ROOT / "app.py")
 PAGE = "pages/playground.py"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.data_train import INTENTS, classification_records, write_tiny_model
+from tests.data_train import INTENTS, classification_records
 from workbench.contracts import Contract
 from workbench.curation import set_contract, set_status
 from workbench.ingest import import_file
@@ -34,7 +34,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def app(tmp_path):
+def app(tmp_path, tiny):
     store_dir = tmp_path / "store"
     store = Store.open(store_dir)
     rows = [
@@ -47,9 +47,8 @@ def app(tmp_path):
         if dataset == "badcases":
             set_status(store, Selection(import_id=report.import_id), "approved", "test")
     set_contract(store, Contract("intent", "labels", list(INTENTS)))
-    tiny = write_tiny_model(tmp_path / "tiny")
     with running_app(store_dir) as url:
-        yield url, store, str(tiny)
+        yield url, store, tiny
 
 
 def test_playground_flag_train_and_evaluate_in_a_real_browser(app, tmp_path):

@@ -3,26 +3,37 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from .conftest import ROOT, chat
+from workbench.cli import main
 
-WORKBENCH = [sys.executable, "-m", "workbench.cli"]
+from .conftest import chat
 
 
-def run(*args, store=None, check=False):
-    env = {**os.environ}
-    if store is not None:
-        env["WORKBENCH_STORE"] = str(store)
-    result = subprocess.run([*WORKBENCH, *map(str, args)], capture_output=True, text=True, env=env, cwd=ROOT)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(*args, store=None, check=False) -> Ran:
+    """The command in this process (click's runner: the same parsing, output and exit status as the console
+    script, without a Python start-up each time; test_console_script_is_installed runs the real one)."""
+    env = {"WORKBENCH_STORE": str(store)} if store is not None else {}
+    result = CliRunner().invoke(main, list(map(str, args)), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    ran = Ran(result.exit_code, result.stdout, result.stderr)
     if check:
-        assert result.returncode == 0, result.stderr
-    return result
+        assert ran.returncode == 0, ran.stderr
+    return ran
 
 
 @pytest.fixture
@@ -120,3 +131,16 @@ def test_status_approves_records_for_export(messy, tmp_path):
     stats = json.loads(run("stats", "--json", store=store, check=True).stdout)
     assert stats["statuses"] == [["approved", 3]]
     assert "0 record(s)" in run("status", "approved", "--ids", "1", store=store, check=True).stdout
+
+
+def test_the_cli_starts_without_torch_or_the_other_heavy_libraries():
+    """`workbench --help` and every command that does not train or run a model load no torch (a second
+    of start-up); a fresh interpreter, since this one has loaded everything."""
+    code = "import sys, workbench.cli; print(' '.join(sorted(sys.modules)))"
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert "workbench.cli" in loaded
+    assert not {"torch", "transformers", "peft", "scipy", "sklearn", "pandas"} & loaded

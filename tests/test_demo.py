@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from tests.data_train import write_tiny_model
 from workbench import demo
 from workbench.errors import WorkbenchError
 from workbench.evaluate import EvalOptions
@@ -16,11 +15,6 @@ from workbench.store.records import Selection, list_records
 from workbench.store.settings import get_contracts
 
 OPTIONS = EvalOptions(max_new_tokens=8, batch_size=16, threads=1)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def snapshot(store: Store) -> list[tuple]:

@@ -23,7 +23,7 @@ from workbench.train import TrainConfig
 from workbench.train import runs as R
 
 from .conftest import stored_evaluation
-from .data_train import INTENTS, classification_records, write_tiny_model
+from .data_train import INTENTS, classification_records
 
 GENERAL = [
     {
@@ -81,11 +81,6 @@ def quick(tiny: str, **changes) -> TrainConfig:
 
 def small(**changes) -> E.EvalOptions:
     return E.EvalOptions(**{"max_new_tokens": 6, "batch_size": 8, "chunk": 8, **changes})
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from workbench.cli import main
 from workbench.train import runs as R
 
-from .data_train import INTENTS, classification_records, write_tiny_model
+from .data_train import INTENTS, classification_records
 
 GENERAL = [
     {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
@@ -40,9 +40,8 @@ def no_worker_outlives_its_test():
 
 
 @pytest.fixture(scope="module")
-def looped(tmp_path_factory):
+def looped(tmp_path_factory, tiny):
     root = tmp_path_factory.mktemp("loop")
-    tiny = write_tiny_model(root / "tiny")
     intents = root / "intents.jsonl"
     intents.write_text(
         "".join(

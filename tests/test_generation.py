@@ -11,14 +11,13 @@ from workbench.generation import generate_greedy, prefix_groups
 from workbench.models import load_chat_tokenizer
 from workbench.train.data import ChatEncoder
 
-from .data_train import classification_records, write_tiny_model
+from .data_train import classification_records
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    folder = write_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    tok = load_chat_tokenizer(str(folder))
+def tiny(tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    tok = load_chat_tokenizer(str(tiny_model))
     return model, ChatEncoder(tok, [tok.eos_token_id])
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.data_train import INTENTS, classification_records, write_tiny_model
+from tests.data_train import INTENTS, classification_records
 from workbench import pipeline as P
 from workbench.contracts import Contract
 from workbench.curation import set_contract, set_status
@@ -29,11 +29,6 @@ QUICK = {
     "eval_max_new_tokens": 4,
     "save_every_steps": 0,
 }
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def wait(store: Store, pipeline_id: int, timeout: float = 300) -> P.PipelineStatus:

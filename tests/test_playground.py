@@ -6,17 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.data_train import write_tiny_model
 from workbench import playground as PG
 from workbench import review
 from workbench.errors import WorkbenchError
 from workbench.review import ReviewFilter
 from workbench.store.records import get_record
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def test_the_stream_is_the_models_greedy_answer_piece_by_piece(store, tiny):

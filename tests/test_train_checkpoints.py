@@ -23,12 +23,7 @@ from workbench.train import runs as R
 from workbench.train.folder import RunFolder, adapter_problem, sweep_unfinished_folders, written_whole
 from workbench.train.trainer_state import load_trainer_state, save_trainer_state
 
-from .data_train import write_classification_export, write_tiny_model
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
+from .data_train import write_classification_export
 
 
 @pytest.fixture(scope="module")

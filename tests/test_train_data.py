@@ -4,6 +4,8 @@ weights, left-out records, packing (the packed loss equals the per-conversation 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -151,10 +153,8 @@ def test_untrainable_and_too_long_records_are_counted_with_their_reason_and_line
     assert sorted(line for lines in encoded.skipped_lines.values() for line in lines) == [1, 2, 3, 4]
 
 
-def test_model_without_chat_template_needs_an_explicit_fallback(tmp_path):
-    from tests.data_train import write_tiny_model
-
-    folder = write_tiny_model(tmp_path / "base")
+def test_model_without_chat_template_needs_an_explicit_fallback(tmp_path, tiny_model):
+    folder = Path(shutil.copytree(tiny_model, tmp_path / "base"))  # a copy: this test edits its tokenizer
     (folder / "chat_template.jinja").unlink()
     settings = json.loads((folder / "tokenizer_config.json").read_text())
     settings.pop("chat_template", None)

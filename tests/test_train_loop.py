@@ -11,17 +11,12 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from tests.data_train import write_classification_export, write_export, write_tiny_model
+from tests.data_train import write_classification_export, write_export
 from workbench.contracts import Contract
 from workbench.errors import WorkbenchError
 from workbench.train import Cancelled, TrainConfig, train
 from workbench.train.evaluate import is_correct, overfitting_warnings
 from workbench.train.folder import RunFolder
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 @pytest.fixture(scope="module")

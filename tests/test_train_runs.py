@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from tests.data_train import write_classification_export, write_export, write_tiny_model
+from tests.data_train import write_classification_export, write_export
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.store import Store, schema
@@ -23,11 +23,6 @@ from workbench.train import TrainConfig
 from workbench.train import runs as R
 from workbench.train.config import PRESETS, sized_values
 from workbench.train.folder import RunFolder
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 @pytest.fixture(autouse=True)

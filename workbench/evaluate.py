@@ -27,7 +27,6 @@ from .store.records import Record, Selection, get_record, insert_record, list_re
 from .store.runs import RunRow, get_run
 from .store.settings import get_contracts
 from .train.data import ChatEncoder, SkipRecord, read_export, reference_answer
-from .train.evaluate import answer_loss, same_answer
 
 EVAL_SETS = ("dataset", "val", "trained", "general")
 Progress = Callable[[int, int, dict], None]  # (done, total, info)
@@ -530,6 +529,7 @@ def _result_of(
     seconds: float | None,
 ) -> dict:
     from .train.data import Example
+    from .train.evaluate import answer_loss
 
     try:
         ids, weights = encoder.encode(_only_final_answer_trained(record.messages), record.tools)
@@ -573,6 +573,8 @@ def judge(contract: Contract | None, answer: str, reference: str) -> dict:
     JSON: parses; JSON Schema: valid; regex: matches) and the answer must also match the reference (the same
     text, or the same JSON value); without a contract the verdict waits for a person, and the similarity of
     the answer to the reference is only a hint."""
+    from .train.evaluate import same_answer  # imported here: that module loads torch, a verdict needs none
+
     similarity = round(
         difflib.SequenceMatcher(None, answer.strip(), reference.strip(), autojunk=False).ratio(), 4
     )

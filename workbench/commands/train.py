@@ -11,7 +11,6 @@ from rich.table import Table
 from ..errors import WorkbenchError
 from ..train import runs
 from ..train.config import PRESETS, SIZE_STEPS, help_texts, sized_values
-from ..train.data import preview_mask
 from .common import console, open_store, out, progress_bar
 
 HELP = help_texts()
@@ -111,6 +110,8 @@ def train_cmd(
 
 
 def _show_mask(export_dir, base_model, chat_template, record_id, store) -> None:
+    from ..train.data import preview_mask
+
     preview = preview_mask(
         export_dir,
         base_model=base_model,

@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from ..errors import WorkbenchError
 from ..store import Store
@@ -36,6 +34,9 @@ class Group:
 
 def group_matches(keys: sql.RecordKeys, matches: list[Match]) -> list[Group]:
     """Matches form groups (the connected components of the match graph); each keeps its best record."""
+    from scipy.sparse import coo_matrix  # scipy loads only for grouping: a listing or `--help` need none
+    from scipy.sparse.csgraph import connected_components
+
     if not matches:
         return []
     row = {int(rid): i for i, rid in enumerate(keys.ids.tolist())}

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import __version__
 from ..errors import WorkbenchError
@@ -80,6 +79,8 @@ def _joined(column: pa.ChunkedArray, separator: str, quote: bool = False) -> str
 
     Content hashes are hex, so quoting them needs no escaping.
     """
+    import pyarrow.compute as pc  # here, not at the top: the CLI's start-up does not need it
+
     if len(column) == 0:
         return ""
     values = pc.cast(column.combine_chunks(), pa.string())

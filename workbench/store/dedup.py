@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import NotFoundError
 from .connection import first_row
@@ -25,6 +24,8 @@ RESTORE_ACTION = "restore-duplicate"
 
 
 def _nfkc(column: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc  # here, not at the top: the CLI's start-up does not need it
+
     return pc.utf8_normalize(column, "NFKC")
 
 

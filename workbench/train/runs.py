@@ -8,6 +8,7 @@ and marks a run whose process is gone without finishing as failed.
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import subprocess
@@ -403,7 +404,10 @@ def wait_for_run(
     poll_s: float = 1.0,
     timeout_s: float | None = None,
 ) -> RunStatus:
-    """Block until the run ends, calling `progress(status)` after each look (the CLI's foreground mode)."""
+    """Block until the run ends, calling `progress(status)` after each look (the CLI's foreground mode).
+
+    $WORKBENCH_POLL_S, where set, replaces `poll_s` (the tests look every 0.2 s at runs that last seconds)."""
+    poll_s = float(os.environ.get("WORKBENCH_POLL_S") or poll_s)
     started = time.monotonic()
     while True:
         status = _peek(store, run_id)
