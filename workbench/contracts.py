@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import jsonschema
-
 from . import patterns
 from .errors import InputFileError, WorkbenchError
 from .formats import JSONTooDeep, parse_json
@@ -86,6 +84,8 @@ class Contract:
             return f"the answer is not valid JSON ({exc.msg} at column {exc.colno})"
         if self.kind == "json":
             return None
+        import jsonschema  # here, not at the top: the CLI's start-up does not need it
+
         try:
             error = jsonschema.exceptions.best_match(_validator(self.spec).iter_errors(value))
         except RecursionError:
@@ -154,6 +154,8 @@ def schema_from_text(text: str) -> dict:
 
 def _check_schema(category: str, schema: dict) -> None:
     """Refuse a schema that is not valid, or whose patterns RE2 cannot run, with the reason."""
+    import jsonschema
+
     checker = jsonschema.FormatChecker()
     checker.checks("regex", raises=WorkbenchError)(patterns.compile_pattern)
     try:
@@ -186,12 +188,16 @@ def _has_key(schema: Any, key: str) -> bool:
 
 
 def _validator(schema: dict):
+    import jsonschema
+
     return _bounded_validator_class(jsonschema.validators.validator_for(schema))(schema)
 
 
 @functools.cache
 def _bounded_validator_class(base):
     """`base` (a jsonschema validator class) with its regex keywords run by RE2 instead of Python's re."""
+    import jsonschema
+
     keep_additional = base.VALIDATORS.get("additionalProperties")
 
     def pattern(validator, pattern, instance, schema):

@@ -8,9 +8,6 @@ import os
 import click
 from rich.table import Table
 
-from .. import curation, stats
-from ..checks import rules_table
-from ..contracts import Contract, load_schema
 from ..errors import WorkbenchError
 from ..store.records import STATUSES, Selection
 from .common import open_store, out
@@ -34,6 +31,9 @@ from .common import open_store, out
 @click.pass_context
 def contract(ctx, category, labels, as_json, schema, regex, remove):
     """Declare what the assistant's answer in CATEGORY must be, then re-check that category."""
+    from .. import curation
+    from ..contracts import Contract, load_schema
+
     store = open_store(ctx)
     chosen = [x for x in (labels, as_json or None, schema, regex, remove or None) if x]
     if len(chosen) != 1:
@@ -61,6 +61,8 @@ def contract(ctx, category, labels, as_json, schema, regex, remove):
 @click.pass_context
 def recheck(ctx, dataset, category):
     """Run the checks again over the store (after changing contracts or settings)."""
+    from .. import curation
+
     counts = curation.recheck(open_store(ctx), Selection(dataset=dataset, category=category))
     table = Table("code", "severity", "records")
     for row in counts:
@@ -76,6 +78,8 @@ def recheck(ctx, dataset, category):
 @click.pass_context
 def fix(ctx, dataset, category, code, author):
     """Apply every safe autofix to records in the store (each fix is a revision you can undo)."""
+    from .. import curation
+
     report = curation.apply_autofixes(
         open_store(ctx), Selection(dataset=dataset, category=category, issue_code=code), author
     )
@@ -94,6 +98,8 @@ def fix(ctx, dataset, category, code, author):
 @click.pass_context
 def status_cmd(ctx, status, dataset, category, from_status, ids, author):
     """Set the status of records (e.g. approve the reviewed ones, which exports take by default)."""
+    from .. import curation
+
     try:
         chosen = tuple(int(x) for x in ids.split(",") if x.strip()) if ids else None
     except ValueError:
@@ -113,6 +119,8 @@ def status_cmd(ctx, status, dataset, category, from_status, ids, author):
 @click.pass_context
 def config(ctx, key, value):
     """Show the store's settings, or set one (max_tokens, target_model)."""
+    from .. import curation
+
     store = open_store(ctx)
     if key and value is not None:
         curation.set_setting(store, key, int(value) if value.isdigit() else value)
@@ -126,6 +134,8 @@ def config(ctx, key, value):
 @click.pass_context
 def stats_cmd(ctx, as_json):
     """Counts by dataset, category, status and issue code."""
+    from .. import stats
+
     summary = stats.store_summary(open_store(ctx))
     if as_json:
         out.print(json.dumps(summary.as_dict(), ensure_ascii=False, default=str), markup=False)
@@ -146,6 +156,8 @@ def stats_cmd(ctx, as_json):
 @click.option("--markdown", is_flag=True, help="A Markdown table (as in the README).")
 def rules(markdown):
     """The check codes: what each catches, its severity, and whether it has an autofix."""
+    from ..checks import rules_table
+
     rows = [
         (
             r.code,

@@ -6,12 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
-from .. import ingest
 from .common import console, error_line, open_store, out, progress_bar
+
+if TYPE_CHECKING:
+    from .. import ingest
 
 
 @click.command("import")
@@ -29,6 +32,8 @@ from .common import console, error_line, open_store, out, progress_bar
 @click.pass_context
 def import_cmd(ctx, paths, dataset, category, author):
     """Import JSONL, JSON, CSV/TSV or Parquet files of chat records."""
+    from .. import ingest
+
     store = open_store(ctx)
     empty = []
     for path in paths:
@@ -108,6 +113,7 @@ def render_import(report: ingest.ImportReport) -> Table:
 @click.option("--model", default=None, help="Whose tokenizer counts tokens (default: the embedded SmolLM2).")
 def check(path, as_json, fix_out, max_tokens, model):
     """Check a file without importing it. Exit status: 0 no errors, 1 errors found, 2 unreadable input."""
+    from .. import ingest
     from ..checks import CheckContext
     from ..models import token_counter
 
@@ -161,6 +167,8 @@ def render_check(path: str, checked: list) -> None:
 @click.pass_context
 def rejects(ctx, import_id):
     """Every line an import rejected, with the reason and the raw text."""
+    from .. import ingest
+
     out.print(ingest.rejects_jsonl(open_store(ctx), import_id), end="", markup=False)
 
 
