@@ -10,8 +10,8 @@ from tests.data_train import write_classification_export
 from workbench.models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer
 from workbench.train import TrainConfig, train
 from workbench.train.data import ChatEncoder, encode_records, read_export
-from workbench.train.evaluate import validation_loss
 from workbench.train.folder import RunFolder
+from workbench.train.validation import validation_loss
 
 
 @pytest.mark.slow

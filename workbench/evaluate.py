@@ -27,7 +27,7 @@ from .store.records import Record, Selection, get_record, insert_record, list_re
 from .store.runs import RunRow, get_run
 from .store.settings import get_contracts
 from .train.data import ChatEncoder, SkipRecord, read_export, reference_answer
-from .train.evaluate import answer_loss, same_answer
+from .train.validation import answer_loss, same_answer
 
 EVAL_SETS = ("dataset", "val", "trained", "general")
 Progress = Callable[[int, int, dict], None]  # (done, total, info)

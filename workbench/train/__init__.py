@@ -5,6 +5,6 @@ CLI can watch (`run_status`, `list_runs`) and stop (`cancel_run`).
 """
 
 from .config import PRESETS, TrainConfig, help_texts
-from .loop import Cancelled, TrainResult, train
+from .trainer import Cancelled, TrainResult, train
 
 __all__ = ["PRESETS", "TrainConfig", "help_texts", "Cancelled", "TrainResult", "train"]
