@@ -199,7 +199,7 @@ def held_out_accuracy(export: Path, models_dir: Path, adapters: list):
     from tests.data_train import classification_records
     from workbench.models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer
     from workbench.train.data import ChatEncoder, encode_records, read_export
-    from workbench.train.evaluate import scorable, task_accuracy, validation_loss
+    from workbench.train.validation import scorable, task_accuracy, validation_loss
 
     data = read_export(export)
     encoder = ChatEncoder(load_chat_tokenizer(None, models_dir), end_of_turn_ids(None, models_dir))

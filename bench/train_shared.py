@@ -143,7 +143,7 @@ def held_out(export: Path, models_dir: Path, adapters: list) -> list[tuple[float
     from tests.data_train import shared_prompt_records
     from workbench.models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer
     from workbench.train.data import ChatEncoder, read_export
-    from workbench.train.evaluate import scorable, task_accuracy
+    from workbench.train.validation import scorable, task_accuracy
 
     data = read_export(export)
     encoder = ChatEncoder(load_chat_tokenizer(None, models_dir), end_of_turn_ids(None, models_dir))

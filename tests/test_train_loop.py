@@ -15,8 +15,8 @@ from tests.data_train import write_classification_export, write_export
 from workbench.contracts import Contract
 from workbench.errors import WorkbenchError
 from workbench.train import Cancelled, TrainConfig, train
-from workbench.train.evaluate import is_correct, overfitting_warnings
 from workbench.train.folder import RunFolder
+from workbench.train.validation import is_correct, overfitting_warnings
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +225,7 @@ def test_presets_follow_the_task_type():
 
 
 def test_the_best_checkpoint_needs_more_accuracy_than_a_small_validation_set_can_show_by_chance():
-    from workbench.train.loop import _is_better
+    from workbench.train.trainer import _is_better
 
     first = {"val_accuracy": 0.3, "val_loss": 0.695, "val_n": 10}
     # the demo's run: one more right answer of ten after one epoch, a lower loss after three

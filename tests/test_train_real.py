@@ -11,8 +11,8 @@ from peft import PeftModel
 from workbench.models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer
 from workbench.train import runs
 from workbench.train.data import ChatEncoder, encode_records, read_export
-from workbench.train.evaluate import validation_loss
 from workbench.train.folder import RunFolder
+from workbench.train.validation import validation_loss
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_model")]
 

@@ -529,7 +529,7 @@ def _result_of(
     seconds: float | None,
 ) -> dict:
     from .train.data import Example
-    from .train.evaluate import answer_loss
+    from .train.validation import answer_loss
 
     try:
         ids, weights = encoder.encode(_only_final_answer_trained(record.messages), record.tools)
@@ -573,7 +573,7 @@ def judge(contract: Contract | None, answer: str, reference: str) -> dict:
     JSON: parses; JSON Schema: valid; regex: matches) and the answer must also match the reference (the same
     text, or the same JSON value); without a contract the verdict waits for a person, and the similarity of
     the answer to the reference is only a hint."""
-    from .train.evaluate import same_answer  # imported here: that module loads torch, a verdict needs none
+    from .train.validation import same_answer  # imported here: that module loads torch, a verdict needs none
 
     similarity = round(
         difflib.SequenceMatcher(None, answer.strip(), reference.strip(), autojunk=False).ratio(), 4

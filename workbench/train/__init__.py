@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .config import PRESETS, TrainConfig, help_texts
 
 if TYPE_CHECKING:
-    from .loop import Cancelled, TrainResult, train
+    from .trainer import Cancelled, TrainResult, train
 
 __all__ = ["PRESETS", "TrainConfig", "help_texts", "Cancelled", "TrainResult", "train"]
 
@@ -23,5 +23,5 @@ _FROM_LOOP = ("Cancelled", "TrainResult", "train")
 
 def __getattr__(name: str):
     if name in _FROM_LOOP:
-        return getattr(importlib.import_module(".loop", __name__), name)
+        return getattr(importlib.import_module(".trainer", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .folder import RunFolder, process_rank
-from .loop import Cancelled, train
+from .trainer import Cancelled, train
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""Evaluation during training: validation loss, task accuracy against the output contracts, overfitting flags.
+"""Validation during training: validation loss, task accuracy against the output contracts, overfitting flags.
 
 Task accuracy generates (greedy) the final answer of each record whose category has an output contract
 and counts it right when it obeys the contract and says what the reference answer says (the same
@@ -174,6 +174,48 @@ def task_accuracy(
                 }
             )
     return result
+
+
+def evaluation_row(
+    model,
+    *,
+    step: int,
+    epoch: float,
+    train_loss: float | None,
+    val_examples: Sequence[Example],
+    scored: Sequence[tuple[str, Sequence[dict]]],
+    encoder: ChatEncoder,
+    contracts: dict[str, Contract],
+    max_tokens: int,
+    max_new_tokens: int,
+    device,
+    packed: bool,
+    autocast,
+) -> dict:
+    """One evaluation during training, as its metrics.jsonl row (kind "eval"): the training loss since the
+    last one, the validation loss, and per side of `scored` (("val", records), ("train", records)) the task
+    accuracy, the share of valid answers, n and the details (by category, a few misses)."""
+    row = {
+        "step": step,
+        "epoch": epoch,
+        "kind": "eval",
+        "train_loss": train_loss,
+        "val_loss": validation_loss(
+            model, val_examples, max_tokens=max_tokens, device=device, packed=packed, autocast=autocast
+        ),
+    }
+    for side, records in scored:
+        if records:
+            acc = task_accuracy(
+                model, encoder, records, contracts, max_new_tokens=max_new_tokens, device=device
+            )
+            row[f"{side}_accuracy"], row[f"{side}_valid"], row[f"{side}_n"] = (
+                acc.accuracy,
+                acc.valid_rate,
+                acc.n,
+            )
+            row[f"{side}_detail"] = acc.as_dict()
+    return row
 
 
 def overfitting_warnings(evals: Sequence[dict], gap: float) -> list[str]:
