@@ -114,7 +114,7 @@ any_value = lambda v: "any" if v is None else v  # noqa: E731
 clusters = {n: f"{n}: {name}" for n, name in choices["clusters"]}
 if S.rv_cluster is not None and S.rv_cluster not in clusters:  # a run newer than the cached choices
     clusters[S.rv_cluster] = f"cluster {S.rv_cluster}"
-a, b, c, d, e, e2 = st.columns([1.5, 1.2, 1.5, 1.2, 1.6, 1.4])
+a, b, c, d, e, e2 = st.columns([1.7, 1.2, 1.7, 1.2, 1.5, 1.3])
 a.multiselect("Dataset", keep(S.rv_dataset, choices["datasets"]), key="rv_dataset")
 b.multiselect("Status", list(review.STATUSES), key="rv_status")
 c.multiselect(
@@ -132,7 +132,15 @@ e2.selectbox(
     format_func=lambda v: review.TEXT_FIELDS[v][1],
     help="Which turns the text search reads: the system prompt is left out unless you pick it or any turn.",
 )
-with st.expander("More filters"):
+more, sort_column = st.columns([6, 1])
+sort = S.rv_sort_kept = sort_column.selectbox(
+    "Sort",
+    list(review.SORTS),
+    key="rv_sort",
+    label_visibility="collapsed",
+    format_func=lambda v: f"sort: {v}",
+)
+with more.expander("More filters"):
     g, h, i, j, k, m, n = st.columns(7)
     g.multiselect("Tag", keep(S.rv_tag, choices["tags"]), key="rv_tag")
     h.multiselect("Task type", keep(S.rv_task, choices["task_types"]), key="rv_task")
@@ -208,8 +216,6 @@ if flt.hard_after_run is not None:
         f"Only records run {flt.hard_after_run} still answers wrong, or learned least: check each label before "
         "the next run"
     )
-head, sort_column = st.columns([5, 1], vertical_alignment="bottom")
-sort = S.rv_sort_kept = sort_column.selectbox("Sort", list(review.SORTS), key="rv_sort")
 wanted = review.filter_to_params(flt)
 if wanted != params or S.get("rv_sort_was") != sort:
     if wanted != params:
@@ -228,7 +234,7 @@ if (
 S.rv_go_last = False
 if S.get("rv_current") not in page.ids:
     S.rv_current = page.ids[0] if page.ids else None
-head.markdown(
+st.markdown(
     f"**{count(page.total, 'record')} {'matches' if page.total == 1 else 'match'}**"
     + (f" · page {len(S.rv_pages)}" if page.total else "")
 )
@@ -279,7 +285,6 @@ with queue:
         frame = pd.DataFrame(
             [
                 {
-                    "": "▶" if r.id == S.rv_current else "",
                     "id": r.id,
                     "status": r.status,
                     "category": r.category or "",
@@ -291,8 +296,15 @@ with queue:
                 for r in page.rows
             ]
         ).drop(columns=[name for name, one in same.items() if one])
+        open_row = page.ids.index(S.rv_current) if S.rv_current in page.ids else None
+        wider = 40 * same["category"] + 30 * same["status"]
         table = st.dataframe(
-            frame,
+            frame.style.apply(  # the open record's row is highlighted
+                lambda row: (
+                    ["background-color: rgba(255, 75, 75, 0.12)" if row.name == open_row else ""] * len(row)
+                ),
+                axis=1,
+            ),
             key=TABLE,
             on_select=picked,
             selection_mode="multi-row",
@@ -300,17 +312,12 @@ with queue:
             height=min(38 + 35 * len(frame), 560),
             width="stretch",
             column_config={
-                "": st.column_config.TextColumn(width=16),
-                "id": st.column_config.NumberColumn(width=48, format="%d"),
-                "status": st.column_config.TextColumn(width=64),
-                "category": st.column_config.TextColumn(width=84),
-                "question": st.column_config.TextColumn(
-                    width=170 + 40 * same["category"] + 30 * same["status"]
-                ),
-                "answer": st.column_config.TextColumn(
-                    width=120 + 40 * same["category"] + 30 * same["status"]
-                ),
-                "issues": st.column_config.TextColumn(width=44, help="✖ errors ▲ warnings"),
+                "id": st.column_config.NumberColumn(width=44, format="%d"),
+                "status": st.column_config.TextColumn(width=56),
+                "category": st.column_config.TextColumn(width=76),
+                "question": st.column_config.TextColumn(width=140 + wider),
+                "answer": st.column_config.TextColumn(width=130 + wider),
+                "issues": st.column_config.TextColumn(width=40, help="✖ errors ▲ warnings"),
             },
         )
         p1, p2, p3 = st.columns(3)
@@ -326,13 +333,14 @@ with queue:
         if chosen:
             target = ReviewFilter(ids=tuple(chosen))
             st.caption(
-                f"Applies to the {count(len(chosen), 'ticked row')}. Untick them to act on every match."
+                f"Applies to the {count(len(chosen), 'ticked row')}. Untick {'it' if len(chosen) == 1 else 'them'} "
+                "to act on every match."
             )
         else:
             target = flt
             st.caption(
-                f"Applies to all {count(page.total, 'matching record')}. Tick rows in the table to act on those "
-                "only."
+                f"Applies to {'the' if page.total == 1 else 'all'} {count(page.total, 'matching record')}. "
+                "Tick rows in the table to act on those only."
             )
         kind = st.selectbox(
             "Action", list(review.BULK_KINDS), format_func=review.BULK_KINDS.get, key="rv_bulk_kind"
@@ -568,6 +576,11 @@ with detail:
                     S.rv_flash = ("error", str(exc))
                 st.rerun()
 
+    def box_height(text: str) -> int:
+        """Room for the text's lines at the editor's width (about 40 Latin or 20 Chinese characters a line)."""
+        lines = sum(1 + len(line.encode("gbk", "replace")) // 44 for line in text.splitlines() or [""])
+        return min(68 + 22 * (lines - 1), 320)
+
     def pick_label(n: int, label: str) -> None:
         turns = read_turns()
         turns[n]["content"] = label
@@ -583,7 +596,7 @@ with detail:
     with st.form(f"rv_edit_{serial}", border=False, enter_to_submit=False):
         for n, turn in enumerate(S.rv_turns):
             text_key = f"rv_text_{serial}_{n}"
-            r1, r2, r3, r4 = st.columns([5, 1, 1, 1], vertical_alignment="bottom")
+            r1, r2, r3, r4 = st.columns([3.4, 1, 1, 1], vertical_alignment="bottom")
             role = turn["role"]
             roles = ROLES if role in ROLES else [role, *ROLES]
             r1.selectbox(f"Turn {n + 1}", roles, index=roles.index(role), key=f"rv_role_{serial}_{n}")
@@ -626,7 +639,7 @@ with detail:
                     turn["content"],
                     key=text_key,
                     label_visibility="collapsed",
-                    height=68 if len(turn["content"]) < 200 else 160,
+                    height=box_height(turn["content"]),
                 )
         t1, t2 = st.columns(2)
         t1.form_submit_button("＋ Add turn", on_click=change_turns, args=("add",), key=f"rv_add_{serial}")
@@ -634,33 +647,26 @@ with detail:
             "Hide training view" if S.get("rv_training") else "Training view",
             on_click=flip_training_view,
             key="rv_training_view",
-            help="Your draft as the trainer will see it: the target model's chat template, trained tokens in ⟦ ⟧.",
         )
 
-        f1, f2, f3, f4 = st.columns(4)
+        f1, f2 = st.columns(2)
         f1.text_input("Category", rec.category or "", key=f"rv_cat_{tag}")
         f2.text_input("Tags", ", ".join(rec.tags), key=f"rv_tags_{tag}", placeholder="comma-separated")
+        f3, f4 = st.columns(2)
         f3.text_input("Task type", rec.task_type or "", key=f"rv_task_{tag}")
         f4.selectbox(
             "Status", list(review.STATUSES), index=review.STATUSES.index(rec.status), key=f"rv_status_{tag}"
         )
         st.text_input("Note", key=f"rv_note_{tag}", placeholder="why you changed it (kept in the history)")
 
-        b1, b2, b3 = st.columns(3)
-        b1.form_submit_button(
-            "Save", on_click=save, shortcut="Ctrl+S", type="primary", width="stretch", key="rv_save"
-        )
-        b2.form_submit_button(
-            "Approve",
-            on_click=save,
-            args=("approved", 1),
-            shortcut="Alt+A",
-            width="stretch",
-            key="rv_approve",
-        )
-        b3.form_submit_button(
-            "Reject", on_click=save, args=("rejected", 1), shortcut="Alt+X", width="stretch", key="rv_reject"
-        )
+        with st.container(horizontal=True):
+            st.form_submit_button("Save", on_click=save, shortcut="Ctrl+S", type="primary", key="rv_save")
+            st.form_submit_button(
+                "Approve", on_click=save, args=("approved", 1), shortcut="Alt+A", key="rv_approve"
+            )
+            st.form_submit_button(
+                "Reject", on_click=save, args=("rejected", 1), shortcut="Alt+X", key="rv_reject"
+            )
     b5, b6 = st.columns(2)
     b5.button("◀ Previous", on_click=go, args=(-1,), shortcut="Alt+K", width="stretch", key="rv_prev")
     b6.button("Next ▶", on_click=go, args=(1,), shortcut="Alt+J", width="stretch", key="rv_next")
@@ -675,6 +681,9 @@ with detail:
         def encoder(model: str, models_dir: str) -> review.TrainingEncoder:
             return review.load_training_encoder(model, models_dir)
 
+        st.caption(
+            "Your draft as the trainer will see it: the target model's chat template, trained tokens in ⟦ ⟧."
+        )
         try:
             # the draft as it stands, so a newly written answer shows how it will be trained
             shown = review.training_view(

@@ -294,3 +294,27 @@ def test_review_after_another_page_keeps_working(store_env):
     assert not at.exception, at.exception
     assert matching(at).startswith("**61 records match**")
     assert at.multiselect(key="rv_category").value == ["物流"]
+
+
+def test_text_search_leaves_the_system_prompt_out_unless_asked(store_env):
+    """The word refund is only in a turn whose role is misspelled (asistant): neither a question nor an answer."""
+    at = open_review({"text": "refund"})
+    assert matching(at).startswith("**0 records match**")
+    at.selectbox(key="rv_text_in").set_value("any").run()
+    assert matching(at).startswith("**1 record matches**")
+    assert at.query_params["in"] in ("any", ["any"])
+    at.selectbox(key="rv_text_in").set_value("question").run()
+    at.text_input(key="rv_text").set_value("外卖").run()
+    assert matching(at).startswith("**1 record matches**")
+
+
+def test_a_filter_set_by_a_link_shows_as_a_chip_that_removes_it(store_env):
+    at = open_review({"import": "1", "duplicate": "unique"})
+    chips = [b for b in at.button if b.key and b.key.startswith("rv_chip_")]
+    assert [c.label for c in chips] == ["duplicates: unique ✕", "import #1 ✕"]
+    chips[1].click().run()
+    assert not at.exception
+    assert "import" not in at.query_params and at.query_params["duplicate"] in ("unique", ["unique"])
+    assert [b.label for b in at.button if b.key and b.key.startswith("rv_chip_")] == ["duplicates: unique ✕"]
+    at.button(key="rv_chip_0").click().run()
+    assert matching(at).startswith("**63 records match**") and not dict(at.query_params)
