@@ -114,7 +114,7 @@ any_value = lambda v: "any" if v is None else v  # noqa: E731
 clusters = {n: f"{n}: {name}" for n, name in choices["clusters"]}
 if S.rv_cluster is not None and S.rv_cluster not in clusters:  # a run newer than the cached choices
     clusters[S.rv_cluster] = f"cluster {S.rv_cluster}"
-a, b, c, d, e, e2 = st.columns([1.7, 1.2, 1.7, 1.2, 1.5, 1.3])
+a, b, c, d, e, e2 = st.columns([1.6, 1.1, 1.6, 1.1, 1.5, 1.6])
 a.multiselect("Dataset", keep(S.rv_dataset, choices["datasets"]), key="rv_dataset")
 b.multiselect("Status", list(review.STATUSES), key="rv_status")
 c.multiselect(
@@ -617,7 +617,7 @@ with detail:
             )
             if n == last_answer and view.labels:
                 # a labels contract: the answer is one of its labels, picked with a click or the keys 1-9
-                st.caption("The right answer: pick a label" + (" (keys 1–9)" if len(view.labels) > 1 else ""))
+                st.caption(f"The right answer: pick a label (keys 1–{min(len(view.labels), 9)})")
                 with st.container(horizontal=True):
                     for i, label in enumerate(view.labels):
                         st.form_submit_button(
