@@ -48,7 +48,7 @@ try:
     root = str(default_root())
     store = open_store(root)
     params = {k: st.query_params.get_all(k) for k in st.query_params}
-    flt = review.filter_from_params(params)
+    linked = review.filter_from_params(params)
     if S.get("rv_flash"):  # something was just changed here: new categories or tags may exist
         filter_choices.clear()
     choices = filter_choices(root)
@@ -56,10 +56,12 @@ except WorkbenchError as exc:
     fail(exc)
 
 # --- filters ------------------------------------------------------------------------------------------------
-# The URL holds the filter, so a link from another page opens the queue filtered. S.rv_filter is its copy in
-# the session: Streamlit forgets the widgets of a run that did not draw them (another page, a stop), so every
-# run seeds the widgets from that copy, and a new URL (a link, Back, Forward) replaces it. This is the only
-# place that reads or writes the filter's state.
+# Filter state, in three places kept in step by the two functions below and nothing else:
+# - the URL holds the filter, so a link from another page (or Back, Forward) opens the queue filtered;
+# - S.rv_filter is its copy in the session, which survives other pages;
+# - the widgets show it. Streamlit forgets the widgets of a run that did not draw them (another page, a stop),
+#   so every run seeds them from S.rv_filter before they are drawn, or from the URL when the URL is new.
+# After the widgets are drawn, what they say becomes S.rv_filter and the URL (publish_filter).
 FILTER_WIDGETS = {  # widget key -> ReviewFilter field
     "rv_dataset": "datasets",
     "rv_status": "statuses",
@@ -86,17 +88,26 @@ def seed_filter_widgets(flt: ReviewFilter, overwrite: bool) -> None:
         S.rv_sort = S.get("rv_sort_kept", "newest")
 
 
-def filter_from_widgets() -> ReviewFilter:
+def publish_filter(sort: str) -> ReviewFilter:
+    """The filter the widgets say, kept in S.rv_filter and written to the URL; a new filter or sort starts
+    from the first page."""
     values = {
         name: tuple(S[key]) if isinstance(S[key], list) else S[key] for key, name in FILTER_WIDGETS.items()
     }
     # the imports have no widget: a link from the Import page sets them, their chip clears them
-    return ReviewFilter(**{**values, "text": S.rv_text.strip()}, imports=S.rv_filter.imports)
+    flt = S.rv_filter = ReviewFilter(**{**values, "text": S.rv_text.strip()}, imports=S.rv_filter.imports)
+    wanted = review.filter_to_params(flt)
+    if wanted != params:
+        st.query_params.from_dict(wanted)
+        S.rv_url, S.rv_pages = wanted, [None]
+    if S.get("rv_sort_was") != sort:
+        S.rv_sort_was, S.rv_pages = sort, [None]
+    return flt
 
 
-if S.get("rv_url") != params:
-    S.rv_url, S.rv_filter, S.rv_pages = params, flt, [None]
-    seed_filter_widgets(flt, overwrite=True)
+if S.get("rv_url") != params:  # a link, Back or Forward
+    S.rv_url, S.rv_filter, S.rv_pages = params, linked, [None]
+    seed_filter_widgets(linked, overwrite=True)
 else:
     seed_filter_widgets(S.rv_filter, overwrite=False)
 
@@ -174,7 +185,7 @@ with more.expander("More filters"):
         else "No evaluated run yet: `workbench evaluate RUN --on trained` (or the Evaluate page).",
     )
 
-flt = S.rv_filter = filter_from_widgets()
+flt = publish_filter(sort)
 
 
 def clear_filter(key: str, value: object) -> None:
@@ -216,12 +227,6 @@ if flt.hard_after_run is not None:
         f"Only records run {flt.hard_after_run} still answers wrong, or learned least: check each label before "
         "the next run"
     )
-wanted = review.filter_to_params(flt)
-if wanted != params or S.get("rv_sort_was") != sort:
-    if wanted != params:
-        st.query_params.from_dict(wanted)
-        S.rv_url = wanted
-    S.rv_sort_was, S.rv_pages = sort, [None]
 
 try:
     page = review.load_queue(store, flt, sort, S.rv_pages[-1])
@@ -262,7 +267,7 @@ def turn_page(step: int) -> None:
 
 
 # The table's key names the page it shows, so a new page or filter starts with nothing selected.
-TABLE = f"rv_table_{abs(hash((str(wanted), sort, str(S.rv_pages[-1])))) % 10**8}"
+TABLE = f"rv_table_{abs(hash((str(flt), sort, str(S.rv_pages[-1])))) % 10**8}"
 
 
 def picked() -> None:
