@@ -125,7 +125,7 @@ any_value = lambda v: "any" if v is None else v  # noqa: E731
 clusters = {n: f"{n}: {name}" for n, name in choices["clusters"]}
 if S.rv_cluster is not None and S.rv_cluster not in clusters:  # a run newer than the cached choices
     clusters[S.rv_cluster] = f"cluster {S.rv_cluster}"
-a, b, c, d, e, e2 = st.columns([1.6, 1.1, 1.6, 1.1, 1.5, 1.6])
+a, b, c, d, e, e2 = st.columns([2.0, 1.1, 1.7, 1.1, 1.2, 1.55])
 a.multiselect("Dataset", keep(S.rv_dataset, choices["datasets"]), key="rv_dataset")
 b.multiselect("Status", list(review.STATUSES), key="rv_status")
 c.multiselect(
@@ -213,7 +213,7 @@ if flt.imports:
     chips.append((f"import {', '.join(f'#{i}' for i in flt.imports)}", "imports", None))
 if chips:
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.caption("Also filtered by")
+        st.caption("Also filtered by", width="content")
         for n, (label, key, value) in enumerate(chips):
             st.button(
                 f"{label} ✕",
@@ -709,7 +709,7 @@ with detail:
         if not view.history:
             st.caption("No changes since import.")
         for rev in reversed(view.history):
-            h1, h2 = st.columns([5, 1])
+            h1, h2 = st.columns([3, 1])
             h1.text(
                 f"v{rev.version} · {rev.action} · {rev.author} · {rev.created_at:%Y-%m-%d %H:%M:%S}"
                 + (f" · {rev.note}" if rev.note else "")
