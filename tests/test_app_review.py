@@ -318,3 +318,21 @@ def test_a_filter_set_by_a_link_shows_as_a_chip_that_removes_it(store_env):
     assert [b.label for b in at.button if b.key and b.key.startswith("rv_chip_")] == ["duplicates: unique ✕"]
     at.button(key="rv_chip_0").click().run()
     assert matching(at).startswith("**63 records match**") and not dict(at.query_params)
+
+
+def test_a_labels_contract_gives_the_answer_as_label_buttons(store_env):
+    from workbench.contracts import Contract
+    from workbench.curation import set_contract
+
+    set_contract(store_env, Contract("物流", "labels", ["delivery_status", "refund", "其他"]))
+    at = open_review({"text": "外卖"})
+    rid = at.session_state.rv_current
+    labels = [b for b in at.button if b.key and b.key.startswith("rv_label_")]
+    assert [b.label for b in labels] == ["delivery_status", "refund", "其他"]
+    labels[2].click().run()
+    assert next(t for t in at.text_area if t.label == "The right answer").value == "其他"
+    assert (
+        next(b for b in at.button if b.label == "其他").proto.type == "primary"
+    )  # the chosen one stands out
+    at.button(key="rv_save").click().run()
+    assert review.open_record(store_env, rid).record.messages[-1]["content"] == "其他"
