@@ -49,28 +49,68 @@ try:
     root = str(default_root())
     store = open_store(root)
     params = {k: st.query_params.get_all(k) for k in st.query_params}
-    flt = review.filter_from_params(params)
+    linked = review.filter_from_params(params)
     if S.get("rv_flash"):  # something was just changed here: new categories or tags may exist
         filter_choices.clear()
     choices = filter_choices(root)
 except WorkbenchError as exc:
     fail(exc)
 
-# --- filters: the URL holds them, so a link from another page opens the queue filtered ---------------------
-if S.get("rv_url") != params:  # a link (or the back button) brought a new filter: show it in the widgets
-    S.rv_url = params
-    S.rv_dataset, S.rv_status, S.rv_category = list(flt.datasets), list(flt.statuses), list(flt.categories)
-    S.rv_issue, S.rv_tag, S.rv_task, S.rv_source = (
-        list(flt.issue_codes),
-        list(flt.tags),
-        list(flt.task_types),
-        list(flt.sources),
-    )
-    S.rv_severity, S.rv_duplicate, S.rv_text = flt.severity or "any", flt.duplicate or "any", flt.text
-    S.rv_cluster = flt.cluster
-    S.rv_hard = flt.hard_after_run
-    S.rv_import = list(flt.imports)  # no widget: set by the Import page's links, cleared below
-    S.rv_pages = [None]
+# --- filters ------------------------------------------------------------------------------------------------
+# Filter state, in three places kept in step by the two functions below and nothing else:
+# - the URL holds the filter, so a link from another page (or Back, Forward) opens the queue filtered;
+# - S.rv_filter is its copy in the session, which survives other pages;
+# - the widgets show it. Streamlit forgets the widgets of a run that did not draw them (another page, a stop),
+#   so every run seeds them from S.rv_filter before they are drawn, or from the URL when the URL is new.
+# After the widgets are drawn, what they say becomes S.rv_filter and the URL (publish_filter).
+FILTER_WIDGETS = {  # widget key -> ReviewFilter field
+    "rv_dataset": "datasets",
+    "rv_status": "statuses",
+    "rv_category": "categories",
+    "rv_issue": "issue_codes",
+    "rv_text": "text",
+    "rv_text_in": "text_in",
+    "rv_tag": "tags",
+    "rv_task": "task_types",
+    "rv_source": "sources",
+    "rv_severity": "severity",
+    "rv_duplicate": "duplicate",
+    "rv_cluster": "cluster",
+    "rv_hard": "hard_after_run",
+}
+
+
+def seed_filter_widgets(flt: ReviewFilter, overwrite: bool) -> None:
+    for key, name in FILTER_WIDGETS.items():
+        if overwrite or key not in S:
+            value = getattr(flt, name)
+            S[key] = list(value) if isinstance(value, tuple) else value
+    if "rv_sort" not in S:
+        S.rv_sort = S.get("rv_sort_kept", "newest")
+
+
+def publish_filter(sort: str) -> ReviewFilter:
+    """The filter the widgets say, kept in S.rv_filter and written to the URL; a new filter or sort starts
+    from the first page."""
+    values = {
+        name: tuple(S[key]) if isinstance(S[key], list) else S[key] for key, name in FILTER_WIDGETS.items()
+    }
+    # the imports have no widget: a link from the Import page sets them, their chip clears them
+    flt = S.rv_filter = ReviewFilter(**{**values, "text": S.rv_text.strip()}, imports=S.rv_filter.imports)
+    wanted = review.filter_to_params(flt)
+    if wanted != params:
+        st.query_params.from_dict(wanted)
+        S.rv_url, S.rv_pages = wanted, [None]
+    if S.get("rv_sort_was") != sort:
+        S.rv_sort_was, S.rv_pages = sort, [None]
+    return flt
+
+
+if S.get("rv_url") != params:  # a link, Back or Forward
+    S.rv_url, S.rv_filter, S.rv_pages = params, linked, [None]
+    seed_filter_widgets(linked, overwrite=True)
+else:
+    seed_filter_widgets(S.rv_filter, overwrite=False)
 
 
 def keep(values: list, known: list) -> list:
@@ -78,7 +118,15 @@ def keep(values: list, known: list) -> list:
     return list(values) + [v for v in known if v not in values]
 
 
-a, b, c, d, e, f = st.columns([1, 1, 1.2, 1.2, 1.6, 0.9])
+def count(n: int, thing: str) -> str:
+    return f"{n:,} {thing if n == 1 else thing + 's'}"
+
+
+any_value = lambda v: "any" if v is None else v  # noqa: E731
+clusters = {n: f"{n}: {name}" for n, name in choices["clusters"]}
+if S.rv_cluster is not None and S.rv_cluster not in clusters:  # a run newer than the cached choices
+    clusters[S.rv_cluster] = f"cluster {S.rv_cluster}"
+a, b, c, d, e, e2 = st.columns([2.0, 1.1, 1.7, 1.1, 1.2, 1.55])
 a.multiselect("Dataset", keep(S.rv_dataset, choices["datasets"]), key="rv_dataset")
 b.multiselect("Status", list(review.STATUSES), key="rv_status")
 c.multiselect(
@@ -88,23 +136,34 @@ c.multiselect(
     format_func=lambda v: v or "(none)",
 )
 d.multiselect("Issue", keep(S.rv_issue, choices["issue_codes"]), key="rv_issue")
-e.text_input("Text", key="rv_text", placeholder="in any turn, e.g. 退款 or refund")
-sort = f.selectbox("Sort", list(review.SORTS), key="rv_sort")
-with st.expander("More filters"):
+e.text_input("Text", key="rv_text", placeholder="e.g. 退款 or refund")
+e2.selectbox(
+    "Text in",
+    list(review.TEXT_FIELDS),
+    key="rv_text_in",
+    format_func=lambda v: review.TEXT_FIELDS[v][1],
+    help="Which turns the text search reads: the system prompt is left out unless you pick it or any turn.",
+)
+more, sort_column = st.columns([6, 1])
+sort = S.rv_sort_kept = sort_column.selectbox(
+    "Sort",
+    list(review.SORTS),
+    key="rv_sort",
+    label_visibility="collapsed",
+    format_func=lambda v: f"sort: {v}",
+)
+with more.expander("More filters"):
     g, h, i, j, k, m, n = st.columns(7)
     g.multiselect("Tag", keep(S.rv_tag, choices["tags"]), key="rv_tag")
     h.multiselect("Task type", keep(S.rv_task, choices["task_types"]), key="rv_task")
     i.multiselect("Source", keep(S.rv_source, choices["sources"]), key="rv_source")
-    j.selectbox("Severity", ["any", "error", "warning"], key="rv_severity")
+    j.selectbox("Severity", [None, "error", "warning"], key="rv_severity", format_func=any_value)
     k.selectbox(
         "Duplicates",
-        ["any", *review.DUPLICATE_STATES],
+        [None, *review.DUPLICATE_STATES],
         key="rv_duplicate",
-        format_func=lambda v: {"kept": "kept (has copies)", "copy": "copy of another"}.get(v, v),
+        format_func=lambda v: {None: "any", "kept": "kept (has copies)", "copy": "copy of another"}.get(v, v),
     )
-    clusters = {n: f"{n}: {name}" for n, name in choices["clusters"]}
-    if S.rv_cluster is not None and S.rv_cluster not in clusters:  # a run newer than the cached choices
-        clusters[S.rv_cluster] = f"cluster {S.rv_cluster}"
     m.selectbox(
         "Cluster",
         [None, *clusters],
@@ -127,38 +186,48 @@ with st.expander("More filters"):
         else "No evaluated run yet: `workbench evaluate RUN --on trained` (or the Evaluate page).",
     )
 
-flt = ReviewFilter(
-    datasets=tuple(S.rv_dataset),
-    statuses=tuple(S.rv_status),
-    categories=tuple(S.rv_category),
-    tags=tuple(S.rv_tag),
-    task_types=tuple(S.rv_task),
-    issue_codes=tuple(S.rv_issue),
-    severity=None if S.rv_severity == "any" else S.rv_severity,
-    duplicate=None if S.rv_duplicate == "any" else S.rv_duplicate,
-    cluster=S.rv_cluster,
-    sources=tuple(S.rv_source),
-    text=S.rv_text.strip(),
-    imports=tuple(S.get("rv_import", [])),
-    hard_after_run=S.rv_hard,
-)
+flt = publish_filter(sort)
+
+
+def clear_filter(key: str, value: object) -> None:
+    if key == "imports":
+        S.rv_filter = replace(S.rv_filter, imports=())
+    elif isinstance(S[key], list):
+        S[key] = [v for v in S[key] if v != value]
+    else:
+        S[key] = None
+
+
+# The filters under "More filters" (often set by a link) as chips: seen at a glance, removed with one click.
+chips = [(f"tag: {v}", "rv_tag", v) for v in flt.tags]
+chips += [(f"task type: {v}", "rv_task", v) for v in flt.task_types]
+chips += [(f"source: {v}", "rv_source", v) for v in flt.sources]
+if flt.severity:
+    chips.append((f"severity: {flt.severity}", "rv_severity", None))
+if flt.duplicate:
+    chips.append((f"duplicates: {flt.duplicate}", "rv_duplicate", None))
+if flt.cluster is not None:
+    chips.append((f"cluster {clusters[flt.cluster]}", "rv_cluster", None))
 if flt.hard_after_run is not None:
-    h1, h2 = st.columns([4, 1])
-    h1.caption(
+    chips.append((f"hard after run {flt.hard_after_run}", "rv_hard", None))
+if flt.imports:
+    chips.append((f"import {', '.join(f'#{i}' for i in flt.imports)}", "imports", None))
+if chips:
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption("Also filtered by", width="content")
+        for n, (label, key, value) in enumerate(chips):
+            st.button(
+                f"{escape_markdown(label)} ✕",
+                key=f"rv_chip_{n}",
+                on_click=clear_filter,
+                args=(key, value),
+                help="Remove this filter",
+            )
+if flt.hard_after_run is not None:
+    st.caption(
         f"Only records run {flt.hard_after_run} still answers wrong, or learned least: check each label before "
         "the next run"
     )
-    h2.button("Show every record", key="rv_clear_hard", on_click=lambda: S.update(rv_hard=None))
-if flt.imports:
-    n1, n2 = st.columns([4, 1])
-    n1.caption(f"Only records of import {', '.join(f'#{i}' for i in flt.imports)}")
-    n2.button("Show every import", key="rv_clear_import", on_click=lambda: S.update(rv_import=[]))
-wanted = review.filter_to_params(flt)
-if wanted != params or S.get("rv_sort_was") != sort:
-    if wanted != params:
-        st.query_params.from_dict(wanted)
-        S.rv_url = wanted
-    S.rv_sort_was, S.rv_pages = sort, [None]
 
 try:
     page = review.load_queue(store, flt, sort, S.rv_pages[-1])
@@ -172,7 +241,7 @@ S.rv_go_last = False
 if S.get("rv_current") not in page.ids:
     S.rv_current = page.ids[0] if page.ids else None
 st.markdown(
-    f"**{page.total:,} {'record matches' if page.total == 1 else 'records match'}**"
+    f"**{count(page.total, 'record')} {'matches' if page.total == 1 else 'match'}**"
     + (f" · page {len(S.rv_pages)}" if page.total else "")
 )
 
@@ -199,7 +268,7 @@ def turn_page(step: int) -> None:
 
 
 # The table's key names the page it shows, so a new page or filter starts with nothing selected.
-TABLE = f"rv_table_{abs(hash((str(wanted), sort, str(S.rv_pages[-1])))) % 10**8}"
+TABLE = f"rv_table_{abs(hash((str(flt), sort, str(S.rv_pages[-1])))) % 10**8}"
 
 
 def picked() -> None:
@@ -208,31 +277,40 @@ def picked() -> None:
         S.rv_current = page.ids[rows[0]]
 
 
-queue, detail = st.columns([5, 6], gap="large")
+queue, detail = st.columns([3, 2], gap="medium")
 with queue:
     if not page.rows:
-        st.info(
-            "No record matches these filters. Clear a filter, or import data from the command line: "
-            "`workbench import data.jsonl`."
-        )
+        if flt.is_empty():
+            st.info("The store holds no record yet: import a file of chats, prompts or badcases.")
+            st.page_link("pages/imports.py", label="Import data", icon=":material/upload_file:")
+        else:
+            st.info("No record matches these filters: remove a filter above.")
     else:
+        # a column the filter holds to one value says nothing: its room goes to the question and the answer
+        same = {"status": len(flt.statuses) == 1, "category": len(flt.categories) == 1}
         frame = pd.DataFrame(
             [
                 {
-                    "": "▶" if r.id == S.rv_current else "",
                     "id": r.id,
                     "status": r.status,
                     "category": r.category or "",
                     "question": r.first_user,
                     "answer": r.answer,
-                    "errors": r.errors or None,
-                    "warnings": r.warnings or None,
+                    "issues": (f"✖{r.errors}" if r.errors else "")
+                    + (f" ▲{r.warnings}" if r.warnings else ""),
                 }
                 for r in page.rows
             ]
-        )
+        ).drop(columns=[name for name, one in same.items() if one])
+        open_row = page.ids.index(S.rv_current) if S.rv_current in page.ids else None
+        wider = 40 * same["category"] + 30 * same["status"]
         table = st.dataframe(
-            frame,
+            frame.style.apply(  # the open record's row is highlighted
+                lambda row: (
+                    ["background-color: rgba(255, 75, 75, 0.12)" if row.name == open_row else ""] * len(row)
+                ),
+                axis=1,
+            ),
             key=TABLE,
             on_select=picked,
             selection_mode="multi-row",
@@ -240,9 +318,12 @@ with queue:
             height=min(38 + 35 * len(frame), 560),
             width="stretch",
             column_config={
-                "": st.column_config.TextColumn(width=24),
-                "id": st.column_config.NumberColumn(width="small", format="%d"),
-                "question": st.column_config.TextColumn(width="large"),
+                "id": st.column_config.NumberColumn(width=44, format="%d"),
+                "status": st.column_config.TextColumn(width=56),
+                "category": st.column_config.TextColumn(width=76),
+                "question": st.column_config.TextColumn(width=140 + wider),
+                "answer": st.column_config.TextColumn(width=130 + wider),
+                "issues": st.column_config.TextColumn(width=40, help="✖ errors ▲ warnings"),
             },
         )
         p1, p2, p3 = st.columns(3)
@@ -251,17 +332,22 @@ with queue:
         p3.caption(f"rows {1 + 50 * (len(S.rv_pages) - 1):,}–{50 * (len(S.rv_pages) - 1) + len(page.rows):,}")
 
         # --- bulk actions ---------------------------------------------------------------------------------
+        # The scope is what the user sees and chose: the ticked rows when there are any, else every record
+        # that matches; the button names the number of records that will change.
         st.subheader("Bulk action")
         chosen = [page.ids[n] for n in table.selection.rows if n < len(page.ids)]
-        scope = st.radio(
-            "Apply to",
-            ["selected", "matching"],
-            horizontal=True,
-            key="rv_scope",
-            format_func=lambda v: (
-                f"{len(chosen)} selected rows" if v == "selected" else f"all {page.total:,} matching records"
-            ),
-        )
+        if chosen:
+            target = ReviewFilter(ids=tuple(chosen))
+            st.caption(
+                f"Applies to the {count(len(chosen), 'ticked row')}. Untick {'it' if len(chosen) == 1 else 'them'} "
+                "to act on every match."
+            )
+        else:
+            target = flt
+            st.caption(
+                f"Applies to {'the' if page.total == 1 else 'all'} {count(page.total, 'matching record')}. "
+                "Tick rows in the table to act on those only."
+            )
         kind = st.selectbox(
             "Action", list(review.BULK_KINDS), format_func=review.BULK_KINDS.get, key="rv_bulk_kind"
         )
@@ -274,39 +360,35 @@ with queue:
             value = [
                 t for t in st.text_input("Tags", key="rv_bulk_tags", placeholder="comma-separated").split(",")
             ]
-        target = ReviewFilter(ids=tuple(chosen)) if scope == "selected" else flt
         action = BulkAction(kind, value)
-        if scope == "selected" and not chosen:
-            st.caption("Tick rows in the table to select them.")
-        else:
+        try:
+            n = review.preview_bulk(store, target, action)
+        except WorkbenchError as exc:  # no tag named yet
+            st.caption(escape_markdown(str(exc).capitalize() + "."))
+            n = None
+        if n is not None and st.button(
+            f"{escape_markdown(action.describe().capitalize())}: change {count(n, 'record')}",
+            disabled=not n,
+            key="rv_bulk_go",
+            type="primary",
+        ):
             try:
-                n = review.preview_bulk(store, target, action)
+                with st.spinner(f"Changing {count(n, 'record')} ..."):
+                    result = review.apply_bulk(store, target, action, AUTHOR)
+                S.rv_base = None  # the open record may be among those changed
+                S.rv_flash = (
+                    "success",
+                    f"Operation #{result.operation_id}: {result.description} on "
+                    f"{count(result.changed, 'record')}. Undo it below.",
+                )
             except WorkbenchError as exc:
-                st.warning(escape_markdown(exc))
-                n = 0
-            if st.button(
-                f"{escape_markdown(action.describe().capitalize())}: change {n:,} records",
-                disabled=not n,
-                key="rv_bulk_go",
-                type="primary",
-            ):
-                try:
-                    with st.spinner(f"Changing {n:,} records ..."):
-                        result = review.apply_bulk(store, target, action, AUTHOR)
-                    S.rv_base = None  # the open record may be among those changed
-                    S.rv_flash = (
-                        "success",
-                        f"Operation #{result.operation_id}: {result.description} on "
-                        f"{result.changed:,} records. Undo it below.",
-                    )
-                except WorkbenchError as exc:
-                    S.rv_flash = ("error", str(exc))
-                st.rerun()
+                S.rv_flash = ("error", str(exc))
+            st.rerun()
         with st.expander("Recent bulk actions", expanded=bool(S.get("rv_flash"))):
             for op in review.recent_operations(store, 8):
                 o1, o2 = st.columns([4, 1])
                 o1.text(
-                    f"#{op.id} {op.description} · {op.records:,} records · {op.author} · "
+                    f"#{op.id} {op.description} · {count(op.records, 'record')} · {op.author} · "
                     f"{op.created_at:%m-%d %H:%M}" + (f" · undone by #{op.undone_by}" if op.undone_by else "")
                 )
                 if (
@@ -320,7 +402,7 @@ with queue:
                         S.rv_base = None
                         S.rv_flash = (
                             "success",
-                            f"Undid #{op.id}: {done.reverted:,} records put back"
+                            f"Undid #{op.id}: {count(done.reverted, 'record')} put back"
                             + (
                                 f", {done.left_alone:,} changed since and left as they are"
                                 if done.left_alone
@@ -482,50 +564,6 @@ with detail:
         k1.button("Keep mine", on_click=resolve, args=(True,), key="rv_keep_mine")
         k2.button("Take theirs", on_click=resolve, args=(False,), key="rv_take_theirs")
 
-    last_answer = max((n for n, t in enumerate(S.rv_turns) if t["role"] == "assistant"), default=None)
-    for n, turn in enumerate(S.rv_turns):
-        r1, r2, r3, r4 = st.columns([5, 1, 1, 1], vertical_alignment="bottom")
-        role = turn["role"] if turn["role"] in ROLES else turn["role"]
-        r1.selectbox(
-            f"Turn {n + 1}",
-            ROLES if role in ROLES else [role, *ROLES],
-            index=(ROLES if role in ROLES else [role, *ROLES]).index(role),
-            key=f"rv_role_{serial}_{n}",
-        )
-        r2.button(
-            "↑",
-            key=f"rv_up_{serial}_{n}",
-            on_click=change_turns,
-            args=("up", n),
-            disabled=n == 0,
-            help="Move the turn up",
-        )
-        r3.button(
-            "↓",
-            key=f"rv_down_{serial}_{n}",
-            on_click=change_turns,
-            args=("down", n),
-            disabled=n == len(S.rv_turns) - 1,
-            help="Move the turn down",
-        )
-        r4.button(
-            "✕", key=f"rv_del_{serial}_{n}", on_click=change_turns, args=("delete", n), help="Delete the turn"
-        )
-        if n == last_answer and rec.bad_output:
-            said, right = st.columns(2)
-            said.caption("The model said (bad output)")
-            said.code(rec.bad_output, language=None, wrap_lines=True)
-            right.text_area("The right answer", turn["content"], key=f"rv_text_{serial}_{n}", height=120)
-        else:
-            st.text_area(
-                f"Turn {n + 1} content",
-                turn["content"],
-                key=f"rv_text_{serial}_{n}",
-                label_visibility="collapsed",
-                height=68 if len(turn["content"]) < 200 else 160,
-            )
-    st.button("＋ Add turn", on_click=change_turns, args=("add",), key=f"rv_add_{serial}")
-
     if view.issues:
         st.markdown("**Issues**")
         for n, issue in enumerate(view.issues):
@@ -544,40 +582,114 @@ with detail:
                     S.rv_flash = ("error", str(exc))
                 st.rerun()
 
-    f1, f2, f3, f4 = st.columns(4)
-    f1.text_input("Category", rec.category or "", key=f"rv_cat_{tag}")
-    f2.text_input("Tags", ", ".join(rec.tags), key=f"rv_tags_{tag}", placeholder="comma-separated")
-    f3.text_input("Task type", rec.task_type or "", key=f"rv_task_{tag}")
-    f4.selectbox(
-        "Status", list(review.STATUSES), index=review.STATUSES.index(rec.status), key=f"rv_status_{tag}"
-    )
-    st.text_input("Note", key=f"rv_note_{tag}", placeholder="why you changed it (kept in the history)")
+    def box_height(text: str) -> int:
+        """Room for the text's lines at the editor's width (about 40 Latin or 20 Chinese characters a line)."""
+        lines = sum(1 + len(line.encode("gbk", "replace")) // 44 for line in text.splitlines() or [""])
+        return min(68 + 22 * (lines - 1), 320)
 
-    b1, b2, b3 = st.columns(3)
-    b1.button("Save", on_click=save, shortcut="Ctrl+S", type="primary", width="stretch", key="rv_save")
-    b2.button(
-        "Approve", on_click=save, args=("approved", 1), shortcut="Alt+A", width="stretch", key="rv_approve"
-    )
-    b3.button(
-        "Reject", on_click=save, args=("rejected", 1), shortcut="Alt+X", width="stretch", key="rv_reject"
-    )
-    b4, b5 = st.columns(2)
-    b4.button("◀ Previous", on_click=go, args=(-1,), shortcut="Alt+K", width="stretch", key="rv_prev")
-    b5.button("Next ▶", on_click=go, args=(1,), shortcut="Alt+J", width="stretch", key="rv_next")
+    def pick_label(n: int, label: str) -> None:
+        turns = read_turns()
+        turns[n]["content"] = label
+        S.rv_turns, S.rv_serial = turns, S.rv_serial + 1  # new widget keys: the boxes start from the turns
+
+    def flip_training_view() -> None:
+        S.rv_training = not S.get("rv_training", False)
+
+    # The editor is a form: a form's fields hand their text to the browser's form state as it is typed, so a
+    # shortcut (Ctrl+S) pressed while the cursor is still in a box saves what was just typed. Every button
+    # in it submits the fields with it; enter_to_submit is off, so Enter in a field does not press one.
+    last_answer = max((n for n, t in enumerate(S.rv_turns) if t["role"] == "assistant"), default=None)
+    with st.form(f"rv_edit_{serial}", border=False, enter_to_submit=False):
+        for n, turn in enumerate(S.rv_turns):
+            text_key = f"rv_text_{serial}_{n}"
+            r1, r2, r3, r4 = st.columns([3.4, 1, 1, 1], vertical_alignment="bottom")
+            role = turn["role"]
+            roles = ROLES if role in ROLES else [role, *ROLES]
+            r1.selectbox(f"Turn {n + 1}", roles, index=roles.index(role), key=f"rv_role_{serial}_{n}")
+            r2.form_submit_button(
+                "↑", key=f"rv_up_{serial}_{n}", on_click=change_turns, args=("up", n), disabled=n == 0,
+                help="Move the turn up",
+            )  # fmt: skip
+            r3.form_submit_button(
+                "↓", key=f"rv_down_{serial}_{n}", on_click=change_turns, args=("down", n),
+                disabled=n == len(S.rv_turns) - 1, help="Move the turn down",
+            )  # fmt: skip
+            r4.form_submit_button(
+                "✕",
+                key=f"rv_del_{serial}_{n}",
+                on_click=change_turns,
+                args=("delete", n),
+                help="Delete the turn",
+            )
+            if n == last_answer and view.labels:
+                # a labels contract: the answer is one of its labels, picked with a click or the keys 1-9
+                st.caption(f"The right answer: pick a label (keys 1–{min(len(view.labels), 9)})")
+                with st.container(horizontal=True):
+                    for i, label in enumerate(view.labels):
+                        st.form_submit_button(
+                            escape_markdown(label),
+                            key=f"rv_label_{serial}_{i}",
+                            on_click=pick_label,
+                            args=(n, label),
+                            shortcut=str(i + 1) if i < 9 else None,
+                            type="primary" if S.get(text_key, turn["content"]) == label else "secondary",
+                        )
+            if n == last_answer and rec.bad_output:
+                said, right = st.columns(2)
+                said.caption("The model said (bad output)")
+                said.code(rec.bad_output, language=None, wrap_lines=True)
+                right.text_area("The right answer", turn["content"], key=text_key, height=120)
+            else:
+                st.text_area(
+                    f"Turn {n + 1} content",
+                    turn["content"],
+                    key=text_key,
+                    label_visibility="collapsed",
+                    height=box_height(turn["content"]),
+                )
+        t1, t2 = st.columns(2)
+        t1.form_submit_button("＋ Add turn", on_click=change_turns, args=("add",), key=f"rv_add_{serial}")
+        t2.form_submit_button(
+            "Hide training view" if S.get("rv_training") else "Training view",
+            on_click=flip_training_view,
+            key="rv_training_view",
+        )
+
+        f1, f2 = st.columns(2)
+        f1.text_input("Category", rec.category or "", key=f"rv_cat_{tag}")
+        f2.text_input("Tags", ", ".join(rec.tags), key=f"rv_tags_{tag}", placeholder="comma-separated")
+        f3, f4 = st.columns(2)
+        f3.text_input("Task type", rec.task_type or "", key=f"rv_task_{tag}")
+        f4.selectbox(
+            "Status", list(review.STATUSES), index=review.STATUSES.index(rec.status), key=f"rv_status_{tag}"
+        )
+        st.text_input("Note", key=f"rv_note_{tag}", placeholder="why you changed it (kept in the history)")
+
+        with st.container(horizontal=True):
+            st.form_submit_button("Save", on_click=save, shortcut="Ctrl+S", type="primary", key="rv_save")
+            st.form_submit_button(
+                "Approve", on_click=save, args=("approved", 1), shortcut="Alt+A", key="rv_approve"
+            )
+            st.form_submit_button(
+                "Reject", on_click=save, args=("rejected", 1), shortcut="Alt+X", key="rv_reject"
+            )
+    b5, b6 = st.columns(2)
+    b5.button("◀ Previous", on_click=go, args=(-1,), shortcut="Alt+K", width="stretch", key="rv_prev")
+    b6.button("Next ▶", on_click=go, args=(1,), shortcut="Alt+J", width="stretch", key="rv_next")
     st.caption(
         "Keys: Alt+J next · Alt+K previous · Ctrl+S save · Alt+A approve and next · Alt+X reject and next"
+        + (" · 1–9 pick a label" if view.labels else "")
     )
 
-    if st.toggle(
-        "Training view",
-        key="rv_training",
-        help="Your draft as the trainer will see it: the target model's chat template, trained tokens in ⟦ ⟧.",
-    ):
+    if S.get("rv_training"):
 
         @st.cache_resource(show_spinner="Loading the target model's tokenizer ...")
         def encoder(model: str, models_dir: str) -> review.TrainingEncoder:
             return review.load_training_encoder(model, models_dir)
 
+        st.caption(
+            "Your draft as the trainer will see it: the target model's chat template, trained tokens in ⟦ ⟧."
+        )
         try:
             # the draft as it stands, so a newly written answer shows how it will be trained
             shown = review.training_view(
@@ -594,20 +706,24 @@ with detail:
         except WorkbenchError as exc:
             st.error(escape_markdown(exc))
 
-    with st.expander(f"History ({len(view.history)} revisions)"):
+    with st.expander(f"History ({count(len(view.history), 'revision')})"):
         if not view.history:
             st.caption("No changes since import.")
         for rev in reversed(view.history):
-            h1, h2 = st.columns([5, 1])
+            h1, h2 = st.columns([3, 1])
             h1.text(
                 f"v{rev.version} · {rev.action} · {rev.author} · {rev.created_at:%Y-%m-%d %H:%M:%S}"
                 + (f" · {rev.note}" if rev.note else "")
             )
-            if rev.before is not None and h2.button("Undo", key=f"rv_undo_{rev.id}"):
+            if rev.before is not None and h2.button(
+                "Undo",
+                key=f"rv_undo_{rev.id}",
+                help=f"Put back what v{rev.version} changed, as a new revision",
+            ):
                 try:
                     review.undo_revision(store, rev.id, AUTHOR)
                     S.rv_base = None
-                    S.rv_flash = ("success", f"Undid version {rev.version} (as a new revision).")
+                    S.rv_flash = ("success", f"Undid v{rev.version} (as a new revision).")
                 except WorkbenchError as exc:
                     S.rv_flash = ("error", str(exc))
                 st.rerun()

@@ -107,7 +107,7 @@ def test_edit_and_save_writes_a_revision(store_env):
     at = open_review({"text": "外卖"})
     rid = at.session_state.rv_current
     answer = next(t for t in at.text_area if t.label == "The right answer")
-    answer.set_value("delivery_status").run()
+    answer.set_value("delivery_status")  # the editor is a form: its fields go with the button that submits it
     at.button(key="rv_save").click().run()
     assert not at.exception
     assert any("Saved record" in s.value for s in at.success)
@@ -123,7 +123,8 @@ def test_a_stale_save_shows_both_versions_and_keeps_either(store_env):
     review.save_record(
         store_env, rid, rec.version, {"category": "售后"}, "cli-user"
     )  # someone else, meanwhile
-    at.text_input(key=f"rv_tags_{rid}_1").set_value("复核").run()
+    at.text_input(key=f"rv_tags_{rid}_1").set_value("复核")
+    at.button(key="rv_training_view").click().run()  # any button of the editor keeps what was typed
     assert any("changed since you opened it" in w.value for w in at.warning)  # the typed tag is kept
     assert at.text_input(key=f"rv_tags_{rid}_1").value == "复核"
     at.button(key="rv_save").click().run()
@@ -163,7 +164,7 @@ def test_one_click_fix_from_the_issue_list(store_env):
 
 def test_bulk_action_says_how_many_then_one_undo_reverts_it(store_env):
     at = open_review({"category": "物流"})
-    at.radio(key="rv_scope").set_value("matching").run()
+    assert any("Applies to all 61 matching records" in c.value for c in at.caption)  # no row ticked
     at.selectbox(key="rv_bulk_kind").set_value("status").run()
     at.selectbox(key="rv_bulk_status").set_value("approved").run()
     go = at.button(key="rv_bulk_go")
@@ -223,7 +224,7 @@ def test_a_busy_store_says_who_holds_it_and_offers_a_retry(store_env, monkeypatc
 
 def test_training_view_shows_the_template_and_the_token_count(store_env):
     at = open_review({"text": "外卖"})
-    at.toggle(key="rv_training").set_value(True).run()
+    at.button(key="rv_training_view").click().run()
     assert not at.exception, at.exception
     counts = next(t.value for t in at.text if "tokens," in t.value)
     assert "/ 2,048 tokens" in counts and "trained" in counts
@@ -234,7 +235,8 @@ def test_an_empty_store_says_how_to_start(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path / "empty"))
     at = open_review()
     assert matching(at).startswith("**0 records match**")
-    assert any("workbench import" in i.value for i in at.info)
+    assert any("import a file" in i.value for i in at.info)
+    assert [link.proto.page for link in at.get("page_link")] == ["imports"]  # the Import page
     assert not any(h.value.startswith("Record") for h in at.subheader)
 
 
@@ -273,3 +275,64 @@ def test_hard_after_run_filter_shows_why_each_record_is_there(store_env):
     at.selectbox(key="rv_hard").set_value(None).run()
     assert matching(at).startswith("**63 records match**")
     assert not any("Why it is here" in m.value for m in at.markdown)
+
+
+def test_review_after_another_page_keeps_working(store_env):
+    """Streamlit forgets the widgets of a page it did not draw: coming back to Review (sidebar, or the same
+    Overview link twice) must re-seed the filters, not crash."""
+    at = open_review()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception, at.exception
+    at.switch_page(REVIEW).run()
+    assert not at.exception, at.exception
+    assert matching(at).startswith("**63 records match**")
+    at = open_review({"category": "物流"})
+    at.switch_page("pages/overview.py").run()
+    at.switch_page(REVIEW)
+    at.query_params["category"] = "物流"
+    at.run()
+    assert not at.exception, at.exception
+    assert matching(at).startswith("**61 records match**")
+    assert at.multiselect(key="rv_category").value == ["物流"]
+
+
+def test_text_search_leaves_the_system_prompt_out_unless_asked(store_env):
+    """The word refund is only in a turn whose role is misspelled (asistant): neither a question nor an answer."""
+    at = open_review({"text": "refund"})
+    assert matching(at).startswith("**0 records match**")
+    at.selectbox(key="rv_text_in").set_value("any").run()
+    assert matching(at).startswith("**1 record matches**")
+    assert at.query_params["in"] in ("any", ["any"])
+    at.selectbox(key="rv_text_in").set_value("question").run()
+    at.text_input(key="rv_text").set_value("外卖").run()
+    assert matching(at).startswith("**1 record matches**")
+
+
+def test_a_filter_set_by_a_link_shows_as_a_chip_that_removes_it(store_env):
+    at = open_review({"import": "1", "duplicate": "unique"})
+    chips = [b for b in at.button if b.key and b.key.startswith("rv_chip_")]
+    assert [c.label for c in chips] == ["duplicates: unique ✕", "import #1 ✕"]
+    chips[1].click().run()
+    assert not at.exception
+    assert "import" not in at.query_params and at.query_params["duplicate"] in ("unique", ["unique"])
+    assert [b.label for b in at.button if b.key and b.key.startswith("rv_chip_")] == ["duplicates: unique ✕"]
+    at.button(key="rv_chip_0").click().run()
+    assert matching(at).startswith("**63 records match**") and not dict(at.query_params)
+
+
+def test_a_labels_contract_gives_the_answer_as_label_buttons(store_env):
+    from workbench.contracts import Contract
+    from workbench.curation import set_contract
+
+    set_contract(store_env, Contract("物流", "labels", ["delivery_status", "refund", "其他"]))
+    at = open_review({"text": "外卖"})
+    rid = at.session_state.rv_current
+    labels = [b for b in at.button if b.key and b.key.startswith("rv_label_")]
+    assert [b.label for b in labels] == ["delivery_status", "refund", "其他"]
+    labels[2].click().run()
+    assert next(t for t in at.text_area if t.label == "The right answer").value == "其他"
+    assert (
+        next(b for b in at.button if b.label == "其他").proto.type == "primary"
+    )  # the chosen one stands out
+    at.button(key="rv_save").click().run()
+    assert review.open_record(store_env, rid).record.messages[-1]["content"] == "其他"

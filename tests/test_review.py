@@ -108,10 +108,15 @@ def test_filter_round_trips_through_url_params():
         text="订单",
         tags=("vip",),
         hard_after_run=7,
+        text_in="system",
     )
     params = review.filter_to_params(flt)
     assert params["category"] == ["退款"] and params["cluster"] == ["3"] and params["hard"] == ["7"]
+    assert params["in"] == ["system"]
     assert review.filter_from_params(params) == flt
+    assert "in" not in review.filter_to_params(ReviewFilter(text="订单"))  # the default stays out of links
+    with pytest.raises(WorkbenchError, match="cannot search text in 'prompt'"):
+        review.filter_from_params({"text": ["x"], "in": ["prompt"]})
     assert review.filter_from_params({}) == ReviewFilter()
     with pytest.raises(WorkbenchError, match="unknown status 'done'"):
         review.filter_from_params({"status": ["done"]})
@@ -268,6 +273,48 @@ def test_text_search_takes_percent_and_underscore_literally(store, write_jsonl):
     count = lambda text: review.load_queue(store, ReviewFilter(text=text)).total  # noqa: E731
     assert count("100%") == 1 and count("off_now") == 1 and count("100") == 2
     assert count("école") == 1 and count("打折") == 1 and count("OFF_NOW") == 1
+
+
+def test_text_search_reads_questions_and_answers_unless_told_another_field(store, write_jsonl):
+    """A system prompt that lists the labels would make every record match a label: by default a search
+    reads the questions and answers only; the user can pick the question, the answer, the system prompt or
+    any turn."""
+    system = "把用户的话归类为 refund、delivery 或 other 之一 (classify as refund, delivery or other)"
+    records = [
+        {"messages": [{"role": "system", "content": system}, {"role": "user", "content": q},
+                      {"role": "assistant", "content": a}]}
+        for q, a in (("我要退款 refund please", "refund"), ("外卖到哪了", "delivery"), ("你好", "other"),
+                     ("Where is my refund?", "delivery"))
+    ]  # fmt: skip
+    ingest.import_file(store, write_jsonl(records))
+    count = lambda text, where="qa": review.load_queue(store, ReviewFilter(text=text, text_in=where)).total  # noqa: E731
+    assert count("refund") == 2  # the answer "refund", and the question about a refund; not the prompt
+    assert count("refund", "question") == 2 and count("refund", "answer") == 1
+    assert count("refund", "system") == 4 and count("refund", "any") == 4
+    assert count("退款") == 1 and count("归类") == 0 and count("归类", "system") == 4
+    assert count("外卖", "answer") == 0 and count("外卖", "question") == 1
+
+
+def test_open_record_names_the_labels_of_its_categorys_contract(loaded):
+    from workbench.contracts import Contract
+    from workbench.curation import set_contract
+
+    set_contract(loaded, Contract("物流", "labels", ["delivery_status", "refund", "其他"]))
+    badcase = review.open_record(loaded, all_ids(loaded, ReviewFilter(text="外卖"))[0])
+    assert badcase.labels == ("delivery_status", "refund", "其他")
+    assert review.open_record(loaded, all_ids(loaded, ReviewFilter(text="hi"))[0]).labels == ()
+
+
+def test_a_revision_diff_names_the_field_it_changed(loaded):
+    rid = all_ids(loaded, ReviewFilter(text="外卖"))[0]
+    review.save_record(loaded, rid, 1, {"category": "售后", "tags": ["复核"]}, "alice")
+    rev = review.open_record(loaded, rid).history[-1]
+    diffs = {d.field: d.diff for d in review.revision_diff(rev)}
+    assert diffs["category"].startswith("--- category before\n+++ category after")
+    assert "-物流" in diffs["category"] and "+售后" in diffs["category"]
+    assert diffs["tags"].startswith("--- tags before")
+    undone = review.undo_revision(loaded, rev.id, "bob")
+    assert review.open_record(loaded, rid).history[-1].note == f"undo of v{undone.version - 1}"
 
 
 def test_draft_changes_name_only_what_the_person_changed(loaded):

@@ -134,7 +134,7 @@ def undo_revision(store: Store, revision_id: int, author: str) -> Record:
             revision.before,
             author,
             "undo",
-            f"undo of revision {revision_id}",
+            f"undo of v{revision.version}",
         )
         _recheck(con, store, Selection(ids=(revision.record_id,)))
         return record

@@ -19,12 +19,13 @@ from .store import Store
 from .store import review as sql
 from .store import settings as store_settings
 from .store.records import STATUSES, Record, Revision, Selection, get_record, revisions_of, update_record
-from .store.review import DUPLICATE_STATES, SORTS, Operation, QueueRow, ReviewFilter
+from .store.review import DUPLICATE_STATES, SORTS, TEXT_FIELDS, Operation, QueueRow, ReviewFilter
 
 __all__ = [
     "DUPLICATE_STATES",
     "SORTS",
     "STATUSES",
+    "TEXT_FIELDS",
     "BulkAction",
     "Operation",
     "QueuePage",
@@ -76,10 +77,15 @@ def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
     bad = [s for s in values.get("statuses", ()) if s not in STATUSES]
     if bad:
         raise WorkbenchError(f"unknown status {bad[0]!r} in the link; statuses are {', '.join(STATUSES)}")
-    for param in ("severity", "duplicate", "text"):
+    for param, name in (
+        ("severity", "severity"),
+        ("duplicate", "duplicate"),
+        ("text", "text"),
+        ("in", "text_in"),
+    ):
         found = params.get(param) or []
         if found and found[0]:
-            values[param] = found[0]
+            values[name] = found[0]
     try:
         imports = tuple(int(v) for v in params.get("import", []) if v)
     except ValueError:
@@ -95,7 +101,7 @@ def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
                     f"{param} {params[param][0]!r} in the link is not a {what} number"
                 ) from None
     flt = ReviewFilter(**values)
-    flt.sql()  # validates severity and duplicate state
+    flt.sql()  # validates severity, duplicate state and where text is searched
     return flt
 
 
@@ -108,6 +114,8 @@ def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
     for param in ("severity", "duplicate", "text"):
         if getattr(flt, param):
             out[param] = [getattr(flt, param)]
+    if flt.text and flt.text_in != ReviewFilter.text_in:
+        out["in"] = [flt.text_in]
     if flt.cluster is not None:
         out["cluster"] = [str(flt.cluster)]
     if flt.imports:
@@ -191,17 +199,20 @@ class RecordView:
     history: list[Revision]
     max_tokens: int
     target_model: str
+    labels: tuple[str, ...] = ()  # the answers its category's labels contract allows (none: no such contract)
 
 
 def open_record(store: Store, record_id: int) -> RecordView:
-    """A record with its issues and its history, read in one turn on the store."""
+    """A record with its issues, its history and its category's labels, read in one turn on the store."""
     with store.connect(read_only=True) as con:
         record = get_record(con, record_id)
         issues = [Issue(*row) for row in sql.issues_of_records(con, [record_id])[record_id]]
         history = revisions_of(con, record_id)
         max_tokens = int(store_settings.get_setting(con, "max_tokens"))
         target = str(store_settings.get_setting(con, "target_model"))
-    return RecordView(record, issues, history, max_tokens, target)
+        contract = store_settings.get_contracts(con).get(record.category or "")
+    labels = tuple(contract.spec) if contract is not None and contract.kind == "labels" else ()
+    return RecordView(record, issues, history, max_tokens, target, labels)
 
 
 def save_record(
@@ -293,7 +304,7 @@ def revision_diff(revision: Revision) -> list[FieldDiff]:
     for name in revision.after or {}:
         before = (revision.before or {}).get(name)
         after = (revision.after or {}).get(name)
-        out.append(FieldDiff(name, before, after, _text_diff(_as_lines(before), _as_lines(after))))
+        out.append(FieldDiff(name, before, after, _text_diff(name, _as_lines(before), _as_lines(after))))
     return out
 
 
@@ -311,19 +322,18 @@ def _as_lines(value: Any) -> list[str]:
     return str(value).splitlines() or [""]
 
 
-def _text_diff(before: list[str], after: list[str]) -> str:
-    return "\n".join(
-        line for line in difflib.unified_diff(before, after, "before", "after", lineterm="", n=2)
-    )
+def _text_diff(name: str, before: list[str], after: list[str]) -> str:
+    return "\n".join(difflib.unified_diff(before, after, f"{name} before", f"{name} after", lineterm="", n=2))
 
 
 # --- bulk actions ----------------------------------------------------------------------------------------------
 
+# The first is the default: adding a tag changes nothing else and one undo takes it away.
 BULK_KINDS = {
-    "status": "set status",
-    "category": "set category",
-    "tags": "set tags",
     "add_tags": "add tags",
+    "tags": "set tags",
+    "category": "set category",
+    "status": "set status",
     "autofix": "apply safe autofixes",
     "reject": "delete (set status rejected)",
 }

@@ -15,6 +15,15 @@ from .connection import scalar
 from .issues import ALL_ISSUES
 
 DUPLICATE_STATES = ("kept", "copy", "unique")
+# Where a text search looks -> the roles of the turns it reads (None: every turn) and what it means. The
+# default leaves the system prompt out: a prompt that lists the labels would make every record match them.
+TEXT_FIELDS = {
+    "qa": (("user", "assistant"), "question + answer"),
+    "question": (("user",), "question"),
+    "answer": (("assistant",), "answer"),
+    "system": (("system",), "system prompt"),
+    "any": (None, "any turn"),
+}
 # Sort name -> (key expression over records r, direction, what it means). Every page is ordered by
 # (key, id) in that direction and the next page starts after the last row's (key, id): keyset paging.
 # A plain column as the key (newest: r.id) lets DuckDB read the top rows without sorting the table.
@@ -34,8 +43,9 @@ _names = itertools.count()
 class ReviewFilter:
     """Which records the Review queue shows; each field narrows it, empty fields do not.
 
-    `categories` may hold "" for records without a category. `text` matches a substring of any turn,
-    case-insensitively; Chinese text matches without word boundaries.
+    `categories` may hold "" for records without a category. `text` matches a substring of the turns
+    `text_in` names (a TEXT_FIELDS key: the questions and answers unless told), case-insensitively; Chinese
+    text matches without word boundaries.
     """
 
     datasets: tuple[str, ...] = ()
@@ -49,16 +59,23 @@ class ReviewFilter:
     cluster: int | None = None
     sources: tuple[str, ...] = ()
     text: str = ""
+    text_in: str = "qa"
     ids: tuple[int, ...] = ()
     imports: tuple[int, ...] = ()  # the imports the records came from
     hard_after_run: int | None = None  # records run N still gets wrong or learned least (see HARD_AFTER_RUN)
 
     def is_empty(self) -> bool:
-        return not any(getattr(self, f.name) not in (None, "", ()) for f in fields(self))
+        return not any(
+            getattr(self, f.name) not in (None, "", ()) for f in fields(self) if f.name != "text_in"
+        )
 
     def sql(self, alias: str = "r") -> tuple[str, list]:
         """A WHERE clause over `records {alias}` and its parameters."""
         where, params = [], []
+        if self.text_in not in TEXT_FIELDS:
+            raise WorkbenchError(
+                f"cannot search text in {self.text_in!r}; search in one of {', '.join(TEXT_FIELDS)}"
+            )
         for column, values in (
             ("dataset", self.datasets),
             ("status", self.statuses),
@@ -109,17 +126,19 @@ class ReviewFilter:
             where.append(f"{alias}.id IN {HARD_AFTER_RUN}")
             params.append(self.hard_after_run)
         if self.text:
+            roles = TEXT_FIELDS[self.text_in][0]
+            in_role = "list_contains(?, m.role) AND " if roles else ""
+            params += [list(roles)] if roles else []
             # Text without upper/lower case (Chinese, digits) is matched as it is, three times faster than
             # lower-casing every turn (bench/review.py); other text case-insensitively with ILIKE.
             if self.text.lower() == self.text.upper():
-                where.append(f"len(list_filter({alias}.messages, lambda m: contains(m.content, ?))) > 0")
+                match = "contains(m.content, ?)"
                 params.append(self.text)
             else:
+                match = "ilike_escape(m.content, ?, '\\')"
                 escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                where.append(
-                    f"len(list_filter({alias}.messages, lambda m: ilike_escape(m.content, ?, '\\'))) > 0"
-                )
                 params.append(f"%{escaped}%")
+            where.append(f"len(list_filter({alias}.messages, lambda m: {in_role}{match})) > 0")
         return (" AND ".join(where) or "true"), params
 
 
