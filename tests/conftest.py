@@ -88,3 +88,13 @@ def stored_evaluation(
         sql.save_results(con, eid, results)
         sql.update_evaluation(con, eid, status=status)
     return eid
+
+
+def shown(markdown: str) -> str:
+    """The text a reader sees of a markdown body a page hands Streamlit (escaped names read as themselves)."""
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    return html.unescape(re.sub(r"<[^>]+>", "", MarkdownIt("commonmark").render(markdown))).strip()
