@@ -185,3 +185,13 @@ def pytest_collection_modifyitems(config, items):
         return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: within a rank, the files and their tests keep their order
+
+
+def shown(markdown: str) -> str:
+    """The text a reader sees of a markdown body a page hands Streamlit (escaped names read as themselves)."""
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    return html.unescape(re.sub(r"<[^>]+>", "", MarkdownIt("commonmark").render(markdown))).strip()

@@ -17,7 +17,7 @@ from workbench.review import ReviewFilter
 from workbench.store.records import Selection
 from workbench.train.folder import write_json_atomic
 
-from .conftest import ROOT, chat
+from .conftest import ROOT, chat, shown
 from .test_clusters_view import save_run
 
 APP = str(ROOT / "app.py")
@@ -130,7 +130,7 @@ def test_import_page_says_why_a_paste_imports_nothing(empty):
     at.text_area(key="im_paste_text").set_value("just some words").run()
     at.button(key="im_paste_go").click().run()
     assert not at.exception
-    assert at.error[0].value.startswith("pasted: the file has a header row and no rows under it")
+    assert shown(at.error[0].value).startswith("pasted: the file has a header row and no rows under it")
     assert "Nothing was imported from it" in at.error[0].value and ingest.recent_imports(empty) == []
     at.text_area(key="im_paste_text").set_value("[1, 2").run()
     at.button(key="im_paste_go").click().run()
@@ -142,7 +142,7 @@ def test_quality_page_fixes_all_of_a_code_in_one_operation_and_undoes_it(full):
     assert at.subheader[0].value == "Issues by code"
     at.button(key="q_fix_role-typo").click().run()
     assert not at.exception, at.exception
-    assert "fixed 1 records with role-typo" in at.success[0].value
+    assert "fixed 1 records with role-typo" in shown(at.success[0].value)
     assert review.load_queue(full, ReviewFilter(issue_codes=("role-typo",))).total == 0
     at.button(key="q_undo").click().run()
     assert review.load_queue(full, ReviewFilter(issue_codes=("role-typo",))).total == 1
@@ -244,7 +244,7 @@ def test_import_page_adds_one_badcase_from_the_form(empty):
     )
     at.text_area(key="im_form_user").set_value(" ")
     at.button[[b.label for b in at.button].index("Add the badcase")].click().run()
-    assert "user's message" in at.error[0].value
+    assert "user's message" in shown(at.error[0].value)
 
 
 def test_import_page_imports_uploads_in_the_background_and_shows_their_reports(empty):
@@ -267,7 +267,7 @@ def test_import_page_imports_uploads_in_the_background_and_shows_their_reports(e
     assert not at.exception, at.exception
     assert [m.value for m in at.metric][:3] == ["2", "0", "0"]  # imported, repaired, rejected of the CSV
     assert any("csv, gb18030" in t.value for t in at.text)
-    assert any(e.value.startswith("空.jsonl: the file is empty") for e in at.error)
+    assert any(shown(e.value).startswith("空.jsonl: the file is empty") for e in at.error)
     assert [i.file_name for i in ingest.recent_imports(empty)] == ["退款.csv"]
     assert not at.file_uploader[0].value  # emptied once its files were on their way: no double import
 
@@ -295,7 +295,7 @@ def test_import_page_shows_a_running_import_and_refuses_a_second_one(empty):
         at.file_uploader[0].set_value(("more.jsonl", b'{"prompt": "hi", "response": "x"}\n', "x")).run()
         assert at.button(key="im_up_go").disabled
         bar = at.get("progress")[0]
-        assert "大文件.jsonl (2 of 3): checking 500 / 2,000" in bar.proto.text and bar.value == 25
+        assert "大文件.jsonl (2 of 3): checking 500 / 2,000" in shown(bar.proto.text) and bar.value == 25
         at.button(key="im_cancel").click().run()
         assert (folder / "cancel").exists()
     finally:

@@ -6,10 +6,8 @@ Playground answer: each name appears literally, nothing fails, and no request le
 
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from urllib.parse import unquote
@@ -31,7 +29,7 @@ from workbench.store import Store
 from workbench.store import runs as runs_sql
 from workbench.store.records import Selection
 
-from .conftest import ROOT, chat, stored_evaluation
+from .conftest import ROOT, chat, shown, stored_evaluation
 from .test_browser import ARGS, CHROMIUM, running_app
 from .test_clusters_view import save_run
 
@@ -149,6 +147,12 @@ def hostile(tmp_path_factory) -> Store:
     return build_store(folder / "store", folder)
 
 
+@pytest.fixture
+def hostile_cli(tmp_path) -> Store:
+    """A store of its own: the commands change what they look at (imports, a contract, failures sent)."""
+    return build_store(tmp_path / "store", tmp_path)
+
+
 # --- the command line --------------------------------------------------------------------------------------------
 def cli(store: Store, *args: str) -> Result:
     """Run the command in this process (a subprocess per command costs seconds of imports), its tables wide
@@ -168,7 +172,7 @@ def shown_literally(output: str, *names: str) -> None:
         assert name in output, f"{name!r} is not shown as it is in:\n{output}"
 
 
-def test_every_cli_table_shows_hostile_names_as_they_are(hostile, tmp_path):
+def test_every_cli_table_shows_hostile_names_as_they_are(hostile_cli, tmp_path):
     path = tmp_path / FILE_NAME
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in hostile_records()) + "\n", "utf-8")
     expect = {
@@ -192,16 +196,16 @@ def test_every_cli_table_shows_hostile_names_as_they_are(hostile, tmp_path):
         ("failures", "2", "--to", NAMES[2]): [],
     }
     for args, names in expect.items():
-        result = cli(hostile, *args)
+        result = cli(hostile_cli, *args)
         assert "Traceback" not in result.stderr and "MarkupError" not in result.stderr, (args, result.stderr)
         assert result.exit_code in (0, 1), (args, result.stderr)
         shown_literally(result.stdout + result.stderr, *names)
 
 
-def test_an_error_naming_hostile_data_is_one_line_not_a_markup_error(hostile):
-    result = cli(hostile, "status", "approved", "--ids", "1", "--from-status", "[/bold]")
+def test_an_error_naming_hostile_data_is_one_line_not_a_markup_error(hostile_cli):
+    result = cli(hostile_cli, "status", "approved", "--ids", "1", "--from-status", "[/bold]")
     assert "Traceback" not in result.stderr and "MarkupError" not in result.stderr
-    missing = cli(hostile, "import", f"/nonexistent/{NAMES[0]}.jsonl")
+    missing = cli(hostile_cli, "import", f"/nonexistent/{NAMES[0]}.jsonl")
     assert missing.exit_code == 2 and missing.stderr.startswith("error:")
     shown_literally(missing.stderr, f"{NAMES[0]}.jsonl")
 
@@ -213,8 +217,7 @@ MARKDOWN = MarkdownIt("commonmark")
 
 def rendered(body: str) -> tuple[str, str]:
     """What a markdown body turns into: its HTML, and the text a reader sees."""
-    page = MARKDOWN.render(body)
-    return page, html.unescape(re.sub(r"<[^>]+>", "", page))
+    return MARKDOWN.render(body), shown(body)
 
 
 def markdown_bodies(at: AppTest) -> list[str]:
