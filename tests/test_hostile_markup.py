@@ -304,7 +304,6 @@ def test_import_shows_hostile_file_dataset_and_category_names_as_text(pages):
 def test_review_shows_hostile_names_as_text_and_a_bulk_category_too(pages):
     at = open_page("pages/review.py")
     assert_data_is_text(at, DATASET, NAMES[0], NAMES[1], TAG)
-    at.radio(key="rv_scope").set_value("matching").run()
     at.selectbox(key="rv_bulk_kind").set_value("category").run()
     at.text_input(key="rv_bulk_category").set_value(NAMES[1]).run()
     assert_data_is_text(at)
