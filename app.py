@@ -36,17 +36,49 @@ st.sidebar.text_input(
 # after `make app`) makes Streamlit run the page alone, as if from a plain pages/ folder: the page
 # then runs this file itself, which runs the page inside the frame (see the top of each page).
 st.session_state["in_frame"] = True
-# `make app` asks for the demo workspace in an empty store (WORKBENCH_DEMO_ON_EMPTY=1): built once, with progress.
-if os.environ.get("WORKBENCH_DEMO_ON_EMPTY") == "1" and not st.session_state.get("demo_checked"):
-    from workbench.demo import build_demo, store_is_empty
+# `make app` asks for the demo workspace in an empty store (WORKBENCH_DEMO_ON_EMPTY=1): built once per store by a
+# background process (WORKBENCH_DEMO_BASE_MODEL: a local model folder instead of the embedded one;
+# WORKBENCH_DEMO_GENERAL_LIMIT: ask only that many general prompts). Every tab, reload and page shows its
+# progress until it is ready; closing the browser does not stop it.
+if os.environ.get("WORKBENCH_DEMO_ON_EMPTY") == "1":
+    from workbench import demo
+    from workbench.errors import WorkbenchError
     from workbench.store import Store
 
-    st.session_state["demo_checked"] = True
     demo_store = Store.open()
-    if store_is_empty(demo_store):
-        with st.status(
-            "The store is empty: building the demo workspace (a few minutes, once)", expanded=True
-        ) as box:
-            build_demo(demo_store, progress=box.write, author=st.session_state.get("author") or "demo")
-            box.update(label="The demo workspace is ready", state="complete", expanded=False)
+    try:
+        demo_now = (
+            demo.demo_build(demo_store)
+            if st.session_state.get("demo_checked")
+            else demo.start_demo_build(
+                demo_store,
+                author=st.session_state.get("author") or "demo",
+                base_model=os.environ.get("WORKBENCH_DEMO_BASE_MODEL") or None,
+                general_limit=int(os.environ.get("WORKBENCH_DEMO_GENERAL_LIMIT") or 0) or None,
+            )
+        )
+        st.session_state["demo_checked"] = True
+    except WorkbenchError as exc:  # the store is busy: the next rerun looks again
+        demo_now = None
+        st.warning(f"Could not check for the demo workspace: {exc}")
+    if demo_now is not None and demo_now.running:
+
+        @st.fragment(run_every=1)
+        def demo_progress() -> None:
+            build = demo.demo_build(demo_store)
+            if build is None or not build.running:
+                st.rerun(scope="app")
+            eta = f"about {build.eta_s / 60:.1f} min left" if build.eta_s is not None else "time left: –"
+            st.progress(build.fraction, text=f"{build.fraction:.0%} · {build.stage or 'starting'} · {eta}")
+
+        st.title("Building the demo workspace")
+        st.caption(
+            "The store is empty, so the demo workspace (food-delivery support, English and Chinese) is being built "
+            "once for it: a few minutes. Every tab shows this build; you can close the browser and come back."
+        )
+        demo_progress()
+        st.stop()
+    if demo_now is not None and demo_now.state == "failed" and not st.session_state.get("demo_failure_said"):
+        st.session_state["demo_failure_said"] = True
+        st.error(f"The demo workspace could not be built: {demo_now.error}")
 page.run()

@@ -66,6 +66,10 @@ def live_panel(pipeline_id: int) -> None:
             f"{escape_markdown(status.error)}  \nFix the cause and press Resume (a run continues from its last checkpoint), "
             "or start a new one below."
         )
+    elif status.state == "cancelled":
+        st.warning(
+            "Cancelled. Resume continues it (a run from its last checkpoint), or start a new one below."
+        )
     m = st.columns(4)
     if live is not None:
         m[0].metric("Step", f"{live.step}/{live.total_steps or '?'}")

@@ -4,6 +4,10 @@ chat template), deterministic, its badcases the model's real failures with the r
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +125,72 @@ def test_demo_command_refuses_a_store_with_records(tmp_path, write_jsonl):
     import_file(store, write_jsonl([{"prompt": "退款什么时候到账？", "response": "refund"}]))
     result = CliRunner().invoke(main, ["--store", str(store.root), "demo"])
     assert result.exit_code == 1 and "already holds records" in result.output
+
+
+def test_the_demo_build_runs_once_per_store_in_the_background_with_its_progress(tmp_path, tiny):
+    store = Store.open(tmp_path / "store")
+    first = demo.start_demo_build(store, base_model=tiny, general_limit=4, options=OPTIONS, author="演示")
+    second = demo.start_demo_build(store, base_model=tiny, general_limit=4)  # another tab, at once
+    assert first.running and second.id == first.id == 1
+    seen: list[demo.DemoBuild] = []
+    deadline = time.monotonic() + 600
+    while (build := demo.demo_build(store)).running and time.monotonic() < deadline:
+        seen.append(build)
+        time.sleep(0.1)
+    assert build.state == "done", build.error
+    counted = [b for b in seen if b.total]
+    assert counted and counted[-1].total == 4 + len(demo.demo_records()[demo.SUPPORT_DATASET])
+    assert any(b.eta_s is not None and b.eta_s >= 0 for b in counted)
+    assert not demo.store_is_empty(store)
+    again = demo.start_demo_build(store, base_model=tiny)  # a reload after it is done: nothing new
+    assert again.id == 1 and again.state == "done"
+    assert sorted(p.name for p in (store.root / "demo-builds").iterdir() if p.name.isdigit()) == ["1"]
+
+
+def test_no_demo_build_for_a_store_with_records(tmp_path, write_jsonl):
+    from workbench.ingest import import_file
+
+    store = Store.open(tmp_path / "store")
+    import_file(store, write_jsonl([{"prompt": "退款什么时候到账？", "response": "refund"}]))
+    assert demo.start_demo_build(store) is None and demo.demo_build(store) is None
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium is not installed")
+def test_the_demo_build_in_the_browser_survives_tabs_reloads_and_page_clicks(tmp_path, tiny, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import ARGS, CHROMIUM, running_app
+
+    monkeypatch.setenv("WORKBENCH_DEMO_ON_EMPTY", "1")
+    monkeypatch.setenv("WORKBENCH_DEMO_BASE_MODEL", tiny)
+    monkeypatch.setenv("WORKBENCH_DEMO_GENERAL_LIMIT", "6")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    store_dir = tmp_path / "store"
+    store = Store.open(store_dir)
+    with running_app(store_dir) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        one = browser.new_page(viewport={"width": 1400, "height": 900})
+        one.goto(url)
+        one.get_by_text("Building the demo workspace").wait_for(timeout=60_000)
+        two = browser.new_page(viewport={"width": 1400, "height": 900})
+        two.goto(url + "/review")  # a second tab, on another page: the same build
+        two.get_by_text("Building the demo workspace").wait_for(timeout=60_000)
+        one.get_by_role("link", name="Clusters").click()  # clicking a page does not drop it
+        one.get_by_text("Building the demo workspace").wait_for(timeout=60_000)
+        one.locator("[data-testid=stProgress]").wait_for(timeout=60_000)
+        one.get_by_text(re.compile(r"about [\d.]+ min left")).wait_for(
+            timeout=300_000
+        )  # an ETA once answers come
+        one.screenshot(path=str(shots / "demo-build.png"))
+        two.reload()  # a reload reattaches to the same build (it is minutes from done here)
+        two.get_by_text("Building the demo workspace").wait_for(timeout=60_000)
+        one.get_by_text("Clusters", exact=False).first.wait_for(timeout=600_000)
+        one.get_by_text("Building the demo workspace").wait_for(state="detached", timeout=600_000)
+        body = one.inner_text("body")
+        browser.close()
+    build = demo.demo_build(store)
+    assert build.state == "done" and build.id == 1, build
+    assert sorted(p.name for p in (store_dir / "demo-builds").iterdir() if p.name.isdigit()) == ["1"]
+    assert "Traceback" not in body and not demo.store_is_empty(store)

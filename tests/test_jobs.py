@@ -10,7 +10,7 @@ import time
 import pytest
 
 from workbench import ingest, jobs
-from workbench.train.folder import write_json_atomic
+from workbench.background.folder import write_json_atomic
 
 from .conftest import chat
 

@@ -4,6 +4,7 @@ a tiny model; its folder says the stage, the export, the run and the evaluations
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -13,13 +14,14 @@ from workbench import pipeline as P
 from workbench.contracts import Contract
 from workbench.curation import set_contract, set_status
 from workbench.errors import WorkbenchError
-from workbench.evaluate import compare_evaluations
+from workbench.evaluate import compare_evaluations, list_evaluations
 from workbench.export import ExportConfig
 from workbench.ingest import import_file
 from workbench.store import Store
 from workbench.store.records import Selection
 from workbench.train import runs as R
 
+os.environ.setdefault("WORKBENCH_POLL_S", "0.2")  # the pipeline's wait on its run looks this often
 QUICK = {
     "epochs": 2,
     "batch_size": 8,
@@ -37,7 +39,7 @@ def wait(store: Store, pipeline_id: int, timeout: float = 300) -> P.PipelineStat
         status = P.pipeline_status(store, pipeline_id)
         if not status.running:
             return status
-        time.sleep(1)
+        time.sleep(0.2)
     raise AssertionError(f"pipeline {pipeline_id} still running after {timeout} s")
 
 
@@ -57,16 +59,20 @@ def intents_store(root, n: int = 40) -> Store:
     return store
 
 
-@pytest.mark.slow
-def test_export_train_evaluate_in_the_background(tmp_path, tiny):
-    store = intents_store(tmp_path)
-    started = P.start_pipeline(
+def start_intents(store: Store, tiny: str, max_new_tokens: int) -> P.PipelineStatus:
+    return P.start_pipeline(
         store,
         ExportConfig(name="intents", val=0.2, general_share=0.0, leakage_guard="exact"),
         train={"base_model": tiny, **QUICK},
-        eval_options={"max_new_tokens": 6},
-        author="test",
+        eval_options={"max_new_tokens": max_new_tokens},
+        author="测试",
     )
+
+
+@pytest.mark.slow
+def test_export_train_evaluate_in_the_background(tmp_path, tiny):
+    store = intents_store(tmp_path)
+    started = start_intents(store, tiny, 6)
     assert started.running and P.latest_pipeline(store).id == started.id
     with pytest.raises(WorkbenchError, match="still running"):
         P.start_pipeline(store, ExportConfig(name="again"), author="test")
@@ -90,3 +96,21 @@ def test_nothing_to_export_fails_with_the_reason_and_cancel_of_a_finished_one_is
     assert not P.cancel_pipeline(store, started.id)
     with pytest.raises(WorkbenchError, match="before training started"):
         P.resume_pipeline(store, started.id)
+
+
+@pytest.mark.slow
+def test_cancel_during_the_evaluation_is_reported_cancelled_and_resume_finishes_it(tmp_path, tiny):
+    store = intents_store(tmp_path)
+    started = start_intents(store, tiny, 64)
+    deadline = time.monotonic() + 300
+    while P.pipeline_status(store, started.id).stage != "evaluate" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    while not list_evaluations(store) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the evaluation is under way: a cancel now stops it mid-generation
+    assert P.cancel_pipeline(store, started.id)
+    final = wait(store, started.id, 120)
+    assert final.state == "cancelled", (final.error, (P.pipelines_dir(store) / "1" / "log.txt").read_text())
+    assert R.run_status(store, final.run_id).state == "done"  # the training it finished stays finished
+    resumed = P.resume_pipeline(store, started.id)
+    assert resumed.running
+    assert wait(store, started.id).state == "done"

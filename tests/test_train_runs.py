@@ -15,6 +15,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from tests.data_train import write_classification_export, write_export
+from workbench.background.process import children
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.store import Store, schema
@@ -28,7 +29,7 @@ from workbench.train.folder import RunFolder
 @pytest.fixture(autouse=True)
 def no_worker_outlives_its_test():
     yield
-    for child in list(R._children.values()):
+    for child in children():
         if child.poll() is None:  # a test that failed half-way: stop the worker it started
             child.kill()
             child.wait()
@@ -167,7 +168,7 @@ def test_a_run_started_through_accelerate_launch_trains_single_process(store, ex
     run_id = R.start_run(store, export, quick(tiny), launcher=launcher)
     final = R.wait_for_run(store, run_id, timeout_s=180)
     assert final.state == "done", final.row.error
-    assert RunFolder(store.runs_dir / str(run_id)).spec()["launcher"] == launcher
+    assert RunFolder(store.runs_dir / str(run_id)).spec()["launch"] == {"num_processes": 1, "cpu": True}
     assert (store.runs_dir / str(run_id) / "adapter" / "adapter_model.safetensors").exists()
 
 

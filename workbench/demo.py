@@ -12,13 +12,17 @@ tuned model and compares them.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
+from .background import kinds
+from .background.folder import read_json, update_json
 from .contracts import Contract
 from .curation import set_contract
 from .errors import WorkbenchError
@@ -155,9 +159,10 @@ def general_answers(
     base_model: str | None = None,
     options: EvalOptions | None = None,
     progress: Progress | None = None,
+    count: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
     """The base model's own greedy answers to `prompts`, as chat records; answers cut off by max_new_tokens and
-    empty ones are left out."""
+    empty ones are left out. count(done, total): answers given so far."""
     import torch
 
     from .evaluate import load_model_for
@@ -173,6 +178,12 @@ def general_answers(
         base_model or EMBEDDED_MODEL, None, None, models_dir=store.models_dir, device=options.device
     )
     ids = [encoder.prompt_ids([{"role": "user", "content": p}]) for p in prompts]
+
+    def answered(done: int, total: int) -> None:
+        tell(f"answering general prompts {done}/{total}")
+        if count:
+            count(done, total)
+
     pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
     answers = generate_greedy(
         model,
@@ -182,7 +193,7 @@ def general_answers(
         pad_id=pad,
         device=device,
         batch_size=options.batch_size,
-        progress=lambda done, total: tell(f"answering general prompts {done}/{total}"),
+        progress=answered,
     )
     stops = set(encoder.end_of_turn_ids)
     out = []
@@ -210,11 +221,15 @@ def build_demo(
     options: EvalOptions | None = None,
     progress: Progress | None = None,
     author: str = "demo",
+    count: Callable[[int, int], None] | None = None,
 ) -> DemoReport:
     """Build the demo workspace in an empty store (see the module's doc). Deterministic: greedy answers, fixed
     data. base_model: a local model folder instead of the embedded SmolLM2 (tests use a tiny one).
-    general_limit: ask only the first this many general prompts. Takes a few minutes on a CPU."""
+    general_limit: ask only the first this many general prompts. Takes a few minutes on a CPU.
+    count(done, total): the model's answers so far, of all it gives (general and support prompts), for a
+    progress bar."""
     tell = progress or (lambda stage: None)
+    counted = count or (lambda done, total: None)
     started = time.perf_counter()
     if not store_is_empty(store):
         raise WorkbenchError(
@@ -224,8 +239,16 @@ def build_demo(
     options = options or EvalOptions()
     sets = demo_records()
     prompts = general_prompts()[:general_limit] if general_limit is not None else general_prompts()
+    answers = len(prompts) + len(sets[SUPPORT_DATASET])
     tell(f"asking the base model {len(prompts)} general prompts")
-    general = general_answers(store, prompts, base_model=base_model, options=options, progress=tell)
+    general = general_answers(
+        store,
+        prompts,
+        base_model=base_model,
+        options=options,
+        progress=tell,
+        count=lambda done, _total: counted(done, answers),
+    )
     with tempfile.TemporaryDirectory(prefix="workbench-demo-") as tmp:
         for dataset, records in (
             (SUPPORT_DATASET, sets[SUPPORT_DATASET]),
@@ -245,6 +268,11 @@ def build_demo(
     for contract in contracts():
         set_contract(store, contract)
     tell(f"the base model answers the {len(sets[SUPPORT_DATASET])} support prompts")
+
+    def evaluated(done: int, total: int, info: dict) -> None:
+        tell(f"{info.get('phase', 'evaluating')} {done}/{total}")
+        counted(len(prompts) + done, answers)
+
     base = evaluate(
         store,
         "base",
@@ -253,7 +281,7 @@ def build_demo(
         options=options,
         base_model=base_model,
         author=author,
-        progress=lambda done, total, info: tell(f"{info.get('phase', 'evaluating')} {done}/{total}"),
+        progress=evaluated,
     )
     tell("its wrong answers become badcases, the reference answers their fixes")
     sent = send_failures_to_badcases(
@@ -267,6 +295,122 @@ def build_demo(
         len(sent.created) + len(sent.updated),
         time.perf_counter() - started,
     )
+
+
+# --- the demo build as background work: once per store, every tab and reload shows the same progress -------------
+
+BUILD = kinds.Kind("demo", "demo-builds", "workbench.demo", "demo build")
+
+
+@dataclass
+class DemoBuild:
+    """The store's demo build as a page shows it: where it is, how far, and how long is left."""
+
+    id: int
+    state: str  # running, done, failed, cancelled
+    stage: str | None
+    done: int
+    total: int | None
+    started_at: str | None
+    error: str | None
+    seconds: float  # since it started (till it ended, once it has)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def fraction(self) -> float:
+        return min(self.done / self.total, 1.0) if self.total else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far (None before the first answer)."""
+        if not self.running or not self.done or not self.total:
+            return None
+        return self.seconds * (self.total - self.done) / self.done
+
+
+def demo_build(store: Store) -> DemoBuild | None:
+    """The store's demo build (read from its folder only: a page may call this on every tick), or None."""
+    found = kinds.latest(store.root, BUILD)
+    if found is None:
+        return None
+    number, status = found
+    started = _seconds_of(status.get("started_at"))
+    ended = _seconds_of(status.get("finished_at")) if status.get("state") != "running" else None
+    return DemoBuild(
+        number,
+        status.get("state", "failed"),
+        status.get("stage"),
+        int(status.get("done") or 0),
+        status.get("total"),
+        status.get("started_at"),
+        status.get("error"),
+        max((ended or time.time()) - started, 0.0) if started else 0.0,
+    )
+
+
+def start_demo_build(
+    store: Store,
+    *,
+    author: str = "demo",
+    base_model: str | None = None,
+    general_limit: int | None = None,
+    options: EvalOptions | None = None,
+) -> DemoBuild | None:
+    """Build the demo workspace in the background, once per store: the build already started (running or
+    ended) when there is one, a new one when the store is empty, else None. Two tabs that ask at once get the
+    same build."""
+    if demo_build(store) is None and store_is_empty(store):
+        spec = {
+            "store": str(store.root),
+            "author": author,
+            "base_model": base_model,
+            "general_limit": general_limit,
+        }
+        try:
+            kinds.start(store.root, BUILD, spec, status={"stage": "starting"}, busy=_built_once, once=True)
+        except kinds.WorkRunning:
+            pass  # another tab started it a moment ago
+    return demo_build(store)
+
+
+def _built_once(number: int, status: dict) -> str:
+    return f"the demo workspace is built once per store (build {number} is {status.get('state')})"
+
+
+def _seconds_of(stamp: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
+def run_demo_build(path: Path) -> int:
+    """The body of the background process: build_demo, its stage and count written into status.json."""
+    spec = read_json(path / "job.json") or {}
+    last = [0.0]
+
+    def count(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5 or done >= total:
+            last[0] = now
+            update_json(path / "status.json", done=done, total=total)
+
+    def build() -> dict:
+        report = build_demo(
+            Store.open(spec["store"]),
+            base_model=spec.get("base_model"),
+            general_limit=spec.get("general_limit"),
+            options=EvalOptions.from_dict(spec.get("options") or {}),
+            progress=lambda stage: update_json(path / "status.json", stage=stage),
+            author=spec.get("author") or "demo",
+            count=count,
+        )
+        return {"stage": "ready", "badcases": report.badcases}
+
+    return kinds.run_worker(path, build)
 
 
 @dataclass
@@ -366,7 +510,7 @@ def demo_loop(
             said.append(line)
             tell(line)
 
-    final = runs.wait_for_run(store, run_id, training, poll_s=2.0)
+    final = runs.wait_for_run(store, run_id, training)
     if final.state != "done":
         raise WorkbenchError(
             f"run {run_id} {final.state}: {final.row.error or 'see ' + str(final.folder.log_path)}"
@@ -402,3 +546,7 @@ def demo_loop(
             raise
     lap("general loss")
     return DemoLoopResult(run_id, exported.folder, held_out, badcases, general, seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(run_demo_build(Path(sys.argv[1])))

@@ -7,6 +7,7 @@ store's `imports/` folder, so the original of every record stays at hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -84,11 +85,15 @@ def import_file(
     author: str | None = None,
     progress: Progress | None = None,
     keep_file: bool = True,
+    name: str | None = None,
 ) -> ImportReport:
-    """Import one file into `dataset`; records without a category get `category` when given."""
+    """Import one file into `dataset`; records without a category get `category` when given. name: what the
+    report and the import log call the file (an upload's own name; default: the file's name). The import
+    row keeps `path` too, committed with the records, so whoever started it can ask the store afterwards
+    whether it landed (`committed_imports`)."""
     started = time.perf_counter()
     info = readers.sniff(path)
-    report = ImportReport(str(info.path), info.file_format, info.encoding, dataset)
+    report = ImportReport(name or str(info.path), info.file_format, info.encoding, dataset)
     tell = progress or (lambda stage, done, total: None)
     if keep_file and store.root:
         _sweep_partial_copies(store)
@@ -109,6 +114,7 @@ def import_file(
                     report,
                     rejects,
                     sha256.result(),
+                    name or info.path.name,
                     dataset,
                     category,
                     author,
@@ -144,22 +150,64 @@ def import_upload(
 ) -> ImportReport:
     """Import a file given as bytes (a browser upload), under its original name: its suffix says its format
     (a name without one is detected from the content), and the import log and the kept copy carry the name."""
-    safe = upload_name(name)
+    label = upload_label(name)
     with tempfile.TemporaryDirectory(prefix="wb-upload-") as folder:
-        path = Path(folder) / safe
+        path = Path(folder) / upload_name(name)
         path.write_bytes(data)
         try:
             return import_file(
-                store, path, dataset=dataset, category=category, author=author, progress=progress
+                store, path, dataset=dataset, category=category, author=author, progress=progress, name=label
             )
         except InputFileError as exc:  # name the upload, not the temp folder it passed through
-            raise InputFileError(str(exc).replace(str(path), safe)) from None
+            raise InputFileError(str(exc).replace(str(path), label)) from None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_NAME_BYTES = 150  # a kept file's name: room left for the store's prefix within a file system's 255 bytes
+
+
+def upload_label(name: str) -> str:
+    """What an upload is called in reports and the import log: its last part (a browser may send a path),
+    control characters (a newline, NUL) as one space, never empty."""
+    name = name.encode("utf-8", "replace").decode("utf-8")
+    name = _CONTROL.sub(" ", name.replace("\\", "/")).rsplit("/", 1)[-1].strip()
+    return name if name.strip(".") else "upload"
 
 
 def upload_name(name: str) -> str:
-    """The file name an upload is imported under: its last part (a browser may send a path), never empty."""
-    name = Path(name.replace("\\", "/")).name.strip()
-    return name if name.strip(".") else "upload"
+    """The file name an upload is kept under: its label, cut on characters to fit a file system when long,
+    with a hash of the whole label before the extension (two long names that start alike stay apart)."""
+    label = upload_label(name)
+    if len(label.encode()) <= _NAME_BYTES:
+        return label
+    suffix = Path(label).suffix
+    if len(suffix) > 12 or not suffix[1:].isascii() or not suffix[1:].isalnum():
+        suffix = ""
+    digest = hashlib.sha256(label.encode()).hexdigest()[:10]
+    stem = label[: len(label) - len(suffix)].encode()[: _NAME_BYTES - len(suffix) - 11]
+    return f"{stem.decode(errors='ignore').rstrip()}-{digest}{suffix}"
+
+
+def committed_imports(store: Store, paths: list[Path]) -> dict[str, ImportReport]:
+    """The imports committed from these files (by the path they were read from), as reports, by path."""
+    found: dict[str, ImportReport] = {}
+    with store.connect(read_only=True) as con:
+        for row in sql.imports_of_files(con, [str(p) for p in paths]):
+            path, import_id, name, file_format, encoding, dataset, formats, *counts, stored = row
+            found[path] = ImportReport(
+                name,
+                file_format,
+                encoding,
+                dataset,
+                import_id,
+                json.loads(formats) if formats else {},
+                *counts,
+                reject_counts=sql.reject_counts(con, import_id),
+                rejects=sql.rejects_of(con, import_id, limit=50),
+                issue_counts=store_issues.issue_counts(con, Selection(import_id=import_id)),
+                stored_file=stored,
+            )
+    return found
 
 
 def import_text(
@@ -253,6 +301,7 @@ def _import_staged(
     report: ImportReport,
     rejects: list[Reject],
     sha256: str,
+    file_name: str,
     dataset: str,
     category: str | None,
     author: str | None,
@@ -266,7 +315,7 @@ def _import_staged(
     ensure_dataset(con, dataset)
     import_id = sql.start_import(
         con,
-        file_name=info.path.name,
+        file_name=file_name,
         file_path=str(info.path),
         dataset=dataset,
         category=category,

@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import ingest
+from .background import kinds
+from .background.folder import read_json, update_json
 from .errors import WorkbenchError
-from .processes import spawn_worker, worker_env
 from .store import Store
-from .train.folder import now_iso, read_json, settle_dead_worker, update_json, write_json_atomic
 
 STEPS = ("embed", "dedup", "cluster")
 STEP_HELP = {
@@ -35,14 +33,43 @@ STEP_HELP = {
     "cluster": "group the badcases into named failure modes, with a 2-D map",
 }
 _WRITE_EVERY = 0.5  # seconds between status writes while a step reports progress
-KINDS = {"curate": "jobs", "import": "import-jobs"}  # kind -> its folder in the store
 # A worker waits its turn on the store (another job's long transaction, the app's) instead of failing
 # after the interactive 8 s: nobody is waiting at a prompt for it.
-_WORKER_STORE_WAIT = "600"
+_WORKER_ENV = {"WORKBENCH_STORE_WAIT": "600"}
+# Test hook: seconds an import worker waits after each file is committed, before it says so (a kill -9 in
+# that window must still end as "done", read from the store).
+_PAUSE_AFTER_COMMIT = "WORKBENCH_IMPORT_PAUSE_AFTER_COMMIT"
+
+JobRunning = kinds.WorkRunning  # a job of the same kind is already running in this store
 
 
-class JobRunning(WorkbenchError):
-    """A job is already running in this store."""
+def _settle_import(path: Path, status: dict, verdict: dict) -> dict:
+    """An import job whose process died: the store says which of its files were committed (each file's
+    import is recorded with the staged file's path, in the transaction that commits its records), so the job
+    is done when every file is accounted for, failed otherwise. The staged bytes go either way."""
+    spec = read_json(path / "job.json") or {}
+    files = spec.get("files", [])
+    outcomes = list(status.get("imports") or [])
+    pending = [path / relative for relative in files[len(outcomes) :]]
+    if pending and spec.get("store"):
+        committed = ingest.committed_imports(Store.open(spec["store"]), pending)
+        for staged in pending:
+            if str(staged) not in committed:
+                break
+            outcomes.append({"name": committed[str(staged)].file, "report": committed[str(staged)].as_dict()})
+    shutil.rmtree(path / "files", ignore_errors=True)
+    if len(outcomes) == len(files) and verdict["state"] == "failed":
+        return {"state": "done", "imports": outcomes, "step": None}
+    return {**verdict, "imports": outcomes}
+
+
+KIND_OF = {
+    "curate": kinds.Kind("curate", "jobs", "workbench.jobs", "job", env=_WORKER_ENV),
+    "import": kinds.Kind(
+        "import", "import-jobs", "workbench.jobs", "import job", env=_WORKER_ENV, settle=_settle_import
+    ),
+}
+KINDS = {name: kind.folder for name, kind in KIND_OF.items()}  # kind -> its folder in the store
 
 
 @dataclass
@@ -74,11 +101,35 @@ class JobStatus:
         """How far the current step is, 0 to 1, when its size is known."""
         return min(self.done / self.total, 1.0) if self.total else None
 
+    @classmethod
+    def from_status(cls, job_id: int, kind: str, status: dict) -> JobStatus:
+        return cls(
+            job_id,
+            status.get("steps", []),
+            status.get("state", "failed"),
+            status.get("step"),
+            status.get("stage"),
+            status.get("detail"),
+            status.get("done", 0),
+            status.get("total"),
+            status.get("started_at"),
+            status.get("finished_at"),
+            status.get("error"),
+            status.get("results", {}),
+            status.get("pid"),
+            kind,
+            status.get("imports", []),
+        )
+
+
+def _kind(kind: str) -> kinds.Kind:
+    if kind not in KIND_OF:
+        raise WorkbenchError(f"unknown kind of job {kind!r}: choose from {', '.join(KIND_OF)}")
+    return KIND_OF[kind]
+
 
 def jobs_dir(store: Store, kind: str = "curate") -> Path:
-    if kind not in KINDS:
-        raise WorkbenchError(f"unknown kind of job {kind!r}: choose from {', '.join(KINDS)}")
-    return store.root / KINDS[kind]
+    return _kind(kind).root(store.root)
 
 
 def start_job(
@@ -101,21 +152,35 @@ def start_import_job(
     author: str | None = None,
 ) -> JobStatus:
     """Import uploaded files (name, bytes) one after another in a background process; each lands whole or not
-    at all, and one that cannot be read does not stop the others. The bytes wait in the job's folder until
-    the job has imported them (the store keeps its own copy of each imported file)."""
+    at all, and one that cannot be read does not stop the others. The bytes wait in the job's folder (under a
+    safe file name; the upload's own name is kept beside it) until the job has imported them (the store keeps
+    its own copy of each imported file)."""
     if not uploads:
         raise WorkbenchError("no files to import: choose one or more files first")
     if not dataset.strip():
         raise WorkbenchError("name the dataset to import into (badcases, general, eval, or a new name)")
 
     def stage(path: Path) -> dict:
-        files = []
-        for n, (name, data) in enumerate(uploads, 1):
-            staged = path / "files" / str(n) / ingest.upload_name(name)  # two uploads may share a name
-            staged.parent.mkdir(parents=True)
-            staged.write_bytes(data)
-            files.append(str(staged.relative_to(path)))
-        return {"files": files, "dataset": dataset.strip(), "category": category, "author": author}
+        files, names = [], []
+        try:
+            for n, (name, data) in enumerate(uploads, 1):
+                staged = path / "files" / str(n) / ingest.upload_name(name)  # two uploads may share a name
+                staged.parent.mkdir(parents=True)
+                staged.write_bytes(data)
+                files.append(str(staged.relative_to(path)))
+                names.append(ingest.upload_label(name))
+        except OSError as exc:  # a disk that filled while staging
+            raise WorkbenchError(
+                f"could not keep the uploaded files for importing ({exc.strerror or exc}): "
+                "free some disk space and import them again"
+            ) from None
+        return {
+            "files": files,
+            "names": names,
+            "dataset": dataset.strip(),
+            "category": category,
+            "author": author,
+        }
 
     return _launch(store, "import", ["import"], stage)
 
@@ -123,80 +188,37 @@ def start_import_job(
 def _launch(store: Store, kind: str, steps: list[str], spec: dict | Callable[[Path], dict]) -> JobStatus:
     """Make the job's folder (`spec`, or what `spec(folder)` returns, becomes its job.json) and start its
     process; refused while a job of the same kind runs."""
-    current = latest_job(store, kind)
-    if current and current.running:
-        what = "import" if kind == "import" else " + ".join(current.steps)
-        raise JobRunning(
-            f"job {current.id} ({what}) is still running since "
-            f"{current.started_at}: wait for it to finish or cancel it first"
+
+    def busy(job_id: int, status: dict) -> str:
+        what = "import" if kind == "import" else " + ".join(status.get("steps", []))
+        return (
+            f"job {job_id} ({what}) is still running since {status.get('started_at')}: wait for it to "
+            "finish or cancel it first"
         )
-    folder = jobs_dir(store, kind)
-    folder.mkdir(parents=True, exist_ok=True)
-    job_id = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0) + 1
-    path = folder / str(job_id)
-    path.mkdir()
-    try:
-        body = spec(path) if callable(spec) else spec
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)  # a disk that filled while staging leaves no job behind
-        raise
-    write_json_atomic(path / "job.json", {**body, "kind": kind, "steps": steps, "store": str(store.root)})
-    write_json_atomic(path / "status.json", {"state": "running", "steps": steps, "started_at": now_iso()})
-    env = {**worker_env(), "WORKBENCH_STORE_WAIT": _WORKER_STORE_WAIT}
-    child = spawn_worker([sys.executable, "-m", "workbench.jobs", str(path)], path / "log.txt", env)
-    _update(path, pid=child.pid)
+
+    def body(path: Path) -> dict:
+        value = spec(path) if callable(spec) else spec
+        return {**value, "kind": kind, "steps": steps, "store": str(store.root)}
+
+    job_id = kinds.start(store.root, _kind(kind), body, status={"steps": steps}, busy=busy)
     return job_status(store, job_id, kind)
 
 
 def job_status(store: Store, job_id: int, kind: str = "curate") -> JobStatus:
-    path = jobs_dir(store, kind) / str(job_id)
-    status = read_json(path / "status.json")
-    if status is None:
-        raise WorkbenchError(f"no job {job_id} in {jobs_dir(store, kind)}")
-    # a process that ended without a word: cancelled before it could say so, or killed (out of memory?)
-    status = settle_dead_worker(path, status, "workbench.jobs", "the job's")
-    return JobStatus(
-        job_id,
-        status.get("steps", []),
-        status.get("state", "failed"),
-        status.get("step"),
-        status.get("stage"),
-        status.get("detail"),
-        status.get("done", 0),
-        status.get("total"),
-        status.get("started_at"),
-        status.get("finished_at"),
-        status.get("error"),
-        status.get("results", {}),
-        status.get("pid"),
-        kind,
-        status.get("imports", []),
-    )
+    """Where a job is, read from its folder (a process that ended without a word is settled first)."""
+    return JobStatus.from_status(job_id, kind, kinds.read_status(store.root, _kind(kind), job_id))
 
 
 def latest_job(store: Store, kind: str = "curate") -> JobStatus | None:
     """The newest job of this kind (running or not), or None before the first. A folder still being filled
     (an upload's bytes being written) is not a job yet."""
-    folder = jobs_dir(store, kind)
-    ids = (
-        [int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "status.json").exists()]
-        if folder.is_dir()
-        else []
-    )
-    return job_status(store, max(ids), kind) if ids else None
+    found = kinds.latest(store.root, _kind(kind))
+    return JobStatus.from_status(found[0], kind, found[1]) if found else None
 
 
 def cancel_job(store: Store, job_id: int, kind: str = "curate") -> bool:
     """Ask a running job to stop (its current step's transaction rolls back); False when it is not running."""
-    status = job_status(store, job_id, kind)
-    if not status.running or not status.pid:
-        return False
-    (jobs_dir(store, kind) / str(job_id) / "cancel").touch()
-    try:
-        os.kill(status.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    return True
+    return kinds.cancel(store.root, _kind(kind), job_id)
 
 
 def _update(path: Path, **fields: Any) -> dict:
@@ -220,12 +242,11 @@ def run_job(path: Path) -> int:
     from . import cluster, dedup, embed
 
     spec = read_json(path / "job.json") or {}
-    store = Store.open(spec["store"])
-    author = spec.get("author", "workbench")
-    _update(path, pid=os.getpid())
-    signal.signal(signal.SIGTERM, _interrupt)  # cancel: the running step's transaction rolls back
-    results: dict[str, dict] = {}
-    try:
+
+    def steps() -> dict:
+        store = Store.open(spec["store"])
+        author = spec.get("author", "workbench")
+        results: dict[str, dict] = {}
         for step in spec["steps"]:
             if step == "import":
                 _run_imports(path, store, spec)
@@ -243,22 +264,9 @@ def run_job(path: Path) -> int:
             else:
                 results[step] = _summary(cluster.cluster_records(store, author=author, progress=tell))
             _update(path, results=results)
-    except BaseException as exc:
-        # a cancel that reached DuckDB mid-query surfaces as its "Query interrupted" error, not as ours
-        if isinstance(exc, KeyboardInterrupt) or (path / "cancel").exists():
-            _update(path, state="cancelled", finished_at=now_iso(), step=None)
-            return 3
-        return _failed(path, exc)
-    _update(path, state="done", finished_at=now_iso(), step=None)
-    return 0
+        return {"step": None}
 
-
-def _failed(path: Path, exc: BaseException) -> int:
-    if isinstance(exc, WorkbenchError):
-        _update(path, state="failed", finished_at=now_iso(), error=str(exc))
-    else:
-        _update(path, state="failed", finished_at=now_iso(), error=traceback.format_exc(limit=-3))
-    return 1
+    return kinds.run_worker(path, steps)
 
 
 def _run_imports(path: Path, store: Store, spec: dict) -> None:
@@ -266,13 +274,16 @@ def _run_imports(path: Path, store: Store, spec: dict) -> None:
     staged bytes are deleted at the end however it ends (the store keeps its own copy of an imported file)."""
     outcomes: list[dict] = []
     files = spec["files"]
+    names = spec.get("names") or [Path(relative).name for relative in files]
+    pause = float(os.environ.get(_PAUSE_AFTER_COMMIT) or 0)
     try:
-        for n, relative in enumerate(files, 1):
+        for n, (relative, name) in enumerate(zip(files, names, strict=True), 1):
             staged = path / relative
-            name = staged.name
             tell = _progress(path, "import", f"{name} ({n} of {len(files)})")
             tell("reading", 0, None)
             try:
+                # the import row keeps the staged path, committed with the records: a job killed after the
+                # commit is settled from the store (_settle_import)
                 report = ingest.import_file(
                     store,
                     staged,
@@ -280,8 +291,9 @@ def _run_imports(path: Path, store: Store, spec: dict) -> None:
                     category=spec.get("category"),
                     author=spec.get("author"),
                     progress=tell,
+                    name=name,
                 )
-                report.file = name
+                time.sleep(pause)
                 outcomes.append({"name": name, "report": report.as_dict()})
             except WorkbenchError as exc:  # name the upload, not the folder it waited in
                 if (path / "cancel").exists():
@@ -290,10 +302,6 @@ def _run_imports(path: Path, store: Store, spec: dict) -> None:
             _update(path, imports=outcomes)
     finally:
         shutil.rmtree(path / "files", ignore_errors=True)
-
-
-def _interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _summary(report: Any) -> dict:

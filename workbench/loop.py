@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .background.process import poll_interval
 from .contracts import Contract
 from .curation import apply_autofixes, set_contract, set_status
 from .errors import WorkbenchError
@@ -117,7 +118,7 @@ def run_loop(
             said.append(line)
             tell(line)
 
-    final = runs.wait_for_run(store, run_id, training, poll_s=2.0)
+    final = runs.wait_for_run(store, run_id, training, poll_s=poll_interval(2.0))
     if final.state != "done":
         raise WorkbenchError(
             f"run {run_id} {final.state}: {final.row.error or 'see ' + str(final.folder.log_path)}"

@@ -9,21 +9,20 @@ stops neither; reopening the page finds the newest pipeline again.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .background import kinds
+from .background.folder import read_json, update_json
+from .background.process import poll_interval
 from .errors import WorkbenchError
 from .export import ExportConfig
-from .processes import spawn_worker, worker_env
 from .store import Store
-from .train.folder import now_iso, read_json, settle_dead_worker, update_json, write_json_atomic
 
 STAGES = ("export", "train", "evaluate", "done")
+KIND = kinds.Kind("pipeline", "pipelines", "workbench.pipeline", "pipeline", spec_file="spec.json")
 
 
 @dataclass
@@ -69,21 +68,10 @@ def start_pipeline(
     train: TrainConfig values over the export's preset (e.g. base_model, epochs); from_run + init: continue a run
     ('continue') or start fresh on its base model ('fresh'). eval_options: EvalOptions values. eval_dataset: the store's held-out dataset to evaluate
     base and tuned on; when it has no record, the export's validation split is used."""
-    current = latest_pipeline(store)
-    if current and current.running:
-        raise WorkbenchError(
-            f"pipeline {current.id} is still running (stage {current.stage}); wait for it to "
-            "finish or cancel it first"
-        )
     if from_run is not None and init not in ("continue", "fresh"):
         raise WorkbenchError(
             f"say what to do with run {from_run}: continue its adapter, or start fresh on its base model"
         )
-    folder = pipelines_dir(store)
-    folder.mkdir(parents=True, exist_ok=True)
-    pid_ = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0) + 1
-    path = folder / str(pid_)
-    path.mkdir()
     spec = {
         "store": str(store.root),
         "export": asdict(export),
@@ -95,10 +83,15 @@ def start_pipeline(
         "eval_options": eval_options or {},
         "author": author,
     }
-    write_json_atomic(path / "spec.json", spec)
-    write_json_atomic(path / "status.json", {"state": "running", "stage": "export", "started_at": now_iso()})
-    _spawn(path)
-    return pipeline_status(store, pid_)
+
+    def busy(number: int, status: dict) -> str:
+        return (
+            f"pipeline {number} is still running (stage {status.get('stage')}); wait for it to finish or "
+            "cancel it first"
+        )
+
+    number = kinds.start(store.root, KIND, spec, status={"stage": "export"}, busy=busy)
+    return pipeline_status(store, number)
 
 
 def resume_pipeline(store: Store, pipeline_id: int) -> PipelineStatus:
@@ -108,26 +101,13 @@ def resume_pipeline(store: Store, pipeline_id: int) -> PipelineStatus:
         raise WorkbenchError(f"pipeline {pipeline_id} is still running")
     if status.run_id is None:
         raise WorkbenchError(f"pipeline {pipeline_id} stopped before training started; start a new one")
-    path = pipelines_dir(store) / str(pipeline_id)
-    (path / "cancel").unlink(missing_ok=True)
-    _update(path, state="running", error=None, finished_at=None, resume=True)
-    _spawn(path)
+    kinds.restart(store.root, KIND, pipeline_id, resume=True)
     return pipeline_status(store, pipeline_id)
-
-
-def _spawn(path: Path) -> None:
-    env = worker_env()
-    child = spawn_worker([sys.executable, "-m", "workbench.pipeline", str(path)], path / "log.txt", env)
-    _update(path, pid=child.pid)
 
 
 def pipeline_status(store: Store, pipeline_id: int) -> PipelineStatus:
     """Read from the folder only (a page may call this on every tick)."""
-    path = pipelines_dir(store) / str(pipeline_id)
-    data = read_json(path / "status.json")
-    if data is None:
-        raise WorkbenchError(f"no pipeline {pipeline_id} in {pipelines_dir(store)}")
-    data = settle_dead_worker(path, data, "workbench.pipeline", "the pipeline's")
+    data = kinds.read_status(store.root, KIND, pipeline_id)
     known = {
         k: data.get(k)
         for k in (
@@ -187,27 +167,22 @@ def live_run(status: PipelineStatus) -> LiveRun | None:
 
 
 def latest_pipeline(store: Store) -> PipelineStatus | None:
-    folder = pipelines_dir(store)
-    ids = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
-    return pipeline_status(store, max(ids)) if ids else None
+    found = kinds.latest(store.root, KIND)
+    return pipeline_status(store, found[0]) if found else None
 
 
 def cancel_pipeline(store: Store, pipeline_id: int) -> bool:
-    """Stop a running pipeline: its run saves a checkpoint and ends cancelled (resumable); False if not running."""
+    """Stop a running pipeline: its run saves a checkpoint and ends cancelled (resumable); an evaluation under
+    way stops and the pipeline says cancelled. False if not running."""
     from .train import runs
 
     status = pipeline_status(store, pipeline_id)
     if not status.running:
         return False
-    (pipelines_dir(store) / str(pipeline_id) / "cancel").touch()
+    cancelled = kinds.cancel(store.root, KIND, pipeline_id)
     if status.run_id is not None:
         runs.cancel_run(store, status.run_id)
-    if status.pid:
-        try:
-            os.kill(status.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    return True
+    return cancelled
 
 
 def _update(path: Path, **fields: Any) -> dict:
@@ -216,6 +191,10 @@ def _update(path: Path, **fields: Any) -> dict:
 
 def run_pipeline(path: Path) -> int:
     """The body of the background process."""
+    return kinds.run_worker(path, lambda: _stages(path))
+
+
+def _stages(path: Path) -> dict:
     from .evaluate import EvalOptions, evaluate
     from .export import export_training_set
     from .store.records import list_datasets
@@ -224,89 +203,69 @@ def run_pipeline(path: Path) -> int:
     spec = read_json(path / "spec.json") or {}
     store = Store.open(spec["store"])
     author = spec.get("author", "workbench")
-    status = _update(path, pid=os.getpid())
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        run_id = status.get("run_id")
-        if run_id is None:
-            _update(path, stage="export")
-            export = ExportConfig(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in spec["export"].items()}
-            )
-            exported = export_training_set(store, export)
-            _update(path, stage="train", export_dir=str(exported.folder), export_hash=exported.hash)
-            config = runs.config_for_export(
-                exported.folder,
-                spec.get("preset"),
-                **{k: v for k, v in spec.get("train", {}).items() if v is not None},
-            )
-            run_id = runs.start_run(
+    status = read_json(path / "status.json") or {}
+    run_id = status.get("run_id")
+    if run_id is None:
+        _update(path, stage="export")
+        export = ExportConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in spec["export"].items()}
+        )
+        exported = export_training_set(store, export)
+        _update(path, stage="train", export_dir=str(exported.folder), export_hash=exported.hash)
+        config = runs.config_for_export(
+            exported.folder,
+            spec.get("preset"),
+            **{k: v for k, v in spec.get("train", {}).items() if v is not None},
+        )
+        run_id = runs.start_run(
+            store,
+            exported.folder,
+            config,
+            from_run=spec.get("from_run"),
+            init=spec.get("init"),
+            author=author,
+        )
+        _update(path, run_id=run_id, run_dir=str(runs.run_status(store, run_id).folder.path))
+    elif runs.run_status(store, run_id).state != "done":
+        _update(path, stage="train")
+        runs.resume_run(store, run_id)
+    final = runs.wait_for_run(store, run_id, poll_s=poll_interval(2.0))
+    if final.state == "cancelled":
+        raise kinds.Cancelled(f"run {run_id} cancelled")
+    if final.state != "done":
+        raise WorkbenchError(final.row.error or f"run {run_id} {final.state}")
+    _update(path, stage="evaluate")
+    dataset = spec.get("eval_dataset")
+    with store.connect() as con:
+        on_dataset = any(name == dataset and n for name, _kind, n in list_datasets(con))
+    options = EvalOptions.from_dict(spec.get("eval_options") or {})
+    done: dict[str, int] = dict(status.get("evaluations") or {})
+    plan = (
+        [("base/eval", "base", "dataset"), ("run/eval", run_id, "dataset")]
+        if on_dataset
+        else [("base/val", "base", "val"), ("run/val", run_id, "val")]
+    )
+    plan += [("base/general", "base", "general"), ("run/general", run_id, "general")]
+    for key, model, on in plan:
+        if key in done:
+            continue
+        try:
+            report = evaluate(
                 store,
-                exported.folder,
-                config,
-                from_run=spec.get("from_run"),
-                init=spec.get("init"),
+                model,
+                on,
+                dataset=dataset if on == "dataset" else None,
+                set_run=run_id,
+                options=options,
                 author=author,
             )
-            _update(path, run_id=run_id, run_dir=str(runs.run_status(store, run_id).folder.path))
-        elif runs.run_status(store, run_id).state != "done":
-            _update(path, stage="train")
-            runs.resume_run(store, run_id)
-        final = runs.wait_for_run(store, run_id, poll_s=2.0)
-        if final.state != "done":
-            _update(
-                path,
-                state=final.state if final.state == "cancelled" else "failed",
-                finished_at=now_iso(),
-                error=final.row.error or f"run {run_id} {final.state}",
-            )
-            return 1
-        _update(path, stage="evaluate")
-        dataset = spec.get("eval_dataset")
-        with store.connect() as con:
-            on_dataset = any(name == dataset and n for name, _kind, n in list_datasets(con))
-        options = EvalOptions.from_dict(spec.get("eval_options") or {})
-        done: dict[str, int] = dict(status.get("evaluations") or {})
-        plan = (
-            [("base/eval", "base", "dataset"), ("run/eval", run_id, "dataset")]
-            if on_dataset
-            else [("base/val", "base", "val"), ("run/val", run_id, "val")]
-        )
-        plan += [("base/general", "base", "general"), ("run/general", run_id, "general")]
-        for key, model, on in plan:
-            if key in done:
-                continue
-            try:
-                report = evaluate(
-                    store,
-                    model,
-                    on,
-                    dataset=dataset if on == "dataset" else None,
-                    set_run=run_id,
-                    options=options,
-                    author=author,
-                )
-            except WorkbenchError as exc:
-                if on == "general" and ("no record" in str(exc) or "general" in str(exc)):
-                    break  # no general data held out: nothing to measure forgetting on
-                raise
-            done[key] = report.evaluation.id
-            _update(path, evaluations=done)
-    except KeyboardInterrupt:
-        _update(path, state="cancelled", finished_at=now_iso())
-        return 3
-    except WorkbenchError as exc:
-        _update(path, state="failed", finished_at=now_iso(), error=str(exc))
-        return 1
-    except BaseException:
-        _update(path, state="failed", finished_at=now_iso(), error=traceback.format_exc(limit=-3))
-        return 1
-    _update(path, state="done", stage="done", finished_at=now_iso())
-    return 0
-
-
-def _interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt
+        except WorkbenchError as exc:
+            if on == "general" and ("no record" in str(exc) or "general" in str(exc)):
+                break  # no general data held out: nothing to measure forgetting on
+            raise
+        done[key] = report.evaluation.id
+        _update(path, evaluations=done)
+    return {"stage": "done"}
 
 
 if __name__ == "__main__":

@@ -56,6 +56,19 @@ def find_import_by_sha(con: duckdb.DuckDBPyConnection, sha256: str) -> tuple[int
     )
 
 
+def imports_of_files(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> list[tuple]:
+    """(file_path, id, file_name, file_format, encoding, dataset, record_formats, imported, rejected,
+    blank_lines, stored_file) of the committed imports read from these paths."""
+    if not paths:
+        return []
+    return con.execute(
+        "SELECT file_path, id, file_name, file_format, encoding, dataset, record_formats, imported, rejected, "
+        "blank_lines, stored_file FROM imports WHERE finished_at IS NOT NULL AND list_contains(?, file_path) "
+        "ORDER BY id",
+        [list(paths)],
+    ).fetchall()
+
+
 def stored_files(con: duckdb.DuckDBPyConnection) -> set[str]:
     """The store-relative paths of every kept import file."""
     return {

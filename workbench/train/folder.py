@@ -25,56 +25,19 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..processes import pid_exists, worker_alive
+from ..background.folder import (
+    now_iso,
+    read_json,
+    update_json,
+    write_json_atomic,  # noqa: F401 (the training loop writes report.json with it)
+)
+from ..processes import pid_exists
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON so that a reader (or a kill -9 mid-write) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def update_json(path: Path, **fields: Any) -> dict:
-    """Merge `fields` into the JSON object in `path` (a missing file is an empty object), written atomically;
-    returns the whole object."""
-    value = {**(read_json(path) or {}), **fields}
-    write_json_atomic(path, value)
-    return value
-
-
-def settle_dead_worker(folder: Path, status: dict, module: str, what: str) -> dict:
-    """A `status.json` that says running while its worker (`python -m <module>`) is gone: cancelled when a
-    cancel was asked (a `cancel` file in the folder), else failed; written back. Returns the status as it
-    stands."""
-    if status.get("state") != "running" or not status.get("pid") or worker_alive(status["pid"], module):
-        return status
-    if (folder / "cancel").exists():
-        return update_json(folder / "status.json", state="cancelled", finished_at=now_iso())
-    return update_json(
-        folder / "status.json",
-        state="failed",
-        finished_at=now_iso(),
-        error=status.get("error") or f"{what} process ended without finishing (killed?)",
-    )
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ and marks a run whose process is gone without finishing as failed.
 
 from __future__ import annotations
 
-import os
+import re
 import shlex
 import socket
-import subprocess
 import sys
 import time
 import warnings
@@ -20,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..background.process import poll_interval, spawn_worker, worker_alive, worker_env
 from ..errors import NotFoundError, WorkbenchError
 from ..models import EMBEDDED_MODEL, model_hidden_size
 from ..names import check_new_path
-from ..processes import worker_alive, worker_env
 from ..store import Store
 from ..store import runs as sql
 from .config import EARLY_STOPPING_WITH_CONTRACTS, TrainConfig, task_type_of_export
@@ -39,8 +38,24 @@ from .folder import (
 )
 
 INITS = ("continue", "fresh")  # what a run started from an earlier run does with its adapter
-# Worker processes this process started, so their exit is noticed (and reaped) at once.
-_children: dict[int, subprocess.Popen] = {}
+WORKER = "workbench.train.worker"  # the worker module: python -m workbench.train.worker RUN_DIR [--resume]
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}")
+# The accelerate launch options a run may carry (run.json "launch"), each with the check of its value: the
+# worker's command line is built here from these values, never read from the run folder.
+LAUNCH_OPTIONS: dict[str, Callable[[Any], bool]] = {
+    "num_processes": lambda v: type(v) is int and 1 <= v <= 4096,
+    "num_machines": lambda v: type(v) is int and 1 <= v <= 4096,
+    "machine_rank": lambda v: type(v) is int and 0 <= v < 4096,
+    "main_process_ip": lambda v: isinstance(v, str) and bool(_HOST.fullmatch(v)),
+    "main_process_port": lambda v: type(v) is int and 1 <= v <= 65535,
+    "mixed_precision": lambda v: v in ("no", "fp16", "bf16", "fp8"),
+    "gpu_ids": lambda v: isinstance(v, str) and bool(re.fullmatch(r"all|\d{1,4}(,\d{1,4}){0,255}", v)),
+    "cpu": lambda v: v is True,
+    "multi_gpu": lambda v: v is True,
+}
+_LAUNCH_FLAGS = ("cpu", "multi_gpu")
+_LAUNCH_NUMBERS = ("num_processes", "num_machines", "machine_rank", "main_process_port")
+_LAUNCH_EXAMPLE = "accelerate launch --num_processes 4"
 
 
 @dataclass
@@ -137,9 +152,10 @@ def start_run(
 
     from_run + init: 'continue' trains that run's adapter further; 'fresh' starts a new adapter on its base
     model. The choice must be explicit and is recorded (runs.parent_run, runs.init).
-    launcher: how to start the worker on several GPUs, e.g. 'accelerate launch --num_processes 4' (the
-    worker module and the run folder are appended); empty runs it as one plain Python process.
+    launcher: how to start the worker on several GPUs, e.g. 'accelerate launch --num_processes 4': accelerate
+    launch and its options (LAUNCH_OPTIONS), kept as checked values; empty runs it as one plain Python process.
     """
+    launch = launch_options(launcher)
     export = read_export(export_dir)
     init_adapter = None
     if from_run is None:
@@ -215,7 +231,7 @@ def start_run(
             "init": init,
             "init_adapter": init_adapter,
             "models_dir": str(store.models_dir),
-            "launcher": launcher,
+            "launch": launch,
             "created_at": now_iso(),
         },
     )
@@ -247,35 +263,89 @@ def resume_run(store: Store, run_id: int) -> int:
     return run_id
 
 
+def launch_options(launcher: str | None) -> dict | None:
+    """The accelerate launch options of a launcher command line ('accelerate launch --num_processes 4 --cpu',
+    or `python -m accelerate.commands.launch ...`), checked; None for no launcher. Anything else is refused."""
+    if not launcher or not launcher.strip():
+        return None
+    try:
+        words = shlex.split(launcher)
+    except ValueError as exc:
+        raise WorkbenchError(
+            f"cannot read the launcher {launcher!r} ({exc}): give e.g. '{_LAUNCH_EXAMPLE}'"
+        ) from None
+    if words[:2] == ["accelerate", "launch"]:
+        words = words[2:]
+    elif (
+        len(words) >= 3
+        and Path(words[0]).name.startswith("python")
+        and words[1:3] == ["-m", "accelerate.commands.launch"]
+    ):
+        words = words[3:]
+    else:
+        raise WorkbenchError(
+            f"the launcher must be accelerate launch with its options, e.g. '{_LAUNCH_EXAMPLE}', not {launcher!r}"
+        )
+    options: dict[str, Any] = {}
+    while words:
+        word = words.pop(0)
+        name, _, value = word[2:].partition("=")
+        name = name.replace("-", "_")
+        if not word.startswith("--") or name not in LAUNCH_OPTIONS:
+            raise WorkbenchError(
+                f"the launcher option {word!r} is not one a run may carry: use {', '.join('--' + o for o in LAUNCH_OPTIONS)}"
+            )
+        if name in _LAUNCH_FLAGS and not value:
+            options[name] = True
+            continue
+        if not value:
+            if not words:
+                raise WorkbenchError(f"the launcher option --{name} needs a value")
+            value = words.pop(0)
+        options[name] = int(value) if name in _LAUNCH_NUMBERS and value.isdigit() else value
+    return checked_launch(options)
+
+
+def checked_launch(launch: Any) -> dict | None:
+    """`launch` (as run.json keeps it) when every option is known and its value valid; else a WorkbenchError
+    naming the option. The run folder may be edited by anyone who can write to it: nothing in it is run."""
+    if launch is None:
+        return None
+    if not isinstance(launch, dict):
+        raise WorkbenchError(f"the launch options must be a mapping of accelerate options, not {launch!r}")
+    for name, value in launch.items():
+        if name not in LAUNCH_OPTIONS or not LAUNCH_OPTIONS[name](value):
+            raise WorkbenchError(
+                f"the launch option {name}={value!r} is not valid: a run carries only "
+                f"{', '.join(LAUNCH_OPTIONS)}, each with a plain value"
+            )
+    return dict(launch) or None
+
+
+def worker_command(folder: RunFolder, launch: dict | None, *, resume: bool) -> list[str]:
+    """The worker's command line: this Python running our worker module, under accelerate launch with `launch`'s
+    checked options when there are any."""
+    head = [sys.executable]
+    if launch:
+        head += ["-m", "accelerate.commands.launch"]
+        for name, value in checked_launch(launch).items():
+            head += [f"--{name}"] if value is True else [f"--{name}", str(value)]
+    return head + ["-m", WORKER, str(folder.path)] + (["--resume"] if resume else [])
+
+
 def _spawn(store: Store, run_id: int, folder: RunFolder, *, resume: bool) -> None:
     """Start the worker detached (its own session: closing the terminal or the app does not stop it)."""
-    env = worker_env()
-    launcher = folder.spec().get("launcher")
-    head = shlex.split(launcher) if launcher else [sys.executable]
-    command = head + ["-m", "workbench.train.worker", str(folder.path)] + (["--resume"] if resume else [])
     try:
-        with open(folder.path / "worker.out", "ab") as out:
-            child = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
-    except OSError as exc:
-        folder.update_status(state="failed", error=f"could not start the training process: {exc}")
+        spec = folder.spec()  # a run of an older version keeps a launcher line: read as options, never run
+        launch = spec.get("launch") if "launch" in spec else launch_options(spec.get("launcher"))
+        command = worker_command(folder, launch, resume=resume)
+        child = spawn_worker(command, folder.path / "worker.out", worker_env())
+    except (OSError, WorkbenchError) as exc:
+        reason = exc if isinstance(exc, WorkbenchError) else f"could not start the training process: {exc}"
+        folder.update_status(state="failed", error=str(reason))
         with store.transaction() as con:
-            sql.update_run(
-                con,
-                run_id,
-                status="failed",
-                error=f"could not start the training process: {exc}",
-                finished_at=now_iso(),
-            )
-        raise WorkbenchError(f"could not start the training process for run {run_id}: {exc}") from None
-    _children[child.pid] = child
+            sql.update_run(con, run_id, status="failed", error=str(reason), finished_at=now_iso())
+        raise WorkbenchError(f"run {run_id} was not started: {reason}") from None
     with store.transaction() as con:
         sql.update_run(
             con,
@@ -366,15 +436,7 @@ def _running(row: sql.RunRow, live: dict) -> bool:
 
 
 def _alive(pid: int | None, host: str | None = None) -> bool:
-    """Whether the worker `pid` still runs. On another host it cannot be checked: assume it does."""
-    if not pid:
-        return False
-    if host and host != socket.gethostname():
-        return True
-    child = _children.get(pid)
-    if child is not None:
-        return child.poll() is None
-    return worker_alive(pid, "workbench.train.worker")
+    return worker_alive(pid, WORKER, host)
 
 
 def run_status(store: Store, run_id: int) -> RunStatus:
@@ -401,13 +463,12 @@ def wait_for_run(
     run_id: int,
     progress: Callable[[RunStatus], None] | None = None,
     *,
-    poll_s: float = 1.0,
+    poll_s: float | None = None,
     timeout_s: float | None = None,
 ) -> RunStatus:
     """Block until the run ends, calling `progress(status)` after each look (the CLI's foreground mode).
-
-    $WORKBENCH_POLL_S, where set, replaces `poll_s` (the tests look every 0.2 s at runs that last seconds)."""
-    poll_s = float(os.environ.get("WORKBENCH_POLL_S") or poll_s)
+    poll_s: seconds between looks (default 1, or WORKBENCH_POLL_S)."""
+    poll_s = poll_interval(1.0) if poll_s is None else poll_s
     started = time.monotonic()
     while True:
         status = _peek(store, run_id)
