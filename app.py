@@ -5,6 +5,8 @@ import os
 
 import streamlit as st
 
+from workbench.errors import StoreBusyError
+
 st.set_page_config(page_title="sft-workbench", page_icon=":material/build:", layout="wide")
 page = st.navigation(
     {
@@ -49,4 +51,10 @@ if os.environ.get("WORKBENCH_DEMO_ON_EMPTY") == "1" and not st.session_state.get
         ) as box:
             build_demo(demo_store, progress=box.write, author=st.session_state.get("author") or "demo")
             box.update(label="The demo workspace is ready", state="complete", expanded=False)
-page.run()
+try:
+    page.run()
+except (
+    StoreBusyError
+) as exc:  # the store busy or a conflict anywhere in a page: the message and Retry, no traceback
+    st.error(str(exc))
+    st.button("Retry", key="app_busy_retry")
