@@ -192,7 +192,10 @@ with right:
     if cmp.clusters:
         st.altair_chart(accuracy_chart(cmp.clusters[:20], "cluster"), width="stretch")
     else:
-        st.caption("No clustering yet: run one on the **Clusters** page to see accuracy per cluster.")
+        st.caption(
+            "None of these records, nor a badcase sent from their failures, is in a clustering yet: cluster "
+            "the badcases (or the evaluated set) on the **Clusters** page to see accuracy per cluster."
+        )
 st.dataframe(
     pd.DataFrame(
         [

@@ -300,6 +300,36 @@ def test_compare_groups_by_the_newest_clustering(store):
     assert clusters == {"退款 · refund": (2, 1, 0, 1), "password": (1, 0, 1, 0)}
 
 
+def test_compare_groups_eval_records_by_the_clusters_of_the_badcases_made_from_them(store):
+    """The eval records are seldom clustered themselves; their failures sent to badcases are (issue 29 #9)."""
+    ids = [11, 12, 13]
+    before = fake_evaluation(store, ["wrong", "wrong", "wrong"], ["a", "a", "a"], record_ids=ids)
+    with store.transaction() as con:
+        # records 11-13 went to badcases 21-23 when the base model failed them; a later run clusters the badcases
+        con.execute(
+            "UPDATE evaluation_results SET badcase_id = record_id + 10 WHERE evaluation_id = ?", [before]
+        )
+        con.execute(
+            "INSERT INTO cluster_runs (id, author, model, text_spec, method, k, k_chosen_by, records) VALUES "
+            "(1, 't', 'm', 'user', 'kmeans', 1, 'given', 1), (2, 't', 'm', 'user', 'kmeans', 2, 'given', 3)"
+        )
+        con.execute(
+            "INSERT INTO clusters (run_id, cluster, name, keywords, size, representatives) VALUES "
+            "(1, 0, '旧 · old', ['旧'], 1, [13]), (2, 0, '退款 · refund', ['退款'], 2, [21]), "
+            "(2, 1, '物流 · delivery', ['物流'], 1, [23])"
+        )
+        con.execute(
+            "INSERT INTO cluster_members (run_id, record_id, cluster, x, y) VALUES "
+            "(1, 13, 0, 0, 0), (2, 21, 0, 0, 0), (2, 22, 0, 0, 0), (2, 23, 1, 0, 0)"
+        )
+    after = fake_evaluation(store, ["right", "wrong", "right"], ["a", "a", "a"], record_ids=ids)
+    clusters = {
+        g.name: (g.n, g.fixed, g.still_wrong) for g in E.compare_evaluations(store, before, after).clusters
+    }
+    # 13's own cluster (an older run) comes first; 11 and 12 take their badcases' cluster from the newest run
+    assert clusters == {"退款 · refund": (2, 1, 1), "旧 · old": (1, 1, 0)}
+
+
 # --- long jobs: the store stays free, cancel and resume --------------------------------------------------------
 
 
