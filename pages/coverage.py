@@ -9,7 +9,7 @@ import streamlit as st
 
 from workbench import coverage as cov
 from workbench.errors import WorkbenchError
-from workbench.export import ExportConfig, preview_export
+from workbench.export import ExportConfig
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.store import Store
 
@@ -34,7 +34,8 @@ STATUS_COLOURS = {
 st.title("Coverage")
 st.caption(
     "Records per category by status, against the band of training records its task type needs. "
-    "Ready means approved or fixed, without errors, not a duplicate: what an export takes. "
+    "Ready is what the next export takes: approved or fixed, without errors, not a duplicate, not a copy of an "
+    "eval record. "
     "Click a bar to open the category in Review."
 )
 
@@ -59,7 +60,8 @@ config = ExportConfig(
 
 try:
     store = Store.open()
-    found = cov.coverage(store, config)
+    with st.spinner("Counting and planning the export ..."):
+        found = cov.coverage(store, config)
 except WorkbenchError as exc:
     st.error(str(exc))
     st.button("Retry")
@@ -178,6 +180,7 @@ table = pd.DataFrame(
             "task type": c.task_type or "",
             "ready": c.ready,
             "verdict": c.says,
+            "eval leaks": c.eval_leaks,
             "open badcases": c.open_badcases,
             "with errors": c.with_errors,
             "duplicates": c.duplicates,
@@ -236,12 +239,7 @@ st.subheader("The next export")
 left, right = st.columns([1, 2], gap="large")
 general = found.general
 with right:
-    try:
-        with st.spinner("Planning the export ..."):
-            preview = preview_export(store, config)
-    except WorkbenchError as exc:
-        st.error(str(exc))
-        preview = None
+    preview = found.preview  # the export's own plan, which `ready` above comes from
     if preview is not None:
         if preview.nothing:
             st.info(preview.nothing)

@@ -296,8 +296,9 @@ elif not unsent:
 else:
     st.caption(
         f"{len(unsent):,} failed records of evaluation #{after} go to the **badcases** dataset with the "
-        "model's answer kept as the bad output and the reference as the fix (status fixed, so the next "
-        "export takes them)."
+        "model's answer kept as the bad output and the reference as the fix, status fixed. The next export "
+        "takes those that are not copies of an eval record (its leakage guard keeps eval questions out of "
+        "training); after sending you see how many it takes."
     )
     if st.button(f"Send {len(unsent):,} failures to badcases", type="primary", key="ev_send"):
         try:
@@ -306,6 +307,6 @@ else:
             fail(exc)
         S.ev_flash = (
             f"Sent {len(sent.created):,} new badcases and added the bad output to "
-            f"{len(sent.updated):,} existing ones."
+            f"{len(sent.updated):,} existing ones. {sent.export_says}"
         )
         st.rerun()

@@ -499,6 +499,27 @@ def preview_export(
     )
 
 
+def left_out_of_export(
+    store: Store, record_ids: list[int], config: ExportConfig | None = None
+) -> dict[int, tuple[str, str]]:
+    """record id -> (reason, detail) for each of `record_ids` the next export with `config` leaves out (an
+    error, a duplicate, the same question or messages as an eval record, a repeat), judged by the export's own
+    pool; the records it may take are absent. (The 'auto' guard's lexical and semantic look-alikes, found only
+    among the records an export picks, are not judged here.)"""
+    config = config or ExportConfig()
+    with store.transaction() as con:  # temp tables only
+        try:
+            task_ds, general_ds, eval_ds = _datasets(con, config)
+            sql.stage_pool(
+                con,
+                sql.PoolSpec(task_ds, general_ds, eval_ds, config.statuses, config.general_statuses,
+                             config.categories, group_task=False),
+            )  # fmt: skip
+            return sql.reasons_of(con, record_ids)
+        finally:
+            sql.drop_temp(con)
+
+
 def _datasets(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> tuple[tuple[str, ...], ...]:
     """(task, general, eval) dataset names, checking that the named ones exist and are of the right kind."""
     kinds = sql.dataset_kinds(con)
