@@ -12,6 +12,7 @@ from workbench import pipeline as P
 from workbench import review
 from workbench.errors import WorkbenchError
 from workbench.export import ExportConfig, preview_export
+from workbench.export.download import DOWNLOAD_FORMATS, download_curated_set, download_name
 from workbench.models import EMBEDDED_MODEL
 from workbench.store import Store, default_root
 from workbench.train import config as train_config
@@ -264,6 +265,23 @@ with d2:
         st.caption(
             f"{sum(r.taken for r in preview.rows):,} records · general share {preview.general_share:.0%} · "
             f"{preview.leaks:,} left out as too like an eval record"
+        )
+        f1, f2 = st.columns([2, 1], vertical_alignment="bottom")
+        fmt = f1.selectbox(
+            "Download the curated set as",
+            list(DOWNLOAD_FORMATS),
+            format_func=lambda f: DOWNLOAD_FORMATS[f].label,
+            key="tr_download_format",
+            help="Exports with these settings (or reuses the same export) and downloads train then val lines, "
+            "to train elsewhere.",
+        )
+        f2.download_button(
+            "Download",
+            data=lambda: download_curated_set(store, export, fmt).data,
+            file_name=download_name(export, fmt),
+            mime=DOWNLOAD_FORMATS[fmt].mime,
+            icon=":material/download:",
+            on_click="ignore",
         )
 
 # --- how to train ---------------------------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ tabs. The first test runs the pages' reads in threads; the second opens the page
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from workbench import coverage, ingest, pipeline, review
@@ -21,6 +23,7 @@ from workbench.store.records import Selection
 from workbench.train import runs
 
 from .conftest import chat
+from .test_browser import ARGS, CHROMIUM, running_app
 
 QUESTIONS = [
     "我要退款，商品坏了",
@@ -94,3 +97,63 @@ def test_two_tabs_writing_the_same_row_at_once_get_the_busy_message_not_a_duckdb
             coverage.set_target(store, "退款", 12, 30)  # a second tab, while the first one's change is open
     coverage.set_target(store, "退款", 12, 30)  # again, once the first is done: it lands
     assert coverage.coverage(store).category("退款").band == (12, 30)
+
+
+def settled(page) -> None:
+    """Wait until the tab's script run is over: no element left stale (greyed) from the run before."""
+    from playwright.sync_api import expect
+
+    page.wait_for_timeout(700)
+    expect(page.locator("[data-stale='true']")).to_have_count(0, timeout=90_000)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=90_000)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make install does it)"
+)
+def test_three_tabs_on_coverage_and_train_rerun_at_once_and_train_downloads_the_curated_set(
+    shared_store, tmp_path
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with running_app(shared_store) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
+        first = context.new_page()
+        first.goto(url)  # the app's entry runs once before any deep link (see test_browser_pages)
+        expect(first.get_by_role("heading", name="Overview")).to_be_visible(timeout=60_000)
+        tabs = [(first, "coverage", "Coverage"), (context.new_page(), "coverage", "Coverage"),
+                (context.new_page(), "train", "Train")]  # fmt: skip
+        for page, path, _title in tabs:
+            page.goto(f"{url}/{path}", wait_until="commit")
+        for _round in range(4):
+            for page, _path, title in tabs:
+                expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=90_000)
+                settled(page)
+                assert page.get_by_test_id("stException").count() == 0, page.get_by_test_id(
+                    "stException"
+                ).first.inner_text()
+                assert page.get_by_text("TransactionException").count() == 0
+            for page, _path, _title in tabs:  # every tab reruns at once, as when the store changes under them
+                page.reload(wait_until="commit")
+        coverage_tab, _, train = tabs[0][0], None, tabs[2][0]
+        expect(coverage_tab.get_by_role("heading", name="The next export")).to_be_visible(timeout=90_000)
+        settled(coverage_tab)
+        coverage_tab.screenshot(path=str(shots / "coverage-tabs.png"), full_page=True)
+
+        # the curated set from the browser, in Parquet: the rows the export takes
+        train.get_by_text("Download the curated set as").scroll_into_view_if_needed()
+        train.get_by_role("combobox", name="Download the curated set as").click()
+        train.get_by_role("option", name="Parquet").click()
+        settled(train)  # the rerun that names the file
+        with train.expect_download() as download:
+            train.get_by_test_id("stDownloadButton").get_by_role("button").click()
+        assert download.value.suggested_filename == "app.parquet"
+        table = pq.read_table(download.value.path())
+        assert table.num_rows > 0 and any("退款" in m for m in table.column("messages").to_pylist())
+        train.screenshot(path=str(shots / "train-download.png"), full_page=True)
+        browser.close()
