@@ -147,6 +147,7 @@ layers.append(
         x=alt.X(
             "sum(value):Q",
             title="% of the band's low end (band shaded)" if relative else "records (band shaded)",
+            axis=alt.Axis(format=",.0f"),
         ),
         color=alt.Color(
             "status", scale=alt.Scale(domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values()))
@@ -193,11 +194,16 @@ st.dataframe(
     table,
     hide_index=True,
     width="stretch",
-    column_config={"verdict": st.column_config.TextColumn(width="large")},
+    column_config={
+        "verdict": st.column_config.TextColumn(width="large"),
+        **{
+            k: st.column_config.NumberColumn(k, width="small") for k in ("ready", "eval leaks", *cov.STATUSES)
+        },
+    },
 )
-cols = st.columns(4)
+cols = st.columns(2)  # two per row: a whole verdict fits at 1400 px
 for n, c in enumerate(found.categories[:12]):
-    cols[n % 4].page_link(
+    cols[n % 2].page_link(
         REVIEW,
         label=f"{label[c.category]}: {c.says}" + (f", {c.open_badcases:,} open" if c.open_badcases else ""),
         query_params=filter_to_params(ReviewFilter(categories=(c.category or "",))),

@@ -63,6 +63,7 @@ st.dataframe(
         [
             {
                 "id": r.evaluation.id,
+                "when": str(r.evaluation.created_at)[:16],
                 "model": r.evaluation.model,
                 "set": r.evaluation.eval_set,
                 "source": Path(r.evaluation.source).name if r.evaluation.source else "",
@@ -74,16 +75,22 @@ st.dataframe(
                 "accuracy": r.total.accuracy,
                 "mean loss": r.total.mean_loss,
                 "status": r.evaluation.status,
-                "when": str(r.evaluation.created_at)[:16],
             }
             for r in reports
         ]
     ),
     hide_index=True,
     width="stretch",
-    column_config={
+    column_config={  # narrow numbers, so every column (the time first) fits 1400 px
+        "id": st.column_config.NumberColumn("id", width="small", format="%d"),
+        "when": st.column_config.TextColumn("when", width="medium"),
+        **{
+            k: st.column_config.NumberColumn(k, width="small")
+            for k in ("records", "right", "wrong", "pending")
+        },
+        "prompt trial": st.column_config.CheckboxColumn("prompt trial", width="small"),
         "accuracy": st.column_config.ProgressColumn("accuracy", format="percent", min_value=0, max_value=1),
-        "mean loss": st.column_config.NumberColumn(format="%.3f"),
+        "mean loss": st.column_config.NumberColumn(format="%.3f", width="small"),
     },
 )
 

@@ -25,6 +25,7 @@ if not S.get("in_frame"):  # opened by a link before the app's entry ran: run th
 AUTHOR = S.get("author") or "app"
 EXPORT_HELP = ExportConfig.help_texts()
 TRAIN_HELP = train_config.help_texts()
+STEP_AXIS = alt.Axis(format=",d", tickMinStep=1)  # whole steps, never "14.000000"
 
 st.title("Train")
 st.caption(
@@ -77,7 +78,10 @@ def live_panel(pipeline_id: int) -> None:
             left.altair_chart(
                 alt.Chart(pd.DataFrame(live.losses))
                 .mark_line()
-                .encode(x=alt.X("step:Q"), y=alt.Y("loss:Q", title="training loss"))
+                .encode(
+                    x=alt.X("step:Q", axis=STEP_AXIS),
+                    y=alt.Y("loss:Q", title="training loss", axis=alt.Axis(format=".2f")),
+                )
                 .properties(height=220, title="Loss"),
                 width="stretch",
             )
@@ -87,7 +91,7 @@ def live_panel(pipeline_id: int) -> None:
                 alt.Chart(pd.DataFrame(checks))
                 .mark_line(point=True)
                 .encode(
-                    x=alt.X("step:Q"),
+                    x=alt.X("step:Q", axis=STEP_AXIS),
                     y=alt.Y(
                         "val_accuracy:Q",
                         title="validation accuracy",
@@ -253,7 +257,7 @@ with d2:
             alt.Chart(frame)
             .mark_bar()
             .encode(
-                x=alt.X("taken:Q", title="records taken"),
+                x=alt.X("taken:Q", title="records taken", axis=alt.Axis(format=",d", tickMinStep=1)),
                 y=alt.Y("category:N", sort="-x", title=None, axis=alt.Axis(labelLimit=160)),
                 color=alt.Color("pool:N"),
                 tooltip=list(frame.columns),
