@@ -335,9 +335,10 @@ def test_compare_groups_eval_records_by_the_clusters_of_the_badcases_made_from_t
 
 def test_the_store_is_free_while_the_model_generates(world):
     store, _export, run_id = world
-    opened = []
+    opened, phases = [], []
 
     def probe(done, total, info):
+        phases.append((info.get("phase"), done, total))
         if info.get("phase") == "generating" and not opened:
             code = (
                 f"from workbench.store import Store; s = Store.open({str(store.root)!r})\n"
@@ -354,6 +355,11 @@ def test_the_store_is_free_while_the_model_generates(world):
 
     E.evaluate(store, run_id, "val", options=small(limit=4), progress=probe)
     assert opened and opened[0].returncode == 0, opened[0].stderr[-500:]
+    # after the answers, the loss and verdict of each record and the save are stages with their own counts
+    # (the bar sat at "4/4, ETA -" while they ran)
+    after = phases[max(i for i, p in enumerate(phases) if p[0] == "generating") + 1 :]
+    assert [d for p, d, _t in after if p.startswith("loss and verdict")] == [0, 1, 2, 3]
+    assert ("saving the results", 4, 4) in after and after[-1] == ("saved", 4, 4)
 
 
 def test_a_cancelled_evaluation_resumes_where_it_stopped(world):

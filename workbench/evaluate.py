@@ -499,8 +499,12 @@ def _generate_and_score(
                 started += len(picked)
                 for i, answer in zip(picked, answers, strict=True):
                     outputs[i], seconds[i] = answer.ids, answer.seconds
+        # after the answers, each record's loss (a forward pass) and verdict take as long again on a CPU:
+        # a stage of its own in the progress, then the save, so a bar never sits at "42/42" for a minute
+        part = f" (records {k + 1:,}-{k + len(chunk):,} of {len(todo):,})" if len(todo) > len(chunk) else ""
         results = []
         for i, record in enumerate(chunk):
+            tell(i, len(chunk), {"phase": f"loss and verdict of each answer{part}"})
             results.append(
                 _result_of(
                     record,
@@ -513,10 +517,11 @@ def _generate_and_score(
                     seconds[i],
                 )
             )
+        tell(len(chunk), len(chunk), {"phase": f"saving the results{part}"})
         with store.transaction() as con:
             sql.save_results(con, row.id, results)
         done += len(chunk)
-        tell(done, total, {"phase": "scoring"})
+        tell(done, total, {"phase": "saved"})
 
 
 def _result_of(
