@@ -104,6 +104,12 @@ def live_panel(pipeline_id: int) -> None:
             )
     else:
         m[0].metric("Step", "exporting…" if status.running else "–")
+    ev = status.evaluating if status.running and status.stage == "evaluate" else None
+    if ev and ev.get("total"):
+        st.progress(
+            min(1.0, ev["done"] / ev["total"]),
+            text=f"Evaluating {ev['key']}: {ev.get('phase') or 'starting'} · {ev['done']:,}/{ev['total']:,}",
+        )
     if status.evaluations:
         st.caption(
             "Evaluations: "
