@@ -180,7 +180,7 @@ table = pd.DataFrame(
             "category": label[c.category],
             "task type": c.task_type or "",
             "ready": c.ready,
-            "verdict": c.says,
+            "verdict": c.brief,
             "eval leaks": c.eval_leaks,
             "open badcases": c.open_badcases,
             "with errors": c.with_errors,
@@ -195,7 +195,9 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "verdict": st.column_config.TextColumn(width="large"),
+        "verdict": st.column_config.TextColumn(
+            width="medium", help="Over-full: the export down-samples to the band's high end."
+        ),
         **{
             k: st.column_config.NumberColumn(k, width="small") for k in ("ready", "eval leaks", *cov.STATUSES)
         },
@@ -205,7 +207,7 @@ cols = st.columns(2)  # two per row: a whole verdict fits at 1400 px
 for n, c in enumerate(found.categories[:12]):
     cols[n % 2].page_link(
         REVIEW,
-        label=f"{label[c.category]}: {c.says}" + (f", {c.open_badcases:,} open" if c.open_badcases else ""),
+        label=f"{label[c.category]}: {c.brief}" + (f", {c.open_badcases:,} open" if c.open_badcases else ""),
         query_params=filter_to_params(ReviewFilter(categories=(c.category or "",))),
     )
 

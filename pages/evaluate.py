@@ -81,16 +81,16 @@ st.dataframe(
     ),
     hide_index=True,
     width="stretch",
-    column_config={  # narrow numbers, so every column (the time first) fits 1400 px
-        "id": st.column_config.NumberColumn("id", width="small", format="%d"),
-        "when": st.column_config.TextColumn("when", width="medium"),
-        **{
-            k: st.column_config.NumberColumn(k, width="small")
-            for k in ("records", "right", "wrong", "pending")
-        },
-        "prompt trial": st.column_config.CheckboxColumn("prompt trial", width="small"),
-        "accuracy": st.column_config.ProgressColumn("accuracy", format="percent", min_value=0, max_value=1),
-        "mean loss": st.column_config.NumberColumn(format="%.3f", width="small"),
+    column_config={  # narrow numbers, so every column (the time second) fits 1400 px
+        "id": st.column_config.NumberColumn("id", width=48, format="%d"),
+        "when": st.column_config.TextColumn("when", width=128),
+        **{k: st.column_config.NumberColumn(k, width=68) for k in ("records", "right", "wrong", "pending")},
+        "prompt trial": st.column_config.CheckboxColumn("trial", width=52, help="a prompt trial"),
+        "accuracy": st.column_config.ProgressColumn(
+            "accuracy", format="percent", min_value=0, max_value=1, width=96
+        ),
+        "mean loss": st.column_config.NumberColumn(format="%.3f", width=80),
+        "status": st.column_config.TextColumn(width=72),
     },
 )
 

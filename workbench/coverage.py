@@ -75,8 +75,19 @@ class CategoryCoverage:
         if self.verdict == "short":
             return f"short by {self.gap:,} ({self.ready:,} ready of {band})"
         if self.verdict == "over-full":
-            return f"over-full by {-self.gap:,} ({self.ready:,} ready of {band}: the export down-samples)"
-        return f"in band ({self.ready:,} ready of {band})"
+            return f"{self.brief}: the export down-samples"
+        return self.brief
+
+    @property
+    def brief(self) -> str:
+        """The verdict in a few words, for a link or a table cell."""
+        if self.band is None:
+            return "no target"
+        band = f"{self.band[0]:,}-{self.band[1]:,}"
+        word = {"short": f"short by {self.gap:,}", "over-full": f"over-full by {-self.gap:,}"}.get(
+            self.verdict, "in band"
+        )
+        return f"{word} ({self.ready:,} ready of {band})"
 
 
 @dataclass
