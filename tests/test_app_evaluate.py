@@ -157,3 +157,20 @@ def test_two_evaluations_of_different_sets_say_what_to_do(two):
     at.selectbox(key="ev_before").set_value(before).run()
     at.selectbox(key="ev_after").set_value(after).run()
     assert any("share no scored record" in e.value for e in at.error)
+
+
+def test_accuracy_per_cluster_shows_when_the_badcases_sent_from_the_set_are_clustered(two):
+    """The eval set is seldom clustered, the badcases made from its failures are: the page groups by their
+    clusters instead of saying "No clustering yet" (issue 29 #9)."""
+    from .test_clusters_view import save_run
+
+    store, before, after = two
+    sent = E.send_failures_to_badcases(store, before, author="t")
+    save_run(store, {0: sent.created})  # a clustering of the badcases only
+    at = open_page()
+    at.selectbox(key="ev_before").set_value(before).run()
+    at.selectbox(key="ev_after").set_value(after).run()
+    assert not at.exception, at.exception
+    assert not any("clustering yet" in c.value for c in at.caption)
+    cmp = E.compare_evaluations(store, before, after)
+    assert [(g.name, g.n, g.fixed, g.still_wrong) for g in cmp.clusters] == [("cluster 0", 2, 1, 1)]
