@@ -5,6 +5,9 @@ import os
 
 import streamlit as st
 
+from workbench.errors import StoreBusyError
+from workbench.markup import escape_markdown
+
 st.set_page_config(page_title="sft-workbench", page_icon=":material/build:", layout="wide")
 page = st.navigation(
     {
@@ -60,7 +63,7 @@ if os.environ.get("WORKBENCH_DEMO_ON_EMPTY") == "1":
         st.session_state["demo_checked"] = True
     except WorkbenchError as exc:  # the store is busy: the next rerun looks again
         demo_now = None
-        st.warning(f"Could not check for the demo workspace: {exc}")
+        st.warning(f"Could not check for the demo workspace: {escape_markdown(exc)}")
     if demo_now is not None and demo_now.running:
 
         @st.fragment(run_every=1)
@@ -80,5 +83,11 @@ if os.environ.get("WORKBENCH_DEMO_ON_EMPTY") == "1":
         st.stop()
     if demo_now is not None and demo_now.state == "failed" and not st.session_state.get("demo_failure_said"):
         st.session_state["demo_failure_said"] = True
-        st.error(f"The demo workspace could not be built: {demo_now.error}")
-page.run()
+        st.error(f"The demo workspace could not be built: {escape_markdown(demo_now.error)}")
+try:
+    page.run()
+except (
+    StoreBusyError
+) as exc:  # the store busy or a conflict anywhere in a page: the message and Retry, no traceback
+    st.error(escape_markdown(exc))
+    st.button("Retry", key="app_busy_retry")

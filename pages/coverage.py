@@ -9,7 +9,7 @@ import streamlit as st
 
 from workbench import coverage as cov
 from workbench.errors import WorkbenchError
-from workbench.export import ExportConfig, preview_export
+from workbench.export import ExportConfig
 from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter, filter_to_params
 from workbench.store import Store
@@ -35,7 +35,8 @@ STATUS_COLOURS = {
 st.title("Coverage")
 st.caption(
     "Records per category by status, against the band of training records its task type needs. "
-    "Ready means approved or fixed, without errors, not a duplicate: what an export takes. "
+    "Ready is what the next export takes: approved or fixed, without errors, not a duplicate, not a copy of an "
+    "eval record. "
     "Click a bar to open the category in Review."
 )
 
@@ -60,7 +61,8 @@ config = ExportConfig(
 
 try:
     store = Store.open()
-    found = cov.coverage(store, config)
+    with st.spinner("Counting and planning the export ..."):
+        found = cov.coverage(store, config)
 except WorkbenchError as exc:
     st.error(escape_markdown(exc))
     st.button("Retry")
@@ -146,6 +148,7 @@ layers.append(
         x=alt.X(
             "sum(value):Q",
             title="% of the band's low end (band shaded)" if relative else "records (band shaded)",
+            axis=alt.Axis(format=",.0f"),
         ),
         color=alt.Color(
             "status", scale=alt.Scale(domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values()))
@@ -178,27 +181,45 @@ table = pd.DataFrame(
             "category": label[c.category],
             "task type": c.task_type or "",
             "ready": c.ready,
-            "verdict": c.says,
-            "open badcases": c.open_badcases,
-            "with errors": c.with_errors,
+            "verdict": c.brief,
+            "eval leaks": c.eval_leaks,
+            "open": c.open_badcases,
+            "errors": c.with_errors,
             "duplicates": c.duplicates,
-            **{s: c.by_status[s] for s in cov.STATUSES},
         }
         for c in found.categories
     ]
 )
+NUMBER = {  # narrow numbers: the whole table fits 1400 px (the counts per status are in the chart and below)
+    "ready": "an export takes them",
+    "eval leaks": "of a ready status, left out as too like an eval record",
+    "open": "new or labeled: work still to do",
+    "errors": "records with error-level issues (not counting rejected ones)",
+    "duplicates": "marked duplicates",
+}
 st.dataframe(
     table,
     hide_index=True,
     width="stretch",
-    column_config={"verdict": st.column_config.TextColumn(width="large")},
+    column_config={
+        "verdict": st.column_config.TextColumn(
+            width="large", help="Over-full: the export down-samples to the band's high end."
+        ),
+        **{k: st.column_config.NumberColumn(k, width="small", help=h) for k, h in NUMBER.items()},
+    },
 )
-cols = st.columns(4)
+with st.expander("Records per status"):
+    st.dataframe(
+        pd.DataFrame([{"category": label[c.category], **c.by_status} for c in found.categories]),
+        hide_index=True,
+        width="stretch",
+    )
+cols = st.columns(2)  # two per row: a whole verdict fits at 1400 px
 for n, c in enumerate(found.categories[:12]):
-    cols[n % 4].page_link(
+    cols[n % 2].page_link(
         REVIEW,
         label=escape_markdown(
-            f"{label[c.category]}: {c.says}" + (f", {c.open_badcases:,} open" if c.open_badcases else "")
+            f"{label[c.category]}: {c.brief}" + (f", {c.open_badcases:,} open" if c.open_badcases else "")
         ),
         query_params=filter_to_params(ReviewFilter(categories=(c.category or "",))),
     )
@@ -239,12 +260,7 @@ st.subheader("The next export")
 left, right = st.columns([1, 2], gap="large")
 general = found.general
 with right:
-    try:
-        with st.spinner("Planning the export ..."):
-            preview = preview_export(store, config)
-    except WorkbenchError as exc:
-        st.error(escape_markdown(exc))
-        preview = None
+    preview = found.preview  # the export's own plan, which `ready` above comes from
     if preview is not None:
         if preview.nothing:
             st.info(escape_markdown(preview.nothing))

@@ -64,6 +64,7 @@ st.dataframe(
         [
             {
                 "id": r.evaluation.id,
+                "when": str(r.evaluation.created_at)[:16],
                 "model": r.evaluation.model,
                 "set": r.evaluation.eval_set,
                 "source": Path(r.evaluation.source).name if r.evaluation.source else "",
@@ -75,16 +76,22 @@ st.dataframe(
                 "accuracy": r.total.accuracy,
                 "mean loss": r.total.mean_loss,
                 "status": r.evaluation.status,
-                "when": str(r.evaluation.created_at)[:16],
             }
             for r in reports
         ]
     ),
     hide_index=True,
     width="stretch",
-    column_config={
-        "accuracy": st.column_config.ProgressColumn("accuracy", format="percent", min_value=0, max_value=1),
-        "mean loss": st.column_config.NumberColumn(format="%.3f"),
+    column_config={  # narrow numbers, so every column (the time second) fits 1400 px
+        "id": st.column_config.NumberColumn("id", width=48, format="%d"),
+        "when": st.column_config.TextColumn("when", width=128),
+        **{k: st.column_config.NumberColumn(k, width=68) for k in ("records", "right", "wrong", "pending")},
+        "prompt trial": st.column_config.CheckboxColumn("trial", width=52, help="a prompt trial"),
+        "accuracy": st.column_config.ProgressColumn(
+            "accuracy", format="percent", min_value=0, max_value=1, width=96
+        ),
+        "mean loss": st.column_config.NumberColumn(format="%.3f", width=80),
+        "status": st.column_config.TextColumn(width=72),
     },
 )
 
@@ -193,7 +200,10 @@ with right:
     if cmp.clusters:
         st.altair_chart(accuracy_chart(cmp.clusters[:20], "cluster"), width="stretch")
     else:
-        st.caption("No clustering yet: run one on the **Clusters** page to see accuracy per cluster.")
+        st.caption(
+            "None of these records, nor a badcase sent from their failures, is in a clustering yet: cluster "
+            "the badcases (or the evaluated set) on the **Clusters** page to see accuracy per cluster."
+        )
 st.dataframe(
     pd.DataFrame(
         [
@@ -297,8 +307,9 @@ elif not unsent:
 else:
     st.caption(
         f"{len(unsent):,} failed records of evaluation #{after} go to the **badcases** dataset with the "
-        "model's answer kept as the bad output and the reference as the fix (status fixed, so the next "
-        "export takes them)."
+        "model's answer kept as the bad output and the reference as the fix, status fixed. The next export "
+        "takes those that are not copies of an eval record (its leakage guard keeps eval questions out of "
+        "training); after sending you see how many it takes."
     )
     if st.button(f"Send {len(unsent):,} failures to badcases", type="primary", key="ev_send"):
         try:
@@ -307,6 +318,6 @@ else:
             fail(exc)
         S.ev_flash = (
             f"Sent {len(sent.created):,} new badcases and added the bad output to "
-            f"{len(sent.updated):,} existing ones."
+            f"{len(sent.updated):,} existing ones. {sent.export_says}"
         )
         st.rerun()

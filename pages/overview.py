@@ -123,5 +123,5 @@ if summary.recent:
     st.dataframe(
         pd.DataFrame(summary.recent, columns=["when", "who", "action", "record", "version"]),
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )

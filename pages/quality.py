@@ -159,6 +159,13 @@ if contracts:
         ),
         hide_index=True,
         width="stretch",
+        column_config={  # the spec takes the room: a JSON schema is long
+            "category": st.column_config.TextColumn(width="small"),
+            "kind": st.column_config.TextColumn(width="small"),
+            "spec": st.column_config.TextColumn(
+                width="large", help="Hover a cell to read a long spec whole."
+            ),
+        },
     )
 if not categories:
     st.info(

@@ -12,6 +12,7 @@ from workbench import pipeline as P
 from workbench import review
 from workbench.errors import WorkbenchError
 from workbench.export import ExportConfig, preview_export
+from workbench.export.download import DOWNLOAD_FORMATS, download_curated_set, download_name
 from workbench.markup import escape_markdown
 from workbench.models import EMBEDDED_MODEL
 from workbench.store import Store, default_root
@@ -25,6 +26,7 @@ if not S.get("in_frame"):  # opened by a link before the app's entry ran: run th
 AUTHOR = S.get("author") or "app"
 EXPORT_HELP = ExportConfig.help_texts()
 TRAIN_HELP = train_config.help_texts()
+STEP_AXIS = alt.Axis(format=",d", tickMinStep=1)  # whole steps, never "14.000000"
 
 st.title("Train")
 st.caption(
@@ -81,7 +83,10 @@ def live_panel(pipeline_id: int) -> None:
             left.altair_chart(
                 alt.Chart(pd.DataFrame(live.losses))
                 .mark_line()
-                .encode(x=alt.X("step:Q"), y=alt.Y("loss:Q", title="training loss"))
+                .encode(
+                    x=alt.X("step:Q", axis=STEP_AXIS),
+                    y=alt.Y("loss:Q", title="training loss", axis=alt.Axis(format=".2f")),
+                )
                 .properties(height=220, title="Loss"),
                 width="stretch",
             )
@@ -91,7 +96,7 @@ def live_panel(pipeline_id: int) -> None:
                 alt.Chart(pd.DataFrame(checks))
                 .mark_line(point=True)
                 .encode(
-                    x=alt.X("step:Q"),
+                    x=alt.X("step:Q", axis=STEP_AXIS),
                     y=alt.Y(
                         "val_accuracy:Q",
                         title="validation accuracy",
@@ -104,6 +109,12 @@ def live_panel(pipeline_id: int) -> None:
             )
     else:
         m[0].metric("Step", "exporting…" if status.running else "–")
+    ev = status.evaluating if status.running and status.stage == "evaluate" else None
+    if ev and ev.get("total"):
+        st.progress(
+            min(1.0, ev["done"] / ev["total"]),
+            text=f"Evaluating {ev['key']}: {ev.get('phase') or 'starting'} · {ev['done']:,}/{ev['total']:,}",
+        )
     if status.evaluations:
         st.caption(
             "Evaluations: "
@@ -257,7 +268,7 @@ with d2:
             alt.Chart(frame)
             .mark_bar()
             .encode(
-                x=alt.X("taken:Q", title="records taken"),
+                x=alt.X("taken:Q", title="records taken", axis=alt.Axis(format=",d", tickMinStep=1)),
                 y=alt.Y("category:N", sort="-x", title=None, axis=alt.Axis(labelLimit=160)),
                 color=alt.Color("pool:N"),
                 tooltip=list(frame.columns),
@@ -269,6 +280,23 @@ with d2:
         st.caption(
             f"{sum(r.taken for r in preview.rows):,} records · general share {preview.general_share:.0%} · "
             f"{preview.leaks:,} left out as too like an eval record"
+        )
+        f1, f2 = st.columns([2, 1], vertical_alignment="bottom")
+        fmt = f1.selectbox(
+            "Download the curated set as",
+            list(DOWNLOAD_FORMATS),
+            format_func=lambda f: DOWNLOAD_FORMATS[f].label,
+            key="tr_download_format",
+            help="Exports with these settings (or reuses the same export) and downloads train then val lines, "
+            "to train elsewhere.",
+        )
+        f2.download_button(
+            "Download",
+            data=lambda: download_curated_set(store, export, fmt).data,
+            file_name=download_name(export, fmt),
+            mime=DOWNLOAD_FORMATS[fmt].mime,
+            icon=":material/download:",
+            on_click="ignore",
         )
 
 # --- how to train ---------------------------------------------------------------------------------------------------

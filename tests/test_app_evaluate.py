@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from workbench import coverage, ingest, review
 from workbench import evaluate as E
-from workbench import ingest, review
 from workbench.review import ReviewFilter
 from workbench.side_by_side import side_by_side
 
@@ -133,9 +133,17 @@ def test_compare_judge_and_send_failures(two):
     assert send.label == "Send 2 failures to badcases"
     send.click().run()
     assert not at.exception, at.exception
-    assert any("Sent" in s.value for s in at.success)
+    flash = " ".join(s.value for s in at.success)
+    # the failures copy eval records: the page says the export leaves them out instead of promising it takes them
+    assert "Sent 2 new badcases" in flash and "The next export leaves 2 of the 2 out" in flash, flash
+    assert "eval record" in flash
     queue = review.load_queue(store, ReviewFilter(tags=(f"evaluation-{after}",)), "oldest", limit=10)
     assert queue.total == 2
+    # Coverage's "ready" is what the export takes: the two fixed copies of eval records are not ready
+    found = coverage.coverage(store)
+    assert sum(c.by_status["fixed"] for c in found.categories) == 2
+    assert sum(c.ready for c in found.categories) == 0
+    assert sum(c.eval_leaks for c in found.categories) == 2
 
 
 def test_two_evaluations_of_different_sets_say_what_to_do(two):
@@ -149,3 +157,20 @@ def test_two_evaluations_of_different_sets_say_what_to_do(two):
     at.selectbox(key="ev_before").set_value(before).run()
     at.selectbox(key="ev_after").set_value(after).run()
     assert any("share no scored record" in e.value for e in at.error)
+
+
+def test_accuracy_per_cluster_shows_when_the_badcases_sent_from_the_set_are_clustered(two):
+    """The eval set is seldom clustered, the badcases made from its failures are: the page groups by their
+    clusters instead of saying "No clustering yet" (issue 29 #9)."""
+    from .test_clusters_view import save_run
+
+    store, before, after = two
+    sent = E.send_failures_to_badcases(store, before, author="t")
+    save_run(store, {0: sent.created})  # a clustering of the badcases only
+    at = open_page()
+    at.selectbox(key="ev_before").set_value(before).run()
+    at.selectbox(key="ev_after").set_value(after).run()
+    assert not at.exception, at.exception
+    assert not any("clustering yet" in c.value for c in at.caption)
+    cmp = E.compare_evaluations(store, before, after)
+    assert [(g.name, g.n, g.fixed, g.still_wrong) for g in cmp.clusters] == [("cluster 0", 2, 1, 1)]

@@ -164,7 +164,7 @@ def test_coverage_page_shows_each_category_against_its_band_and_the_export_previ
     at = open_page("pages/coverage.py")
     table = at.dataframe[0].value.set_index("category")
     assert table.loc["退款", "ready"] == 12 and table.loc["退款", "verdict"].startswith("short by 988")
-    preview = at.dataframe[1].value
+    preview = next(d.value for d in at.dataframe if "taken" in d.value.columns)
     assert preview.set_index("category").loc["退款", "taken"] == 12
     at.radio(key="cv_scale").set_value("records").run()  # the counts instead of shares of each band
     assert not at.exception and at.dataframe[0].value.set_index("category").loc["退款", "ready"] == 12
@@ -303,3 +303,9 @@ def test_import_page_shows_a_running_import_and_refuses_a_second_one(empty):
         worker.wait()
     at.run()
     assert any("cancelled" in w.value for w in at.warning)
+
+
+def test_no_page_uses_use_container_width_which_streamlit_deprecates():
+    """Streamlit warns on every run of a page that passes use_container_width (removed after 2025-12-31)."""
+    sources = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
+    assert [p.name for p in sources if "use_container_width" in p.read_text(encoding="utf-8")] == []

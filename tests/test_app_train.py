@@ -103,3 +103,31 @@ def test_runs_started_from_the_command_line_are_listed_not_no_run(store, tmp_pat
     assert any(h.value == "Runs" for h in at.subheader)
     table = at.dataframe[0].value
     assert list(table["run"]) == [row.id] and table["step"][0] == "84/84" and table["export"][0] == "demo"
+
+
+def test_the_live_panel_shows_which_evaluation_runs_and_its_stage_after_the_answers(store):
+    """The pipeline writes the running evaluation's progress into its folder: after generation the loss and
+    verdict stage shows with its own count, not a bar stuck at 42/42 (issue 29)."""
+    from workbench.train.folder import write_json_atomic
+
+    folder = P.pipelines_dir(store) / "1"
+    folder.mkdir(parents=True)
+    write_json_atomic(
+        folder / "status.json",
+        {
+            "state": "running",
+            "stage": "evaluate",
+            "evaluations": {"base/eval": 1},
+            "evaluating": {
+                "key": "run/eval",
+                "phase": "loss and verdict of each answer",
+                "done": 17,
+                "total": 42,
+            },
+        },
+    )
+    at = open_page()
+    assert any("Pipeline 1: running" in h.value for h in at.subheader)
+    bars = [(b.value, b.proto.text) for b in at.get("progress")]
+    assert bars and bars[0][0] == 40  # percent
+    assert "Evaluating run/eval: loss and verdict of each answer · 17/42" in bars[0][1]

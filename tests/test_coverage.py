@@ -85,3 +85,37 @@ def test_general_share_against_the_band(filled):
     assert not share.in_band and "import more general data" in share.says
     share = coverage.coverage(filled, ExportConfig(general_share=0.1)).general
     assert share.general_needed == 3 and "outside the 15%-30% band" in share.says
+
+
+def test_ready_and_the_export_agree_on_a_badcase_that_rewords_an_eval_record(store, write_jsonl):
+    """Coverage's ready and left_out_of_export judge with the export's own pool and look-alike check: a fixed
+    badcase that only rewords an eval record is neither ready nor exported (issue 29 #7)."""
+    from workbench.export import left_out_of_export, preview_export
+
+    question = "我的外卖订单 12345 已经超过一个小时还没有送到，骑手电话也打不通，请帮我查一下"
+    ingest.import_file(
+        store, write_jsonl([chat(question, "delivery_status")], name="eval.jsonl"), dataset="eval"
+    )
+    badcases = [
+        chat(
+            question.replace("12345", "67890") + "！",
+            "delivery_status",
+            category="物流",
+            task_type="classification",
+        ),
+        chat("帮我把订单改成明天中午送", "change_time", category="物流", task_type="classification"),
+    ]
+    report = ingest.import_file(store, write_jsonl(badcases, name="badcases.jsonl"))
+    set_status(store, Selection(import_id=report.import_id), "fixed", author="test")
+    ids = sorted(r[0] for r in store_ids(store, "badcases"))
+    left_out = left_out_of_export(store, ids)
+    assert list(left_out) == [ids[0]] and left_out[ids[0]][0] == "eval-leak", left_out
+    assert "like eval record" in left_out[ids[0]][1]
+    found = coverage.coverage(store).category("物流")
+    assert (found.by_status["fixed"], found.ready, found.eval_leaks) == (2, 1, 1)
+    assert [r.available for r in preview_export(store).rows if r.category == "物流"] == [found.ready]
+
+
+def store_ids(store, dataset: str) -> list[tuple]:
+    with store.connect() as con:
+        return con.execute("SELECT id FROM records WHERE dataset = ?", [dataset]).fetchall()

@@ -295,14 +295,45 @@ def test_compare_groups_by_the_newest_clustering(store):
     assert clusters == {"退款 · refund": (2, 1, 0, 1), "password": (1, 0, 1, 0)}
 
 
+def test_compare_groups_eval_records_by_the_clusters_of_the_badcases_made_from_them(store):
+    """The eval records are seldom clustered themselves; their failures sent to badcases are (issue 29 #9)."""
+    ids = [11, 12, 13]
+    before = fake_evaluation(store, ["wrong", "wrong", "wrong"], ["a", "a", "a"], record_ids=ids)
+    with store.transaction() as con:
+        # records 11-13 went to badcases 21-23 when the base model failed them; a later run clusters the badcases
+        con.execute(
+            "UPDATE evaluation_results SET badcase_id = record_id + 10 WHERE evaluation_id = ?", [before]
+        )
+        con.execute(
+            "INSERT INTO cluster_runs (id, author, model, text_spec, method, k, k_chosen_by, records) VALUES "
+            "(1, 't', 'm', 'user', 'kmeans', 1, 'given', 1), (2, 't', 'm', 'user', 'kmeans', 2, 'given', 3)"
+        )
+        con.execute(
+            "INSERT INTO clusters (run_id, cluster, name, keywords, size, representatives) VALUES "
+            "(1, 0, '旧 · old', ['旧'], 1, [13]), (2, 0, '退款 · refund', ['退款'], 2, [21]), "
+            "(2, 1, '物流 · delivery', ['物流'], 1, [23])"
+        )
+        con.execute(
+            "INSERT INTO cluster_members (run_id, record_id, cluster, x, y) VALUES "
+            "(1, 13, 0, 0, 0), (2, 21, 0, 0, 0), (2, 22, 0, 0, 0), (2, 23, 1, 0, 0)"
+        )
+    after = fake_evaluation(store, ["right", "wrong", "right"], ["a", "a", "a"], record_ids=ids)
+    clusters = {
+        g.name: (g.n, g.fixed, g.still_wrong) for g in E.compare_evaluations(store, before, after).clusters
+    }
+    # 13's own cluster (an older run) comes first; 11 and 12 take their badcases' cluster from the newest run
+    assert clusters == {"退款 · refund": (2, 1, 1), "旧 · old": (1, 1, 0)}
+
+
 # --- long jobs: the store stays free, cancel and resume --------------------------------------------------------
 
 
 def test_the_store_is_free_while_the_model_generates(world):
     store, _export, run_id = world
-    opened = []
+    opened, phases = [], []
 
     def probe(done, total, info):
+        phases.append((info.get("phase"), done, total))
         if info.get("phase") == "generating" and not opened:
             code = (
                 f"from workbench.store import Store; s = Store.open({str(store.root)!r})\n"
@@ -319,6 +350,11 @@ def test_the_store_is_free_while_the_model_generates(world):
 
     E.evaluate(store, run_id, "val", options=small(limit=4), progress=probe)
     assert opened and opened[0].returncode == 0, opened[0].stderr[-500:]
+    # after the answers, the loss and verdict of each record and the save are stages with their own counts
+    # (the bar sat at "4/4, ETA -" while they ran)
+    after = phases[max(i for i, p in enumerate(phases) if p[0] == "generating") + 1 :]
+    assert [d for p, d, _t in after if p.startswith("loss and verdict")] == [0, 1, 2, 3]
+    assert ("saving the results", 4, 4) in after and after[-1] == ("saved", 4, 4)
 
 
 def test_a_cancelled_evaluation_resumes_where_it_stopped(world):

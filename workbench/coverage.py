@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import WorkbenchError
-from .export import ExportConfig
+from .export import ExportConfig, ExportPreview, preview_export
 from .store import Store
 from .store import coverage as sql
 from .train.config import preset_name
@@ -38,12 +38,13 @@ GENERAL_BAND = (0.15, 0.30)
 class CategoryCoverage:
     category: str | None
     task_type: str | None  # the train preset the category's task type maps to, if any
-    ready: int  # what an export takes: a ready status, no error, not a duplicate
+    ready: int  # what the next export may take (its own pool: a ready status, no error, no duplicate, no eval leak)
     by_status: dict[str, int]
     duplicates: int
     with_errors: int
     band: tuple[int, int] | None
     band_source: str | None  # 'set' (a person chose it), 'task type' (the default), None (no band)
+    eval_leaks: int = 0  # records of a ready status the export leaves out as too like an eval record
 
     @property
     def open_badcases(self) -> int:
@@ -74,8 +75,19 @@ class CategoryCoverage:
         if self.verdict == "short":
             return f"short by {self.gap:,} ({self.ready:,} ready of {band})"
         if self.verdict == "over-full":
-            return f"over-full by {-self.gap:,} ({self.ready:,} ready of {band}: the export down-samples)"
-        return f"in band ({self.ready:,} ready of {band})"
+            return f"{self.brief}: the export down-samples"
+        return self.brief
+
+    @property
+    def brief(self) -> str:
+        """The verdict in a few words, for a link or a table cell."""
+        if self.band is None:
+            return "no target"
+        band = f"{self.band[0]:,}-{self.band[1]:,}"
+        word = {"short": f"short by {self.gap:,}", "over-full": f"over-full by {-self.gap:,}"}.get(
+            self.verdict, "in band"
+        )
+        return f"{word} ({self.ready:,} ready of {band})"
 
 
 @dataclass
@@ -120,21 +132,28 @@ class GeneralShare:
 class Coverage:
     categories: list[CategoryCoverage] = field(default_factory=list)
     general: GeneralShare | None = None
+    preview: ExportPreview | None = None  # the next export with the same settings: where `ready` comes from
 
     def category(self, name: str | None) -> CategoryCoverage | None:
         return next((c for c in self.categories if c.category == name), None)
 
 
 def coverage(store: Store, config: ExportConfig | None = None) -> Coverage:
-    """Every badcase category's records by status against its band, and the next export's general share."""
+    """Every badcase category's records by status against its band, and the next export's general share.
+    Ready is what the export's preview with `config` may take (one judge for both: the export's pool)."""
     config = config or ExportConfig()
     with store.connect() as con:
-        rows = sql.category_counts(con, config.statuses)
+        rows = sql.category_counts(con)
         targets = sql.targets(con)
-        task_records, general = sql.records_by_kind(con, config.statuses, config.general_statuses)
+    preview = preview_export(store, config)
+    available = {(r.pool, r.category): r.available for r in preview.rows}
+    leaks = {r.category: r.leaks for r in preview.rows if r.pool == "task"}
+    task_records = sum(n for (pool, _c), n in available.items() if pool == "task")
+    general = sum(n for (pool, _c), n in available.items() if pool == "general")
     categories = []
-    for category, task_type, ready, duplicates, errors, *counts in rows:
+    for category, task_type, duplicates, errors, *counts in rows:
         preset = preset_name(task_type)
+        ready = available.get(("task", category), 0)
         band, source = (
             (targets[category], "set")
             if category in targets
@@ -150,9 +169,10 @@ def coverage(store: Store, config: ExportConfig | None = None) -> Coverage:
                 errors,
                 band,
                 source,
+                leaks.get(category, 0),
             )
         )
-    return Coverage(categories, GeneralShare(config.general_share, task_records, general))
+    return Coverage(categories, GeneralShare(config.general_share, task_records, general), preview)
 
 
 def set_target(store: Store, category: str, low: int, high: int, author: str = "workbench") -> None:

@@ -498,8 +498,12 @@ def _generate_and_score(
                 started += len(picked)
                 for i, answer in zip(picked, answers, strict=True):
                     outputs[i], seconds[i] = answer.ids, answer.seconds
+        # after the answers, each record's loss (a forward pass) and verdict take as long again on a CPU:
+        # a stage of its own in the progress, then the save, so a bar never sits at "42/42" for a minute
+        part = f" (records {k + 1:,}-{k + len(chunk):,} of {len(todo):,})" if len(todo) > len(chunk) else ""
         results = []
         for i, record in enumerate(chunk):
+            tell(i, len(chunk), {"phase": f"loss and verdict of each answer{part}"})
             results.append(
                 _result_of(
                     record,
@@ -512,10 +516,11 @@ def _generate_and_score(
                     seconds[i],
                 )
             )
+        tell(len(chunk), len(chunk), {"phase": f"saving the results{part}"})
         with store.transaction() as con:
             sql.save_results(con, row.id, results)
         done += len(chunk)
-        tell(done, total, {"phase": "scoring"})
+        tell(done, total, {"phase": "saved"})
 
 
 def _result_of(
@@ -826,9 +831,35 @@ class FailuresSent:
     created: list[int]
     updated: list[int]
     already_sent: int
+    # of the records sent, those the next export leaves out: reason -> count (see export.REASONS)
+    left_out: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+    @property
+    def export_says(self) -> str:
+        """What the next export does with the records sent, in words."""
+        sent = len(self.created) + len(self.updated)
+        if not sent:
+            return "Nothing new was sent."
+        if not self.left_out:
+            return f"The next export takes all {sent:,} (with the reference answer as the fix)."
+        from .store.exports import REASONS
+
+        out = sum(self.left_out.values())
+        why = "; ".join(
+            f"{n:,} {REASONS.get(r, 'not of a status or dataset the export takes')}"
+            for r, n in self.left_out.items()
+        )
+        told = f"The next export leaves {out:,} of the {sent:,} out: {why}."
+        if "eval-leak" in self.left_out:
+            told += (
+                " They are copies of eval records, so training on them would make the evaluation meaningless; "
+                "they stay in the queue as the evidence of what to teach: write new records like them "
+                "(in Review or the Playground) for training."
+            )
+        return told
 
 
 def send_failures_to_badcases(
@@ -837,8 +868,9 @@ def send_failures_to_badcases(
     """Every failed record of an evaluation (wrong, or judged worse / both bad by a person) into a badcase dataset:
     the reference answer as the final turn, the model's output kept as the bad output, source and tags linking the
     evaluation and run. A record already in that dataset gets the bad output and tags instead of a copy. Status
-    'fixed' (the right answer is written in) lets the next export take them. In one transaction; a failure
-    sent before is not sent twice."""
+    'fixed' (the right answer is written in) lets the next export take them, unless its leakage guard leaves
+    them out (a copy of an eval record): `left_out` counts those. In one transaction; a failure sent before is
+    not sent twice."""
     with store.connect() as con:
         row = sql.get_evaluation(con, evaluation_id)
         failed = sql.results(con, evaluation_id, verdict="wrong")
@@ -884,7 +916,13 @@ def send_failures_to_badcases(
             links.append((result.seq, new_id))
             created.append(new_id)
         sql.mark_sent_to_badcases(con, evaluation_id, links)
-    return FailuresSent(evaluation_id, dataset, created, updated, already)
+    from .export import ExportConfig, left_out_of_export
+
+    reasons = left_out_of_export(store, created + updated, ExportConfig())
+    left_out: dict[str, int] = {}
+    for reason, _detail in reasons.values():
+        left_out[reason] = left_out.get(reason, 0) + 1
+    return FailuresSent(evaluation_id, dataset, created, updated, already, left_out)
 
 
 def _existing(con, record_id: int | None, dataset: str) -> Record | None:

@@ -37,6 +37,7 @@ class PipelineStatus:
     run_id: int | None = None
     run_dir: str | None = None
     evaluations: dict[str, int] = field(default_factory=dict)  # e.g. base/eval -> evaluation id
+    evaluating: dict | None = None  # the evaluation under way: key, phase, done, total (as its progress says)
     error: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -120,6 +121,7 @@ def pipeline_status(store: Store, pipeline_id: int) -> PipelineStatus:
             "started_at",
             "finished_at",
             "pid",
+            "evaluating",
         )
     }
     return PipelineStatus(
@@ -258,6 +260,10 @@ def _stages(path: Path) -> dict:
                 set_run=run_id,
                 options=options,
                 author=author,
+                progress=lambda done, total, info, key=key: _update(
+                    path,
+                    evaluating={"key": key, "phase": info.get("phase"), "done": done, "total": total},
+                ),
             )
         except WorkbenchError as exc:
             if on == "general" and ("no record" in str(exc) or "general" in str(exc)):

@@ -25,6 +25,7 @@ from .manifest import MANIFEST_SCHEMA, read_manifest
 from .plan import CategoryPlan
 from .preview import ExportPreview, PreviewRow, preview_export
 from .result import ExportResult
+from .selection import left_out_of_export
 from .training_set import ExportEntry, export_training_set, list_exports
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "PreviewRow",
     "Progress",
     "export_training_set",
+    "left_out_of_export",
     "list_exports",
     "preview_export",
     "read_manifest",

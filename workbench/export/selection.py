@@ -10,6 +10,7 @@ import duckdb
 
 from .. import dedup
 from ..errors import WorkbenchError
+from ..store import Store
 from ..store import exports as sql
 from . import plan
 from .config import ExportConfig, Progress
@@ -39,7 +40,7 @@ def select_records(
         ),
     )
     sql.stage_pool(con, spec)
-    find_leaks = dedup.find_leaks if config.leakage_guard == "auto" else None
+    find_leaks = config.leakage_guard == "auto"
     eval_ids = sql.eval_ids(con)
     guard = "exact + dedup.find_leaks" if find_leaks else "exact"
     checked: set[int] = set()
@@ -57,29 +58,62 @@ def select_records(
         fresh = [i for i in sql.selected_ids(con) if i not in checked]
         if not fresh:
             break
-        tell("checking for eval leaks", 0, len(fresh))
-        leaks = find_leaks(
-            con,
-            fresh,
-            eval_ids,
-            progress=lambda stage, done, total: tell(f"checking for eval leaks: {stage}", done, total),
-        )
         checked.update(fresh)
-        fresh_set = set(fresh)
-        first: dict[int, Any] = {}
-        for leak in sorted(leaks, key=lambda x: (x.train_id, -x.score, x.eval_id)):
-            if leak.train_id in fresh_set:
-                first.setdefault(leak.train_id, leak)
-        if not first:
+        if not exclude_leaks(con, fresh, eval_ids, tell):
             break
-        sql.exclude(
-            con,
-            [
-                (tid, "eval-leak", f"{leak.kind} ({leak.score:.2f}): like eval record {leak.eval_id}")
-                for tid, leak in sorted(first.items())
-            ],
-        )
     return task, general, wanted, notes, eval_ids, guard, spec, task_ds
+
+
+def exclude_leaks(
+    con: duckdb.DuckDBPyConnection, ids: list[int], eval_ids: list[int], tell: Progress
+) -> bool:
+    """Mark those of `ids` that dedup.find_leaks finds like an eval record as eval leaks in the pool (the
+    strongest match each); False when none is."""
+    tell("checking for eval leaks", 0, len(ids))
+    leaks = dedup.find_leaks(
+        con,
+        ids,
+        eval_ids,
+        progress=lambda stage, done, total: tell(f"checking for eval leaks: {stage}", done, total),
+    )
+    wanted = set(ids)
+    first: dict[int, Any] = {}
+    for leak in sorted(leaks, key=lambda x: (x.train_id, -x.score, x.eval_id)):
+        if leak.train_id in wanted:
+            first.setdefault(leak.train_id, leak)
+    sql.exclude(
+        con,
+        [
+            (tid, "eval-leak", f"{leak.kind} ({leak.score:.2f}): like eval record {leak.eval_id}")
+            for tid, leak in sorted(first.items())
+        ],
+    )
+    return bool(first)
+
+
+def left_out_of_export(
+    store: Store, record_ids: list[int], config: ExportConfig | None = None
+) -> dict[int, tuple[str, str]]:
+    """record id -> (reason, detail) for each of `record_ids` the next export with `config` leaves out (an
+    error, a duplicate, the same question or messages as an eval record, a repeat), judged by the export's own
+    pool and, with the 'auto' guard, its look-alike check (dedup.find_leaks) on these records; the records it
+    may take are absent."""
+    config = config or ExportConfig()
+    with store.transaction() as con:  # temp tables only
+        try:
+            task_ds, general_ds, eval_ds = _datasets(con, config)
+            sql.stage_pool(
+                con,
+                sql.PoolSpec(task_ds, general_ds, eval_ds, config.statuses, config.general_statuses,
+                             config.categories, group_task=False),
+            )  # fmt: skip
+            eval_ids = sql.eval_ids(con)
+            if config.leakage_guard == "auto" and eval_ids:
+                kept = [i for i in record_ids if i not in sql.reasons_of(con, record_ids)]
+                exclude_leaks(con, kept, eval_ids, lambda stage, done, total: None)
+            return sql.reasons_of(con, record_ids)
+        finally:
+            sql.drop_temp(con)
 
 
 def _datasets(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> tuple[tuple[str, ...], ...]:

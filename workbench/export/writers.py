@@ -75,13 +75,17 @@ def write_lines_column(path: Path, lines: pa.ChunkedArray) -> FileSummary:
 
 def write_json_array(path: Path, items: Sequence[dict]) -> FileSummary:
     """A JSON array with one record per line (readable, diffable, and what LLaMA-Factory and our importer read)."""
+    return write_text(path, json_array_text(items), len(items))
+
+
+def json_array_text(items: Sequence[dict]) -> str:
+    """The text write_json_array writes (a download builds the same bytes in memory)."""
     if not items:
-        return write_text(path, "[]\n", 0)
-    body = ",\n".join(_dumps(item) for item in items)
-    return write_text(path, "[\n" + body + "\n]\n", len(items))
+        return "[]\n"
+    return "[\n" + ",\n".join(dumps(item) for item in items) + "\n]\n"
 
 
-def _dumps(value) -> str:
+def dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -124,7 +128,7 @@ def to_sharegpt(record: dict) -> tuple[dict, list[str]]:
     if "system" in out:
         result["system"] = out["system"]
     if record.get("tools") is not None:
-        result["tools"] = _dumps(record["tools"])
+        result["tools"] = dumps(record["tools"])
     result.update(_extras(record))
     return result, lost
 
@@ -139,10 +143,10 @@ def _function_call_value(tool_calls: list[dict]) -> str:
                 json.loads(arguments)
                 raw = arguments  # JSON arguments go in as JSON, spliced verbatim so their text survives
             except ValueError:
-                raw = _dumps(arguments)  # arguments that are not JSON stay a string, as they came
+                raw = dumps(arguments)  # arguments that are not JSON stay a string, as they came
         else:
-            raw = _dumps(arguments)
-        calls.append('{"name":' + _dumps(function.get("name")) + ',"arguments":' + raw + "}")
+            raw = dumps(arguments)
+        calls.append('{"name":' + dumps(function.get("name")) + ',"arguments":' + raw + "}")
     return calls[0] if len(calls) == 1 else "[" + ",".join(calls) + "]"
 
 

@@ -17,7 +17,7 @@ import duckdb
 
 from ..errors import WorkbenchError
 from ..names import check_new_path
-from .connection import in_transaction, open_duckdb, quiet
+from .connection import conflicts_as_busy, in_transaction, open_duckdb, prepare
 from .schema import migrate
 
 STORE_ENV = "WORKBENCH_STORE"
@@ -57,7 +57,7 @@ class Store:
 
     @classmethod
     def in_memory(cls) -> Store:
-        con = quiet(duckdb.connect(":memory:"))
+        con = prepare(duckdb.connect(":memory:"))
         migrate(con, ":memory:")
         return cls(None, con)
 
@@ -96,7 +96,8 @@ class Store:
             return
         con = open_duckdb(self.db_path, read_only=read_only)
         try:
-            yield con
+            with conflicts_as_busy(self.db_path):
+                yield con
         finally:
             con.close()
 

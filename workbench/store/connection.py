@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ..errors import StoreBusyError
 
@@ -37,7 +39,7 @@ def open_duckdb(
     }
     while True:
         try:
-            return quiet(duckdb.connect(str(path), read_only=read_only, config=config))
+            return prepare(duckdb.connect(str(path), read_only=read_only, config=config))
         except duckdb.ConnectionException as exc:
             # Another thread of this process (another browser tab of the app) has the file open in the other
             # mode, and DuckDB shares one open database per process. A reader can use the writer's; a writer
@@ -61,6 +63,34 @@ def open_duckdb(
                 raise StoreBusyError(describe_lock_holder(path, text)) from None
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A new connection made ready for the store's SQL: quiet, with the store's Python functions."""
+    return with_functions(quiet(con))
+
+
+def _nfkc(column: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc  # here, not at the top: the CLI's start-up does not need it
+
+    return pc.utf8_normalize(column, "NFKC")
+
+
+# DuckDB keeps a Python function in the catalog it shares between every connection to one open database
+# (each tab of the app is a thread of one process with its own connection), not in the connection's temp
+# catalog as it does macros. Created inside a read's transaction, two tabs conflict ("Catalog write-write
+# conflict on create"), so the function is created here, once per open database, outside any transaction.
+_FUNCTIONS = threading.Lock()
+
+
+def with_functions(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """`con`, with wb_nfkc (Arrow's NFKC normalisation) in its database: created by the first connection."""
+    with _FUNCTIONS:
+        try:
+            con.execute("SELECT wb_nfkc('')").fetchall()
+        except duckdb.CatalogException:
+            con.create_function("wb_nfkc", _nfkc, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
+    return con
 
 
 def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -95,6 +125,21 @@ def _command_line(pid: int) -> str:
     parts = [p.decode("utf-8", "replace") for p in raw.split(b"\0") if p]
     parts = [os.path.basename(parts[0])] + parts[1:] if parts else parts
     return " ".join(parts)[:200]
+
+
+@contextmanager
+def conflicts_as_busy(where: Path | str) -> Iterator[None]:
+    """Within the block, DuckDB's transaction conflicts (two tabs or a tab and a job writing the same rows or
+    catalog entry at once) become StoreBusyError, which pages show with Retry: the other writer has won, and
+    running the operation again (after it) succeeds."""
+    try:
+        yield
+    except duckdb.TransactionException as exc:
+        raise StoreBusyError(
+            f"Another tab or job changed the store {where} at the same moment, so this operation stopped "
+            f"without changing anything ({str(exc).removeprefix('TransactionContext Error: ')}). "
+            f"Try again (Retry on a page, or run the command again)."
+        ) from exc
 
 
 @contextmanager

@@ -7,10 +7,10 @@ import duckdb
 STATUSES = ("new", "labeled", "fixed", "approved", "rejected")
 
 
-def category_counts(con: duckdb.DuckDBPyConnection, ready_statuses: tuple[str, ...]) -> list[tuple]:
-    """Per category of the badcase datasets: (category, task type, ready, duplicates, records with errors,
-    then one count per status in STATUSES). Ready: a ready status, no error, not a marked duplicate (what
-    an export takes); marked duplicates are counted apart, not by status."""
+def category_counts(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Per category of the badcase datasets: (category, task type, duplicates, records with errors, then one
+    count per status in STATUSES); marked duplicates are counted apart, not by status. (What is ready for
+    training is the export's to say: see coverage.coverage.)"""
     by_status = ", ".join(f"count(*) FILTER (WHERE dup_of IS NULL AND status = '{s}')" for s in STATUSES)
     return con.execute(
         f"""
@@ -19,13 +19,11 @@ def category_counts(con: duckdb.DuckDBPyConnection, ready_statuses: tuple[str, .
                    id IN (SELECT record_id FROM record_issues WHERE severity = 'error') AS has_error
             FROM records WHERE dataset IN (SELECT name FROM datasets WHERE kind = 'badcases'))
         SELECT category, mode(task_type),
-               count(*) FILTER (WHERE dup_of IS NULL AND list_contains(?, status) AND NOT has_error),
                count(*) FILTER (WHERE dup_of IS NOT NULL),
                count(*) FILTER (WHERE dup_of IS NULL AND status <> 'rejected' AND has_error),
                {by_status}
         FROM r GROUP BY category ORDER BY count(*) DESC, category NULLS LAST
-    """,
-        [list(ready_statuses)],
+    """
     ).fetchall()
 
 
@@ -53,19 +51,3 @@ def clear_target(con: duckdb.DuckDBPyConnection, category: str) -> bool:
             "DELETE FROM category_targets WHERE category = ? RETURNING category", [category]
         ).fetchall()
     )
-
-
-def records_by_kind(
-    con: duckdb.DuckDBPyConnection, statuses: tuple[str, ...], general_statuses: tuple[str, ...]
-) -> tuple[int, int]:
-    """(badcase records ready for training, general records that may be mixed in), duplicates and errors left out."""
-    row = con.execute(
-        """
-        SELECT count(*) FILTER (WHERE d.kind = 'badcases' AND list_contains(?, r.status)),
-               count(*) FILTER (WHERE d.kind = 'general' AND list_contains(?, r.status))
-        FROM records r JOIN datasets d ON d.name = r.dataset
-        WHERE r.dup_of IS NULL AND r.id NOT IN (SELECT record_id FROM record_issues WHERE severity = 'error')
-    """,
-        [list(statuses), list(general_statuses)],
-    ).fetchall()
-    return row[0]

@@ -23,12 +23,6 @@ MARK_ACTION = "mark-duplicate"
 RESTORE_ACTION = "restore-duplicate"
 
 
-def _nfkc(column: pa.Array) -> pa.Array:
-    import pyarrow.compute as pc  # here, not at the top: the CLI's start-up does not need it
-
-    return pc.utf8_normalize(column, "NFKC")
-
-
 # The normalised text: NFKC, lower case, whitespace runs made one space, trimmed. Pure-ASCII text
 # (byte length = character length) is already NFKC, so only other text goes through Arrow's NFKC.
 # The whitespace regex runs only on texts that need it (a double space, a tab or newline, or an edge).
@@ -40,10 +34,9 @@ CREATE OR REPLACE TEMP MACRO wb_norm(t) AS lower(wb_ws(CASE WHEN strlen(t) = len
 
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the normaliser (a DuckDB function backed by Arrow's NFKC, and two macros) on `con`."""
-    exists = first_row(con, "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'wb_nfkc'")[0]
-    if not exists:
-        con.create_function("wb_nfkc", _nfkc, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
+    """Create the normaliser's two macros on `con`: temporary, so each connection has its own and no two
+    tabs write the shared catalog. Their wb_nfkc (Arrow's NFKC) comes with every connection (see
+    connection.with_functions)."""
     con.execute(NORMALISE_MACROS)
 
 

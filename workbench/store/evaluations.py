@@ -314,24 +314,26 @@ def set_human_verdict(
 
 def paired_verdicts(con: duckdb.DuckDBPyConnection, before: int, after: int) -> list[tuple]:
     """(record_key, record_id, category, cluster name, verdict before, verdict after) for every record with an
-    output in both evaluations; the cluster is the record's in the newest clustering run (None when unclustered)."""
-    has_clusters = scalar(
-        con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'cluster_members'"
-    )
-    cluster = (
-        "(SELECT c.name FROM cluster_members m JOIN clusters c ON c.run_id = m.run_id AND c.cluster = m.cluster "
-        " WHERE m.record_id = a.record_id AND m.run_id = (SELECT max(id) FROM cluster_runs))"
-        if has_clusters
-        else "NULL"
-    )
+    output in both evaluations. The cluster is the record's in the newest clustering run that clustered it,
+    else that of the badcase its failure was sent to (the badcases are what gets clustered, seldom the eval
+    set); None when neither was clustered."""
     return con.execute(
         f"""
         WITH a AS (SELECT record_key, record_id, category, {EFFECTIVE_VERDICT} AS v FROM evaluation_results
                    WHERE evaluation_id = ? AND output IS NOT NULL),
              b AS (SELECT record_key, {EFFECTIVE_VERDICT} AS v FROM evaluation_results
-                   WHERE evaluation_id = ? AND output IS NOT NULL)
-        SELECT a.record_key, a.record_id, coalesce(a.category, '(none)'), {cluster}, a.v, b.v
-        FROM a JOIN b ON a.record_key = b.record_key ORDER BY a.record_key""",
+                   WHERE evaluation_id = ? AND output IS NOT NULL),
+             named AS (SELECT m.record_id, arg_max(c.name, m.run_id) AS name
+                       FROM cluster_members m JOIN clusters c ON c.run_id = m.run_id AND c.cluster = m.cluster
+                       GROUP BY m.record_id),
+             sent AS (SELECT record_id, max(badcase_id) AS badcase_id FROM evaluation_results
+                      WHERE badcase_id IS NOT NULL AND record_id IS NOT NULL GROUP BY record_id)
+        SELECT a.record_key, a.record_id, coalesce(a.category, '(none)'), coalesce(own.name, via.name), a.v, b.v
+        FROM a JOIN b ON a.record_key = b.record_key
+        LEFT JOIN named own ON own.record_id = a.record_id
+        LEFT JOIN sent s ON s.record_id = a.record_id
+        LEFT JOIN named via ON via.record_id = s.badcase_id
+        ORDER BY a.record_key""",
         [before, after],
     ).fetchall()
 

@@ -195,6 +195,21 @@ def exclusion_counts(con: duckdb.DuckDBPyConnection, pool: str | None = None) ->
     return dict(rows)
 
 
+def reasons_of(con: duckdb.DuckDBPyConnection, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """id -> (reason, detail) for those of `ids` the pool leaves out, 'not-a-candidate' for those it does not
+    hold (another status or dataset); a candidate it keeps is absent."""
+    return {
+        i: (reason, detail)
+        for i, reason, detail in con.execute(
+            f"""SELECT i.id, coalesce(p.reason, 'not-a-candidate'),
+                       coalesce(p.detail, 'not of a status or dataset the export takes')
+                FROM (SELECT unnest(?::BIGINT[]) AS id) i LEFT JOIN {POOL} p ON p.id = i.id
+                WHERE p.id IS NULL OR p.reason IS NOT NULL ORDER BY i.id""",
+            [list(ids)],
+        ).fetchall()
+    }
+
+
 def exclusion_counts_by_category(
     con: duckdb.DuckDBPyConnection, reason: str
 ) -> list[tuple[str, str | None, int]]:
