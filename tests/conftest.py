@@ -187,6 +187,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     from xdist.scheduler import LoadScopeScheduling
 
+    config.option.loadscopereorder = False  # keep the order below, not the most tests first
+
     class ByFile(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return _unit(nodeid)
