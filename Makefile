@@ -31,11 +31,11 @@ install: $(STAMP) $(CHROMIUM)
 app: install
 	WORKBENCH_DEMO_ON_EMPTY=1 $(VENV)/bin/streamlit run app.py --server.address localhost --server.headless true
 
-# Two workers (pytest-xdist): each takes whole test files, and files sharing a costly session fixture (the
+# Two workers (pytest-xdist): each takes whole test files, and the files sharing a costly session fixture (the
 # real-model loop) go to one worker together (tests/conftest.py). TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= 2
 test: install lint
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check workbench pages tests bench app.py

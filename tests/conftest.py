@@ -167,22 +167,39 @@ def real_loop(tmp_path_factory):
     return store, result
 
 
-# `make test` runs the suite on two workers (pytest-xdist, --dist loadgroup). A worker takes a whole group:
-# each test file is its own group, so a file's module fixtures (a trained run, a loaded model) are built once,
-# and files that share a costly session fixture name one group with @pytest.mark.xdist_group. The longest
-# groups are handed out first, so that neither worker is left with a long file at the end.
+# `make test` runs the suite on two workers (pytest -n 2 --dist loadfile). A worker takes whole files, so a
+# file's module fixtures (a trained run, a loaded model) are built once; files that share a costly session
+# fixture form one unit (SHARED_UNITS), so that one worker builds it, and the longest units are handed out
+# first, so that neither worker is left with a long file at the end. (xdist's own loadgroup does not group
+# under pytest 9: it renames node ids, which pytest 9 no longer lets it do.)
+SHARED_UNITS = {"test_evaluate_real": "real_model", "test_train_real": "real_model"}
 LONGEST_FIRST = ("real_model",)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+def _unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return SHARED_UNITS.get(Path(path).stem, path)
 
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own scheduler for the other modes
+
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False  # keep the order below, not the most tests first
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return ByFile(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
     def rank(item) -> int:
-        group = item.get_closest_marker("xdist_group").args[0]
-        return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+        unit = _unit(item.nodeid)
+        return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: within a rank, the files and their tests keep their order
 

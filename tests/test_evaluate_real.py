@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_model")]
+pytestmark = pytest.mark.slow
 
 
 def test_the_loop_on_the_real_model_learns_the_labels_it_is_evaluated_on(real_loop):

@@ -14,7 +14,7 @@ from workbench.train.data import ChatEncoder, encode_records, read_export
 from workbench.train.folder import RunFolder
 from workbench.train.validation import validation_loss
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_model")]
+pytestmark = pytest.mark.slow
 
 
 def test_real_model_loss_falls_and_the_adapter_reloads_with_plain_peft(real_loop):
