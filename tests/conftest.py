@@ -120,10 +120,10 @@ def real_loop(tmp_path_factory):
     the end, so the adapter is the evaluated one) → evaluate base and tuned → compare, on generated intent
     records (English and Chinese, labels in the system prompt). Returns the store and the loop's result."""
     from tests.data_train import INTENTS, classification_records
+    from workbench.background.process import children
     from workbench.evaluate import EvalOptions
     from workbench.loop import run_loop
     from workbench.store import Store
-    from workbench.train import runs
 
     root = tmp_path_factory.mktemp("real-loop")
     path = root / "intents.jsonl"
@@ -160,7 +160,7 @@ def real_loop(tmp_path_factory):
             options=EvalOptions(batch_size=8),
         )
     finally:
-        for child in list(runs._children.values()):  # a loop that failed half-way: stop its worker
+        for child in children():  # a loop that failed half-way: stop its worker
             if child.poll() is None:
                 child.kill()
                 child.wait()
