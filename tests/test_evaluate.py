@@ -14,6 +14,7 @@ from workbench import evaluate as E
 from workbench.contracts import Contract
 from workbench.curation import set_contract, set_status
 from workbench.errors import WorkbenchError
+from workbench.evaluate.run import _contract_budgets
 from workbench.export import ExportConfig, export_training_set
 from workbench.ingest import import_file
 from workbench.store import Store
@@ -546,7 +547,7 @@ def test_each_contract_category_gets_a_generation_budget_from_its_own_references
         "intent": Contract("intent", "labels", ["refund", "order status"]),
         "slots": Contract("slots", "json"),
     }
-    budgets = E._contract_budgets(rows, contracts, Words(), max_new_tokens=64)
+    budgets = _contract_budgets(rows, contracts, Words(), max_new_tokens=64)
     assert budgets == {"intent": 2 * 2 + 8, "slots": 64}  # 2 * 30 + 8 = 68, capped at max_new_tokens
 
 
