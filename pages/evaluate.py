@@ -10,9 +10,9 @@ import streamlit as st
 
 from workbench import evaluate as E
 from workbench.errors import WorkbenchError
+from workbench.evaluate import CHANGES, side_by_side
 from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter, filter_to_params
-from workbench.side_by_side import CHANGES, side_by_side
 from workbench.store import Store, default_root
 
 S = st.session_state

@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from workbench import coverage, ingest, review
 from workbench import evaluate as E
+from workbench.evaluate import side_by_side
 from workbench.review import ReviewFilter
-from workbench.side_by_side import side_by_side
 
 from .conftest import ROOT, chat, stored_evaluation
 

@@ -1,25 +1,32 @@
 """The Review queue as library calls: filtered keyset pages with a count, one record with its issues, history
-and diffs, saves with optimistic concurrency, one-click fixes, bulk actions that one undo reverts, and the
-record as the trainer will see it. The Review page is a layout over these; each opens the store once.
+and diffs, saves with optimistic concurrency, one-click fixes, and bulk actions that one undo reverts. The
+Review page is a layout over these; each opens the store once. It also re-exports what the page shows beside
+them: the filter in a link (`review_links`), the record as the trainer sees it (`train.data.training_view`)
+and why a record is hard after a run (`evaluate.hard.why_hard`).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from . import checks, curation
 from .errors import EditConflictError, WorkbenchError
 from .formats import message_for_json
+from .review_links import filter_from_params, filter_to_params
 from .store import Store
 from .store import review as sql
 from .store import settings as store_settings
 from .store.records import STATUSES, Record, Revision, Selection, get_record, revisions_of, update_record
 from .store.review import DUPLICATE_STATES, SORTS, TEXT_FIELDS, Operation, QueueRow, ReviewFilter
+
+if TYPE_CHECKING:
+    from .evaluate.hard import why_hard
+    from .train.data import TrainingEncoder, TrainingView, load_training_encoder, training_view
 
 __all__ = [
     "DUPLICATE_STATES",
@@ -32,6 +39,8 @@ __all__ = [
     "QueueRow",
     "RecordView",
     "ReviewFilter",
+    "TrainingEncoder",
+    "TrainingView",
     "filter_from_params",
     "filter_to_params",
     "load_queue",
@@ -52,77 +61,21 @@ __all__ = [
 
 PAGE_SIZE = 50
 
-
-# --- the filter in a URL -------------------------------------------------------------------------------
-
-_LIST_PARAMS = {
-    "dataset": "datasets",
-    "status": "statuses",
-    "category": "categories",
-    "tag": "tags",
-    "task_type": "task_types",
-    "issue": "issue_codes",
-    "source": "sources",
+# why_hard and the training view live with the hard records and the trainer's data; a page that shows neither
+# need not load the evaluation package and the trainer's data module (0.1-0.2 s), so they load on first use.
+_ELSEWHERE = {
+    "why_hard": "workbench.evaluate.hard",
+    "TrainingEncoder": "workbench.train.data",
+    "TrainingView": "workbench.train.data",
+    "load_training_encoder": "workbench.train.data",
+    "training_view": "workbench.train.data",
 }
 
 
-def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
-    """The filter a URL's query parameters name (each a list of values, as `st.query_params.to_dict` lists
-    them with get_all); unknown parameters are ignored, bad values are an error that names them."""
-    values: dict[str, Any] = {}
-    for param, name in _LIST_PARAMS.items():
-        found = [v for v in params.get(param, []) if v is not None]
-        if found:
-            values[name] = tuple(found)
-    bad = [s for s in values.get("statuses", ()) if s not in STATUSES]
-    if bad:
-        raise WorkbenchError(f"unknown status {bad[0]!r} in the link; statuses are {', '.join(STATUSES)}")
-    for param, name in (
-        ("severity", "severity"),
-        ("duplicate", "duplicate"),
-        ("text", "text"),
-        ("in", "text_in"),
-    ):
-        found = params.get(param) or []
-        if found and found[0]:
-            values[name] = found[0]
-    try:
-        imports = tuple(int(v) for v in params.get("import", []) if v)
-    except ValueError:
-        raise WorkbenchError(f"import {params['import'][0]!r} in the link is not an import number") from None
-    if imports:
-        values["imports"] = imports
-    for param, name, what in (("cluster", "cluster", "cluster"), ("hard", "hard_after_run", "run")):
-        if params.get(param) and params[param][0] != "":
-            try:
-                values[name] = int(params[param][0])
-            except ValueError:
-                raise WorkbenchError(
-                    f"{param} {params[param][0]!r} in the link is not a {what} number"
-                ) from None
-    flt = ReviewFilter(**values)
-    flt.sql()  # validates severity, duplicate state and where text is searched
-    return flt
-
-
-def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
-    """The query parameters for a filter (the inverse of filter_from_params); empty fields are left out."""
-    out: dict[str, list[str]] = {}
-    for param, name in _LIST_PARAMS.items():
-        if getattr(flt, name):
-            out[param] = list(getattr(flt, name))
-    for param in ("severity", "duplicate", "text"):
-        if getattr(flt, param):
-            out[param] = [getattr(flt, param)]
-    if flt.text and flt.text_in != ReviewFilter.text_in:
-        out["in"] = [flt.text_in]
-    if flt.cluster is not None:
-        out["cluster"] = [str(flt.cluster)]
-    if flt.imports:
-        out["import"] = [str(i) for i in flt.imports]
-    if flt.hard_after_run is not None:
-        out["hard"] = [str(flt.hard_after_run)]
-    return out
+def __getattr__(name: str):
+    if name in _ELSEWHERE:
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- the queue -------------------------------------------------------------------------------------------
@@ -153,20 +106,6 @@ def load_queue(
 def filter_choices(store: Store) -> dict[str, list]:
     with store.connect(read_only=True) as con:
         return sql.filter_choices(con)
-
-
-def why_hard(store: Store, run_id: int, record_id: int):
-    """Why a record is in the "hard after run N" filter: the run's answer, its verdict and loss in the evaluation
-    the filter reads, and the most similar records of that set whose answer differs (an evaluate.HardRecord);
-    None when that evaluation does not hold the record."""
-    from .evaluate import hard_records
-
-    with store.connect(read_only=True) as con:
-        evaluation_id = sql.hard_evaluation(con, run_id)
-    if evaluation_id is None:
-        return None
-    found = hard_records(store, evaluation_id, limit=1, record_id=record_id)
-    return found[0] if found else None
 
 
 # --- one record ----------------------------------------------------------------------------------------------
@@ -499,56 +438,3 @@ def _comparable(value: Any) -> Any:
 def recent_operations(store: Store, limit: int = 10) -> list[Operation]:
     with store.connect(read_only=True) as con:
         return sql.recent_operations(con, limit)
-
-
-# --- the training view -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TrainingView:
-    """A record as the trainer sees it: the chat template applied, trained spans inside ⟦ ⟧."""
-
-    model: str
-    tokens: int
-    trained: int
-    max_tokens: int
-    marked_text: str
-    skipped: str | None = None  # why the trainer would leave the record out
-
-    @property
-    def too_long(self) -> bool:
-        return self.tokens > self.max_tokens
-
-
-@dataclass
-class TrainingEncoder:
-    model: str
-    tokenizer: Any = field(repr=False)
-    encoder: Any = field(repr=False)
-
-
-def load_training_encoder(model: str | None, models_dir: str | Path | None) -> TrainingEncoder:
-    """The target model's tokenizer and chat encoder, as `workbench train` loads them (load once, reuse)."""
-    from .models import end_of_turn_ids, load_chat_tokenizer
-    from .train.data import ChatEncoder
-
-    models_dir = Path(models_dir) if models_dir else None
-    tok = load_chat_tokenizer(model, models_dir)
-    return TrainingEncoder(model or "", tok, ChatEncoder(tok, end_of_turn_ids(model, models_dir)))
-
-
-def training_view(record: Record, encoder: TrainingEncoder, max_tokens: int) -> TrainingView:
-    """The same tokenisation and loss mask as `workbench train --show-mask`, for one record."""
-    from .train.data import Example, SkipRecord, render_mask
-
-    messages = [{k: v for k, v in m.items() if v is not None} for m in record.messages]
-    tools = json.loads(record.tools) if isinstance(record.tools, str) else record.tools
-    try:
-        ids, weights = encoder.encoder.encode(messages, tools)
-    except SkipRecord as why:
-        text = encoder.encoder.render(messages, generation=False, tools=tools)
-        return TrainingView(encoder.model, len(encoder.encoder.tokens(text)), 0, max_tokens, text, str(why))
-    example = Example(ids, weights, record.id, record.category)
-    return TrainingView(
-        encoder.model, len(ids), example.trained_tokens, max_tokens, render_mask(encoder.tokenizer, example)
-    )

@@ -220,6 +220,13 @@ def list_evaluations(con: duckdb.DuckDBPyConnection, limit: int | None = None) -
     return [_evaluation(r) for r in con.execute(sql).fetchall()]
 
 
+def general_datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The names of the datasets of kind 'general' (the general set an evaluation measures forgetting on)."""
+    return [
+        r[0] for r in con.execute("SELECT name FROM datasets WHERE kind = 'general' ORDER BY name").fetchall()
+    ]
+
+
 def unfinished_items(con: duckdb.DuckDBPyConnection, evaluation_id: int) -> list[ResultRow]:
     """The records of the set that have no output yet, in order (all of them when it has just started)."""
     rows = con.execute(

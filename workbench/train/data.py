@@ -18,10 +18,13 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..contracts import Contract
 from ..errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from ..store.records import Record
 
 # --- the export folder -------------------------------------------------------------------------------
 
@@ -440,3 +443,53 @@ def preview_mask(
         if weight > 0:
             trained += [(text, weight) for text, _n in token_pieces(tok, [t for t, _w in group])]
     return MaskPreview(chosen.get("id"), chosen.get("_line"), len(ids), trained, render_mask(tok, example))
+
+
+# --- one record as the trainer sees it (Review's training view) -------------------------------------------------
+
+
+@dataclass
+class TrainingView:
+    """A record as the trainer sees it: the chat template applied, trained spans inside ⟦ ⟧."""
+
+    model: str
+    tokens: int
+    trained: int
+    max_tokens: int
+    marked_text: str
+    skipped: str | None = None  # why the trainer would leave the record out
+
+    @property
+    def too_long(self) -> bool:
+        return self.tokens > self.max_tokens
+
+
+@dataclass
+class TrainingEncoder:
+    model: str
+    tokenizer: Any = field(repr=False)
+    encoder: Any = field(repr=False)
+
+
+def load_training_encoder(model: str | None, models_dir: str | Path | None) -> TrainingEncoder:
+    """The target model's tokenizer and chat encoder, as `workbench train` loads them (load once, reuse)."""
+    from ..models import end_of_turn_ids, load_chat_tokenizer
+
+    models_dir = Path(models_dir) if models_dir else None
+    tok = load_chat_tokenizer(model, models_dir)
+    return TrainingEncoder(model or "", tok, ChatEncoder(tok, end_of_turn_ids(model, models_dir)))
+
+
+def training_view(record: Record, encoder: TrainingEncoder, max_tokens: int) -> TrainingView:
+    """The same tokenisation and loss mask as `workbench train --show-mask`, for one record."""
+    messages = [{k: v for k, v in m.items() if v is not None} for m in record.messages]
+    tools = json.loads(record.tools) if isinstance(record.tools, str) else record.tools
+    try:
+        ids, weights = encoder.encoder.encode(messages, tools)
+    except SkipRecord as why:
+        text = encoder.encoder.render(messages, generation=False, tools=tools)
+        return TrainingView(encoder.model, len(encoder.encoder.tokens(text)), 0, max_tokens, text, str(why))
+    example = Example(ids, weights, record.id, record.category)
+    return TrainingView(
+        encoder.model, len(ids), example.trained_tokens, max_tokens, render_mask(encoder.tokenizer, example)
+    )

@@ -1,0 +1,62 @@
+"""Evaluation: the base model or a run's adapter over an eval set, verdicts, comparisons, failures back to badcases.
+
+An evaluation reads its set and the output contracts from the store, freezes the set in the store,
+closes it, and generates with the store closed; results go back in chunks, each a short transaction,
+so the app and the CLI take turns with it, and a cancelled or killed evaluation resumes where it stopped.
+The modules, in the order an evaluation meets them: `options`, `sets`, `run`, `judge`, `results`,
+`compare`, `failures`, `prompt_trial`, `hard`.
+"""
+
+from __future__ import annotations
+
+from .compare import CHANGES, Comparison, GroupComparison, SideBySide, compare_evaluations, side_by_side
+from .failures import FailuresSent, send_failures_to_badcases
+from .hard import HardRecord, hard_records, why_hard
+from .judge import judge
+from .options import EVAL_SETS, EvalOptions, EvaluationCancelled, Progress
+from .prompt_trial import PromptTrial, newest_finished_run, pick_examples, prompt_trial
+from .results import (
+    CategoryScore,
+    EvaluationReport,
+    default_pair,
+    evaluation_report,
+    evaluation_results,
+    list_evaluations,
+    set_verdict,
+)
+from .run import evaluate, load_model_for, resume_evaluation
+from .sets import record_key
+
+__all__ = [
+    "CHANGES",
+    "EVAL_SETS",
+    "CategoryScore",
+    "Comparison",
+    "EvalOptions",
+    "EvaluationCancelled",
+    "EvaluationReport",
+    "FailuresSent",
+    "GroupComparison",
+    "HardRecord",
+    "Progress",
+    "PromptTrial",
+    "SideBySide",
+    "compare_evaluations",
+    "default_pair",
+    "evaluate",
+    "evaluation_report",
+    "evaluation_results",
+    "hard_records",
+    "judge",
+    "list_evaluations",
+    "load_model_for",
+    "newest_finished_run",
+    "pick_examples",
+    "prompt_trial",
+    "record_key",
+    "resume_evaluation",
+    "send_failures_to_badcases",
+    "set_verdict",
+    "side_by_side",
+    "why_hard",
+]
