@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .contracts import Contract
-from .errors import NotFoundError, WorkbenchError
+from .errors import EmptySelectionError, NotFoundError, WorkbenchError
 from .models import EMBEDDED_MODEL
 from .processes import pid_exists
 from .store import Store
@@ -269,7 +269,7 @@ def evaluate(
     limit = options.limit if options.limit is not None else (200 if on == "general" else None)
     items = _sample(items, limit, options.seed)
     if not items:
-        raise WorkbenchError(
+        raise EmptySelectionError(
             f"the {on} set ({source}) has no record with a final assistant answer to compare with"
         )
     base_model = run.base_model if run is not None else (base_model or _base_model_of(set_run_row))
