@@ -120,9 +120,9 @@ def real_loop(tmp_path_factory):
     the end, so the adapter is the evaluated one) → evaluate base and tuned → compare, on generated intent
     records (English and Chinese, labels in the system prompt). Returns the store and the loop's result."""
     from tests.data_train import INTENTS, classification_records
-    from workbench.background.process import children
+    from workbench.background import process
+    from workbench.cycle import TrainSettings, run_loop
     from workbench.evaluate import EvalOptions
-    from workbench.loop import run_loop
     from workbench.store import Store
 
     root = tmp_path_factory.mktemp("real-loop")
@@ -147,20 +147,22 @@ def real_loop(tmp_path_factory):
             labels=list(INTENTS),
             export_name="intents",
             val=0.2,
-            train_overrides={
-                "max_steps": 12,
-                "eval_every_steps": 12,
-                "batch_size": 4,
-                "lora_rank": 8,
-                "learning_rate": 1e-3,
-                "warmup_ratio": 0.0,
-                "eval_accuracy": False,
-                "save_every_steps": 0,
-            },
+            train=TrainSettings(
+                overrides={
+                    "max_steps": 12,
+                    "eval_every_steps": 12,
+                    "batch_size": 4,
+                    "lora_rank": 8,
+                    "learning_rate": 1e-3,
+                    "warmup_ratio": 0.0,
+                    "eval_accuracy": False,
+                    "save_every_steps": 0,
+                }
+            ),
             options=EvalOptions(batch_size=8),
         )
     finally:
-        for child in children():  # a loop that failed half-way: stop its worker
+        for child in process.children():  # a loop that failed half-way: stop its worker
             if child.poll() is None:
                 child.kill()
                 child.wait()

@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from workbench.background.process import children
+from workbench.background import process
 from workbench.cli import main
 
 from .data_train import INTENTS, classification_records
@@ -33,7 +33,7 @@ GENERAL = [
 @pytest.fixture(autouse=True)
 def no_worker_outlives_its_test():
     yield
-    for child in children():
+    for child in process.children():
         if child.poll() is None:
             child.kill()
             child.wait()

@@ -30,7 +30,6 @@ from .evaluate import (
     Comparison,
     EvalOptions,
     EvaluationReport,
-    compare_evaluations,
     evaluate,
     send_failures_to_badcases,
 )
@@ -465,21 +464,14 @@ def demo_loop(
     """The whole loop on the demo workspace (built first when the store is empty): export → train → evaluate
     the base and the tuned model on the held-out eval dataset, the badcases trained on and the general set →
     compare. train_overrides: TrainConfig fields on top of the preset (epochs: DEMO_EPOCHS unless given)."""
-    from .export import ExportConfig, export_training_set
-    from .train import runs
+    from .cycle import EvalPlan, EvalSet, TrainSettings, run_cycle
+    from .export import ExportConfig
 
     tell = progress or (lambda stage: None)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 1)
-        clock = now
-
     options = options or EvalOptions()
+    seconds: dict[str, float] = {}
     if store_is_empty(store):
+        started = time.perf_counter()
         build_demo(
             store,
             base_model=base_model,
@@ -488,64 +480,31 @@ def demo_loop(
             progress=tell,
             author=author,
         )
-        lap("build")
-    tell("exporting")
-    exported = export_training_set(store, ExportConfig(name="demo", val=val, general_share=general_share))
-    lap("export")
-    overrides = {
-        "base_model": base_model,
-        "threads": options.threads,
-        "epochs": DEMO_EPOCHS,
-        **(train_overrides or {}),
-    }
-    config = runs.config_for_export(
-        exported.folder, preset, **{k: v for k, v in overrides.items() if v is not None}
+        seconds["build"] = round(time.perf_counter() - started, 1)
+    cycle = run_cycle(
+        store,
+        ExportConfig(name="demo", val=val, general_share=general_share),
+        TrainSettings(preset, {"base_model": base_model, "epochs": DEMO_EPOCHS, **(train_overrides or {})}),
+        EvalPlan(
+            (
+                EvalSet("eval", "dataset", EVAL_DATASET),
+                EvalSet("trained", "trained"),
+                EvalSet("general", "general"),
+            ),
+            options,
+        ),
+        progress=tell,
+        author=author,
     )
-    run_id = runs.start_run(store, exported.folder, config, author=author)
-    said: list[str] = []
-
-    def training(status: runs.RunStatus) -> None:
-        line = f"training run {run_id}: step {status.step}/{status.total_steps or '?'}"
-        if not said or said[-1] != line:
-            said.append(line)
-            tell(line)
-
-    final = runs.wait_for_run(store, run_id, training)
-    if final.state != "done":
-        raise WorkbenchError(
-            f"run {run_id} {final.state}: {final.row.error or 'see ' + str(final.folder.log_path)}"
-        )
-    lap("train")
-
-    def both(on: str, dataset: str | None = None) -> Comparison:
-        tell(f"evaluating the base model on {dataset or on}")
-        before = evaluate(
-            store,
-            "base",
-            "dataset" if dataset else on,
-            dataset=dataset,
-            set_run=run_id,
-            options=options,
-            base_model=base_model,
-            author=author,
-        )
-        tell(f"evaluating run {run_id} on {dataset or on}")
-        after = evaluate(
-            store, run_id, "dataset" if dataset else on, dataset=dataset, options=options, author=author
-        )
-        return compare_evaluations(store, before.evaluation.id, after.evaluation.id)
-
-    held_out = both("dataset", EVAL_DATASET)
-    badcases = both("trained")
-    lap("evaluate")
-    general = None
-    try:
-        general = both("general")
-    except WorkbenchError as exc:
-        if "no record" not in str(exc):  # every general record went into training: nothing held out
-            raise
-    lap("general loss")
-    return DemoLoopResult(run_id, exported.folder, held_out, badcases, general, seconds)
+    c = cycle.comparisons
+    return DemoLoopResult(
+        cycle.run_id,
+        cycle.export_dir,
+        c["eval"],
+        c["trained"],
+        c.get("general"),
+        {**seconds, **cycle.seconds},
+    )
 
 
 if __name__ == "__main__":

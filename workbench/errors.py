@@ -39,3 +39,7 @@ class NotFoundError(WorkbenchError):
 
 class InvalidNameError(WorkbenchError):
     """A name someone gave (an export name, an output folder) cannot become a file or folder name."""
+
+
+class EmptySelectionError(WorkbenchError):
+    """What was asked for holds no record: nothing to export, or an eval set with no record to score."""

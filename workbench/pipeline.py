@@ -16,7 +16,6 @@ from typing import Any
 
 from .background import kinds
 from .background.folder import read_json, update_json
-from .background.process import poll_interval
 from .errors import WorkbenchError
 from .export import ExportConfig
 from .store import Store
@@ -187,90 +186,49 @@ def cancel_pipeline(store: Store, pipeline_id: int) -> bool:
     return cancelled
 
 
-def _update(path: Path, **fields: Any) -> dict:
-    return update_json(path / "status.json", **fields)
-
-
 def run_pipeline(path: Path) -> int:
     """The body of the background process."""
-    return kinds.run_worker(path, lambda: _stages(path))
+    return kinds.run_worker(path, lambda: _run(path))
 
 
-def _stages(path: Path) -> dict:
-    from .evaluate import EvalOptions, evaluate
-    from .export import export_training_set
+def _run(path: Path) -> dict:
+    """The cycle from the spec, its state kept in status.json (so a resume goes on where it stopped)."""
+    from .cycle import CycleState, EvalPlan, EvalSet, RunEndedError, TrainSettings, run_cycle
+    from .evaluate import EvalOptions
     from .store.records import list_datasets
-    from .train import runs
 
     spec = read_json(path / "spec.json") or {}
     store = Store.open(spec["store"])
-    author = spec.get("author", "workbench")
     status = read_json(path / "status.json") or {}
-    run_id = status.get("run_id")
-    if run_id is None:
-        _update(path, stage="export")
-        export = ExportConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in spec["export"].items()}
-        )
-        exported = export_training_set(store, export)
-        _update(path, stage="train", export_dir=str(exported.folder), export_hash=exported.hash)
-        config = runs.config_for_export(
-            exported.folder,
-            spec.get("preset"),
-            **{k: v for k, v in spec.get("train", {}).items() if v is not None},
-        )
-        run_id = runs.start_run(
-            store,
-            exported.folder,
-            config,
-            from_run=spec.get("from_run"),
-            init=spec.get("init"),
-            author=author,
-        )
-        _update(path, run_id=run_id, run_dir=str(runs.run_status(store, run_id).folder.path))
-    elif runs.run_status(store, run_id).state != "done":
-        _update(path, stage="train")
-        runs.resume_run(store, run_id)
-    final = runs.wait_for_run(store, run_id, poll_s=poll_interval(2.0))
-    if final.state == "cancelled":
-        raise kinds.Cancelled(f"run {run_id} cancelled")
-    if final.state != "done":
-        raise WorkbenchError(final.row.error or f"run {run_id} {final.state}")
-    _update(path, stage="evaluate")
     dataset = spec.get("eval_dataset")
     with store.connect() as con:
         on_dataset = any(name == dataset and n for name, _kind, n in list_datasets(con))
-    options = EvalOptions.from_dict(spec.get("eval_options") or {})
-    done: dict[str, int] = dict(status.get("evaluations") or {})
-    plan = (
-        [("base/eval", "base", "dataset"), ("run/eval", run_id, "dataset")]
-        if on_dataset
-        else [("base/val", "base", "val"), ("run/val", run_id, "val")]
-    )
-    plan += [("base/general", "base", "general"), ("run/general", run_id, "general")]
-    for key, model, on in plan:
-        if key in done:
-            continue
-        try:
-            report = evaluate(
-                store,
-                model,
-                on,
-                dataset=dataset if on == "dataset" else None,
-                set_run=run_id,
-                options=options,
-                author=author,
-                progress=lambda done, total, info, key=key: _update(
-                    path,
-                    evaluating={"key": key, "phase": info.get("phase"), "done": done, "total": total},
-                ),
-            )
-        except WorkbenchError as exc:
-            if on == "general" and ("no record" in str(exc) or "general" in str(exc)):
-                break  # no general data held out: nothing to measure forgetting on
-            raise
-        done[key] = report.evaluation.id
-        _update(path, evaluations=done)
+    held_out = EvalSet("eval", "dataset", dataset) if on_dataset else EvalSet("val", "val")
+    state = CycleState(**{k: status.get(k) for k in ("export_dir", "export_hash", "run_id", "run_dir")})
+    state.evaluations = dict(status.get("evaluations") or {})
+    try:
+        run_cycle(
+            store,
+            ExportConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["export"].items()}),
+            TrainSettings(
+                spec.get("preset"), spec.get("train") or {}, spec.get("from_run"), spec.get("init")
+            ),
+            EvalPlan(
+                (held_out, EvalSet("general", "general")),
+                EvalOptions.from_dict(spec.get("eval_options") or {}),
+            ),
+            save=lambda state: update_json(path / "status.json", **asdict(state)),
+            on_evaluation=lambda key, done, total, info: update_json(
+                path / "status.json",
+                evaluating={"key": key, "phase": info.get("phase"), "done": done, "total": total},
+            ),
+            resume=state,
+            author=spec.get("author", "workbench"),
+        )
+    except RunEndedError as exc:
+        if exc.state == "cancelled":
+            raise kinds.Cancelled(str(exc)) from exc
+        raise
     return {"stage": "done"}
 
 

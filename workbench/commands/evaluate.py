@@ -491,7 +491,7 @@ def loop_cmd(
     **options,
 ):
     """The whole loop: import → check → export → train → evaluate base and tuned → compare."""
-    from ..loop import run_loop
+    from ..cycle import TrainSettings, run_loop
 
     result = run_loop(
         open_store(ctx),
@@ -500,11 +500,9 @@ def loop_cmd(
         category=category,
         labels=[x.strip() for x in labels.split(",") if x.strip()] if labels else None,
         export_name=name,
-        preset=preset,
-        epochs=epochs,
-        base_model=base_model,
         val=val,
         general_share=general_share,
+        train=TrainSettings(preset, {"epochs": epochs, "base_model": base_model}),
         options=_options(**options),
         progress=lambda stage: console.print(stage, markup=False),
         author=os.environ.get("USER", "cli"),

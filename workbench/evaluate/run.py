@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..contracts import Contract
-from ..errors import WorkbenchError
+from ..errors import EmptySelectionError, WorkbenchError
 from ..models import EMBEDDED_MODEL
 from ..processes import pid_exists
 from ..store import Store
@@ -78,7 +78,7 @@ def evaluate(
     limit = options.limit if options.limit is not None else (200 if on == "general" else None)
     items = sample_items(items, limit, options.seed)
     if not items:
-        raise WorkbenchError(
+        raise EmptySelectionError(
             f"the {on} set ({source}) has no record with a final assistant answer to compare with"
         )
     base_model = run.base_model if run is not None else (base_model or _base_model_of(set_run_row))

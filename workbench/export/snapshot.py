@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from ..errors import WorkbenchError
+from ..errors import EmptySelectionError
 from ..store import exports as sql
 from ..store.settings import get_contracts
 from .config import ExportConfig, Progress
@@ -43,7 +43,7 @@ class Snapshot:
 def read_snapshot(con: duckdb.DuckDBPyConnection, config: ExportConfig, tell: Progress) -> Snapshot:
     task, general, wanted, notes, eval_ids, guard, spec, task_ds = select_records(con, config, tell)
     if not any(p.take for p in task):
-        raise WorkbenchError(nothing_to_export(con, spec, task_ds))
+        raise EmptySelectionError(nothing_to_export(con, spec, task_ds))
     tell("building lines", 0, None)
     train = sql.output_lines(con, "train", config.weights)
     val = sql.output_lines(con, "val", config.weights)
