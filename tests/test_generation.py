@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from workbench.generation import generate_greedy, prefix_groups
+from workbench.generation import decode_answer, generate_greedy, prefix_groups
 from workbench.models import load_chat_tokenizer
 from workbench.train.data import ChatEncoder
 
@@ -76,3 +76,16 @@ def test_should_stop_leaves_the_rest_ungenerated(tiny):
         progress=lambda done, total: seen.append((done, total)),
     )
     assert sum(g is not None for g in out) == 2 and seen == [(2, 6)]
+
+
+def test_an_answer_cut_inside_a_chinese_character_ends_on_a_whole_character():
+    """SmolLM2's byte-level tokens split a Chinese character; an answer stopped at its budget between them
+    decoded as '退款�'. It is cut on characters instead."""
+    tok = load_chat_tokenizer(None)  # the embedded SmolLM2's tokenizer: no weights are loaded
+    ids = tok.encode("退款申请已提交", add_special_tokens=False)
+    cut = next(n for n in range(len(ids), 0, -1) if tok.decode(ids[:n]).endswith("\ufffd"))
+    assert decode_answer(tok, ids[:cut]) == tok.decode(ids[:cut]).rstrip("\ufffd")
+    assert "\ufffd" not in decode_answer(tok, ids[:cut]) and "退款申请已提交".startswith(
+        decode_answer(tok, ids[:cut])
+    )
+    assert decode_answer(tok, ids) == "退款申请已提交"

@@ -27,6 +27,13 @@ class Generated:
     seconds: float
 
 
+def decode_answer(tokenizer, ids: Sequence[int]) -> str:
+    """The text of generated `ids`, cut on characters: an answer stopped at its token budget can end inside a
+    character (byte-level tokens split a Chinese character into several), which decodes as U+FFFD; that
+    partial character is dropped instead of shown as "\ufffd"."""
+    return tokenizer.decode(list(ids), skip_special_tokens=True).rstrip("\ufffd")
+
+
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):

@@ -335,7 +335,9 @@ def _result_of(
     out = {"seq": record.seq, "loss": loss, "prompt_tokens": len(prompt), "latency_s": seconds}
     if output_ids is None:  # loss only
         return {**out, "output": "", "verdict": "pending", "reason": "not generated (loss only)"}
-    answer = encoder.tok.decode(output_ids, skip_special_tokens=True)
+    from ..generation import decode_answer
+
+    answer = decode_answer(encoder.tok, output_ids)
     return {
         **out,
         "output": answer,

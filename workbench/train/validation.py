@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..contracts import Contract
-from ..generation import generate_greedy
+from ..generation import decode_answer, generate_greedy
 from .data import ChatEncoder, Example, micro_batches, reference_answer
 from .packing import batch_loss, pack
 
@@ -136,7 +136,7 @@ def generate_answers(
         device=device,
         batch_size=batch_size,
     )
-    return [encoder.tok.decode(g.ids, skip_special_tokens=True) for g in generated]
+    return [decode_answer(encoder.tok, g.ids) for g in generated]
 
 
 def task_accuracy(
