@@ -229,7 +229,7 @@ else:
     for g in groups:
         with st.expander(
             f"Record {g.kept.id} kept, {len(g.copies)} cop{'y' if len(g.copies) == 1 else 'ies'} · "
-            + escape_markdown(f"{g.kept.category or '(no category)'} · {g.kept.text.splitlines()[0][:60]}")
+            + escape_markdown(f"{g.kept.category or '(no category)'} · {g.kept.question[:60]}")
         ):
             k, c = st.columns(2)
             k.caption(f"kept: record {g.kept.id} · {escape_markdown(g.kept.dataset)} · {g.kept.status}")

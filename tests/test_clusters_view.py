@@ -164,3 +164,34 @@ def test_keep_another_makes_the_copy_the_kept_record_of_the_whole_group(duplicat
     before = dedup.duplicate_groups(store)[2]
     assert dedup.restore(store, group.copies[0].id, author="bo")  # restore a copy: it is its own record again
     assert dedup.duplicate_groups(store)[2] == before - 1
+
+
+def test_a_duplicate_group_is_named_by_its_question_not_the_shared_system_prompt(store):
+    """Every record of a task starts with the same system prompt, so a group's header showed that prompt's
+    first line for every group; it shows the user turn that tells the groups apart."""
+    system = {
+        "role": "system",
+        "content": "你是外卖平台的客服。Labels: refund, delivery_status, other.\n只回答标签。",
+    }
+    with store.transaction() as con:
+        for user in [
+            "我要退款，饭菜洒了",
+            "我要退款，饭菜洒了！",
+            "Where is my order #123?",
+            "Where is my order #123??",
+        ]:
+            insert_record(
+                con,
+                Record(
+                    0,
+                    "badcases",
+                    [system, {"role": "user", "content": user}, {"role": "assistant", "content": "x"}],
+                ),
+                "test",
+            )
+    dedup.dedup(store, author="test")
+    groups = dedup.duplicate_groups(store)[0]
+    assert len(groups) == 2
+    questions = sorted(g.kept.question for g in groups)  # the kept copy of each group, whichever it is
+    assert questions[0].startswith("Where is my order #123") and questions[1].startswith("我要退款，饭菜洒了")
+    assert all("客服" not in g.kept.question for g in groups)

@@ -22,6 +22,8 @@ class ShownRecord:
     kind: str | None = None  # how it matched the kept record: exact, lexical, semantic (copies only)
     score: float | None = None
     diff: str = ""  # what differs from the kept record: an ndiff, '?' lines marking the changed characters
+    question: str = ""  # the first user turn on one line: what tells one group from another (a shared
+    # system prompt starts every record of a task the same way)
 
 
 @dataclass
@@ -32,6 +34,14 @@ class DuplicateGroup:
 
 def record_text(messages: Sequence[tuple[str, str | None]]) -> str:
     return "\n".join(f"{role}: {content or ''}" for role, content in messages)
+
+
+def first_user_turn(messages: Sequence[tuple[str, str | None]]) -> str:
+    """The first user turn's text on one line (the record's first turn if it has no user turn)."""
+    turns = [content or "" for role, content in messages if role == "user"] or [
+        c or "" for _, c in messages[:1]
+    ]
+    return " ".join(turns[0].split()) if turns else ""
 
 
 def text_diff(kept: str, copy: str) -> str:
@@ -57,7 +67,9 @@ def duplicate_groups(store: Store, limit: int = 20) -> tuple[list[DuplicateGroup
 
         def show(i: int) -> ShownRecord:
             dataset, category, status, messages = shown[i]
-            return ShownRecord(i, dataset, category, status, record_text(messages))
+            return ShownRecord(
+                i, dataset, category, status, record_text(messages), question=first_user_turn(messages)
+            )
 
         kept = show(kept_id)
         group = []
