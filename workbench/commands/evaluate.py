@@ -333,7 +333,7 @@ def verdict_cmd(ctx, evaluation_id, seq, verdict):
     "--status",
     default="fixed",
     show_default=True,
-    help="Status of the new badcases ('fixed': the right answer is in, the next export takes them).",
+    help="Status of the new badcases ('fixed': the right answer is in, so the next export takes those its eval-leak guard does not leave out).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
