@@ -19,7 +19,7 @@ STATUS_COLOURS = {
     "rejected": "#bdbdbd",
 }
 
-frame = ui.page_frame(
+store, author = ui.page_frame(
     "Coverage",
     "Records per category by status, against the band of training records its task type needs. "
     "Ready is what the next export takes: approved or fixed, without errors, not a duplicate, not a copy of an "
@@ -28,7 +28,7 @@ frame = ui.page_frame(
 with st.expander("Export settings the preview uses", expanded=False):
     config = export_settings("cv")
 with ui.stop_on_error(), st.spinner("Counting and planning the export ..."):
-    found = coverage.coverage(frame.store, config)
+    found = coverage.coverage(store, config)
 
 if not found.categories:
     st.info(
@@ -197,13 +197,13 @@ with st.expander("Set a category's band by hand"):
     )
     if t4.button("Set", key="cv_set", disabled=chosen is None):
         try:
-            coverage.set_target(frame.store, chosen, int(low), int(high), frame.author)
+            coverage.set_target(store, chosen, int(low), int(high), author)
             ui.flash("success", f"{chosen}: band {int(low):,}-{int(high):,}.")
         except WorkbenchError as exc:
             ui.flash("error", exc)
         st.rerun()
     if current and current.band_source == "set" and t5.button("Back to default", key="cv_clear"):
-        coverage.clear_target(frame.store, chosen)
+        coverage.clear_target(store, chosen)
         st.rerun()
 
 # --- the next export: general share and the preview -------------------------------------------------------------
@@ -213,7 +213,7 @@ general = found.general
 preview = found.preview  # the export's own plan, which `ready` above comes from
 with right:
     if preview is not None:
-        export_preview(frame.store, config, preview, "cv")
+        export_preview(store, config, preview, "cv")
 with left:
     # the export's own figure when it could be planned (val split and general quotas included)
     share = preview.general_share if preview is not None and not preview.nothing else general.actual_share

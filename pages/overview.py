@@ -8,13 +8,13 @@ import ui
 from workbench.review import ReviewFilter
 from workbench.stats import store_summary
 
-frame = ui.page_frame(
+store, author = ui.page_frame(
     "Overview", "What is in the store: click a bar or a link to open those records in Review."
 )
 with ui.stop_on_error():
-    summary = store_summary(frame.store)
+    summary = store_summary(store)
 
-st.caption(f"Store: `{frame.store.root}`")
+st.caption(f"Store: `{store.root}`")
 a, b, c, d = st.columns(4)
 a.metric("Records", f"{summary.records:,}")
 b.metric("Imports", f"{summary.imports:,}")

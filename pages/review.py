@@ -13,12 +13,11 @@ from workbench.errors import EditConflictError, WorkbenchError
 from workbench.markup import escape_markdown
 from workbench.review import BulkAction, ReviewFilter
 
-frame = ui.page_frame(
+store, author = ui.page_frame(
     "Review",
     "Label and fix records one at a time, or many at once. Every change is a revision you can undo.",
     show_message=False,
 )
-store, author = frame.store, frame.author
 state = st.session_state
 ROLES = ["system", "user", "assistant", "tool"]
 

@@ -21,12 +21,12 @@ TRAIN_HELP = train_config.help_texts()
 STEP_AXIS = alt.Axis(format=",d", tickMinStep=1)  # whole steps, never "14.000000"
 RANKS = [4, 8, 16, 32, 64, 128, 256]
 
-frame = ui.page_frame(
+store, author = ui.page_frame(
     "Train",
     "Export the curated records, train a LoRA adapter on them and evaluate it against the base model, "
     "in one click. The run goes on in the background: close the browser and come back.",
 )
-store, state = frame.store, st.session_state
+state = st.session_state
 with ui.stop_on_error():
     current = pipeline.latest_pipeline(store)
 
@@ -280,7 +280,7 @@ if st.button("Export, train and evaluate", type="primary", disabled=busy or noth
             init=init,
             train={"base_model": base_model, "epochs": epochs, "lora_rank": rank, "learning_rate": lr},
             eval_dataset=eval_dataset,
-            author=frame.author,
+            author=author,
         )
     except WorkbenchError as exc:
         ui.fail(exc)

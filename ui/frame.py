@@ -6,9 +6,8 @@ from __future__ import annotations
 import runpy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 import streamlit as st
 
@@ -20,9 +19,9 @@ APP = Path(__file__).resolve().parent.parent / "app.py"
 FLASH = "flash"  # session key of the message an action leaves for the next run: (kind, text)
 
 
-@dataclass(frozen=True)
-class Page:
-    """What a page works with: the store, and who is working (every revision it writes carries the name)."""
+class Page(NamedTuple):
+    """What a page works with: the store, and who is working (every revision it writes carries the name):
+    `store, author = page_frame(...)`."""
 
     store: Store
     author: str
