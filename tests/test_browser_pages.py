@@ -142,7 +142,7 @@ def test_import_coverage_clusters_and_quality_in_a_real_browser(app, tmp_path):
         expect(page.get_by_text("4 records match")).to_be_visible(timeout=60_000)
         page.get_by_text("all 4 matching records").click()
         page.locator(".st-key-rv_bulk_kind").get_by_role("combobox").click()  # the first action is add tags
-        page.get_by_role("option", name="set status").click()
+        page.get_by_role("option", name="set status", exact=True).click()
         page.locator(".st-key-rv_bulk_status").get_by_role("combobox").click()
         page.get_by_role("option", name="approved").click()
         page.get_by_role("button", name="Set status 'approved': change 4 records").click()
