@@ -53,7 +53,7 @@ def export_settings(
         )
     c1, c2, c3 = st.columns(3)
     per_category = c1.number_input(
-        "Target records per category (0: no target)",
+        "Target per category",
         min_value=0,
         value=DEFAULTS.per_category or 0,
         step=100,
