@@ -38,8 +38,8 @@ test: install lint
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
-	$(VENV)/bin/ruff check workbench pages tests bench app.py
-	$(VENV)/bin/ruff format --check workbench pages tests bench app.py
+	$(VENV)/bin/ruff check workbench pages ui tests bench app.py
+	$(VENV)/bin/ruff format --check workbench pages ui tests bench app.py
 
 bench: install
 	$(PY) -m bench

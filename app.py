@@ -5,6 +5,7 @@ import os
 
 import streamlit as st
 
+import ui
 from workbench.errors import StoreBusyError
 from workbench.markup import escape_markdown
 
@@ -36,8 +37,8 @@ st.sidebar.text_input(
     help="Saved with every change you make, in each record's history.",
 )
 # Pages run inside this frame. A link opened before this file has run once in the server (a bookmark
-# after `make app`) makes Streamlit run the page alone, as if from a plain pages/ folder: the page
-# then runs this file itself, which runs the page inside the frame (see the top of each page).
+# after `make app`) makes Streamlit run the page alone, as if from a plain pages/ folder: the page's
+# ui.page_frame then runs this file itself, which runs the page inside the frame.
 st.session_state["in_frame"] = True
 # `make app` asks for the demo workspace in an empty store (WORKBENCH_DEMO_ON_EMPTY=1): built once per store by a
 # background process (WORKBENCH_DEMO_BASE_MODEL: a local model folder instead of the embedded one;
@@ -86,8 +87,5 @@ if os.environ.get("WORKBENCH_DEMO_ON_EMPTY") == "1":
         st.error(f"The demo workspace could not be built: {escape_markdown(demo_now.error)}")
 try:
     page.run()
-except (
-    StoreBusyError
-) as exc:  # the store busy or a conflict anywhere in a page: the message and Retry, no traceback
-    st.error(escape_markdown(exc))
-    st.button("Retry", key="app_busy_retry")
+except StoreBusyError as exc:  # the store busy or a conflict anywhere in a page: the message and Retry
+    ui.fail(exc)

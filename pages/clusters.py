@@ -1,42 +1,20 @@
 """Clusters: the badcases grouped into failure modes on a 2-D map, named by their keywords; duplicate groups."""
 
-import runpy
-from pathlib import Path
-
 import altair as alt
 import streamlit as st
 
+import ui
 from workbench import cluster, dedup, jobs
 from workbench.errors import WorkbenchError
 from workbench.markup import escape_markdown
-from workbench.review import ReviewFilter, filter_to_params
-from workbench.store import Store
+from workbench.review import ReviewFilter
 
-if not st.session_state.get(
-    "in_frame"
-):  # opened by a link before the app's entry ran: run the entry, which runs this page
-    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
-    st.stop()
-
-S = st.session_state
-AUTHOR = S.get("author") or "app"
-REVIEW = "pages/review.py"
-
-st.title("Clusters")
-st.caption(
+store, author = ui.page_frame(
+    "Clusters",
     "Embed, dedup and cluster the badcases in the background; find failure modes on the map and in the list, "
-    "open one in Review or give it a category; see the duplicate groups and keep another copy."
+    "open one in Review or give it a category; see the duplicate groups and keep another copy.",
 )
-try:
-    store = Store.open()
-except WorkbenchError as exc:
-    st.error(escape_markdown(exc))
-    st.button("Retry")
-    st.stop()
-
-flash = S.pop("cl_flash", None)
-if flash:
-    getattr(st, flash[0])(escape_markdown(flash[1]))  # it names categories and errors: text, not markdown
+state = st.session_state
 
 
 # --- background jobs ------------------------------------------------------------------------------------------
@@ -61,7 +39,7 @@ def job_panel() -> None:
         if st.button("Cancel the job", key="cl_cancel"):
             jobs.cancel_job(store, job.id)
             st.rerun(scope="fragment")
-        S.cl_was_running = job.id
+        state.cl_was_running = job.id
         return
     results = "; ".join(
         f"{step}: "
@@ -80,8 +58,8 @@ def job_panel() -> None:
     {"done": st.success, "failed": st.error, "cancelled": st.warning}.get(job.state, st.info)(
         text + (f"\n\n{escape_markdown(job.error)}" if job.error else "")
     )
-    if S.get("cl_was_running") == job.id:  # it just finished: show what it made
-        S.cl_was_running = None
+    if state.get("cl_was_running") == job.id:  # it just finished: show what it made
+        state.cl_was_running = None
         st.rerun(scope="app")
 
 
@@ -98,11 +76,11 @@ with st.container(border=True):
         "Run in the background", type="primary", disabled=not steps, key="cl_start", width="stretch"
     ):
         try:
-            started = jobs.start_job(store, steps, author=AUTHOR)
-            S.cl_was_running = started.id
-            S.cl_flash = ("info", f"Started job {started.id}: it keeps running if you close the browser.")
+            started = jobs.start_job(store, steps, author=author)
+            state.cl_was_running = started.id
+            ui.flash("info", f"Started job {started.id}: it keeps running if you close the browser.")
         except WorkbenchError as exc:
-            S.cl_flash = ("error", str(exc))
+            ui.flash("error", str(exc))
         st.rerun()
     job_panel()
 
@@ -151,12 +129,7 @@ else:
             .add_params(pick)
             .properties(height=460)
         )
-        event = st.altair_chart(chart, width="stretch", on_select="rerun", key="cl_map")
-        picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
-        if picked.get("cluster") is not None:
-            st.switch_page(
-                REVIEW, query_params=filter_to_params(ReviewFilter(cluster=int(picked["cluster"])))
-            )
+        ui.chart_to_review(chart, "cl_map", lambda picked: ReviewFilter(cluster=int(picked)))
         st.caption(
             f"Clustering run {shown.run_id}: "
             + (
@@ -179,11 +152,7 @@ else:
                 st.caption(escape_markdown(f"keywords: {', '.join(c.keywords)} · categories: {mix}"))
                 for rid, question, answer in c.representatives:
                     st.text(f"#{rid} {question[:90]} → {answer[:60]}")
-                st.page_link(
-                    REVIEW,
-                    label="Open in Review",
-                    query_params=filter_to_params(ReviewFilter(cluster=c.cluster)),
-                )
+                ui.review_link("Open in Review", ReviewFilter(cluster=c.cluster))
                 a2, a3 = st.columns([3, 2], vertical_alignment="bottom")
                 new = a2.text_input(
                     "Category",
@@ -198,14 +167,14 @@ else:
                     help="One operation: undo it on the Review page (recent bulk actions).",
                 ):
                     try:
-                        result = cluster.assign_category(store, c.cluster, new, AUTHOR)
-                        S.cl_flash = (
+                        result = cluster.assign_category(store, c.cluster, new, author)
+                        ui.flash(
                             "success",
                             f"Operation #{result.operation_id}: {result.description} on "
                             f"{result.changed:,} records. Undo it on the Review page.",
                         )
                     except WorkbenchError as exc:
-                        S.cl_flash = ("error", str(exc))
+                        ui.flash("error", str(exc))
                     st.rerun()
 
 # --- duplicate groups -----------------------------------------------------------------------------------------------
@@ -221,11 +190,7 @@ else:
         f"{n_groups:,} groups, {n_copies:,} copies left out of training; the biggest {len(groups)} below. "
         "Lines starting with - are the kept record's, + the copy's; ^ marks the characters that differ."
     )
-    st.page_link(
-        REVIEW,
-        label=f"Review all {n_copies:,} copies",
-        query_params=filter_to_params(ReviewFilter(duplicate="copy")),
-    )
+    ui.review_link(f"Review all {n_copies:,} copies", ReviewFilter(duplicate="copy"))
     for g in groups:
         with st.expander(
             f"Record {g.kept.id} kept, {len(g.copies)} cop{'y' if len(g.copies) == 1 else 'ies'} · "
@@ -247,18 +212,18 @@ else:
                 b1, b2 = c.columns(2)
                 if b1.button("Keep this one instead", key=f"cl_keep_{copy.id}"):
                     try:
-                        n = dedup.keep_instead(store, copy.id, AUTHOR)
-                        S.cl_flash = ("success", f"Record {copy.id} is kept now; {n} records changed.")
+                        n = dedup.keep_instead(store, copy.id, author)
+                        ui.flash("success", f"Record {copy.id} is kept now; {n} records changed.")
                     except WorkbenchError as exc:
-                        S.cl_flash = ("error", str(exc))
+                        ui.flash("error", str(exc))
                     st.rerun()
                 if b2.button("Restore (not a copy)", key=f"cl_restore_{copy.id}"):
                     try:
-                        dedup.restore(store, copy.id, AUTHOR)
-                        S.cl_flash = (
+                        dedup.restore(store, copy.id, author)
+                        ui.flash(
                             "success",
                             f"Record {copy.id} is its own record again; later dedup runs leave it alone.",
                         )
                     except WorkbenchError as exc:
-                        S.cl_flash = ("error", str(exc))
+                        ui.flash("error", str(exc))
                     st.rerun()

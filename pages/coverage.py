@@ -1,29 +1,16 @@
 """Coverage: does each category have the training records it needs, and what would the next export take?"""
 
-import runpy
-from pathlib import Path
-
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from workbench import coverage as cov
+import ui
+from ui.export import export_preview, export_settings
+from workbench import coverage
 from workbench.errors import WorkbenchError
-from workbench.export import ExportConfig
 from workbench.markup import escape_markdown
-from workbench.review import ReviewFilter, filter_to_params
-from workbench.store import Store
+from workbench.review import ReviewFilter
 
-if not st.session_state.get(
-    "in_frame"
-):  # opened by a link before the app's entry ran: run the entry, which runs this page
-    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
-    st.stop()
-
-S = st.session_state
-AUTHOR = S.get("author") or "app"
-REVIEW = "pages/review.py"
-HELP = ExportConfig.help_texts()
 STATUS_COLOURS = {
     "new": "#9ecae1",
     "labeled": "#4292c6",
@@ -32,45 +19,16 @@ STATUS_COLOURS = {
     "rejected": "#bdbdbd",
 }
 
-st.title("Coverage")
-st.caption(
+store, author = ui.page_frame(
+    "Coverage",
     "Records per category by status, against the band of training records its task type needs. "
     "Ready is what the next export takes: approved or fixed, without errors, not a duplicate, not a copy of an "
-    "eval record. "
-    "Click a bar to open the category in Review."
+    "eval record. Click a bar to open the category in Review.",
 )
-
 with st.expander("Export settings the preview uses", expanded=False):
-    e1, e2, e3, e4 = st.columns(4)
-    per_category = e1.number_input(
-        "per_category (0: no target)",
-        min_value=0,
-        value=0,
-        step=100,
-        help=HELP["per_category"],
-        key="cv_per_category",
-    )
-    general_share = e2.slider(
-        "general_share", 0.0, 0.5, 0.2, 0.01, help=HELP["general_share"], key="cv_share"
-    )
-    upsample = e3.toggle("upsample", help=HELP["upsample"], key="cv_upsample")
-    guard = e4.selectbox("leakage_guard", ["auto", "exact"], help=HELP["leakage_guard"], key="cv_guard")
-config = ExportConfig(
-    per_category=per_category or None, general_share=general_share, upsample=upsample, leakage_guard=guard
-)
-
-try:
-    store = Store.open()
-    with st.spinner("Counting and planning the export ..."):
-        found = cov.coverage(store, config)
-except WorkbenchError as exc:
-    st.error(escape_markdown(exc))
-    st.button("Retry")
-    st.stop()
-
-flash = S.pop("cv_flash", None)
-if flash:
-    getattr(st, flash[0])(escape_markdown(flash[1]))  # it names a category: text, not markdown
+    config = export_settings("cv")
+with ui.stop_on_error(), st.spinner("Counting and planning the export ..."):
+    found = coverage.coverage(store, config)
 
 if not found.categories:
     st.info(
@@ -105,13 +63,13 @@ bars = pd.DataFrame(
             "status": s,
             "records": c.by_status[s],
             "value": c.by_status[s] / per(c),
-            "order": cov.STATUSES.index(s),
+            "order": coverage.STATUSES.index(s),
             "verdict": c.says,
             "task type": c.task_type or "(none)",
-            "default band": cov.BAND_ADVICE.get(c.task_type or "", "none"),
+            "default band": coverage.BAND_ADVICE.get(c.task_type or "", "none"),
         }
         for c in shown
-        for s in cov.STATUSES
+        for s in coverage.STATUSES
         if c.by_status[s]
     ]
 )
@@ -165,14 +123,9 @@ if relative and len(shown) < len(found.categories):
     )
 if not bars.empty:
     chart = alt.layer(*layers).properties(height=alt.Step(40))
-    event = st.altair_chart(chart, width="stretch", on_select="rerun", key="cv_chart")
-    picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
-    if picked.get("category"):
-        name = picked["category"]
-        st.switch_page(
-            REVIEW,
-            query_params=filter_to_params(ReviewFilter(categories=("" if name == "(none)" else name,))),
-        )
+    ui.chart_to_review(
+        chart, "cv_chart", lambda name: ReviewFilter(categories=("" if name == "(none)" else name,))
+    )
 
 # --- per category, in words ----------------------------------------------------------------------------------
 table = pd.DataFrame(
@@ -216,12 +169,10 @@ with st.expander("Records per status"):
     )
 cols = st.columns(2)  # two per row: a whole verdict fits at 1400 px
 for n, c in enumerate(found.categories[:12]):
-    cols[n % 2].page_link(
-        REVIEW,
-        label=escape_markdown(
-            f"{label[c.category]}: {c.brief}" + (f", {c.open_badcases:,} open" if c.open_badcases else "")
-        ),
-        query_params=filter_to_params(ReviewFilter(categories=(c.category or "",))),
+    ui.review_link(
+        f"{label[c.category]}: {c.brief}" + (f", {c.open_badcases:,} open" if c.open_badcases else ""),
+        ReviewFilter(categories=(c.category or "",)),
+        where=cols[n % 2],
     )
 
 with st.expander("Set a category's band by hand"):
@@ -246,47 +197,23 @@ with st.expander("Set a category's band by hand"):
     )
     if t4.button("Set", key="cv_set", disabled=chosen is None):
         try:
-            cov.set_target(store, chosen, int(low), int(high), AUTHOR)
-            S.cv_flash = ("success", f"{chosen}: band {int(low):,}-{int(high):,}.")
+            coverage.set_target(store, chosen, int(low), int(high), author)
+            ui.flash("success", f"{chosen}: band {int(low):,}-{int(high):,}.")
         except WorkbenchError as exc:
-            S.cv_flash = ("error", str(exc))
+            ui.flash("error", exc)
         st.rerun()
     if current and current.band_source == "set" and t5.button("Back to default", key="cv_clear"):
-        cov.clear_target(store, chosen)
+        coverage.clear_target(store, chosen)
         st.rerun()
 
 # --- the next export: general share and the preview -------------------------------------------------------------
 st.subheader("The next export")
 left, right = st.columns([1, 2], gap="large")
 general = found.general
+preview = found.preview  # the export's own plan, which `ready` above comes from
 with right:
-    preview = found.preview  # the export's own plan, which `ready` above comes from
     if preview is not None:
-        if preview.nothing:
-            st.info(escape_markdown(preview.nothing))
-        rows = pd.DataFrame(
-            [
-                {
-                    "pool": r.pool,
-                    "category": r.category or "(none)",
-                    "available": r.available,
-                    "taken": r.taken,
-                    "cut": r.cut,
-                    "short": r.short,
-                    "repeats": r.repeats,
-                    "eval leaks": r.leaks,
-                }
-                for r in preview.rows
-            ]
-        )
-        if not rows.empty:
-            st.dataframe(rows, hide_index=True, width="stretch")
-        st.caption(
-            f"What `workbench export` with these settings would take (nothing written) · "
-            f"{preview.leaks:,} eval leaks left out ({preview.guard}) · {preview.eval_records:,} eval records"
-        )
-        for note in preview.notes:
-            st.caption(escape_markdown(note))
+        export_preview(store, config, preview, "cv")
 with left:
     # the export's own figure when it could be planned (val split and general quotas included)
     share = preview.general_share if preview is not None and not preview.nothing else general.actual_share

@@ -1,46 +1,25 @@
 """Evaluate: two evaluations side by side (base vs a run, or two runs): accuracy per category and cluster, what was
 fixed, what regressed, each record's answers, a person's verdicts, and failures sent back to the badcase queue."""
 
-import runpy
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from workbench import evaluate as E
-from workbench.errors import WorkbenchError
+import ui
+from workbench import evaluate
 from workbench.evaluate import CHANGES, side_by_side
 from workbench.markup import escape_markdown
-from workbench.review import ReviewFilter, filter_to_params
-from workbench.store import Store, default_root
+from workbench.review import ReviewFilter
 
-S = st.session_state
-if not S.get("in_frame"):  # opened by a link before the app's entry ran: run the entry, which runs this page
-    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
-    st.stop()
-AUTHOR = S.get("author") or "app"
-REVIEW = "pages/review.py"
 VERDICTS = {"better": "Better", "same": "Same", "worse": "Worse", "both_bad": "Both bad"}
 
-st.title("Evaluate")
-st.caption("Compare two evaluations of the same records: what the tuning fixed, what it broke, and why.")
-
-
-def fail(exc: Exception) -> None:
-    st.error(escape_markdown(exc))
-    st.button("Retry", key="ev_retry")
-    st.stop()
-
-
-try:
-    store = Store.open(str(default_root()))
-    reports = E.list_evaluations(store)
-except WorkbenchError as exc:
-    fail(exc)
-
-if S.get("ev_flash"):
-    st.success(S.pop("ev_flash"))
+store, author = ui.page_frame(
+    "Evaluate", "Compare two evaluations of the same records: what the tuning fixed, what it broke, and why."
+)
+with ui.stop_on_error():
+    reports = evaluate.list_evaluations(store)
 
 if not reports:
     st.info(
@@ -51,7 +30,7 @@ if not reports:
     st.stop()
 
 
-def label(r: E.EvaluationReport) -> str:
+def label(r: evaluate.EvaluationReport) -> str:
     e, t = r.evaluation, r.total
     acc = f"{t.accuracy:.0%}" if t.accuracy is not None else "no verdicts"
     trial = " · prompt trial" if e.system_prompt is not None or e.examples else ""
@@ -97,8 +76,7 @@ st.dataframe(
 
 by_id = {r.evaluation.id: r for r in reports}
 ids = list(by_id)
-base_first = sorted(ids, key=lambda i: (by_id[i].evaluation.run_id is not None, -i))[0]
-pair = E.default_pair(reports) or (base_first, ids[0] if ids[0] != base_first else ids[min(1, len(ids) - 1)])
+pair = evaluate.default_pair(reports) or (ids[min(1, len(ids) - 1)], ids[0])  # else the two newest
 c1, c2 = st.columns(2)
 before = c1.selectbox(
     "Before",
@@ -119,10 +97,8 @@ after = c2.selectbox(
 if before == after:
     st.info("Pick two different evaluations of the same set to compare them.")
     st.stop()
-try:
-    cmp = E.compare_evaluations(store, before, after)
-except WorkbenchError as exc:
-    fail(exc)
+with ui.stop_on_error():
+    cmp = evaluate.compare_evaluations(store, before, after)
 
 t = cmp.total
 m = st.columns(6)
@@ -234,10 +210,8 @@ NAMES = {
     "still_right": "still right",
     "pending": "waiting for a person",
 }
-try:
+with ui.stop_on_error():
     _, counts = side_by_side(store, before, after, limit=0)
-except WorkbenchError as exc:
-    fail(exc)
 first_kind = next((n for n, k in enumerate(CHANGES) if counts[k]), 0)
 kind = st.radio(
     "Show",
@@ -281,29 +255,21 @@ for row in rows:
                     key=f"ev_v_{after}_{row.seq_after}_{value}",
                     type="primary" if chosen == value else "secondary",
                 ):
-                    try:
-                        E.set_verdict(store, after, row.seq_after, value, author=AUTHOR)
-                    except WorkbenchError as exc:
-                        fail(exc)
-                    S.ev_flash = f"Saved: {text.lower()} for record {escape_markdown(row.record_key)}."
+                    with ui.stop_on_error():
+                        evaluate.set_verdict(store, after, row.seq_after, value, author=author)
+                    ui.flash("success", f"Saved: {text.lower()} for record {row.record_key}.")
                     st.rerun()
 
 # --- failures back to the badcase queue ------------------------------------------------------------------------
 st.subheader("Send failures to badcases")
-try:
-    failed = E.evaluation_results(store, after, verdict="wrong", limit=None)
-except WorkbenchError as exc:
-    fail(exc)
+with ui.stop_on_error():
+    failed = evaluate.evaluation_results(store, after, verdict="wrong", limit=None)
 unsent = [r for r in failed if r.badcase_id is None]
 if not failed:
     st.caption(f"Evaluation #{after} has no failed record.")
 elif not unsent:
     st.caption(f"All {len(failed):,} failures of evaluation #{after} are in the badcase queue already.")
-    st.page_link(
-        REVIEW,
-        label="Open them in Review",
-        query_params=filter_to_params(ReviewFilter(tags=(f"evaluation-{after}",))),
-    )
+    ui.review_link("Open them in Review", ReviewFilter(tags=(f"evaluation-{after}",)))
 else:
     st.caption(
         f"{len(unsent):,} failed records of evaluation #{after} go to the **badcases** dataset with the "
@@ -312,12 +278,11 @@ else:
         "training); after sending you see how many it takes."
     )
     if st.button(f"Send {len(unsent):,} failures to badcases", type="primary", key="ev_send"):
-        try:
-            sent = E.send_failures_to_badcases(store, after, author=AUTHOR)
-        except WorkbenchError as exc:
-            fail(exc)
-        S.ev_flash = (
+        with ui.stop_on_error():
+            sent = evaluate.send_failures_to_badcases(store, after, author=author)
+        ui.flash(
+            "success",
             f"Sent {len(sent.created):,} new badcases and added the bad output to "
-            f"{len(sent.updated):,} existing ones. {sent.export_says}"
+            f"{len(sent.updated):,} existing ones. {sent.export_says}",
         )
         st.rerun()

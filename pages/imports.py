@@ -1,115 +1,29 @@
 """Import: bring records in from files, pasted text or a one-badcase form; every import's report and rejects."""
 
-import runpy
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
+import ui
+from ui.import_report import show_report
 from workbench import ingest, jobs, review
 from workbench.errors import WorkbenchError
-from workbench.ingest import ImportReport
+from workbench.ingest import DATASET_KINDS
 from workbench.markup import escape_markdown
-from workbench.review import ReviewFilter, filter_to_params
-from workbench.store import Store
+from workbench.review import ReviewFilter
 
-if not st.session_state.get(
-    "in_frame"
-):  # opened by a link before the app's entry ran: run the entry, which runs this page
-    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
-    st.stop()
-
-S = st.session_state
-AUTHOR = S.get("author") or "app"
-REVIEW = "pages/review.py"
-KINDS = ["badcases", "general", "eval"]
-
-st.title("Import")
-st.caption(
+store, author = ui.page_frame(
+    "Import",
     "Bring badcases, general data or an eval set into the store. Every line is imported or rejected with "
-    "its reason; a file that cannot be read imports nothing."
+    "its reason; a file that cannot be read imports nothing.",
 )
-try:
-    store = Store.open()
+state = st.session_state
+with ui.stop_on_error():
     known = review.filter_choices(store)["datasets"]
     imports = ingest.recent_imports(store)
-except WorkbenchError as exc:
-    st.error(escape_markdown(exc))
-    st.button("Retry")
-    st.stop()
-
-
-def show_report(report: ImportReport) -> None:
-    """The import report as the CLI prints it, then every rejected line (downloadable)."""
-    name = Path(report.file).name
-    box = st.container(border=True)
-    box.markdown(
-        f"**{escape_markdown(name)}** → {escape_markdown(report.dataset)} (import #{report.import_id})"
-    )
-    a, b, c, d = box.columns(4)
-    a.metric("Imported", f"{report.imported:,}")
-    b.metric(
-        "Repaired",
-        f"{report.repaired:,}",
-        help="Lines fixed while importing (curly quotes, a BOM); the original file is kept in the store.",
-    )
-    c.metric("Rejected", f"{report.rejected:,}")
-    d.metric("Time", f"{report.seconds:.1f} s")
-    box.text(
-        f"file format: {report.file_format}, {report.encoding} · record format: {report.detected_format}"
-        + (f" · {report.blank_lines:,} blank lines skipped" if report.blank_lines else "")
-    )
-    if not report.imported:
-        box.error(
-            f"Nothing imported from {escape_markdown(name)}: all {report.rejected:,} of its records were rejected. The reasons "
-            "are below; fix the file and import it again."
-        )
-    if report.issue_counts:
-        box.text("issues: " + ", ".join(f"{code} {n:,}" for code, _sev, n in report.issue_counts))
-    if report.earlier_import:
-        eid, ename, when = report.earlier_import
-        box.warning(
-            f"The same bytes were imported before (import #{eid}, {escape_markdown(ename)}, {when}): the records are now "
-            "in the store twice. Dedup on the Clusters page marks the copies."
-        )
-    if report.rejected:
-        box.markdown(
-            "**Rejected lines**"
-            + (
-                f" (the first {len(report.rejects)} of {report.rejected:,})"
-                if report.rejected > len(report.rejects)
-                else ""
-            )
-        )
-        box.dataframe(
-            pd.DataFrame(
-                [
-                    {"line": r.line, "code": r.code, "reason": r.reason, "raw text": r.raw[:300]}
-                    for r in report.rejects
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-        box.download_button(
-            "Download every rejected line (JSONL)",
-            ingest.rejects_jsonl(store, report.import_id),
-            file_name=f"rejects-{report.import_id}.jsonl",
-            mime="application/jsonl",
-            key=f"im_rejects_{report.import_id}",
-        )
-    if report.imported:
-        box.page_link(
-            REVIEW,
-            label=f"Review the {report.imported:,} records of this import"
-            if report.imported > 1
-            else "Review the record of this import",
-            query_params=filter_to_params(ReviewFilter(imports=(report.import_id,))),
-        )
 
 
 def dataset_picker(key: str) -> str:
-    options = KINDS + [d for d in known if d not in KINDS] + ["(new badcases dataset)"]
+    options = [*DATASET_KINDS, *(d for d in known if d not in DATASET_KINDS)] + ["(new badcases dataset)"]
     chosen = st.selectbox(
         "Dataset",
         options,
@@ -127,12 +41,12 @@ def dataset_picker(key: str) -> str:
 def run_import(action) -> None:
     """Import pasted text or the form's badcase (small: here and now); its report, or what stopped it, is kept
     for the next render."""
-    S.im_shown, S.im_errors = [], []
+    state.im_shown, state.im_errors = [], []
     try:
         with st.spinner("Importing ..."):
-            S.im_shown.append(action())
+            state.im_shown.append(action())
     except WorkbenchError as exc:
-        S.im_errors.append(str(exc))
+        state.im_errors.append(str(exc))
     st.rerun()
 
 
@@ -143,15 +57,15 @@ latest = jobs.latest_job(store, "import")
 
 
 def show_outcomes(job: jobs.JobStatus) -> None:
-    for outcome in job.imports:
-        if "error" in outcome:
+    for outcome in job.import_outcomes():
+        if isinstance(outcome, str):
             st.error(
-                escape_markdown(outcome["error"])
+                escape_markdown(outcome)
                 + " Nothing was imported from it; fix the file (or pick another) and import it "
                 "again."
             )
         else:
-            show_report(ImportReport.from_dict(outcome["report"]))
+            show_report(store, outcome)
 
 
 @st.fragment(run_every=1 if latest and latest.running else None)
@@ -177,16 +91,15 @@ def import_panel() -> None:
         if st.button("Cancel the import", key="im_cancel"):
             jobs.cancel_job(store, job.id, "import")
             st.rerun(scope="fragment")
-        S.im_watching = job.id
+        state.im_watching = job.id
         return
-    if S.get("im_watching") == job.id:  # it just finished: refresh the log below, then show the reports
-        S.im_watching, S.im_seen = None, job.id
+    if state.get("im_watching") == job.id:  # it just finished: refresh the log below, then show the reports
+        state.im_watching, state.im_seen = None, job.id
         st.rerun(scope="app")
     files = len(job.imports)
-    imported = sum(o["report"]["imported"] for o in job.imports if "report" in o)
     summary = (
         f"Upload import (job {job.id}) {job.state} at {job.finished_at}: {files} file(s), "
-        f"{imported:,} records imported"
+        f"{job.imported:,} records imported"
     )
     if job.state != "done":
         {"failed": st.error, "cancelled": st.warning}.get(job.state, st.info)(
@@ -195,7 +108,7 @@ def import_panel() -> None:
             "the files finished before are listed below."
             + (f"\n\n{escape_markdown(job.error)}" if job.error else "")
         )
-    if S.get("im_seen") == job.id:  # this browser session started or watched it: the whole report
+    if state.get("im_seen") == job.id:  # this browser session started or watched it: the whole report
         show_outcomes(job)
     elif job.imports:
         with st.expander(summary):
@@ -205,13 +118,13 @@ def import_panel() -> None:
 upload, paste, form = st.tabs(["Upload files", "Paste records", "Write one badcase"])
 with upload:
     limit = st.get_option("server.maxUploadSize")
-    S.setdefault("im_files_n", 0)  # a new key empties the uploader once its files are on their way
+    state.setdefault("im_files_n", 0)  # a new key empties the uploader once its files are on their way
     files = st.file_uploader(
         f"JSONL, JSON, CSV/TSV or Parquet; UTF-8 (with or without BOM), UTF-16 or GB18030; "
         f"up to {limit} MB a file (server.maxUploadSize in .streamlit/config.toml)",
         type=list(ingest.UPLOAD_FORMATS),
         accept_multiple_files=True,
-        key=f"im_files_{S.im_files_n}",
+        key=f"im_files_{state.im_files_n}",
     )
     u1, u2 = st.columns(2)
     with u1:
@@ -236,15 +149,13 @@ with upload:
                 [(f.name, f.getvalue()) for f in files],
                 dataset=dataset,
                 category=category,
-                author=AUTHOR,
+                author=author,
             )
-            S.im_watching, S.im_shown, S.im_errors = started.id, [], []
-            S.im_files_n += 1
+            state.im_watching, state.im_shown, state.im_errors = started.id, [], []
+            state.im_files_n += 1
         except WorkbenchError as exc:  # another import still running, a disk that filled while staging
-            S.im_flash = str(exc)
+            ui.flash("error", exc)
         st.rerun()
-    if flash := S.pop("im_flash", None):
-        st.error(escape_markdown(flash))
     import_panel()
 with paste:
     text = st.text_area(
@@ -261,7 +172,7 @@ with paste:
     p_category = p2.text_input("Default category", key="im_paste_category").strip() or None
     if st.button("Import the pasted records", disabled=not text.strip() or not p_dataset, key="im_paste_go"):
         run_import(
-            lambda: ingest.import_text(store, text, dataset=p_dataset, category=p_category, author=AUTHOR)
+            lambda: ingest.import_text(store, text, dataset=p_dataset, category=p_category, author=author)
         )
 with form:
     with st.form("im_badcase", clear_on_submit=True, border=False):
@@ -276,7 +187,7 @@ with form:
         )
         f1, f2 = st.columns(2)
         f_category = f1.text_input("Category", placeholder="e.g. 意图 or intent", key="im_form_category")
-        f_dataset = f2.selectbox("Dataset", ["badcases"] + [d for d in known if d not in KINDS])
+        f_dataset = f2.selectbox("Dataset", ["badcases", *(d for d in known if d not in DATASET_KINDS)])
         if st.form_submit_button("Add the badcase", type="primary"):
             run_import(
                 lambda: ingest.add_badcase(
@@ -287,17 +198,17 @@ with form:
                     answer=answer,
                     category=f_category,
                     dataset=f_dataset,
-                    author=AUTHOR,
+                    author=author,
                 )
             )
 
-for error in S.get("im_errors") or []:
+for error in state.get("im_errors") or []:
     st.error(
         escape_markdown(error)
         + " Nothing was imported from it; fix the file (or pick another) and import it again."
     )
-for report in S.get("im_shown") or []:
-    show_report(report)
+for report in state.get("im_shown") or []:
+    show_report(store, report)
 
 st.subheader("Imports so far")
 if not imports:
@@ -329,10 +240,8 @@ else:
     )
     cols = st.columns(4)
     for n, i in enumerate(imports[:8]):
-        cols[n % 4].page_link(
-            REVIEW,
-            label=f"#{i.id} {escape_markdown(i.file_name)} ({i.imported:,})",
-            query_params=filter_to_params(ReviewFilter(imports=(i.id,))),
+        ui.review_link(
+            f"#{i.id} {i.file_name} ({i.imported:,})", ReviewFilter(imports=(i.id,)), where=cols[n % 4]
         )
     with st.expander("Rejected lines of an earlier import"):
         with_rejects = [i for i in imports if i.rejected]

@@ -1,34 +1,20 @@
 """Overview: what is in the store, by dataset, status, category and issue."""
 
-import runpy
-from pathlib import Path
-
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from workbench.errors import WorkbenchError
-from workbench.markup import escape_markdown
-from workbench.review import ReviewFilter, filter_to_params
+import ui
+from workbench.review import ReviewFilter
 from workbench.stats import store_summary
-from workbench.store import Store
 
-if not st.session_state.get(
-    "in_frame"
-):  # opened before the app's entry ran: run the entry, which runs this page
-    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
-    st.stop()
-
-st.title("Overview")
-try:
-    store = Store.open()
+store, author = ui.page_frame(
+    "Overview", "What is in the store: click a bar or a link to open those records in Review."
+)
+with ui.stop_on_error():
     summary = store_summary(store)
-except WorkbenchError as exc:
-    st.error(escape_markdown(exc))
-    st.button("Retry")
-    st.stop()
 
-st.caption(f"Store: `{store.root}` · click a bar or a link to open those records in Review")
+st.caption(f"Store: `{store.root}`")
 a, b, c, d = st.columns(4)
 a.metric("Records", f"{summary.records:,}")
 b.metric("Imports", f"{summary.imports:,}")
@@ -44,9 +30,6 @@ if not summary.records:
     st.stop()
 
 
-REVIEW = "pages/review.py"
-
-
 def bar(frame: pd.DataFrame, x: str, y: str, color: str | None = None) -> alt.Chart:
     enc = {
         "x": alt.X(x, sort="-y", title=None, axis=alt.Axis(labelAngle=0, labelLimit=160)),
@@ -59,40 +42,31 @@ def bar(frame: pd.DataFrame, x: str, y: str, color: str | None = None) -> alt.Ch
     return alt.Chart(frame).mark_bar(cursor="pointer").encode(**enc).add_params(pick).properties(height=260)
 
 
-def show(chart: alt.Chart, key: str, to_filter) -> None:
-    """Draw a bar chart; clicking a bar opens Review filtered to it."""
-    event = st.altair_chart(chart, width="stretch", on_select="rerun", key=key)
-    picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
-    if picked:
-        value = next(iter(picked.values()))
-        st.switch_page(REVIEW, query_params=filter_to_params(to_filter(value)))
-
-
 def links(label: str, items: list[tuple[str, int, ReviewFilter]]) -> None:
     """A line of links into Review, one per item (the keyboard- and test-friendly way in)."""
     cols = st.columns(min(len(items), 6) + 1)
     cols[0].caption(label)
     for n, (text, count, flt) in enumerate(items[:6], 1):
-        cols[n].page_link(
-            REVIEW, label=f"{escape_markdown(text)} ({count:,})", query_params=filter_to_params(flt)
-        )
+        ui.review_link(f"{text} ({count:,})", flt, where=cols[n])
 
 
 left, right = st.columns(2)
 with left:
     st.subheader("By dataset")
     frame = pd.DataFrame(summary.datasets, columns=["dataset", "kind", "records"])
-    show(bar(frame, "dataset", "records", "kind"), "ov_dataset", lambda v: ReviewFilter(datasets=(v,)))
+    ui.chart_to_review(
+        bar(frame, "dataset", "records", "kind"), "ov_dataset", lambda v: ReviewFilter(datasets=(v,))
+    )
 with right:
     st.subheader("By status")
     frame = pd.DataFrame(summary.statuses, columns=["status", "records"])
-    show(bar(frame, "status", "records"), "ov_status", lambda v: ReviewFilter(statuses=(v,)))
+    ui.chart_to_review(bar(frame, "status", "records"), "ov_status", lambda v: ReviewFilter(statuses=(v,)))
 
 links("Review by status", [(status, n, ReviewFilter(statuses=(status,))) for status, n in summary.statuses])
 
 st.subheader("By category")
 frame = pd.DataFrame(summary.categories, columns=["category", "records"]).fillna({"category": "(none)"})
-show(
+ui.chart_to_review(
     bar(frame.head(40), "category", "records"),
     "ov_category",
     lambda v: ReviewFilter(categories=("" if v == "(none)" else v,)),
@@ -101,7 +75,7 @@ show(
 st.subheader("Issues by code")
 if summary.issues:
     frame = pd.DataFrame(summary.issues, columns=["code", "severity", "records"])
-    show(
+    ui.chart_to_review(
         bar(
             frame,
             "code",

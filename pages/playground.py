@@ -1,59 +1,36 @@
 """Playground: chat with the base model or a run's adapter, two side by side if you like, and flag a bad answer
 with the right one: it becomes a badcase in Review, the model's answer kept beside the fix."""
 
-import runpy
-from pathlib import Path
-
 import streamlit as st
 
-from workbench import playground as PG
-from workbench import review
+import ui
+from workbench import playground, review
 from workbench.errors import WorkbenchError
 from workbench.markup import escape_markdown
-from workbench.review import ReviewFilter, filter_to_params
-from workbench.store import Store, default_root
+from workbench.review import ReviewFilter
+from workbench.store import Store
 
-S = st.session_state
-if not S.get("in_frame"):  # opened by a link before the app's entry ran: run the entry, which runs this page
-    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
-    st.stop()
-AUTHOR = S.get("author") or "app"
-HELP = PG.Sampling.help_texts()
+HELP = playground.Sampling.help_texts()
+DEFAULTS = playground.Sampling()
 
-st.title("Playground")
-st.caption(
-    "Ask the model; when an answer is wrong, write the right one and save it as a badcase for the next run."
+store, author = ui.page_frame(
+    "Playground",
+    "Ask the model; when an answer is wrong, write the right one and save it as a badcase for the next run.",
 )
-
-
-def fail(exc: Exception) -> None:
-    st.error(escape_markdown(exc))
-    st.button("Retry", key="pg_retry")
-    st.stop()
+state = st.session_state
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=3)
-def chat_model(root: str, choice: str, base_model: str | None) -> PG.ChatModel:
-    return PG.load_chat_model(Store.open(root), choice, base_model=base_model or None)
+def chat_model(root: str, choice: str, base_model: str | None) -> playground.ChatModel:
+    return playground.load_chat_model(Store.open(root), choice, base_model=base_model or None)
 
 
-try:
-    root = str(default_root())
-    store = Store.open(root)
-    choices = PG.model_choices(store)
+with ui.stop_on_error():
+    choices = playground.model_choices(store)
     categories = [c for c in review.filter_choices(store)["categories"] if c]
-except WorkbenchError as exc:
-    fail(exc)
-
-if S.get("pg_flash"):
-    record_id = S.pop("pg_flash")
-    st.success(f"Saved as badcase record {record_id}, with the model's answer kept as the bad output.")
-    st.page_link(
-        "pages/review.py",
-        label="Open it in Review",
-        icon=":material/rate_review:",
-        query_params=filter_to_params(ReviewFilter(tags=("playground",))),
-    )
+root = str(store.root)
+if state.pop("pg_flagged", False):  # a badcase was just saved (the frame showed its message): where it went
+    ui.review_link("Open it in Review", ReviewFilter(tags=("playground",)), icon=":material/rate_review:")
 
 c1, c2, c3 = st.columns([2, 1, 2])
 first = c1.selectbox(
@@ -73,12 +50,14 @@ with st.expander("System prompt and sampling"):
         placeholder="e.g. You are the support assistant of a food-delivery service. 你是外卖平台的客服。",
     )
     s1, s2, s3, s4 = st.columns(4)
-    sampling = PG.Sampling(
+    sampling = playground.Sampling(
         max_new_tokens=s1.number_input(
-            "max_new_tokens", 1, 2048, 128, help=HELP["max_new_tokens"], key="pg_max"
+            "max_new_tokens", 1, 2048, DEFAULTS.max_new_tokens, help=HELP["max_new_tokens"], key="pg_max"
         ),
-        temperature=s2.slider("temperature", 0.0, 1.5, 0.0, 0.05, help=HELP["temperature"], key="pg_temp"),
-        top_p=s3.slider("top_p", 0.1, 1.0, 0.9, 0.05, help=HELP["top_p"], key="pg_top_p"),
+        temperature=s2.slider(
+            "temperature", 0.0, 1.5, DEFAULTS.temperature, 0.05, help=HELP["temperature"], key="pg_temp"
+        ),
+        top_p=s3.slider("top_p", 0.1, 1.0, DEFAULTS.top_p, 0.05, help=HELP["top_p"], key="pg_top_p"),
     )
     base_model = s4.text_input(
         "Base model folder",
@@ -89,29 +68,25 @@ with st.expander("System prompt and sampling"):
 models = [first] + ([second] if both and second else [])
 
 # --- the conversation --------------------------------------------------------------------------------------------
-turns: list[dict] = S.setdefault("pg_turns", [])  # {question, messages, answers: {model: text}}
+turns: list[dict] = state.setdefault("pg_turns", [])  # {question, messages, answers: {model: text}}
 question = st.chat_input("Ask the model (English or 中文)…", key="pg_question")
 if question:
-    try:
-        messages = PG.chat_messages(system or "", [], question)
-    except WorkbenchError as exc:
-        fail(exc)
+    with ui.stop_on_error():
+        messages = playground.chat_messages(system or "", [], question)
     answers = {}
     cols = st.columns(len(models))
     for col, name in zip(cols, models, strict=True):
         with col:
             st.caption(escape_markdown(name))
-            try:
+            with ui.stop_on_error():
                 model = chat_model(root, name, base_model if name == "base" else None)
                 # the answer is the model's text, never markdown (an image in it would be fetched): shown
                 # growing in a text element, as it is shown once the turn is kept
                 shown, answer = st.empty(), ""
-                for piece in PG.stream_answer(model, messages, sampling):
+                for piece in playground.stream_answer(model, messages, sampling):
                     answer += piece
                     shown.text(answer)
                 answers[name] = answer
-            except WorkbenchError as exc:
-                fail(exc)
     turns.append(
         {
             "question": question,
@@ -154,7 +129,7 @@ for n, turn in reversed(list(enumerate(turns))):
                                 model = chat_model(
                                     root, name, turn["settings"]["base_model"] if name == "base" else None
                                 )
-                                S.pg_flash = PG.flag_answer(
+                                record_id = playground.flag_answer(
                                     store,
                                     turn["messages"],
                                     answer,
@@ -164,12 +139,18 @@ for n, turn in reversed(list(enumerate(turns))):
                                     base_model=model.base_model,
                                     adapter=model.adapter,
                                     sampling=turn["settings"]["sampling"],
-                                    author=AUTHOR,
+                                    author=author,
                                 )
                             except WorkbenchError as exc:
                                 st.error(escape_markdown(exc))
                             else:
+                                ui.flash(
+                                    "success",
+                                    f"Saved as badcase record {record_id}, with the model's answer kept as "
+                                    "the bad output.",
+                                )
+                                state.pg_flagged = True
                                 st.rerun()
 if turns and st.button("Clear the conversation", key="pg_clear"):
-    S.pg_turns = []
+    state.pg_turns = []
     st.rerun()

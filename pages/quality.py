@@ -1,55 +1,35 @@
 """Quality: what the checks found, by code and severity; fix the safe ones in bulk; contracts and settings."""
 
 import json
-import runpy
-from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+import ui
 from workbench import curation, review
 from workbench.contracts import KINDS, Contract, schema_from_text
 from workbench.errors import WorkbenchError
 from workbench.markup import escape_markdown
-from workbench.review import BulkAction, ReviewFilter, filter_to_params
-from workbench.store import Store
-from workbench.store.settings import DEFAULTS
+from workbench.review import BulkAction, ReviewFilter
 
-if not st.session_state.get(
-    "in_frame"
-):  # opened by a link before the app's entry ran: run the entry, which runs this page
-    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
-    st.stop()
-
-S = st.session_state
-AUTHOR = S.get("author") or "app"
-REVIEW = "pages/review.py"
 SETTING_HELP = {
     "max_tokens": "The training max length: a record longer than this (in the target model's tokens) is flagged "
     "too-long, since the trainer would cut it.",
     "target_model": "Whose tokenizer counts the tokens (the model you will fine-tune).",
 }
 
-st.title("Quality")
-st.caption(
+store, author = ui.page_frame(
+    "Quality",
     "What the checks found in the store. Click a bar to open those records in Review; fix the safe ones "
-    "in bulk (one undo reverts it); set what each category's answers must look like."
+    "in bulk (one undo reverts it); set what each category's answers must look like.",
 )
-try:
-    store = Store.open()
+state = st.session_state
+with ui.stop_on_error():
     issues = curation.issues_by_code(store)
     contracts = curation.get_contracts(store)
     settings = curation.get_settings(store)
     categories = [c for c in review.filter_choices(store)["categories"] if c]
-except WorkbenchError as exc:
-    st.error(escape_markdown(exc))
-    st.button("Retry")
-    st.stop()
-
-flash = S.pop("q_flash", None)
-if flash:
-    getattr(st, flash[0])(escape_markdown(flash[1]))  # it names categories and errors: text, not markdown
 
 # --- the picture: issues by code and severity --------------------------------------------------------------
 st.subheader("Issues by code")
@@ -86,21 +66,14 @@ else:
         .add_params(pick)
         .properties(height=alt.Step(30))
     )
-    event = st.altair_chart(chart, width="stretch", on_select="rerun", key="q_chart")
-    picked = (event.selection.get("pick") or [{}])[0] if event and event.selection else {}
-    if picked.get("code"):
-        st.switch_page(REVIEW, query_params=filter_to_params(ReviewFilter(issue_codes=(picked["code"],))))
+    ui.chart_to_review(chart, "q_chart", lambda code: ReviewFilter(issue_codes=(code,)))
 
     # --- the records and the actions: one row per code ------------------------------------------------------
     for issue in issues:
         row = st.columns([2.2, 4.5, 1.6, 2.2], vertical_alignment="center")
         row[0].markdown(f"{'✖' if issue.severity == 'error' else '▲'} `{issue.code}`")
         row[1].caption(f"{issue.title}")
-        row[2].page_link(
-            REVIEW,
-            label=f"{issue.records:,} records",
-            query_params=filter_to_params(ReviewFilter(issue_codes=(issue.code,))),
-        )
+        ui.review_link(f"{issue.records:,} records", ReviewFilter(issue_codes=(issue.code,)), where=row[2])
         if issue.fixable:
             target = ReviewFilter(issue_codes=(issue.code,))
             n = review.preview_bulk(store, target, BulkAction("autofix"))
@@ -112,31 +85,31 @@ else:
                 f"operation (undo it on the Review page's recent bulk actions, or below).",
             ):
                 try:
-                    result = review.apply_bulk(store, target, BulkAction("autofix"), AUTHOR)
-                    S.q_flash = (
+                    result = review.apply_bulk(store, target, BulkAction("autofix"), author)
+                    ui.flash(
                         "success",
                         f"Operation #{result.operation_id}: fixed {result.changed:,} records "
                         f"with {issue.code}.",
                     )
-                    S.q_last_op = result.operation_id
+                    state.q_last_op = result.operation_id
                 except WorkbenchError as exc:
-                    S.q_flash = ("error", str(exc))
+                    ui.flash("error", str(exc))
                 st.rerun()
         else:
             row[3].caption("fix by hand in Review")
 
-if S.get("q_last_op"):
-    if st.button(f"Undo operation #{S.q_last_op}", key="q_undo"):
+if state.get("q_last_op"):
+    if st.button(f"Undo operation #{state.q_last_op}", key="q_undo"):
         try:
-            done = review.undo_operation(store, S.q_last_op, AUTHOR)
-            S.q_flash = (
+            done = review.undo_operation(store, state.q_last_op, author)
+            ui.flash(
                 "success",
-                f"Undid #{S.q_last_op}: {done.reverted:,} records put back"
+                f"Undid #{state.q_last_op}: {done.reverted:,} records put back"
                 + (f", {done.left_alone:,} changed since and left as they are" if done.left_alone else ""),
             )
         except WorkbenchError as exc:
-            S.q_flash = ("error", str(exc))
-        S.q_last_op = None
+            ui.flash("error", str(exc))
+        state.q_last_op = None
         st.rerun()
 
 # --- output contracts --------------------------------------------------------------------------------------
@@ -246,13 +219,13 @@ else:
     if s1.button("Save the contract", disabled=contract is None, type="primary", key="q_save_contract"):
         try:
             curation.set_contract(store, contract)
-            S.q_flash = ("success", f"Saved the {kind} contract of {category!r} and re-checked its records.")
+            ui.flash("success", f"Saved the {kind} contract of {category!r} and re-checked its records.")
         except WorkbenchError as exc:
-            S.q_flash = ("error", str(exc))
+            ui.flash("error", str(exc))
         st.rerun()
     if current and s2.button("Remove it", key="q_remove_contract"):
         curation.remove_contract(store, category)
-        S.q_flash = ("success", f"Removed the contract of {category!r}.")
+        ui.flash("success", f"Removed the contract of {category!r}.")
         st.rerun()
 
 # --- settings ----------------------------------------------------------------------------------------------
@@ -270,9 +243,11 @@ with st.form("q_settings", border=False):
     if st.form_submit_button("Save the settings and re-check"):
         try:
             curation.set_setting(store, "max_tokens", int(max_tokens))
-            curation.set_setting(store, "target_model", target.strip() or DEFAULTS["target_model"])
+            curation.set_setting(
+                store, "target_model", target.strip() or curation.default_setting("target_model")
+            )
             curation.recheck(store)
-            S.q_flash = ("success", "Saved the settings and re-checked every record.")
+            ui.flash("success", "Saved the settings and re-checked every record.")
         except WorkbenchError as exc:
-            S.q_flash = ("error", str(exc))
+            ui.flash("error", str(exc))
         st.rerun()

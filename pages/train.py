@@ -1,66 +1,45 @@
 """Train: one click exports the curated records, trains a LoRA adapter and evaluates base and tuned, in the
 background; a live panel shows the run; the run's lineage links data, export, run, adapter and evaluations."""
 
-import runpy
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from workbench import pipeline as P
-from workbench import review
+import ui
+from ui.export import export_preview, export_settings
+from workbench import pipeline, review
 from workbench.errors import WorkbenchError
-from workbench.export import ExportConfig, preview_export
-from workbench.export.download import DOWNLOAD_FORMATS, download_curated_set, download_name
+from workbench.export import preview_export
 from workbench.markup import escape_markdown
 from workbench.models import EMBEDDED_MODEL
-from workbench.store import Store, default_root
 from workbench.train import config as train_config
 from workbench.train import runs
 
-S = st.session_state
-if not S.get("in_frame"):  # opened by a link before the app's entry ran: run the entry, which runs this page
-    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"))
-    st.stop()
-AUTHOR = S.get("author") or "app"
-EXPORT_HELP = ExportConfig.help_texts()
 TRAIN_HELP = train_config.help_texts()
 STEP_AXIS = alt.Axis(format=",d", tickMinStep=1)  # whole steps, never "14.000000"
+RANKS = [4, 8, 16, 32, 64, 128, 256]
 
-st.title("Train")
-st.caption(
+store, author = ui.page_frame(
+    "Train",
     "Export the curated records, train a LoRA adapter on them and evaluate it against the base model, "
-    "in one click. The run goes on in the background: close the browser and come back."
+    "in one click. The run goes on in the background: close the browser and come back.",
 )
-
-
-def fail(exc: Exception) -> None:
-    st.error(escape_markdown(exc))
-    st.button("Retry", key="tr_retry")
-    st.stop()
-
-
-try:
-    store = Store.open(str(default_root()))
-    current = P.latest_pipeline(store)
-except WorkbenchError as exc:
-    fail(exc)
-
-if S.get("tr_flash"):
-    st.success(S.pop("tr_flash"))
+state = st.session_state
+with ui.stop_on_error():
+    current = pipeline.latest_pipeline(store)
 
 
 # --- the live panel: reads the pipeline's and the run's folders, never the store --------------------------------
 @st.fragment(run_every=2.0 if current is not None and current.running else None)
 def live_panel(pipeline_id: int) -> None:
-    status = P.pipeline_status(store, pipeline_id)
-    live = P.live_run(status)
+    status = pipeline.pipeline_status(store, pipeline_id)
+    live = pipeline.live_run(status)
     st.subheader(f"Pipeline {status.id}: {status.state}")
-    stages = ["export", "train", "evaluate", "done"]
-    at = stages.index(status.stage) if status.stage in stages else 0
+    at = pipeline.STAGES.index(status.stage) if status.stage in pipeline.STAGES else 0
     st.caption(
-        " → ".join(f"**{s}**" if n == at and status.running else s for n, s in enumerate(stages))
+        " → ".join(f"**{s}**" if n == at and status.running else s for n, s in enumerate(pipeline.STAGES))
         + (f" · started {status.started_at[:19]}" if status.started_at else "")
     )
     if status.error:
@@ -127,29 +106,27 @@ def live_panel(pipeline_id: int) -> None:
         if c1.button(
             "Cancel", key="tr_cancel", help="The run saves a checkpoint and stops; Resume continues it."
         ):
-            P.cancel_pipeline(store, status.id)
+            pipeline.cancel_pipeline(store, status.id)
             st.rerun()
     elif status.state in ("cancelled", "failed") and status.run_id is not None:
         if c2.button(
             "Resume", key="tr_resume", help="Continue the run from its latest checkpoint, then evaluate."
         ):
             try:
-                P.resume_pipeline(store, status.id)
+                pipeline.resume_pipeline(store, status.id)
             except WorkbenchError as exc:
                 st.error(escape_markdown(exc))
             else:
                 st.rerun(scope="app")
-    if not status.running and S.get("tr_was_running") == status.id:
-        S.pop("tr_was_running")
+    if not status.running and state.get("tr_was_running") == status.id:
+        state.pop("tr_was_running")
         st.rerun(scope="app")  # the run ended while watched: show the lineage and let a new one start
     if status.running:
-        S.tr_was_running = status.id
+        state.tr_was_running = status.id
 
 
-try:
+with ui.stop_on_error():
     run_list = runs.list_runs(store, limit=20)
-except WorkbenchError as exc:
-    fail(exc)
 if current is None and not run_list:
     st.info("No run yet. Choose the data and the model below and press **Export, train and evaluate**.")
 elif current is None:  # runs started elsewhere (the command line, `make demo-loop`): show them, not "no run"
@@ -198,106 +175,24 @@ else:
 
 # --- what to train on --------------------------------------------------------------------------------------------
 st.subheader("Data")
-try:
+with ui.stop_on_error():
     choices = review.filter_choices(store)
-except WorkbenchError as exc:
-    fail(exc)
 d1, d2 = st.columns([3, 2])
 with d1:
-    datasets = st.multiselect(
-        "Datasets",
-        [d for d in choices["datasets"] if d not in ("general", "eval")],
-        help=EXPORT_HELP["datasets"],
-        key="tr_datasets",
-        placeholder="every task dataset",
+    export = export_settings(
+        "tr",
+        datasets=[d for d in choices["datasets"] if d not in ("general", "eval")],
+        categories=[c for c in choices["categories"] if c],
     )
-    categories = st.multiselect(
-        "Categories",
-        [c for c in choices["categories"] if c],
-        help=EXPORT_HELP["categories"],
-        key="tr_categories",
-        placeholder="every category",
-    )
-    per_category = st.number_input(
-        "Target records per category",
-        0,
-        1_000_000,
-        0,
-        help=EXPORT_HELP["per_category"],
-        key="tr_per_category",
-    )
-    g1, g2 = st.columns(2)
-    general_share = g1.slider(
-        "General data share", 0.0, 0.5, 0.2, 0.01, help=EXPORT_HELP["general_share"], key="tr_general"
-    )
-    val = g2.slider("Validation share", 0.0, 0.5, 0.1, 0.01, help=EXPORT_HELP["val"], key="tr_val")
-export = ExportConfig(
-    name="app",
-    datasets=tuple(datasets) or None,
-    categories=tuple(categories) or None,
-    per_category=int(per_category) or None,
-    general_share=general_share,
-    val=val,
-)
 with d2:
     try:
         preview = preview_export(store, export)
     except WorkbenchError as exc:
         preview = None
         st.error(escape_markdown(exc))
-    if preview is not None and preview.nothing:
-        st.warning(f"Nothing to export: {escape_markdown(preview.nothing)}")
-    elif preview is not None:
-        frame = pd.DataFrame(
-            [
-                {
-                    "category": r.category or "(none)"
-                    if r.pool == "task"
-                    else "general data"
-                    + (f": {r.category}" if r.category and r.category != "general" else ""),
-                    "pool": r.pool,
-                    "taken": r.taken,
-                    "cut": r.cut,
-                    "short": r.short,
-                }
-                for r in preview.rows
-            ]
-        )
+    if preview is not None:
         st.markdown("**The export (preview)**")
-        st.altair_chart(
-            alt.Chart(frame)
-            .mark_bar()
-            .encode(
-                x=alt.X("taken:Q", title="records taken", axis=alt.Axis(format=",d", tickMinStep=1)),
-                y=alt.Y("category:N", sort="-x", title=None, axis=alt.Axis(labelLimit=160)),
-                color=alt.Color("pool:N"),
-                tooltip=list(frame.columns),
-            )
-            .properties(height=max(120, 30 * len(frame))),
-            width="stretch",
-            height=max(120, 30 * len(frame)) + 60,  # the bars, plus the axis below them
-        )
-        st.caption(
-            f"{sum(r.taken for r in preview.rows):,} records · general share {preview.general_share:.0%} · "
-            f"{preview.leaks:,} left out as too like an eval record"
-        )
-        f1, f2 = st.columns([2, 1], vertical_alignment="bottom")
-        fmt = f1.selectbox(
-            "Download the curated set as",
-            list(DOWNLOAD_FORMATS),
-            format_func=lambda f: DOWNLOAD_FORMATS[f].label,
-            key="tr_download_format",
-            help="Exports with these settings (or reuses the same export) and downloads train then val lines, "
-            "to train elsewhere.",
-        )
-        f2.download_button(
-            "Download",
-            data=lambda: download_curated_set(store, export, fmt).data,
-            file_name=download_name(export, fmt),
-            mime=DOWNLOAD_FORMATS[fmt].mime,
-            icon=":material/download:",
-            on_click="ignore",
-        )
+        export_preview(store, export, preview, "tr")
 
 # --- how to train ---------------------------------------------------------------------------------------------------
 st.subheader("Model and training")
@@ -337,15 +232,15 @@ preset = k2.selectbox(
     help=TRAIN_HELP["preset"],
 )
 preset = None if preset == "(from the data)" else preset
-defaults = train_config.PRESETS.get(preset or "classification", {})
+defaults = {**vars(train_config.TrainConfig()), **train_config.preset_values(preset)}
 t1, t2, t3 = k2.columns(3)
 epochs = t1.number_input(
-    "Epochs", 0.5, 50.0, float(defaults.get("epochs", 3)), 0.5, help=TRAIN_HELP["epochs"], key="tr_epochs"
+    "Epochs", 0.5, 50.0, float(defaults["epochs"]), 0.5, help=TRAIN_HELP["epochs"], key="tr_epochs"
 )
 rank = t2.selectbox(
     "LoRA rank",
-    [4, 8, 16, 32, 64, 128, 256],
-    index=[4, 8, 16, 32, 64, 128, 256].index(defaults.get("lora_rank", 64)),
+    RANKS,
+    index=RANKS.index(defaults["lora_rank"]),
     help=TRAIN_HELP["lora_rank"],
     key="tr_rank",
 )
@@ -353,7 +248,7 @@ lr = t3.number_input(
     "Learning rate",
     1e-6,
     1e-1,
-    float(defaults.get("learning_rate", 2e-4)),
+    float(defaults["learning_rate"]),
     format="%.0e",
     help=TRAIN_HELP["learning_rate"],
     key="tr_lr",
@@ -377,7 +272,7 @@ elif preview is not None and not preview.nothing:
     )
 if st.button("Export, train and evaluate", type="primary", disabled=busy or nothing, key="tr_start"):
     try:
-        started = P.start_pipeline(
+        started = pipeline.start_pipeline(
             store,
             export,
             preset=preset,
@@ -385,9 +280,9 @@ if st.button("Export, train and evaluate", type="primary", disabled=busy or noth
             init=init,
             train={"base_model": base_model, "epochs": epochs, "lora_rank": rank, "learning_rate": lr},
             eval_dataset=eval_dataset,
-            author=AUTHOR,
+            author=author,
         )
     except WorkbenchError as exc:
-        fail(exc)
-    S.tr_flash = f"Pipeline {started.id} started: exporting, then training in the background."
+        ui.fail(exc)
+    ui.flash("success", f"Pipeline {started.id} started: exporting, then training in the background.")
     st.rerun()

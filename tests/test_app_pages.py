@@ -307,5 +307,5 @@ def test_import_page_shows_a_running_import_and_refuses_a_second_one(empty):
 
 def test_no_page_uses_use_container_width_which_streamlit_deprecates():
     """Streamlit warns on every run of a page that passes use_container_width (removed after 2025-12-31)."""
-    sources = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
+    sources = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ui").glob("*.py"))]
     assert [p.name for p in sources if "use_container_width" in p.read_text(encoding="utf-8")] == []

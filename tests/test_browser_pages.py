@@ -172,3 +172,24 @@ def test_import_coverage_clusters_and_quality_in_a_real_browser(app, tmp_path):
         expect(page.get_by_text("records match")).to_be_visible(timeout=60_000)
         browser.close()
     assert coverage.coverage(store).category("退款").verdict == "in band"
+
+
+def test_a_deep_link_on_a_server_that_has_not_run_the_app_gets_the_apps_frame(tmp_path, write_jsonl):
+    """A bookmark opened first after `make app`: Streamlit runs pages/review.py alone; its ui.page_frame runs
+    app.py, so the page still has the navigation, the author box and the link's filter."""
+    from playwright.sync_api import expect, sync_playwright
+
+    store = Store.open(str(tmp_path / "store"))
+    ingest.import_file(
+        store,
+        write_jsonl([chat("我要退款", "refund", category="退款"), chat("refund please", "refund")]),
+        dataset="售后",
+    )
+    with running_app(tmp_path / "store") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url + "/review?dataset=售后")  # the first request this server sees
+        expect(page.get_by_text("2 records match")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Your name")).to_be_visible()
+        expect(page.get_by_role("link", name="Coverage")).to_be_visible()
+        browser.close()

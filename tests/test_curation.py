@@ -128,3 +128,12 @@ def test_set_status_approves_a_selection(loaded):
     with loaded.connect() as con:
         statuses = [r.status for r in list_records(con)]
     assert statuses == ["approved", "approved", "approved", "new"]
+
+
+def test_a_setting_emptied_on_the_quality_page_goes_back_to_its_default(store):
+    curation.set_setting(store, "target_model", "我的模型")
+    assert curation.get_settings(store)["target_model"] == "我的模型"
+    curation.set_setting(store, "target_model", curation.default_setting("target_model"))
+    assert (
+        curation.get_settings(store)["target_model"] == curation.default_setting("target_model") != "我的模型"
+    )

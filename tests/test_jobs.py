@@ -126,6 +126,10 @@ def test_an_import_job_imports_each_upload_and_keeps_its_report(store):
     assert rows[report.import_id].file_name == "退款.csv" and rows[report.import_id].author == "李雷"
     assert not (jobs.jobs_dir(store, "import") / str(started.id) / "files").exists()  # no bytes left behind
     assert jobs.latest_job(store, "import").id == started.id and jobs.latest_job(store) is None  # kinds apart
+    # what the Import page shows: each file's report or why it imported nothing, and the records in all
+    outcomes = status.import_outcomes()
+    assert [o if isinstance(o, str) else o.imported for o in outcomes] == [2, 1, empty["error"], 2]
+    assert status.imported == 5
 
 
 def test_a_second_import_waits_for_the_first_and_a_cancelled_one_imports_nothing(store, tmp_path):

@@ -182,6 +182,11 @@ def recheck(
         return store_issues.issue_counts(con, selection)
 
 
+def default_setting(key: str) -> Any:
+    """A setting's value in a store that has none of its own (what an emptied field goes back to)."""
+    return store_settings.DEFAULTS[key]
+
+
 def set_setting(store: Store, key: str, value: Any) -> None:
     if key not in store_settings.DEFAULTS:
         raise WorkbenchError(f"unknown setting {key!r}; settings are {', '.join(store_settings.DEFAULTS)}")

@@ -30,6 +30,7 @@ from .store import imports as sql
 from .store import issues as store_issues
 from .store.connection import in_transaction
 from .store.imports import Reject
+from .store.records import DATASET_KINDS as DATASET_KINDS  # the kinds a dataset may be (Import page)
 from .store.records import Selection, ensure_dataset
 
 Progress = Callable[[str, int, int | None], None]  # (stage, done, total)

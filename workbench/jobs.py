@@ -101,6 +101,17 @@ class JobStatus:
         """How far the current step is, 0 to 1, when its size is known."""
         return min(self.done / self.total, 1.0) if self.total else None
 
+    @property
+    def imported(self) -> int:
+        """Records an import job has imported so far, over the files it finished."""
+        return sum(o["report"]["imported"] for o in self.imports if "report" in o)
+
+    def import_outcomes(self) -> list[ingest.ImportReport | str]:
+        """An import job's finished files in order: each one's report, or why it imported nothing."""
+        return [
+            o["error"] if "error" in o else ingest.ImportReport.from_dict(o["report"]) for o in self.imports
+        ]
+
     @classmethod
     def from_status(cls, job_id: int, kind: str, status: dict) -> JobStatus:
         return cls(
