@@ -61,11 +61,11 @@ def test_playground_flag_train_and_evaluate_in_a_real_browser(app, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
         page.goto(url)
-        expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible(timeout=60_000)
 
         # Playground: ask the tiny model, flag its answer with the right one
         page.goto(url + "/playground")
-        expect(page.get_by_role("heading", name="Playground")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("heading", name="Playground", exact=True)).to_be_visible(timeout=60_000)
         page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden", timeout=30_000)
         page.wait_for_timeout(1000)
         page.get_by_text("System prompt and sampling").click()

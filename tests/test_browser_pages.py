@@ -111,7 +111,7 @@ def test_import_coverage_clusters_and_quality_in_a_real_browser(app, tmp_path):
         # Streamlit runs a deep link on a server that has not yet run app.py as an old-style page from pages/
         # (no navigation, no wide layout): open the app once first, as a person starting `make app` does.
         page.goto(url)
-        expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible(timeout=60_000)
         # Coverage: 退款 is short of its band (6 ready of 8-20)
         page.goto(url + "/coverage")
         expect(page.get_by_role("link", name="退款: short by 2 (6 ready of 8-20)")).to_be_visible(

@@ -125,14 +125,14 @@ def test_three_tabs_on_coverage_and_train_rerun_at_once_and_train_downloads_the_
         context = browser.new_context(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
         first = context.new_page()
         first.goto(url)  # the app's entry runs once before any deep link (see test_browser_pages)
-        expect(first.get_by_role("heading", name="Overview")).to_be_visible(timeout=60_000)
+        expect(first.get_by_role("heading", name="Overview", exact=True)).to_be_visible(timeout=60_000)
         tabs = [(first, "coverage", "Coverage"), (context.new_page(), "coverage", "Coverage"),
                 (context.new_page(), "train", "Train")]  # fmt: skip
         for page, path, _title in tabs:
             page.goto(f"{url}/{path}", wait_until="commit")
         for _round in range(4):
             for page, _path, title in tabs:
-                expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=90_000)
+                expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=90_000)
                 settled(page)
                 assert page.get_by_test_id("stException").count() == 0, page.get_by_test_id(
                     "stException"
