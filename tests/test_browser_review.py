@@ -204,7 +204,9 @@ def test_a_labels_contract_answer_is_picked_with_the_number_keys(app, browser, t
     page = open_review(browser, url, "text=汤全洒了", "1 record matches")
     for label in LABELS:
         expect(page.get_by_role("button", name=label, exact=False).first).to_be_visible()
-    page.get_by_role("heading", name="Review", exact=True).click()  # the focus out of any box: a digit is a key, not text
+    page.get_by_role(
+        "heading", name="Review", exact=True
+    ).click()  # the focus out of any box: a digit is a key, not text
     page.keyboard.press("3")
     expect(page.locator("textarea").last).to_have_value("cancel", timeout=30_000)
     page.screenshot(path=str(shots(tmp_path) / "review-labels.png"))
