@@ -9,15 +9,10 @@ from ui.export import export_preview, export_settings
 from workbench import coverage
 from workbench.errors import WorkbenchError
 from workbench.markup import escape_markdown
-from workbench.review import ReviewFilter
+from workbench.review import STATUSES, ReviewFilter
 
-STATUS_COLOURS = {
-    "new": "#9ecae1",
-    "labeled": "#4292c6",
-    "fixed": "#74c476",
-    "approved": "#238b45",
-    "rejected": "#bdbdbd",
-}
+# the statuses in the library's order, from new (light) to approved (dark green), rejected grey
+STATUS_SCALE = alt.Scale(domain=list(STATUSES), range=["#9ecae1", "#4292c6", "#74c476", "#238b45", "#bdbdbd"])
 
 store, author = ui.page_frame(
     "Coverage",
@@ -108,9 +103,7 @@ layers.append(
             title="% of the band's low end (band shaded)" if relative else "records (band shaded)",
             axis=alt.Axis(format=",.0f"),
         ),
-        color=alt.Color(
-            "status", scale=alt.Scale(domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values()))
-        ),
+        color=alt.Color("status", scale=STATUS_SCALE),
         order="order",
         tooltip=["category", "status", "records", "task type", "default band", "verdict"],
     )

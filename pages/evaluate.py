@@ -76,7 +76,7 @@ st.dataframe(
 
 by_id = {r.evaluation.id: r for r in reports}
 ids = list(by_id)
-pair = evaluate.default_pair(reports) or (ids[min(1, len(ids) - 1)], ids[0])  # else the two newest
+pair = evaluate.default_pair(reports)
 c1, c2 = st.columns(2)
 before = c1.selectbox(
     "Before",

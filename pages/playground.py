@@ -12,6 +12,7 @@ from workbench.store import Store
 
 HELP = playground.Sampling.help_texts()
 DEFAULTS = playground.Sampling()
+RANGES = playground.Sampling.ranges()
 
 store, author = ui.page_frame(
     "Playground",
@@ -52,12 +53,21 @@ with st.expander("System prompt and sampling"):
     s1, s2, s3, s4 = st.columns(4)
     sampling = playground.Sampling(
         max_new_tokens=s1.number_input(
-            "max_new_tokens", 1, 2048, DEFAULTS.max_new_tokens, help=HELP["max_new_tokens"], key="pg_max"
+            "max_new_tokens",
+            *RANGES["max_new_tokens"],
+            DEFAULTS.max_new_tokens,
+            help=HELP["max_new_tokens"],
+            key="pg_max",
         ),
         temperature=s2.slider(
-            "temperature", 0.0, 1.5, DEFAULTS.temperature, 0.05, help=HELP["temperature"], key="pg_temp"
+            "temperature",
+            *RANGES["temperature"],
+            DEFAULTS.temperature,
+            0.05,
+            help=HELP["temperature"],
+            key="pg_temp",
         ),
-        top_p=s3.slider("top_p", 0.1, 1.0, DEFAULTS.top_p, 0.05, help=HELP["top_p"], key="pg_top_p"),
+        top_p=s3.slider("top_p", *RANGES["top_p"], DEFAULTS.top_p, 0.05, help=HELP["top_p"], key="pg_top_p"),
     )
     base_model = s4.text_input(
         "Base model folder",

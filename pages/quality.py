@@ -7,17 +7,11 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from workbench import curation, review
-from workbench.contracts import KINDS, Contract, schema_from_text
+from workbench import curation, patterns, review
+from workbench.contracts import KIND_HELP, KINDS, Contract, schema_from_text
 from workbench.errors import WorkbenchError
 from workbench.markup import escape_markdown
 from workbench.review import BulkAction, ReviewFilter
-
-SETTING_HELP = {
-    "max_tokens": "The training max length: a record longer than this (in the target model's tokens) is flagged "
-    "too-long, since the trainer would cut it.",
-    "target_model": "Whose tokenizer counts the tokens (the model you will fine-tune).",
-}
 
 store, author = ui.page_frame(
     "Quality",
@@ -153,8 +147,7 @@ else:
         KINDS,
         key=f"q_kind_{category}",
         index=KINDS.index(current.kind) if current else 0,
-        help="labels: the answer is one of a list · json: valid JSON · json_schema: JSON valid "
-        "against a schema · regex: the whole answer matches a pattern",
+        help=" · ".join(f"{name}: {text}" for name, text in KIND_HELP.items()),
     )
     spec_text = ""
     if current and current.kind == kind and current.spec is not None:
@@ -186,8 +179,7 @@ else:
             spec_text,
             key=f"q_spec_{category}_{kind}",
             placeholder=r"\d{4}-\d{2}-\d{2}",
-            help="Python re syntax without backreferences or lookaround (RE2, which checks any answer in time "
-            r"linear in its length); \w and \d match Chinese as in re, \p{Han} matches Chinese characters.",
+            help=patterns.SYNTAX_HELP,
         )
     contract = None
     if kind != "json" and not (spec_in or "").strip():
@@ -237,9 +229,11 @@ with st.form("q_settings", border=False):
         min_value=16,
         value=int(settings["max_tokens"]),
         step=128,
-        help=SETTING_HELP["max_tokens"],
+        help=curation.SETTING_HELP["max_tokens"],
     )
-    target = t2.text_input("target_model", str(settings["target_model"]), help=SETTING_HELP["target_model"])
+    target = t2.text_input(
+        "target_model", str(settings["target_model"]), help=curation.SETTING_HELP["target_model"]
+    )
     if st.form_submit_button("Save the settings and re-check"):
         try:
             curation.set_setting(store, "max_tokens", int(max_tokens))

@@ -568,4 +568,7 @@ def test_the_pair_shown_first_is_a_run_beside_the_base_model_on_the_same_set(sto
     assert E.default_pair(reports) == (base_eval, run_eval)
     only_loss = [r for r in reports if r.evaluation.eval_set == "general"]
     assert E.default_pair(only_loss) == (base_general, run_general)
-    assert E.default_pair([r for r in reports if r.evaluation.run_id is None]) is None
+    only_base = [r for r in reports if r.evaluation.run_id is None]  # no run: the two newest
+    assert E.default_pair(only_base) == (only_base[1].evaluation.id, only_base[0].evaluation.id)
+    assert E.default_pair(reports[-1:]) == (reports[-1].evaluation.id,) * 2
+    assert E.default_pair([]) is None

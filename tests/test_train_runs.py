@@ -113,6 +113,16 @@ def test_kill_9_leaves_the_store_intact_marks_the_run_failed_and_resume_finishes
     run_id = R.start_run(store, export, quick(tiny, max_steps=400, eval_every_steps=0, epochs=100))
     folder = RunFolder(store.runs_dir / str(run_id))
     wait_until(lambda: (folder.status().get("step") or 0) >= 2 and folder.checkpoint_dirs())
+    R.list_runs(store)  # the first look records that the run started
+    with store.connect() as con:
+        recorded = con.execute("SELECT coalesce(step, 0) FROM runs WHERE id = ?", [run_id]).fetchone()[0]
+    wait_until(lambda: (folder.status().get("step") or 0) > recorded + 1)
+    listed = next(r for r in R.list_runs(store) if r.id == run_id)
+    assert listed.state == "running" and listed.step > recorded + 1  # shown live, from the run's folder
+    with store.connect() as con:  # a run that only progressed is not written back by looking at it
+        assert (
+            con.execute("SELECT coalesce(step, 0) FROM runs WHERE id = ?", [run_id]).fetchone()[0] == recorded
+        )
     pid = folder.status()["pid"]
     half_written = (
         folder.path / f".adapter.tmp-{pid}-0123abcd"

@@ -18,6 +18,12 @@ from .formats import JSONTooDeep, parse_json
 
 ContractKind = Literal["labels", "json", "json_schema", "regex"]
 KINDS: tuple[ContractKind, ...] = ("labels", "json", "json_schema", "regex")
+KIND_HELP: dict[ContractKind, str] = {
+    "labels": "the answer is one of a list",
+    "json": "valid JSON",
+    "json_schema": "JSON valid against a schema",
+    "regex": "the whole answer matches a pattern",
+}
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,13 @@ def recheck(
         return store_issues.issue_counts(con, selection)
 
 
+SETTING_HELP: dict[str, str] = {
+    "max_tokens": "The training max length: a record longer than this (in the target model's tokens) is flagged "
+    "too-long, since the trainer would cut it.",
+    "target_model": "Whose tokenizer counts the tokens (the model you will fine-tune).",
+}
+
+
 def default_setting(key: str) -> Any:
     """A setting's value in a store that has none of its own (what an emptied field goes back to)."""
     return store_settings.DEFAULTS[key]

@@ -15,6 +15,10 @@ from .errors import WorkbenchError
 
 # Python's \d \w \s match the digits, letters and spaces of every script; RE2's only ASCII ones. They are
 # rewritten to Unicode classes so that a pattern means on Chinese text what it meant under `re`.
+SYNTAX_HELP = (
+    r"Python re syntax without backreferences or lookaround (RE2, which checks any answer in time linear in its "
+    r"length); \w and \d match Chinese as in re, \p{Han} matches Chinese characters."
+)
 _SPACES = r"\t\n\x0b\f\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
 _WORD = r"\pL\pN_"
 _OUTSIDE_CLASS = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,34 +18,46 @@ from .store.records import Record, insert_record
 from .store.runs import get_run
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
+def _help(text: str, low: float, high: float) -> dict[str, object]:
+    return {"help": text, "range": (low, high)}
 
 
 @dataclass
 class Sampling:
     """How the playground generates; the help texts are what the page shows."""
 
-    max_new_tokens: int = field(default=128, metadata=_help("Most tokens in one answer."))
+    max_new_tokens: int = field(default=128, metadata=_help("Most tokens in one answer.", 1, 2048))
     temperature: float = field(
         default=0.0,
         metadata=_help(
-            "0 answers greedily (the same answer every time, as evaluations do); higher values vary the answer."
+            "0 answers greedily (the same answer every time, as evaluations do); higher values vary the answer.",
+            0.0,
+            1.5,
         ),
     )
     top_p: float = field(
         default=0.9,
         metadata=_help(
             "With temperature above 0: sample from the most likely tokens "
-            "that make up this share of the probability."
+            "that make up this share of the probability.",
+            0.1,
+            1.0,
         ),
     )
 
+    def __post_init__(self) -> None:
+        for name, (low, high) in self.ranges().items():
+            if not low <= getattr(self, name) <= high:
+                raise WorkbenchError(f"{name} must be between {low} and {high}, not {getattr(self, name)}")
+
     @classmethod
     def help_texts(cls) -> dict[str, str]:
-        from dataclasses import fields
+        return {f.name: f.metadata["help"] for f in fields(cls)}
 
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+    @classmethod
+    def ranges(cls) -> dict[str, tuple[float, float]]:
+        """The lowest and highest value of each setting (what the page's sliders allow)."""
+        return {f.name: f.metadata["range"] for f in fields(cls)}
 
 
 @dataclass

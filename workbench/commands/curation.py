@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from ..errors import WorkbenchError
+from ..patterns import SYNTAX_HELP
 from ..store.records import STATUSES, Selection
 from .common import open_store, out
 
@@ -24,8 +25,7 @@ from .common import open_store, out
 )
 @click.option(
     "--regex",
-    help="A pattern the whole answer must match: Python re syntax without backreferences or lookaround "
-    r"(RE2, which also takes \p{Han}).",
+    help="A pattern the whole answer must match: " + SYNTAX_HELP,
 )
 @click.option("--remove", is_flag=True, help="Drop the category's contract.")
 @click.pass_context

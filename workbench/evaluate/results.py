@@ -86,8 +86,9 @@ def list_evaluations(store: Store, limit: int | None = None) -> list[EvaluationR
 def default_pair(reports: Sequence[EvaluationReport]) -> tuple[int, int] | None:
     """The two evaluations a person most likely wants compared first: the newest finished run evaluation with
     verdicts, beside the newest base-model evaluation (not a prompt trial) of the same set and source; where
-    no run has verdicts, the same for loss-only sets (the general set's forgetting). None when no such pair
-    exists. Reports are newest first, as list_evaluations gives them."""
+    no run has verdicts, the same for loss-only sets (the general set's forgetting); where there is no such
+    pair, the two newest (one evaluation beside itself when it is the only one). None when there is no
+    evaluation. Reports are newest first, as list_evaluations gives them."""
 
     def plain(r: EvaluationReport) -> bool:
         return (
@@ -103,7 +104,9 @@ def default_pair(reports: Sequence[EvaluationReport]) -> tuple[int, int] | None:
                 b = before.evaluation
                 if b.run_id is None and plain(before) and (b.eval_set, b.source) == (e.eval_set, e.source):
                     return b.id, e.id
-    return None
+    if not reports:
+        return None
+    return reports[min(1, len(reports) - 1)].evaluation.id, reports[0].evaluation.id
 
 
 def evaluation_results(

@@ -2,7 +2,7 @@
 
 The store records a run when it starts (one short transaction) and never stays open while it
 trains: the worker process reads the export folder and writes the run folder. Whoever looks next
-(`refresh_runs`, called by `list_runs` and `run_status`) copies the folder's status into the store,
+(`refresh_runs`, called by `list_runs` and `run_status`) copies a changed state from the folder into the store,
 and marks a run whose process is gone without finishing as failed.
 """
 
@@ -373,8 +373,10 @@ def cancel_run(store: Store, run_id: int) -> RunStatus:
 
 
 def refresh_runs(store: Store) -> list[sql.RunRow]:
-    """Bring every queued or running run's row up to date from its folder; a run whose process is gone
-    without finishing is marked failed (here and in its status.json). Returns the rows that changed."""
+    """Bring the row of every queued or running run whose state changed up to date from its folder (a run that
+    only progressed is left alone: its folder is the truth while it runs, and looking at it writes nothing);
+    a run whose process is gone without finishing is marked failed (here and in its status.json). Returns the
+    rows that changed."""
     with store.connect() as con:
         active = sql.active_runs(con)
     updates = []
@@ -398,7 +400,8 @@ def refresh_runs(store: Store) -> list[sql.RunRow]:
             state = "failed"
             for done in sweep_unfinished_folders(folder.path) + sweep_unfinished_folders(folder.checkpoints):
                 folder.log(f"cleaned up after the training process that ended without finishing: {done}")
-        updates.append((row.id, _row_changes(state, live)))
+        if state != row.status:  # a run that only progressed is read from its folder: looking never writes
+            updates.append((row.id, _row_changes(state, live)))
     if updates:
         with store.transaction() as con:
             for run_id, changes in updates:
