@@ -6,6 +6,7 @@ import json
 
 from workbench import ingest, review
 from workbench.review import ReviewFilter
+from workbench.stats import store_summary
 from workbench.store.records import Selection, list_records
 
 SYSTEM = "你是售后客服。"
@@ -108,7 +109,12 @@ def test_log_lines_become_badcases_with_bad_output_fix_and_feedback(store, write
         0.0,
         "错了",
     )
-    assert (by_line[5].feedback, by_line[5].feedback_score) == ("up", 5.0)
+    # a thumb up without a correction: the logged answer was good, so it is the answer, not a bad output
+    good = by_line[5]
+    assert (good.feedback, good.feedback_score, good.bad_output) == ("up", 5.0, None)
+    assert (
+        good.messages[-1]["role"] == "assistant" and good.messages[-1]["content"] == "您好，有什么可以帮您？"
+    )
     assert review.feedback_line(first) == "Feedback: 👎 thumbs down · “没有回答退款”"
 
 
@@ -128,6 +134,8 @@ def test_review_filters_on_thumbs_and_score_range(store, write_jsonl):
     assert lines(score_min=0.0, score_max=1.0) == [3, 4]
     assert lines(score_min=1.0) == [5]
     assert lines(feedback="down", text="退款") == [1]
+    # `workbench stats` counts them: thumb, records, mean score
+    assert store_summary(store).feedback == [("down", 3, 0.0), ("up", 1, 5.0), (None, 1, 0.4)]
     # the filter survives a link (Overview → Review, a reload)
     flt = ReviewFilter(feedback="down", score_min=0.0, score_max=0.5)
     assert review.filter_from_params(review.filter_to_params(flt)) == flt
@@ -139,9 +147,10 @@ def test_a_malformed_log_line_is_rejected_with_file_line_and_what_to_do(store, w
         '{"request": {"messages": "我要退款"}, "response": "好的"}',
         '{"response": "hello", "feedback": {"thumbs_down": true}}',
         json.dumps(LOG[1])[:-3],  # cut short
+        '{"request": {"messages": []}, "response": "好的"}',
     ]
     report, by_line = imported(store, write_jsonl, lines)
-    assert report.file.endswith("prod-logs.jsonl") and (report.imported, report.rejected) == (1, 3)
+    assert report.file.endswith("prod-logs.jsonl") and (report.imported, report.rejected) == (1, 4)
     rejects = {r.line: (r.code, r.reason) for r in report.rejects}
     assert rejects[2] == (
         "messages-not-list",
@@ -151,6 +160,7 @@ def test_a_malformed_log_line_is_rejected_with_file_line_and_what_to_do(store, w
         rejects[3][0] == "log-without-request" and "add the request's messages as 'messages'" in rejects[3][1]
     )
     assert rejects[4][0] == "invalid-json" and "column" in rejects[4][1]
+    assert rejects[5][0] == "empty-messages"
     assert by_line[1].feedback == "down"
 
 

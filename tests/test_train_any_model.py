@@ -139,7 +139,10 @@ def test_a_template_that_refuses_the_system_role_refuses_the_run_before_it_start
     with pytest.raises(ChatTemplateError) as refusal:
         R.start_run(store, export, TrainConfig(base_model=gemma_style), author="tester")
     message = str(refusal.value)
-    assert "System role not supported" in message and "25 records (train.jsonl line 1" in message
+    assert (
+        "System role not supported" in message
+        and "System role not supported, in 25 records (train.jsonl lines 1, 2, 3, …)" in message
+    )
     assert "--chat-template chatml" in message and "nothing was trained" in message
     assert R.list_runs(store) == [] and not any(store.runs_dir.glob("*"))
     # the way out it names: another template (ChatML renders the system prompt, though not the tool call)
@@ -153,7 +156,7 @@ def test_a_template_without_a_tool_role_refuses_the_tool_records_only(tmp_path, 
     chatml = model_with_template(tiny_model, tmp_path / "no-tools", NO_TOOL_ROLE)
     check = check_export_template(export, base_model=chatml)
     [problem] = check.problems
-    assert problem.records == 1 and problem.lines == ["train.jsonl line 21"]
+    assert problem.records == 1 and problem.lines == [("train.jsonl", 21)]
     assert "Only user, assistant and system roles are supported" in problem.reason
     result = CliRunner().invoke(
         main, ["--store", str(tmp_path / "store"), "train", str(export), "--model", chatml]

@@ -19,6 +19,8 @@ Detected per record, in this order:
                   under `request`) and the model's `response` (a chat-completions response: its first
                   choice's message, or a string) or a top-level `choices`. The response is the record's
                   bad output (what the model said); a correction (below) becomes the final assistant turn.
+                  A response with a thumb up and no correction was a good answer: it becomes the assistant
+                  turn instead, with no bad output.
                   Checked before `messages`: a `messages` record with a `response` or `choices` is a log.
 - `prompt_response`  `{"prompt"|"question"|"query"|"input", "response"|"completion"|"answer"|"output"}`.
 

@@ -329,6 +329,12 @@ def normalised_select(source: str) -> str:
         SELECT *, wb_with_system(wb_format_messages(r, format, text), r.system) AS base,
                CASE WHEN wb_has_feedback(r) OR r.correction IS NOT NULL THEN wb_feedback(r) END AS fb
         FROM detected
+    ), answered AS (
+        -- a logged answer with a thumb up and no correction is a good answer: it becomes the assistant turn
+        SELECT *, CASE WHEN format = 'openai_log' THEN wb_log_response(r, text) END AS logged,
+               format = 'openai_log' AND fb.thumb IS NOT DISTINCT FROM 'up' AND r.expected IS NULL
+                   AND fb.correction IS NULL AS logged_good
+        FROM shaped
     )
     SELECT seq, line, text, format,
         -- the same verdict as len(base) = 0, read off the parsed fields: a filter on `base` itself
@@ -336,20 +342,21 @@ def normalised_select(source: str) -> str:
         CASE WHEN format IS NULL THEN 'unparsed'
              WHEN r.system IS NULL AND CASE format WHEN 'messages' THEN len(r.messages) = 0
                                                    WHEN 'sharegpt' THEN len(r.conversations) = 0
+                                                   WHEN 'openai_log' THEN len(coalesce(r.messages, r.request.messages)) = 0
                                                    ELSE false END THEN 'empty-messages' END AS reject,
-        wb_with_expected(base, coalesce(r.expected, fb.correction)) AS messages,
+        wb_with_expected(base, coalesce(r.expected, fb.correction, CASE WHEN logged_good THEN logged END)) AS messages,
         wb_tools(r.tools) AS tools,
         r.category AS category,
         r.task_type AS task_type,
         wb_tags(r.tags) AS tags,
         r.source AS source,
         coalesce(r.bad_output, r.model_output,
-                 CASE WHEN format = 'openai_log' THEN wb_log_response(r, text) END,
+                 CASE WHEN NOT logged_good THEN logged END,
                  CASE WHEN coalesce(r.expected, fb.correction) IS NOT NULL AND len(base) > 0
                            AND base[-1].role = 'assistant' THEN base[-1].content END) AS bad_output,
         fb.thumb AS feedback, fb.score AS feedback_score, fb.comment AS feedback_comment,
         CASE WHEN format IS NULL THEN [] ELSE wb_import_issues(r, format, text) END AS import_issues
-    FROM shaped
+    FROM answered
     """
 
 

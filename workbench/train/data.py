@@ -171,7 +171,7 @@ class ChatEncoder:
             )
         except Exception as exc:  # jinja's raise_exception, or a template that trips over this record
             raise TemplateRefusal(
-                f"the chat template refuses it ({type(exc).__name__}: {str(exc).strip() or 'no message'})"
+                f"the chat template raises {type(exc).__name__}: {str(exc).strip() or 'no message'}"
             ) from None
 
     def tokens(self, text: str) -> list[int]:

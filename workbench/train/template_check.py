@@ -30,7 +30,22 @@ class TemplateProblem:
 
     reason: str
     records: int = 0
-    lines: list[str] = field(default_factory=list)  # "train.jsonl line 3", the first few
+    lines: list[tuple[str, int]] = field(default_factory=list)  # (file, line) of the first few
+
+    @property
+    def where(self) -> str:
+        """'train.jsonl lines 1, 2, 3, …': the first lines, by file."""
+        files: dict[str, list[str]] = {}
+        for name, line in self.lines:
+            files.setdefault(name, []).append(str(line))
+        more = ", …" if self.records > len(self.lines) else ""
+        return (
+            "; ".join(
+                f"{name} line{'s' if len(lines) > 1 else ''} {', '.join(lines)}"
+                for name, lines in files.items()
+            )
+            + more
+        )
 
 
 @dataclass
@@ -49,11 +64,11 @@ class TemplateCheck:
     def message(self) -> str:
         """The refusal: what the template does with which records, and what to do."""
         parts = [
-            f"{p.reason}: {p.records} record{'s' if p.records != 1 else ''} ({', '.join(p.lines)})"
+            f"{p.reason}, in {p.records} record{'s' if p.records != 1 else ''} ({p.where})"
             for p in self.problems
         ]
         return (
-            f"the chat template of {self.model} cannot render this export, so nothing was trained. "
+            f"the chat template of {self.model} cannot render this export, so nothing was trained: "
             + "; ".join(parts)
             + ". What to do: pick a model whose template supports these turns, give another template "
             "(--chat-template chatml, plain or FILE.jinja), or leave those records out of the export "
@@ -91,7 +106,7 @@ def check_records(encoder: ChatEncoder, splits: dict[str, Sequence[dict]], model
             problem = problems.setdefault(reason, TemplateProblem(reason))
             where = counts[shape]
             problem.records += len(where)
-            problem.lines += [f"{s}.jsonl line {line}" for s, line in where[: 3 - len(problem.lines)]]
+            problem.lines += [(f"{s}.jsonl", line) for s, line in where[: 3 - len(problem.lines)]]
     return TemplateCheck(model, len(first), total, list(problems.values()))
 
 
