@@ -115,7 +115,7 @@ def test_log_lines_become_badcases_with_bad_output_fix_and_feedback(store, write
     assert (
         good.messages[-1]["role"] == "assistant" and good.messages[-1]["content"] == "您好，有什么可以帮您？"
     )
-    assert review.feedback_line(first) == "Feedback: 👎 thumbs down · “没有回答退款”"
+    assert review.feedback_line(first) == "Feedback: thumbs down · “没有回答退款”"
 
 
 def test_review_filters_on_thumbs_and_score_range(store, write_jsonl):
@@ -184,3 +184,32 @@ def test_feedback_fields_on_other_formats_and_records_without_any(store, write_j
     assert corrected.feedback == "down"
     plain = by_line[2]
     assert (plain.feedback, plain.feedback_score, plain.bad_output) == (None, None, None)
+
+
+def test_review_page_filters_by_feedback_and_shows_it_with_the_bad_output(tmp_path, monkeypatch, write_jsonl):
+    from streamlit.testing.v1 import AppTest
+
+    from workbench.store import Store
+
+    from .conftest import ROOT, shown
+
+    monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path / "store"))
+    ingest.import_file(Store.open(), write_jsonl(LOG, name="prod-logs.jsonl"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/review.py")
+    at.query_params["feedback"] = "down"
+    at.run()
+    assert not at.exception, at.exception
+    count = next(m.value for m in at.markdown if "records match" in m.value)
+    assert count.startswith("**3 records match**") and at.selectbox(key="rv_feedback").value == "down"
+    assert [shown(b.label) for b in at.button if b.key and b.key.startswith("rv_chip_")] == [
+        "feedback: thumbs down ✕"
+    ]
+    # the newest thumbs down (line 4) is open: its feedback, and what the model said with no answer yet
+    texts = [t.value for t in at.text]
+    assert "Feedback: thumbs down · score 0 · “错了”" in texts
+    assert "不能开发票。" in [c.value for c in at.code]
+    at.selectbox(key="rv_feedback").set_value(None)
+    at.number_input(key="rv_score_min").set_value(1.0).run()
+    assert next(m.value for m in at.markdown if "match" in m.value).startswith("**1 record matches**")
+    assert at.query_params["score_min"] in ("1", ["1"])

@@ -183,7 +183,7 @@ def review_filter(store: Store) -> tuple[ReviewFilter, str, dict[int, str]]:
             if hard_runs
             else "No evaluated run yet: `workbench evaluate RUN --on trained` (or the Evaluate page).",
         )
-        fb, lo, hi, _ = st.columns([1.2, 1, 1, 3.8])
+        fb, lo, hi, _ = st.columns([1.7, 1, 1, 3.3])
         fb.selectbox(
             "Feedback",
             [None, *review.FEEDBACK_STATES],

@@ -167,7 +167,7 @@ def feedback_line(record: Record) -> str | None:
     """What the served model's user said about its answer, as one line of text (None without feedback)."""
     parts = []
     if record.feedback:
-        parts.append({"down": "👎 thumbs down", "up": "👍 thumbs up"}.get(record.feedback, record.feedback))
+        parts.append({"down": "thumbs down", "up": "thumbs up"}.get(record.feedback, record.feedback))
     if record.feedback_score is not None:
         parts.append(f"score {record.feedback_score:g}")
     if record.feedback_comment:
