@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from workbench import ingest, review
 from workbench.review import ReviewFilter
 from workbench.stats import store_summary
+from workbench.store import Store
 from workbench.store.records import Selection, list_records
 
 SYSTEM = "你是售后客服。"
@@ -213,3 +217,36 @@ def test_review_page_filters_by_feedback_and_shows_it_with_the_bad_output(tmp_pa
     at.number_input(key="rv_score_min").set_value(1.0).run()
     assert next(m.value for m in at.markdown if "match" in m.value).startswith("**1 record matches**")
     assert at.query_params["score_min"] in ("1", ["1"])
+
+
+# Any JSON value under any of a log's keys, at the top or inside a feedback entry or a response
+VALUE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["messages", "role", "content", "choices", "message", "score", "value", "rating",
+                             "thumbs_down", "comment", "correction", "key", "name", "dataType", "text"]),
+            children,
+            max_size=4,
+        ),
+    ),
+    max_leaves=10,
+)  # fmt: skip
+LOG_KEYS = ["request", "messages", "response", "choices", "feedback", "scores", "rating", "score", "thumb"]
+LOG_KEYS += ["thumbs_up", "thumbs_down", "comment", "correction"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.dictionaries(st.sampled_from(LOG_KEYS), VALUE, min_size=1, max_size=5), min_size=1, max_size=5
+    )
+)
+def test_odd_log_lines_never_crash_the_import_and_every_line_is_accounted_for(tmp_path_factory, lines):
+    path = tmp_path_factory.mktemp("logs") / "odd.jsonl"
+    path.write_text(
+        "\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", encoding="utf-8"
+    )
+    report = ingest.import_file(Store.in_memory(), path, keep_file=False)
+    assert report.imported + report.rejected == len(lines)
