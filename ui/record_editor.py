@@ -175,6 +175,9 @@ def record_editor(
         k1.button("Keep mine", on_click=resolve, args=(True,), key="rv_keep_mine")
         k2.button("Take theirs", on_click=resolve, args=(False,), key="rv_take_theirs")
 
+    feedback = review.feedback_line(rec)
+    if feedback:
+        st.text(feedback)
     if view.issues:
         st.markdown("**Issues**")
         for n, issue in enumerate(view.issues):
@@ -261,6 +264,10 @@ def record_editor(
                     label_visibility="collapsed",
                     height=box_height(turn["content"]),
                 )
+        if last_answer is None and rec.bad_output:
+            # a production log without a correction: what the model said, to be answered in a new turn
+            st.caption("The model said (bad output): add an assistant turn with the right answer")
+            st.code(rec.bad_output, language=None, wrap_lines=True)
         t1, t2 = st.columns(2)
         t1.form_submit_button("＋ Add turn", on_click=change_turns, args=("add",), key=f"rv_add_{serial}")
         t2.form_submit_button(

@@ -38,6 +38,9 @@ FILTER_WIDGETS = {  # widget key -> ReviewFilter field
     "rv_duplicate": "duplicate",
     "rv_cluster": "cluster",
     "rv_hard": "hard_after_run",
+    "rv_feedback": "feedback",
+    "rv_score_min": "score_min",
+    "rv_score_max": "score_max",
 }
 
 
@@ -180,6 +183,16 @@ def review_filter(store: Store) -> tuple[ReviewFilter, str, dict[int, str]]:
             if hard_runs
             else "No evaluated run yet: `workbench evaluate RUN --on trained` (or the Evaluate page).",
         )
+        fb, lo, hi, _ = st.columns([1.7, 1, 1, 3.3])
+        fb.selectbox(
+            "Feedback",
+            [None, *review.FEEDBACK_STATES],
+            key="rv_feedback",
+            format_func=lambda v: "any" if v is None else review.FEEDBACK_STATES[v][1],
+            help="What users of the served model said, imported with its logs (thumbs, score, comment).",
+        )
+        lo.number_input("Score from", key="rv_score_min", value=None, step=0.1, placeholder="any")
+        hi.number_input("Score to", key="rv_score_max", value=None, step=0.1, placeholder="any")
 
     flt = publish_filter(params, sort)
 
@@ -193,6 +206,11 @@ def review_filter(store: Store) -> tuple[ReviewFilter, str, dict[int, str]]:
         chips.append((f"duplicates: {flt.duplicate}", "rv_duplicate", None))
     if flt.cluster is not None:
         chips.append((f"cluster {clusters[flt.cluster]}", "rv_cluster", None))
+    if flt.feedback:
+        chips.append((f"feedback: {review.FEEDBACK_STATES[flt.feedback][1]}", "rv_feedback", None))
+    for key, bound, word in (("rv_score_min", flt.score_min, "≥"), ("rv_score_max", flt.score_max, "≤")):
+        if bound is not None:
+            chips.append((f"score {word} {bound:g}", key, None))
     if flt.hard_after_run is not None:
         chips.append((f"hard after run {flt.hard_after_run}", "rv_hard", None))
     if flt.imports:

@@ -100,8 +100,11 @@ def autofix(code: str):
 
 _register("invalid-json", "error", "the line is not valid JSON")
 _register("not-object", "error", "the record is not a JSON object")
-_register("unknown-format", "error", "no chat found: not messages, ShareGPT, Alpaca or prompt/response")
-_register("messages-not-list", "error", "'messages' or 'conversations' is not a list")
+_register(
+    "unknown-format", "error", "no chat found: not messages, ShareGPT, Alpaca, prompt/response or a chat log"
+)
+_register("messages-not-list", "error", "'messages', 'request.messages' or 'conversations' is not a list")
+_register("log-without-request", "error", "a logged response without the request messages it answered")
 _register("empty-messages", "error", "the record has no messages")
 _register(
     "message-not-object", "warning", "a message is not a JSON object (its role and content are missing)"

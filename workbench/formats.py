@@ -15,7 +15,23 @@ Detected per record, in this order:
                   a `tools` field is kept.
 - `alpaca`        `{"instruction", "input", "output", "system"?, "history"?: [[user, assistant], ...]}`;
                   the user turn is instruction and input joined by a newline (as LLaMA-Factory does).
+- `openai_log`   a production log of an OpenAI-compatible endpoint: the request's `messages` (top level or
+                  under `request`) and the model's `response` (a chat-completions response: its first
+                  choice's message, or a string) or a top-level `choices`. The response is the record's
+                  bad output (what the model said); a correction (below) becomes the final assistant turn.
+                  A response with a thumb up and no correction was a good answer: it becomes the assistant
+                  turn instead, with no bad output.
+                  Checked before `messages`: a `messages` record with a `response` or `choices` is a log.
 - `prompt_response`  `{"prompt"|"question"|"query"|"input", "response"|"completion"|"answer"|"output"}`.
+
+Feedback fields, in any format (the names OpenAI, LangSmith, Langfuse and Helicone exports use):
+`thumbs_down` / `thumbs_up` (booleans), `thumb` / `thumbs` / `rating` (a word: down, thumbs_down,
+thumbsDown, 👎, negative, bad, … or Helicone's boolean rating), `score` (a number), `comment`,
+`correction` (a string or an object with the corrected `content` / `text` / `output` / `outputs`), and
+`feedback` or `scores`: one entry or a list (the first is read) holding any of those, or LangSmith's
+`{"key", "score", "comment", "correction"}` / Langfuse's `{"name", "value", "dataType", "comment"}`,
+where a 0/1 score named like a thumb (or a BOOLEAN score) is a thumb down / up. They land in the
+record's `feedback` ('down' | 'up'), `feedback_score` and `feedback_comment`, which Review filters on.
 
 Badcase fields, in any format: `category`, `task_type`, `tags` (list or comma-separated),
 `source`, `bad_output` or `model_output` (what the model wrongly said), `expected` (the right
@@ -76,6 +92,20 @@ SHAREGPT_ROLES = {
 PROMPT_KEYS = ("prompt", "question", "query", "input")
 ANSWER_KEYS = ("response", "completion", "answer", "output")
 FORMAT_KEYS = ("messages", "conversations", "instruction") + PROMPT_KEYS
+# Words a feedback field uses for a thumb down / up (compared lower-cased).
+# Numbers are not words here: a rating of 1 on a 1-5 scale is a score, not a thumb up.
+FEEDBACK_DOWN_WORDS = (
+    "down",
+    "thumbs_down",
+    "thumbs-down",
+    "thumbsdown",
+    "thumb_down",
+    "👎",
+    "negative",
+    "bad",
+)
+FEEDBACK_DOWN_WORDS += ("dislike",)
+FEEDBACK_UP_WORDS = ("up", "thumbs_up", "thumbs-up", "thumbsup", "thumb_up", "👍", "positive", "good", "like")
 
 # --- the rare lines DuckDB could not parse -------------------------------------------------------
 
@@ -120,10 +150,21 @@ def diagnose(text: str) -> tuple[str, str]:
                 "messages-not-list",
                 f"'{key}' is a {type(value[key]).__name__}, it must be a list of messages",
             )
+    request = value.get("request")
+    if isinstance(request, dict) and "messages" in request and not isinstance(request["messages"], list):
+        return (
+            "messages-not-list",
+            f"'request.messages' is a {type(request['messages']).__name__}, it must be a list of messages",
+        )
+    if ("response" in value or "choices" in value) and not any(k in value for k in FORMAT_KEYS):
+        return "log-without-request", (
+            "a logged response without the request it answered: add the request's messages as "
+            "'messages' or 'request': {'messages': [...]}"
+        )
     keys = ", ".join(sorted(value)[:12]) or "none"
     return "unknown-format", (
         f"no chat found (keys: {keys}); expected 'messages', 'conversations' (ShareGPT), "
-        f"'instruction'/'output' (Alpaca) or 'prompt'/'response'"
+        f"'instruction'/'output' (Alpaca), 'prompt'/'response' or a log's 'request': {{'messages'}}"
     )
 
 

@@ -3,7 +3,8 @@
 The GGUF file loads through transformers, but that model carries a GGUF quantization config the
 HF Trainer refuses and takes ~20 s to de-quantize, so on first use it is converted once into a
 plain safetensors folder under the store (`models/smollm2-135m-instruct/`), which loads in a
-second. Any other name is a local model folder or, when online, a Hugging Face hub id.
+second. Any other name is a local model folder, another GGUF file (converted the same way, once), or, when
+online, a Hugging Face hub id.
 """
 
 from __future__ import annotations
@@ -52,10 +53,19 @@ def default_models_dir() -> Path:
 
 
 def resolve_model(name: str | None, models_dir: Path | None = None) -> str:
-    """A name as transformers can load it: the converted embedded model, a local folder, or a hub id."""
+    """A name as transformers can load it: the converted embedded model, a local folder, a GGUF file (converted
+    once into a folder under `models_dir`), or a hub id. The one place a model name is resolved: every stage
+    (train, evaluate, playground) comes here, so a registry of named models slots in as the first lookup."""
     if not name or name.lower() in (EMBEDDED_MODEL, "smollm2", "default"):
         return str(ensure_embedded_model(models_dir or default_models_dir()))
     path = Path(name).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise WorkbenchError(
+                f"{path} is a file but not a GGUF model: give a transformers model folder (with config.json) "
+                f"or a .gguf file"
+            )
+        return str(ensure_gguf_model(path, models_dir or default_models_dir()))
     if path.exists():
         if not (path / "config.json").exists():
             raise WorkbenchError(f"{path} is not a transformers model folder (it has no config.json)")
@@ -77,6 +87,27 @@ def ensure_embedded_model(models_dir: Path) -> Path:
         if (target / "model.safetensors").exists():
             return target
         convert_gguf(embedded_gguf(), target)
+    return target
+
+
+def ensure_gguf_model(gguf: Path, models_dir: Path) -> Path:
+    """A GGUF file as a plain safetensors folder under `models_dir`, converted on first use; the folder's name
+    holds the file's path, size and modification time, so a changed file is converted again."""
+    import hashlib
+
+    gguf = gguf.resolve()
+    try:
+        if gguf == embedded_gguf().resolve():
+            return ensure_embedded_model(models_dir)
+    except WorkbenchError:
+        pass  # the embedded model is not installed: this GGUF file is converted like any other
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
+    target = models_dir / f"gguf-{gguf.stem.lower()}-{key}"
+    with _convert_lock:
+        if not (target / "config.json").exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            convert_gguf(gguf, target)
     return target
 
 

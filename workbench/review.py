@@ -22,7 +22,15 @@ from .store import Store
 from .store import review as sql
 from .store import settings as store_settings
 from .store.records import STATUSES, Record, Revision, Selection, get_record, revisions_of, update_record
-from .store.review import DUPLICATE_STATES, SORTS, TEXT_FIELDS, Operation, QueueRow, ReviewFilter
+from .store.review import (
+    DUPLICATE_STATES,
+    FEEDBACK_STATES,
+    SORTS,
+    TEXT_FIELDS,
+    Operation,
+    QueueRow,
+    ReviewFilter,
+)
 
 if TYPE_CHECKING:
     from .evaluate.hard import why_hard
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DUPLICATE_STATES",
+    "FEEDBACK_STATES",
     "SORTS",
     "STATUSES",
     "TEXT_FIELDS",
@@ -152,6 +161,18 @@ def open_record(store: Store, record_id: int) -> RecordView:
         contract = store_settings.get_contracts(con).get(record.category or "")
     labels = tuple(contract.spec) if contract is not None and contract.kind == "labels" else ()
     return RecordView(record, issues, history, max_tokens, target, labels)
+
+
+def feedback_line(record: Record) -> str | None:
+    """What the served model's user said about its answer, as one line of text (None without feedback)."""
+    parts = []
+    if record.feedback:
+        parts.append({"down": "thumbs down", "up": "thumbs up"}.get(record.feedback, record.feedback))
+    if record.feedback_score is not None:
+        parts.append(f"score {record.feedback_score:g}")
+    if record.feedback_comment:
+        parts.append(f"“{record.feedback_comment}”")
+    return "Feedback: " + " · ".join(parts) if parts else None
 
 
 def save_record(

@@ -37,6 +37,7 @@ def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
         ("duplicate", "duplicate"),
         ("text", "text"),
         ("in", "text_in"),
+        ("feedback", "feedback"),
     ):
         found = params.get(param) or []
         if found and found[0]:
@@ -55,6 +56,12 @@ def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
                 raise WorkbenchError(
                     f"{param} {params[param][0]!r} in the link is not a {what} number"
                 ) from None
+    for param, name in (("score_min", "score_min"), ("score_max", "score_max")):
+        if params.get(param) and params[param][0] != "":
+            try:
+                values[name] = float(params[param][0])
+            except ValueError:
+                raise WorkbenchError(f"{param} {params[param][0]!r} in the link is not a number") from None
     flt = ReviewFilter(**values)
     flt.sql()  # validates severity, duplicate state and where text is searched
     return flt
@@ -66,7 +73,7 @@ def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
     for param, name in _LIST_PARAMS.items():
         if getattr(flt, name):
             out[param] = list(getattr(flt, name))
-    for param in ("severity", "duplicate", "text"):
+    for param in ("severity", "duplicate", "text", "feedback"):
         if getattr(flt, param):
             out[param] = [getattr(flt, param)]
     if flt.text and flt.text_in != ReviewFilter.text_in:
@@ -77,4 +84,7 @@ def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
         out["import"] = [str(i) for i in flt.imports]
     if flt.hard_after_run is not None:
         out["hard"] = [str(flt.hard_after_run)]
+    for param in ("score_min", "score_max"):
+        if getattr(flt, param) is not None:
+            out[param] = [f"{getattr(flt, param):g}"]
     return out

@@ -145,7 +145,10 @@ def stats_cmd(ctx, as_json):
         ("statuses", summary.statuses, ("status", "records")),
         ("categories", summary.categories, ("category", "records")),
         ("issues", summary.issues, ("code", "severity", "records")),
+        ("feedback", summary.feedback, ("thumb", "records", "mean score")),
     ):
+        if title == "feedback" and not rows:
+            continue  # no production logs imported
         table = Table(*header, title=title, title_justify="left")
         for row in rows:
             table.add_row(*[str(x) if x is not None else "(none)" for x in row])

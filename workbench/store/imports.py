@@ -150,7 +150,8 @@ def staged_line_count(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
 
 RECORD_COLUMNS = (
     "id, dataset, messages, tools, category, task_type, status, tags, source, bad_output, "
-    "content_hash, format, import_issues, import_id, line, created_at, updated_at, version"
+    "content_hash, format, import_issues, import_id, line, created_at, updated_at, version, "
+    "feedback, feedback_score, feedback_comment"
 )
 
 
@@ -170,7 +171,8 @@ def insert_records(
         f"""
         INSERT INTO records ({RECORD_COLUMNS})
         SELECT ? + seq, ?, messages, tools, coalesce(category, ?), task_type, 'new', tags, source, bad_output,
-               wb_content_hash(messages), format, import_issues, ?, line, current_timestamp, current_timestamp, 1
+               wb_content_hash(messages), format, import_issues, ?, line, current_timestamp, current_timestamp, 1,
+               feedback, feedback_score, feedback_comment
         FROM ({normaliser.normalised_select(source)})
         WHERE reject IS NULL
     """,

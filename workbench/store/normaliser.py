@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import json
 
-from ..formats import ANSWER_KEYS, MESSAGE_KEYS, PROMPT_KEYS, SHAREGPT_ROLES
+from ..formats import (
+    ANSWER_KEYS,
+    FEEDBACK_DOWN_WORDS,
+    FEEDBACK_UP_WORDS,
+    MESSAGE_KEYS,
+    PROMPT_KEYS,
+    SHAREGPT_ROLES,
+)
 
 MESSAGE_TYPE = "STRUCT(role VARCHAR, content VARCHAR, loss_weight DOUBLE, name VARCHAR, tool_calls JSON)"
 
@@ -34,18 +41,22 @@ _TEXT_FIELDS = (
     "model_output",
     "expected",
 )
+_MESSAGE_SHAPE = {
+    "role": "VARCHAR",
+    "content": "VARCHAR",
+    "loss_weight": "DOUBLE",
+    "weight": "DOUBLE",
+    "name": "VARCHAR",
+    "tool_calls": "JSON",
+}
+# A production log's fields (formats.LOG_KEYS, formats.FEEDBACK_KEYS): kept as JSON, read only when present.
+# `response` is a text field too (prompt/response records); a log's response object is read from the line.
+_LOG_FIELDS = ("choices", "correction", "feedback", "scores", "thumbs_down", "thumbs_up")
+_LOG_FIELDS += ("thumb", "thumbs", "rating", "score", "comment")
 _RECORD_SHAPE = json.dumps(
     {
-        "messages": [
-            {
-                "role": "VARCHAR",
-                "content": "VARCHAR",
-                "loss_weight": "DOUBLE",
-                "weight": "DOUBLE",
-                "name": "VARCHAR",
-                "tool_calls": "JSON",
-            }
-        ],
+        "messages": [_MESSAGE_SHAPE],
+        "request": {"messages": [_MESSAGE_SHAPE]},
         "conversations": [
             {
                 "from": "VARCHAR",
@@ -59,6 +70,7 @@ _RECORD_SHAPE = json.dumps(
         "tools": "JSON",
         "history": "JSON",
         "tags": "JSON",
+        **{key: "JSON" for key in _LOG_FIELDS},
     }
 )
 
@@ -68,7 +80,16 @@ _SHAREGPT_CASE = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SHAREGPT_ROLES.it
 # A line holds exactly the keys json_transform saw when its count of `":` equals the number of
 # non-null fields it produced; any other key, a null value, or `":` inside a string makes the count
 # larger (an item that is not an object makes it smaller), and only then is the line parsed again.
-_TOP_FIELDS = ["messages", "conversations", *_TEXT_FIELDS, "tools", "history", "tags"]
+_TOP_FIELDS = [
+    "messages",
+    "conversations",
+    *_TEXT_FIELDS,
+    "tools",
+    "history",
+    "tags",
+    *_LOG_FIELDS,
+    "request",
+]
 _KEY_COUNT = " + ".join(f"(r.{k} IS NOT NULL)::INT" for k in _TOP_FIELDS)
 _MESSAGE_FIELD_COUNT = " + ".join(
     f"(m.{k} IS NOT NULL)::INT" for k in ("role", "content", "loss_weight", "weight", "name", "tool_calls")
@@ -114,8 +135,8 @@ CREATE OR REPLACE TEMP MACRO wb_tool_calls(value) AS CASE
     WHEN starts_with(ltrim(value), '[') THEN to_json(list_transform(json_extract(value, '$[*]'), lambda c: wb_tool_call(c)))
     ELSE to_json([wb_tool_call(value)]) END;
 
-CREATE OR REPLACE TEMP MACRO wb_openai_messages(ms, text) AS list_transform(ms, lambda m, i: {{
-    'role': m.role, 'content': wb_content(m.content, text, '$.messages[' || (i - 1) || '].content'),
+CREATE OR REPLACE TEMP MACRO wb_openai_messages(ms, text, prefix) AS list_transform(ms, lambda m, i: {{
+    'role': m.role, 'content': wb_content(m.content, text, prefix || '[' || (i - 1) || '].content'),
     'loss_weight': coalesce(m.loss_weight, m.weight), 'name': m.name, 'tool_calls': m.tool_calls}});
 
 CREATE OR REPLACE TEMP MACRO wb_sharegpt_messages(turns, text) AS list_transform(turns, lambda t, i:
@@ -144,16 +165,92 @@ CREATE OR REPLACE TEMP MACRO wb_prompt_messages(r) AS list_concat(
 
 CREATE OR REPLACE TEMP MACRO wb_format(r) AS CASE
     WHEN r IS NULL THEN NULL
+    WHEN r.request.messages IS NOT NULL
+      OR (r.messages IS NOT NULL AND (r.response IS NOT NULL OR r.choices IS NOT NULL)) THEN 'openai_log'
     WHEN r.messages IS NOT NULL THEN 'messages'
     WHEN r.conversations IS NOT NULL THEN 'sharegpt'
     WHEN r.instruction IS NOT NULL THEN 'alpaca'
     WHEN coalesce({", ".join("r." + k for k in PROMPT_KEYS)}) IS NOT NULL THEN 'prompt_response' END;
 
 CREATE OR REPLACE TEMP MACRO wb_format_messages(r, fmt, text) AS CASE fmt
-    WHEN 'messages' THEN wb_openai_messages(r.messages, text)
+    WHEN 'messages' THEN wb_openai_messages(r.messages, text, '$.messages')
+    WHEN 'openai_log' THEN CASE WHEN r.messages IS NOT NULL THEN wb_openai_messages(r.messages, text, '$.messages')
+                                ELSE wb_openai_messages(r.request.messages, text, '$.request.messages') END
     WHEN 'sharegpt' THEN wb_sharegpt_messages(r.conversations, text)
     WHEN 'alpaca' THEN wb_alpaca_messages(r)
     WHEN 'prompt_response' THEN wb_prompt_messages(r) END;
+
+-- A production log (formats.py: the openai_log format and the feedback fields). The response's text: the
+-- first choice's message of a chat-completions response (or a top-level `choices`), or a plain string; a
+-- response that only calls tools gives its calls as JSON text.
+CREATE OR REPLACE TEMP MACRO wb_choice_text(c) AS CASE WHEN c IS NULL THEN NULL ELSE coalesce(
+    wb_text(json_extract(c, '$[0].message.content')),
+    json_extract(c, '$[0].message.tool_calls')::VARCHAR,
+    wb_text(json_extract(c, '$[0].text'))) END;
+
+CREATE OR REPLACE TEMP MACRO wb_log_response(r, text) AS CASE WHEN r.response IS NULL THEN wb_choice_text(r.choices)
+    ELSE list_transform([json_extract(text, '$.response')], lambda v: CASE
+        WHEN NOT starts_with(v::VARCHAR, '{{') THEN wb_text(v)
+        ELSE coalesce(wb_choice_text(json_extract(v, '$.choices')), wb_text(json_extract(v, '$.content')),
+                      wb_text(json_extract(v, '$.message.content'))) END)[1] END;
+
+-- The first item of a list of feedback entries (LangSmith's feedback, Langfuse's scores), else the value.
+CREATE OR REPLACE TEMP MACRO wb_first(v) AS CASE
+    WHEN v IS NULL OR v::VARCHAR = 'null' THEN NULL
+    WHEN starts_with(v::VARCHAR, '[') THEN json_extract(v, '$[0]') ELSE v END;
+
+-- A correction: a string, or an object holding it (a message's content, LangSmith's outputs).
+CREATE OR REPLACE TEMP MACRO wb_correction_text(v) AS CASE
+    WHEN v IS NULL OR v::VARCHAR = 'null' THEN NULL
+    WHEN NOT starts_with(v::VARCHAR, '{{') THEN wb_text(v)
+    ELSE coalesce(wb_text(json_extract(v, '$.content')), wb_text(json_extract(v, '$.text')),
+                  wb_text(json_extract(v, '$.message.content')), wb_text(json_extract(v, '$.output')),
+                  wb_text(json_extract(v, '$.outputs.output')), wb_text(json_extract(v, '$.outputs.content')),
+                  wb_text(json_extract(v, '$.answer'))) END;
+
+CREATE OR REPLACE TEMP MACRO wb_thumb_word(v) AS CASE
+    WHEN v IS NULL THEN NULL
+    WHEN v::VARCHAR = 'false' THEN 'down'
+    WHEN v::VARCHAR = 'true' THEN 'up'
+    WHEN lower(trim(wb_text(v))) IN ({", ".join(f"'{w}'" for w in FEEDBACK_DOWN_WORDS)}) THEN 'down'
+    WHEN lower(trim(wb_text(v))) IN ({", ".join(f"'{w}'" for w in FEEDBACK_UP_WORDS)}) THEN 'up' END;
+
+-- A number from a score: booleans are 1 and 0, numeric strings are read.
+CREATE OR REPLACE TEMP MACRO wb_number(v) AS CASE
+    WHEN v IS NULL THEN NULL
+    WHEN v::VARCHAR = 'true' THEN 1.0 WHEN v::VARCHAR = 'false' THEN 0.0
+    ELSE TRY_CAST(wb_text(v) AS DOUBLE) END;
+
+CREATE OR REPLACE TEMP MACRO wb_has_feedback(r) AS coalesce(r.feedback, r.scores, r.thumbs_down, r.thumbs_up,
+    r.thumb, r.thumbs, r.rating, r.score) IS NOT NULL;
+
+-- One struct per record: thumb ('down' | 'up'), score, comment and correction, from the first feedback
+-- entry that says it. A feedback entry is an object (Helicone's rating, LangSmith's key/score/comment/
+-- correction, Langfuse's name/value/comment) or a plain word ("thumbs_down").
+CREATE OR REPLACE TEMP MACRO wb_feedback(r) AS list_transform([wb_first(coalesce(r.feedback, r.scores))], lambda fb: {{
+    'thumb': coalesce(
+        CASE WHEN r.thumbs_down::VARCHAR = 'true' THEN 'down' END,
+        CASE r.thumbs_up::VARCHAR WHEN 'true' THEN 'up' WHEN 'false' THEN 'down' END,
+        wb_thumb_word(r.thumb), wb_thumb_word(r.thumbs), wb_thumb_word(r.rating),
+        CASE WHEN fb IS NULL THEN NULL WHEN NOT starts_with(fb::VARCHAR, '{{') THEN wb_thumb_word(fb) ELSE coalesce(
+            CASE WHEN json_extract(fb, '$.thumbs_down')::VARCHAR = 'true' THEN 'down' END,
+            wb_thumb_word(json_extract(fb, '$.thumb')), wb_thumb_word(json_extract(fb, '$.thumbs')),
+            wb_thumb_word(json_extract(fb, '$.rating')), wb_thumb_word(json_extract(fb, '$.value')),
+            wb_thumb_word(json_extract(fb, '$.stringValue')),
+            -- a 0/1 score named as a thumb (LangSmith key "thumbs", Langfuse's BOOLEAN scores)
+            CASE WHEN lower(coalesce(json_extract_string(fb, '$.key'), json_extract_string(fb, '$.name'), ''))
+                          LIKE '%thumb%' OR json_extract_string(fb, '$.dataType') = 'BOOLEAN'
+                 THEN CASE wb_number(coalesce(json_extract(fb, '$.score'), json_extract(fb, '$.value')))
+                      WHEN 0 THEN 'down' WHEN 1 THEN 'up' END END) END),
+    'score': coalesce(wb_number(r.score), CASE WHEN r.rating::VARCHAR NOT IN ('true', 'false') THEN wb_number(r.rating) END,
+        CASE WHEN starts_with(fb::VARCHAR, '{{') THEN coalesce(wb_number(json_extract(fb, '$.score')),
+            CASE WHEN json_type(fb, '$.value') IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN wb_number(json_extract(fb, '$.value')) END,
+            CASE WHEN json_type(fb, '$.rating') IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN wb_number(json_extract(fb, '$.rating')) END) END),
+    'comment': coalesce(wb_text(r.comment), CASE WHEN starts_with(fb::VARCHAR, '{{') THEN
+        coalesce(wb_text(json_extract(fb, '$.comment')), wb_text(json_extract(fb, '$.text'))) END),
+    'correction': coalesce(wb_correction_text(r.correction),
+        CASE WHEN starts_with(fb::VARCHAR, '{{') THEN wb_correction_text(json_extract(fb, '$.correction')) END)
+}})[1];
 
 -- These two take a list argument that DuckDB's macros would otherwise copy into every place it is
 -- used; `list_transform([x], lambda m: ...)[1]` binds it once, and the leading WHEN keeps the common
@@ -229,7 +326,15 @@ def normalised_select(source: str) -> str:
     ), detected AS (
         SELECT *, wb_format(r) AS format FROM parsed
     ), shaped AS (
-        SELECT *, wb_with_system(wb_format_messages(r, format, text), r.system) AS base FROM detected
+        SELECT *, wb_with_system(wb_format_messages(r, format, text), r.system) AS base,
+               CASE WHEN wb_has_feedback(r) OR r.correction IS NOT NULL THEN wb_feedback(r) END AS fb
+        FROM detected
+    ), answered AS (
+        -- a logged answer with a thumb up and no correction is a good answer: it becomes the assistant turn
+        SELECT *, CASE WHEN format = 'openai_log' THEN wb_log_response(r, text) END AS logged,
+               format = 'openai_log' AND fb.thumb IS NOT DISTINCT FROM 'up' AND r.expected IS NULL
+                   AND fb.correction IS NULL AS logged_good
+        FROM shaped
     )
     SELECT seq, line, text, format,
         -- the same verdict as len(base) = 0, read off the parsed fields: a filter on `base` itself
@@ -237,18 +342,21 @@ def normalised_select(source: str) -> str:
         CASE WHEN format IS NULL THEN 'unparsed'
              WHEN r.system IS NULL AND CASE format WHEN 'messages' THEN len(r.messages) = 0
                                                    WHEN 'sharegpt' THEN len(r.conversations) = 0
+                                                   WHEN 'openai_log' THEN len(coalesce(r.messages, r.request.messages)) = 0
                                                    ELSE false END THEN 'empty-messages' END AS reject,
-        wb_with_expected(base, r.expected) AS messages,
+        wb_with_expected(base, coalesce(r.expected, fb.correction, CASE WHEN logged_good THEN logged END)) AS messages,
         wb_tools(r.tools) AS tools,
         r.category AS category,
         r.task_type AS task_type,
         wb_tags(r.tags) AS tags,
         r.source AS source,
         coalesce(r.bad_output, r.model_output,
-                 CASE WHEN r.expected IS NOT NULL AND len(base) > 0 AND base[-1].role = 'assistant'
-                      THEN base[-1].content END) AS bad_output,
+                 CASE WHEN NOT logged_good THEN logged END,
+                 CASE WHEN coalesce(r.expected, fb.correction) IS NOT NULL AND len(base) > 0
+                           AND base[-1].role = 'assistant' THEN base[-1].content END) AS bad_output,
+        fb.thumb AS feedback, fb.score AS feedback_score, fb.comment AS feedback_comment,
         CASE WHEN format IS NULL THEN [] ELSE wb_import_issues(r, format, text) END AS import_issues
-    FROM shaped
+    FROM answered
     """
 
 

@@ -38,6 +38,9 @@ class Record:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     version: int = 1
+    feedback: str | None = None  # a production log's thumb: 'down' or 'up' (formats.py)
+    feedback_score: float | None = None
+    feedback_comment: str | None = None
 
     def to_json(self) -> dict:
         """The record as the JSON a user sees and exports (optional message fields left out when unset)."""

@@ -34,6 +34,19 @@ SORTS = {
     "category": ("coalesce(r.category, '')", "ASC", "by category"),
     "cluster": ("coalesce(c.cluster, 2147483647)", "ASC", "by cluster of the latest clustering run"),
 }
+# Feedback filter value -> (condition over records r, what it means): a production log's thumb (formats.py).
+FEEDBACK_STATES = {
+    "down": ("{a}.feedback = 'down'", "thumbs down"),
+    "up": ("{a}.feedback = 'up'", "thumbs up"),
+    "any": (
+        "({a}.feedback IS NOT NULL OR {a}.feedback_score IS NOT NULL OR {a}.feedback_comment IS NOT NULL)",
+        "with feedback",
+    ),
+    "none": (
+        "({a}.feedback IS NULL AND {a}.feedback_score IS NULL AND {a}.feedback_comment IS NULL)",
+        "without feedback",
+    ),
+}
 # Fields a bulk action can set, with their SQL type.
 BULK_FIELDS = {"status": "VARCHAR", "category": "VARCHAR", "tags": "VARCHAR[]"}
 _names = itertools.count()
@@ -63,6 +76,9 @@ class ReviewFilter:
     ids: tuple[int, ...] = ()
     imports: tuple[int, ...] = ()  # the imports the records came from
     hard_after_run: int | None = None  # records run N still gets wrong or learned least (see HARD_AFTER_RUN)
+    feedback: str | None = None  # a FEEDBACK_STATES key: thumbs down / up, with or without feedback
+    score_min: float | None = None  # feedback score at least this (records without a score drop out)
+    score_max: float | None = None  # feedback score at most this
 
     def is_empty(self) -> bool:
         return not any(
@@ -122,6 +138,16 @@ class ReviewFilter:
             where.append(f"""{alias}.id IN (SELECT record_id FROM cluster_members
                              WHERE run_id = (SELECT max(id) FROM cluster_runs) AND cluster = ?)""")
             params.append(self.cluster)
+        if self.feedback:
+            if self.feedback not in FEEDBACK_STATES:
+                raise WorkbenchError(
+                    f"unknown feedback {self.feedback!r}; use one of {', '.join(FEEDBACK_STATES)}"
+                )
+            where.append(FEEDBACK_STATES[self.feedback][0].format(a=alias))
+        for bound, op in ((self.score_min, ">="), (self.score_max, "<=")):
+            if bound is not None:
+                where.append(f"{alias}.feedback_score {op} ?")
+                params.append(float(bound))
         if self.hard_after_run is not None:
             where.append(f"{alias}.id IN {HARD_AFTER_RUN}")
             params.append(self.hard_after_run)

@@ -20,6 +20,8 @@ class StoreSummary:
     statuses: list[tuple[str, int]] = field(default_factory=list)
     categories: list[tuple[str | None, int]] = field(default_factory=list)
     issues: list[tuple[str, str, int]] = field(default_factory=list)
+    # production logs' feedback: (thumb or None, records, mean score or None), records with any feedback
+    feedback: list[tuple[str | None, int, float | None]] = field(default_factory=list)
     recent: list[tuple] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -39,5 +41,10 @@ def summary(con: duckdb.DuckDBPyConnection) -> StoreSummary:
             "SELECT category, count(*) FROM records GROUP BY category ORDER BY 2 DESC, 1 NULLS LAST"
         ).fetchall(),
         issues=issue_counts(con),
+        feedback=con.execute(
+            """SELECT feedback, count(*), round(avg(feedback_score), 2) FROM records
+               WHERE feedback IS NOT NULL OR feedback_score IS NOT NULL OR feedback_comment IS NOT NULL
+               GROUP BY feedback ORDER BY 2 DESC, 1 NULLS LAST"""
+        ).fetchall(),
         recent=recent_revisions(con, 10),
     )

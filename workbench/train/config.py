@@ -29,8 +29,9 @@ class TrainConfig:
         default=None,
         metadata={
             "help": (
-                "The model to adapt: the embedded SmolLM2-135M-Instruct (empty), a local transformers model folder, or a "
-                "Hugging Face hub id when online. Its chat template formats the conversations."
+                "The model to adapt: the embedded SmolLM2-135M-Instruct (empty), a local transformers model folder, a GGUF "
+                "file (converted once to plain weights), or a Hugging Face hub id when online. Its own chat template "
+                "formats the conversations; a template that cannot render the export is refused before training."
             )
         },
     )

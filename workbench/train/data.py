@@ -120,6 +120,12 @@ class SkipRecord(Exception):
     """A record the trainer leaves out, with the reason (counted in the run's log)."""
 
 
+class TemplateRefusal(SkipRecord):
+    """A record the model's chat template cannot render as it is (it raises, drops the tool calls, or renders
+    the conversation differently with and without its answer): the template's fault, not the record's, so
+    a run refuses such an export before it starts (template_check.py)."""
+
+
 def message_weight(message: dict) -> float:
     """The loss weight of a message: `loss_weight` (Ark, LLaMA-Factory) or `weight` (OpenAI); assistant
     turns default to 1, other turns are never trained."""
@@ -159,9 +165,14 @@ class ChatEncoder:
         self.eos_id = tokenizer.eos_token_id
 
     def render(self, messages: list[dict], *, generation: bool, tools: Any = None) -> str:
-        return self.tok.apply_chat_template(
-            messages, tools=tools or None, tokenize=False, add_generation_prompt=generation
-        )
+        try:
+            return self.tok.apply_chat_template(
+                messages, tools=tools or None, tokenize=False, add_generation_prompt=generation
+            )
+        except Exception as exc:  # jinja's raise_exception, or a template that trips over this record
+            raise TemplateRefusal(
+                f"the chat template raises {type(exc).__name__}: {str(exc).strip() or 'no message'}"
+            ) from None
 
     def tokens(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
@@ -194,7 +205,7 @@ class ChatEncoder:
             full = self.render(msgs[: i + 1], generation=False, tools=tools)
             if not prompt.startswith(done) or not full.startswith(prompt):
                 if only_last:
-                    raise SkipRecord(
+                    raise TemplateRefusal(
                         "the chat template renders the conversation differently with and without "
                         "its answer, so the answer tokens cannot be located"
                     )
@@ -204,7 +215,7 @@ class ChatEncoder:
             weights += [0.0] * len(head)
             answer = full[len(prompt) :]
             if msgs[i].get("tool_calls") and not _renders_tool_calls(answer, msgs[i]["tool_calls"]):
-                raise SkipRecord("the chat template does not render the assistant's tool calls")
+                raise TemplateRefusal("the chat template does not render the assistant's tool calls")
             answer_ids = self.tokens(answer)
             trained, rest = self._split_at_end_of_turn(answer_ids)
             w = weights_per_message[i] if (not only_last or i == answers[-1]) else 0.0
@@ -487,7 +498,10 @@ def training_view(record: Record, encoder: TrainingEncoder, max_tokens: int) -> 
     try:
         ids, weights = encoder.encoder.encode(messages, tools)
     except SkipRecord as why:
-        text = encoder.encoder.render(messages, generation=False, tools=tools)
+        try:
+            text = encoder.encoder.render(messages, generation=False, tools=tools)
+        except TemplateRefusal:
+            text = ""  # the template renders nothing of it: the reason says why
         return TrainingView(encoder.model, len(encoder.encoder.tokens(text)), 0, max_tokens, text, str(why))
     example = Example(ids, weights, record.id, record.category)
     return TrainingView(

@@ -36,6 +36,7 @@ from .folder import (
     sweep_unfinished_folders,
     write_json_atomic,
 )
+from .template_check import check_export_template, require_renderable
 
 INITS = ("continue", "fresh")  # what a run started from an earlier run does with its adapter
 WORKER = "workbench.train.worker"  # the worker module: python -m workbench.train.worker RUN_DIR [--resume]
@@ -200,6 +201,15 @@ def start_run(
                 config = TrainConfig.from_dict(
                     {**config.to_dict(), "lora_rank": trained["r"], "lora_alpha": trained.get("lora_alpha")}
                 )
+    # a template that cannot render the records refuses the run here, before anything is recorded
+    require_renderable(
+        check_export_template(
+            export,
+            base_model=config.base_model,
+            chat_template=config.chat_template,
+            models_dir=store.models_dir,
+        )
+    )
     runs_dir = store.runs_dir
     runs_dir.mkdir(parents=True, exist_ok=True)
     taken = {p.name for p in runs_dir.iterdir()}

@@ -13,11 +13,19 @@ from pathlib import Path
 import torch
 
 from ..errors import WorkbenchError
-from ..models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer, pick_device, resolve_model
+from ..models import (
+    EMBEDDED_MODEL,
+    end_of_turn_ids,
+    load_causal_lm,
+    load_chat_tokenizer,
+    pick_device,
+    resolve_model,
+)
 from .config import TrainConfig
 from .data import ChatEncoder, Encoded, ExportData, encode_records, read_export
 from .folder import adapter_problem
 from .packing import register_packed_attention, supports_packing
+from .template_check import check_records, require_renderable
 from .validation import sample, scorable
 
 Say = Callable[[str], None]
@@ -57,6 +65,12 @@ def load_data(export_dir: Path, config: TrainConfig, models_dir: Path | None, sa
     export = read_export(export_dir)
     tokenizer = load_chat_tokenizer(config.base_model, models_dir, config.chat_template)
     encoder = ChatEncoder(tokenizer, end_of_turn_ids(config.base_model, models_dir))
+    check = require_renderable(
+        check_records(
+            encoder, {"train": export.train, "val": export.val}, config.base_model or EMBEDDED_MODEL
+        )
+    )
+    say(f"chat template of {check.model}: renders all {check.shapes} record shapes, answers masked")
     train_set = encode_records(encoder, export.train, config.max_length)
     val_set = encode_records(encoder, export.val, config.max_length)
     say(f"export {export.name} ({export.folder}), hash {export.hash}")
