@@ -3,9 +3,10 @@ store closed, answers generated and scored in chunks, each saved in a short tran
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..contracts import Contract
@@ -38,6 +39,7 @@ def evaluate(
     should_stop: Callable[[], bool] | None = None,
     author: str | None = None,
     base_model: str | None = None,
+    known_answers: Mapping[str, dict] | None = None,
 ) -> EvaluationReport:
     """Evaluate `model` ('base', or a run id: its adapter) over an eval set and store every record's result.
 
@@ -48,7 +50,10 @@ def evaluate(
     (records) go before its question as earlier turns.
     should_stop() is asked between batches; a stopped evaluation raises EvaluationCancelled and resumes with
     `resume_evaluation`. base_model: the model 'base' means when no run names one (default: the embedded
-    model). Blocks until done; the store is open only to read the set and to write each chunk.
+    model). known_answers: answers this model gave before (the demo's, shipped as data), by `prompt_key` of the
+    record, each a dict of output, output_tokens, loss, latency_s and prompt_tokens: they are judged now and
+    stored; only the records without one are generated. Blocks until done; the store is open only to read the
+    set and to write each chunk.
     """
     options = options or EvalOptions()
     if on not in EVAL_SETS:
@@ -105,7 +110,32 @@ def evaluate(
             pid=os.getpid(),
             author=author,
         )
+        if known_answers:
+            sql.save_results(con, evaluation_id, _known_results(items, contracts, known_answers))
     return _run(store, evaluation_id, progress, should_stop)
+
+
+def prompt_key(messages: Sequence[dict]) -> str:
+    """What identifies a record's question for known answers: its messages before the final answer, as JSON."""
+    return json.dumps(list(messages)[:-1], ensure_ascii=False, sort_keys=True)
+
+
+def _known_results(items: list[dict], contracts: dict, known: Mapping[str, dict]) -> list[dict]:
+    out = []
+    for seq, item in enumerate(items):
+        answer = known.get(prompt_key(item["messages"]))
+        if answer is None:
+            continue
+        fields = ("output_tokens", "loss", "latency_s", "prompt_tokens")
+        out.append(
+            {
+                "seq": seq,
+                "output": answer["output"],
+                **{k: answer.get(k) for k in fields},
+                **judge(contracts.get(item["category"]), answer["output"], item["reference"] or ""),
+            }
+        )
+    return out
 
 
 def resume_evaluation(
@@ -163,7 +193,8 @@ def _run(store: Store, evaluation_id: int, progress: Progress | None, should_sto
         row = sql.get_evaluation(con, evaluation_id)
         todo = sql.unfinished_items(con, evaluation_id)
     try:
-        _generate_and_score(store, row, todo, tell, stop)
+        if todo:
+            _generate_and_score(store, row, todo, tell, stop)
     except EvaluationCancelled as exc:
         _finish(store, row, "cancelled", time.perf_counter() - started, str(exc))
         raise
