@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install app test lint bench screenshots clean-store demo-loop
+.PHONY: install app test lint bench screenshots clean-store demo-loop demo-answers
 
 # Order matters. torch first, pinned: 2.13.0 is a CPU wheel on this machine's local disk, and an
 # unpinned torch (asked for by us or by sentence-transformers/peft) would pull a multi-GB CUDA build.
@@ -55,3 +55,9 @@ DEMO_STORE ?= store-demo
 demo-loop: install
 	rm -rf $(DEMO_STORE)
 	WORKBENCH_STORE=$(DEMO_STORE) /usr/bin/time -f "demo-loop: %e s wall" $(VENV)/bin/workbench demo-loop $(DEMO_ARGS)
+
+# The demo's base-model answers, shipped as data (workbench/demo_data/base_answers.json): the demo build asks the
+# embedded model once (minutes on a CPU) and keeps its answers; run again after changing the demo's prompts or
+# the embedded model. tests/test_demo_answers.py regenerates a sample and checks they match.
+demo-answers: install
+	$(PY) -c "from workbench.demo import write_base_answers; print(write_base_answers())"

@@ -12,7 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-ORDER = ["startup", "ingest", "dedup", "export", "train", "train_shared", "evaluate"]
+ORDER = [
+    "startup",
+    "demo_start",
+    "ingest",
+    "dedup",
+    "export",
+    "train",
+    "train_shared",
+    "evaluate",
+    "eval_cache",
+]
 
 
 def main(argv: list[str]) -> None:

@@ -35,7 +35,7 @@ from .evaluate import (
 )
 from .ingest import import_file
 from .store import Store
-from .store.records import list_datasets
+from .store.records import Selection, list_datasets, list_records
 
 Progress = Callable[[str], None]
 
@@ -66,6 +66,18 @@ def _data() -> dict:
     return json.loads(
         resources.files("workbench").joinpath("demo_data/support.json").read_text(encoding="utf-8")
     )
+
+
+# The general prompts are asked for short answers: a long answer runs past the token budget, and a cut answer is
+# left out (it would teach stopping mid-sentence).
+SHORT_ANSWER = {"en": " Answer in one or two sentences.", "zh": "请用一两句话回答。"}
+ANSWERS_FILE = "demo_data/base_answers.json"
+
+
+def asked(prompt: str) -> str:
+    """A general prompt as the base model is asked it: with the request for a short answer in its language."""
+    chinese = any("\u4e00" <= ch <= "\u9fff" for ch in prompt)
+    return prompt + SHORT_ANSWER["zh" if chinese else "en"]
 
 
 def general_prompts() -> list[str]:
@@ -139,6 +151,10 @@ class DemoReport:
         }
 
 
+def list_records_of(con, dataset: str) -> list:
+    return list_records(con, Selection(dataset=dataset), limit=10**6)
+
+
 def store_is_empty(store: Store) -> bool:
     """True when the store holds no record (the app then offers to build the demo workspace)."""
     with store.connect() as con:
@@ -160,8 +176,8 @@ def general_answers(
     progress: Progress | None = None,
     count: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
-    """The base model's own greedy answers to `prompts`, as chat records; answers cut off by max_new_tokens and
-    empty ones are left out. count(done, total): answers given so far."""
+    """The base model's own greedy answers to `prompts` (each asked for a short answer), as chat records; answers
+    cut off by max_new_tokens and empty ones are left out. count(done, total): answers given so far."""
     import torch
 
     from .evaluate import load_model_for
@@ -176,6 +192,7 @@ def general_answers(
     model, encoder, device = load_model_for(
         base_model or EMBEDDED_MODEL, None, None, models_dir=store.models_dir, device=options.device
     )
+    prompts = [asked(p) for p in prompts]
     ids = [encoder.prompt_ids([{"role": "user", "content": p}]) for p in prompts]
 
     def answered(done: int, total: int) -> None:
@@ -221,10 +238,14 @@ def build_demo(
     progress: Progress | None = None,
     author: str = "demo",
     count: Callable[[int, int], None] | None = None,
+    shipped: bool = True,
 ) -> DemoReport:
     """Build the demo workspace in an empty store (see the module's doc). Deterministic: greedy answers, fixed
     data. base_model: a local model folder instead of the embedded SmolLM2 (tests use a tiny one).
-    general_limit: ask only the first this many general prompts. Takes a few minutes on a CPU.
+    general_limit: ask only the first this many general prompts. With the embedded model, all the prompts and
+    the default options, the base model's answers come from `demo_data/base_answers.json` (written by this
+    build with shipped=False, `make demo-answers`; tests/test_demo_answers.py regenerates a sample): seconds
+    instead of minutes. shipped=False asks the model (a few minutes on a CPU).
     count(done, total): the model's answers so far, of all it gives (general and support prompts), for a
     progress bar."""
     tell = progress or (lambda stage: None)
@@ -239,15 +260,22 @@ def build_demo(
     sets = demo_records()
     prompts = general_prompts()[:general_limit] if general_limit is not None else general_prompts()
     answers = len(prompts) + len(sets[SUPPORT_DATASET])
-    tell(f"asking the base model {len(prompts)} general prompts")
-    general = general_answers(
-        store,
-        prompts,
-        base_model=base_model,
-        options=options,
-        progress=tell,
-        count=lambda done, _total: counted(done, answers),
-    )
+    known = shipped_answers() if shipped and base_model is None and general_limit is None else None
+    if known is not None and known["options"] != _answer_settings(options):
+        known = None  # other generation settings: other answers
+    if known is not None:
+        tell(f"the base model's answers to {len(prompts)} general prompts, shipped with the demo")
+        general = known["general"]
+    else:
+        tell(f"asking the base model {len(prompts)} general prompts")
+        general = general_answers(
+            store,
+            prompts,
+            base_model=base_model,
+            options=options,
+            progress=tell,
+            count=lambda done, _total: counted(done, answers),
+        )
     with tempfile.TemporaryDirectory(prefix="workbench-demo-") as tmp:
         for dataset, records in (
             (SUPPORT_DATASET, sets[SUPPORT_DATASET]),
@@ -281,6 +309,7 @@ def build_demo(
         base_model=base_model,
         author=author,
         progress=evaluated,
+        known_answers=known["support"] if known is not None else None,
     )
     tell("its wrong answers become badcases, the reference answers their fixes")
     sent = send_failures_to_badcases(
@@ -294,6 +323,79 @@ def build_demo(
         len(sent.created) + len(sent.updated),
         time.perf_counter() - started,
     )
+
+
+def _answer_settings(options: EvalOptions) -> dict:
+    """The options that decide the base model's answers (the rest only change how fast they come)."""
+    return {"max_new_tokens": options.max_new_tokens}
+
+
+def shipped_answers() -> dict | None:
+    """The embedded model's answers shipped in `demo_data/base_answers.json`, when they were given by the embedded
+    model installed here (the GGUF file's sha256 matches); None otherwise."""
+    import hashlib
+
+    from .models import embedded_gguf
+
+    source = resources.files("workbench").joinpath(ANSWERS_FILE)
+    if not source.is_file():
+        return None
+    data = json.loads(source.read_text(encoding="utf-8"))
+    try:
+        with embedded_gguf().open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    except WorkbenchError:
+        return None
+    return data if data.get("gguf_sha256") == digest else None
+
+
+def collect_base_answers(root: Path, *, progress: Progress | None = None) -> dict:
+    """Build the demo workspace by asking the embedded model (shipped=False) in a new store at `root`, and
+    return what `demo_data/base_answers.json` holds: the general records kept and, by prompt_key, the base
+    evaluation's answer to each support prompt."""
+    import hashlib
+
+    from .evaluate import evaluation_results
+    from .evaluate.run import prompt_key
+    from .models import embedded_gguf
+
+    store = Store.open(root)
+    options = EvalOptions()
+    report = build_demo(store, options=options, progress=progress, shipped=False)
+    with store.connect() as con:
+        general = [
+            {k: v for k, v in r.to_json().items() if k in ("messages", "category", "source")}
+            for r in list_records_of(con, GENERAL_DATASET)
+        ]
+    support = {
+        prompt_key(r.messages): {
+            "output": r.output,
+            "output_tokens": r.output_tokens,
+            "loss": r.loss,
+            "latency_s": r.latency_s,
+            "prompt_tokens": r.prompt_tokens,
+        }
+        for r in evaluation_results(store, report.base_evaluation.evaluation.id, limit=None)
+    }
+    with embedded_gguf().open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return {
+        "about": "The embedded model's greedy answers in the demo build (workbench.demo.collect_base_answers); "
+        "tests/test_demo_answers.py regenerates a sample and checks they match.",
+        "gguf_sha256": digest,
+        "options": _answer_settings(options),
+        "general": general,
+        "support": support,
+    }
+
+
+def write_base_answers(path: Path | None = None) -> Path:
+    """Collect the base model's demo answers (minutes on a CPU) and write them where the package ships them."""
+    target = Path(path) if path else Path(__file__).parent / ANSWERS_FILE
+    with tempfile.TemporaryDirectory(prefix="workbench-demo-answers-") as tmp:
+        data = collect_base_answers(Path(tmp) / "store")
+    target.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return target
 
 
 # --- the demo build as background work: once per store, every tab and reload shows the same progress -------------

@@ -20,7 +20,7 @@ def _help(name: str) -> str:
     return next(f.metadata["help"] for f in EvalOptions.__dataclass_fields__.values() if f.name == name)
 
 
-def _options(limit, batch_size, max_new_tokens, no_share_prefix, device, threads):
+def _options(limit, batch_size, max_new_tokens, no_share_prefix, device, threads, no_cache):
     from ..evaluate import EvalOptions
 
     values = {
@@ -30,6 +30,7 @@ def _options(limit, batch_size, max_new_tokens, no_share_prefix, device, threads
         "device": device,
         "threads": threads,
         "share_prefix": False if no_share_prefix else None,
+        "cache": False if no_cache else None,
     }
     return EvalOptions(**{k: v for k, v in values.items() if v is not None})
 
@@ -42,6 +43,11 @@ def _option_flags(command):
             click.option("--max-new-tokens", type=int, help=_help("max_new_tokens")),
             click.option(
                 "--no-share-prefix", is_flag=True, help="Generate every prompt whole (for comparison)."
+            ),
+            click.option(
+                "--no-cache",
+                is_flag=True,
+                help="Compute every answer and loss again instead of reusing this store's evaluation cache.",
             ),
             click.option("--device", help=_help("device")),
             click.option("--threads", type=int, help=_help("threads")),
@@ -137,6 +143,7 @@ def _print_report(report, as_json: bool) -> None:
             _num(c.seconds_per_answer, 3),
         )
     out.print(table)
+    out.print(report.cache.describe(), markup=False)
     if e.error:
         out.print(f"{e.status}: {e.error}", markup=False)
 

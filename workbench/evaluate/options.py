@@ -57,6 +57,13 @@ class EvalOptions:
     threads: int | None = field(
         default=None, metadata=_help("CPU threads for torch (default: torch's choice).")
     )
+    cache: bool = field(
+        default=True,
+        metadata=_help(
+            "Reuse answers and losses this store computed before for the same model, adapter, prompt and "
+            "settings (greedy answers are deterministic); off: compute every one again."
+        ),
+    )
     chunk: int = field(default=64, metadata=_help("Records written back to the store per transaction."))
 
     def to_dict(self) -> dict:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..store import Store
 from ..store import evaluations as sql
+from .cache import CacheCounts
 
 
 @dataclass
@@ -43,8 +44,17 @@ class EvaluationReport:
     def total(self) -> CategoryScore:
         return self.categories[-1]
 
+    @property
+    def cache(self) -> CacheCounts:
+        """How many of its answers and losses came from the evaluation cache."""
+        return CacheCounts.from_dict(self.evaluation.config.get("cache"))
+
     def as_dict(self) -> dict:
-        return {"evaluation": self.evaluation.as_dict(), "categories": [c.as_dict() for c in self.categories]}
+        return {
+            "evaluation": self.evaluation.as_dict(),
+            "categories": [c.as_dict() for c in self.categories],
+            "cache": self.cache.as_dict(),
+        }
 
 
 def evaluation_report(store: Store, evaluation_id: int) -> EvaluationReport:

@@ -3,9 +3,10 @@ store closed, answers generated and scored in chunks, each saved in a short tran
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..contracts import Contract
@@ -13,6 +14,7 @@ from ..errors import EmptySelectionError, WorkbenchError
 from ..models import EMBEDDED_MODEL
 from ..processes import pid_exists
 from ..store import Store
+from ..store import eval_cache as cache_sql
 from ..store import evaluations as sql
 from ..store.runs import RunRow, get_run
 from ..train.data import ChatEncoder, SkipRecord
@@ -37,6 +39,7 @@ def evaluate(
     should_stop: Callable[[], bool] | None = None,
     author: str | None = None,
     base_model: str | None = None,
+    known_answers: Mapping[str, dict] | None = None,
 ) -> EvaluationReport:
     """Evaluate `model` ('base', or a run id: its adapter) over an eval set and store every record's result.
 
@@ -47,7 +50,10 @@ def evaluate(
     (records) go before its question as earlier turns.
     should_stop() is asked between batches; a stopped evaluation raises EvaluationCancelled and resumes with
     `resume_evaluation`. base_model: the model 'base' means when no run names one (default: the embedded
-    model). Blocks until done; the store is open only to read the set and to write each chunk.
+    model). known_answers: answers this model gave before (the demo's, shipped as data), by `prompt_key` of the
+    record, each a dict of output, output_tokens, loss, latency_s and prompt_tokens: they are judged now and
+    stored; only the records without one are generated. Blocks until done; the store is open only to read the
+    set and to write each chunk.
     """
     options = options or EvalOptions()
     if on not in EVAL_SETS:
@@ -104,7 +110,32 @@ def evaluate(
             pid=os.getpid(),
             author=author,
         )
+        if known_answers:
+            sql.save_results(con, evaluation_id, _known_results(items, contracts, known_answers))
     return _run(store, evaluation_id, progress, should_stop)
+
+
+def prompt_key(messages: Sequence[dict]) -> str:
+    """What identifies a record's question for known answers: its messages before the final answer, as JSON."""
+    return json.dumps(list(messages)[:-1], ensure_ascii=False, sort_keys=True)
+
+
+def _known_results(items: list[dict], contracts: dict, known: Mapping[str, dict]) -> list[dict]:
+    out = []
+    for seq, item in enumerate(items):
+        answer = known.get(prompt_key(item["messages"]))
+        if answer is None:
+            continue
+        fields = ("output_tokens", "loss", "latency_s", "prompt_tokens")
+        out.append(
+            {
+                "seq": seq,
+                "output": answer["output"],
+                **{k: answer.get(k) for k in fields},
+                **judge(contracts.get(item["category"]), answer["output"], item["reference"] or ""),
+            }
+        )
+    return out
 
 
 def resume_evaluation(
@@ -162,7 +193,8 @@ def _run(store: Store, evaluation_id: int, progress: Progress | None, should_sto
         row = sql.get_evaluation(con, evaluation_id)
         todo = sql.unfinished_items(con, evaluation_id)
     try:
-        _generate_and_score(store, row, todo, tell, stop)
+        if todo:
+            _generate_and_score(store, row, todo, tell, stop)
     except EvaluationCancelled as exc:
         _finish(store, row, "cancelled", time.perf_counter() - started, str(exc))
         raise
@@ -202,12 +234,30 @@ def load_model_for(
     device: str | None = None,
 ):
     """(model, ChatEncoder, device) for an evaluation: the base model, with the run's adapter when there is one."""
+    from ..models import pick_device
+
+    device, _dtype = pick_device(device)
+    model = load_weights_for(row_base_model, adapter, models_dir=models_dir, device=device)
+    return model, load_encoder_for(row_base_model, chat_template, models_dir=models_dir), device
+
+
+def load_encoder_for(row_base_model: str, chat_template: str | None, *, models_dir: Path) -> ChatEncoder:
+    """The ChatEncoder of an evaluation's model (its tokenizer and chat template), without the weights."""
+    from ..models import end_of_turn_ids, load_chat_tokenizer
+
+    name = None if row_base_model == EMBEDDED_MODEL else row_base_model
+    tokenizer = load_chat_tokenizer(name, models_dir, chat_template)
+    return ChatEncoder(tokenizer, end_of_turn_ids(name, models_dir))
+
+
+def load_weights_for(row_base_model: str, adapter: str | None, *, models_dir: Path, device: str):
+    """The base model in float32, with the run's adapter when there is one, on `device`, in eval mode."""
     import torch
     from transformers.utils import logging as hf_logging
 
-    from ..models import end_of_turn_ids, load_causal_lm, load_chat_tokenizer, pick_device
+    from ..models import load_causal_lm
 
-    device, _dtype = pick_device(device)
+    _check_adapter(adapter)
     name = None if row_base_model == EMBEDDED_MODEL else row_base_model
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # the library never prints: no "Loading weights" bar on the caller's terminal
@@ -221,14 +271,35 @@ def load_model_for(
 
         from peft import PeftModel
 
-        if not (Path(adapter) / "adapter_config.json").is_file():
-            raise WorkbenchError(f"the adapter {adapter} is gone; evaluate another run")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             model = PeftModel.from_pretrained(model, adapter)
-    model = model.to(device).eval()
-    tokenizer = load_chat_tokenizer(name, models_dir, chat_template)
-    return model, ChatEncoder(tokenizer, end_of_turn_ids(name, models_dir)), device
+    return model.to(device).eval()
+
+
+def _check_adapter(adapter: str | None) -> None:
+    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+        raise WorkbenchError(f"the adapter {adapter} is gone; evaluate another run")
+
+
+class _Model:
+    """The evaluated model, loaded on first need: an evaluation whose answers and losses are all in the cache
+    never loads it."""
+
+    def __init__(self, row: sql.EvaluationRow, models_dir: Path, device: str, on_load: Callable[[], None]):
+        self.row, self.models_dir, self.device, self.on_load = row, models_dir, device, on_load
+        self._model = None
+
+    def get(self):
+        if self._model is None:
+            self.on_load()
+            self._model = load_weights_for(
+                self.row.base_model,
+                self.row.config.get("adapter"),
+                models_dir=self.models_dir,
+                device=self.device,
+            )
+        return self._model
 
 
 def _generate_and_score(
@@ -236,7 +307,8 @@ def _generate_and_score(
 ) -> None:
     import torch
 
-    from ..generation import generate_greedy
+    from ..models import pick_device, resolve_model
+    from .cache import CacheCounts, model_identity
 
     options = EvalOptions.from_dict(row.config.get("options") or {})
     contracts = {
@@ -244,19 +316,23 @@ def _generate_and_score(
     }
     generate = options.generate if options.generate is not None else row.eval_set != "general"
     total, done = row.records, row.records - len(todo)
-    tell(done, total, {"phase": "loading the model"})
+    tell(done, total, {"phase": "loading the tokenizer"})
     if options.threads:
         torch.set_num_threads(options.threads)
-    model, encoder, device = load_model_for(
-        row.base_model,
-        row.config.get("adapter"),
-        row.config.get("chat_template"),
-        models_dir=store.models_dir,
-        device=options.device,
-    )
+    adapter, template = row.config.get("adapter"), row.config.get("chat_template")
+    _check_adapter(adapter)
+    encoder = load_encoder_for(row.base_model, template, models_dir=store.models_dir)
+    device, _dtype = pick_device(options.device)
+    identity = None
+    if options.cache:
+        tell(done, total, {"phase": "hashing the model for the cache"})
+        name = None if row.base_model == EMBEDDED_MODEL else row.base_model
+        identity = model_identity(
+            store, resolve_model(name, store.models_dir), adapter, template, device, "float32"
+        )
+    model = _Model(row, store.models_dir, device, lambda: tell(done, total, {"phase": "loading the model"}))
+    counts = CacheCounts.from_dict(row.config.get("cache"))
     budgets = _contract_budgets(todo, contracts, encoder, options.max_new_tokens)
-    pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
-    stop_ids = sorted(encoder.end_of_turn_ids)
     for k in range(0, len(todo), options.chunk):
         if stop():
             raise EvaluationCancelled(
@@ -267,71 +343,171 @@ def _generate_and_score(
         prompts = [encoder.prompt_ids(r.messages, r.tools) for r in chunk]
         outputs: list[list[int] | None] = [None] * len(chunk)
         seconds: list[float | None] = [None] * len(chunk)
+        fresh: list[tuple] = []  # what this chunk computed, for the cache
         if generate:
-            # answers under a contract are short: each category's get a budget from its own references
-            # (a label category's a few tokens, not the JSON category's beside it); one call per budget
-            by_budget: dict[int, list[int]] = {}
-            for i, r in enumerate(chunk):
-                by_budget.setdefault(budgets.get(r.category, options.max_new_tokens), []).append(i)
-            started = done
-            for budget, picked in sorted(by_budget.items()):
-                answers = generate_greedy(
-                    model,
-                    [prompts[i] for i in picked],
-                    max_new_tokens=budget,
-                    stop_ids=stop_ids,
-                    pad_id=pad,
-                    device=device,
-                    batch_size=options.batch_size,
-                    share_prefix=options.share_prefix,
-                    progress=lambda n, _t, base=started: tell(base + n, total, {"phase": "generating"}),
-                )
-                started += len(picked)
-                for i, answer in zip(picked, answers, strict=True):
-                    outputs[i], seconds[i] = answer.ids, answer.seconds
+            picked_budgets = [budgets.get(r.category, options.max_new_tokens) for r in chunk]
+            fresh += _answers(
+                store,
+                model,
+                encoder,
+                identity,
+                prompts,
+                picked_budgets,
+                options,
+                outputs,
+                seconds,
+                counts,
+                lambda n, phase, base=done: tell(base + n, total, {"phase": phase}),
+            )
         # after the answers, each record's loss (a forward pass) and verdict take as long again on a CPU:
         # a stage of its own in the progress, then the save, so a bar never sits at "42/42" for a minute
         part = f" (records {k + 1:,}-{k + len(chunk):,} of {len(todo):,})" if len(todo) > len(chunk) else ""
-        results = []
-        for i, record in enumerate(chunk):
-            tell(i, len(chunk), {"phase": f"loss and verdict of each answer{part}"})
-            results.append(
-                _result_of(
-                    record,
-                    contracts.get(record.category),
-                    encoder,
-                    model,
-                    device,
-                    prompts[i],
-                    outputs[i],
-                    seconds[i],
-                )
+        losses, new_losses = _losses(
+            store,
+            model,
+            encoder,
+            identity,
+            chunk,
+            counts,
+            lambda i, n=len(chunk), part=part: tell(
+                i, n, {"phase": f"loss and verdict of each answer{part}"}
+            ),
+        )
+        fresh += new_losses
+        results = [
+            _result_of(
+                record, contracts.get(record.category), encoder, prompts[i], outputs[i], seconds[i], losses[i]
             )
+            for i, record in enumerate(chunk)
+        ]
         tell(len(chunk), len(chunk), {"phase": f"saving the results{part}"})
         with store.transaction() as con:
             sql.save_results(con, row.id, results)
+            if identity is not None:
+                cache_sql.remember(con, fresh)
+            row.config["cache"] = counts.as_dict()
+            sql.update_evaluation(con, row.id, config=row.config)
         done += len(chunk)
         tell(done, total, {"phase": "saved"})
+
+
+def _answers(
+    store: Store,
+    model: _Model,
+    encoder: ChatEncoder,
+    identity: str | None,
+    prompts: list[list[int]],
+    budgets: list[int],
+    options: EvalOptions,
+    outputs: list,
+    seconds: list,
+    counts,
+    progress: Callable[[int, str], None],
+) -> list[tuple]:
+    """Fill outputs and seconds for a chunk's prompts: from the cache where it has them, else generated (the
+    cache's new rows are returned). Answers under a contract are short: each category's get a budget from its
+    own references (a label category's a few tokens, not the JSON category's beside it); one call per budget."""
+    from ..generation import generate_greedy
+    from .cache import answer_key
+
+    stop_ids = sorted(encoder.end_of_turn_ids)
+    keys = [
+        answer_key(identity, p, b, stop_ids) if identity else None
+        for p, b in zip(prompts, budgets, strict=True)
+    ]
+    found = _cached(store, keys)
+    by_budget: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key in found:
+            outputs[i], seconds[i] = found[key].output_ids, found[key].seconds
+        else:
+            by_budget.setdefault(budgets[i], []).append(i)
+    hits = len(prompts) - sum(map(len, by_budget.values()))
+    counts.answers += hits
+    counts.answers_of += len(prompts)
+    if hits:
+        progress(hits, "answers from the cache")
+    pad = encoder.tok.pad_token_id if encoder.tok.pad_token_id is not None else 0
+    made, started = [], hits
+    for budget, picked in sorted(by_budget.items()):
+        answers = generate_greedy(
+            model.get(),
+            [prompts[i] for i in picked],
+            max_new_tokens=budget,
+            stop_ids=stop_ids,
+            pad_id=pad,
+            device=model.device,
+            batch_size=options.batch_size,
+            share_prefix=options.share_prefix,
+            progress=lambda n, _t, base=started: progress(base + n, "generating"),
+        )
+        started += len(picked)
+        for i, answer in zip(picked, answers, strict=True):
+            outputs[i], seconds[i] = answer.ids, answer.seconds
+            if keys[i]:
+                made.append((keys[i], "answer", answer.ids, answer.seconds, None))
+    return made
+
+
+def _losses(
+    store: Store,
+    model: _Model,
+    encoder: ChatEncoder,
+    identity: str | None,
+    chunk: list[sql.ResultRow],
+    counts,
+    progress: Callable[[int], None],
+) -> tuple[list[float | None], list[tuple]]:
+    """Each record's loss of its final answer (the reference): from the cache, else a forward pass; with the
+    cache's new rows."""
+    from ..train.data import Example
+    from ..train.validation import answer_loss
+    from .cache import loss_key
+
+    encoded: list[tuple[list[int], list[float]] | None] = []
+    for record in chunk:
+        try:
+            encoded.append(encoder.encode(_only_final_answer_trained(record.messages), record.tools))
+        except SkipRecord:
+            encoded.append(None)
+    keys = [loss_key(identity, *e) if identity and e else None for e in encoded]
+    found = _cached(store, keys)
+    losses: list[float | None] = []
+    made = []
+    for i, (pair, key) in enumerate(zip(encoded, keys, strict=True)):
+        progress(i)
+        if pair is None:
+            losses.append(None)
+            continue
+        counts.losses_of += 1
+        if key in found:
+            counts.losses += 1
+            losses.append(found[key].loss)
+            continue
+        loss = answer_loss(model.get(), Example(*pair), device=model.device)
+        losses.append(loss)
+        if key:
+            made.append((key, "loss", None, None, loss))
+    return losses, made
+
+
+def _cached(store: Store, keys: list[str | None]) -> dict:
+    wanted = [k for k in keys if k]
+    if not wanted:
+        return {}
+    with store.connect() as con:
+        return cache_sql.cached(con, wanted)
 
 
 def _result_of(
     record: sql.ResultRow,
     contract: Contract | None,
     encoder: ChatEncoder,
-    model,
-    device,
     prompt: list[int],
     output_ids: list[int] | None,
     seconds: float | None,
+    loss: float | None,
 ) -> dict:
-    from ..train.data import Example
-    from ..train.validation import answer_loss
-
-    try:
-        ids, weights = encoder.encode(_only_final_answer_trained(record.messages), record.tools)
-        loss = answer_loss(model, Example(ids, weights), device=device)
-    except SkipRecord:
-        loss = None
     out = {"seq": record.seq, "loss": loss, "prompt_tokens": len(prompt), "latency_s": seconds}
     if output_ids is None:  # loss only
         return {**out, "output": "", "verdict": "pending", "reason": "not generated (loss only)"}
