@@ -4,7 +4,6 @@ regenerated here with the same settings and must match exactly."""
 
 from __future__ import annotations
 
-import json
 import time
 from types import SimpleNamespace
 
@@ -56,7 +55,10 @@ def test_a_sample_of_the_shipped_answers_is_what_the_embedded_model_says(tmp_pat
     contracts = {c.category: c for c in demo.contracts()}
     rows = [SimpleNamespace(category=r["category"], reference=r["messages"][-1]["content"]) for r in support]
     budgets = _contract_budgets(rows, contracts, encoder, options.max_new_tokens)
-    sample = [support[i] for i in (0, len(support) // 2, len(support) - 1)]  # an intent, slots, a reply
+    first = {}
+    for r in support:
+        first.setdefault(r["category"], r)
+    sample = list(first.values())  # the first record of each category: an intent, slots, a reply
     assert {r["category"] for r in sample} == set(contracts)
     for record in sample:
         [answer] = generate_greedy(
@@ -83,4 +85,7 @@ def test_a_sample_of_the_shipped_answers_is_what_the_embedded_model_says(tmp_pat
     assert {r["messages"][0]["content"]: r["messages"][1]["content"] for r in again} == {
         demo.asked(p): kept[demo.asked(p)] for p in (english, chinese)
     }
-    assert json.dumps(again, ensure_ascii=False).count("请用一两句话回答") == 1
+    asked = [r["messages"][0]["content"] for r in again]
+    assert (
+        sum(q.count("请用一两句话回答") for q in asked) == 1
+    )  # the Chinese prompt asks for a short answer once
