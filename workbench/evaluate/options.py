@@ -57,6 +57,10 @@ class EvalOptions:
     threads: int | None = field(
         default=None, metadata=_help("CPU threads for torch (default: torch's choice).")
     )
+    max_concurrency: int | None = field(
+        default=None,
+        metadata=_help("Requests in flight at once to an endpoint (default: the registered model's)."),
+    )
     chunk: int = field(default=64, metadata=_help("Records written back to the store per transaction."))
 
     def to_dict(self) -> dict:
