@@ -87,6 +87,11 @@ def api_key(endpoint: Endpoint) -> str:
             f"model {endpoint.name!r} reads its API key from ${endpoint.api_key_env}, which is not set in this "
             f"environment; export {endpoint.api_key_env}=... and try again"
         )
+    if not value.isascii():
+        raise EndpointError(
+            f"${endpoint.api_key_env} holds characters an HTTP header cannot carry (only ASCII); "
+            "check that it holds the API key itself"
+        )
     return value
 
 

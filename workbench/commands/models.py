@@ -85,4 +85,22 @@ def models_remove_cmd(ctx, name):
     out.print(f"removed {name}", markup=False)
 
 
-COMMANDS = [models_cmd]
+@click.command("serve")
+@click.argument("run_id", type=int)
+@click.option("--port", type=int, help="The port on 127.0.0.1 (default: a free one).")
+@click.option("--name", help="The name it is registered as (default: run-RUN_ID).")
+@click.pass_context
+def serve_cmd(ctx, run_id, port, name):
+    """Merge RUN's adapter into its base model (cached under the run), start `transformers serve` on it bound to
+    127.0.0.1 and register it as a model, so the Playground and `evaluate endpoint:NAME` can use it."""
+    from ..serve import serve_run
+
+    served = serve_run(open_store(ctx), run_id, port=port, name=name)
+    out.print(
+        f"run {run_id} serves at {served.server.url} (model id {served.server.model_id}), registered as "
+        f"{served.name}; process {served.server.pid} (stop it with: kill {served.server.pid})",
+        markup=False,
+    )
+
+
+COMMANDS = [models_cmd, serve_cmd]
