@@ -158,3 +158,23 @@ def test_a_server_killed_mid_evaluation_is_recorded_and_resume_asks_only_for_the
         after = {r.seq: r.latency_s for r in sql.results(con, evaluation.id)}
     assert all(after[s] == kept[s] for s in kept)  # never asked twice
     assert None not in after.values()
+
+
+def test_the_playground_chats_with_an_endpoint_and_captures_its_bad_answer(eval_store, server):
+    from workbench import playground
+    from workbench.store.records import get_record
+
+    registry.add_endpoint(eval_store, "聊天", server.url, server.model_id)
+    assert "endpoint:聊天" in playground.model_choices(eval_store)
+    model = playground.load_chat_model(eval_store, "endpoint:聊天")
+    messages = playground.chat_messages("你是客服。", [], "我的订单什么时候到？")
+    sampling = playground.Sampling(max_new_tokens=8)
+    answer = "".join(playground.stream_answer(model, messages, sampling))
+    assert answer.strip()
+    record_id = playground.flag_answer(
+        eval_store, messages, answer, "您的订单预计明天送达。", category="物流", model=model.label,
+        base_model=model.base_model, adapter=None, sampling=sampling, author="tester",
+    )  # fmt: skip
+    with eval_store.connect() as con:
+        record = get_record(con, record_id)
+    assert record.bad_output == answer and record.source.startswith("playground: endpoint:聊天")

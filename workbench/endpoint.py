@@ -208,6 +208,35 @@ def chat_many(
                 future.cancel()
 
 
+def stream_chat(
+    endpoint: Endpoint,
+    messages: list[dict],
+    *,
+    max_tokens: int,
+    temperature: float = 0.0,
+    top_p: float | None = None,
+) -> Iterator[str]:
+    """The answer to `messages` piece by piece as the endpoint streams it; raises EndpointError on a failure."""
+    conn = client(endpoint)
+    try:
+        extra = {"top_p": top_p} if temperature > 0 and top_p is not None else {}
+        stream = conn.chat.completions.create(
+            model=endpoint.model_id,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=True,
+            **extra,
+        )
+        for event in stream:
+            if event.choices and event.choices[0].delta and event.choices[0].delta.content:
+                yield event.choices[0].delta.content
+    except EndpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure of the request becomes one sentence
+        raise EndpointError(describe_failure(endpoint, exc)) from exc
+
+
 @dataclass
 class Health:
     """Whether an endpoint answers now: ok, and a sentence (the models it lists, or what went wrong)."""
