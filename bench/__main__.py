@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-ORDER = ["startup", "ingest", "dedup", "export", "train", "train_shared", "evaluate"]
+ORDER = ["startup", "ingest", "dedup", "export", "train", "train_shared", "evaluate", "endpoints"]
 
 
 def main(argv: list[str]) -> None:

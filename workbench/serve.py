@@ -119,16 +119,27 @@ def merged_model(store: Store, run_id: int) -> Path:
     target = Path(run.run_dir) / "merged"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
+    import warnings
+
     import torch
     from peft import PeftModel
+    from transformers.utils import logging as hf_logging
 
     from .models import EMBEDDED_MODEL, load_causal_lm, load_chat_tokenizer
 
     name = None if run.base_model == EMBEDDED_MODEL else run.base_model
-    base = load_causal_lm(name, store.models_dir, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     partial = target.with_name("merged.partial")
-    merged.save_pretrained(partial)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the library never prints: no "Loading weights" bar on the caller's terminal
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            base = load_causal_lm(name, store.models_dir, dtype=torch.float32)
+            merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+            merged.save_pretrained(partial)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     load_chat_tokenizer(name, store.models_dir, run.config.get("chat_template")).save_pretrained(partial)
     if partial.exists():
         import shutil
