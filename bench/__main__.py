@@ -22,6 +22,7 @@ ORDER = [
     "train_shared",
     "evaluate",
     "eval_cache",
+    "endpoints",
 ]
 
 

@@ -35,7 +35,10 @@ if state.pop("pg_flagged", False):  # a badcase was just saved (the frame showed
 
 c1, c2, c3 = st.columns([2, 1, 2])
 first = c1.selectbox(
-    "Model", choices, key="pg_model", help="The base model, or a finished run's adapter on it."
+    "Model",
+    choices,
+    key="pg_model",
+    help="The base model, a finished run's adapter on it, or a registered model (`workbench models add`).",
 )
 both = c2.toggle("Compare two", key="pg_both", help="Both models answer the same question side by side.")
 second = (

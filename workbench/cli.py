@@ -10,11 +10,11 @@ import sys
 
 import click
 
-from .commands import app, cluster, curation, dedup, demo, embed, evaluate, export, imports, train
+from .commands import app, cluster, curation, dedup, demo, embed, evaluate, export, imports, models, train
 from .commands.common import console, error_line
 from .errors import InputFileError, WorkbenchError
 
-COMMAND_MODULES = (imports, curation, embed, dedup, cluster, export, train, evaluate, demo, app)
+COMMAND_MODULES = (imports, curation, embed, dedup, cluster, export, train, evaluate, models, demo, app)
 
 
 class CLIGroup(click.Group):

@@ -1,4 +1,5 @@
-"""The Playground: chat with the base model or a run's adapter (the answer streams token by token), and flag a
+"""The Playground: chat with the base model, a run's adapter or a registered model (an endpoint, a local folder; the
+answer streams token by token), and flag a
 bad answer: the right answer written in, kept as a badcase with the model's bad output beside it and where it came
 from (model, adapter, settings, time)."""
 
@@ -11,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkbenchError
+from .errors import NotFoundError, WorkbenchError
 from .models import EMBEDDED_MODEL, default_models_dir
 from .store import Store
 from .store.records import Record, insert_record
@@ -64,21 +65,30 @@ class Sampling:
 class ChatModel:
     """A loaded model ready to chat: the base model or a run's adapter on it."""
 
-    label: str  # "base" or "run N"
+    label: str  # "base", "run N", "endpoint:NAME" or a registered local model's name
     base_model: str
     adapter: str | None
-    model: Any
+    model: Any  # a transformers model, or an endpoint.Endpoint
     encoder: Any
     device: Any
 
 
 def model_choices(store: Store) -> list[str]:
-    """'base' and every finished run with an adapter, newest first, as 'run N'."""
+    """'base', every finished run with an adapter (newest first, as 'run N'), then the registered models
+    (endpoints as 'endpoint:NAME', local folders by name)."""
+    from .registry import ENDPOINT_PREFIX, list_models
     from .train import runs
 
-    return ["base"] + [
-        f"run {r.id}" for r in runs.list_runs(store) if r.state == "done" and r.row.adapter_dir
+    registered = [
+        (ENDPOINT_PREFIX if m.kind == "endpoint" else "") + m.name
+        for m in list_models(store, probe_health=False)
+        if m.kind != "embedded"
     ]
+    return (
+        ["base"]
+        + [f"run {r.id}" for r in runs.list_runs(store) if r.state == "done" and r.row.adapter_dir]
+        + registered
+    )
 
 
 def load_chat_model(
@@ -86,8 +96,21 @@ def load_chat_model(
 ) -> ChatModel:
     """Load 'base' (the embedded model, or `base_model`) or 'run N' (its base model with its adapter)."""
     from .evaluate import load_model_for
+    from .registry import ENDPOINT_PREFIX, endpoint_of, get_model
 
     models_dir = models_dir or default_models_dir()
+    if choice.startswith(ENDPOINT_PREFIX):
+        endpoint = endpoint_of(store, choice)
+        return ChatModel(choice, endpoint.model_id, None, endpoint, None, None)
+    if choice != "base" and not choice.startswith("run"):
+        try:
+            base_model = get_model(store, choice).where  # a registered local folder
+        except NotFoundError:
+            raise WorkbenchError(
+                f"unknown model {choice!r}: choose 'base' or 'run N', or a registered model "
+                "(`workbench models` lists them)"
+            ) from None
+        choice = "base"
     if choice == "base":
         name = base_model or EMBEDDED_MODEL
         if base_model and not (Path(base_model) / "config.json").is_file():
@@ -124,10 +147,21 @@ def chat_messages(system_prompt: str, history: list[dict], question: str) -> lis
 
 def stream_answer(chat: ChatModel, messages: list[dict], sampling: Sampling | None = None) -> Iterator[str]:
     """The answer to `messages`, piece by piece as the model writes it (generation runs in a thread)."""
+    from .endpoint import Endpoint, stream_chat
+
+    sampling = sampling or Sampling()
+    if isinstance(chat.model, Endpoint):
+        yield from stream_chat(
+            chat.model,
+            messages,
+            max_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+        )
+        return
     import torch
     from transformers import TextIteratorStreamer
 
-    sampling = sampling or Sampling()
     tok = chat.encoder.tok
     prompt = chat.encoder.render(messages, generation=True)
     ids = torch.tensor([chat.encoder.tokens(prompt)], device=chat.device)

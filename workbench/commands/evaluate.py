@@ -20,7 +20,9 @@ def _help(name: str) -> str:
     return next(f.metadata["help"] for f in EvalOptions.__dataclass_fields__.values() if f.name == name)
 
 
-def _options(limit, batch_size, max_new_tokens, no_share_prefix, device, threads, no_cache):
+def _options(
+    limit, batch_size, max_new_tokens, no_share_prefix, device, threads, no_cache=False, max_concurrency=None
+):
     from ..evaluate import EvalOptions
 
     values = {
@@ -29,6 +31,7 @@ def _options(limit, batch_size, max_new_tokens, no_share_prefix, device, threads
         "max_new_tokens": max_new_tokens,
         "device": device,
         "threads": threads,
+        "max_concurrency": max_concurrency,
         "share_prefix": False if no_share_prefix else None,
         "cache": False if no_cache else None,
     }
@@ -51,6 +54,7 @@ def _option_flags(command):
             ),
             click.option("--device", help=_help("device")),
             click.option("--threads", type=int, help=_help("threads")),
+            click.option("--max-concurrency", type=int, help=_help("max_concurrency")),
         ]
     ):
         command = decorator(command)
@@ -83,7 +87,7 @@ def _progress(bar, task):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def evaluate_cmd(ctx, model, on, set_run, export, resume_id, as_json, **options):
-    """Evaluate MODEL ('base' or a run id) over an eval set; every record's output and verdict is stored."""
+    """Evaluate MODEL ('base', a run id, or endpoint:NAME, a registered endpoint) over an eval set; every record's output and verdict is stored."""
     from .. import evaluate
 
     store = open_store(ctx)

@@ -64,6 +64,10 @@ class EvalOptions:
             "settings (greedy answers are deterministic); off: compute every one again."
         ),
     )
+    max_concurrency: int | None = field(
+        default=None,
+        metadata=_help("Requests in flight at once to an endpoint (default: the registered model's)."),
+    )
     chunk: int = field(default=64, metadata=_help("Records written back to the store per transaction."))
 
     def to_dict(self) -> dict:

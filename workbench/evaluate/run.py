@@ -58,7 +58,13 @@ def evaluate(
     options = options or EvalOptions()
     if on not in EVAL_SETS:
         raise WorkbenchError(f"unknown eval set {on!r}; use one of {', '.join(EVAL_SETS)}")
-    run_id = run_id_of(model)
+    endpoint = _endpoint_of(store, model, options)
+    run_id = run_id_of(model) if endpoint is None else None
+    if endpoint is not None and on == "general" and not options.generate:
+        raise WorkbenchError(
+            f"endpoint {endpoint.name!r} gives answers, not the loss the general set measures; "
+            "evaluate it on a set with answers (--on val, or a dataset)"
+        )
     with store.connect() as con:
         run = get_run(con, run_id) if run_id is not None else None
         if set_run is None and run is not None:
@@ -88,17 +94,22 @@ def evaluate(
             f"the {on} set ({source}) has no record with a final assistant answer to compare with"
         )
     base_model = run.base_model if run is not None else (base_model or _base_model_of(set_run_row))
+    if endpoint is not None:
+        base_model = endpoint.model_id
     config = {
         "options": options.to_dict(),
         "contracts": {c: {"kind": k.kind, "spec": k.spec} for c, k in contracts.items()},
         "chat_template": (run or set_run_row).config.get("chat_template") if (run or set_run_row) else None,
         "adapter": str(Path(run.run_dir) / "adapter") if run is not None else None,
         "set_run": set_run,
+        **({"endpoint": endpoint.as_config()} if endpoint is not None else {}),
     }
     with store.transaction() as con:
         evaluation_id = sql.insert_evaluation(
             con,
-            model=f"run {run.id}" if run is not None else "base",
+            model=f"run {run.id}"
+            if run is not None
+            else (f"endpoint:{endpoint.name}" if endpoint else "base"),
             run_id=run_id,
             base_model=base_model,
             eval_set=on,
@@ -165,7 +176,21 @@ def run_id_of(model: str | int) -> int | None:
     text = text.removeprefix("run").strip()
     if text.isdigit():
         return int(text)
-    raise WorkbenchError(f"evaluate 'base' or a run id, not {model!r}")
+    raise WorkbenchError(
+        f"evaluate 'base', a run id or a registered endpoint as endpoint:NAME, not {model!r}"
+    )
+
+
+def _endpoint_of(store: Store, model: str | int, options: EvalOptions):
+    """The registered endpoint `model` names ('endpoint:NAME'), with the options' concurrency; None for others."""
+    from ..registry import ENDPOINT_PREFIX, endpoint_of
+
+    if not isinstance(model, str) or not model.strip().lower().startswith(ENDPOINT_PREFIX):
+        return None
+    endpoint = endpoint_of(store, model.strip()[len(ENDPOINT_PREFIX) :])
+    if options.max_concurrency is not None:
+        endpoint.max_concurrency = options.max_concurrency
+    return endpoint
 
 
 def _export_dir(store: Store, export: str | Path | None, run: RunRow | None) -> Path | None:
@@ -305,6 +330,10 @@ class _Model:
 def _generate_and_score(
     store: Store, row: sql.EvaluationRow, todo: list[sql.ResultRow], tell: Progress, stop: Callable[[], bool]
 ) -> None:
+    if row.config.get("endpoint"):
+        from .remote import answer_by_endpoint
+
+        return answer_by_endpoint(store, row, todo, tell, stop)
     import torch
 
     from ..models import pick_device, resolve_model
