@@ -11,11 +11,24 @@ import sys
 import click
 
 from . import roles
-from .commands import app, cluster, curation, dedup, demo, embed, evaluate, export, imports, train, users
+from .commands import (
+    app,
+    cluster,
+    curation,
+    dedup,
+    demo,
+    embed,
+    evaluate,
+    export,
+    imports,
+    team,
+    train,
+    users,
+)
 from .commands.common import console, error_line
 from .errors import InputFileError, WorkbenchError
 
-COMMAND_MODULES = (imports, curation, embed, dedup, cluster, export, train, evaluate, demo, app, users)
+COMMAND_MODULES = (imports, curation, embed, dedup, cluster, export, train, evaluate, demo, app, users, team)
 
 
 class CLIGroup(click.Group):

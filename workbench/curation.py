@@ -74,7 +74,7 @@ def edit_record(
     note: str | None = None,
 ) -> Record:
     """Change fields of one record (messages, category, status, tags, ...) and re-check it."""
-    roles.require(store, roles.action_for_changes(changes), author)
+    roles.require(store, roles.action_for_changes(changes), author, record_id=record_id)
     with store.transaction() as con:
         record = update_record(con, record_id, expected_version, changes, author, "edit", note)
         _recheck(con, store, Selection(ids=(record_id,)))

@@ -209,7 +209,7 @@ def fix_issue(
     store: Store, record_id: int, expected_version: int, code: str, turn: int | None, author: str
 ) -> Record:
     """Apply the safe autofix of one issue of a record (one click), as a revision."""
-    roles.require(store, "fix", author)
+    roles.require(store, "fix", author, record_id=record_id)
     with store.transaction() as con:
         record = get_record(con, record_id)
         if record.version != expected_version:

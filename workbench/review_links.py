@@ -37,6 +37,7 @@ def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
         ("duplicate", "duplicate"),
         ("text", "text"),
         ("in", "text_in"),
+        ("queue", "assigned_to"),
     ):
         found = params.get(param) or []
         if found and found[0]:
@@ -66,9 +67,14 @@ def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
     for param, name in _LIST_PARAMS.items():
         if getattr(flt, name):
             out[param] = list(getattr(flt, name))
-    for param in ("severity", "duplicate", "text"):
-        if getattr(flt, param):
-            out[param] = [getattr(flt, param)]
+    for param, name in (
+        ("severity", "severity"),
+        ("duplicate", "duplicate"),
+        ("text", "text"),
+        ("queue", "assigned_to"),
+    ):
+        if getattr(flt, name):
+            out[param] = [getattr(flt, name)]
     if flt.text and flt.text_in != ReviewFilter.text_in:
         out["in"] = [flt.text_in]
     if flt.cluster is not None:

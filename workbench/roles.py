@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from .errors import ForbiddenError
 from .store import Store
 from .store import accounts as sql
+from .store import queues as queue_sql
 
 # The lowest role each action needs; roles are ordered labeller < reviewer < owner.
 RANK = {"labeller": 0, "reviewer": 1, "owner": 2}
@@ -66,16 +67,16 @@ def current_actor() -> str | None:
     return _acting.get()
 
 
-def require(store: Store, action: str, author: str | None = None) -> None:
+def require(store: Store, action: str, author: str | None = None, *, record_id: int | None = None) -> None:
     """Raise ForbiddenError unless the actor may do `action`. The actor is the one set by `acting_as`
     (the signed-in account), else `author`."""
     if store.root is None:  # an in-memory store (workbench check) has no team
         return
     with store.connect(read_only=True) as con:
-        require_in(con, action, author)
+        require_in(con, action, author, record_id=record_id)
 
 
-def require_in(con, action: str, author: str | None = None) -> None:
+def require_in(con, action: str, author: str | None = None, *, record_id: int | None = None) -> None:
     """`require` inside a transaction the caller already holds."""
     needed = ACTIONS[action]
     if _started_checked.get() or sql.count_accounts(con) == 0:
@@ -98,6 +99,13 @@ def require_in(con, action: str, author: str | None = None) -> None:
             f"{actor!r} is a {role}; {action} needs {_who_may(needed)}. Ask an owner "
             f"(`workbench users` lists them) to do it or to change your role."
         )
+    # once queues are handed out, a labeller works on the records in their own queue
+    if role == "labeller" and record_id is not None and queue_sql.any_active(con):
+        if not queue_sql.is_assigned(con, record_id, actor):
+            raise ForbiddenError(
+                f"record {record_id} is not in {actor!r}'s queue: labellers change the records assigned to them. "
+                f"Open Review on your queue, or ask an owner to assign this record to you."
+            )
 
 
 def action_for_changes(changes: dict) -> str:

@@ -63,6 +63,7 @@ class ReviewFilter:
     ids: tuple[int, ...] = ()
     imports: tuple[int, ...] = ()  # the imports the records came from
     hard_after_run: int | None = None  # records run N still gets wrong or learned least (see HARD_AFTER_RUN)
+    assigned_to: str | None = None  # the records in this person's queue now (workbench/queues.py)
 
     def is_empty(self) -> bool:
         return not any(
@@ -122,6 +123,11 @@ class ReviewFilter:
             where.append(f"""{alias}.id IN (SELECT record_id FROM cluster_members
                              WHERE run_id = (SELECT max(id) FROM cluster_runs) AND cluster = ?)""")
             params.append(self.cluster)
+        if self.assigned_to is not None:
+            where.append(
+                f"{alias}.id IN (SELECT record_id FROM assignments WHERE assignee = ? AND released_at IS NULL)"
+            )
+            params.append(self.assigned_to)
         if self.hard_after_run is not None:
             where.append(f"{alias}.id IN {HARD_AFTER_RUN}")
             params.append(self.hard_after_run)

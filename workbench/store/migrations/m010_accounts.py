@@ -1,7 +1,8 @@
-"""Schema 10: accounts for a team (sign-in with argon2 hashes, roles) and their signed-in sessions."""
+"""Schema 10: a team in one workbench: accounts (argon2 hashes, roles), their sessions, assigned queues and the
+answers several labellers give one record (for agreement)."""
 
 VERSION = 10
-DESCRIPTION = "accounts: team sign-in, roles, failed sign-ins and sessions"
+DESCRIPTION = "a team: accounts, sessions, assigned queues, independent answers for agreement"
 
 SQL = """
 -- One row per person who signs in. No account at all is solo mode: no sign-in, nothing forbidden.
@@ -21,6 +22,31 @@ CREATE TABLE account_sessions (
     token_sha256 VARCHAR PRIMARY KEY,
     name VARCHAR NOT NULL,
     created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+);
+-- Who works on which record. Releasing or reassigning sets released_at and keeps the row: the history.
+CREATE SEQUENCE seq_assignments;
+CREATE TABLE assignments (
+    id BIGINT PRIMARY KEY DEFAULT nextval('seq_assignments'),
+    record_id BIGINT NOT NULL,
+    assignee VARCHAR NOT NULL,
+    overlap INTEGER NOT NULL DEFAULT 1,           -- how many labellers the record went to in this batch
+    batch VARCHAR NOT NULL,                        -- what was distributed (the filter, in words)
+    assigned_by VARCHAR,
+    assigned_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+    released_at TIMESTAMPTZ,
+    released_by VARCHAR
+);
+CREATE INDEX assignments_assignee ON assignments (assignee);
+CREATE INDEX assignments_record ON assignments (record_id);
+-- A labeller's own answer to a record given to several people (overlap > 1): kept apart from the record
+-- so each answers blind; the answer a reviewer settles on is written into the record (what trains).
+CREATE TABLE answers (
+    record_id BIGINT NOT NULL,
+    labeller VARCHAR NOT NULL,
+    answer VARCHAR NOT NULL,
+    answered_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+    settled_at TIMESTAMPTZ,                        -- when a reviewer settled the record's answers
+    PRIMARY KEY (record_id, labeller)
 );
 """
 
