@@ -12,28 +12,30 @@ from workbench.markup import escape_markdown
 from workbench.store import default_root
 
 st.set_page_config(page_title="sft-workbench", page_icon=":material/build:", layout="wide")
+PAGES = {
+    "Work": [
+        st.Page("pages/overview.py", title="Overview", icon=":material/bar_chart:", default=True),
+        st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
+        st.Page("pages/quality.py", title="Quality", icon=":material/rule:"),
+        st.Page("pages/coverage.py", title="Coverage", icon=":material/target:"),
+        st.Page("pages/clusters.py", title="Clusters", icon=":material/bubble_chart:"),
+        st.Page("pages/agreement.py", title="Agreement", icon=":material/groups:"),
+    ],
+    "Data": [
+        st.Page("pages/imports.py", title="Import", icon=":material/upload_file:"),
+    ],
+    "Model": [
+        st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/compare_arrows:"),
+    ],
+}
 # A team's store (it has accounts) shows only the sign-in until someone signs in; solo mode passes straight on.
 with ui.stop_on_error():
-    account = require_sign_in(ui.frame.open_store(str(default_root())))
-page = st.navigation(
-    {
-        "Work": [
-            st.Page("pages/overview.py", title="Overview", icon=":material/bar_chart:", default=True),
-            st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
-            st.Page("pages/quality.py", title="Quality", icon=":material/rule:"),
-            st.Page("pages/coverage.py", title="Coverage", icon=":material/target:"),
-            st.Page("pages/clusters.py", title="Clusters", icon=":material/bubble_chart:"),
-        ],
-        "Data": [
-            st.Page("pages/imports.py", title="Import", icon=":material/upload_file:"),
-        ],
-        "Model": [
-            st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
-            st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-            st.Page("pages/evaluate.py", title="Evaluate", icon=":material/compare_arrows:"),
-        ],
-    }
-)
+    account = require_sign_in(
+        ui.frame.open_store(str(default_root())), [p for group in PAGES.values() for p in group]
+    )
+page = st.navigation(PAGES)
 # Who is working: every revision the app writes carries this name (the signed-in account in a team).
 if account is None:
     st.sidebar.text_input(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -25,7 +27,7 @@ def fast_argon2(monkeypatch):
 def team(store, write_jsonl):
     """20 intent records (意图) and 4 JSON records (订单), an owner, a reviewer and three labellers."""
     rows = [chat(f"问题 {i}: where is order {i}?", LABELS[i % 4], category="意图") for i in range(20)]
-    rows += [chat(f"订单 {i}", '{"id": %d, "ok": true}' % i, category="订单") for i in range(4)]
+    rows += [chat(f"订单 {i}", json.dumps({"id": i, "ok": True}), category="订单") for i in range(4)]
     ingest.import_file(store, write_jsonl(rows))
     curation.set_contract(store, Contract("订单", "json"))
     accounts.add_account(store, "王老板", "owner", "owner-password")

@@ -18,7 +18,7 @@ TOKEN = "account_token"  # session key: the token of the signed-in session
 ACCOUNT = "account"  # session key: the signed-in account's name (the author of every change)
 
 
-def require_sign_in(store: Store) -> str | None:
+def require_sign_in(store: Store, pages: list[st.Page]) -> str | None:
     """The signed-in account's name, or None in solo mode; a signed-out session sees the sign-in and stops."""
     if not accounts.team_mode(store):
         st.session_state.pop(ACCOUNT, None)
@@ -28,7 +28,24 @@ def require_sign_in(store: Store) -> str | None:
     if name is None:
         st.session_state.pop(ACCOUNT, None)
         roles.set_actor(None)
-        _sign_in_form(store)
+
+        def sign_in() -> None:
+            _sign_in_form(store)
+
+        # Every address of the app shows the sign-in, with no navigation (not even the pages/ folder's own list,
+        # which Streamlit draws for a deep link that ran before the app's navigation existed); signed in, the
+        # same address opens the page that was asked for.
+        st.navigation(
+            [  # the default page's address is the root ("")
+                st.Page(
+                    sign_in,
+                    title="Sign in",
+                    **({"url_path": p.url_path} if p.url_path else {"default": True}),
+                )
+                for p in pages
+            ],
+            position="hidden",
+        ).run()
         st.stop()
     st.session_state[ACCOUNT] = name
     roles.set_actor(name)
