@@ -28,8 +28,10 @@ $(CHROMIUM):
 
 install: $(STAMP) $(CHROMIUM)
 
+# ADDRESS=0.0.0.0 make app serves a team: refused until the store has accounts (workbench users add).
+ADDRESS ?= localhost
 app: install
-	WORKBENCH_DEMO_ON_EMPTY=1 $(VENV)/bin/streamlit run app.py --server.address localhost --server.headless true
+	WORKBENCH_DEMO_ON_EMPTY=1 $(VENV)/bin/python -m workbench.cli app --address $(ADDRESS) --headless
 
 # Two workers (pytest-xdist): each takes whole test files, and the files sharing a costly session fixture (the
 # real-model loop) go to one worker together (tests/conftest.py). TEST_WORKERS=0 runs in this process.

@@ -6,36 +6,44 @@ import os
 import streamlit as st
 
 import ui
-from workbench.errors import StoreBusyError
+from ui.sign_in import require_sign_in
+from workbench.errors import ForbiddenError, StoreBusyError
 from workbench.markup import escape_markdown
+from workbench.store import default_root
 
 st.set_page_config(page_title="sft-workbench", page_icon=":material/build:", layout="wide")
-page = st.navigation(
-    {
-        "Work": [
-            st.Page("pages/overview.py", title="Overview", icon=":material/bar_chart:", default=True),
-            st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
-            st.Page("pages/quality.py", title="Quality", icon=":material/rule:"),
-            st.Page("pages/coverage.py", title="Coverage", icon=":material/target:"),
-            st.Page("pages/clusters.py", title="Clusters", icon=":material/bubble_chart:"),
-        ],
-        "Data": [
-            st.Page("pages/imports.py", title="Import", icon=":material/upload_file:"),
-        ],
-        "Model": [
-            st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
-            st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-            st.Page("pages/evaluate.py", title="Evaluate", icon=":material/compare_arrows:"),
-        ],
-    }
-)
-# Who is working: every revision the app writes carries this name.
-st.sidebar.text_input(
-    "Your name",
-    value=getpass.getuser(),
-    key="author",
-    help="Saved with every change you make, in each record's history.",
-)
+PAGES = {
+    "Work": [
+        st.Page("pages/overview.py", title="Overview", icon=":material/bar_chart:", default=True),
+        st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
+        st.Page("pages/quality.py", title="Quality", icon=":material/rule:"),
+        st.Page("pages/coverage.py", title="Coverage", icon=":material/target:"),
+        st.Page("pages/clusters.py", title="Clusters", icon=":material/bubble_chart:"),
+        st.Page("pages/agreement.py", title="Agreement", icon=":material/groups:"),
+    ],
+    "Data": [
+        st.Page("pages/imports.py", title="Import", icon=":material/upload_file:"),
+    ],
+    "Model": [
+        st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/compare_arrows:"),
+    ],
+}
+# A team's store (it has accounts) shows only the sign-in until someone signs in; solo mode passes straight on.
+with ui.stop_on_error():
+    account = require_sign_in(
+        ui.frame.open_store(str(default_root())), [p for group in PAGES.values() for p in group]
+    )
+page = st.navigation(PAGES)
+# Who is working: every revision the app writes carries this name (the signed-in account in a team).
+if account is None:
+    st.sidebar.text_input(
+        "Your name",
+        value=getpass.getuser(),
+        key="author",
+        help="Saved with every change you make, in each record's history.",
+    )
 # Pages run inside this frame. A link opened before this file has run once in the server (a bookmark
 # after `make app`) makes Streamlit run the page alone, as if from a plain pages/ folder: the page's
 # ui.page_frame then runs this file itself, which runs the page inside the frame.
@@ -87,5 +95,8 @@ if os.environ.get("WORKBENCH_DEMO_ON_EMPTY") == "1":
         st.error(f"The demo workspace could not be built: {escape_markdown(demo_now.error)}")
 try:
     page.run()
-except StoreBusyError as exc:  # the store busy or a conflict anywhere in a page: the message and Retry
+except (
+    StoreBusyError,
+    ForbiddenError,
+) as exc:  # busy, a conflict, or not this role's to do: message and Retry
     ui.fail(exc)

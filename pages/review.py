@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from ui.queue import answer_box, queue_progress
 from ui.record_editor import count, record_editor
 from ui.review_filter import clear_link, review_filter
 from workbench import review
@@ -34,6 +35,8 @@ st.markdown(
     f"**{count(page.total, 'record')} {'matches' if page.total == 1 else 'match'}**"
     + (f" · page {len(state.rv_pages)}" if page.total else "")
 )
+if flt.assigned_to:
+    queue_progress(store, flt.assigned_to)
 
 
 # --- moving through the queue ----------------------------------------------------------------------------
@@ -216,4 +219,5 @@ with detail:
         view = review.open_record(store, state.rv_current)
     except WorkbenchError as exc:
         ui.fail(exc, more=clear_link)
+    answer_box(store, author, view.record.id, go)
     record_editor(store, author, view, flt, go)

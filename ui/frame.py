@@ -46,7 +46,8 @@ def page_frame(title: str, caption: str, *, show_message: bool = True) -> Page:
         store = open_store(str(default_root()))
     if show_message:
         show_flash()
-    return Page(store, st.session_state.get("author") or "app")
+    # a team's signed-in account (ui/sign_in.py, run by app.py before any page), else the "Your name" box
+    return Page(store, st.session_state.get("account") or st.session_state.get("author") or "app")
 
 
 def flash(kind: str, text: object) -> None:

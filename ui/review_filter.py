@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from workbench import review
+from workbench import queues, review
 from workbench.errors import WorkbenchError
 from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter
@@ -62,7 +62,9 @@ def publish_filter(params: dict, sort: str) -> ReviewFilter:
     }
     # the imports have no widget: a link from the Import page sets them, their chip clears them
     flt = state.rv_filter = ReviewFilter(
-        **{**values, "text": state.rv_text.strip()}, imports=state.rv_filter.imports
+        **{**values, "text": state.rv_text.strip()},
+        imports=state.rv_filter.imports,
+        assigned_to=state.rv_filter.assigned_to,
     )
     wanted = review.filter_to_params(flt)
     if wanted != params:
@@ -81,6 +83,8 @@ def keep(values: list, known: list) -> list:
 def clear_filter(key: str, value: object) -> None:
     if key == "imports":
         state.rv_filter = replace(state.rv_filter, imports=())
+    elif key == "queue":
+        state.rv_filter = replace(state.rv_filter, assigned_to=None)
     elif isinstance(state[key], list):
         state[key] = [v for v in state[key] if v != value]
     else:
@@ -103,6 +107,10 @@ def review_filter(store: Store) -> tuple[ReviewFilter, str, dict[int, str]]:
     from the session; drawn as widgets, and what they say written back to the session and the URL. Also the
     cluster names the filter may show."""
     params = {k: st.query_params.get_all(k) for k in st.query_params}
+    me = state.get("account")
+    if not params and "rv_url" not in state and me and queues.has_queue(store, me):
+        params = {"queue": [me]}  # a labeller's Review opens on their queue
+        st.query_params.from_dict(params)
     try:
         linked = review.filter_from_params(params)
         if has_flash():  # something was just changed here: new categories or tags may exist
@@ -213,6 +221,8 @@ def review_filter(store: Store) -> tuple[ReviewFilter, str, dict[int, str]]:
             chips.append((f"score {word} {bound:g}", key, None))
     if flt.hard_after_run is not None:
         chips.append((f"hard after run {flt.hard_after_run}", "rv_hard", None))
+    if flt.assigned_to:
+        chips.append((f"queue of {flt.assigned_to}", "queue", None))
     if flt.imports:
         chips.append((f"import {', '.join(f'#{i}' for i in flt.imports)}", "imports", None))
     if chips:

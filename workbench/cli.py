@@ -10,11 +10,40 @@ import sys
 
 import click
 
-from .commands import app, cluster, curation, dedup, demo, embed, evaluate, export, imports, models, train
+from . import roles
+from .commands import (
+    app,
+    cluster,
+    curation,
+    dedup,
+    demo,
+    embed,
+    evaluate,
+    export,
+    imports,
+    models,
+    team,
+    train,
+    users,
+)
 from .commands.common import console, error_line
 from .errors import InputFileError, WorkbenchError
 
-COMMAND_MODULES = (imports, curation, embed, dedup, cluster, export, train, evaluate, models, demo, app)
+COMMAND_MODULES = (
+    imports,
+    curation,
+    embed,
+    dedup,
+    cluster,
+    export,
+    train,
+    evaluate,
+    models,
+    demo,
+    app,
+    users,
+    team,
+)
 
 
 class CLIGroup(click.Group):
@@ -39,10 +68,17 @@ class CLIGroup(click.Group):
     envvar="WORKBENCH_STORE",
     help="The data folder (default: ./store, or $WORKBENCH_STORE).",
 )
+@click.option(
+    "--user",
+    envvar=roles.USER_ENV,
+    help="The account to act as when the store has accounts (or $WORKBENCH_USER). Roles in the CLI guard "
+    "against mistakes, not attackers: whoever can write the store folder can change anything in it.",
+)
 @click.pass_context
-def main(ctx: click.Context, store_dir: str | None) -> None:
+def main(ctx: click.Context, store_dir: str | None, user: str | None) -> None:
     """sft-workbench: collect badcases, check and fix them, export training sets, train LoRA adapters."""
-    ctx.obj = {"store_dir": store_dir}
+    ctx.obj = {"store_dir": store_dir, "user": user}
+    roles.set_actor(user)
 
 
 for module in COMMAND_MODULES:

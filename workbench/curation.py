@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import checks
+from . import checks, roles
 from .contracts import Contract
 from .errors import NotFoundError, WorkbenchError
 from .store import Store
@@ -74,6 +74,7 @@ def edit_record(
     note: str | None = None,
 ) -> Record:
     """Change fields of one record (messages, category, status, tags, ...) and re-check it."""
+    roles.require(store, roles.action_for_changes(changes), author, record_id=record_id)
     with store.transaction() as con:
         record = update_record(con, record_id, expected_version, changes, author, "edit", note)
         _recheck(con, store, Selection(ids=(record_id,)))
@@ -90,6 +91,7 @@ def apply_autofixes(
     store: Store, selection: Selection, author: str, progress: Callable[[int, int], None] | None = None
 ) -> FixReport:
     """Apply every safe autofix to the selected records that have fixable issues; one revision per record."""
+    roles.require(store, "bulk", author)
     report = FixReport()
     with store.transaction() as con:
         check_selection(con, selection)
@@ -119,6 +121,7 @@ def apply_autofixes(
 
 def undo_revision(store: Store, revision_id: int, author: str) -> Record:
     """Put back the fields one revision changed, as a new revision (history is never rewritten)."""
+    roles.require(store, "fix", author)
     with store.transaction() as con:
         revision = get_revision(con, revision_id)
         if revision.before is None:
@@ -142,6 +145,7 @@ def undo_revision(store: Store, revision_id: int, author: str) -> Record:
 
 def set_status(store: Store, selection: Selection, status: str, author: str) -> int:
     """Set the status of every selected record (e.g. approve a reviewed batch); returns how many changed."""
+    roles.require(store, "bulk", author)
     changed = 0
     with store.transaction() as con:
         check_selection(con, selection)
@@ -157,6 +161,7 @@ def set_status(store: Store, selection: Selection, status: str, author: str) -> 
 
 def set_contract(store: Store, contract: Contract) -> list[tuple[str, str, int]]:
     """Declare what answers in a category must be, and re-check that category; returns its issue counts."""
+    roles.require(store, "contracts")
     with store.transaction() as con:
         store_settings.set_contract(con, contract)
         selection = Selection(category=contract.category)
@@ -165,6 +170,7 @@ def set_contract(store: Store, contract: Contract) -> list[tuple[str, str, int]]
 
 
 def remove_contract(store: Store, category: str) -> None:
+    roles.require(store, "contracts")
     with store.transaction() as con:
         store_settings.delete_contract(con, category)
         _recheck(con, store, Selection(category=category))
@@ -195,6 +201,7 @@ def default_setting(key: str) -> Any:
 
 
 def set_setting(store: Store, key: str, value: Any) -> None:
+    roles.require(store, "contracts")
     if key not in store_settings.DEFAULTS:
         raise WorkbenchError(f"unknown setting {key!r}; settings are {', '.join(store_settings.DEFAULTS)}")
     if key == "max_tokens" and (not isinstance(value, int) or value < 16):

@@ -43,3 +43,11 @@ class InvalidNameError(WorkbenchError):
 
 class EmptySelectionError(WorkbenchError):
     """What was asked for holds no record: nothing to export, or an eval set with no record to score."""
+
+
+class ForbiddenError(WorkbenchError):
+    """The signed-in account's role does not allow the action (team mode only; solo mode forbids nothing)."""
+
+
+class SignInError(WorkbenchError):
+    """A sign-in was refused: unknown account or wrong password (one message for both), or too many failures."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import checks, formats, readers
+from . import checks, formats, readers, roles
 from .checks import CheckContext, Issue
 from .errors import InputFileError, WorkbenchError
 from .processes import pid_exists
@@ -92,6 +92,7 @@ def import_file(
     report and the import log call the file (an upload's own name; default: the file's name). The import
     row keeps `path` too, committed with the records, so whoever started it can ask the store afterwards
     whether it landed (`committed_imports`)."""
+    roles.require(store, "import", author)
     started = time.perf_counter()
     info = readers.sniff(path)
     report = ImportReport(name or str(info.path), info.file_format, info.encoding, dataset)
@@ -243,6 +244,7 @@ def add_badcase(
 ) -> ImportReport:
     """Add one badcase written by hand (the question, what the model wrongly said, the right answer) through
     the importer, so it is checked like every imported record and its import is in the log."""
+    roles.require(store, "import")
     if not user.strip():
         raise WorkbenchError("write the user's message: a badcase needs the question the model got wrong")
     messages = ([{"role": "system", "content": system}] if system and system.strip() else []) + [

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ingest
+from . import ingest, roles
 from .background import kinds
 from .background.folder import read_json, update_json
 from .errors import WorkbenchError
@@ -147,6 +147,7 @@ def start_job(
     store: Store, steps: list[str] | tuple[str, ...] = STEPS, *, author: str = "workbench"
 ) -> JobStatus:
     """Start embed / dedup / cluster (in that order, those asked for) as a background process."""
+    roles.require(store, "bulk")
     unknown = [s for s in steps if s not in STEPS]
     if unknown or not steps:
         raise WorkbenchError(f"unknown job step(s) {unknown or steps}: choose from {', '.join(STEPS)}")
@@ -166,6 +167,7 @@ def start_import_job(
     at all, and one that cannot be read does not stop the others. The bytes wait in the job's folder (under a
     safe file name; the upload's own name is kept beside it) until the job has imported them (the store keeps
     its own copy of each imported file)."""
+    roles.require(store, "import")
     if not uploads:
         raise WorkbenchError("no files to import: choose one or more files first")
     if not dataset.strip():

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import roles
 from .background import kinds
 from .background.folder import read_json, update_json
 from .errors import WorkbenchError
@@ -68,6 +69,7 @@ def start_pipeline(
     train: TrainConfig values over the export's preset (e.g. base_model, epochs); from_run + init: continue a run
     ('continue') or start fresh on its base model ('fresh'). eval_options: EvalOptions values. eval_dataset: the store's held-out dataset to evaluate
     base and tuned on; when it has no record, the export's validation split is used."""
+    roles.require(store, "train")
     if from_run is not None and init not in ("continue", "fresh"):
         raise WorkbenchError(
             f"say what to do with run {from_run}: continue its adapter, or start fresh on its base model"
@@ -96,6 +98,7 @@ def start_pipeline(
 
 def resume_pipeline(store: Store, pipeline_id: int) -> PipelineStatus:
     """Continue a cancelled or failed pipeline: its run resumes from its latest checkpoint, then the evaluations."""
+    roles.require(store, "train")
     status = pipeline_status(store, pipeline_id)
     if status.running:
         raise WorkbenchError(f"pipeline {pipeline_id} is still running")

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import roles
 from .errors import NotFoundError, WorkbenchError
 from .models import EMBEDDED_MODEL, default_models_dir
 from .store import Store
@@ -213,6 +214,7 @@ def flag_answer(
 ) -> int:
     """Save a bad answer as a badcase: the conversation with `fix` as the answer (status fixed), the model's answer
     kept as the bad output, and where it came from. Returns the new record's id."""
+    roles.require(store, "capture", author)
     if not fix.strip():
         raise WorkbenchError("write the right answer before saving the badcase")
     if not messages or messages[-1].get("role") != "user":

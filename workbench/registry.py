@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import roles
 from .endpoint import DEFAULT_CONCURRENCY, Endpoint, EndpointError, normalise_url, probe
 from .errors import WorkbenchError
 from .models import EMBEDDED_MODEL
@@ -62,6 +63,7 @@ def add_endpoint(
 ) -> RegisteredModel:
     """Register an OpenAI-compatible endpoint. With `check` it must answer and serve `model_id` first
     (EndpointError says why not: unreachable, wrong model id, missing key variable, not an OpenAI server)."""
+    roles.require(store, "models", author)
     name = _check_name(name)
     if api_key_env is not None and (not api_key_env.isidentifier() or api_key_env != api_key_env.strip()):
         raise WorkbenchError(
@@ -86,6 +88,7 @@ def add_endpoint(
 def add_path(store: Store, name: str, path: str | Path, *, author: str | None = None) -> RegisteredModel:
     """Register a local model: a transformers folder (with config.json), or a GGUF file, converted once into a
     safetensors folder under the store's models/ (as the embedded model is)."""
+    roles.require(store, "models", author)
     name = _check_name(name)
     source = Path(path).expanduser()
     if source.is_file() and source.suffix.lower() == ".gguf":
@@ -108,6 +111,7 @@ def add_path(store: Store, name: str, path: str | Path, *, author: str | None = 
 
 
 def remove_model(store: Store, name: str) -> None:
+    roles.require(store, "models")
     with store.transaction() as con:
         sql.delete_model(con, name)
 

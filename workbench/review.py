@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import checks, curation
+from . import checks, curation, roles
 from .errors import EditConflictError, WorkbenchError
 from .formats import message_for_json
 from .review_links import filter_from_params, filter_to_params
@@ -230,6 +230,7 @@ def fix_issue(
     store: Store, record_id: int, expected_version: int, code: str, turn: int | None, author: str
 ) -> Record:
     """Apply the safe autofix of one issue of a record (one click), as a revision."""
+    roles.require(store, "fix", author, record_id=record_id)
     with store.transaction() as con:
         record = get_record(con, record_id)
         if record.version != expected_version:
@@ -354,6 +355,7 @@ def apply_bulk(
     progress: Callable[[int, int], None] | None = None,
 ) -> BulkResult:
     """Run a bulk action on every record `target` matches, as one operation (undo_operation reverts it)."""
+    roles.require(store, "bulk", author)
     description = action.describe()
     with store.transaction() as con:
         op_id = sql.new_operation(con, action.kind, description, author)
@@ -409,6 +411,7 @@ class UndoReport:
 def undo_operation(store: Store, op_id: int, author: str) -> UndoReport:
     """Revert everything operation `op_id` changed, as one new operation. A record changed again since keeps
     its newer value (counted in left_alone)."""
+    roles.require(store, "bulk", author)
     with store.transaction() as con:
         op = sql.get_operation(con, op_id)
         if op.undone_by is not None:

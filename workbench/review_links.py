@@ -38,6 +38,7 @@ def filter_from_params(params: Mapping[str, list[str]]) -> ReviewFilter:
         ("text", "text"),
         ("in", "text_in"),
         ("feedback", "feedback"),
+        ("queue", "assigned_to"),
     ):
         found = params.get(param) or []
         if found and found[0]:
@@ -73,9 +74,15 @@ def filter_to_params(flt: ReviewFilter) -> dict[str, list[str]]:
     for param, name in _LIST_PARAMS.items():
         if getattr(flt, name):
             out[param] = list(getattr(flt, name))
-    for param in ("severity", "duplicate", "text", "feedback"):
-        if getattr(flt, param):
-            out[param] = [getattr(flt, param)]
+    for param, name in (
+        ("severity", "severity"),
+        ("duplicate", "duplicate"),
+        ("text", "text"),
+        ("feedback", "feedback"),
+        ("queue", "assigned_to"),
+    ):
+        if getattr(flt, name):
+            out[param] = [getattr(flt, name)]
     if flt.text and flt.text_in != ReviewFilter.text_in:
         out["in"] = [flt.text_in]
     if flt.cluster is not None:

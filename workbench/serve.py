@@ -153,8 +153,10 @@ def serve_run(store: Store, run_id: int, *, port: int | None = None, name: str |
     """Merge run `run_id` (cached), start `transformers serve` on it bound to 127.0.0.1, register it as model
     `name` (default run-ID; an earlier registration of that name is replaced). The server runs detached until
     stopped (its pid is in the run folder's serve.log line and `ServedRun.server`)."""
+    from . import roles
     from .registry import add_endpoint
 
+    roles.require(store, "models")
     merged = merged_model(store, run_id)
     server = start_server(merged, port=port, log=merged.parent / "serve.log")
     name = name or f"run-{run_id}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import roles
 from ..errors import WorkbenchError
 from .folder import locked, next_number, now_iso, numbers, read_json, update_json, write_json_atomic
 from .process import spawn_worker, stop_worker, worker_alive, worker_env
@@ -165,7 +166,8 @@ def run_worker(path: Path, body: Callable[[], dict | None]) -> int:
     update_json(path / "status.json", pid=os.getpid())
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        fields = body() or {}
+        with roles.checked_at_start():
+            fields = body() or {}
     except BaseException as exc:
         # a cancel that reached DuckDB (or a model) mid-call surfaces as its own error, not as ours: the
         # cancel file says what it was

@@ -23,7 +23,9 @@ console = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 AUTHOR = click.option(
-    "--author", default=lambda: os.environ.get("USER", "cli"), help="Who did it (kept in the log)."
+    "--author",
+    default=lambda: cli_author(),
+    help="Who did it (kept in the log; with accounts, the --user / $WORKBENCH_USER account).",
 )
 EMBED_MISSING = click.option(
     "--embed/--no-embed",
@@ -32,6 +34,13 @@ EMBED_MISSING = click.option(
     show_default=True,
     help="Embed records that have no cached vector first.",
 )
+
+
+def cli_author() -> str:
+    """Who the CLI writes as the author: the --user / $WORKBENCH_USER account when given, else $USER."""
+    ctx = click.get_current_context(silent=True)
+    user = ((ctx.find_root().obj or {}) if ctx else {}).get("user")
+    return user or os.environ.get("USER", "cli")
 
 
 def open_store(ctx: click.Context) -> Store:

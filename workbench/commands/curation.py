@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 from rich.table import Table
@@ -11,7 +10,7 @@ from rich.table import Table
 from ..errors import WorkbenchError
 from ..patterns import SYNTAX_HELP
 from ..store.records import STATUSES, Selection
-from .common import open_store, out
+from .common import cli_author, open_store, out
 
 
 @click.command("contract")
@@ -74,7 +73,7 @@ def recheck(ctx, dataset, category):
 @click.option("--dataset")
 @click.option("--category")
 @click.option("--code", help="Only records with this issue code.")
-@click.option("--author", default=lambda: os.environ.get("USER", "cli"))
+@click.option("--author", default=cli_author)
 @click.pass_context
 def fix(ctx, dataset, category, code, author):
     """Apply every safe autofix to records in the store (each fix is a revision you can undo)."""
@@ -94,7 +93,7 @@ def fix(ctx, dataset, category, code, author):
     "--from-status", type=click.Choice(STATUSES), help="Only records now in this status (e.g. fixed)."
 )
 @click.option("--ids", help="Comma-separated record ids.")
-@click.option("--author", default=lambda: os.environ.get("USER", "cli"))
+@click.option("--author", default=cli_author)
 @click.pass_context
 def status_cmd(ctx, status, dataset, category, from_status, ids, author):
     """Set the status of records (e.g. approve the reviewed ones, which exports take by default)."""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
-from .common import console, open_store, out
+from .common import cli_author, console, open_store, out
 
 
 def _pct(value: float | None) -> str:
@@ -31,7 +30,7 @@ def demo_cmd(ctx, general_limit, threads):
         general_limit=general_limit,
         options=EvalOptions(threads=threads),
         progress=lambda stage: console.print(stage, markup=False),
-        author=os.environ.get("USER", "cli"),
+        author=cli_author(),
     )
     total = report.base_evaluation.total
     out.print(
@@ -64,7 +63,7 @@ def demo_loop_cmd(ctx, epochs, preset, threads, as_json):
         options=EvalOptions(threads=threads),
         train_overrides={"epochs": epochs} if epochs else None,
         progress=lambda stage: console.print(stage, markup=False),
-        author=os.environ.get("USER", "cli"),
+        author=cli_author(),
     )
     if as_json:
         out.print(json.dumps(result.as_dict(), ensure_ascii=False, default=str), markup=False)

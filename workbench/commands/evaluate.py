@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 from rich.table import Table
 
 from ..errors import WorkbenchError
-from .common import console, open_store, out, progress_bar
+from .common import cli_author, console, open_store, out, progress_bar
 
 SETS = ("val", "trained", "general")
 
@@ -111,7 +110,7 @@ def evaluate_cmd(ctx, model, on, set_run, export, resume_id, as_json, **options)
                 set_run=set_run,
                 options=_options(**options),
                 progress=show,
-                author=os.environ.get("USER", "cli"),
+                author=cli_author(),
             )
     _print_report(report, as_json)
 
@@ -330,7 +329,7 @@ def verdict_cmd(ctx, evaluation_id, seq, verdict):
         evaluation_id,
         seq,
         None if verdict == "clear" else verdict,
-        author=os.environ.get("USER", "cli"),
+        author=cli_author(),
     )
     out.print(f"evaluation {evaluation_id}, record {seq}: {verdict}")
 
@@ -353,7 +352,7 @@ def failures_cmd(ctx, evaluation_id, dataset, status, as_json):
     from .. import evaluate
 
     sent = evaluate.send_failures_to_badcases(
-        open_store(ctx), evaluation_id, dataset, status=status, author=os.environ.get("USER", "cli")
+        open_store(ctx), evaluation_id, dataset, status=status, author=cli_author()
     )
     if as_json:
         out.print(json.dumps(sent.as_dict(), ensure_ascii=False), markup=False)
@@ -408,7 +407,7 @@ def prompt_trial_cmd(ctx, system_file, examples, run_id, on, as_json, **options)
             dataset=dataset,
             options=_options(**options),
             progress=_progress(bar, bar.add_task("loading", total=None)),
-            author=os.environ.get("USER", "cli"),
+            author=cli_author(),
         )
     if as_json:
         out.print(json.dumps(trial.as_dict(), ensure_ascii=False, default=str), markup=False)
@@ -516,7 +515,7 @@ def loop_cmd(
         train=TrainSettings(preset, {"epochs": epochs, "base_model": base_model}),
         options=_options(**options),
         progress=lambda stage: console.print(stage, markup=False),
-        author=os.environ.get("USER", "cli"),
+        author=cli_author(),
     )
     if as_json:
         out.print(json.dumps(result.as_dict(), ensure_ascii=False, default=str), markup=False)

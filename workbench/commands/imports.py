@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from .common import console, error_line, open_store, out, progress_bar
+from .common import cli_author, console, error_line, open_store, out, progress_bar
 
 if TYPE_CHECKING:
     from .. import ingest
@@ -26,9 +25,7 @@ if TYPE_CHECKING:
     help="Dataset to import into (badcases, general, eval, or a new badcases dataset's name).",
 )
 @click.option("--category", help="Category for records that do not name one.")
-@click.option(
-    "--author", default=lambda: os.environ.get("USER", "cli"), help="Who imported (kept in the log)."
-)
+@click.option("--author", default=cli_author, help="Who imported (kept in the log).")
 @click.pass_context
 def import_cmd(ctx, paths, dataset, category, author):
     """Import JSONL, JSON, CSV/TSV or Parquet files of chat records."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 from rich.table import Table
@@ -11,7 +10,7 @@ from rich.table import Table
 from ..errors import WorkbenchError
 from ..train import runs
 from ..train.config import PRESETS, SIZE_STEPS, help_texts, sized_values
-from .common import console, open_store, out, progress_bar
+from .common import cli_author, console, open_store, out, progress_bar
 
 HELP = help_texts()
 
@@ -88,7 +87,7 @@ def train_cmd(
             config,
             from_run=from_run,
             init=init,
-            author=os.environ.get("USER", "cli"),
+            author=cli_author(),
             launcher=launcher,
         )
         start = runs.run_status(store, run_id).row

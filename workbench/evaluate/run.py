@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .. import roles
 from ..contracts import Contract
 from ..errors import EmptySelectionError, WorkbenchError
 from ..models import EMBEDDED_MODEL
@@ -55,6 +56,7 @@ def evaluate(
     stored; only the records without one are generated. Blocks until done; the store is open only to read the
     set and to write each chunk.
     """
+    roles.require(store, "evaluate")
     options = options or EvalOptions()
     if on not in EVAL_SETS:
         raise WorkbenchError(f"unknown eval set {on!r}; use one of {', '.join(EVAL_SETS)}")
@@ -156,6 +158,7 @@ def resume_evaluation(
     should_stop: Callable[[], bool] | None = None,
 ) -> EvaluationReport:
     """Continue a cancelled, failed or killed evaluation with the records that have no result yet."""
+    roles.require(store, "evaluate")
     with store.connect() as con:
         row = sql.get_evaluation(con, evaluation_id)
     if row.status == "done":

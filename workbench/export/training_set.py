@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .. import roles
 from ..errors import WorkbenchError
 from ..store import Store
 from ..store import exports as sql
@@ -19,6 +20,7 @@ from .snapshot import read_snapshot
 
 def export_training_set(store: Store, config: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """Export the training set `config` describes into exports/<name>-<hash>/ and log it in the store."""
+    roles.require(store, "export")
     config.validate()
     if store.root is None:
         raise WorkbenchError("an in-memory store has no exports folder; open a store folder to export")

@@ -79,6 +79,7 @@ class ReviewFilter:
     feedback: str | None = None  # a FEEDBACK_STATES key: thumbs down / up, with or without feedback
     score_min: float | None = None  # feedback score at least this (records without a score drop out)
     score_max: float | None = None  # feedback score at most this
+    assigned_to: str | None = None  # the records in this person's queue now (workbench/queues.py)
 
     def is_empty(self) -> bool:
         return not any(
@@ -148,6 +149,11 @@ class ReviewFilter:
             if bound is not None:
                 where.append(f"{alias}.feedback_score {op} ?")
                 params.append(float(bound))
+        if self.assigned_to is not None:
+            where.append(
+                f"{alias}.id IN (SELECT record_id FROM assignments WHERE assignee = ? AND released_at IS NULL)"
+            )
+            params.append(self.assigned_to)
         if self.hard_after_run is not None:
             where.append(f"{alias}.id IN {HARD_AFTER_RUN}")
             params.append(self.hard_after_run)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import roles
 from ..background.process import poll_interval, spawn_worker, worker_alive, worker_env
 from ..errors import NotFoundError, WorkbenchError
 from ..models import EMBEDDED_MODEL, model_hidden_size
@@ -156,6 +157,7 @@ def start_run(
     launcher: how to start the worker on several GPUs, e.g. 'accelerate launch --num_processes 4': accelerate
     launch and its options (LAUNCH_OPTIONS), kept as checked values; empty runs it as one plain Python process.
     """
+    roles.require(store, "train")
     launch = launch_options(launcher)
     export = read_export(export_dir)
     init_adapter = None
@@ -252,6 +254,7 @@ def start_run(
 
 def resume_run(store: Store, run_id: int) -> int:
     """Continue a failed or cancelled run from its latest checkpoint, in a new background process."""
+    roles.require(store, "train")
     refresh_runs(store)
     with store.connect() as con:
         row = sql.get_run(con, run_id)

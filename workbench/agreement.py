@@ -1,0 +1,114 @@
+"""Agreement between labellers on records given to several of them: Cohen's kappa per category for labels
+(scikit-learn), exact match for JSON answers, the disagreements, and settling one (what trains)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from itertools import combinations
+
+from . import roles
+from .curation import get_contracts, recheck
+from .errors import WorkbenchError
+from .store import Store
+from .store import queues as sql
+from .store.records import Record, Selection, get_record, update_record
+
+JSON_KINDS = ("json", "json_schema")
+
+
+@dataclass(frozen=True)
+class CategoryAgreement:
+    category: str
+    kind: str  # "labels" (kappa and exact match) or "json" (exact match of the parsed JSON)
+    records: int  # records answered by two or more labellers
+    pairs: int  # pairs of answers compared
+    exact_match: float  # share of pairs that give the same answer
+    kappa: float | None  # Cohen's kappa over the pairs; None for JSON, or when every answer is one label
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    record_id: int
+    category: str
+    answers: list[tuple[str, str]]  # (labeller, answer)
+    settled: bool
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    categories: list[CategoryAgreement]
+    disagreements: list[Disagreement]  # unsettled first
+
+
+def _canonical(answer: str, kind: str) -> str:
+    if kind == "json":
+        try:
+            return json.dumps(json.loads(answer), sort_keys=True, ensure_ascii=False)
+        except ValueError:
+            return answer.strip()
+    return " ".join(answer.split())
+
+
+def agreement(store: Store) -> AgreementReport:
+    """Per category, how often labellers give the same answer to the same record, and every disagreement."""
+    from sklearn.metrics import cohen_kappa_score  # here: the CLI's start-up does not load scikit-learn
+
+    contracts = get_contracts(store)
+    with store.connect(read_only=True) as con:
+        answered = sql.answered_records(con)
+    by_category: dict[str, list[tuple[str, str]]] = {}
+    counts: dict[str, int] = {}
+    disagreements = []
+    for record_id, category, answers, settled in answered:
+        category = category or ""
+        contract = contracts.get(category)
+        kind = "json" if contract is not None and contract.kind in JSON_KINDS else "labels"
+        values = [_canonical(answer, kind) for _, answer in answers]
+        by_category.setdefault(category, []).extend(combinations(values, 2))
+        counts[category] = counts.get(category, 0) + 1
+        if len(set(values)) > 1:
+            disagreements.append(Disagreement(record_id, category, [tuple(a) for a in answers], settled))
+    rows = []
+    for category, pairs in sorted(by_category.items()):
+        contract = contracts.get(category)
+        kind = "json" if contract is not None and contract.kind in JSON_KINDS else "labels"
+        first, second = [a for a, _ in pairs], [b for _, b in pairs]
+        exact = sum(a == b for a, b in pairs) / len(pairs)
+        kappa = None
+        if kind == "labels" and len(set(first) | set(second)) > 1:
+            # both orders of each pair: kappa with no rater bias (the labellers of a pair differ record by record)
+            kappa = float(cohen_kappa_score(first + second, second + first))
+        rows.append(CategoryAgreement(category, kind, counts[category], len(pairs), exact, kappa))
+    disagreements.sort(key=lambda d: (d.settled, d.record_id))
+    return AgreementReport(rows, disagreements)
+
+
+def settle(store: Store, record_id: int, answer: str, author: str, note: str | None = None) -> Record:
+    """Write the settled answer into the record (its last assistant turn, a revision by `author`): that is the
+    answer that trains. The labellers' answers stay, marked settled."""
+    roles.require(store, "approve", author)
+    if not answer.strip():
+        raise WorkbenchError(f"record {record_id}: the settled answer is empty; pick or write one")
+    with store.transaction() as con:
+        record = get_record(con, record_id)
+        messages = [dict(m) for m in record.messages]
+        last = next(
+            (i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "assistant"), None
+        )
+        if last is None:
+            messages.append({"role": "assistant", "content": answer.strip()})
+        else:
+            messages[last]["content"] = answer.strip()
+        settled = update_record(
+            con,
+            record_id,
+            record.version,
+            {"messages": messages},
+            author,
+            "settle",
+            note or "settled disagreement",
+        )
+        sql.mark_settled(con, record_id)
+    recheck(store, Selection(ids=(record_id,)))
+    return settled
