@@ -17,6 +17,13 @@ REAL_DATA = ROOT.parent / "shared" / "data" / "real"
 os.environ.setdefault("WORKBENCH_MODELS", str(ROOT / ".cache" / "models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Each xdist worker gets its share of the cores for torch (and the servers and workers it starts): two workers
+# each spinning torch's default of one thread per core on 2 cores ran the real-model tests 5x slower.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    _threads = str(max(1, (os.cpu_count() or 1) // _workers))
+    os.environ.setdefault("OMP_NUM_THREADS", _threads)
+    os.environ.setdefault("MKL_NUM_THREADS", _threads)
 # Waits on background runs look every 0.2 s instead of the product's 1-2 s: a tiny run ends in seconds.
 os.environ.setdefault("WORKBENCH_POLL_S", "0.2")
 

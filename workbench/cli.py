@@ -78,7 +78,7 @@ class CLIGroup(click.Group):
 def main(ctx: click.Context, store_dir: str | None, user: str | None) -> None:
     """sft-workbench: collect badcases, check and fix them, export training sets, train LoRA adapters."""
     ctx.obj = {"store_dir": store_dir, "user": user}
-    roles.set_actor(user)
+    ctx.with_resource(roles.acting_as(user))  # for this command only, also when it runs in-process
 
 
 for module in COMMAND_MODULES:
