@@ -46,6 +46,10 @@ else:
                     "records": row.records,
                     "exact match": row.exact_match,
                     "Cohen's kappa": row.kappa,
+                    "Fleiss' kappa": row.fleiss_kappa,
+                    "Fleiss: records × labellers": (
+                        f"{row.fleiss_records:,} × {row.fleiss_raters}" if row.fleiss_raters else ""
+                    ),
                 }
                 for row in report.categories
             ]
@@ -55,7 +59,14 @@ else:
             "exact match": st.column_config.NumberColumn(format="percent"),
             "Cohen's kappa": st.column_config.NumberColumn(
                 format="%.2f",
-                help="1: full agreement, 0: what chance gives. Empty for JSON (exact match only).",
+                help="Over every pair of answers to a record. 1: full agreement, 0: what chance gives. "
+                "Empty for JSON (exact match only).",
+            ),
+            "Fleiss' kappa": st.column_config.NumberColumn(
+                format="%.2f",
+                help="Over the records three or more labellers answered (the most common number of them: Fleiss "
+                "needs the same number per record). 1: full agreement, 0: what chance gives. Empty for JSON, or "
+                "when no record has three answers.",
             ),
         },
     )

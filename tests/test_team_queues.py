@@ -6,6 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from streamlit.testing.v1 import AppTest
 
 from workbench import accounts, agreement, audit, curation, ingest, queues, review, roles
 from workbench.cli import main
@@ -13,7 +14,7 @@ from workbench.contracts import Contract
 from workbench.errors import ForbiddenError, WorkbenchError
 from workbench.review import ReviewFilter
 
-from .conftest import chat
+from .conftest import ROOT, chat
 
 LABELS = ["退款", "物流", "优惠", "取消"]
 
@@ -122,6 +123,7 @@ def test_agreement_finds_planted_disagreements_and_the_settled_answer_trains(tea
     by = {row.category: row for row in report.categories}
     assert by["意图"].records == 20 and by["意图"].exact_match == pytest.approx(15 / 20)
     assert 0.5 < by["意图"].kappa < 0.75
+    assert (by["意图"].fleiss_kappa, by["意图"].fleiss_records) == (None, 0)  # two labellers: pairs only
     assert (by["订单"].kind, by["订单"].exact_match, by["订单"].kappa) == ("json", 1.0, None)
     assert {d.record_id for d in report.disagreements} == planted
     with pytest.raises(ForbiddenError, match="approve needs a reviewer"), roles.acting_as("小李"):
@@ -133,6 +135,58 @@ def test_agreement_finds_planted_disagreements_and_the_settled_answer_trains(tea
     assert (last.author, last.action) == ("rev", "settle")
     after = agreement.agreement(team)
     assert [d.record_id for d in after.disagreements if d.settled] == [ids[0]]
+
+
+def test_three_labellers_give_fleiss_kappa_beside_cohens_in_the_library_the_cli_and_the_page(
+    team, monkeypatch
+):
+    with roles.acting_as("王老板"):
+        queues.assign(team, ReviewFilter(categories=("意图",)), ["小李", "小张", "amy"], overlap=3)
+    ids = [
+        r.id for r in review.load_queue(team, ReviewFilter(assigned_to="amy"), sort="oldest", limit=100).rows
+    ]
+    assert len(ids) == 20
+    for n, record_id in enumerate(ids):
+        label = LABELS[n % 4]
+        queues.submit_answer(team, record_id, "小李", label)
+        # planted: amy differs on the first four records, 小张 on the next two (each a 2-1 split of three)
+        queues.submit_answer(team, record_id, "amy", LABELS[(n + 1) % 4] if n < 4 else label)
+        queues.submit_answer(team, record_id, "小张", LABELS[(n + 2) % 4] if n in (4, 5) else label)
+    row = next(r for r in agreement.agreement(team).categories if r.category == "意图")
+    # Fleiss by hand: 14 records agree (P_i = 1), 6 split 2-1 (P_i = 2·1/(3·2) = 1/3), so P = (14 + 2) / 20 = 0.8.
+    # amy's four moves shift no label's total; 小张's two take one 退款 and one 物流 to 优惠 and 取消: of the 60
+    # answers 14, 14, 16, 16, so P_e = (2·14² + 2·16²) / 60².
+    chance = (2 * 14**2 + 2 * 16**2) / 60**2
+    assert row.fleiss_kappa == pytest.approx((0.8 - chance) / (1 - chance))
+    assert (row.fleiss_records, row.fleiss_raters, row.records, row.pairs) == (20, 3, 20, 60)
+    assert row.exact_match == pytest.approx(48 / 60)  # a 2-1 split has one agreeing pair of its three
+    # Cohen's over both orders of every pair pools the answers' marginals as Fleiss does: with three answers to
+    # every record the two agree (scikit-learn and statsmodels checking each other)
+    assert row.kappa == pytest.approx(row.fleiss_kappa)
+    shown = CliRunner().invoke(main, ["--store", str(team.root), "agreement"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "Fleiss' kappa" in shown.output and f"{row.fleiss_kappa:.2f} (20 records × 3)" in shown.output
+
+    monkeypatch.setenv("WORKBENCH_STORE", str(team.root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["account_token"] = accounts.sign_in(team, "rev", "rev-password").token
+    at.run().switch_page("pages/agreement.py").run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "Fleiss' kappa" in d.value.columns)
+    shown_row = table[table["category"] == "意图"].iloc[0]
+    assert shown_row["Fleiss' kappa"] == pytest.approx(row.fleiss_kappa)
+    assert shown_row["Cohen's kappa"] == pytest.approx(row.kappa)
+    assert shown_row["Fleiss: records × labellers"] == "20 × 3"
+
+
+def test_fleiss_counts_the_most_common_number_of_labellers_and_needs_two_labels():
+    sets = [["a", "a", "b"], ["b", "b", "b"], ["a", "a", "a", "b"], ["a", "b"]]
+    kappa, records, raters = agreement.fleiss(sets)
+    assert (records, raters) == (2, 3)  # the four-answer and the two-answer records are left out
+    # P = (1/3 + 1) / 2; the six answers are 2 a and 4 b: P_e = (2² + 4²) / 6²
+    assert kappa == pytest.approx((2 / 3 - 20 / 36) / (1 - 20 / 36))
+    assert agreement.fleiss([["a", "a", "a"], ["a", "a", "a"]]) == (None, 2, 3)
+    assert agreement.fleiss([["a", "b"]]) == (None, 0, None)
 
 
 def test_audit_counts_revisions_per_person_per_day_for_owners(team):

@@ -1,9 +1,11 @@
-"""Agreement between labellers on records given to several of them: Cohen's kappa per category for labels
-(scikit-learn), exact match for JSON answers, the disagreements, and settling one (what trains)."""
+"""Agreement between labellers on records given to several of them: Cohen's kappa per category over pairs of
+answers (scikit-learn), Fleiss' kappa where three or more labellers answered a record (statsmodels), exact match
+for JSON answers, the disagreements, and settling one (what trains)."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -25,6 +27,12 @@ class CategoryAgreement:
     pairs: int  # pairs of answers compared
     exact_match: float  # share of pairs that give the same answer
     kappa: float | None  # Cohen's kappa over the pairs; None for JSON, or when every answer is one label
+    # Fleiss' kappa over the records `fleiss_raters` (3 or more) labellers answered: the most common such number in
+    # the category, as Fleiss needs the same number of answers per record. None for JSON, when no record has three
+    # answers, or when every answer is one label.
+    fleiss_kappa: float | None = None
+    fleiss_records: int = 0
+    fleiss_raters: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,22 @@ def _canonical(answer: str, kind: str) -> str:
     return " ".join(answer.split())
 
 
+def fleiss(answer_sets: list[list[str]]) -> tuple[float | None, int, int | None]:
+    """Fleiss' kappa over the records with the most common number (3 or more) of answers, how many records that
+    is, and the number; (None, 0, None) when no record has three answers or every answer is one label."""
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa  # here: a slow import
+
+    sizes = Counter(len(values) for values in answer_sets if len(values) >= 3)
+    if not sizes:
+        return None, 0, None
+    raters = max(sizes, key=lambda k: (sizes[k], k))  # ties: the larger number of labellers
+    rows = [values for values in answer_sets if len(values) == raters]
+    if len({value for values in rows for value in values}) < 2:
+        return None, len(rows), raters
+    table, _ = aggregate_raters(rows)
+    return float(fleiss_kappa(table, method="fleiss")), len(rows), raters
+
+
 def agreement(store: Store) -> AgreementReport:
     """Per category, how often labellers give the same answer to the same record, and every disagreement."""
     from sklearn.metrics import cohen_kappa_score  # here: the CLI's start-up does not load scikit-learn
@@ -58,6 +82,7 @@ def agreement(store: Store) -> AgreementReport:
     with store.connect(read_only=True) as con:
         answered = sql.answered_records(con)
     by_category: dict[str, list[tuple[str, str]]] = {}
+    answer_sets: dict[str, list[list[str]]] = {}
     counts: dict[str, int] = {}
     disagreements = []
     for record_id, category, answers, settled in answered:
@@ -66,6 +91,7 @@ def agreement(store: Store) -> AgreementReport:
         kind = "json" if contract is not None and contract.kind in JSON_KINDS else "labels"
         values = [_canonical(answer, kind) for _, answer in answers]
         by_category.setdefault(category, []).extend(combinations(values, 2))
+        answer_sets.setdefault(category, []).append(values)
         counts[category] = counts.get(category, 0) + 1
         if len(set(values)) > 1:
             disagreements.append(Disagreement(record_id, category, [tuple(a) for a in answers], settled))
@@ -75,11 +101,13 @@ def agreement(store: Store) -> AgreementReport:
         kind = "json" if contract is not None and contract.kind in JSON_KINDS else "labels"
         first, second = [a for a, _ in pairs], [b for _, b in pairs]
         exact = sum(a == b for a, b in pairs) / len(pairs)
-        kappa = None
+        kappa, many = None, (None, 0, None)
         if kind == "labels" and len(set(first) | set(second)) > 1:
             # both orders of each pair: kappa with no rater bias (the labellers of a pair differ record by record)
             kappa = float(cohen_kappa_score(first + second, second + first))
-        rows.append(CategoryAgreement(category, kind, counts[category], len(pairs), exact, kappa))
+        if kind == "labels":
+            many = fleiss(answer_sets[category])
+        rows.append(CategoryAgreement(category, kind, counts[category], len(pairs), exact, kappa, *many))
     disagreements.sort(key=lambda d: (d.settled, d.record_id))
     return AgreementReport(rows, disagreements)
 

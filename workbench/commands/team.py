@@ -98,10 +98,15 @@ def agreement_cmd(ctx, as_json):
     if as_json:
         out.print(dump_json(asdict(report)))
         return
-    table = Table("category", "kind", "records", "exact match", "Cohen's kappa")
+    table = Table("category", "kind", "records", "exact match", "Cohen's kappa (pairs)", "Fleiss' kappa (3+)")
     for row in report.categories:
         kappa = "–" if row.kappa is None else f"{row.kappa:.2f}"
-        table.add_row(row.category or "(none)", row.kind, f"{row.records:,}", f"{row.exact_match:.0%}", kappa)
+        fleiss = "–"
+        if row.fleiss_kappa is not None:
+            fleiss = f"{row.fleiss_kappa:.2f} ({row.fleiss_records:,} records × {row.fleiss_raters})"
+        table.add_row(
+            row.category or "(none)", row.kind, f"{row.records:,}", f"{row.exact_match:.0%}", kappa, fleiss
+        )
     out.print(table)
     open_ = [d for d in report.disagreements if not d.settled]
     out.print(f"{len(open_):,} disagreements to settle (workbench settle RECORD ANSWER)")
