@@ -534,4 +534,99 @@ def loop_cmd(
         )
 
 
-COMMANDS = [evaluate_cmd, evaluations_cmd, compare_cmd, verdict_cmd, failures_cmd, prompt_trial_cmd, loop_cmd]
+@click.command("rubric")
+@click.argument("category", required=False)
+@click.argument("rubric", required=False)
+@click.option("--remove", is_flag=True, help="Remove CATEGORY's rubric.")
+@click.pass_context
+def rubric_cmd(ctx, category, rubric, remove):
+    """What the LLM judge checks in CATEGORY's answers (a category a person judges); without RUBRIC, the rubrics."""
+    from .. import evaluate
+
+    store = open_store(ctx)
+    if category and (rubric or remove):
+        evaluate.set_rubric(store, category, None if remove else rubric, author=cli_author())
+        out.print(f"{category}: " + ("rubric removed" if remove else "rubric set"), markup=False)
+        return
+    table = Table("category", "rubric")
+    for name, text in evaluate.rubrics(store).items():
+        if category in (None, name):
+            table.add_row(name, text)
+    out.print(table)
+
+
+@click.command("judge")
+@click.argument("evaluation_id", type=int)
+@click.option(
+    "--model", "judge", required=True, help="The judge: a registered model (endpoint:NAME or NAME)."
+)
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    help="Only these categories (default: every one with a rubric and no contract).",
+)
+@click.option("--again", is_flag=True, help="Ask again about records the judge already gave a verdict.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def judge_cmd(ctx, evaluation_id, judge, categories, again, as_json):
+    """Ask an LLM judge for a suggested verdict on EVALUATION_ID's answers; a person's verdict overrides it, and
+    the agreement between the two (Cohen's kappa) is printed beside it."""
+    from dataclasses import asdict
+
+    from .. import evaluate
+
+    store = open_store(ctx)
+    with progress_bar() as bar:
+        task = bar.add_task("judging", total=None)
+        report = evaluate.judge_evaluation(
+            store,
+            evaluation_id,
+            judge,
+            categories=list(categories) or None,
+            again=again,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    agreement = evaluate.judge_agreement(store, evaluation_id)
+    if as_json:
+        out.print(
+            json.dumps({"judged": asdict(report), "agreement": asdict(agreement)}, ensure_ascii=False),
+            markup=False,
+        )
+        return
+    out.print(
+        f"{report.judge} judged {report.judged} records of evaluation {evaluation_id} "
+        f"({', '.join(report.categories) or 'no category'}); {len(report.failed)} without a verdict",
+        markup=False,
+    )
+    for seq, why in list(report.failed.items())[:5]:
+        out.print(f"  record {seq}: {why}", markup=False)
+    table = Table(
+        "category", "judged by both", "agree", "Cohen's kappa", title="judge vs person", title_justify="left"
+    )
+    for c in agreement.categories:
+        table.add_row(
+            c.category,
+            str(c.both),
+            "-" if c.share is None else f"{c.share:.0%}",
+            "-" if c.kappa is None else f"{c.kappa:.2f}",
+        )
+    out.print(table)
+    if not agreement.total.both:
+        out.print(
+            "no record has both a judge's and a person's verdict yet: the judge's agreement is unknown (workbench verdict EVAL SEQ ...)",
+            markup=False,
+        )
+
+
+COMMANDS = [
+    evaluate_cmd,
+    evaluations_cmd,
+    compare_cmd,
+    verdict_cmd,
+    rubric_cmd,
+    judge_cmd,
+    failures_cmd,
+    prompt_trial_cmd,
+    loop_cmd,
+]

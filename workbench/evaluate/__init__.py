@@ -4,7 +4,7 @@ An evaluation reads its set and the output contracts from the store, freezes the
 closes it, and generates with the store closed; results go back in chunks, each a short transaction,
 so the app and the CLI take turns with it, and a cancelled or killed evaluation resumes where it stopped.
 The modules, in the order an evaluation meets them: `options`, `sets`, `run`, `judge`, `results`,
-`compare`, `failures`, `prompt_trial`, `hard`.
+`compare`, `failures`, `prompt_trial`, `hard`; `llm_judge` suggests verdicts where a person judges.
 """
 
 from __future__ import annotations
@@ -13,6 +13,15 @@ from .compare import CHANGES, Comparison, GroupComparison, SideBySide, compare_e
 from .failures import FailuresSent, send_failures_to_badcases
 from .hard import HardRecord, hard_records, why_hard
 from .judge import judge
+from .llm_judge import (
+    JudgeAgreement,
+    JudgeReport,
+    judge_agreement,
+    judge_evaluation,
+    judge_suggestions,
+    rubrics,
+    set_rubric,
+)
 from .options import EVAL_SETS, EvalOptions, EvaluationCancelled, Progress
 from .prompt_trial import PromptTrial, newest_finished_run, pick_examples, prompt_trial
 from .results import (
@@ -38,6 +47,8 @@ __all__ = [
     "FailuresSent",
     "GroupComparison",
     "HardRecord",
+    "JudgeAgreement",
+    "JudgeReport",
     "Progress",
     "PromptTrial",
     "SideBySide",
@@ -48,6 +59,11 @@ __all__ = [
     "evaluation_results",
     "hard_records",
     "judge",
+    "judge_agreement",
+    "judge_evaluation",
+    "judge_suggestions",
+    "rubrics",
+    "set_rubric",
     "list_evaluations",
     "load_model_for",
     "newest_finished_run",
