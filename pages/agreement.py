@@ -75,9 +75,13 @@ open_ones = [d for d in report.disagreements if not d.settled]
 st.subheader(f"Disagreements to settle ({len(open_ones):,})")
 if not open_ones:
     st.caption("Nothing to settle.")
+asked = agreement.questions(store, [d.record_id for d in open_ones[:20]])
 for item in open_ones[:20]:
     with st.container(border=True):
         st.markdown(f"**Record {item.record_id}** · {escape_markdown(item.category or '(no category)')}")
+        st.caption("Asked")
+        st.text(asked.get(item.record_id, ""))
+        st.caption("Answers")
         answers = {answer: labeller for labeller, answer in item.answers}
         for labeller, answer in item.answers:
             st.text(f"{labeller}: {answer}")

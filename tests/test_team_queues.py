@@ -163,9 +163,10 @@ def test_three_labellers_give_fleiss_kappa_beside_cohens_in_the_library_the_cli_
     # Cohen's over both orders of every pair pools the answers' marginals as Fleiss does: with three answers to
     # every record the two agree (scikit-learn and statsmodels checking each other)
     assert row.kappa == pytest.approx(row.fleiss_kappa)
-    shown = CliRunner().invoke(main, ["--store", str(team.root), "agreement"], env={"COLUMNS": "200"})
+    shown = CliRunner().invoke(main, ["--store", str(team.root), "agreement", "--json"])
     assert shown.exit_code == 0, shown.output
-    assert "Fleiss' kappa" in shown.output and f"{row.fleiss_kappa:.2f} (20 records × 3)" in shown.output
+    [listed] = [c for c in json.loads(shown.output)["categories"] if c["category"] == row.category]
+    assert listed["fleiss_kappa"] == pytest.approx(row.fleiss_kappa) and listed["fleiss_raters"] == 3
 
     monkeypatch.setenv("WORKBENCH_STORE", str(team.root))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)

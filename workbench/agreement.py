@@ -74,6 +74,17 @@ def fleiss(answer_sets: list[list[str]]) -> tuple[float | None, int, int | None]
     return float(fleiss_kappa(table, method="fleiss")), len(rows), raters
 
 
+def questions(store: Store, record_ids: list[int]) -> dict[int, str]:
+    """What each record asks (its last user turn before the answer), for a reviewer settling its disagreement."""
+    with store.connect(read_only=True) as con:
+        found = sql.questions_of(con, record_ids)
+    asked = {}
+    for record_id, messages in found.items():
+        users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
+        asked[record_id] = users[-1] if users else ""
+    return asked
+
+
 def agreement(store: Store) -> AgreementReport:
     """Per category, how often labellers give the same answer to the same record, and every disagreement."""
     from sklearn.metrics import cohen_kappa_score  # here: the CLI's start-up does not load scikit-learn
