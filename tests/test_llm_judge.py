@@ -63,8 +63,18 @@ def test_a_reply_is_a_verdict_only_when_it_names_one():
     assert parse_judgement('Sure! {"verdict": "Right", "reason": "polite"} done') == ("right", "polite")
     assert parse_judgement("Wrong: it does not apologise.") == ("wrong", "it does not apologise.")
     assert parse_judgement("**Correct** - short and polite")[0] == "right"
+    assert parse_judgement("No, the answer is not right by the rubric.") == (
+        "wrong",
+        "the answer is not right by the rubric.",
+    )
     # words inside a sentence are no verdict: the embedded model said this one of a right-looking answer
-    for text in ("", "I am not sure.", "The answer is not right by the rubric.", '{"verdict": "maybe"}'):
+    for text in (
+        "",
+        "I am not sure.",
+        "The answer is not right by the rubric.",
+        '{"verdict": "maybe"}',
+        "Nope.",
+    ):
         with pytest.raises(ValueError, match="not a verdict"):
             parse_judgement(text)
 

@@ -599,7 +599,7 @@ def judge_cmd(ctx, evaluation_id, judge, categories, again, as_json):
         f"({', '.join(report.categories) or 'no category'}); {len(report.failed)} without a verdict",
         markup=False,
     )
-    for seq, why in list(report.failed.items())[:5]:
+    for seq, why in sorted(report.failed.items())[:5]:
         out.print(f"  record {seq}: {why}", markup=False)
     table = Table(
         "category", "judged by both", "agree", "Cohen's kappa", title="judge vs person", title_justify="left"

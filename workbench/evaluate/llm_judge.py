@@ -19,7 +19,9 @@ from ..store import judge as sql
 
 PERSON_RIGHT = ("better", "same")  # a person's verdicts that count as right (worse, both_bad: wrong)
 JUDGE_MAX_TOKENS = 64
-_LEADING_VERDICT = re.compile(r"\W*(right|wrong|correct|incorrect)\b\W*(.*)", re.IGNORECASE | re.DOTALL)
+_LEADING_VERDICT = re.compile(
+    r"\W*(right|wrong|correct|incorrect|yes|no)\b\W*(.*)", re.IGNORECASE | re.DOTALL
+)
 
 JUDGE_SYSTEM = (
     "You grade one answer of an assistant. Compare it with the reference answer and the rubric. "
@@ -91,7 +93,7 @@ def judge_messages(rubric: str, messages: list[dict], reference: str | None, ans
 
 def parse_judgement(text: str) -> tuple[str, str]:
     """(verdict, reason) from the judge's reply: a JSON object with "verdict" right or wrong, or a reply that
-    starts with the verdict ("Wrong: it does not apologise"). Anything else raises, a sentence that merely
+    starts with the verdict ("Wrong: it does not apologise", or "No, ..." to the question it is asked). Anything else raises, a sentence that merely
     contains the words too ("the answer is not right"): a reply that is not a verdict is recorded as such,
     never read as one."""
     found = re.search(r"\{.*?\}", text, re.DOTALL)
@@ -105,7 +107,7 @@ def parse_judgement(text: str) -> tuple[str, str]:
     leading = _LEADING_VERDICT.match(text)
     if leading:
         word = leading.group(1).lower()
-        return ("right" if word in ("right", "correct") else "wrong"), leading.group(2).strip()
+        return ("right" if word in ("right", "correct", "yes") else "wrong"), leading.group(2).strip()
     raise ValueError(f"the judge's reply is not a verdict: {text.strip()[:200]!r}")
 
 
