@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from ui.judge import judge_panel
 from workbench import evaluate
 from workbench.evaluate import CHANGES, side_by_side
 from workbench.markup import escape_markdown
@@ -96,6 +97,7 @@ after = c2.selectbox(
 )
 if before == after:
     st.info("Pick two different evaluations of the same set to compare them.")
+    judge_panel(store, after, author)
     st.stop()
 with ui.stop_on_error():
     cmp = evaluate.compare_evaluations(store, before, after)
@@ -286,3 +288,6 @@ else:
             f"{len(sent.updated):,} existing ones. {sent.export_says}",
         )
         st.rerun()
+
+# --- the LLM judge: suggestions for the categories a person judges, and its agreement with a person ------------
+judge_panel(store, after, author)

@@ -132,6 +132,29 @@ def test_cohens_kappa_between_judge_and_person_on_planted_verdicts(evaluated):
     assert (total.both, total.agree) == (4, 3) and total.kappa == pytest.approx(0.5)
 
 
+def test_the_evaluate_page_shows_the_judges_suggestions_and_its_agreement_with_a_person(
+    evaluated, monkeypatch
+):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    store, evaluation_id = evaluated  # the planted verdicts of the test before: kappa 0.5
+    monkeypatch.setenv("WORKBENCH_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception
+    assert "LLM judge" in [h.value for h in at.subheader]
+    [agreement] = [d.value for d in at.dataframe if "Cohen's kappa" in d.value.columns]
+    assert agreement.set_index("category").loc["all", "Cohen's kappa"] == pytest.approx(0.5)
+    [table] = [d.value for d in at.dataframe if "reason, or why none" in d.value.columns]
+    assert list(table["judge"]) == ["right", "right", "wrong", "wrong"] and set(
+        table["reason, or why none"]
+    ) == {"planted"}
+    assert "wrong (both bad)" in list(table["person"])
+    assert [b.label for b in at.button if b.label.startswith("Ask the judge")] == ["Ask the judge about 寒暄"]
+
+
 def test_a_judge_that_does_not_answer_says_so_and_keeps_the_verdicts_it_gave(evaluated):
     store, evaluation_id = evaluated
     before = {s.seq: (s.verdict, s.reason) for s in E.judge_suggestions(store, evaluation_id)}
