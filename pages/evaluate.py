@@ -117,18 +117,18 @@ with st.container(border=True):
     job_panel()
     resumable = [e for e in unfinished if not (job is not None and job.running and job.evaluation_id == e.id)]
     if resumable:
-        by_id = {e.id: e for e in resumable}
+        labels = {
+            e.id: f"#{e.id} {e.model} on {e.source if e.eval_set == 'dataset' else e.eval_set} · {e.status}"
+            for e in resumable
+        }
         picked = st.selectbox(
             "Unfinished evaluation",
-            list(by_id),
+            list(labels),
             key="ev_unfinished",
-            format_func=lambda i: (
-                f"#{i} {by_id[i].model} on "
-                f"{by_id[i].source if by_id[i].eval_set == 'dataset' else by_id[i].eval_set} · {by_id[i].status}"
-            ),
+            format_func=labels.get,
             help="Failed or cancelled: Resume asks only for the records without an answer.",
         )
-        stopped = by_id[picked]
+        stopped = next(e for e in resumable if e.id == picked)
         shows = st.error if stopped.status == "failed" else st.warning
         shows(escape_markdown(stopped.error or f"Evaluation #{stopped.id} is {stopped.status}."))
         if st.button(

@@ -80,7 +80,9 @@ def test_evaluate_an_endpoint_in_the_background_then_resume_it_after_a_rate_limi
         assert at.selectbox(key="ev_model").options == ["base (smollm2-135m-instruct)", "endpoint:本地-serve"]
         at.selectbox(key="ev_model").set_value("endpoint:本地-serve")
         at.selectbox(key="ev_set").set_value("eval")
-        at.number_input(key="ev_max_new").set_value(16)
+        at.number_input(key="ev_max_new").set_value(
+            4
+        )  # a few tokens: the test is about the page, not the answers
         at.button(key="ev_start").click().run()
         assert not at.exception, at.exception
         job = E.latest_eval_job(store)
@@ -105,7 +107,9 @@ def test_evaluate_an_endpoint_in_the_background_then_resume_it_after_a_rate_limi
         assert failed.status == "failed" and "--resume" in failed.error and "HTTP 429" in failed.error
         assert len(request_errors(store, failed.id)) == 4
         assert shown(at.error[0].value) == failed.error  # the recorded error, as text, with its --resume hint
-        assert at.selectbox(key="ev_unfinished").value == failed.id
+        assert at.selectbox(key="ev_unfinished").options == [
+            f"#{failed.id} endpoint:本地-serve on eval · failed"
+        ]
 
         proxy.rate_limited = 0  # the quota is back
         at.button(key="ev_resume").click().run()
@@ -137,5 +141,5 @@ def test_a_killed_evaluation_job_leaves_its_evaluation_failed_and_offered_for_re
     assert E.latest_eval_job(store).state == "failed"
     evaluation = E.evaluation_report(store, job.evaluation_id).evaluation
     assert evaluation.status == "failed" and "killed?" in evaluation.error and "--resume" in evaluation.error
-    assert at.selectbox(key="ev_unfinished").value == job.evaluation_id
+    assert at.selectbox(key="ev_unfinished").options == [f"#{job.evaluation_id} endpoint:慢 on eval · failed"]
     assert shown(at.error[0].value) == evaluation.error

@@ -124,12 +124,13 @@ def test_endpoint_evaluation_gives_the_in_process_verdicts(eval_store, server):
 def test_a_server_answering_429_for_a_while_is_waited_for_not_counted_wrong(eval_store, server):
     """More 429s in a row than the client's own retries (5 tries): each request waits as Retry-After says until
     the limit lifts, and the evaluation ends as it does without the proxy, with no failed request."""
+    short = E.EvalOptions(max_new_tokens=4)  # the test is about the requests, not the answers' length
     registry.add_endpoint(eval_store, "direct", server.url, server.model_id, max_concurrency=2)
-    direct = E.evaluate(eval_store, "endpoint:direct", "dataset", dataset="eval")
+    direct = E.evaluate(eval_store, "endpoint:direct", "dataset", dataset="eval", options=short)
     with RateLimitingProxy(server.url, retry_after=1) as proxy:
         registry.add_endpoint(eval_store, "限流", proxy.url, server.model_id, max_concurrency=2)
         proxy.rate_limited = 12  # now, after the health probe: two requests in flight get six 429s each
-        throttled = E.evaluate(eval_store, "endpoint:限流", "dataset", dataset="eval")
+        throttled = E.evaluate(eval_store, "endpoint:限流", "dataset", dataset="eval", options=short)
     assert proxy.answered_429 == 12 and proxy.forwarded >= direct.evaluation.records
     assert throttled.evaluation.status == "done" and throttled.evaluation.error is None
     assert request_errors(eval_store, throttled.evaluation.id) == []

@@ -276,8 +276,9 @@ def _run(store: Store, evaluation_id: int, progress: Progress | None, should_sto
             f"evaluation {evaluation_id} stopped; what it had done is stored. "
             f"`workbench evaluate --resume {evaluation_id}` continues it"
         ) from None
-    except BaseException as exc:
-        _finish(store, row, "failed", time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # ours is a sentence for a person; anything else keeps its type's name
+        error = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        _finish(store, row, "failed", time.perf_counter() - started, error)
         raise
     _finish(store, row, "done", time.perf_counter() - started, None)
     return evaluation_report(store, evaluation_id)
