@@ -19,6 +19,14 @@ from workbench.review import ReviewFilter
 
 VERDICTS = {"better": "Better", "same": "Same", "worse": "Worse", "both_bad": "Both bad"}
 
+
+def eval_set_name(e) -> str:
+    """A dataset by its name; an export's split (val, trained, general) with the export's folder."""
+    if e.eval_set == "dataset" or not e.source:
+        return e.source or e.eval_set
+    return f"{e.eval_set} ({Path(e.source).name})"
+
+
 store, author = ui.page_frame(
     "Evaluate",
     "Evaluate a model on an eval set, then compare two evaluations of the same records: what the tuning "
@@ -72,7 +80,8 @@ with st.container(border=True):
         st.info(
             "No dataset with records to evaluate on: import an eval set on the **Import** page (dataset eval)."
         )
-    c = st.columns([3, 2, 1, 1, 2], vertical_alignment="bottom")
+    busy = job is not None and job.running
+    c = st.columns([2.8, 1.6, 1.2, 1.3, 2.3], vertical_alignment="bottom")
     model = c[0].selectbox(
         "Model",
         models,
@@ -85,12 +94,12 @@ with st.container(border=True):
         "Eval set", list(datasets), key="ev_set", format_func=lambda d: f"{d} ({datasets[d]:,} records)"
     )
     limit = c[2].number_input(
-        "Records",
+        "Records (0: all)",
         min_value=0,
         value=0,
         step=10,
         key="ev_limit",
-        help=EvalOptions.help_text("limit") + " 0: all.",
+        help=EvalOptions.help_text("limit"),
     )
     max_new_tokens = c[3].number_input(
         "Max new tokens",
@@ -104,7 +113,8 @@ with st.container(border=True):
         type="primary",
         key="ev_start",
         width="stretch",
-        disabled=not datasets or (job is not None and job.running),
+        disabled=not datasets or busy,
+        help="One evaluation runs at a time: wait for this one, or cancel it." if busy else None,
     ):
         try:
             options = EvalOptions(max_new_tokens=int(max_new_tokens), limit=int(limit) or None)
@@ -115,12 +125,9 @@ with st.container(border=True):
             ui.flash("error", str(exc))
         st.rerun()
     job_panel()
-    resumable = [e for e in unfinished if not (job is not None and job.running and job.evaluation_id == e.id)]
+    resumable = [e for e in unfinished if not (busy and job.evaluation_id == e.id)]
     if resumable:
-        labels = {
-            e.id: f"#{e.id} {e.model} on {e.source if e.eval_set == 'dataset' else e.eval_set} · {e.status}"
-            for e in resumable
-        }
+        labels = {e.id: f"#{e.id} {e.model} on {eval_set_name(e)} · {e.status}" for e in resumable}
         picked = st.selectbox(
             "Unfinished evaluation",
             list(labels),
@@ -134,9 +141,10 @@ with st.container(border=True):
         if st.button(
             f"Resume #{stopped.id}",
             key="ev_resume",
-            disabled=job is not None and job.running,
+            disabled=busy,
             help="Ask again only for the records without an answer, in the background "
-            f"(as `workbench evaluate --resume {stopped.id}`).",
+            f"(as `workbench evaluate --resume {stopped.id}`)"
+            + (": after the evaluation running now." if busy else "."),
         ):
             try:
                 started = evaluate.resume_in_background(store, stopped.id, author=author)
@@ -163,10 +171,12 @@ def label(r: evaluate.EvaluationReport) -> str:
     e, t = r.evaluation, r.total
     acc = f"{t.accuracy:.0%}" if t.accuracy is not None else "no verdicts"
     trial = " · prompt trial" if e.system_prompt is not None or e.examples else ""
-    return f"#{e.id} {e.model} on {e.eval_set}{trial} · {e.records:,} records · {acc} · {e.status}"
+    return f"#{e.id} {e.model} on {eval_set_name(e)}{trial} · {e.records:,} records · {acc} · {e.status}"
 
 
 st.subheader("Evaluations")
+
+
 st.dataframe(
     pd.DataFrame(
         [
@@ -174,32 +184,31 @@ st.dataframe(
                 "id": r.evaluation.id,
                 "when": str(r.evaluation.created_at)[:16],
                 "model": r.evaluation.model,
-                "set": r.evaluation.eval_set,
-                "source": Path(r.evaluation.source).name if r.evaluation.source else "",
-                "prompt trial": bool(r.evaluation.system_prompt or r.evaluation.examples),
+                "status": r.evaluation.status,
+                "set": eval_set_name(r.evaluation),
                 "records": r.evaluation.records,
                 "right": r.total.right,
                 "wrong": r.total.wrong,
                 "pending": r.total.pending,
                 "accuracy": r.total.accuracy,
                 "mean loss": r.total.mean_loss,
-                "status": r.evaluation.status,
+                "prompt trial": bool(r.evaluation.system_prompt or r.evaluation.examples),
             }
             for r in reports
         ]
     ),
     hide_index=True,
     width="stretch",
-    column_config={  # narrow numbers, so every column (the time second) fits 1400 px
-        "id": st.column_config.NumberColumn("id", width=48, format="%d"),
-        "when": st.column_config.TextColumn("when", width=128),
-        **{k: st.column_config.NumberColumn(k, width=68) for k in ("records", "right", "wrong", "pending")},
-        "prompt trial": st.column_config.CheckboxColumn("trial", width=52, help="a prompt trial"),
+    column_config={  # narrow numbers, so every column (the time second) fits 1400 px beside an endpoint's name
+        "id": st.column_config.NumberColumn("id", width=40, format="%d"),
+        "when": st.column_config.TextColumn("when", width=120),
+        "status": st.column_config.TextColumn(width=72),
+        **{k: st.column_config.NumberColumn(k, width=60) for k in ("records", "right", "wrong", "pending")},
         "accuracy": st.column_config.ProgressColumn(
             "accuracy", format="percent", min_value=0, max_value=1, width=96
         ),
-        "mean loss": st.column_config.NumberColumn(format="%.3f", width=80),
-        "status": st.column_config.TextColumn(width=72),
+        "mean loss": st.column_config.NumberColumn(format="%.3f", width=72),
+        "prompt trial": st.column_config.CheckboxColumn("trial", width=48, help="a prompt trial"),
     },
 )
 

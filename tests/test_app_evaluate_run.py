@@ -2,7 +2,7 @@
 (tests/conftest.py) behind a real proxy (tests/http_proxy.py): a registered endpoint is evaluated in the
 background with progress; a rate limit that outlasts a request's patience fails it, the page shows the recorded
 error with its --resume hint and offers Resume, which asks only for the rest once the limit is lifted; a job
-killed with SIGKILL leaves its evaluation failed in the store, offered for Resume."""
+waiting out 429s says so, and killed with SIGKILL leaves its evaluation failed in the store, offered for Resume."""
 
 from __future__ import annotations
 
@@ -133,9 +133,11 @@ def test_a_killed_evaluation_job_leaves_its_evaluation_failed_and_offered_for_re
         at.selectbox(key="ev_model").set_value("endpoint:慢")
         at.button(key="ev_start").click().run()
         deadline = time.monotonic() + 60
-        while (job := E.latest_eval_job(store)).evaluation_id is None or not proxy.answered_429:
+        while "429" not in ((job := E.latest_eval_job(store)).phase or ""):  # after the client's own 5 tries
             assert job.running and time.monotonic() < deadline, job
             time.sleep(0.2)
+        at.run()  # the live panel says why nothing is answered
+        assert "answers 429 (too many requests): waiting 1 s as it asks" in shown(at.progress[0].text)
         os.kill(job.pid, signal.SIGKILL)
         watch(at, store, timeout_s=30)
     assert E.latest_eval_job(store).state == "failed"

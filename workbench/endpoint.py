@@ -151,9 +151,11 @@ def chat(
     tools=None,
     connection=None,
     stop: threading.Event | None = None,
+    on_wait: Callable[[float], None] | None = None,
 ) -> Answer:
     """One greedy answer (temperature 0) to `messages`; raises EndpointError saying what went wrong. A 429 is
-    waited out (see RATE_LIMIT_PATIENCE_S); `stop`, once set, ends that wait."""
+    waited out (see RATE_LIMIT_PATIENCE_S), `on_wait(seconds)` told before each wait; `stop`, once set, ends
+    that wait."""
     import openai
 
     conn = connection or client(endpoint)
@@ -181,6 +183,8 @@ def chat(
                     f"{_where(endpoint)} answered HTTP 429 (too many requests: {_detail(exc)}) and {how_long}; "
                     f"try again later, or with fewer requests at once (now {endpoint.max_concurrency})"
                 ) from exc
+            if on_wait is not None:
+                on_wait(delay)
             if (stop or threading.Event()).wait(delay):
                 raise EndpointError(f"stopped while endpoint {endpoint.name!r} was rate-limiting") from exc
         except EndpointError:
@@ -225,11 +229,13 @@ def chat_many(
     *,
     max_concurrency: int | None = None,
     give_up_after: int | None = None,
+    on_wait: Callable[[float], None] | None = None,
 ) -> Iterator[tuple[int, Answer | EndpointError]]:
     """Answers to (key, messages, tools, max_tokens) requests, yielded as they arrive (not in order), at most
     `max_concurrency` in flight. A failed request yields its EndpointError. After `give_up_after` failures in a
     row (default: twice the concurrency) the server is taken as down: what was not sent is not sent (the
-    caller sees fewer results than requests and can ask again later)."""
+    caller sees fewer results than requests and can ask again later). on_wait(seconds): a request waits out a
+    429 (called from the request's thread)."""
     width = max(1, max_concurrency or endpoint.max_concurrency)
     limit = give_up_after if give_up_after is not None else 2 * width
     conn = client(endpoint)
@@ -245,7 +251,14 @@ def chat_many(
                 return False
             key, messages, tools, max_tokens = request
             future = pool.submit(
-                chat, endpoint, messages, max_tokens=max_tokens, tools=tools, connection=conn, stop=stopping
+                chat,
+                endpoint,
+                messages,
+                max_tokens=max_tokens,
+                tools=tools,
+                connection=conn,
+                stop=stopping,
+                on_wait=on_wait,
             )
             in_flight[future] = key
             return True
