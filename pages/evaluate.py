@@ -1,5 +1,7 @@
-"""Evaluate: two evaluations side by side (base vs a run, or two runs): accuracy per category and cluster, what was
-fixed, what regressed, each record's answers, a person's verdicts, and failures sent back to the badcase queue."""
+"""Evaluate: run an evaluation in the background (the base model, a finished run, or a registered endpoint, on a
+dataset), resume one that stopped; then two evaluations side by side (base vs a run, or two runs): accuracy per
+category and cluster, what was fixed, what regressed, each record's answers, a person's verdicts, and failures sent
+back to the badcase queue."""
 
 from pathlib import Path
 
@@ -10,23 +12,158 @@ import streamlit as st
 import ui
 from ui.judge import judge_panel
 from workbench import evaluate
-from workbench.evaluate import CHANGES, side_by_side
+from workbench.errors import WorkbenchError
+from workbench.evaluate import CHANGES, EvalOptions, side_by_side
 from workbench.markup import escape_markdown
+from workbench.models import EMBEDDED_MODEL
 from workbench.review import ReviewFilter
 
 VERDICTS = {"better": "Better", "same": "Same", "worse": "Worse", "both_bad": "Both bad"}
 
+
+def eval_set_name(e) -> str:
+    """A dataset by its name; an export's split (val, trained, general) with the export's folder."""
+    if e.eval_set == "dataset" or not e.source:
+        return e.source or e.eval_set
+    return f"{e.eval_set} ({Path(e.source).name})"
+
+
 store, author = ui.page_frame(
-    "Evaluate", "Compare two evaluations of the same records: what the tuning fixed, what it broke, and why."
+    "Evaluate",
+    "Evaluate a model on an eval set, then compare two evaluations of the same records: what the tuning "
+    "fixed, what it broke, and why.",
 )
+state = st.session_state
+with ui.stop_on_error():
+    models = evaluate.evaluation_models(store)
+    datasets = dict(evaluate.evaluation_datasets(store))
+    job = evaluate.latest_eval_job(store)
+    unfinished = evaluate.unfinished_evaluations(store)
+
+
+# --- run an evaluation in the background ------------------------------------------------------------------------
+# The panel reads the job's folder only, and polls only while a job runs.
+@st.fragment(run_every=1.0 if job is not None and job.running else None)
+def job_panel() -> None:
+    job = evaluate.latest_eval_job(store)
+    if job is None:
+        return
+    what = f"{f'#{job.evaluation_id} ' if job.evaluation_id else ''}of {job.model} on {job.dataset}"
+    if job.running:
+        failed = f" · {job.failed_requests:,} requests failed" if job.failed_requests else ""
+        st.progress(
+            job.fraction or 0.0,
+            text=escape_markdown(
+                f"{'Resuming' if job.resumes else 'Running'} evaluation {what}: {job.phase or 'starting'} · "
+                f"{job.done:,}/{job.total or '?'}{failed}"
+            ),
+        )
+        if st.button("Cancel", key="ev_job_cancel", help="What it answered is kept; Resume continues it."):
+            evaluate.cancel_eval_job(store, job.id)
+            st.rerun(scope="fragment")
+        state.ev_job_running = job.id
+        return
+    if job.state == "done":
+        accuracy = f"{job.accuracy:.0%}" if job.accuracy is not None else "no verdicts (a person judges them)"
+        st.success(
+            escape_markdown(f"Evaluation {what}: done, {job.total or 0:,} records, accuracy {accuracy}.")
+        )
+    elif job.evaluation_id is None:  # it stopped before the evaluation was stored: nothing to resume
+        st.error(escape_markdown(f"Evaluation {what}: {job.state}. {job.error or ''}"))
+    if state.get("ev_job_running") == job.id:  # it just ended: show it in the list and offer Resume
+        state.ev_job_running = None
+        st.rerun(scope="app")
+
+
+st.subheader("Run an evaluation")
+with st.container(border=True):
+    if not datasets:
+        st.info(
+            "No dataset with records to evaluate on: import an eval set on the **Import** page (dataset eval)."
+        )
+    busy = job is not None and job.running
+    c = st.columns([2.8, 1.6, 1.2, 1.3, 2.3], vertical_alignment="bottom")
+    model = c[0].selectbox(
+        "Model",
+        models,
+        key="ev_model",
+        format_func=lambda m: f"base ({EMBEDDED_MODEL})" if m == "base" else m,
+        help="The embedded base model, a finished run's adapter, or a registered OpenAI-compatible endpoint "
+        "(`workbench models add NAME --endpoint URL --model ID`).",
+    )
+    dataset = c[1].selectbox(
+        "Eval set", list(datasets), key="ev_set", format_func=lambda d: f"{d} ({datasets[d]:,} records)"
+    )
+    limit = c[2].number_input(
+        "Records (0: all)",
+        min_value=0,
+        value=0,
+        step=10,
+        key="ev_limit",
+        help=EvalOptions.help_text("limit"),
+    )
+    max_new_tokens = c[3].number_input(
+        "Max new tokens",
+        min_value=1,
+        value=EvalOptions().max_new_tokens,
+        key="ev_max_new",
+        help=EvalOptions.help_text("max_new_tokens"),
+    )
+    if c[4].button(
+        "Evaluate in the background",
+        type="primary",
+        key="ev_start",
+        width="stretch",
+        disabled=not datasets or busy,
+        help="One evaluation runs at a time: wait for this one, or cancel it." if busy else None,
+    ):
+        try:
+            options = EvalOptions(max_new_tokens=int(max_new_tokens), limit=int(limit) or None)
+            started = evaluate.start_evaluation(store, model, dataset, options=options, author=author)
+            state.ev_job_running = started.id
+            ui.flash("info", f"Started evaluating {model} on {dataset}: it goes on if you close the browser.")
+        except WorkbenchError as exc:
+            ui.flash("error", str(exc))
+        st.rerun()
+    job_panel()
+    resumable = [e for e in unfinished if not (busy and job.evaluation_id == e.id)]
+    if resumable:
+        labels = {e.id: f"#{e.id} {e.model} on {eval_set_name(e)} · {e.status}" for e in resumable}
+        picked = st.selectbox(
+            "Unfinished evaluation",
+            list(labels),
+            key="ev_unfinished",
+            format_func=labels.get,
+            help="Failed or cancelled: Resume asks only for the records without an answer.",
+        )
+        stopped = next(e for e in resumable if e.id == picked)
+        shows = st.error if stopped.status == "failed" else st.warning
+        shows(escape_markdown(stopped.error or f"Evaluation #{stopped.id} is {stopped.status}."))
+        if st.button(
+            f"Resume #{stopped.id}",
+            key="ev_resume",
+            disabled=busy,
+            help="Ask again only for the records without an answer, in the background "
+            f"(as `workbench evaluate --resume {stopped.id}`)"
+            + (": after the evaluation running now." if busy else "."),
+        ):
+            try:
+                started = evaluate.resume_in_background(store, stopped.id, author=author)
+                state.ev_job_running = started.id
+                ui.flash("info", f"Resuming evaluation #{stopped.id} in the background.")
+            except WorkbenchError as exc:
+                ui.flash("error", str(exc))
+            st.rerun()
+
+# --- compare two evaluations ------------------------------------------------------------------------------------
 with ui.stop_on_error():
     reports = evaluate.list_evaluations(store)
 
 if not reports:
     st.info(
-        "No evaluation yet. Train a run on the **Train** page (it evaluates the base model and the run when it "
-        "finishes), or from the command line: `workbench evaluate base --on dataset --dataset eval` and "
-        "`workbench evaluate RUN --on dataset --dataset eval`."
+        "No evaluation yet. Evaluate a model above, train a run on the **Train** page (it evaluates the base "
+        "model and the run when it finishes), or from the command line: `workbench evaluate base --on eval` and "
+        "`workbench evaluate RUN --on eval`."
     )
     st.stop()
 
@@ -35,10 +172,12 @@ def label(r: evaluate.EvaluationReport) -> str:
     e, t = r.evaluation, r.total
     acc = f"{t.accuracy:.0%}" if t.accuracy is not None else "no verdicts"
     trial = " · prompt trial" if e.system_prompt is not None or e.examples else ""
-    return f"#{e.id} {e.model} on {e.eval_set}{trial} · {e.records:,} records · {acc} · {e.status}"
+    return f"#{e.id} {e.model} on {eval_set_name(e)}{trial} · {e.records:,} records · {acc} · {e.status}"
 
 
 st.subheader("Evaluations")
+
+
 st.dataframe(
     pd.DataFrame(
         [
@@ -46,32 +185,31 @@ st.dataframe(
                 "id": r.evaluation.id,
                 "when": str(r.evaluation.created_at)[:16],
                 "model": r.evaluation.model,
-                "set": r.evaluation.eval_set,
-                "source": Path(r.evaluation.source).name if r.evaluation.source else "",
-                "prompt trial": bool(r.evaluation.system_prompt or r.evaluation.examples),
+                "status": r.evaluation.status,
+                "set": eval_set_name(r.evaluation),
                 "records": r.evaluation.records,
                 "right": r.total.right,
                 "wrong": r.total.wrong,
                 "pending": r.total.pending,
                 "accuracy": r.total.accuracy,
                 "mean loss": r.total.mean_loss,
-                "status": r.evaluation.status,
+                "prompt trial": bool(r.evaluation.system_prompt or r.evaluation.examples),
             }
             for r in reports
         ]
     ),
     hide_index=True,
     width="stretch",
-    column_config={  # narrow numbers, so every column (the time second) fits 1400 px
-        "id": st.column_config.NumberColumn("id", width=48, format="%d"),
-        "when": st.column_config.TextColumn("when", width=128),
-        **{k: st.column_config.NumberColumn(k, width=68) for k in ("records", "right", "wrong", "pending")},
-        "prompt trial": st.column_config.CheckboxColumn("trial", width=52, help="a prompt trial"),
+    column_config={  # narrow numbers, so every column (the time second) fits 1400 px beside an endpoint's name
+        "id": st.column_config.NumberColumn("id", width=40, format="%d"),
+        "when": st.column_config.TextColumn("when", width=120),
+        "status": st.column_config.TextColumn(width=72),
+        **{k: st.column_config.NumberColumn(k, width=60) for k in ("records", "right", "wrong", "pending")},
         "accuracy": st.column_config.ProgressColumn(
             "accuracy", format="percent", min_value=0, max_value=1, width=96
         ),
-        "mean loss": st.column_config.NumberColumn(format="%.3f", width=80),
-        "status": st.column_config.TextColumn(width=72),
+        "mean loss": st.column_config.NumberColumn(format="%.3f", width=72),
+        "prompt trial": st.column_config.CheckboxColumn("trial", width=48, help="a prompt trial"),
     },
 )
 

@@ -55,6 +55,18 @@ def tiny(tiny_model) -> str:
     return str(tiny_model)
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A REAL `transformers serve` on the embedded SmolLM2 (127.0.0.1, a free port), one for the test module."""
+    from workbench.models import default_models_dir, ensure_embedded_model
+    from workbench.serve import start_server
+
+    folder = ensure_embedded_model(default_models_dir())
+    started = start_server(folder, log=tmp_path_factory.mktemp("serve") / "serve.log", device="cpu")
+    yield started
+    started.stop()
+
+
 @pytest.fixture
 def real_data() -> Path:
     if not REAL_DATA.is_dir():

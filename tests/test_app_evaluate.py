@@ -112,6 +112,7 @@ def test_side_by_side_sorts_each_record_into_what_changed(two):
 def test_empty_store_says_how_to_get_an_evaluation(store):
     at = open_page()
     assert any("No evaluation yet" in i.value for i in at.info)
+    assert any("import an eval set" in i.value for i in at.info) and at.button(key="ev_start").disabled
 
 
 def test_compare_judge_and_send_failures(two):

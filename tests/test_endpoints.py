@@ -1,6 +1,7 @@
 """Models behind an OpenAI-compatible endpoint, against a REAL `transformers serve` on the embedded SmolLM2
-(one server for the module): the registry and its health probe, the bad inputs each get a clear error, an
-endpoint evaluation gives the in-process verdicts, and a server killed mid-evaluation is resumed."""
+(one server for the module, tests/conftest.py): the registry and its health probe, the bad inputs each get a
+clear error, an endpoint evaluation gives the in-process verdicts, a server answering 429 for a while (a real
+proxy in front of it) is waited for, and a server killed mid-evaluation is resumed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.data_train import INTENTS, classification_records
+from tests.http_proxy import RateLimitingProxy
 from workbench import evaluate as E
 from workbench import registry
 from workbench.cli import main
@@ -21,23 +23,12 @@ from workbench.endpoint import EndpointError
 from workbench.errors import WorkbenchError
 from workbench.evaluate.remote import request_errors
 from workbench.ingest import import_file
-from workbench.models import ensure_embedded_model
 from workbench.serve import free_port, start_server
 from workbench.store import Store
 from workbench.store import evaluations as sql
 
 pytestmark = pytest.mark.slow
 SECRET = "sk-never-stored-4242"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from workbench.models import default_models_dir
-
-    folder = ensure_embedded_model(default_models_dir())
-    started = start_server(folder, log=tmp_path_factory.mktemp("serve") / "serve.log", device="cpu")
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +119,22 @@ def test_endpoint_evaluation_gives_the_in_process_verdicts(eval_store, server):
     assert {r.verdict for r in rows} <= {"right", "wrong"}
     compared = E.compare_evaluations(eval_store, base.evaluation.id, remote["evaluation"]["id"])
     assert compared.fixed == compared.regressed == [] and compared.only_before == compared.only_after == 0
+
+
+def test_a_server_answering_429_for_a_while_is_waited_for_not_counted_wrong(eval_store, server):
+    """More 429s in a row than the client's own retries (5 tries): each request waits as Retry-After says until
+    the limit lifts, and the evaluation ends as it does without the proxy, with no failed request."""
+    short = E.EvalOptions(max_new_tokens=4)  # the test is about the requests, not the answers' length
+    registry.add_endpoint(eval_store, "direct", server.url, server.model_id, max_concurrency=2)
+    direct = E.evaluate(eval_store, "endpoint:direct", "dataset", dataset="eval", options=short)
+    with RateLimitingProxy(server.url, retry_after=1) as proxy:
+        registry.add_endpoint(eval_store, "限流", proxy.url, server.model_id, max_concurrency=2)
+        proxy.rate_limited = 12  # now, after the health probe: two requests in flight get six 429s each
+        throttled = E.evaluate(eval_store, "endpoint:限流", "dataset", dataset="eval", options=short)
+    assert proxy.answered_429 == 12 and proxy.forwarded >= direct.evaluation.records
+    assert throttled.evaluation.status == "done" and throttled.evaluation.error is None
+    assert request_errors(eval_store, throttled.evaluation.id) == []
+    assert _verdicts(eval_store, throttled.evaluation.id) == _verdicts(eval_store, direct.evaluation.id)
 
 
 def test_a_server_killed_mid_evaluation_is_recorded_and_resume_asks_only_for_the_rest(eval_store, server):

@@ -573,3 +573,7 @@ def test_the_pair_shown_first_is_a_run_beside_the_base_model_on_the_same_set(sto
     assert E.default_pair(only_base) == (only_base[1].evaluation.id, only_base[0].evaluation.id)
     assert E.default_pair(reports[-1:]) == (reports[-1].evaluation.id,) * 2
     assert E.default_pair([]) is None
+    failed = stored_evaluation(store, scored, model="endpoint:prod", status="failed")  # newest, not finished
+    only_base = [r for r in E.list_evaluations(store) if r.evaluation.run_id is None]
+    assert failed == only_base[0].evaluation.id
+    assert E.default_pair(only_base) == (only_base[2].evaluation.id, only_base[1].evaluation.id)

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from workbench import dedup, ingest, review
+from workbench import dedup, ingest, registry, review
 from workbench.cli import main
 from workbench.commands import common
 from workbench.contracts import Contract
@@ -25,7 +25,9 @@ from workbench.curation import set_contract, set_status
 from workbench.dedup import DedupConfig
 from workbench.export import ExportConfig, export_training_set
 from workbench.review import ReviewFilter
+from workbench.serve import free_port
 from workbench.store import Store
+from workbench.store import evaluations as evaluations_sql
 from workbench.store import runs as runs_sql
 from workbench.store.records import Selection
 
@@ -340,8 +342,19 @@ def test_train_shows_hostile_export_and_category_names_as_text(pages):
 
 
 def test_evaluate_shows_hostile_models_categories_and_outputs_as_text(pages):
+    # the page's action too: an endpoint with a hostile name among the models, and its failed evaluation's
+    # recorded error (naming it) above Resume; the store is the module's, so the Chromium walk shows them as well
+    registry.add_endpoint(pages, NAMES[6], f"http://127.0.0.1:{free_port()}/v1", "m", check=False)
+    question = {"role": "user", "content": f"问 {NAMES[7]}"}
+    row = {"record_key": "q", "category": NAMES[7], "messages": [question], "reference": "答"}
+    failed = stored_evaluation(pages, [row], model=f"endpoint:{NAMES[6]}", status="failed")
+    with pages.transaction() as con:
+        error = f"1 of 1 requests failed: endpoint {NAMES[6]!r} said {NAMES[7]}; `workbench evaluate --resume {failed}`"
+        evaluations_sql.update_evaluation(con, failed, error=error)
     at = open_page("pages/evaluate.py")
-    assert_data_is_text(at, *NAMES[:6])
+    assert_data_is_text(at, *NAMES[:8])
+    assert f"endpoint:{NAMES[6]}" in at.selectbox(key="ev_model").options
+    assert any(shown(e.value) == error for e in at.error)
 
 
 # --- a model whose answer is markdown ----------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 one answer with its token counts and seconds, many answers with bounded concurrency, and the health probe.
 
 The `openai` client does the HTTP: its timeouts, and its retries with exponential backoff on connection
-errors, 408/409/429 and 5xx answers. The API key is read from the environment variable the registry names,
-at the moment of the request; it is never stored, logged or returned."""
+errors, 408/409/429 and 5xx answers. A server that keeps answering 429 (too many requests) is waited for longer
+than those few retries, as long as it says (Retry-After), up to RATE_LIMIT_PATIENCE_S per request: being
+rate-limited for a while is not a failed request. The API key is read from the environment variable the
+registry names, at the moment of the request; it is never stored, logged or returned."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,6 +22,9 @@ from .errors import WorkbenchError
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_RETRIES = 4
 DEFAULT_CONCURRENCY = 4
+# How long one request waits, in all, on a server answering 429: a rate limit lasts seconds to a minute or two
+RATE_LIMIT_PATIENCE_S = 600.0
+_RATE_LIMIT_BACKOFF_MAX_S = 30.0
 
 
 class EndpointError(WorkbenchError):
@@ -110,7 +116,7 @@ def describe_failure(endpoint: Endpoint, exc: Exception) -> str:
     """One sentence for a failed request: what happened, at which endpoint."""
     import openai
 
-    where = f"endpoint {endpoint.name!r} ({endpoint.url}, model {endpoint.model_id!r})"
+    where = _where(endpoint)
     if isinstance(exc, openai.APITimeoutError):
         return f"{where} did not answer within {endpoint.timeout_s:g} s"
     if isinstance(exc, openai.APIConnectionError):
@@ -126,6 +132,10 @@ def describe_failure(endpoint: Endpoint, exc: Exception) -> str:
     return f"{where}: {type(exc).__name__}: {exc}"
 
 
+def _where(endpoint: Endpoint) -> str:
+    return f"endpoint {endpoint.name!r} ({endpoint.url}, model {endpoint.model_id!r})"
+
+
 def _detail(exc) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
@@ -133,32 +143,84 @@ def _detail(exc) -> str:
     return str(body or exc)[:300]
 
 
-def chat(endpoint: Endpoint, messages: list[dict], *, max_tokens: int, tools=None, connection=None) -> Answer:
-    """One greedy answer (temperature 0) to `messages`; raises EndpointError saying what went wrong."""
+def chat(
+    endpoint: Endpoint,
+    messages: list[dict],
+    *,
+    max_tokens: int,
+    tools=None,
+    connection=None,
+    stop: threading.Event | None = None,
+    on_wait: Callable[[float], None] | None = None,
+) -> Answer:
+    """One greedy answer (temperature 0) to `messages`; raises EndpointError saying what went wrong. A 429 is
+    waited out (see RATE_LIMIT_PATIENCE_S), `on_wait(seconds)` told before each wait; `stop`, once set, ends
+    that wait."""
+    import openai
+
     conn = connection or client(endpoint)
     started = time.perf_counter()
-    try:
-        kwargs = {"tools": tools} if tools else {}
-        reply = conn.chat.completions.create(
-            model=endpoint.model_id, messages=messages, max_tokens=max_tokens, temperature=0, **kwargs
-        )
-        if isinstance(reply, str) or not getattr(reply, "choices", None):
-            raise ValueError(f"the reply has no choices: {str(reply)[:200]!r}")
-        choice = reply.choices[0]
-        usage = reply.usage
-        return Answer(
-            text=(choice.message.content or "").rstrip(
-                "\ufffd"
-            ),  # a character cut at the budget, as decode_answer
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            output_tokens=usage.completion_tokens if usage else None,
-            seconds=time.perf_counter() - started,
-            finish_reason=choice.finish_reason,
-        )
-    except EndpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every failure of the request becomes one sentence
-        raise EndpointError(describe_failure(endpoint, exc)) from exc
+    kwargs = {"tools": tools} if tools else {}
+    rate_limited = 0
+    while True:
+        asked = time.perf_counter()  # an answer's seconds are its own request's, not the waits before it
+        try:
+            reply = conn.chat.completions.create(
+                model=endpoint.model_id, messages=messages, max_tokens=max_tokens, temperature=0, **kwargs
+            )
+            return _answer(reply, time.perf_counter() - asked)
+        except openai.RateLimitError as exc:
+            rate_limited += 1
+            delay = _rate_limit_delay(exc, rate_limited)
+            waited = time.perf_counter() - started
+            if waited + delay > RATE_LIMIT_PATIENCE_S:
+                how_long = (
+                    f"asks to wait {delay:.0f} s, longer than a request waits ({RATE_LIMIT_PATIENCE_S:.0f} s)"
+                    if delay > _RATE_LIMIT_BACKOFF_MAX_S
+                    else f"did for {waited:.0f} s"
+                )
+                raise EndpointError(
+                    f"{_where(endpoint)} answered HTTP 429 (too many requests: {_detail(exc)}) and {how_long}; "
+                    f"try again later, or with fewer requests at once (now {endpoint.max_concurrency})"
+                ) from exc
+            if on_wait is not None:
+                on_wait(delay)
+            if (stop or threading.Event()).wait(delay):
+                raise EndpointError(f"stopped while endpoint {endpoint.name!r} was rate-limiting") from exc
+        except EndpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure of the request becomes one sentence
+            raise EndpointError(describe_failure(endpoint, exc)) from exc
+
+
+def _answer(reply, seconds: float) -> Answer:
+    if isinstance(reply, str) or not getattr(reply, "choices", None):
+        raise ValueError(f"the reply has no choices: {str(reply)[:200]!r}")
+    choice = reply.choices[0]
+    usage = reply.usage
+    return Answer(
+        text=(choice.message.content or "").rstrip(
+            "\ufffd"
+        ),  # a character cut at the budget, as decode_answer
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        output_tokens=usage.completion_tokens if usage else None,
+        seconds=seconds,
+        finish_reason=choice.finish_reason,
+    )
+
+
+def _rate_limit_delay(exc, attempt: int) -> float:
+    """Seconds to wait after a 429: what the server asks (Retry-After, in seconds), else a backoff that doubles
+    up to half a minute."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            asked = float(headers.get(name)) * scale
+        except (TypeError, ValueError):
+            continue
+        if asked >= 0:
+            return asked
+    return min(_RATE_LIMIT_BACKOFF_MAX_S, 2.0 ** min(attempt, 10))
 
 
 def chat_many(
@@ -167,17 +229,20 @@ def chat_many(
     *,
     max_concurrency: int | None = None,
     give_up_after: int | None = None,
+    on_wait: Callable[[float], None] | None = None,
 ) -> Iterator[tuple[int, Answer | EndpointError]]:
     """Answers to (key, messages, tools, max_tokens) requests, yielded as they arrive (not in order), at most
     `max_concurrency` in flight. A failed request yields its EndpointError. After `give_up_after` failures in a
     row (default: twice the concurrency) the server is taken as down: what was not sent is not sent (the
-    caller sees fewer results than requests and can ask again later)."""
+    caller sees fewer results than requests and can ask again later). on_wait(seconds): a request waits out a
+    429 (called from the request's thread)."""
     width = max(1, max_concurrency or endpoint.max_concurrency)
     limit = give_up_after if give_up_after is not None else 2 * width
     conn = client(endpoint)
     pending = iter(requests)
     in_flight: dict[Future, int] = {}
     failures_in_a_row = 0
+    stopping = threading.Event()  # set when the caller stops reading: requests waiting out a 429 end
     with ThreadPoolExecutor(max_workers=width, thread_name_prefix="endpoint") as pool:
 
         def submit_next() -> bool:
@@ -186,7 +251,14 @@ def chat_many(
                 return False
             key, messages, tools, max_tokens = request
             future = pool.submit(
-                chat, endpoint, messages, max_tokens=max_tokens, tools=tools, connection=conn
+                chat,
+                endpoint,
+                messages,
+                max_tokens=max_tokens,
+                tools=tools,
+                connection=conn,
+                stop=stopping,
+                on_wait=on_wait,
             )
             in_flight[future] = key
             return True
@@ -204,6 +276,7 @@ def chat_many(
                     if failures_in_a_row < limit:
                         submit_next()
         finally:
+            stopping.set()
             for future in in_flight:
                 future.cancel()
 

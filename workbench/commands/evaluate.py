@@ -16,7 +16,7 @@ SETS = ("val", "trained", "general")
 def _help(name: str) -> str:
     from ..evaluate import EvalOptions
 
-    return next(f.metadata["help"] for f in EvalOptions.__dataclass_fields__.values() if f.name == name)
+    return EvalOptions.help_text(name)
 
 
 def _options(

@@ -74,6 +74,11 @@ class EvalOptions:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
+    def help_text(cls, name: str) -> str:
+        """The help text of field `name` (what the CLI's option and the page's input say)."""
+        return cls.__dataclass_fields__[name].metadata["help"]
+
+    @classmethod
     def from_dict(cls, data: dict) -> EvalOptions:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -4,6 +4,7 @@ is an error on its record, asked again by `resume_evaluation`, never a verdict."
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from ..contracts import Contract
@@ -49,7 +50,13 @@ def answer_by_endpoint(
         c: Contract(c, v["kind"], v.get("spec")) for c, v in (row.config.get("contracts") or {}).items()
     }
     total, done = row.records, row.records - len(todo)
-    tell(done, total, {"phase": f"asking {endpoint.name}"})
+    said = threading.Lock()  # a request waiting out a 429 says so from its own thread
+
+    def say(info: dict) -> None:
+        with said:
+            tell(done, total, info)
+
+    say({"phase": f"asking {endpoint.name}"})
     budgets = _contract_budgets(todo, contracts, _TokenCounter(store.models_dir), options.max_new_tokens)
     by_seq = {r.seq: r for r in todo}
     requests = (
@@ -57,7 +64,13 @@ def answer_by_endpoint(
         for r in todo
     )
     failed: dict[int, str] = {}
-    answers = chat_many(endpoint, requests)
+    answers = chat_many(
+        endpoint,
+        requests,
+        on_wait=lambda seconds: say(
+            {"phase": f"{endpoint.name} answers 429 (too many requests): waiting {seconds:.0f} s as it asks"}
+        ),
+    )
     try:
         for seq, answer in answers:
             record = by_seq.pop(seq)
@@ -71,7 +84,7 @@ def answer_by_endpoint(
                     )
                     registry_sql.clear_request_error(con, row.id, seq)
                     done += 1
-            tell(done, total, {"phase": f"answered by {endpoint.name}", "failed": len(failed)})
+            say({"phase": f"answered by {endpoint.name}", "failed": len(failed)})
             if stop():
                 raise EvaluationCancelled(
                     f"evaluation {row.id} stopped after {done} of {total} records; "

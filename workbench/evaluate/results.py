@@ -97,8 +97,9 @@ def default_pair(reports: Sequence[EvaluationReport]) -> tuple[int, int] | None:
     """The two evaluations a person most likely wants compared first: the newest finished run evaluation with
     verdicts, beside the newest base-model evaluation (not a prompt trial) of the same set and source; where
     no run has verdicts, the same for loss-only sets (the general set's forgetting); where there is no such
-    pair, the two newest (one evaluation beside itself when it is the only one). None when there is no
-    evaluation. Reports are newest first, as list_evaluations gives them."""
+    pair, the two newest finished ones (base beside an endpoint; one beside itself when only one finished), or
+    the two newest when none has. None when there is no evaluation. Reports are newest first, as
+    list_evaluations gives them."""
 
     def plain(r: EvaluationReport) -> bool:
         return (
@@ -116,7 +117,9 @@ def default_pair(reports: Sequence[EvaluationReport]) -> tuple[int, int] | None:
                     return b.id, e.id
     if not reports:
         return None
-    return reports[min(1, len(reports) - 1)].evaluation.id, reports[0].evaluation.id
+    finished = [r for r in reports if r.evaluation.status == "done"]
+    newest = finished or reports  # not one that failed or is still running
+    return newest[min(1, len(newest) - 1)].evaluation.id, newest[0].evaluation.id
 
 
 def evaluation_results(

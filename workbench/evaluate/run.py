@@ -170,6 +170,45 @@ def resume_evaluation(
     return _run(store, evaluation_id, progress, should_stop)
 
 
+def evaluation_models(store: Store) -> list[str]:
+    """The models `evaluate` takes, as it names them: 'base' (the embedded model), 'run N' for each finished run
+    with an adapter (newest first), 'endpoint:NAME' for each registered endpoint."""
+    from ..registry import ENDPOINT_PREFIX, list_models
+    from ..train import runs
+
+    finished = [f"run {r.row.id}" for r in runs.list_runs(store) if r.state == "done" and r.row.adapter_dir]
+    endpoints = [
+        ENDPOINT_PREFIX + m.name for m in list_models(store, probe_health=False) if m.kind == "endpoint"
+    ]
+    return ["base", *finished, *endpoints]
+
+
+def unfinished_evaluations(store: Store) -> list[sql.EvaluationRow]:
+    """The evaluations `resume_evaluation` can continue, newest first: failed, cancelled, or running in a
+    process that is gone."""
+    with store.connect() as con:
+        rows = sql.list_evaluations(con)
+    return [
+        r
+        for r in rows
+        if r.status in ("failed", "cancelled")
+        or (r.status == "running" and not (r.pid and pid_exists(r.pid)))
+    ]
+
+
+def abandon_evaluation(store: Store, evaluation_id: int, pid: int, status: str, error: str | None) -> None:
+    """An evaluation whose process `pid` ended without a word (killed): say so in the store, unless another
+    process has taken it up since."""
+    from datetime import datetime, timezone
+
+    with store.transaction() as con:
+        row = sql.get_evaluation(con, evaluation_id)
+        if row.status == "running" and row.pid == pid:
+            sql.update_evaluation(
+                con, evaluation_id, status=status, error=error, finished_at=datetime.now(timezone.utc)
+            )
+
+
 def run_id_of(model: str | int) -> int | None:
     if isinstance(model, int):
         return model
@@ -214,7 +253,12 @@ def _base_model_of(run: RunRow | None) -> str:
 
 
 def _run(store: Store, evaluation_id: int, progress: Progress | None, should_stop) -> EvaluationReport:
-    tell = progress or (lambda done, total, info: None)
+    def tell(
+        done: int, total: int, info: dict
+    ) -> None:  # info names the evaluation (a watcher learns its id)
+        if progress is not None:
+            progress(done, total, {"evaluation": evaluation_id, **info})
+
     stop = should_stop or (lambda: False)
     started = time.perf_counter()
     with store.connect() as con:
@@ -232,8 +276,9 @@ def _run(store: Store, evaluation_id: int, progress: Progress | None, should_sto
             f"evaluation {evaluation_id} stopped; what it had done is stored. "
             f"`workbench evaluate --resume {evaluation_id}` continues it"
         ) from None
-    except BaseException as exc:
-        _finish(store, row, "failed", time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # ours is a sentence for a person; anything else keeps its type's name
+        error = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        _finish(store, row, "failed", time.perf_counter() - started, error)
         raise
     _finish(store, row, "done", time.perf_counter() - started, None)
     return evaluation_report(store, evaluation_id)

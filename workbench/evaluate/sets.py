@@ -12,9 +12,19 @@ from ..contracts import Contract
 from ..errors import WorkbenchError
 from ..store import Store
 from ..store import evaluations as sql
-from ..store.records import Selection, list_records
+from ..store.records import Selection, list_datasets, list_records
 from ..store.settings import get_contracts
 from ..train.data import read_export, reference_answer
+
+
+def evaluation_datasets(store: Store) -> list[tuple[str, int]]:
+    """The store's datasets an evaluation can run on (`on='dataset'`), with their record counts: those that hold
+    records, the eval datasets first."""
+    with store.connect() as con:
+        found = list_datasets(con)
+    ranked = sorted((kind != "eval", name) for name, kind, n in found if n)
+    counts = {name: n for name, _kind, n in found}
+    return [(name, counts[name]) for _rank, name in ranked]
 
 
 def record_key(record: dict) -> str:
