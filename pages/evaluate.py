@@ -17,14 +17,12 @@ from workbench.review import ReviewFilter
 
 VERDICTS = {"better": "Better", "same": "Same", "worse": "Worse", "both_bad": "Both bad"}
 
-
 store, author = ui.page_frame(
     "Evaluate",
     "Evaluate a model on an eval set, then compare two evaluations of the same records: what the tuning "
     "fixed, what it broke, and why.",
 )
 run_panel(store, author)
-
 
 # --- compare two evaluations ------------------------------------------------------------------------------------
 with ui.stop_on_error():
@@ -298,5 +296,4 @@ else:
         )
         st.rerun()
 
-# --- the LLM judge: suggestions for the categories a person judges, and its agreement with a person ------------
-judge_panel(store, after, author)
+judge_panel(store, after, author)  # the LLM judge's suggestions where a person judges

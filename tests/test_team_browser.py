@@ -137,6 +137,16 @@ def test_two_accounts_in_two_browsers_labeller_answers_reviewer_approves_and_set
         rev.get_by_role("button", name="Settle").first.click()
         expect(rev.get_by_role("heading", name="Disagreements to settle (2)")).to_be_visible(timeout=30_000)
 
+        # the owner, a third person: the agreement on the 20 overlapped records, and who changed what
+        own_context, own = sign_in(browser, url, "王老板", "owner-password")
+        own.get_by_role("link", name="Agreement").click()
+        expect(own.get_by_role("heading", name="Disagreements to settle (2)")).to_be_visible(timeout=60_000)
+        expect(own.get_by_role("heading", name="Who changed what, per day")).to_be_visible(timeout=30_000)
+        settled(own)
+        body = own.inner_text("body")
+        assert "Owners see who changed what" not in body and "rev" in body
+        own_context.close()
+
         # signing out ends the session: the page shows the sign-in again, even after a reload
         lab.get_by_role("button", name="Sign out").click()
         expect(lab.get_by_role("heading", name="Sign in")).to_be_visible(timeout=30_000)

@@ -13,7 +13,8 @@ import importlib.util
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import WorkbenchError
@@ -83,11 +84,26 @@ def ensure_embedded_model(models_dir: Path) -> Path:
     target = models_dir / EMBEDDED_MODEL
     if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
         return target
-    with _convert_lock:
-        if (target / "model.safetensors").exists():
+    with _converting(target):
+        if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
             return target
         convert_gguf(embedded_gguf(), target)
     return target
+
+
+@contextmanager
+def _converting(target: Path) -> Iterator[None]:
+    """Held while `target` is converted: a thread lock in this process and a file lock across processes (two
+    test workers, or the app and the CLI, asking for the same model at once convert it once)."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _convert_lock, open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_gguf_model(gguf: Path, models_dir: Path) -> Path:
@@ -104,9 +120,8 @@ def ensure_gguf_model(gguf: Path, models_dir: Path) -> Path:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
     target = models_dir / f"gguf-{gguf.stem.lower()}-{key}"
-    with _convert_lock:
+    with _converting(target):
         if not (target / "config.json").exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
             convert_gguf(gguf, target)
     return target
 
@@ -116,7 +131,7 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = target.with_name(target.name + ".partial")
+    tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
