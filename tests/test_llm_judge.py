@@ -16,8 +16,7 @@ from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.evaluate.llm_judge import parse_judgement
 from workbench.ingest import import_file
-from workbench.models import default_models_dir, ensure_embedded_model
-from workbench.serve import free_port, start_server
+from workbench.serve import free_port
 from workbench.store import Store
 from workbench.store import judge as judge_sql
 
@@ -29,14 +28,6 @@ CHATS = [
     ("请用一句话感谢顾客的耐心等待。", "感谢您的耐心等待，我们马上为您处理！"),
     ("Apologise for a late delivery in one sentence.", "We are sorry your order arrived late."),
 ]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = ensure_embedded_model(default_models_dir())
-    started = start_server(folder, log=tmp_path_factory.mktemp("serve") / "serve.log", device="cpu")
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")

@@ -86,8 +86,8 @@ def _ask_form(store, evaluation_id: int, categories: list[str]) -> None:
 
 def _agreement(store, evaluation_id: int) -> None:
     with stop_on_error():
-        suggestions = evaluate.judge_suggestions(store, evaluation_id)
         agreement = evaluate.judge_agreement(store, evaluation_id)
+    suggestions = agreement.suggestions
     if not suggestions:
         return
     if agreement.total.both:

@@ -76,13 +76,14 @@ def fleiss(answer_sets: list[list[str]]) -> tuple[float | None, int, int | None]
 
 def questions(store: Store, record_ids: list[int]) -> dict[int, str]:
     """What each record asks (its last user turn before the answer), for a reviewer settling its disagreement."""
+    from .evaluate.sets import prompt_text
+    from .store.records import Selection, list_records
+
     with store.connect(read_only=True) as con:
-        found = sql.questions_of(con, record_ids)
-    asked = {}
-    for record_id, messages in found.items():
-        users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
-        asked[record_id] = users[-1] if users else ""
-    return asked
+        found = (
+            list_records(con, Selection(ids=tuple(record_ids)), limit=len(record_ids)) if record_ids else []
+        )
+    return {record.id: prompt_text(record.messages) for record in found}
 
 
 def agreement(store: Store) -> AgreementReport:

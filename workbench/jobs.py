@@ -73,7 +73,7 @@ KINDS = {name: kind.folder for name, kind in KIND_OF.items()}  # kind -> its fol
 
 
 @dataclass
-class JobStatus:
+class JobStatus(kinds.WorkState):
     """A job as a page shows it: what it does, where it is, and what each finished step found."""
 
     id: int
@@ -91,15 +91,6 @@ class JobStatus:
     pid: int | None = None
     kind: str = "curate"
     imports: list[dict] = field(default_factory=list)  # an import job: per file, its name and report or error
-
-    @property
-    def running(self) -> bool:
-        return self.state == "running"
-
-    @property
-    def fraction(self) -> float | None:
-        """How far the current step is, 0 to 1, when its size is known."""
-        return min(self.done / self.total, 1.0) if self.total else None
 
     @property
     def imported(self) -> int:

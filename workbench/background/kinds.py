@@ -20,6 +20,23 @@ from .folder import locked, next_number, now_iso, numbers, read_json, update_jso
 from .process import spawn_worker, stop_worker, worker_alive, worker_env
 
 
+class WorkState:
+    """What the status of a kind's work shares: whether it runs, and how far it is when its size is known."""
+
+    state: str  # running, done, failed, cancelled
+    done: int
+    total: int | None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def fraction(self) -> float | None:
+        """How far it is, 0 to 1, when its size is known."""
+        return min(self.done / self.total, 1.0) if self.total else None
+
+
 class WorkRunning(WorkbenchError):
     """Work of this kind is already running in this store."""
 

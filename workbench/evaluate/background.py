@@ -53,7 +53,7 @@ KIND = kinds.Kind(
 
 
 @dataclass
-class EvalJob:
+class EvalJob(kinds.WorkState):
     """An evaluation running in the background as its folder tells it: what it evaluates, how far it is."""
 
     id: int
@@ -71,14 +71,6 @@ class EvalJob:
     started_at: str | None = None
     finished_at: str | None = None
     pid: int | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.state == "running"
-
-    @property
-    def fraction(self) -> float | None:
-        return min(self.done / self.total, 1.0) if self.total else None
 
 
 def start_evaluation(

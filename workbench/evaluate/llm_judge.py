@@ -58,6 +58,7 @@ class JudgeAgreement:
     categories: list[CategoryAgreement]
     judged: int  # records with a judge's verdict
     unparsed: int  # records the judge was asked about but gave no verdict
+    suggestions: list[sql.Suggestion]  # what it was computed from, in set order
 
     @property
     def total(self) -> CategoryAgreement:
@@ -206,6 +207,7 @@ def judge_agreement(store: Store, evaluation_id: int) -> JudgeAgreement:
         [score(c, pairs[c]) for c in sorted(pairs)] + [score("all", every)],
         judged=sum(1 for r in rows if r.verdict),
         unparsed=sum(1 for r in rows if r.error),
+        suggestions=rows,
     )
 
 

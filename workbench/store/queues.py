@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -137,14 +136,6 @@ def answers_of(con, record_id: int) -> list[tuple[str, str]]:
     return con.execute(
         "SELECT labeller, answer FROM answers WHERE record_id = ? ORDER BY labeller", [record_id]
     ).fetchall()
-
-
-def questions_of(con, record_ids: list[int]) -> dict[int, list[dict]]:
-    """The messages of these records (for showing what was asked), by id."""
-    if not record_ids:
-        return {}
-    rows = con.execute("SELECT id, messages FROM records WHERE id = ANY(?)", [list(record_ids)]).fetchall()
-    return {rid: json.loads(messages) if isinstance(messages, str) else messages for rid, messages in rows}
 
 
 def answered_records(con) -> list[tuple[int, str | None, list, bool]]:
