@@ -272,10 +272,9 @@ def test_cli_detach_returns_at_once_and_runs_cancel_stops_it(store, export, tiny
     wait_until(lambda: (folder.status().get("step") or 0) >= 1)
     [listed] = json.loads(invoke(store, "runs", "--json").output)
     assert listed["status"] == "running" and listed["live"]["step"] >= 1
-    assert (
-        "run 1: running (stops at the end of its current step)"
-        in invoke(store, "runs", "1", "--cancel").output
-    )
+    # the tiny model's steps take milliseconds: the worker may have seen the cancel before the command reads it back
+    said = invoke(store, "runs", "1", "--cancel").output
+    assert said in ("run 1: running (stops at the end of its current step)\n", "run 1: cancelled\n"), said
     assert R.wait_for_run(store, 1, timeout_s=60).state == "cancelled"
 
 
