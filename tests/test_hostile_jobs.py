@@ -8,6 +8,8 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ from workbench.background.process import children
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.store import Store
+from workbench.store import evaluations as evaluations_sql
 from workbench.store import runs as runs_sql
 from workbench.train import runs
 
@@ -328,3 +331,48 @@ def test_the_import_page_imports_hostile_upload_names_without_a_traceback(tmp_pa
     at.run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert sorted(i.file_name for i in ingest.recent_imports(store)) == sorted([LONG, "two lines.jsonl"])
+
+
+# --- an evaluation job killed after its evaluation finished, before it said so ------------------------------------
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize("evaluation_status", ["done", "running"])
+def test_an_evaluation_job_whose_worker_died_says_what_its_evaluation_says(store, evaluation_status):
+    """The worker stores the finished evaluation, then writes its status: killed in between, the job is done (with
+    the evaluation's figures), not failed; killed before the evaluation finished, it fails and the evaluation is
+    failed in the store, for Resume."""
+    from workbench import evaluate
+    from workbench.evaluate.background import KIND
+
+    from .conftest import stored_evaluation
+
+    rows = [
+        {"record_key": f"k{i}", "category": "意图", "messages": [{"role": "user", "content": f"退款 {i}"}],
+         "reference": "refund", "output": "refund" if i else "cancel", "verdict": "right" if i else "wrong"}
+        for i in range(4)
+    ]  # fmt: skip
+    eid = stored_evaluation(store, rows, status=evaluation_status)
+    pid = _dead_pid()
+    with store.transaction() as con:
+        evaluations_sql.update_evaluation(con, eid, pid=pid)
+    folder = KIND.path(store.root, 1)
+    folder.mkdir(parents=True)
+    write_json_atomic(folder / "job.json", {"model": "base", "dataset": "eval", "store": str(store.root)})
+    write_json_atomic(
+        folder / "status.json",
+        {"state": "running", "model": "base", "dataset": "eval", "pid": pid, "evaluation_id": eid, "done": 2},
+    )
+    job = evaluate.latest_eval_job(store)
+    stored = evaluate.evaluation_report(store, eid).evaluation
+    if evaluation_status == "done":
+        assert (job.state, job.error, job.done, job.total, job.accuracy) == ("done", None, 4, 4, 0.75)
+        assert stored.status == "done"
+    else:
+        assert job.state == "failed" and f"--resume {eid}" in job.error
+        assert stored.status == "failed" and stored.error == job.error

@@ -20,25 +20,42 @@ from ..background.folder import read_json, update_json
 from ..errors import WorkbenchError
 from ..store import Store
 from .options import EvalOptions, Progress
-from .results import evaluation_report
+from .results import EvaluationReport, evaluation_report
 from .run import abandon_evaluation, evaluate, evaluation_models, resume_evaluation, unfinished_evaluations
 
 _WRITE_EVERY = 0.5  # seconds between status writes while the evaluation reports progress
 
 
 def _settle(path: Path, status: dict, verdict: dict) -> dict:
-    """A job whose process died: its evaluation, still 'running' in the store under that process, is marked
+    """A job whose process died: done if its evaluation is done in the store (the process died after it finished,
+    before it said so); otherwise its evaluation, still 'running' in the store under that process, is marked
     failed (or cancelled) there too, with how to continue it."""
     evaluation_id = status.get("evaluation_id")
     if evaluation_id is None:
         return verdict
+    spec = read_json(path / "job.json") or {}
+    store = Store.open(spec["store"])
+    report = evaluation_report(store, evaluation_id)
+    if report.evaluation.status == "done":
+        return {"state": "done", "error": None, **_done_fields(report)}
     error = (
         f"{verdict.get('error') or 'cancelled'}; the answers it had are stored: Resume (or "
         f"`workbench evaluate --resume {evaluation_id}`) continues it"
     )
-    spec = read_json(path / "job.json") or {}
-    abandon_evaluation(Store.open(spec["store"]), evaluation_id, status.get("pid"), verdict["state"], error)
+    abandon_evaluation(store, evaluation_id, status.get("pid"), verdict["state"], error)
     return {**verdict, "error": error} if verdict["state"] == "failed" else verdict
+
+
+def _done_fields(report: EvaluationReport) -> dict:
+    """What a finished job's status says of its evaluation."""
+    total = report.total
+    return {
+        "evaluation_id": report.evaluation.id,
+        "phase": None,
+        "done": total.done,
+        "total": total.n,
+        "accuracy": total.accuracy,
+    }
 
 
 # a worker waits its turn on the store (another job's long transaction) instead of failing after 8 s
@@ -186,11 +203,4 @@ def _run(path: Path) -> dict:
             should_stop=stop,
             author=spec.get("author"),
         )
-    total = report.total
-    return {
-        "evaluation_id": report.evaluation.id,
-        "phase": None,
-        "done": total.done,
-        "total": total.n,
-        "accuracy": total.accuracy,
-    }
+    return _done_fields(report)
