@@ -577,3 +577,58 @@ def test_the_pair_shown_first_is_a_run_beside_the_base_model_on_the_same_set(sto
     only_base = [r for r in E.list_evaluations(store) if r.evaluation.run_id is None]
     assert failed == only_base[0].evaluation.id
     assert E.default_pair(only_base) == (only_base[2].evaluation.id, only_base[1].evaluation.id)
+
+
+def test_a_finished_runs_export_splits_are_eval_sets_on_the_page_and_run_in_the_background(
+    world, base_and_tuned, monkeypatch
+):
+    """The Evaluate page offers the store's datasets and, for each finished run, its export's validation split,
+    the badcases it trained on and the general records it did not (issue 27): picked there, the set runs in the
+    background and gives the answers the foreground evaluation of the same run and set gave."""
+    import time
+
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import ROOT, shown
+
+    store, export, run_id = world
+    _base, tuned = base_and_tuned
+    manifest = json.loads((export / "manifest.json").read_text(encoding="utf-8"))
+    val, trained, general = (f"run {run_id} · {on}" for on in ("val", "trained", "general"))
+    targets = {t.key: t for t in E.evaluation_targets(store)}
+    assert list(targets)[-3:] == [val, trained, general]
+    assert targets[val].records == manifest["files"]["val.jsonl"]["records"] == tuned.total.n
+    assert targets[trained].records == manifest["counts"]["by_source"]["badcase"]["train"]
+    assert (targets[general].on, targets[general].set_run, targets[general].records) == (
+        "general",
+        run_id,
+        None,
+    )
+    with pytest.raises(
+        WorkbenchError, match="there is no eval set 'run 99 · val': choose one of .*run 1 · val"
+    ):
+        E.start_evaluation(store, "base", "run 99 · val")
+
+    monkeypatch.setenv("WORKBENCH_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception, at.exception
+    assert f"run {run_id} · validation split, {tuned.total.n} records" in at.selectbox(key="ev_set").options
+    at.selectbox(key="ev_model").set_value(f"run {run_id}")
+    at.selectbox(key="ev_set").set_value(val)
+    at.number_input(key="ev_max_new").set_value(small().max_new_tokens)
+    at.button(key="ev_start").click().run()
+    assert not at.exception, at.exception
+    deadline = time.monotonic() + 180
+    while (job := E.latest_eval_job(store)).running:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert job.state == "done", job.error
+    row = E.evaluation_report(store, job.evaluation_id).evaluation
+    assert (row.model, row.run_id, row.eval_set, row.source) == (f"run {run_id}", run_id, "val", str(export))
+    with store.connect() as con:
+        now = [(r.record_key, r.output, r.verdict) for r in sql.results(con, row.id)]
+        before = [(r.record_key, r.output, r.verdict) for r in sql.results(con, tuned.evaluation.id)]
+    assert now == before
+    at.run()
+    assert any(f"on {val}: done, {tuned.total.n} records" in shown(s.value) for s in at.success)

@@ -28,7 +28,7 @@ def run_panel(store, author: str | None) -> None:
     state = st.session_state
     with ui.stop_on_error():
         models = evaluate.evaluation_models(store)
-        datasets = dict(evaluate.evaluation_datasets(store))
+        targets = {t.key: t for t in evaluate.evaluation_targets(store)}
         job = evaluate.latest_eval_job(store)
         unfinished = evaluate.unfinished_evaluations(store)
 
@@ -71,12 +71,12 @@ def run_panel(store, author: str | None) -> None:
 
     st.subheader("Run an evaluation")
     with st.container(border=True):
-        if not datasets:
+        if not targets:
             st.info(
                 "No dataset with records to evaluate on: import an eval set on the **Import** page (dataset eval)."
             )
         busy = job is not None and job.running
-        c = st.columns([2.8, 1.6, 1.2, 1.3, 2.3], vertical_alignment="bottom")
+        c = st.columns([2.3, 2.8, 1.1, 1.2, 2.1], vertical_alignment="bottom")
         model = c[0].selectbox(
             "Model",
             models,
@@ -86,7 +86,12 @@ def run_panel(store, author: str | None) -> None:
             "(`workbench models add NAME --endpoint URL --model ID`).",
         )
         dataset = c[1].selectbox(
-            "Eval set", list(datasets), key="ev_set", format_func=lambda d: f"{d} ({datasets[d]:,} records)"
+            "Eval set",
+            list(targets),
+            key="ev_set",
+            format_func=lambda key: targets[key].label,
+            help="A dataset of the store, or a finished run's export: its validation split, the badcases it "
+            "trained on, or the general records it did not train on (their loss only).",
         )
         limit = c[2].number_input(
             "Records (0: all)",
@@ -108,7 +113,7 @@ def run_panel(store, author: str | None) -> None:
             type="primary",
             key="ev_start",
             width="stretch",
-            disabled=not datasets or busy,
+            disabled=not targets or busy,
             help="One evaluation runs at a time: wait for this one, or cancel it." if busy else None,
         ):
             try:

@@ -43,7 +43,7 @@ from .results import (
     set_verdict,
 )
 from .run import evaluate, evaluation_models, load_model_for, resume_evaluation, unfinished_evaluations
-from .sets import evaluation_datasets, record_key
+from .sets import EvalTarget, evaluation_datasets, evaluation_targets, record_key
 
 __all__ = [
     "CHANGES",
@@ -68,6 +68,8 @@ __all__ = [
     "eval_job",
     "evaluate",
     "evaluation_datasets",
+    "evaluation_targets",
+    "EvalTarget",
     "evaluation_models",
     "evaluation_report",
     "evaluation_results",

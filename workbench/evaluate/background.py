@@ -22,6 +22,7 @@ from ..store import Store
 from .options import EvalOptions, Progress
 from .results import EvaluationReport, evaluation_report
 from .run import abandon_evaluation, evaluate, evaluation_models, resume_evaluation, unfinished_evaluations
+from .sets import evaluation_targets
 
 _WRITE_EVERY = 0.5  # seconds between status writes while the evaluation reports progress
 
@@ -98,8 +99,9 @@ def start_evaluation(
     options: EvalOptions | None = None,
     author: str | None = None,
 ) -> EvalJob:
-    """Evaluate `model` ('base', 'run N' or 'endpoint:NAME', as `evaluation_models` lists them) on the store's
-    dataset `dataset`, in a background process; returns at once. Refused while another evaluation job runs."""
+    """Evaluate `model` ('base', 'run N' or 'endpoint:NAME', as `evaluation_models` lists them) on `dataset`: a
+    store dataset's name, or a finished run's export split as `evaluation_targets` names it ('run 3 · val'), in a
+    background process; returns at once. Refused while another evaluation job runs."""
     roles.require(store, "evaluate", author)
     models = evaluation_models(store)
     if model not in models:
@@ -107,7 +109,19 @@ def start_evaluation(
             f"there is no model {model!r} to evaluate: choose one of {', '.join(models)} "
             "(`workbench models add NAME --endpoint URL --model ID` registers an endpoint)"
         )
-    spec = {"model": model, "dataset": dataset, "options": (options or EvalOptions()).to_dict()}
+    targets = {t.key: t for t in evaluation_targets(store)}
+    target = targets.get(dataset)
+    if target is None:
+        raise WorkbenchError(
+            f"there is no eval set {dataset!r}: choose one of {', '.join(targets) or 'none (import an eval set)'}"
+        )
+    spec = {
+        "model": model,
+        "on": target.on,
+        "dataset": target.dataset,
+        "set_run": target.set_run,
+        "options": (options or EvalOptions()).to_dict(),
+    }
     return _start(store, spec, model, dataset, author)
 
 
@@ -196,8 +210,9 @@ def _run(path: Path) -> dict:
         report = evaluate(
             store,
             spec["model"],
-            "dataset",
-            dataset=spec["dataset"],
+            spec.get("on") or "dataset",
+            dataset=spec.get("dataset"),
+            set_run=spec.get("set_run"),
             options=EvalOptions.from_dict(spec.get("options") or {}),
             progress=tell,
             should_stop=stop,

@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..background.folder import read_json
 from ..contracts import Contract
 from ..errors import WorkbenchError
 from ..store import Store
 from ..store import evaluations as sql
+from ..store import runs as runs_sql
 from ..store.records import Selection, list_datasets, list_records
 from ..store.settings import get_contracts
 from ..train.data import read_export, reference_answer
@@ -25,6 +28,49 @@ def evaluation_datasets(store: Store) -> list[tuple[str, int]]:
     ranked = sorted((kind != "eval", name) for name, kind, n in found if n)
     counts = {name: n for name, _kind, n in found}
     return [(name, counts[name]) for _rank, name in ranked]
+
+
+@dataclass(frozen=True)
+class EvalTarget:
+    """A set the Evaluate page offers: a store dataset (key: its name), or a split of a finished run's export
+    (key 'run N · val', 'run N · trained', 'run N · general'). records: how many it holds (None: not known without
+    reading the store's general datasets)."""
+
+    key: str
+    on: str  # one of EVAL_SETS
+    dataset: str | None = None
+    set_run: int | None = None
+    records: int | None = None
+
+    @property
+    def label(self) -> str:
+        if self.on == "dataset":
+            return f"{self.key} ({self.records:,} records)"
+        what = {"val": "validation split", "trained": "trained badcases", "general": "general (loss only)"}[self.on]
+        count = f", {self.records:,} records" if self.records is not None else ""
+        return f"run {self.set_run} · {what}{count}"
+
+
+RUN_SETS = ("val", "trained", "general")
+
+
+def evaluation_targets(store: Store, runs: int = 5) -> list[EvalTarget]:
+    """What an evaluation can run on: the store's datasets with records (eval datasets first), then the splits of
+    the newest `runs` finished runs' exports (those whose export folder is still there)."""
+    targets = [EvalTarget(name, "dataset", dataset=name, records=n) for name, n in evaluation_datasets(store)]
+    with store.connect() as con:
+        finished = [r for r in runs_sql.list_runs(con, statuses=("done",)) if r.adapter_dir][:runs]
+    for run in finished:
+        manifest = read_json(Path(run.export_dir) / "manifest.json")
+        if not manifest:
+            continue
+        val = (manifest.get("files") or {}).get("val.jsonl", {}).get("records")
+        trained = ((manifest.get("counts") or {}).get("by_source") or {}).get("badcase", {}).get("train")
+        for on, n in (("val", val), ("trained", trained), ("general", None)):
+            if on == "val" and not val:
+                continue  # an export without a validation split
+            targets.append(EvalTarget(f"run {run.id} · {on}", on, set_run=run.id, records=n))
+    return targets
 
 
 def record_key(record: dict) -> str:
