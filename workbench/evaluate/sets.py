@@ -46,7 +46,9 @@ class EvalTarget:
     def label(self) -> str:
         if self.on == "dataset":
             return f"{self.key} ({self.records:,} records)"
-        what = {"val": "validation split", "trained": "trained badcases", "general": "general (loss only)"}[self.on]
+        what = {"val": "validation split", "trained": "trained badcases", "general": "general (loss only)"}[
+            self.on
+        ]
         count = f", {self.records:,} records" if self.records is not None else ""
         return f"run {self.set_run} · {what}{count}"
 
