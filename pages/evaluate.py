@@ -8,14 +8,13 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from ui import verdicts
 from ui.evaluation_run import eval_set_name, run_panel
 from ui.judge import judge_panel
 from workbench import evaluate
 from workbench.evaluate import CHANGES, side_by_side
 from workbench.markup import escape_markdown
 from workbench.review import ReviewFilter
-
-VERDICTS = {"better": "Better", "same": "Same", "worse": "Worse", "both_bad": "Both bad"}
 
 store, author = ui.page_frame(
     "Evaluate",
@@ -104,6 +103,7 @@ after = c2.selectbox(
 )
 if before == after:
     st.info("Pick two different evaluations of the same set to compare them.")
+    verdicts.single_evaluation_verdicts(store, after, author)
     judge_panel(store, after, author)
     st.stop()
 with ui.stop_on_error():
@@ -252,22 +252,10 @@ for row in rows:
             with st.expander("What differs between the two answers"):
                 st.code(row.diff, language="diff")
         if row.needs_person:
-            chosen = row.human_verdict_after
-            st.caption(
-                "No contract judges this category: is the after answer better than the reference, the "
-                "same, worse, or are both bad?" + (f" Judged: **{VERDICTS[chosen]}**." if chosen else "")
+            st.caption(verdicts.judged_caption(row.human_verdict_after))
+            verdicts.verdict_buttons(
+                store, after, row.seq_after, row.record_key, row.human_verdict_after, author
             )
-            cols = st.columns(len(VERDICTS) + 3)
-            for n, (value, text) in enumerate(VERDICTS.items()):
-                if cols[n].button(
-                    text,
-                    key=f"ev_v_{after}_{row.seq_after}_{value}",
-                    type="primary" if chosen == value else "secondary",
-                ):
-                    with ui.stop_on_error():
-                        evaluate.set_verdict(store, after, row.seq_after, value, author=author)
-                    ui.flash("success", f"Saved: {text.lower()} for record {row.record_key}.")
-                    st.rerun()
 
 # --- failures back to the badcase queue ------------------------------------------------------------------------
 st.subheader("Send failures to badcases")

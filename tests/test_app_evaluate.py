@@ -175,3 +175,41 @@ def test_accuracy_per_cluster_shows_when_the_badcases_sent_from_the_set_are_clus
     assert not any("clustering yet" in c.value for c in at.caption)
     cmp = E.compare_evaluations(store, before, after)
     assert [(g.name, g.n, g.fixed, g.still_wrong) for g in cmp.clusters] == [("cluster 0", 2, 1, 1)]
+
+
+def test_a_single_evaluations_answers_that_wait_for_a_person_are_judged_on_the_page(store, write_jsonl):
+    """One evaluation alone (no second to compare with): its answers without a contract are listed with their
+    question, answer and reference and the four verdicts; a verdict is stored, counts in its accuracy, and the
+    answer leaves the list (issue 27)."""
+    questions = ["给骑手写一句感谢的话", "Write a thank-you note to the rider", "我要退款，饭洒了"]
+    refs = ["谢谢你这么快送到！", "Thank you for the quick delivery!", "refund"]
+    cats = ["回复 reply", "回复 reply", "退款"]
+    ingest.import_file(
+        store,
+        write_jsonl([chat(q, r, category=c) for q, r, c in zip(questions, refs, cats, strict=True)]),
+        dataset="eval",
+    )
+    ids = review.load_queue(store, ReviewFilter(datasets=("eval",)), "oldest", limit=10).ids
+    only = evaluation(
+        store,
+        ["辛苦了，谢谢！", "Thanks, rider!", "refund"],
+        ["pending", "pending", "right"],
+        ids=ids,
+        categories=cats,
+        questions=questions,
+        refs=refs,
+    )
+    at = open_page()
+    assert any(h.value == "Answers waiting for a person" for h in at.subheader)
+    texts = [t.value for t in at.text]
+    assert {"给骑手写一句感谢的话", "辛苦了，谢谢！", "谢谢你这么快送到！", "Thanks, rider!"} <= set(texts)
+    assert "我要退款，饭洒了" not in texts  # a contract judged it
+    at.button(key=f"ev_v_{only}_0_same").click().run()
+    assert not at.exception, at.exception
+    assert E.evaluation_results(store, only, limit=None)[0].human_verdict == "same"
+    assert E.evaluation_report(store, only).total.right == 2
+    texts = [t.value for t in at.text]
+    assert "给骑手写一句感谢的话" not in texts and "Thanks, rider!" in texts
+    at.button(key=f"ev_v_{only}_1_worse").click().run()
+    assert E.evaluation_report(store, only).total.wrong == 1
+    assert not any(h.value == "Answers waiting for a person" for h in at.subheader)
