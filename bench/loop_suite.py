@@ -21,7 +21,8 @@ Environment: BENCH_SUITE_TASKS (comma-separated names; default all built), BENCH
 baseline), BENCH_SUITE_DIR (where the tasks not committed were built; default store/loop-suite),
 BENCH_TRAIN_THREADS (torch threads; 0: torch's default); for a quick look at the bench itself, not figures:
 BENCH_SUITE_MAX_STEPS (stop both trainers after this many steps) and BENCH_SUITE_TEST_LIMIT (score this many
-test records).
+test records). To size the defaults: BENCH_SUITE_OVERRIDES, TrainConfig fields in JSON (e.g. {"lora_rank": 64})
+on top of the defaults, printed with the settings.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ SUITE_DIR = Path(os.environ.get("BENCH_SUITE_DIR", str(BUILT)))
 THREADS = int(os.environ.get("BENCH_TRAIN_THREADS", "0"))
 MAX_STEPS = int(os.environ.get("BENCH_SUITE_MAX_STEPS", "0"))  # a quick look: stop both trainers early
 TEST_LIMIT = int(os.environ.get("BENCH_SUITE_TEST_LIMIT", "0"))  # a quick look: score this many test records
+# other settings to try against the defaults, as TrainConfig fields in JSON, e.g. {"lora_rank": 64}
+OVERRIDES = json.loads(os.environ.get("BENCH_SUITE_OVERRIDES") or "{}")
 
 
 @dataclass
@@ -128,7 +131,9 @@ def run_task(folder: Path) -> Outcome:
         cycle = run_cycle(
             store,
             ExportConfig(name=task["name"], val=0.2, general_share=0.0),
-            TrainSettings(overrides={"threads": THREADS or None, "max_steps": MAX_STEPS or None}),
+            TrainSettings(
+                overrides={"threads": THREADS or None, "max_steps": MAX_STEPS or None, **OVERRIDES}
+            ),
             EvalPlan(
                 (EvalSet("test", "dataset", dataset="eval", label="the held-out test set"),),
                 EvalOptions(limit=TEST_LIMIT or None),
@@ -137,10 +142,12 @@ def run_task(folder: Path) -> Outcome:
             author="bench",
         )
         to_adapter = imported_s + cycle.seconds.get("export", 0) + cycle.seconds.get("train", 0)
-        config = run_status(store, cycle.run_id).row.config
+        row = run_status(store, cycle.run_id).row
+        config = row.config
         settings = (
             f"rank {config.get('lora_rank')}, lr {config.get('learning_rate'):g}, "
-            f"epochs {config.get('epochs'):g} (preset {config.get('preset')})"
+            f"epochs {config.get('epochs'):g} (preset {config.get('preset')}); {row.step}/{row.total_steps} steps, "
+            f"adapter from step {row.best_step}, validation accuracy {row.val_accuracy or 0:.0%}"
         )
         base, tuned = cycle.reports["base/test"].total, cycle.reports["run/test"].total
         results = evaluation_results(store, cycle.reports["run/test"].evaluation.id, limit=None)
