@@ -203,53 +203,58 @@ def clinc150(src: Source) -> Task:
     )
 
 
-def tnews(src: Source) -> Task:
-    names = {r["label_desc"]: r["label_zh"] for r in src.jsonl("datasets/tnews/label_index2en2zh.json")}
+def fewclue(
+    src: Source,
+    name: str,
+    pair: Callable[[dict], tuple[str, str]],
+    system: Callable[[list[str]], str],
+    **sizes: int,
+) -> Task:
+    """A FewCLUE classification task: its few-shot train and dev files pooled for training, test_public held out;
+    `pair` turns a line into (text, label)."""
 
     def rows(*files: str) -> list[tuple[str, str]]:
-        return [
-            (r["sentence"], names[r["label_desc"]])
-            for f in files
-            for r in src.jsonl(f"datasets/tnews/{f}.json")
-        ]
+        return [pair(r) for f in files for r in src.jsonl(f"datasets/{name}/{f}.json")]
 
     return classification(
-        "tnews",
+        name,
         "zh",
-        REPOS["fewclue"] + " datasets/tnews (train_few_all + dev_few_all; test_public)",
+        REPOS["fewclue"] + f" datasets/{name} (train_few_all + dev_few_all; test_public)",
         "not stated by FewCLUE: built locally, not committed",
         (rows("train_few_all", "dev_few_all"), rows("test_public")),
+        system=system,
+        **sizes,
+    )
+
+
+def tnews(src: Source) -> Task:
+    names = {r["label_desc"]: r["label_zh"] for r in src.jsonl("datasets/tnews/label_index2en2zh.json")}
+    return fewclue(
+        src,
+        "tnews",
+        lambda r: (r["sentence"], names[r["label_desc"]]),
+        lambda labels: (
+            f"你是新闻编辑。阅读下面的新闻标题，判断它属于哪个栏目，只回答以下栏目之一，不要输出其他内容：{'、'.join(labels)}。"
+        ),
         labels=8,
         train_per_label=40,
         test_per_label=25,
-        system=lambda labels: (
-            f"你是新闻编辑。阅读下面的新闻标题，判断它属于哪个栏目，只回答以下栏目之一，不要输出其他内容：{'、'.join(labels)}。"
-        ),
     )
 
 
 def iflytek(src: Source) -> Task:
-    def rows(*files: str) -> list[tuple[str, str]]:
-        # the first 120 characters: an app's description says what it is for up front; the rest lists
-        # features and release notes
-        return [
-            (r["sentence"][:120], r["label_des"])
-            for f in files
-            for r in src.jsonl(f"datasets/iflytek/{f}.json")
-        ]
-
-    return classification(
+    # the first 120 characters: an app's description says what it is for up front; the rest lists features and
+    # release notes
+    return fewclue(
+        src,
         "iflytek",
-        "zh",
-        REPOS["fewclue"] + " datasets/iflytek (train_few_all + dev_few_all; test_public)",
-        "not stated by FewCLUE: built locally, not committed",
-        (rows("train_few_all", "dev_few_all"), rows("test_public")),
+        lambda r: (r["sentence"][:120], r["label_des"]),
+        lambda labels: (
+            f"你是应用商店的审核员。阅读下面的应用介绍，判断它属于哪个类别，只回答以下类别之一，不要输出其他内容：{'、'.join(labels)}。"
+        ),
         labels=8,
         train_per_label=35,
         test_per_label=20,
-        system=lambda labels: (
-            f"你是应用商店的审核员。阅读下面的应用介绍，判断它属于哪个类别，只回答以下类别之一，不要输出其他内容：{'、'.join(labels)}。"
-        ),
     )
 
 
