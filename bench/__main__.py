@@ -23,6 +23,7 @@ ORDER = [
     "evaluate",
     "eval_cache",
     "endpoints",
+    "endpoint_restart",
 ]
 
 

@@ -21,33 +21,42 @@ from pathlib import Path
 RECORDS = int(os.environ.get("BENCH_ENDPOINT_RECORDS", "24"))
 
 
+def intent_eval_store(work: Path, records: int, seed: int):
+    """A store in `work` with `records` generated intents (40% Chinese) as dataset eval, under a labels contract."""
+    from tests.data_train import INTENTS, classification_records
+    from workbench.contracts import Contract
+    from workbench.curation import set_contract
+    from workbench.ingest import import_file
+    from workbench.store import Store
+
+    store = Store.open(work / "store")
+    path = work / "eval.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({**r, "category": "intent"}, ensure_ascii=False) + "\n"
+            for r in classification_records(records, seed=seed, chinese_share=0.4)
+        ),
+        encoding="utf-8",
+    )
+    import_file(store, path, dataset="eval")
+    set_contract(store, Contract("intent", "labels", list(INTENTS)))
+    return store
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from tests.data_train import INTENTS, classification_records
     from workbench import registry
-    from workbench.contracts import Contract
-    from workbench.curation import set_contract
     from workbench.endpoint import chat
     from workbench.evaluate import EvalOptions, evaluate
-    from workbench.ingest import import_file
     from workbench.models import default_models_dir, ensure_embedded_model
     from workbench.serve import start_server
-    from workbench.store import Store
     from workbench.store import evaluations as sql
 
     work = Path(tempfile.mkdtemp(prefix="bench-endpoints-"))
     server = None
     try:
-        store = Store.open(work / "store")
-        path = work / "eval.jsonl"
-        records = classification_records(RECORDS, seed=3, chinese_share=0.4)
-        path.write_text(
-            "".join(json.dumps({**r, "category": "intent"}, ensure_ascii=False) + "\n" for r in records),
-            encoding="utf-8",
-        )
-        import_file(store, path, dataset="eval")
-        set_contract(store, Contract("intent", "labels", list(INTENTS)))
+        store = intent_eval_store(work, RECORDS, seed=3)
         started = time.perf_counter()
         server = start_server(
             ensure_embedded_model(default_models_dir()), log=work / "serve.log", device="cpu"

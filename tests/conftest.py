@@ -55,9 +55,11 @@ def tiny(tiny_model) -> str:
     return str(tiny_model)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """A REAL `transformers serve` on the embedded SmolLM2 (127.0.0.1, a free port), one for the test module."""
+    """A REAL `transformers serve` on the embedded SmolLM2 (127.0.0.1, a free port), one for the session: the
+    modules that use it are one unit (SHARED_UNITS), so one worker starts it once. A test that kills it starts
+    it again on the same port (tests/local_server.revive) before it ends."""
     from workbench.models import default_models_dir, ensure_embedded_model
     from workbench.serve import start_server
 
@@ -193,7 +195,13 @@ def real_loop(tmp_path_factory):
 # fixture form one unit (SHARED_UNITS), so that one worker builds it, and the longest units are handed out
 # first, so that neither worker is left with a long file at the end. (xdist's own loadgroup does not group
 # under pytest 9: it renames node ids, which pytest 9 no longer lets it do.)
-SHARED_UNITS = {"test_evaluate_real": "real_model", "test_train_real": "real_model"}
+SHARED_UNITS = {
+    "test_evaluate_real": "real_model",
+    "test_train_real": "real_model",
+    "test_endpoints": "endpoint_server",
+    "test_llm_judge": "endpoint_server",
+    "test_app_evaluate_run": "endpoint_server",
+}
 LONGEST_FIRST = ("real_model",)
 
 

@@ -1,5 +1,5 @@
 """Models behind an OpenAI-compatible endpoint, against a REAL `transformers serve` on the embedded SmolLM2
-(one server for the module, tests/conftest.py): the registry and its health probe, the bad inputs each get a
+(one server for the session, tests/conftest.py): the registry and its health probe, the bad inputs each get a
 clear error, an endpoint evaluation gives the in-process verdicts, a server answering 429 for a while (a real
 proxy in front of it) is waited for, and a server killed mid-evaluation is resumed."""
 
@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from tests.data_train import INTENTS, classification_records
 from tests.http_proxy import RateLimitingProxy
+from tests.local_server import revive
 from workbench import evaluate as E
 from workbench import registry
 from workbench.cli import main
@@ -23,7 +24,7 @@ from workbench.endpoint import EndpointError
 from workbench.errors import WorkbenchError
 from workbench.evaluate.remote import request_errors
 from workbench.ingest import import_file
-from workbench.serve import free_port, start_server
+from workbench.serve import free_port
 from workbench.store import Store
 from workbench.store import evaluations as sql
 
@@ -147,8 +148,13 @@ def test_a_server_killed_mid_evaluation_is_recorded_and_resume_asks_only_for_the
             server.process.kill()
             server.process.wait()
 
-    with pytest.raises(EndpointError, match=r"requests failed.*--resume"):
-        E.evaluate(eval_store, "endpoint:fragile", "dataset", dataset="eval", progress=kill_after_first)
+    try:
+        with pytest.raises(EndpointError, match=r"requests failed.*--resume"):
+            E.evaluate(eval_store, "endpoint:fragile", "dataset", dataset="eval", progress=kill_after_first)
+    finally:
+        revive(
+            server
+        )  # the session's server, on the same port again (the rest of this test and what follows)
     evaluation = E.list_evaluations(eval_store)[0].evaluation
     assert evaluation.status == "failed" and "--resume" in evaluation.error
     first = [r for r in _verdicts(eval_store, evaluation.id) if r[1] is not None]
@@ -156,9 +162,6 @@ def test_a_server_killed_mid_evaluation_is_recorded_and_resume_asks_only_for_the
     with eval_store.connect() as con:
         kept = {r.seq: r.latency_s for r in sql.results(con, evaluation.id) if r.output is not None}
 
-    restarted = start_server(server.model_id, port=int(server.url.rsplit(":", 1)[1].split("/")[0]),
-                             log=server.log, device="cpu")  # fmt: skip
-    server.process, server.pid = restarted.process, restarted.pid
     report = E.resume_evaluation(eval_store, evaluation.id)
     assert report.evaluation.status == "done" and request_errors(eval_store, evaluation.id) == []
     with eval_store.connect() as con:

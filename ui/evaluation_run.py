@@ -76,7 +76,7 @@ def run_panel(store, author: str | None) -> None:
                 "No dataset with records to evaluate on: import an eval set on the **Import** page (dataset eval)."
             )
         busy = job is not None and job.running
-        c = st.columns([2.3, 2.8, 1.1, 1.2, 2.1], vertical_alignment="bottom")
+        c = st.columns(2, vertical_alignment="bottom")  # two rows: long model and set names stay whole
         model = c[0].selectbox(
             "Model",
             models,
@@ -93,7 +93,8 @@ def run_panel(store, author: str | None) -> None:
             help="A dataset of the store, or a finished run's export: its validation split, the badcases it "
             "trained on, or the general records it did not train on (their loss only).",
         )
-        limit = c[2].number_input(
+        c = st.columns([1, 1, 2], vertical_alignment="bottom")
+        limit = c[0].number_input(
             "Records (0: all)",
             min_value=0,
             value=0,
@@ -101,14 +102,14 @@ def run_panel(store, author: str | None) -> None:
             key="ev_limit",
             help=EvalOptions.help_text("limit"),
         )
-        max_new_tokens = c[3].number_input(
+        max_new_tokens = c[1].number_input(
             "Max new tokens",
             min_value=1,
             value=EvalOptions().max_new_tokens,
             key="ev_max_new",
             help=EvalOptions.help_text("max_new_tokens"),
         )
-        if c[4].button(
+        if c[2].button(
             "Evaluate in the background",
             type="primary",
             key="ev_start",

@@ -40,20 +40,19 @@ def single_evaluation_verdicts(store, evaluation_id: int, author) -> None:
     """One evaluation's answers that wait for a person (their category has no contract), each with its question,
     the answer and the reference, and the verdict buttons; better and same count as right."""
     with ui.stop_on_error():
-        waiting = [
-            r
-            for r in evaluate.evaluation_results(store, evaluation_id, verdict="pending", limit=None)
-            if r.output is not None
-        ]
+        count = evaluate.evaluation_report(store, evaluation_id).total.pending
+        waiting = evaluate.evaluation_results(
+            store, evaluation_id, verdict="pending", answered=True, limit=SHOWN
+        )
     if not waiting:
         return
     st.subheader("Answers waiting for a person")
     st.caption(
-        f"{len(waiting):,} answers of evaluation #{evaluation_id} have no contract to judge them. Better and same "
+        f"{count:,} answers of evaluation #{evaluation_id} have no contract to judge them. Better and same "
         "count as right, worse and both bad as wrong; a judged answer leaves this list"
-        + (f" (the first {SHOWN} are shown)." if len(waiting) > SHOWN else ".")
+        + (f" (the first {SHOWN} are shown)." if count > SHOWN else ".")
     )
-    for row in waiting[:SHOWN]:
+    for row in waiting:
         with st.container(border=True):
             st.caption(f"{row.category or '(no category)'} · record {row.record_key}")
             st.text(prompt_text(row.messages))

@@ -123,12 +123,19 @@ def default_pair(reports: Sequence[EvaluationReport]) -> tuple[int, int] | None:
 
 
 def evaluation_results(
-    store: Store, evaluation_id: int, *, verdict: str | None = None, limit: int | None = 50, offset: int = 0
+    store: Store,
+    evaluation_id: int,
+    *,
+    verdict: str | None = None,
+    answered: bool = False,
+    limit: int | None = 50,
+    offset: int = 0,
 ) -> list[sql.ResultRow]:
-    """A page of an evaluation's per-record results (verdict: right, wrong or pending)."""
+    """A page of an evaluation's per-record results (verdict: right, wrong or pending; answered: only those
+    with an answer)."""
     with store.connect() as con:
         sql.get_evaluation(con, evaluation_id)
-        return sql.results(con, evaluation_id, verdict=verdict, limit=limit, offset=offset)
+        return sql.results(con, evaluation_id, verdict=verdict, answered=answered, limit=limit, offset=offset)
 
 
 def set_verdict(store: Store, evaluation_id: int, seq: int, verdict: str | None, *, author: str) -> None:

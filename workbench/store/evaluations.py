@@ -269,11 +269,13 @@ def results(
     evaluation_id: int,
     *,
     verdict: str | None = None,
+    answered: bool = False,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[ResultRow]:
-    """Result rows in set order; verdict 'right', 'wrong' or 'pending' narrows them (a person's verdict counts)."""
-    where, params = "evaluation_id = ?", [evaluation_id]
+    """Result rows in set order; verdict 'right', 'wrong' or 'pending' narrows them (a person's verdict counts),
+    answered to those with an answer."""
+    where, params = "evaluation_id = ?" + (" AND output IS NOT NULL" if answered else ""), [evaluation_id]
     if verdict:
         where += f" AND ({EFFECTIVE_VERDICT}) = ?"
         params.append(verdict)
