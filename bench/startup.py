@@ -1,4 +1,6 @@
-"""Start-up of the command line: `workbench --help` next to a bare `python -c pass` in the same run, as a ratio.
+"""Start-up of the command line: `workbench --help` next to a bare `python -c pass` in the same run, as a ratio;
+and the imports each background worker pays before it starts (`python -m <its module>`), the training worker's
+beside the libraries it cannot train without (torch, transformers, peft).
 
 Each is the best of ROUNDS fresh processes, taking turns, so a busy moment on a shared machine counts once.
 The target is under 0.6 s for `workbench --help` on the 2-core development machine: commands import the
@@ -33,6 +35,16 @@ def main() -> None:
     cases = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "workbench --help": [*workbench, "--help"],
+        **{
+            f"{what} worker": [sys.executable, "-c", f"import {module}"]
+            for what, module in (
+                ("import/curation job", "workbench.jobs"),
+                ("pipeline", "workbench.pipeline"),
+                ("evaluation", "workbench.evaluate.worker"),
+                ("training", "workbench.train.worker"),
+            )
+        },
+        "torch+transformers+peft": [sys.executable, "-c", "import torch, transformers, peft"],
     }
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     for _ in range(ROUNDS):  # rounds take turns between the cases
@@ -42,7 +54,7 @@ def main() -> None:
     cpu = {name: min(c for _, c in r) for name, r in runs.items()}
     for name in cases:
         print(
-            f"{name:18s} {wall[name]:6.3f} s wall ({wall[name] / wall['python -c pass']:5.1f}x python -c pass), "
+            f"{name:27s} {wall[name]:6.3f} s wall ({wall[name] / wall['python -c pass']:5.1f}x python -c pass), "
             f"{cpu[name]:6.3f} s CPU ({cpu[name] / max(cpu['python -c pass'], 1e-3):5.1f}x)"
         )
 

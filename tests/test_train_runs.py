@@ -203,13 +203,14 @@ def test_config_for_export_takes_the_preset_from_the_exports_task_types(export):
 def test_without_a_preset_the_rank_follows_the_model_and_contracts_turn_early_stopping_on(
     export, tiny, tmp_path
 ):
-    assert [sized_values("classification", h)["lora_rank"] for h in (576, 1536, 4096)] == [16, 32, 64]
-    assert sized_values("qa", 576)["lora_rank"] == 64 and sized_values(None, 960)["lora_rank"] == 16
+    assert [sized_values("classification", h)["lora_rank"] for h in (576, 1536, 4096)] == [64, 64, 64]
+    assert [sized_values("qa", h)["lora_rank"] for h in (576, 1536, 4096)] == [64, 128, 256]
+    assert sized_values(None, 960)["lora_rank"] == 64
     assert sized_values("classification", 576)["epochs"] == PRESETS["classification"]["epochs"]
     sized = R.config_for_export(export, base_model=tiny)  # hidden size 32
     assert (sized.preset, sized.lora_rank, sized.early_stopping_patience, sized.final_adapter) == (
         "classification",
-        16,
+        64,
         1,
         "best",
     )

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..errors import WorkbenchError
 from ..train import runs
-from ..train.config import PRESETS, SIZE_STEPS, help_texts, sized_values
+from ..train.config import PRESETS, SIZE_CAPS, help_texts, sized_values
 from .common import cli_author, console, open_store, out, progress_bar
 
 HELP = help_texts()
@@ -25,8 +25,8 @@ def _presets() -> str:
     "--preset",
     type=click.Choice(list(PRESETS)),
     help=f"Task type defaults (epochs, rank) as practised on models of billions of parameters: "
-    f"{_presets()}. Default: the export's task type with the rank sized for the model (a quarter "
-    f"under hidden size {SIZE_STEPS[0][0]}, half under {SIZE_STEPS[1][0]}: rank "
+    f"{_presets()}. Default: the export's task type with the rank capped for the model (at most "
+    f"{SIZE_CAPS[0][1]} under hidden size {SIZE_CAPS[0][0]}, {SIZE_CAPS[1][1]} under {SIZE_CAPS[1][0]}: rank "
     f"{sized_values('classification', 576)['lora_rank']} for classification on SmolLM2-135M), "
     f"and early stopping on validation accuracy when the export has output contracts.",
 )
