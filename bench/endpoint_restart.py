@@ -93,9 +93,8 @@ def main() -> None:
                 store, f"endpoint:{endpoint.name}", "dataset", dataset="eval", options=options, progress=kill_halfway
             )  # fmt: skip
             raise SystemExit("the evaluation did not notice the server was killed: the bench is wrong")
-        except (
-            EndpointError
-        ):  # it says what failed and how to resume (tests/test_endpoints.py checks the words)
+        except EndpointError:
+            # it says what failed and how to resume (tests/test_endpoints.py checks the words)
             gave_up = time.perf_counter()
         evaluation_id = max(e.evaluation.id for e in list_evaluations(store))
         failed = len(request_errors(store, evaluation_id))

@@ -103,7 +103,7 @@ after = c2.selectbox(
 )
 if before == after:
     st.info("Pick two different evaluations of the same set to compare them.")
-    verdicts.single_evaluation_verdicts(store, after, author)
+    verdicts.single_evaluation_verdicts(store, by_id[after], author)
     judge_panel(store, after, author)
     st.stop()
 with ui.stop_on_error():

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 def revive(server) -> None:
     """Start the server again on its port, in place, if it is down (a test killed it)."""
+    from urllib.parse import urlparse
+
     from workbench.serve import start_server
 
     if server.process is not None and server.process.poll() is None:
         return
-    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
-    restarted = start_server(server.model_id, port=port, log=server.log, device="cpu")
+    restarted = start_server(server.model_id, port=urlparse(server.url).port, log=server.log, device="cpu")
     server.process, server.pid = restarted.process, restarted.pid

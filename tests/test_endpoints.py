@@ -152,9 +152,8 @@ def test_a_server_killed_mid_evaluation_is_recorded_and_resume_asks_only_for_the
         with pytest.raises(EndpointError, match=r"requests failed.*--resume"):
             E.evaluate(eval_store, "endpoint:fragile", "dataset", dataset="eval", progress=kill_after_first)
     finally:
-        revive(
-            server
-        )  # the session's server, on the same port again (the rest of this test and what follows)
+        # the session's server, on the same port again (the rest of this test and what follows)
+        revive(server)
     evaluation = E.list_evaluations(eval_store)[0].evaluation
     assert evaluation.status == "failed" and "--resume" in evaluation.error
     first = [r for r in _verdicts(eval_store, evaluation.id) if r[1] is not None]

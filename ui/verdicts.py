@@ -36,11 +36,12 @@ def judged_caption(chosen: str | None) -> str:
     )
 
 
-def single_evaluation_verdicts(store, evaluation_id: int, author) -> None:
+def single_evaluation_verdicts(store, report: evaluate.EvaluationReport, author) -> None:
     """One evaluation's answers that wait for a person (their category has no contract), each with its question,
-    the answer and the reference, and the verdict buttons; better and same count as right."""
+    the answer and the reference, and the verdict buttons; better and same count as right. `report` is the one
+    the page listed: its count of pending answers is the caption's."""
+    evaluation_id, count = report.evaluation.id, report.total.pending
     with ui.stop_on_error():
-        count = evaluate.evaluation_report(store, evaluation_id).total.pending
         waiting = evaluate.evaluation_results(
             store, evaluation_id, verdict="pending", answered=True, limit=SHOWN
         )

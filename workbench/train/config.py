@@ -330,8 +330,8 @@ def sized_values(task_type: str | None, hidden_size: int) -> dict[str, Any]:
     """The defaults when no preset is named: the task type's preset (classification's without one) with its
     rank capped for a small model (see SIZE_CAPS)."""
     values = preset_values(task_type) or {"preset": None, **PRESETS["classification"]}
-    cap = next((c for limit, c in SIZE_CAPS if hidden_size < limit), None)
-    return {**values, "lora_rank": min(values["lora_rank"], cap or values["lora_rank"])}
+    cap = next((c for limit, c in SIZE_CAPS if hidden_size < limit), values["lora_rank"])
+    return {**values, "lora_rank": min(values["lora_rank"], cap)}
 
 
 def task_type_of_export(task_types: dict[str, Any] | None) -> str | None:
