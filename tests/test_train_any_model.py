@@ -146,10 +146,13 @@ def test_a_template_that_refuses_the_system_role_refuses_the_run_before_it_start
     assert "--chat-template chatml" in message and "nothing was trained" in message
     assert R.list_runs(store) == [] and not any(store.runs_dir.glob("*"))
     # the way out it names: another template (ChatML renders the system prompt, though not the tool call)
-    problems = check_export_template(export, base_model=gemma_style, chat_template="chatml").problems
-    assert [(p.reason, p.records) for p in problems] == [
+    with_chatml = check_export_template(export, base_model=gemma_style, chat_template="chatml")
+    assert [(p.reason, p.records) for p in with_chatml.problems] == [
         ("the chat template does not render the assistant's tool calls", 1)
     ]
+    # for that one no built-in template helps (they render no tool calls): only a template of one's own is named
+    assert "--chat-template FILE.jinja" in with_chatml.message()
+    assert "chatml, plain" not in with_chatml.message()
 
 
 def test_a_template_without_a_tool_role_refuses_the_tool_records_only(tmp_path, export, tiny_model):

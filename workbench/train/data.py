@@ -120,6 +120,11 @@ class SkipRecord(Exception):
     """A record the trainer leaves out, with the reason (counted in the run's log)."""
 
 
+# What a template does wrong with tools (the built-in templates, chatml and plain, do both)
+DROPS_TOOL_CALLS = "the chat template does not render the assistant's tool calls"
+DROPS_TOOLS = "the chat template leaves out the tool definitions (the record's 'tools')"
+
+
 class TemplateRefusal(SkipRecord):
     """A record the model's chat template cannot render as it is (it raises, drops the tool calls, or renders
     the conversation differently with and without its answer): the template's fault, not the record's, so
@@ -215,7 +220,7 @@ class ChatEncoder:
             weights += [0.0] * len(head)
             answer = full[len(prompt) :]
             if msgs[i].get("tool_calls") and not _renders_tool_calls(answer, msgs[i]["tool_calls"]):
-                raise TemplateRefusal("the chat template does not render the assistant's tool calls")
+                raise TemplateRefusal(DROPS_TOOL_CALLS)
             answer_ids = self.tokens(answer)
             trained, rest = self._split_at_end_of_turn(answer_ids)
             w = weights_per_message[i] if (not only_last or i == answers[-1]) else 0.0

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WorkbenchError
-from .data import ChatEncoder, ExportData, SkipRecord, TemplateRefusal, read_export
+from .data import (
+    DROPS_TOOL_CALLS,
+    DROPS_TOOLS,
+    ChatEncoder,
+    ExportData,
+    SkipRecord,
+    TemplateRefusal,
+    read_export,
+)
 
 MAX_SHAPES = 500  # record shapes tried; a real export has a handful
 
@@ -67,13 +75,19 @@ class TemplateCheck:
             f"{p.reason}, in {p.records} record{'s' if p.records != 1 else ''} ({p.where})"
             for p in self.problems
         ]
+        other = (
+            # the built-in templates render no tool calls and no tool definitions: naming them here would send
+            # a person round in a circle
+            "give a template of your own that renders them (--chat-template FILE.jinja)"
+            if any(p.reason in (DROPS_TOOL_CALLS, DROPS_TOOLS) for p in self.problems)
+            else "give another template (--chat-template chatml, plain or FILE.jinja)"
+        )
         return (
             f"the chat template of {self.model} cannot render this export, so nothing was trained: "
             + "; ".join(parts)
-            + ". What to do: pick a model whose template supports these turns, give another template "
-            "(--chat-template chatml, plain or FILE.jinja), or leave those records out of the export "
-            "(in Review: edit or reject them, then export again). `workbench train EXPORT --show-mask --record ID` "
-            "shows how the template renders one record."
+            + f". What to do: pick a model whose template supports these turns, {other}, or leave those records "
+            "out of the export (in Review: edit or reject them, then export again). "
+            "`workbench train EXPORT --show-mask --record ID` shows how the template renders one record."
         )
 
 
@@ -129,7 +143,7 @@ def _problem(encoder: ChatEncoder, record: dict) -> str | None:
     if names:
         prompt = encoder.tok.decode(ids)
         if not all(name and name in prompt for name in names):
-            return "the chat template leaves out the tool definitions (the record's 'tools')"
+            return DROPS_TOOLS
     return None
 
 
